@@ -1,0 +1,115 @@
+//! The `rtpengine` daemon binary.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rtpengine::commands::Commands;
+use rtpengine::config::{self, Config};
+use rtpengine::ng::{control::Control, udp};
+use tracing::{error, info, warn};
+
+fn main() {
+    let (cfg, warnings) = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rtpengine: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    init_logging(cfg.log_level);
+    for w in warnings {
+        warn!("{w}");
+    }
+    if let Err(e) = run(cfg) {
+        error!("{e:#}");
+        eprintln!("rtpengine: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(level: u8) {
+    // syslog levels: 0-3 errors, 4 warnings, 5-6 notices/info, 7 debug.
+    let filter = match level {
+        0..=3 => "error",
+        4 => "warn",
+        5 | 6 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RTPENGINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cfg: Config) -> anyhow::Result<()> {
+    if !cfg.foreground {
+        // Detach before any thread exists; keep stderr, our only log sink.
+        // SAFETY: single-threaded here; daemon() forks and the parent exits.
+        if unsafe { libc::daemon(0, 1) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("daemonizing");
+        }
+    }
+    if let Some(p) = &cfg.pidfile {
+        config::write_pidfile(p)?;
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cfg.num_threads {
+        rt.worker_threads(usize::from(n));
+    }
+    let rt = rt.build().context("starting runtime")?;
+    let res = rt.block_on(serve(&cfg));
+    if let Some(p) = &cfg.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    res
+}
+
+async fn serve(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.table >= 0 {
+        let msg = format!(
+            "kernel forwarding (table {}) is not implemented yet, KERNEL FORWARDING DISABLED",
+            cfg.table
+        );
+        if cfg.no_fallback {
+            anyhow::bail!("{msg}; userspace fallback disallowed (--no-fallback)");
+        }
+        warn!("{msg}");
+    }
+    for (set, name) in [
+        (cfg.listen_tcp_ng.is_some(), "--listen-tcp-ng"),
+        (cfg.listen_http.is_some(), "--listen-http"),
+    ] {
+        if set {
+            warn!("{name} is not implemented yet and is ignored");
+        }
+    }
+    let control = Control::new(Commands::default());
+    let sock = udp::bind(cfg.ng_addr()?)?;
+    info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
+    let ng = tokio::spawn(udp::serve(sock, Arc::clone(&control)));
+    tokio::select! {
+        r = ng => r.context("ng task")?,
+        _ = shutdown_signal() => {
+            info!("Shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,247 @@
+//! Retransmission cache keyed by cookie.
+//!
+//! SIP proxies resend a request with the same cookie when a reply is late. The
+//! command must run once: a repeat gets the cached reply, and a repeat that
+//! arrives while the first is still being processed waits for it. Replies are
+//! kept in two generations swapped every [`GENERATION`], so each lives 30–60 s,
+//! as upstream's `cookie_cache.c`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// How long one generation lasts.
+pub const GENERATION: Duration = Duration::from_secs(30);
+/// Entries per generation before it is rotated early, bounding memory under a
+/// flood of distinct cookies.
+pub const MAX_ENTRIES: usize = 200_000;
+
+type Reply = Arc<[u8]>;
+
+enum Slot {
+    Pending(watch::Receiver<Option<Reply>>),
+    Done(Reply),
+}
+
+struct Inner {
+    current: HashMap<Vec<u8>, Slot>,
+    previous: HashMap<Vec<u8>, Slot>,
+    rotated: Instant,
+}
+
+/// The cache; shared by every transport.
+pub struct CookieCache {
+    inner: Mutex<Inner>,
+    generation: Duration,
+}
+
+/// Result of looking up a cookie.
+pub enum Lookup<'a> {
+    /// Seen before and answered: send this again.
+    Cached(Reply),
+    /// Seen before and still running: await [`wait`] for its reply.
+    InProgress(watch::Receiver<Option<Reply>>),
+    /// New: run the command and hand the reply to [`Ticket::complete`].
+    New(Ticket<'a>),
+}
+
+/// Proof that this caller runs the command for a cookie. Dropping it without
+/// completing (e.g. a cancelled task) forgets the cookie so a retransmission
+/// runs the command instead of waiting forever.
+pub struct Ticket<'a> {
+    cache: &'a CookieCache,
+    cookie: Vec<u8>,
+    tx: Option<watch::Sender<Option<Reply>>>,
+}
+
+impl Default for CookieCache {
+    fn default() -> Self {
+        Self::new(GENERATION)
+    }
+}
+
+impl CookieCache {
+    /// A cache whose generations last `generation`.
+    pub fn new(generation: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+                rotated: Instant::now(),
+            }),
+            generation,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Looks up `cookie`, registering it as in progress when it is new.
+    pub fn lookup(&self, cookie: &[u8]) -> Lookup<'_> {
+        let mut inner = self.lock();
+        if inner.rotated.elapsed() >= self.generation || inner.current.len() >= MAX_ENTRIES {
+            inner.previous = std::mem::take(&mut inner.current);
+            inner.rotated = Instant::now();
+        }
+        let found = inner
+            .current
+            .get(cookie)
+            .or_else(|| inner.previous.get(cookie));
+        match found {
+            Some(Slot::Done(r)) => Lookup::Cached(r.clone()),
+            Some(Slot::Pending(rx)) => Lookup::InProgress(rx.clone()),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                inner.current.insert(cookie.to_vec(), Slot::Pending(rx));
+                Lookup::New(Ticket {
+                    cache: self,
+                    cookie: cookie.to_vec(),
+                    tx: Some(tx),
+                })
+            }
+        }
+    }
+
+    /// Number of cookies remembered (both generations).
+    pub fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.current.len() + inner.previous.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Waits for the reply of a request that is still in progress. `None` if the
+/// first request was abandoned without a reply.
+pub async fn wait(mut rx: watch::Receiver<Option<Reply>>) -> Option<Reply> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(r) => r.clone(),
+        Err(_) => None,
+    }
+}
+
+impl Ticket<'_> {
+    /// Stores the reply and wakes every waiting duplicate.
+    pub fn complete(mut self, reply: Reply) {
+        let mut inner = self.cache.lock();
+        let inner = &mut *inner;
+        // It may have rotated into the previous generation while running.
+        if let Some(slot) = inner
+            .current
+            .get_mut(&self.cookie)
+            .or_else(|| inner.previous.get_mut(&self.cookie))
+        {
+            *slot = Slot::Done(reply.clone());
+        }
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Some(reply));
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            let mut inner = self.cache.lock();
+            let inner = &mut *inner;
+            for gen in [&mut inner.current, &mut inner.previous] {
+                if matches!(gen.get(&self.cookie), Some(Slot::Pending(_))) {
+                    gen.remove(&self.cookie);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(s: &str) -> Reply {
+        Arc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn repeat_gets_cached_reply() {
+        let c = CookieCache::default();
+        let Lookup::New(t) = c.lookup(b"k1") else {
+            panic!("new")
+        };
+        t.complete(reply("r1"));
+        let Lookup::Cached(r) = c.lookup(b"k1") else {
+            panic!("cached")
+        };
+        assert_eq!(&*r, b"r1");
+        assert!(matches!(c.lookup(b"k2"), Lookup::New(_)));
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicate_waits_for_first() {
+        let c = Arc::new(CookieCache::default());
+        let Lookup::New(t) = c.lookup(b"k") else {
+            panic!("new")
+        };
+        let Lookup::InProgress(rx) = c.lookup(b"k") else {
+            panic!("in progress")
+        };
+        let Lookup::InProgress(rx2) = c.lookup(b"k") else {
+            panic!("in progress")
+        };
+        let w = tokio::spawn(wait(rx));
+        let w2 = tokio::spawn(wait(rx2));
+        tokio::task::yield_now().await;
+        t.complete(reply("done"));
+        assert_eq!(w.await.unwrap().as_deref(), Some(&b"done"[..]));
+        assert_eq!(w2.await.unwrap().as_deref(), Some(&b"done"[..]));
+    }
+
+    #[tokio::test]
+    async fn abandoned_ticket_forgets_cookie() {
+        let c = CookieCache::default();
+        let Lookup::New(t) = c.lookup(b"k") else {
+            panic!("new")
+        };
+        let Lookup::InProgress(rx) = c.lookup(b"k") else {
+            panic!("in progress")
+        };
+        drop(t);
+        assert_eq!(wait(rx).await, None);
+        assert!(matches!(c.lookup(b"k"), Lookup::New(_)));
+    }
+
+    #[test]
+    fn generations_expire() {
+        let c = CookieCache::new(Duration::from_millis(20));
+        let Lookup::New(t) = c.lookup(b"k") else {
+            panic!("new")
+        };
+        t.complete(reply("r"));
+        std::thread::sleep(Duration::from_millis(25));
+        // Rotated once: still remembered in the previous generation.
+        assert!(matches!(c.lookup(b"k"), Lookup::Cached(_)));
+        std::thread::sleep(Duration::from_millis(25));
+        // Rotated twice: gone (the lookup registers it anew).
+        assert!(matches!(c.lookup(b"k"), Lookup::New(_)));
+    }
+
+    #[test]
+    fn completes_after_rotation() {
+        let c = CookieCache::new(Duration::from_millis(10));
+        let Lookup::New(t) = c.lookup(b"k") else {
+            panic!("new")
+        };
+        std::thread::sleep(Duration::from_millis(15));
+        let _ = c.lookup(b"other"); // rotates: "k" is now in the previous generation
+        t.complete(reply("late"));
+        let Lookup::Cached(r) = c.lookup(b"k") else {
+            panic!("cached")
+        };
+        assert_eq!(&*r, b"late");
+    }
+}

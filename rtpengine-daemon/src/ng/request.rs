@@ -1,0 +1,333 @@
+//! Turns a decoded dictionary into a typed [`Request`].
+//!
+//! Upstream accepts many spellings of each key (`call-id`, `call id`,
+//! `call-ID`; `to-tag`, `to_tag`, …) and of each flag (`trust address`,
+//! `trust-address`). All spellings are folded here, in one place, so command
+//! handlers only ever see the canonical form: lower case, words joined by `-`.
+
+use std::collections::BTreeSet;
+
+use super::frame::NgError;
+use super::value::{Dict, Value};
+
+/// The ng commands (`NG_COMMANDS` upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `ping`
+    Ping,
+    /// `offer`
+    Offer,
+    /// `answer`
+    Answer,
+    /// `delete`
+    Delete,
+    /// `query`
+    Query,
+    /// `list`
+    List,
+    /// `statistics`
+    Statistics,
+    /// A command upstream knows that this daemon does not implement (recording,
+    /// DTMF, media playback, pub/sub, …); answered with an error that says so.
+    Unsupported(&'static str),
+}
+
+/// Upstream's commands this daemon does not implement yet.
+const UNSUPPORTED: &[&str] = &[
+    "start recording",
+    "stop recording",
+    "pause recording",
+    "start forwarding",
+    "stop forwarding",
+    "block DTMF",
+    "unblock DTMF",
+    "play DTMF",
+    "block media",
+    "unblock media",
+    "silence media",
+    "unsilence media",
+    "play media",
+    "stop media",
+    "publish",
+    "subscribe request",
+    "subscribe answer",
+    "unsubscribe",
+    "inject start",
+    "inject stop",
+    "connect",
+    "create",
+    "create answer",
+    "mesh",
+    "transform",
+    "cli",
+];
+
+impl Command {
+    /// Parses a command name as upstream does (case-insensitive).
+    pub fn parse(name: &[u8]) -> Option<Command> {
+        let name = std::str::from_utf8(name).ok()?;
+        let lower = name.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "ping" => Command::Ping,
+            "offer" => Command::Offer,
+            "answer" => Command::Answer,
+            "delete" => Command::Delete,
+            "query" => Command::Query,
+            "list" => Command::List,
+            "statistics" => Command::Statistics,
+            _ => Command::Unsupported(
+                UNSUPPORTED
+                    .iter()
+                    .find(|c| c.eq_ignore_ascii_case(&lower))
+                    .copied()?,
+            ),
+        })
+    }
+
+    /// The command's name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Ping => "ping",
+            Command::Offer => "offer",
+            Command::Answer => "answer",
+            Command::Delete => "delete",
+            Command::Query => "query",
+            Command::List => "list",
+            Command::Statistics => "statistics",
+            Command::Unsupported(n) => n,
+        }
+    }
+}
+
+/// Folds a key or flag spelling to its canonical form: ASCII lower case, with
+/// spaces and underscores turned into hyphens.
+pub fn canonical(word: &[u8]) -> String {
+    String::from_utf8_lossy(word)
+        .chars()
+        .map(|c| match c {
+            ' ' | '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// A request with canonical keys and flags.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// What to do.
+    pub command: Command,
+    /// All keys, canonicalised; `flags` and `rtpp-flags` are folded into
+    /// [`Request::flags`] and the keys they set.
+    pub params: Dict,
+    /// Flags from `flags` and `rtpp-flags`, canonicalised.
+    pub flags: BTreeSet<String>,
+}
+
+impl Request {
+    /// Builds a request from a decoded dictionary.
+    pub fn from_dict(dict: Dict) -> Result<Request, NgError> {
+        let mut params = Dict::new();
+        for (k, v) in dict {
+            // After folding, the first spelling (in sorted order) wins.
+            params.entry(canonical(&k).into_bytes()).or_insert(v);
+        }
+        let command = match params.get(&b"command"[..]) {
+            None => return Err(NgError::NoCommand),
+            Some(v) => v
+                .as_bytes()
+                .and_then(Command::parse)
+                .ok_or(NgError::UnknownCommand)?,
+        };
+        let mut flags = BTreeSet::new();
+        if let Some(Value::List(list)) = params.get(&b"flags"[..]) {
+            flags.extend(list.iter().filter_map(Value::as_bytes).map(canonical));
+        }
+        if let Some(rtpp) = params.get(&b"rtpp-flags"[..]).and_then(Value::as_str) {
+            let rtpp = rtpp.to_owned();
+            parse_rtpp_flags(&rtpp, &mut params, &mut flags);
+        }
+        Ok(Request {
+            command,
+            params,
+            flags,
+        })
+    }
+
+    /// A string parameter (integers are read as absent, like upstream reads
+    /// them as empty strings).
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.params.get(key.as_bytes()).and_then(Value::as_str)
+    }
+
+    /// A non-empty string parameter.
+    pub fn nonempty(&self, key: &str) -> Option<&str> {
+        self.str(key).filter(|s| !s.is_empty())
+    }
+
+    /// A raw value.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.params.get(key.as_bytes())
+    }
+
+    /// An integer parameter, accepted as bencode integer or decimal string.
+    /// `Err` when present but not a number.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ()> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Int(i)) => Ok(Some(*i)),
+            Some(Value::Bytes(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .map(Some)
+                .ok_or(()),
+            Some(_) => Err(()),
+        }
+    }
+
+    /// A list parameter as canonical words (a single string counts as a
+    /// one-element list).
+    pub fn words(&self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            Some(Value::List(l)) => l
+                .iter()
+                .filter_map(Value::as_bytes)
+                .map(canonical)
+                .collect(),
+            Some(Value::Bytes(b)) => vec![canonical(b)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether a flag was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags.contains(name)
+    }
+}
+
+/// Parses the `rtpp-flags` string (newer Kamailio sends the whole flag string for
+/// the daemon to parse): bare words are flags, `key=value` sets a key, and
+/// `key=[a b]` sets a list. Keys already present in the dictionary win.
+fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut BTreeSet<String>) {
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let (token, tail) = split_token(rest);
+        rest = tail.trim_start();
+        match token.split_once('=') {
+            Some((k, v)) => {
+                let key = canonical(k.as_bytes());
+                let value = match v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+                    Some(inner) => Value::List(inner.split_whitespace().map(Value::str).collect()),
+                    None => Value::str(v),
+                };
+                // Prefixed list options (`replace-origin`, `rtcp-mux-demux`) are
+                // folded by the handlers; plain keys go into params.
+                params.entry(key.into_bytes()).or_insert(value);
+            }
+            None => {
+                flags.insert(canonical(token.as_bytes()));
+            }
+        }
+    }
+}
+
+/// Splits off one whitespace-separated token, keeping `[...]` groups whole.
+fn split_token(s: &str) -> (&str, &str) {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            c if c.is_whitespace() && depth == 0 => return (&s[..i], &s[i..]),
+            _ => {}
+        }
+    }
+    (s, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ng::value::decode_bencode;
+
+    fn req(b: &[u8]) -> Result<Request, NgError> {
+        Request::from_dict(decode_bencode(b).unwrap())
+    }
+
+    fn req_of(pairs: &[(&str, Value)]) -> Request {
+        let d = pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+            .collect();
+        Request::from_dict(d).unwrap()
+    }
+
+    #[test]
+    fn key_aliases_fold() {
+        let r = req_of(&[
+            ("call id", "a".into()),
+            ("command", "offer".into()),
+            ("from tag", "b".into()),
+            ("to_tag", "c".into()),
+            (
+                "flags",
+                Value::List(vec!["trust address".into(), "SIP-source-address".into()]),
+            ),
+        ]);
+        assert_eq!(r.command, Command::Offer);
+        assert_eq!(r.str("call-id"), Some("a"));
+        assert_eq!(r.str("from-tag"), Some("b"));
+        assert_eq!(r.str("to-tag"), Some("c"));
+        assert!(r.flag("trust-address"));
+        assert!(r.flag("sip-source-address"));
+        let r = req(b"d7:call-ID1:x7:command4:pinge").unwrap();
+        assert_eq!(r.str("call-id"), Some("x"));
+    }
+
+    #[test]
+    fn command_errors() {
+        assert_eq!(req(b"d3:foo3:bare").unwrap_err(), NgError::NoCommand);
+        assert_eq!(
+            req(b"d7:command3:fooe").unwrap_err(),
+            NgError::UnknownCommand
+        );
+        assert_eq!(req(b"d7:commandi1ee").unwrap_err(), NgError::UnknownCommand);
+        assert_eq!(req(b"d7:command4:PINGe").unwrap().command, Command::Ping);
+        assert_eq!(
+            req(b"d7:command15:start recordinge").unwrap().command,
+            Command::Unsupported("start recording")
+        );
+    }
+
+    #[test]
+    fn integers_accept_both_forms() {
+        let r = req(b"d7:command4:list5:limit2:10e").unwrap();
+        assert_eq!(r.int("limit"), Ok(Some(10)));
+        let r = req(b"d7:command4:list5:limiti-1ee").unwrap();
+        assert_eq!(r.int("limit"), Ok(Some(-1)));
+        let r = req(b"d7:command4:list5:limit2:xxe").unwrap();
+        assert_eq!(r.int("limit"), Err(()));
+    }
+
+    #[test]
+    fn integer_where_string_expected_reads_as_absent() {
+        let r = req(b"d7:command5:offer3:ICEi1ee").unwrap();
+        assert_eq!(r.str("ice"), None);
+    }
+
+    #[test]
+    fn rtpp_flags_string() {
+        let r = req_of(&[
+            ("command", "offer".into()),
+            (
+                "rtpp-flags",
+                "replace-origin strict-source transport-protocol=RTP/AVP codec=[strip PCMA] trust-address"
+                    .into(),
+            ),
+        ]);
+        assert!(r.flag("replace-origin"));
+        assert!(r.flag("strict-source"));
+        assert!(r.flag("trust-address"));
+        assert_eq!(r.str("transport-protocol"), Some("RTP/AVP"));
+        assert_eq!(r.words("codec"), vec!["strip", "pcma"]);
+    }
+}

@@ -1,0 +1,66 @@
+//! ng over UDP: one datagram per message.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tracing::{info, warn};
+
+use super::control::Control;
+use super::frame::MAX_MESSAGE;
+use crate::net;
+
+/// Binds the ng UDP socket. With a wildcard address, replies are sent from the
+/// address each request hit (`IP_PKTINFO`).
+pub fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .context("creating ng socket")?;
+    sock.set_nonblocking(true)?;
+    if addr.ip().is_unspecified() {
+        net::enable_pktinfo(sock.as_raw_fd(), addr.is_ipv6()).context("enabling IP_PKTINFO")?;
+    }
+    sock.bind(&addr.into())
+        .with_context(|| format!("binding ng socket {addr}"))?;
+    UdpSocket::from_std(sock.into()).context("registering ng socket")
+}
+
+/// Serves ng requests on `sock` until the task is cancelled.
+pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()> {
+    let sock = Arc::new(sock);
+    let local = sock.local_addr()?;
+    let wildcard = local.ip().is_unspecified();
+    info!(%local, "Listening for ng over UDP");
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    loop {
+        let (n, src, dst) = sock
+            .async_io(Interest::READABLE, || {
+                net::recv_with_dst(sock.as_raw_fd(), &mut buf)
+            })
+            .await
+            .context("receiving on ng socket")?;
+        if n > MAX_MESSAGE {
+            warn!(%src, "Dropping oversized ng datagram");
+            continue;
+        }
+        let msg = buf[..n].to_vec();
+        let (control, sock) = (control.clone(), sock.clone());
+        let from = if wildcard { dst } else { None };
+        tokio::spawn(async move {
+            let Some(reply) = control.handle_framed(&msg).await else {
+                return;
+            };
+            let sent = sock
+                .async_io(Interest::WRITABLE, || {
+                    net::send_from(sock.as_raw_fd(), &reply, src, from)
+                })
+                .await;
+            if let Err(e) = sent {
+                warn!(%src, error = %e, "Failed to send ng reply");
+            }
+        });
+    }
+}
