@@ -35,7 +35,9 @@ pub enum EndpointLearning {
 #[command(
     name = "rtpengine",
     version,
-    about = "rtpengine-compatible media proxy (Rust, eBPF offload)"
+    about = "rtpengine-compatible media proxy (Rust, eBPF offload)",
+    // A later occurrence wins, as with upstream (and as the file merge needs).
+    args_override_self = true
 )]
 pub struct Config {
     /// Configuration file ("none" to skip).

@@ -1,1 +1,276 @@
-//! Test harness.
+//! Harness for the integration tests: start the real `rtpengine` binary, talk
+//! ng to it over real sockets, and build network namespaces for tests that
+//! need several hosts.
+//!
+//! Tests that need root (namespaces, eBPF) are `#[ignore]`d so a plain
+//! `cargo test` skips them; `cargo xtask test` runs them with
+//! `--include-ignored` and they fail loudly (never skip) when not root.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+pub use rtpengine::ng::value::{decode_bencode, encode_bencode, Dict, Value};
+
+/// Path of the daemon binary (`RTPENGINE_BIN`, else next to the test binary).
+pub fn daemon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RTPENGINE_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/<test> → target/debug/rtpengine
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("rtpengine"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --bins), or use cargo xtask test",
+        bin.display()
+    );
+    bin
+}
+
+/// Panics unless running as root; for privileged tests, which must never skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "this privileged test needs root: run `cargo xtask test` as root"
+    );
+}
+
+/// A free UDP port on 127.0.0.1 (racy by nature, fine for tests).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    child: Child,
+    /// Its ng UDP address.
+    pub ng: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts the daemon on loopback with a free ng port plus `args`.
+    pub fn start(args: &[&str]) -> anyhow::Result<Daemon> {
+        let port = free_udp_port();
+        let ng: SocketAddr = ([127, 0, 0, 1], port).into();
+        Self::start_with(None, ng, args)
+    }
+
+    /// Starts the daemon (inside network namespace `ns` when given) with ng on
+    /// `ng` plus `args`, and waits until it answers ping.
+    pub fn start_with(ns: Option<&str>, ng: SocketAddr, args: &[&str]) -> anyhow::Result<Daemon> {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
+            .arg(format!("--listen-ng={ng}"))
+            .args(args)
+            .stdin(Stdio::null());
+        if std::env::var_os("RTPENGINE_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let child = cmd.spawn().context("spawning rtpengine")?;
+        let mut d = Daemon { child, ng };
+        let probe = ng;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = d.child.try_wait()? {
+                bail!("rtpengine exited during startup: {st}");
+            }
+            let ok = match ns {
+                Some(ns) => in_netns(ns, move || ping_once(probe)),
+                None => ping_once(probe),
+            };
+            if ok {
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                bail!("rtpengine did not answer ping on {ng}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ping_once(ng: SocketAddr) -> bool {
+    let Ok(c) = NgClient::new(ng) else {
+        return false;
+    };
+    let _ = c.sock.set_read_timeout(Some(Duration::from_millis(200)));
+    c.raw(b"probe d7:command4:pinge")
+        .is_ok_and(|r| r == b"probe d6:result4:ponge")
+}
+
+/// A connected UDP ng client (like Kamailio's).
+pub struct NgClient {
+    /// The socket, connected to the daemon.
+    pub sock: UdpSocket,
+    seq: AtomicU32,
+}
+
+impl NgClient {
+    /// Connects to `ng`.
+    pub fn new(ng: SocketAddr) -> anyhow::Result<NgClient> {
+        let bind: SocketAddr = if ng.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse()?;
+        let sock = UdpSocket::bind(bind)?;
+        sock.connect(ng)?;
+        sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(NgClient {
+            sock,
+            seq: AtomicU32::new(0),
+        })
+    }
+
+    /// Sends raw bytes and returns the raw reply.
+    pub fn raw(&self, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.sock.send(msg)?;
+        self.recv()
+    }
+
+    /// Receives one datagram.
+    pub fn recv(&self) -> anyhow::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 65536];
+        let n = self.sock.recv(&mut buf).context("no ng reply")?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Sends a dictionary with a fresh cookie and decodes the reply.
+    pub fn call(&self, dict: &Dict) -> anyhow::Result<Dict> {
+        let cookie = format!(
+            "{}_{}",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut msg = cookie.clone().into_bytes();
+        msg.push(b' ');
+        msg.extend(encode_bencode(dict));
+        let reply = self.raw(&msg)?;
+        let body = reply
+            .strip_prefix(format!("{cookie} ").as_bytes())
+            .context("reply does not echo the cookie")?;
+        decode_bencode(body).map_err(|e| anyhow::anyhow!("bad reply bencode: {e}"))
+    }
+}
+
+/// Builds a dictionary from `(key, value)` pairs.
+pub fn dict<const N: usize>(pairs: [(&str, Value); N]) -> Dict {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v))
+        .collect()
+}
+
+/// A string value from a dictionary (panics with context otherwise).
+pub fn get_str<'a>(d: &'a Dict, key: &str) -> &'a str {
+    d.get(key.as_bytes())
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string '{key}' in {d:?}"))
+}
+
+static NS_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    /// Its name under /var/run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a uniquely named namespace with `lo` up.
+    pub fn new(tag: &str) -> anyhow::Result<Netns> {
+        require_root();
+        let name = format!(
+            "rtpe-{tag}-{}-{}",
+            std::process::id(),
+            NS_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&["ip", "netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, cmd: &[&str]) -> anyhow::Result<String> {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend(cmd);
+        sh(&full)
+    }
+
+    /// Runs `f` on a thread that has entered the namespace.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.name, f)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// Runs `f` on a new thread inside namespace `ns` (setns affects only the
+/// calling thread).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: valid namespace fd; affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread panicked")
+}
+
+/// Runs a command and returns its stdout; fails with its stderr otherwise.
+pub fn sh(cmd: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

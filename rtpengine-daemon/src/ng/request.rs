@@ -111,6 +111,11 @@ pub fn canonical(word: &[u8]) -> String {
         .collect()
 }
 
+/// A parameter that should be an integer is something else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an integer")]
+pub struct NotAnInteger(pub String);
+
 /// A request with canonical keys and flags.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -170,8 +175,8 @@ impl Request {
     }
 
     /// An integer parameter, accepted as bencode integer or decimal string.
-    /// `Err` when present but not a number.
-    pub fn int(&self, key: &str) -> Result<Option<i64>, ()> {
+    pub fn int(&self, key: &str) -> Result<Option<i64>, NotAnInteger> {
+        let bad = || NotAnInteger(key.to_owned());
         match self.get(key) {
             None => Ok(None),
             Some(Value::Int(i)) => Ok(Some(*i)),
@@ -179,8 +184,8 @@ impl Request {
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .map(Some)
-                .ok_or(()),
-            Some(_) => Err(()),
+                .ok_or_else(bad),
+            Some(_) => Err(bad()),
         }
     }
 
@@ -305,7 +310,7 @@ mod tests {
         let r = req(b"d7:command4:list5:limiti-1ee").unwrap();
         assert_eq!(r.int("limit"), Ok(Some(-1)));
         let r = req(b"d7:command4:list5:limit2:xxe").unwrap();
-        assert_eq!(r.int("limit"), Err(()));
+        assert_eq!(r.int("limit"), Err(NotAnInteger("limit".into())));
     }
 
     #[test]

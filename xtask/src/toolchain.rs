@@ -1,0 +1,197 @@
+//! Checks and installs the build and test prerequisites (the recipe in
+//! shared/reference/toolchain.md): nightly with rust-src, bpf-linker 0.13
+//! linked against the nightly's own libLLVM, bpftool and iproute2.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _};
+
+use crate::status;
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Makes sure everything needed to build (and, with `for_tests`, to run the
+/// privileged tests) is present, installing what is missing.
+pub fn ensure(for_tests: bool) -> anyhow::Result<()> {
+    ensure_nightly()?;
+    ensure_bpf_linker()?;
+    let mut packages = vec![("bpftool", "bpftool"), ("ip", "iproute2")];
+    if for_tests {
+        packages.push(("ethtool", "ethtool"));
+    }
+    ensure_apt(&packages)
+}
+
+fn ensure_nightly() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    match installed {
+        None => {
+            step("installing the nightly toolchain (eBPF builds need it)");
+            status(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))
+        }
+        Some(list) if !list.lines().any(|l| l.starts_with("rust-src")) => {
+            step("adding rust-src to the nightly toolchain (-Z build-std=core needs it)");
+            status(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The nightly's LLVM major version and its libLLVM file.
+fn nightly_llvm() -> anyhow::Result<(String, PathBuf)> {
+    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))
+        .context("rustc +nightly -vV failed")?;
+    let major = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .context("no LLVM version in rustc +nightly -vV")?
+        .to_owned();
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))
+        .context("rustc +nightly --print sysroot failed")?;
+    let lib = PathBuf::from(sysroot.trim()).join("lib");
+    let so = std::fs::read_dir(&lib)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{major}")))
+        })
+        .with_context(|| format!("no libLLVM.so.{major}* in {}", lib.display()))?;
+    Ok((major, so))
+}
+
+fn ensure_bpf_linker() -> anyhow::Result<()> {
+    if let Some(v) = output(Command::new("bpf-linker").arg("--version")) {
+        if v.contains(BPF_LINKER_VERSION) {
+            return Ok(());
+        }
+        step(&format!(
+            "bpf-linker is '{}', want {BPF_LINKER_VERSION}; reinstalling",
+            v.trim()
+        ));
+    }
+    let (major, so) = nightly_llvm()?;
+    // bpf-linker links against the nightly's own libLLVM (no LLVM from apt): a
+    // prefix whose lib/ has the library under its link name and its soname.
+    // bpf-linker's RUNPATH points here, so the prefix must stay.
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let soname = so.file_name().context("libLLVM path")?.to_owned();
+    let prefix = home.join("rtpengine-rs-llvm").join(&soname);
+    let libdir = prefix.join("lib");
+    std::fs::create_dir_all(&libdir)?;
+    for name in [std::ffi::OsStr::new("libLLVM.so"), soname.as_os_str()] {
+        let link = libdir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&so, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    step(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {major} ({}); this takes a few minutes",
+        so.display()
+    ));
+    status(
+        Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--no-default-features",
+            ])
+            .args(["--features", &format!("llvm-{major}")])
+            .env("LLVM_PREFIX", &prefix),
+    )
+}
+
+/// Whether we run as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs Debian packages whose command is missing.
+pub fn ensure_apt(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(cmd, _)| !on_path(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !on_path("apt-get") {
+        bail!(
+            "missing commands; install them with: apt-get install {}",
+            missing.join(" ")
+        );
+    }
+    step(&format!("installing {} with apt-get", missing.join(" ")));
+    status(Command::new("apt-get").args(["update", "-qq"]))?;
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| PathBuf::from(d).join(cmd).is_file())
+}
+
+/// Mounts bpffs on /sys/fs/bpf unless something is mounted there already.
+pub fn mount_bpffs() -> anyhow::Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+    {
+        return Ok(());
+    }
+    step("mounting bpffs on /sys/fs/bpf");
+    status(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+}
