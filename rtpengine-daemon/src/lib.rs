@@ -6,4 +6,5 @@
 pub mod commands;
 pub mod config;
 pub mod net;
+pub mod sdp;
 pub mod ng;

@@ -1,0 +1,323 @@
+//! SDP writer in upstream rtpengine's current layout (`sdp_create()`).
+//!
+//! Order per media section, which upstream's tests assert: `m=`, `i=`, `c=`,
+//! `b=`, `k=`, `a=mid`, `a=label`, codec lines (`a=rtpmap` for every payload
+//! type, static ones too, each followed by its `a=fmtp` and `a=rtcp-fb`),
+//! `a=extmap`, pass-through attributes, the direction, `a=rtcp`/`a=rtcp-mux`,
+//! `a=crypto`, `a=setup`/`a=fingerprint`/`a=tls-id`, `a=ptime`/`a=maxptime`.
+//! There is never a session-level `c=`. ICE attributes are always removed:
+//! this daemon does no ICE, and a candidate naming the peer's address would
+//! let it bypass the proxy.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::{static_rtpmap, Attribute, Direction, Media, Origin, Session};
+
+/// Session-level values the caller decided.
+#[derive(Debug, Clone)]
+pub struct SessionOut {
+    /// The `o=` line to write.
+    pub origin: Origin,
+    /// The `s=` value to write.
+    pub name: String,
+}
+
+/// How to write `a=rtcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcpOut {
+    /// No `a=rtcp` line.
+    None,
+    /// `a=rtcp:<port>`
+    Port(u16),
+    /// `a=rtcp:<port> IN IP4|IP6 <addr>`
+    Full(u16, IpAddr),
+}
+
+/// `o=` handling, for callers building a [`SessionOut`].
+pub type OriginOut = Origin;
+
+/// Per-media values the caller decided.
+#[derive(Debug, Clone)]
+pub struct MediaOut {
+    /// Port for `m=` (0 rejects the media).
+    pub port: u16,
+    /// Address for `c=`.
+    pub address: IpAddr,
+    /// Direction attribute to write.
+    pub direction: Direction,
+    /// `a=rtcp` form.
+    pub rtcp: RtcpOut,
+    /// Whether to write `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+}
+
+const ICE: &[&str] = &[
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "ice-lite",
+    "ice-mismatch",
+    "ice-pacing",
+    "candidate",
+    "end-of-candidates",
+    "remote-candidates",
+];
+const DIRECTIONS: &[&str] = &["sendrecv", "sendonly", "recvonly", "inactive"];
+/// Attributes written in a fixed slot instead of passing through.
+const SLOTTED: &[&str] = &[
+    "mid",
+    "label",
+    "rtpmap",
+    "fmtp",
+    "rtcp-fb",
+    "extmap",
+    "rtcp",
+    "rtcp-mux",
+    "crypto",
+    "setup",
+    "fingerprint",
+    "tls-id",
+    "ptime",
+    "maxptime",
+    "k=",
+];
+
+fn addr_type(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    }
+}
+
+fn attr_line(out: &mut String, a: &Attribute) {
+    match &a.value {
+        Some(v) => {
+            let _ = write!(out, "a={}:{}\r\n", a.name, v);
+        }
+        None => {
+            let _ = write!(out, "a={}\r\n", a.name);
+        }
+    }
+}
+
+/// Writes `session` with the caller's decisions applied. `media` has one entry
+/// per media section of `session`, in order.
+pub fn write(session: &Session, s: &SessionOut, media: &[MediaOut]) -> Vec<u8> {
+    let mut out = String::with_capacity(512);
+    let o = &s.origin;
+    let _ = write!(
+        out,
+        "v=0\r\no={} {} {} {} {} {}\r\ns={}\r\n",
+        o.username, o.session_id, o.version, o.net_type, o.addr_type, o.address, s.name
+    );
+    for (ty, v) in &session.info {
+        let _ = write!(out, "{ty}={v}\r\n");
+    }
+    for b in &session.bandwidth {
+        let _ = write!(out, "b={b}\r\n");
+    }
+    if session.timing.is_empty() {
+        out.push_str("t=0 0\r\n");
+    }
+    for (ty, v) in &session.timing {
+        let _ = write!(out, "{ty}={v}\r\n");
+    }
+    for a in session.attributes.iter().filter(|a| a.name == "k=") {
+        let _ = write!(out, "k={}\r\n", a.value.as_deref().unwrap_or(""));
+    }
+    for a in &session.attributes {
+        let n = a.name.as_str();
+        if ICE.contains(&n) || DIRECTIONS.contains(&n) || n == "k=" {
+            continue;
+        }
+        attr_line(&mut out, a);
+    }
+    for (m, mo) in session.media.iter().zip(media) {
+        write_media(&mut out, m, mo);
+    }
+    out.into_bytes()
+}
+
+fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
+    let _ = write!(out, "m={} {}", m.kind, mo.port);
+    if let Some(c) = m.port_count.filter(|_| mo.port != 0) {
+        let _ = write!(out, "/{c}");
+    }
+    let _ = write!(out, " {} {}\r\n", m.protocol, m.formats.join(" "));
+    if let Some(i) = &m.info {
+        let _ = write!(out, "i={i}\r\n");
+    }
+    let _ = write!(out, "c=IN {} {}\r\n", addr_type(mo.address), mo.address);
+    for b in &m.bandwidth {
+        let _ = write!(out, "b={b}\r\n");
+    }
+    let named = |name: &'static str| m.attributes.iter().filter(move |a| a.name == name);
+    for a in named("k=") {
+        let _ = write!(out, "k={}\r\n", a.value.as_deref().unwrap_or(""));
+    }
+    for a in named("mid").chain(named("label")) {
+        attr_line(out, a);
+    }
+    if m.is_rtp() {
+        write_codecs(out, m);
+    } else {
+        for a in named("rtpmap").chain(named("fmtp")).chain(named("rtcp-fb")) {
+            attr_line(out, a);
+        }
+    }
+    for a in named("extmap") {
+        attr_line(out, a);
+    }
+    for a in &m.attributes {
+        let n = a.name.as_str();
+        if ICE.contains(&n) || DIRECTIONS.contains(&n) || SLOTTED.contains(&n) {
+            continue;
+        }
+        attr_line(out, a);
+    }
+    let _ = write!(out, "a={}\r\n", mo.direction.as_str());
+    match mo.rtcp {
+        RtcpOut::None => {}
+        RtcpOut::Port(p) => {
+            let _ = write!(out, "a=rtcp:{p}\r\n");
+        }
+        RtcpOut::Full(p, a) => {
+            let _ = write!(out, "a=rtcp:{p} IN {} {a}\r\n", addr_type(a));
+        }
+    }
+    if mo.rtcp_mux {
+        out.push_str("a=rtcp-mux\r\n");
+    }
+    for name in ["crypto", "setup", "fingerprint", "tls-id", "ptime", "maxptime"] {
+        for a in named(name) {
+            attr_line(out, a);
+        }
+    }
+}
+
+/// `a=rtpmap` for every payload type (synthesised for static ones), each
+/// followed by its `a=fmtp` and `a=rtcp-fb` lines. Lines for payload types
+/// not in the `m=` line are dropped; `a=rtcp-fb:*` is kept.
+fn write_codecs(out: &mut String, m: &Media) {
+    let for_pt = |name: &'static str, pt: &str| {
+        m.attributes
+            .iter()
+            .filter(move |a| a.name == name)
+            .filter_map(|a| a.value.as_deref())
+            .filter(move |v| v.split_whitespace().next() == Some(pt))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for pt in &m.formats {
+        match for_pt("rtpmap", pt).first() {
+            Some(v) => {
+                let _ = write!(out, "a=rtpmap:{v}\r\n");
+            }
+            None => {
+                if let Some(enc) = static_rtpmap(pt) {
+                    let _ = write!(out, "a=rtpmap:{pt} {enc}\r\n");
+                }
+            }
+        }
+        for v in for_pt("fmtp", pt) {
+            let _ = write!(out, "a=fmtp:{v}\r\n");
+        }
+        for v in for_pt("rtcp-fb", pt) {
+            let _ = write!(out, "a=rtcp-fb:{v}\r\n");
+        }
+    }
+    for v in for_pt("rtcp-fb", "*") {
+        let _ = write!(out, "a=rtcp-fb:{v}\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::parse;
+
+    fn out_for(s: &Session, port: u16) -> Vec<u8> {
+        let so = SessionOut {
+            origin: s.origin.clone(),
+            name: s.name.clone(),
+        };
+        let mo: Vec<MediaOut> = s
+            .media
+            .iter()
+            .map(|m| MediaOut {
+                port,
+                address: "203.0.113.1".parse().unwrap(),
+                direction: m.direction(s),
+                rtcp: RtcpOut::Port(port + 1),
+                rtcp_mux: false,
+            })
+            .collect();
+        write(s, &so, &mo)
+    }
+
+    /// Upstream's "basic, forward" offer, byte for byte.
+    #[test]
+    fn basic_forward_offer() {
+        let s = parse(b"v=0\r\no=- 1545997027 1 IN IP4 198.51.100.1\r\ns=tester\r\nt=0 0\r\nm=audio 2010 RTP/AVP 0 8\r\nc=IN IP4 198.51.100.1\r\na=sendrecv\r\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out_for(&s, 30000)).unwrap(),
+            "v=0\r\no=- 1545997027 1 IN IP4 198.51.100.1\r\ns=tester\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 8\r\nc=IN IP4 203.0.113.1\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtcp:30001\r\n"
+        );
+    }
+
+    #[test]
+    fn attribute_order_and_ice_removal() {
+        let input = "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE 0\r\n\
+            m=audio 5000 RTP/AVP 111 0 101\r\nb=AS:64\r\na=ptime:20\r\na=x-custom:1\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10\r\n\
+            a=rtcp-fb:111 transport-cc\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=rtpmap:99 dropped/8000\r\na=mid:0\r\n\
+            a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=candidate:1 1 UDP 2130706431 192.0.2.1 5000 typ host\r\n\
+            a=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\na=rtcp:5001\r\na=recvonly\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n";
+        let s = parse(input.as_bytes()).unwrap();
+        let got = String::from_utf8(out_for(&s, 40000)).unwrap();
+        assert_eq!(
+            got,
+            "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             m=audio 40000 RTP/AVP 111 0 101\r\nc=IN IP4 203.0.113.1\r\nb=AS:64\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 minptime=10\r\na=rtcp-fb:111 transport-cc\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=x-custom:1\r\na=recvonly\r\n\
+             a=rtcp:40001\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\na=ptime:20\r\n"
+        );
+    }
+
+    #[test]
+    fn rtcp_forms_and_rejected_media() {
+        let s = parse(b"v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nc=IN IP6 2001:db8::1\r\nm=video 6000 RTP/AVP 96\r\nc=IN IP6 2001:db8::1\r\n").unwrap();
+        let so = SessionOut {
+            origin: s.origin.clone(),
+            name: s.name.clone(),
+        };
+        let a6: IpAddr = "2001:db8::9".parse().unwrap();
+        let out = write(
+            &s,
+            &so,
+            &[
+                MediaOut {
+                    port: 0,
+                    address: "::".parse().unwrap(),
+                    direction: Direction::Inactive,
+                    rtcp: RtcpOut::None,
+                    rtcp_mux: false,
+                },
+                MediaOut {
+                    port: 30000,
+                    address: a6,
+                    direction: Direction::SendRecv,
+                    rtcp: RtcpOut::Full(30000, a6),
+                    rtcp_mux: true,
+                },
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nc=IN IP6 ::\r\na=rtpmap:0 PCMU/8000\r\na=inactive\r\n\
+             m=video 30000 RTP/AVP 96\r\nc=IN IP6 2001:db8::9\r\na=sendrecv\r\na=rtcp:30000 IN IP6 2001:db8::9\r\na=rtcp-mux\r\n"
+        );
+    }
+}
