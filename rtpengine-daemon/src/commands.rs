@@ -1,17 +1,201 @@
-//! Command handlers behind the ng dispatcher.
+//! Command handlers behind the ng dispatcher: they validate a request, run it
+//! against the call model, and build the reply.
 
+use std::sync::Arc;
+
+use crate::call::{call_stats, relayed, Calls, EndReason, Negotiation, Side, Totals};
+use crate::clock;
 use crate::ng::frame::NgError;
-use crate::ng::request::Request;
-use crate::ng::value::Dict;
+use crate::ng::request::{Command, Request};
+use crate::ng::value::{Dict, Value};
+use crate::sdp;
 
-/// Runs call-related commands.
-#[derive(Default)]
-pub struct Commands {}
+/// The call-related commands.
+pub struct Commands {
+    /// The call registry.
+    pub calls: Arc<Calls>,
+}
+
+fn reply() -> Dict {
+    Dict::new()
+}
+
+fn put(d: &mut Dict, k: &str, v: impl Into<Value>) {
+    d.insert(k.as_bytes().to_vec(), v.into());
+}
+
+const CALL_NOT_FOUND: &str = "Call-ID not found or tags didn't match";
 
 impl Commands {
-    /// Runs one command and returns its reply (without `result`, which the
-    /// dispatcher adds).
-    pub async fn run(&self, _req: &Request) -> Result<Dict, NgError> {
-        Err(NgError::Other("Unsupported command"))
+    /// Handlers over `calls`.
+    pub fn new(calls: Arc<Calls>) -> Commands {
+        Commands { calls }
     }
+
+    /// Runs one command and returns its reply (without `result: ok`, which
+    /// the dispatcher adds when the handler did not set a result).
+    pub async fn run(&self, req: &Request) -> Result<Dict, NgError> {
+        match req.command {
+            Command::Offer => self.offer_answer(req, Side::Offer),
+            Command::Answer => self.offer_answer(req, Side::Answer),
+            Command::Delete => self.delete(req),
+            Command::Query => self.query(req),
+            Command::List => self.list(req),
+            Command::Statistics => Ok(self.statistics()),
+            Command::Ping | Command::Unsupported(_) => Err(NgError::UnknownCommand),
+        }
+    }
+
+    fn offer_answer(&self, req: &Request, side: Side) -> Result<Dict, NgError> {
+        let body = req
+            .get("sdp")
+            .and_then(Value::as_bytes)
+            .filter(|b| !b.is_empty())
+            .ok_or(NgError::Other("No SDP body in message"))?;
+        let neg = Negotiation::from_request(req, side, self.calls.settings.learning)?;
+        let sdp = sdp::parse(body).map_err(|e| {
+            tracing::warn!(error = %e, "Failed to parse SDP");
+            NgError::Other("Failed to parse SDP")
+        })?;
+        match neg.run(&self.calls, &sdp) {
+            Ok(out) => {
+                let mut d = reply();
+                put(&mut d, "sdp", Value::Bytes(out));
+                Ok(d)
+            }
+            Err(NgError::Other(m @ "Parallel session limit reached"))
+                if supports_load_limit(req) =>
+            {
+                let mut d = reply();
+                put(&mut d, "result", "load limit");
+                put(&mut d, "message", m);
+                Ok(d)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn delete(&self, req: &Request) -> Result<Dict, NgError> {
+        let id = req
+            .nonempty("call-id")
+            .ok_or(NgError::Other("No call-id in message"))?;
+        let fatal = req.flag("fatal");
+        let delay = match req.int("delete-delay") {
+            Ok(Some(d)) if d >= 0 => d as u64,
+            _ => self.calls.settings.delete_delay,
+        };
+        let mut map = self.calls.lock();
+        let found = map
+            .get(id)
+            .is_some_and(|call| match req.nonempty("from-tag") {
+                None => true,
+                Some(from) => call.party(from).is_some_and(|i| {
+                    // The to-tag only narrows the match with the `to-tag` flag.
+                    match (req.flag("to-tag"), req.nonempty("to-tag")) {
+                        (true, Some(to)) => {
+                            call.parties[i]
+                                .peer
+                                .and_then(|p| call.parties[p].tag.as_deref())
+                                == Some(to)
+                        }
+                        _ => true,
+                    }
+                }),
+            });
+        if !found {
+            if fatal {
+                return Err(NgError::Other(CALL_NOT_FOUND));
+            }
+            let mut d = reply();
+            put(&mut d, "warning", CALL_NOT_FOUND);
+            return Ok(d);
+        }
+        let mut d = match (req.flag("fast"), map.get(id)) {
+            (false, Some(call)) => call_stats(call, &[]),
+            _ => reply(),
+        };
+        if delay == 0 {
+            self.calls.destroy(&mut map, id, EndReason::Deleted);
+        } else if let Some(call) = map.get_mut(id) {
+            let at = clock::now_ms() + delay * 1000;
+            call.destroy_at_ms = Some(call.destroy_at_ms.map_or(at, |t| t.min(at)));
+        }
+        d.remove(&b"result"[..]);
+        Ok(d)
+    }
+
+    fn query(&self, req: &Request) -> Result<Dict, NgError> {
+        let id = req
+            .nonempty("call-id")
+            .ok_or(NgError::Other("No call-id in message"))?;
+        let map = self.calls.lock();
+        let call = map.get(id).ok_or(NgError::Other("Unknown call-id"))?;
+        let only: Vec<&str> = [req.nonempty("from-tag"), req.nonempty("to-tag")]
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(call_stats(call, &only))
+    }
+
+    fn list(&self, req: &Request) -> Result<Dict, NgError> {
+        let limit = match req.int("limit") {
+            Ok(None) => 32,
+            Ok(Some(l)) if l >= 0 => l as usize,
+            _ => return Err(NgError::Other("invalid limit, must be >= 0")),
+        };
+        let map = self.calls.lock();
+        let calls = map.keys().take(limit).map(|k| Value::str(k)).collect();
+        let mut d = reply();
+        put(&mut d, "calls", Value::List(calls));
+        Ok(d)
+    }
+
+    fn statistics(&self) -> Dict {
+        let (n, live) = self.live_totals();
+        let mut d = reply();
+        put(
+            &mut d,
+            "statistics",
+            Value::Dict(self.calls.stats.statistics(n, live)),
+        );
+        d
+    }
+
+    /// Number of calls and what their sockets have relayed so far.
+    pub fn live_totals(&self) -> (usize, Totals) {
+        let map = self.calls.lock();
+        let mut t = Totals::default();
+        for c in map.values() {
+            let r = relayed(c);
+            t.packets += r.packets;
+            t.bytes += r.bytes;
+            t.errors += r.errors;
+        }
+        (map.len(), t)
+    }
+
+    /// The once-per-second timer: ends calls and updates rates.
+    pub fn tick(&self, last: &mut Totals) {
+        self.calls.tick();
+        let (_, live) = self.live_totals();
+        let ended = &self.calls.stats.ended_totals;
+        let now = Totals {
+            packets: live.packets + ended[0].load(std::sync::atomic::Ordering::Relaxed),
+            bytes: live.bytes + ended[1].load(std::sync::atomic::Ordering::Relaxed),
+            errors: live.errors + ended[2].load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let rates = &self.calls.stats.rates;
+        for (r, (n, l)) in rates.iter().zip([
+            (now.packets, last.packets),
+            (now.bytes, last.bytes),
+            (now.errors, last.errors),
+        ]) {
+            r.store(n.saturating_sub(l), std::sync::atomic::Ordering::Relaxed);
+        }
+        *last = now;
+    }
+}
+
+fn supports_load_limit(req: &Request) -> bool {
+    req.words("supports").iter().any(|w| w == "load-limit")
 }

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use rtpengine::call::{Calls, Settings, Totals};
 use rtpengine::commands::Commands;
 use rtpengine::config::{self, Config};
+use rtpengine::interfaces::Interfaces;
 use rtpengine::ng::{control::Control, udp};
 use tracing::{error, info, warn};
 
@@ -86,7 +88,23 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
             warn!("{name} is not implemented yet and is ignored");
         }
     }
-    let control = Control::new(Commands::default());
+    let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
+    for i in interfaces.iter() {
+        for a in &i.addrs {
+            info!(interface = %i.name, local = %a.local, advertised = %a.advertised, "Media interface");
+        }
+    }
+    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg)));
+    let control = Control::new(Commands::new(calls));
+    let timer_control = Arc::clone(&control);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut last = Totals::default();
+        loop {
+            tick.tick().await;
+            timer_control.commands().tick(&mut last);
+        }
+    });
     let sock = udp::bind(cfg.ng_addr()?)?;
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
     let ng = tokio::spawn(udp::serve(sock, Arc::clone(&control)));

@@ -197,3 +197,27 @@ pub fn send_from(fd: RawFd, buf: &[u8], to: SocketAddr, from: Option<IpAddr>) ->
         Ok(n as usize)
     }
 }
+
+/// Sets IPv4 TOS or IPv6 traffic class on a socket.
+pub fn set_tos(fd: RawFd, v6: bool, tos: u8) -> io::Result<()> {
+    let v = libc::c_int::from(tos);
+    let (level, opt) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_TOS)
+    };
+    // SAFETY: valid fd, option value is a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

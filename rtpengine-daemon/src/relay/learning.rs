@@ -1,0 +1,312 @@
+//! Endpoint learning: from which address a party really sends, and whether a
+//! packet from a given source is accepted (upstream's
+//! `media_packet_address_check()`, see sdp-and-media.md §6).
+//!
+//! Pure logic, so every mode is unit-tested without sockets.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::EndpointLearning;
+
+/// How long after each signalling event sources are still being ranked.
+pub const LEARNING_WINDOW: Duration = Duration::from_secs(3);
+
+/// Per-stream policy from flags and options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Learning mode.
+    pub mode: EndpointLearning,
+    /// `strict source`: drop packets from anyone but the learned endpoint.
+    pub strict: bool,
+    /// `media handover`: a new source takes over the stream.
+    pub handover: bool,
+    /// `asymmetric`: never learn; always send to the SDP address.
+    pub asymmetric: bool,
+}
+
+/// What the party announced and what has been learned about it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Address from SDP (`None` when unknown or the zero address).
+    pub sdp: Option<SocketAddr>,
+    /// Best source seen so far (confirmed or candidate).
+    pub learned: Option<SocketAddr>,
+    /// Whether `learned` is final.
+    pub confirmed: bool,
+    score: u8,
+    /// Until when sources are ranked rather than confirmed.
+    pub window_end: Instant,
+    /// Whether both sides of the stream have been negotiated.
+    pub answered: bool,
+}
+
+/// The decision for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it.
+    Accept,
+    /// Drop it and count an error.
+    Reject,
+}
+
+impl Endpoint {
+    /// A new endpoint with the SDP address (if any), window starting now.
+    pub fn new(sdp: Option<SocketAddr>, now: Instant) -> Endpoint {
+        Endpoint {
+            sdp,
+            learned: None,
+            confirmed: false,
+            score: 0,
+            window_end: now + LEARNING_WINDOW,
+            answered: false,
+        }
+    }
+
+    /// A signalling event: new SDP address, learning restarts its window. A
+    /// changed SDP endpoint forgets what was learned.
+    pub fn signal(&mut self, sdp: Option<SocketAddr>, answered: bool, now: Instant) {
+        if sdp != self.sdp {
+            self.sdp = sdp;
+            self.learned = None;
+            self.confirmed = false;
+            self.score = 0;
+        }
+        self.answered = answered;
+        self.window_end = now + LEARNING_WINDOW;
+    }
+
+    /// Where packets to this party go.
+    pub fn destination(&self, policy: &Policy) -> Option<SocketAddr> {
+        if policy.asymmetric || policy.mode == EndpointLearning::Off {
+            return self.sdp;
+        }
+        self.learned.or(self.sdp)
+    }
+
+    fn score_of(&self, src: SocketAddr) -> u8 {
+        match self.sdp {
+            Some(sdp) if sdp == src => 3,
+            Some(sdp) if sdp.ip() == src.ip() => 2,
+            Some(sdp) if sdp.port() == src.port() => 1,
+            _ => 0,
+        }
+    }
+
+    /// Checks a packet from `src` and updates what is learned.
+    pub fn check(&mut self, src: SocketAddr, policy: &Policy, now: Instant) -> Verdict {
+        if policy.asymmetric || policy.mode == EndpointLearning::Off {
+            // Nothing is learned; strict source compares with the SDP address.
+            return match (policy.strict, self.sdp) {
+                (true, Some(sdp)) if sdp != src => Verdict::Reject,
+                _ => Verdict::Accept,
+            };
+        }
+        if self.confirmed {
+            if self.learned == Some(src) {
+                return Verdict::Accept;
+            }
+            if policy.handover {
+                tracing::info!(old = ?self.learned, new = %src, "Media handover: switching endpoint");
+                self.learned = Some(src);
+                return Verdict::Accept;
+            }
+            return if policy.strict {
+                Verdict::Reject
+            } else {
+                Verdict::Accept
+            };
+        }
+        let score = self.score_of(src);
+        let in_window = now < self.window_end || !self.answered;
+        match policy.mode {
+            EndpointLearning::Immediate if self.answered => {
+                self.confirm(src);
+            }
+            EndpointLearning::Delayed if !in_window => {
+                self.confirm(src);
+            }
+            EndpointLearning::Heuristic if self.answered && score == 3 => {
+                self.confirm(src);
+            }
+            EndpointLearning::Heuristic if !in_window => {
+                let best = self.learned.unwrap_or(src);
+                self.confirm(best);
+            }
+            EndpointLearning::Heuristic => {
+                if self.learned.is_none() || score > self.score {
+                    self.learned = Some(src);
+                    self.score = score;
+                } else if policy.strict && score < self.score {
+                    return Verdict::Reject;
+                }
+            }
+            _ => {
+                // Still learning (delayed, or not answered yet): follow the
+                // latest source.
+                self.learned = Some(src);
+            }
+        }
+        if self.confirmed && policy.strict && self.learned != Some(src) {
+            return Verdict::Reject;
+        }
+        Verdict::Accept
+    }
+
+    fn confirm(&mut self, src: SocketAddr) {
+        tracing::debug!(endpoint = %src, "Confirmed peer address");
+        self.learned = Some(src);
+        self.confirmed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn policy(mode: EndpointLearning) -> Policy {
+        Policy {
+            mode,
+            strict: false,
+            handover: false,
+            asymmetric: false,
+        }
+    }
+
+    fn answered(sdp: &str, now: Instant) -> Endpoint {
+        let mut e = Endpoint::new(Some(a(sdp)), now);
+        e.signal(Some(a(sdp)), true, now);
+        e
+    }
+
+    #[test]
+    fn heuristic_exact_sdp_confirms_at_once() {
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Heuristic);
+        assert_eq!(e.check(a("198.51.100.1:2010"), &p, now), Verdict::Accept);
+        assert!(e.confirmed);
+        // Impostors are still forwarded without strict source, destination stays.
+        assert_eq!(e.check(a("198.51.100.6:2032"), &p, now), Verdict::Accept);
+        assert_eq!(e.destination(&p), Some(a("198.51.100.1:2010")));
+    }
+
+    #[test]
+    fn heuristic_ranks_then_confirms_best_after_window() {
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = Policy {
+            strict: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        assert_eq!(e.check(a("203.0.113.9:5000"), &p, now), Verdict::Accept);
+        assert_eq!(
+            e.check(a("198.51.100.1:4000"), &p, now),
+            Verdict::Accept,
+            "same address ranks higher"
+        );
+        assert_eq!(
+            e.check(a("203.0.113.9:5000"), &p, now),
+            Verdict::Reject,
+            "worse candidate with strict"
+        );
+        let later = now + LEARNING_WINDOW + Duration::from_millis(1);
+        assert_eq!(e.check(a("198.51.100.1:4000"), &p, later), Verdict::Accept);
+        assert!(e.confirmed);
+        assert_eq!(e.learned, Some(a("198.51.100.1:4000")));
+        assert_eq!(e.check(a("203.0.113.9:5000"), &p, later), Verdict::Reject);
+    }
+
+    #[test]
+    fn nat_port_change_is_followed() {
+        // Heuristic: the NAT rewrote the port; the same address is learned.
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Heuristic);
+        e.check(a("198.51.100.1:61000"), &p, now);
+        assert_eq!(e.destination(&p), Some(a("198.51.100.1:61000")));
+    }
+
+    #[test]
+    fn delayed_and_immediate() {
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Delayed);
+        e.check(a("192.0.2.1:1"), &p, now);
+        assert!(!e.confirmed);
+        e.check(a("192.0.2.2:2"), &p, now + LEARNING_WINDOW);
+        assert!(e.confirmed);
+        assert_eq!(e.learned, Some(a("192.0.2.2:2")));
+
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Immediate);
+        e.check(a("192.0.2.1:1"), &p, now);
+        assert!(e.confirmed);
+        assert_eq!(e.destination(&p), Some(a("192.0.2.1:1")));
+    }
+
+    #[test]
+    fn unanswered_streams_never_confirm() {
+        let now = Instant::now();
+        let mut e = Endpoint::new(Some(a("198.51.100.1:2010")), now);
+        let p = policy(EndpointLearning::Immediate);
+        e.check(a("198.51.100.1:2010"), &p, now + Duration::from_secs(10));
+        assert!(!e.confirmed);
+    }
+
+    #[test]
+    fn handover_strict_asymmetric_off() {
+        let now = Instant::now();
+        let sdp = "198.51.100.1:2010";
+        let mut e = answered(sdp, now);
+        let p = Policy {
+            handover: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        e.check(a(sdp), &p, now);
+        e.check(a("198.51.100.6:2012"), &p, now);
+        assert_eq!(e.destination(&p), Some(a("198.51.100.6:2012")));
+
+        let mut e = answered(sdp, now);
+        let p = Policy {
+            strict: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        e.check(a(sdp), &p, now);
+        assert_eq!(e.check(a("198.51.100.6:2012"), &p, now), Verdict::Reject);
+
+        let mut e = answered(sdp, now);
+        let p = Policy {
+            asymmetric: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Accept);
+        assert_eq!(e.destination(&p), Some(a(sdp)));
+        let p = Policy {
+            asymmetric: true,
+            strict: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Reject);
+
+        let mut e = answered(sdp, now);
+        let p = policy(EndpointLearning::Off);
+        e.check(a("192.0.2.1:9"), &p, now);
+        assert_eq!(e.destination(&p), Some(a(sdp)));
+    }
+
+    #[test]
+    fn new_sdp_endpoint_forgets_learned() {
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Immediate);
+        e.check(a("192.0.2.1:1"), &p, now);
+        e.signal(Some(a("198.51.100.1:2020")), true, now);
+        assert!(!e.confirmed);
+        assert_eq!(e.destination(&p), Some(a("198.51.100.1:2020")));
+    }
+}
