@@ -140,7 +140,9 @@ impl Session {
 
     /// Session-level direction attribute, if any.
     pub fn direction(&self) -> Option<Direction> {
-        self.attributes.iter().find_map(|a| Direction::parse(&a.name))
+        self.attributes
+            .iter()
+            .find_map(|a| Direction::parse(&a.name))
     }
 }
 
@@ -157,9 +159,7 @@ impl Media {
 
     /// Effective connection address: media `c=`, else the session's.
     pub fn address(&self, session: &Session) -> Option<IpAddr> {
-        self.connection
-            .or(session.connection)
-            .map(|c| c.address)
+        self.connection.or(session.connection).map(|c| c.address)
     }
 
     /// Effective direction: media attribute, else session attribute, else sendrecv.

@@ -83,12 +83,16 @@ pub fn parse(body: &[u8]) -> Result<Session, SdpError> {
             if session.media.len() >= MAX_MEDIA {
                 return Err(SdpError::TooLarge);
             }
-            session.media.push(parse_media_line(value).ok_or(SdpError::BadMedia(n))?);
+            session
+                .media
+                .push(parse_media_line(value).ok_or(SdpError::BadMedia(n))?);
             continue;
         }
         if let Some(m) = session.media.last_mut() {
             match ty {
-                'c' => m.connection = Some(parse_connection(value).ok_or(SdpError::BadConnection(n))?),
+                'c' => {
+                    m.connection = Some(parse_connection(value).ok_or(SdpError::BadConnection(n))?)
+                }
                 'b' => m.bandwidth.push(value.to_owned()),
                 'i' => m.info = Some(value.to_owned()),
                 'a' => m.attributes.push(parse_attribute(value)),
@@ -104,7 +108,10 @@ pub fn parse(body: &[u8]) -> Result<Session, SdpError> {
             'o' => origin = Some(parse_origin(value).ok_or(SdpError::BadOrigin)?),
             's' => name = Some(value.to_owned()),
             'i' | 'u' | 'e' | 'p' => session.info.push((ty, value.to_owned())),
-            'c' => session.connection = Some(parse_connection(value).ok_or(SdpError::BadConnection(n))?),
+            'c' => {
+                session.connection =
+                    Some(parse_connection(value).ok_or(SdpError::BadConnection(n))?)
+            }
             'b' => session.bandwidth.push(value.to_owned()),
             't' | 'r' | 'z' => session.timing.push((ty, value.to_owned())),
             'a' => session.attributes.push(parse_attribute(value)),
@@ -212,7 +219,10 @@ mod tests {
         assert_eq!(s.timing, vec![('t', "0 0".to_owned())]);
         assert_eq!(s.media.len(), 1);
         let m = &s.media[0];
-        assert_eq!((m.kind.as_str(), m.port, m.protocol.as_str()), ("audio", 2010, "RTP/AVP"));
+        assert_eq!(
+            (m.kind.as_str(), m.port, m.protocol.as_str()),
+            ("audio", 2010, "RTP/AVP")
+        );
         assert_eq!(m.formats, vec!["0", "8"]);
         assert_eq!(m.address(&s), Some("198.51.100.1".parse().unwrap()));
         assert_eq!(m.direction(&s), Direction::SendRecv);
@@ -224,7 +234,10 @@ mod tests {
         let m = &s.media[0];
         assert_eq!(m.address(&s), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(m.direction(&s), Direction::SendOnly);
-        assert_eq!(m.rtcp_attr(), Some((4005, Some("2001:db8::2".parse().unwrap()))));
+        assert_eq!(
+            m.rtcp_attr(),
+            Some((4005, Some("2001:db8::2".parse().unwrap())))
+        );
         assert!(m.rtcp_mux());
     }
 
@@ -236,18 +249,47 @@ mod tests {
             (b"v=0\r\ns=x\r\n", SdpError::BadOrigin),
             (b"v=0\r\no=- 1 1 IN IP4\r\ns=x\r\n", SdpError::BadOrigin),
             (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n", SdpError::NoName),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\ngarbage\r\n", SdpError::BadLine(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP4 999.1.1.1\r\n", SdpError::BadConnection(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP6 1.1.1.1\r\n", SdpError::BadConnection(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP4 224.1.1.1/127\r\n", SdpError::BadConnection(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio x RTP/AVP 0\r\n", SdpError::BadMedia(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 70000 RTP/AVP 0\r\n", SdpError::BadMedia(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 1000 RTP/AVP\r\n", SdpError::BadMedia(4)),
-            (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 1000 RTP/AVP 0\r\nt=0 0\r\n", SdpError::BadLine(5)),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\ngarbage\r\n",
+                SdpError::BadLine(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP4 999.1.1.1\r\n",
+                SdpError::BadConnection(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP6 1.1.1.1\r\n",
+                SdpError::BadConnection(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nc=IN IP4 224.1.1.1/127\r\n",
+                SdpError::BadConnection(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio x RTP/AVP 0\r\n",
+                SdpError::BadMedia(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 70000 RTP/AVP 0\r\n",
+                SdpError::BadMedia(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 1000 RTP/AVP\r\n",
+                SdpError::BadMedia(4),
+            ),
+            (
+                b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=x\r\nm=audio 1000 RTP/AVP 0\r\nt=0 0\r\n",
+                SdpError::BadLine(5),
+            ),
             (b"v=0\r\no=\xff\r\n", SdpError::NotUtf8),
         ];
         for (input, err) in cases {
-            assert_eq!(parse(input).as_ref().err(), Some(err), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse(input).as_ref().err(),
+                Some(err),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let huge = vec![b'a'; MAX_SDP + 1];
         assert_eq!(parse(&huge), Err(SdpError::TooLarge));

@@ -190,7 +190,14 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
     if mo.rtcp_mux {
         out.push_str("a=rtcp-mux\r\n");
     }
-    for name in ["crypto", "setup", "fingerprint", "tls-id", "ptime", "maxptime"] {
+    for name in [
+        "crypto",
+        "setup",
+        "fingerprint",
+        "tls-id",
+        "ptime",
+        "maxptime",
+    ] {
         for a in named(name) {
             attr_line(out, a);
         }
