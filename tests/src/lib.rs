@@ -274,3 +274,183 @@ pub fn sh(cmd: &[&str]) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// A daemon in its own network namespace with test addresses on `lo`, as
+/// upstream's tests use (203.0.113.x for the daemon, 198.51.100.x for phones).
+pub struct Rig {
+    /// ng client (its socket lives in the namespace).
+    pub ng: NgClient,
+    /// The daemon.
+    pub daemon: Daemon,
+    /// The namespace (dropped last).
+    pub ns: Netns,
+}
+
+/// Addresses every rig has on `lo`.
+pub const RIG_ADDRS: &[&str] = &[
+    "203.0.113.1/32",
+    "203.0.113.2/32",
+    "198.51.100.1/32",
+    "198.51.100.3/32",
+    "198.51.100.6/32",
+    "2001:db8:4321::1/128",
+    "2001:db8:4321::2/128",
+    "2001:db8::10/128",
+];
+
+impl Rig {
+    /// Starts a daemon with `args` (default: `-i 203.0.113.1`) in a new namespace.
+    pub fn new(tag: &str, args: &[&str]) -> Rig {
+        let ns = Netns::new(tag).expect("netns");
+        for a in RIG_ADDRS {
+            let cmd: &[&str] = if a.contains(':') {
+                &["ip", "-6", "addr", "add", a, "dev", "lo", "nodad"]
+            } else {
+                &["ip", "-4", "addr", "add", a, "dev", "lo"]
+            };
+            ns.exec(cmd).expect("addr add");
+        }
+        let mut full: Vec<&str> = Vec::new();
+        if !args
+            .iter()
+            .any(|a| a.starts_with("-i") || a.starts_with("--interface"))
+        {
+            full.extend(["-i", "203.0.113.1"]);
+        }
+        full.extend(args);
+        let daemon = Daemon::start_with(Some(&ns.name), "127.0.0.1:2223".parse().unwrap(), &full)
+            .expect("daemon");
+        let ng = ns
+            .run(|| NgClient::new("127.0.0.1:2223".parse().unwrap()))
+            .expect("ng client");
+        Rig { ng, daemon, ns }
+    }
+
+    /// A UDP socket bound inside the namespace.
+    pub fn socket(&self, addr: &str) -> UdpSocket {
+        let addr: SocketAddr = addr.parse().expect("socket address");
+        let s = self
+            .ns
+            .run(move || UdpSocket::bind(addr))
+            .expect("bind in netns");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s
+    }
+
+    /// Sends a command dictionary and returns the reply.
+    pub fn cmd(&self, d: Dict) -> Dict {
+        self.ng.call(&d).expect("ng reply")
+    }
+}
+
+/// An offer/answer request.
+pub fn sdp_cmd(
+    command: &str,
+    call_id: &str,
+    from: &str,
+    to: Option<&str>,
+    sdp: &str,
+    extra: Vec<(&str, Value)>,
+) -> Dict {
+    let mut d = dict([
+        ("command", Value::str(command)),
+        ("call-id", Value::str(call_id)),
+        ("from-tag", Value::str(from)),
+        ("sdp", Value::str(sdp)),
+    ]);
+    if let Some(t) = to {
+        d.insert(b"to-tag".to_vec(), Value::str(t));
+    }
+    for (k, v) in extra {
+        d.insert(k.as_bytes().to_vec(), v);
+    }
+    d
+}
+
+/// Turns LF-separated SDP text into CRLF SDP.
+pub fn crlf(s: &str) -> String {
+    s.trim_start()
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect()
+}
+
+/// Compares an SDP with an expected one where `PORT` matches any port;
+/// returns the captured ports in order.
+pub fn match_sdp(got: &str, expected: &str) -> Vec<u16> {
+    let want = crlf(expected);
+    let got_lines: Vec<&str> = got.split("\r\n").collect();
+    let want_lines: Vec<&str> = want.split("\r\n").collect();
+    assert_eq!(
+        got_lines.len(),
+        want_lines.len(),
+        "line count differs:\n--- got\n{got}\n--- expected\n{want}"
+    );
+    let mut ports = Vec::new();
+    for (g, w) in got_lines.iter().zip(&want_lines) {
+        let parts: Vec<&str> = w.split("PORT").collect();
+        let mut rest: &str = g;
+        let mut ok = true;
+        for (i, p) in parts.iter().enumerate() {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+            if i + 1 < parts.len() {
+                let n = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 {
+                    ok = false;
+                    break;
+                }
+                ports.push(rest[..n].parse().expect("port"));
+                rest = &rest[n..];
+            }
+        }
+        assert!(
+            ok && rest.is_empty(),
+            "line differs: got {g:?}, expected {w:?}\n--- got\n{got}\n--- expected\n{want}"
+        );
+    }
+    ports
+}
+
+/// An RTP packet: PT, seq, ts, SSRC, 160 payload bytes of `fill`.
+pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend(seq.to_be_bytes());
+    p.extend(ts.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(fill, 160));
+    p
+}
+
+/// Receives one datagram and asserts its source and content.
+pub fn expect_packet(s: &UdpSocket, from: SocketAddr, payload: &[u8]) {
+    let mut buf = [0u8; 2048];
+    let (n, src) = s.recv_from(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "{}: expected a packet from {from}: {e}",
+            s.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        )
+    });
+    assert_eq!(src, from, "packet source");
+    assert_eq!(&buf[..n], payload, "packet content");
+}
+
+/// Asserts nothing arrives on `s` within 200 ms.
+pub fn expect_silence(s: &UdpSocket) {
+    let old = s.read_timeout().ok().flatten();
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut buf = [0u8; 2048];
+    let r = s.recv_from(&mut buf);
+    s.set_read_timeout(old).ok();
+    if let Ok((n, src)) = r {
+        panic!("unexpected {n}-byte packet from {src}");
+    }
+}

@@ -16,7 +16,7 @@ use bendy::encoding::{Encoder, SingleItemEncoder};
 pub const MAX_DEPTH: usize = 32;
 
 /// One ng value: bencode has integers, byte strings, lists and dictionaries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Value {
     /// A signed integer (`i42e`).
     Int(i64),
@@ -60,6 +60,22 @@ pub enum DecodeError {
     /// JSON that serde_json rejects, or a JSON value with no ng equivalent.
     #[error("invalid JSON: {0}")]
     Json(String),
+}
+
+impl std::fmt::Debug for Value {
+    /// Byte strings print as (lossy) text: replies are mostly text and a list
+    /// of byte values helps nobody reading a log or a failed test.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Bytes(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Value::List(l) => f.debug_list().entries(l).finish(),
+            Value::Dict(d) => f
+                .debug_map()
+                .entries(d.iter().map(|(k, v)| (String::from_utf8_lossy(k), v)))
+                .finish(),
+        }
+    }
 }
 
 impl Value {
