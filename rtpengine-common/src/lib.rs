@@ -259,6 +259,9 @@ mod tests {
         assert_eq!(k6.family, FAMILY_V6);
         assert_eq!(k6.addr[0..2], [0x20, 0x01]);
         assert_eq!(k6.addr[15], 1);
-        assert_eq!(k6.socket_addr(), Some("[2001:db8::1]:5004".parse().unwrap()));
+        assert_eq!(
+            k6.socket_addr(),
+            Some("[2001:db8::1]:5004".parse().unwrap())
+        );
     }
 }

@@ -1,16 +1,73 @@
 //! XDP dataplane of rtpengine-rs.
 //!
-//! Packets that the dataplane does not own always go to the normal stack
-//! (`XDP_PASS`): a proxy must never drop traffic of other applications.
+//! For every UDP packet whose destination (local address, port) is in `FLOWS`,
+//! rewrite it to the flow's target and send it out (`XDP_TX` / redirect) without
+//! going through the stack. Everything else — unknown destinations, STUN, DTLS,
+//! fragments, IP options, VLAN tags, anything the kernel cannot route right now —
+//! goes to the normal stack (`XDP_PASS`), where the daemon's sockets handle it.
+//! The program never drops traffic it does not own: the only drops are a source
+//! mismatch under `STRICT_SOURCE` and routes that are blackhole/unreachable/
+//! prohibit for an offloaded flow.
+//!
+//! Module layout: this file holds the maps, the entry point and bounds-checked
+//! packet access; `forward.rs` the per-family parse/check/rewrite logic. Checksum
+//! arithmetic and payload classification are in `rtpengine-common` so they are
+//! unit-tested on the host.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+mod forward;
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    btf_maps::{HashMap, PerCpuArray},
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use network_types::eth::{EthHdr, EtherType};
+use rtpengine_common::{FlowKey, FlowStats, FlowTarget, TableStats, MAX_FLOWS, MAX_TABLES};
+
+/// Flow table shared by all daemons: local endpoint → target (owner table inside).
+#[btf_map]
+static FLOWS: HashMap<FlowKey, FlowTarget, { MAX_FLOWS as usize }> = HashMap::new();
+
+/// Per-flow counters, keyed like `FLOWS` (kept apart so target updates keep counts).
+#[btf_map]
+static FLOW_STATS: HashMap<FlowKey, FlowStats, { MAX_FLOWS as usize }> = HashMap::new();
+
+/// Per-table totals, one slot per table id, per CPU.
+#[btf_map]
+static TABLE_STATS: PerCpuArray<TableStats, { MAX_TABLES as usize }> = PerCpuArray::new();
 
 /// Entry point attached to the interfaces that carry media addresses.
 #[xdp]
-pub fn rtpengine_xdp(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
+pub fn rtpengine_xdp(ctx: XdpContext) -> u32 {
+    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds-checked above.
+    let ether_type = unsafe { (*eth).ether_type };
+    if ether_type == EtherType::Ipv4 as u16 {
+        forward::ipv4(&ctx)
+    } else if ether_type == EtherType::Ipv6 as u16 {
+        forward::ipv6(&ctx)
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// A pointer to a `T` at packet offset `off`, or `None` if the packet is too short
+/// (the verifier needs this check right before every access).
+#[inline(always)]
+pub(crate) fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *mut T)
 }
 
 #[cfg(not(test))]
