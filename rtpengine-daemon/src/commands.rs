@@ -144,7 +144,7 @@ impl Commands {
             _ => return Err(NgError::Other("invalid limit, must be >= 0")),
         };
         let map = self.calls.lock();
-        let calls = map.keys().take(limit).map(|k| Value::str(k)).collect();
+        let calls = map.keys().take(limit).map(Value::str).collect();
         let mut d = reply();
         put(&mut d, "calls", Value::List(calls));
         Ok(d)

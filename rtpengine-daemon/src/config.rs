@@ -262,6 +262,14 @@ impl Config {
         }
         self.interface_specs()?;
         self.ng_addr()?;
+        for (name, v) in [
+            ("--listen-tcp-ng", &self.listen_tcp_ng),
+            ("--listen-http", &self.listen_http),
+        ] {
+            if let Some(v) = v {
+                parse_listen(v).with_context(|| format!("invalid {name}"))?;
+            }
+        }
         Ok(())
     }
 

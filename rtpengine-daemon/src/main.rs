@@ -7,7 +7,7 @@ use rtpengine::call::{Calls, Settings, Totals};
 use rtpengine::commands::Commands;
 use rtpengine::config::{self, Config};
 use rtpengine::interfaces::Interfaces;
-use rtpengine::ng::{control::Control, udp};
+use rtpengine::ng::{control::Control, http, tcp, udp};
 use tracing::{error, info, warn};
 
 fn main() {
@@ -80,14 +80,6 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
         }
         warn!("{msg}");
     }
-    for (set, name) in [
-        (cfg.listen_tcp_ng.is_some(), "--listen-tcp-ng"),
-        (cfg.listen_http.is_some(), "--listen-http"),
-    ] {
-        if set {
-            warn!("{name} is not implemented yet and is ignored");
-        }
-    }
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {
@@ -106,10 +98,19 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
         }
     });
     let sock = udp::bind(cfg.ng_addr()?)?;
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(udp::serve(sock, Arc::clone(&control)));
+    if let Some(a) = &cfg.listen_tcp_ng {
+        let l = tcp::bind(config::parse_listen(a).context("invalid --listen-tcp-ng")?).await?;
+        servers.spawn(tcp::serve(l, Arc::clone(&control)));
+    }
+    if let Some(a) = &cfg.listen_http {
+        let l = http::bind(config::parse_listen(a).context("invalid --listen-http")?).await?;
+        servers.spawn(http::serve(l, Arc::clone(&control)));
+    }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
-    let ng = tokio::spawn(udp::serve(sock, Arc::clone(&control)));
     tokio::select! {
-        r = ng => r.context("ng task")?,
+        Some(r) = servers.join_next() => r.context("server task")?,
         _ = shutdown_signal() => {
             info!("Shutting down");
             Ok(())

@@ -8,6 +8,8 @@
 pub mod control;
 pub mod cookie_cache;
 pub mod frame;
+pub mod http;
 pub mod request;
+pub mod tcp;
 pub mod udp;
 pub mod value;

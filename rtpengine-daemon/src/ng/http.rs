@@ -1,0 +1,134 @@
+//! ng over HTTP and WebSocket (`--listen-http`), with axum.
+//!
+//! - `POST /ng`: cookie-framed body, content type `application/x-rtpengine-ng`.
+//! - `POST /ng-plain`: body without cookie, bencode or JSON.
+//! - `GET /ping`: `pong`.
+//! - WebSocket upgrade on any path: subprotocol `ng.rtpengine.com` (cookie
+//!   framing; also the default when the client names none) or
+//!   `ng-plain.rtpengine.com`; binary and text frames, answered in kind.
+//!
+//! Bodies and messages are limited to [`MAX_MESSAGE`]; larger ones are
+//! refused (413, or the WebSocket is closed).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tracing::{debug, info, warn};
+
+use super::control::Control;
+use super::frame::MAX_MESSAGE;
+
+const NG_CONTENT_TYPE: &str = "application/x-rtpengine-ng";
+const PROTO_NG: &str = "ng.rtpengine.com";
+const PROTO_PLAIN: &str = "ng-plain.rtpengine.com";
+
+/// Binds the listener.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding ng HTTP socket {addr}"))
+}
+
+/// Serves HTTP and WebSocket until cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, control: Arc<Control>) -> anyhow::Result<()> {
+    info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
+    let app = Router::new()
+        .route("/ng", post(ng))
+        .route("/ng-plain", post(ng_plain))
+        .route("/ping", get(|| async { "pong" }))
+        .fallback(websocket)
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE))
+        .with_state(control);
+    axum::serve(listener, app).await.context("HTTP server")
+}
+
+fn plain_error(status: StatusCode, msg: &str) -> Response {
+    (status, format!("{msg}\n")).into_response()
+}
+
+async fn ng(State(control): State<Arc<Control>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with(NG_CONTENT_TYPE) {
+        return plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("POST /ng wants Content-Type: {NG_CONTENT_TYPE}"),
+        );
+    }
+    if body.is_empty() {
+        return plain_error(StatusCode::BAD_REQUEST, "empty body");
+    }
+    match control.handle_framed(&body).await {
+        Some(reply) => ([(header::CONTENT_TYPE, NG_CONTENT_TYPE)], reply).into_response(),
+        None => plain_error(StatusCode::BAD_REQUEST, "no cookie in message"),
+    }
+}
+
+async fn ng_plain(State(control): State<Arc<Control>>, body: Bytes) -> Response {
+    if body.is_empty() {
+        return plain_error(StatusCode::BAD_REQUEST, "empty body");
+    }
+    let ct = if body.first() == Some(&b'{') {
+        "application/json"
+    } else {
+        "application/x-rtpengine-ng-plain"
+    };
+    let reply = control.handle_body(&body).await;
+    ([(header::CONTENT_TYPE, ct)], reply).into_response()
+}
+
+async fn websocket(
+    State(control): State<Arc<Control>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return plain_error(StatusCode::NOT_FOUND, "not found");
+    };
+    ws.protocols([PROTO_NG, PROTO_PLAIN])
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let plain = socket
+                .protocol()
+                .is_some_and(|p| p.as_bytes() == PROTO_PLAIN.as_bytes());
+            if let Err(e) = ws_session(socket, &control, plain).await {
+                warn!(error = %e, "WebSocket closed");
+            }
+        })
+}
+
+async fn ws_session(mut socket: WebSocket, control: &Control, plain: bool) -> anyhow::Result<()> {
+    debug!(plain, "WebSocket ng session");
+    while let Some(msg) = socket.recv().await {
+        let (data, text) = match msg? {
+            Message::Binary(b) => (b.to_vec(), false),
+            Message::Text(t) => (t.as_bytes().to_vec(), true),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        let reply = if plain {
+            Some(control.handle_body(&data).await)
+        } else {
+            control.handle_framed(&data).await
+        };
+        let Some(reply) = reply else { continue };
+        let out = if text {
+            Message::Text(String::from_utf8_lossy(&reply).into_owned().into())
+        } else {
+            Message::Binary(reply.into())
+        };
+        socket.send(out).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! ng over TCP (`--listen-tcp-ng`): `cookie SP bencode-dict` messages back to
+//! back, no length prefix. A message ends where its dictionary is complete,
+//! so the reader scans with the bencode decoder. Several messages per read
+//! and messages split across reads both work; a connection that sends
+//! something that can never become a message, or more than
+//! [`MAX_MESSAGE`] bytes without completing one, is closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+use super::control::Control;
+use super::frame::MAX_MESSAGE;
+use super::value::bencode_len;
+
+/// Binds the listener.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding ng TCP socket {addr}"))
+}
+
+/// Accepts connections until cancelled.
+pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Result<()> {
+    info!(local = %listener.local_addr()?, "Listening for ng over TCP");
+    loop {
+        let (stream, peer) = listener.accept().await.context("accepting ng TCP")?;
+        let control = control.clone();
+        tokio::spawn(
+            async move {
+                match connection(stream, &control).await {
+                    Ok(()) => debug!("ng TCP connection closed"),
+                    Err(e) => warn!(error = %e, "ng TCP connection closed"),
+                }
+            }
+            .instrument(tracing::info_span!("ng-tcp", %peer)),
+        );
+    }
+}
+
+/// What the front of the buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// A complete message of this many bytes.
+    Message(usize),
+    /// Not complete yet.
+    Incomplete,
+    /// Cannot become a message.
+    Garbage(&'static str),
+}
+
+fn next_message(buf: &[u8]) -> Next {
+    let Some(sp) = buf.iter().position(|&b| b == b' ') else {
+        return Next::Incomplete;
+    };
+    if sp == 0 {
+        return Next::Garbage("no cookie");
+    }
+    let body = &buf[sp + 1..];
+    match body.first() {
+        None => Next::Incomplete,
+        Some(b'd') => match bencode_len(body) {
+            Ok(Some(n)) => Next::Message(sp + 1 + n),
+            Ok(None) => Next::Incomplete,
+            Err(_) => Next::Garbage("invalid bencode"),
+        },
+        Some(_) => Next::Garbage("body is not a bencode dictionary"),
+    }
+}
+
+async fn connection(mut stream: TcpStream, control: &Control) -> anyhow::Result<()> {
+    // One write per reply: rtpengine-client's TcpClient cannot split replies.
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        loop {
+            match next_message(&buf) {
+                Next::Message(n) => {
+                    let msg: Vec<u8> = buf.drain(..n).collect();
+                    if let Some(reply) = control.handle_framed(&msg).await {
+                        stream.write_all(&reply).await?;
+                    }
+                    // Whitespace between messages is tolerated.
+                    let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                    buf.drain(..ws);
+                }
+                Next::Incomplete if buf.len() > MAX_MESSAGE => {
+                    anyhow::bail!("more than {MAX_MESSAGE} bytes without a complete message");
+                }
+                Next::Incomplete => break,
+                Next::Garbage(why) => anyhow::bail!("unparseable data: {why}"),
+            }
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            if !buf.is_empty() {
+                anyhow::bail!("peer closed mid-message ({} bytes pending)", buf.len());
+            }
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_boundaries() {
+        assert_eq!(next_message(b"c1 d7:command4:pinge"), Next::Message(20));
+        assert_eq!(next_message(b"c1 d7:command4:pingec2 d"), Next::Message(20));
+        assert_eq!(next_message(b"c1 d7:comma"), Next::Incomplete);
+        assert_eq!(next_message(b"c1"), Next::Incomplete);
+        assert_eq!(next_message(b"c1 "), Next::Incomplete);
+        assert_eq!(
+            next_message(b" d7:command4:pinge"),
+            Next::Garbage("no cookie")
+        );
+        assert_eq!(
+            next_message(b"c1 {\"command\":\"ping\"}"),
+            Next::Garbage("body is not a bencode dictionary")
+        );
+        assert_eq!(next_message(b"c1 dx"), Next::Garbage("invalid bencode"));
+    }
+}

@@ -1,0 +1,264 @@
+//! ng over TCP, HTTP and WebSocket against the real daemon: framing, partial
+//! and batched messages, and hostile clients.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use rtpengine_tests::*;
+
+struct Streams {
+    _d: Daemon,
+    tcp: SocketAddr,
+    http: SocketAddr,
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free tcp port")
+}
+
+fn start() -> Streams {
+    let tcp: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+    let http: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+    let d = Daemon::start(&[
+        &format!("--listen-tcp-ng={tcp}"),
+        &format!("--listen-http={http}"),
+    ])
+    .expect("daemon");
+    // The TCP/HTTP listeners come up with the UDP one; wait until they accept.
+    for _ in 0..100 {
+        if TcpStream::connect(http).is_ok() && TcpStream::connect(tcp).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Streams { _d: d, tcp, http }
+}
+
+/// The daemon closed the connection without sending anything (a read timeout
+/// fails: that would mean the connection stayed open).
+fn assert_closed(s: &mut TcpStream) {
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("connection not closed: {other:?}, {} bytes", rest.len()),
+    }
+}
+
+fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    s.read_exact(&mut buf).expect("reply");
+    buf
+}
+
+const PONG: &[u8] = b"d6:result4:ponge";
+
+#[test]
+fn tcp_batched_split_and_garbage() {
+    let st = start();
+    let mut s = TcpStream::connect(st.tcp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Two messages in one write: two replies, in order.
+    s.write_all(b"a1 d7:command4:pingea2 d7:command4:pinge")
+        .unwrap();
+    assert_eq!(read_n(&mut s, 3 + PONG.len()), [&b"a1 "[..], PONG].concat());
+    assert_eq!(read_n(&mut s, 3 + PONG.len()), [&b"a2 "[..], PONG].concat());
+    // One message split across writes.
+    s.write_all(b"b1 d7:comm").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"and4:pinge").unwrap();
+    assert_eq!(read_n(&mut s, 3 + PONG.len()), [&b"b1 "[..], PONG].concat());
+    // Protocol errors are answered, not fatal.
+    s.write_all(b"b2 d3:fooi1ee").unwrap();
+    let r = read_n(
+        &mut s,
+        3 + b"d12:error-reason36:Dictionary contains no key \"command\"6:result5:errore".len(),
+    );
+    assert!(String::from_utf8_lossy(&r).contains("no key \"command\""));
+
+    // Garbage closes the connection; the daemon keeps serving others.
+    s.write_all(b"c1 {\"command\":\"ping\"}").unwrap();
+    assert_closed(&mut s);
+
+    // A peer that sends endless incomplete data is cut off.
+    let mut s2 = TcpStream::connect(st.tcp).unwrap();
+    s2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut big = b"x d3:sdp999999:".to_vec();
+    big.extend(std::iter::repeat_n(b'v', 70_000));
+    let _ = s2.write_all(&big);
+    assert_closed(&mut s2);
+
+    // A client that disconnects mid-message does not disturb anyone.
+    let mut s3 = TcpStream::connect(st.tcp).unwrap();
+    s3.write_all(b"m1 d7:comm").unwrap();
+    drop(s3);
+    let mut s4 = TcpStream::connect(st.tcp).unwrap();
+    s4.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s4.write_all(b"z1 d7:command4:pinge").unwrap();
+    assert_eq!(
+        read_n(&mut s4, 3 + PONG.len()),
+        [&b"z1 "[..], PONG].concat()
+    );
+}
+
+/// Sends a raw HTTP/1.1 request and returns (status, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = ctype {
+        req.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = resp[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+#[test]
+fn http_ng_and_ng_plain() {
+    let st = start();
+    let ng = "application/x-rtpengine-ng";
+    let (code, body) = http(st.http, "POST", "/ng", Some(ng), b"h1 d7:command4:pinge");
+    assert_eq!((code, body.as_slice()), (200, &b"h1 d6:result4:ponge"[..]));
+    let (code, body) = http(
+        st.http,
+        "POST",
+        "/ng-plain",
+        Some("application/json"),
+        br#"{"command":"ping"}"#,
+    );
+    assert_eq!((code, body.as_slice()), (200, &br#"{"result":"pong"}"#[..]));
+    let (code, body) = http(
+        st.http,
+        "POST",
+        "/ng-plain",
+        Some("application/x-rtpengine-ng-plain"),
+        b"d7:command4:pinge",
+    );
+    assert_eq!((code, body.as_slice()), (200, PONG));
+    let (code, body) = http(st.http, "GET", "/ping", None, b"");
+    assert_eq!((code, body.as_slice()), (200, &b"pong"[..]));
+
+    assert_eq!(
+        http(
+            st.http,
+            "POST",
+            "/ng",
+            Some("text/plain"),
+            b"h2 d7:command4:pinge"
+        )
+        .0,
+        415
+    );
+    assert_eq!(http(st.http, "POST", "/ng", Some(ng), b"").0, 400);
+    assert_eq!(
+        http(st.http, "POST", "/ng", Some(ng), b"d7:command4:pinge").0,
+        400,
+        "no cookie"
+    );
+    assert_eq!(http(st.http, "POST", "/ng-plain", None, b"").0, 400);
+    assert_eq!(http(st.http, "GET", "/nothing", None, b"").0, 404);
+    let big = vec![b'x'; 200_000];
+    assert_eq!(http(st.http, "POST", "/ng", Some(ng), &big).0, 413);
+    // Still serving.
+    assert_eq!(
+        http(st.http, "POST", "/ng", Some(ng), b"h3 d7:command4:pinge").1,
+        b"h3 d6:result4:ponge"
+    );
+}
+
+#[test]
+fn websocket_subprotocols_and_frames() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let st = start();
+    let connect = |proto: &str| {
+        let mut req = format!("ws://{}/", st.http).into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", proto.parse().unwrap());
+        let (ws, resp) = tungstenite::connect(req).expect("ws connect");
+        assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").unwrap(), proto);
+        ws
+    };
+    let mut ws = connect("ng.rtpengine.com");
+    ws.send(Message::Binary(b"w1 d7:command4:pinge".to_vec().into()))
+        .unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Binary(b"w1 d6:result4:ponge".to_vec().into())
+    );
+    ws.send(Message::Text("w2 d7:command4:pinge".into()))
+        .unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Text("w2 d6:result4:ponge".into())
+    );
+
+    let mut plain = connect("ng-plain.rtpengine.com");
+    plain
+        .send(Message::Text(r#"{"command":"ping"}"#.into()))
+        .unwrap();
+    assert_eq!(
+        plain.read().unwrap(),
+        Message::Text(r#"{"result":"pong"}"#.into())
+    );
+
+    // A 10 MB frame closes that connection only.
+    let mut hostile = connect("ng.rtpengine.com");
+    let _ = hostile.send(Message::Binary(vec![b'x'; 10 << 20].into()));
+    let closed = loop {
+        match hostile.read() {
+            Ok(Message::Close(_)) | Err(_) => break true,
+            Ok(_) => continue,
+        }
+    };
+    assert!(closed);
+    ws.send(Message::Binary(b"w3 d7:command4:pinge".to_vec().into()))
+        .unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Binary(b"w3 d6:result4:ponge".to_vec().into())
+    );
+}
