@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod interfaces;
+pub mod kernel;
 pub mod net;
 pub mod ng;
 pub mod relay;

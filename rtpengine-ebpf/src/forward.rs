@@ -213,9 +213,8 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     if userspace_payload(ctx, PAYLOAD_OFF, data_len) {
         return PASS;
     }
-    let src_ok = unsafe {
-        eq16(&(*ip).src_addr, &t.expected_src.addr) && (*udp).src == t.expected_src.port
-    };
+    let src_ok =
+        unsafe { eq16(&(*ip).src_addr, &t.expected_src.addr) && (*udp).src == t.expected_src.port };
     if let Some(verdict) = source_verdict(src_ok, t, &key) {
         return verdict;
     }
