@@ -454,3 +454,230 @@ pub fn expect_silence(s: &UdpSocket) {
         panic!("unexpected {n}-byte packet from {src}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the call tests (calls_*.rs).
+
+/// `ip` and `port` as a socket address (`ip` may be IPv4 or IPv6).
+pub fn sa(ip: &str, port: u16) -> SocketAddr {
+    let ip: std::net::IpAddr = ip.parse().expect("IP address");
+    SocketAddr::new(ip, port)
+}
+
+/// A list of string values, e.g. for `flags` or `replace`.
+pub fn strs(items: &[&str]) -> Value {
+    Value::List(items.iter().map(|s| Value::str(s)).collect())
+}
+
+/// The `error-reason` of an error reply (asserts `result: error`).
+pub fn error_reason(d: &Dict) -> &str {
+    assert_eq!(get_str(d, "result"), "error", "expected an error: {d:?}");
+    get_str(d, "error-reason")
+}
+
+/// The ports of the `m=` lines of an SDP, in order.
+pub fn media_ports(sdp: &str) -> Vec<u16> {
+    sdp.split("\r\n")
+        .filter_map(|l| l.strip_prefix("m="))
+        .map(|l| {
+            l.split(' ')
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("bad m= line {l:?}"))
+        })
+        .collect()
+}
+
+/// An integer at `path` inside a dictionary (panics with context otherwise).
+pub fn get_int(d: &Dict, path: &[&str]) -> i64 {
+    let mut v = d
+        .get(path[0].as_bytes())
+        .unwrap_or_else(|| panic!("no '{}' in {d:?}", path[0]));
+    for k in &path[1..] {
+        v = v
+            .get(k)
+            .unwrap_or_else(|| panic!("no '{k}' (path {path:?}) in {d:?}"));
+    }
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("{path:?} is not an integer: {other:?}"),
+    }
+}
+
+/// Polls `f` every 50 ms until it returns true or `timeout` passes; returns
+/// whether it became true.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An RTCP sender report with SSRC `ssrc` (28 bytes).
+pub fn rtcp_sr(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 200, 0, 6];
+    p.extend(ssrc.to_be_bytes());
+    p.extend(1u8..=20);
+    p
+}
+
+/// Enables `IP_RECVTOS` on an IPv4 socket.
+pub fn enable_recvtos(s: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: valid socket fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTOS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_RECVTOS: {}", std::io::Error::last_os_error());
+}
+
+/// Receives one datagram on an IPv4 socket with `IP_RECVTOS` enabled
+/// (see [`enable_recvtos`]); returns payload, source and the TOS byte.
+/// Honours the socket's read timeout.
+pub fn recv_with_tos(s: &UdpSocket) -> std::io::Result<(Vec<u8>, SocketAddr, u8)> {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 2048];
+    let mut cbuf = [0u64; 16];
+    // SAFETY: zeroed sockaddr_in / msghdr are valid initial values.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: msg points at live buffers of the stated sizes.
+    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut tos = None;
+    // SAFETY: iterating the control buffer the kernel filled, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TOS {
+                tos = Some(*libc::CMSG_DATA(c));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let src = SocketAddr::from((
+        std::net::Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)),
+        u16::from_be(from.sin_port),
+    ));
+    let tos = tos.expect("no IP_TOS control message (IP_RECVTOS not enabled?)");
+    Ok((buf[..n as usize].to_vec(), src, tos))
+}
+
+/// Number of open file descriptors of process `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/<pid>/fd")
+        .count()
+}
+
+impl Rig {
+    /// Sends a command with `extra` keys, e.g. `rig.ng_cmd("list", vec![])`.
+    pub fn ng_cmd(&self, command: &str, extra: Vec<(&str, Value)>) -> Dict {
+        let mut d = dict([("command", Value::str(command))]);
+        for (k, v) in extra {
+            d.insert(k.as_bytes().to_vec(), v);
+        }
+        self.cmd(d)
+    }
+
+    /// Offer (asserting `result: ok`); returns the rewritten SDP.
+    pub fn offer(&self, call_id: &str, from: &str, sdp: &str, extra: Vec<(&str, Value)>) -> String {
+        let r = self.cmd(sdp_cmd("offer", call_id, from, None, &crlf(sdp), extra));
+        assert_eq!(get_str(&r, "result"), "ok", "offer failed: {r:?}");
+        get_str(&r, "sdp").to_string()
+    }
+
+    /// Answer (asserting `result: ok`); returns the rewritten SDP.
+    pub fn answer(
+        &self,
+        call_id: &str,
+        from: &str,
+        to: &str,
+        sdp: &str,
+        extra: Vec<(&str, Value)>,
+    ) -> String {
+        let r = self.cmd(sdp_cmd(
+            "answer",
+            call_id,
+            from,
+            Some(to),
+            &crlf(sdp),
+            extra,
+        ));
+        assert_eq!(get_str(&r, "result"), "ok", "answer failed: {r:?}");
+        get_str(&r, "sdp").to_string()
+    }
+
+    /// `query` for a call.
+    pub fn query(&self, call_id: &str) -> Dict {
+        self.ng_cmd("query", vec![("call-id", Value::str(call_id))])
+    }
+
+    /// `delete` of a whole call with `delete-delay: 0`; asserts `result: ok`
+    /// without a warning.
+    pub fn delete_now(&self, call_id: &str) {
+        let r = self.ng_cmd(
+            "delete",
+            vec![
+                ("call-id", Value::str(call_id)),
+                ("delete-delay", Value::Int(0)),
+            ],
+        );
+        assert_eq!(get_str(&r, "result"), "ok", "delete failed: {r:?}");
+        assert!(!r.contains_key(&b"warning"[..]), "delete warned: {r:?}");
+    }
+
+    /// The call-ids `list` returns (limit 100000).
+    pub fn list_calls(&self) -> Vec<String> {
+        let r = self.ng_cmd("list", vec![("limit", Value::Int(100_000))]);
+        assert_eq!(get_str(&r, "result"), "ok", "list failed: {r:?}");
+        match r.get(&b"calls"[..]) {
+            Some(Value::List(l)) => l
+                .iter()
+                .map(|v| v.as_str().expect("call-id string").to_string())
+                .collect(),
+            other => panic!("no calls list: {other:?}"),
+        }
+    }
+
+    /// `statistics` → the `statistics` dictionary.
+    pub fn statistics(&self) -> Dict {
+        let r = self.ng_cmd("statistics", vec![]);
+        match r.get(&b"statistics"[..]) {
+            Some(Value::Dict(d)) => d.clone(),
+            other => panic!("no statistics dict: {other:?} in {r:?}"),
+        }
+    }
+
+    /// Binds a UDP socket inside the namespace, returning the error instead
+    /// of panicking (to check whether the daemon still holds a port).
+    pub fn try_bind(&self, addr: SocketAddr) -> std::io::Result<UdpSocket> {
+        self.ns.run(move || UdpSocket::bind(addr))
+    }
+}
