@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::call::{call_stats, relayed, Calls, EndReason, Negotiation, Side, Totals};
+use crate::call::{
+    call_stats, kernel_packets, relayed, Calls, EndReason, Negotiation, Side, Totals,
+};
 use crate::clock;
 use crate::ng::frame::NgError;
 use crate::ng::request::{Command, Request};
@@ -151,33 +153,44 @@ impl Commands {
     }
 
     fn statistics(&self) -> Dict {
-        let (n, live) = self.live_totals();
+        let (n, live, kernel) = self.live_totals();
+        let stats = self.calls.stats.statistics(n, live, kernel);
         let mut d = reply();
-        put(
-            &mut d,
-            "statistics",
-            Value::Dict(self.calls.stats.statistics(n, live)),
-        );
+        put(&mut d, "statistics", Value::Dict(stats));
         d
     }
 
-    /// Number of calls and what their sockets have relayed so far.
-    pub fn live_totals(&self) -> (usize, Totals) {
+    /// Number of calls, what their sockets have relayed so far, and how many
+    /// of those packets the kernel forwarded.
+    pub fn live_totals(&self) -> (usize, Totals, u64) {
         let map = self.calls.lock();
         let mut t = Totals::default();
+        let mut kernel = 0;
         for c in map.values() {
             let r = relayed(c);
             t.packets += r.packets;
             t.bytes += r.bytes;
             t.errors += r.errors;
+            kernel += kernel_packets(c);
         }
-        (map.len(), t)
+        (map.len(), t, kernel)
     }
 
     /// The once-per-second timer: ends calls and updates rates.
-    pub fn tick(&self, last: &mut Totals) {
+    pub fn tick(&self, last: &mut Totals, last_kernel: &mut u64) {
         self.calls.tick();
-        let (_, live) = self.live_totals();
+        let (_, live, kernel) = self.live_totals();
+        let kernel = kernel
+            + self
+                .calls
+                .stats
+                .ended_kernel
+                .load(std::sync::atomic::Ordering::Relaxed);
+        self.calls.stats.kernel_rate.store(
+            kernel.saturating_sub(*last_kernel),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        *last_kernel = kernel;
         let ended = &self.calls.stats.ended_totals;
         let now = Totals {
             packets: live.packets + ended[0].load(std::sync::atomic::Ordering::Relaxed),

@@ -86,15 +86,15 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
             info!(interface = %i.name, local = %a.local, advertised = %a.advertised, "Media interface");
         }
     }
-    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg)));
+    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg), None));
     let control = Control::new(Commands::new(calls));
     let timer_control = Arc::clone(&control);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let mut last = Totals::default();
+        let (mut last, mut last_kernel) = (Totals::default(), 0);
         loop {
             tick.tick().await;
-            timer_control.commands().tick(&mut last);
+            timer_control.commands().tick(&mut last, &mut last_kernel);
         }
     });
     let sock = udp::bind(cfg.ng_addr()?)?;

@@ -12,7 +12,7 @@ mod negotiate;
 mod stats;
 
 pub use negotiate::{Negotiation, Side};
-pub use stats::{call_stats, relayed, GlobalStats, Totals};
+pub use stats::{call_stats, kernel_packets, relayed, GlobalStats, Totals};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +24,7 @@ use crate::config::{Config, EndpointLearning};
 use crate::interfaces::{Interfaces, LocalAddress};
 use crate::ng::frame::NgError;
 use crate::relay::learning::{Endpoint, Policy};
+use crate::relay::offload::Offload;
 use crate::relay::{MediaSocket, SocketState, TaskGuard};
 use crate::sdp::{Direction, Origin};
 
@@ -254,16 +255,23 @@ pub struct Calls {
     pub settings: Settings,
     /// Daemon-wide counters.
     pub stats: GlobalStats,
+    /// In-kernel forwarding, when available.
+    pub offload: Option<Arc<dyn Offload>>,
 }
 
 impl Calls {
     /// An empty registry.
-    pub fn new(interfaces: Interfaces, settings: Settings) -> Calls {
+    pub fn new(
+        interfaces: Interfaces,
+        settings: Settings,
+        offload: Option<Arc<dyn Offload>>,
+    ) -> Calls {
         Calls {
             calls: Mutex::new(HashMap::new()),
             interfaces,
             settings,
             stats: GlobalStats::default(),
+            offload,
         }
     }
 
@@ -297,6 +305,13 @@ impl Calls {
         let now = clock::now_ms();
         let s = &self.settings;
         let mut map = self.lock();
+        // Offloaded packets never reach the relay: fold the kernel's counters
+        // in first so the timeouts see that media is flowing.
+        if self.offload.is_some() {
+            for s in map.values().flat_map(Call::sockets) {
+                s.merge_kernel();
+            }
+        }
         let mut ending = Vec::new();
         for (id, c) in map.iter() {
             let why = if c.destroy_at_ms.is_some_and(|t| t <= now) {
@@ -334,6 +349,7 @@ pub(crate) fn allocate_sockets(
     key: Option<SocketAddr>,
     policy: Policy,
     tos: Option<u8>,
+    offload: Option<&Arc<dyn Offload>>,
 ) -> Result<Sockets, NgError> {
     let pair = addr.pool.allocate(single).ok_or_else(|| {
         tracing::error!(
@@ -345,20 +361,15 @@ pub(crate) fn allocate_sockets(
     })?;
     let lease = Arc::new(pair.lease);
     let now = Instant::now();
-    let state = || SocketState {
-        endpoint: Endpoint::new(None, now),
-        policy,
-        muxed: false,
-        peer_rtp: Default::default(),
-        peer_rtcp: Default::default(),
-    };
+    let state = || SocketState::new(Endpoint::new(None, now), policy, tos);
     let io = |e: std::io::Error| {
         tracing::error!(error = %e, "Failed to register media socket");
         NgError::Other("Ran out of ports")
     };
-    let rtp = MediaSocket::new(pair.rtp, false, lease.clone(), state()).map_err(io)?;
+    let rtp =
+        MediaSocket::new(pair.rtp, false, lease.clone(), state(), offload.cloned()).map_err(io)?;
     let rtcp = match pair.rtcp {
-        Some(s) => Some(MediaSocket::new(s, true, lease, state()).map_err(io)?),
+        Some(s) => Some(MediaSocket::new(s, true, lease, state(), offload.cloned()).map_err(io)?),
         None => None,
     };
     let mut tasks = vec![rtp.spawn()];

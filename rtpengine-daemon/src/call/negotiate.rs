@@ -393,7 +393,14 @@ impl Negotiation {
                     bad("Ran out of ports")
                 })?;
                 let single = m.mux && self.rtcp_mux.contains("require") && idx == rcv;
-                m.sockets = Some(allocate_sockets(addr, single, key, policy, tos)?);
+                m.sockets = Some(allocate_sockets(
+                    addr,
+                    single,
+                    key,
+                    policy,
+                    tos,
+                    calls.offload.as_ref(),
+                )?);
             }
         }
 

@@ -25,6 +25,10 @@ pub struct GlobalStats {
     pub ended_totals: [AtomicU64; 3],
     /// Per-second rates computed by the timer: packets, bytes, errors.
     pub rates: [AtomicU64; 3],
+    /// Packets of ended calls forwarded in the kernel.
+    pub ended_kernel: AtomicU64,
+    /// Per-second rate of packets forwarded in the kernel.
+    pub kernel_rate: AtomicU64,
 }
 
 impl Default for GlobalStats {
@@ -42,6 +46,8 @@ impl Default for GlobalStats {
             ended: AtomicU64::new(0),
             ended_totals: Default::default(),
             rates: Default::default(),
+            ended_kernel: AtomicU64::new(0),
+            kernel_rate: AtomicU64::new(0),
         }
     }
 }
@@ -105,10 +111,11 @@ impl GlobalStats {
         for (a, v) in self.ended_totals.iter().zip([t.packets, t.bytes, t.errors]) {
             a.fetch_add(v, Relaxed);
         }
+        self.ended_kernel.fetch_add(kernel_packets(call), Relaxed);
     }
 
     /// The `statistics` reply.
-    pub fn statistics(&self, calls: usize, live: Totals) -> Dict {
+    pub fn statistics(&self, calls: usize, live: Totals, live_kernel: u64) -> Dict {
         let total = |i: usize, live: u64| self.ended_totals[i].load(Relaxed) + live;
         let mut cur = Dict::new();
         put(&mut cur, "sessionsown", calls as u64);
@@ -118,12 +125,13 @@ impl GlobalStats {
         put(&mut cur, "packetrate", self.rates[0].load(Relaxed));
         put(&mut cur, "byterate", self.rates[1].load(Relaxed));
         put(&mut cur, "errorrate", self.rates[2].load(Relaxed));
-        put(&mut cur, "packetrate_user", self.rates[0].load(Relaxed));
-        put(&mut cur, "byterate_user", self.rates[1].load(Relaxed));
-        put(&mut cur, "errorrate_user", self.rates[2].load(Relaxed));
-        put(&mut cur, "packetrate_kernel", 0u64);
-        put(&mut cur, "byterate_kernel", 0u64);
-        put(&mut cur, "errorrate_kernel", 0u64);
+        let krate = self.kernel_rate.load(Relaxed);
+        put(
+            &mut cur,
+            "packetrate_user",
+            self.rates[0].load(Relaxed).saturating_sub(krate),
+        );
+        put(&mut cur, "packetrate_kernel", krate);
 
         let ended = self.ended.load(Relaxed);
         let mut tot = Dict::new();
@@ -155,8 +163,13 @@ impl GlobalStats {
         put(&mut tot, "relayedpackets", total(0, live.packets));
         put(&mut tot, "relayedbytes", total(1, live.bytes));
         put(&mut tot, "relayedpacketerrors", total(2, live.errors));
-        put(&mut tot, "relayedpackets_user", total(0, live.packets));
-        put(&mut tot, "relayedpackets_kernel", 0u64);
+        let kernel = self.ended_kernel.load(Relaxed) + live_kernel;
+        put(
+            &mut tot,
+            "relayedpackets_user",
+            total(0, live.packets).saturating_sub(kernel),
+        );
+        put(&mut tot, "relayedpackets_kernel", kernel);
         put(&mut tot, "zerowaystreams", 0u64);
         put(&mut tot, "onewaystreams", 0u64);
         put(
@@ -188,6 +201,13 @@ pub fn relayed(call: &Call) -> Totals {
         t.errors += s.stats_in.errors.load(Relaxed);
     }
     t
+}
+
+/// Packets of a call forwarded in the kernel.
+pub fn kernel_packets(call: &Call) -> u64 {
+    call.sockets()
+        .map(|s| s.kernel_in.packets.load(Relaxed))
+        .sum()
 }
 
 fn family(a: &std::net::IpAddr) -> &'static str {
@@ -233,6 +253,11 @@ fn stream_dict(s: &MediaSocket, created: u64) -> Value {
     }
     if st.endpoint.confirmed {
         flags.push(Value::str("confirmed"));
+    }
+    if st.kernel.is_some() {
+        flags.push(Value::str("kernelized"));
+    } else if !s.kernel_capable() {
+        flags.push(Value::str("no kernel support"));
     }
     if st.policy.strict {
         flags.push(Value::str("strict source address"));

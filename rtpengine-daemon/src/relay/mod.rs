@@ -13,6 +13,7 @@
 //! the packet (counted as an error) instead of stalling the stream.
 
 pub mod learning;
+pub mod offload;
 
 use std::cell::RefCell;
 use std::io;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::interfaces::PortLease;
 use learning::{Endpoint, Policy, Verdict};
+use offload::{KernelCounters, Offload, Rule};
 
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.
@@ -71,6 +73,31 @@ pub struct SocketState {
     pub peer_rtp: Weak<MediaSocket>,
     /// The other party's socket for RTCP (its RTP socket when it muxes).
     pub peer_rtcp: Weak<MediaSocket>,
+    /// TOS / traffic class of packets sent from here.
+    pub tos: Option<u8>,
+    /// The rule installed in the kernel, if offloaded.
+    pub kernel: Option<Rule>,
+    /// Kernel counters already merged into the socket's counters.
+    kernel_seen: KernelCounters,
+    /// Offloading failed once for this socket; do not retry every packet.
+    kernel_failed: bool,
+}
+
+impl SocketState {
+    /// Fresh state for a socket talking to a party at (not yet known) `endpoint`.
+    pub fn new(endpoint: Endpoint, policy: Policy, tos: Option<u8>) -> SocketState {
+        SocketState {
+            endpoint,
+            policy,
+            muxed: false,
+            peer_rtp: Weak::new(),
+            peer_rtcp: Weak::new(),
+            tos,
+            kernel: None,
+            kernel_seen: KernelCounters::default(),
+            kernel_failed: false,
+        }
+    }
 }
 
 /// One local media port.
@@ -85,6 +112,11 @@ pub struct MediaSocket {
     pub stats_in: Counters,
     /// Packets sent to the party.
     pub stats_out: Counters,
+    /// The share of `stats_in` forwarded in the kernel.
+    pub kernel_in: Counters,
+    /// [`clock::now_ms`] of the last packet relayed in userspace, 0 = never.
+    pub user_last_ms: AtomicU64,
+    offload: Option<Arc<dyn Offload>>,
     // Declared after `sock` so the port returns to the pool after closing.
     _lease: Arc<PortLease>,
 }
@@ -113,6 +145,7 @@ impl MediaSocket {
         is_rtcp: bool,
         lease: Arc<PortLease>,
         state: SocketState,
+        offload: Option<Arc<dyn Offload>>,
     ) -> io::Result<Arc<MediaSocket>> {
         let local = sock.local_addr()?;
         Ok(Arc::new(MediaSocket {
@@ -122,6 +155,9 @@ impl MediaSocket {
             state: Mutex::new(state),
             stats_in: Counters::default(),
             stats_out: Counters::default(),
+            kernel_in: Counters::default(),
+            user_last_ms: AtomicU64::new(0),
+            offload,
             _lease: lease,
         }))
     }
@@ -183,6 +219,7 @@ impl MediaSocket {
             return;
         }
         self.stats_in.count(pkt.len(), now_ms);
+        self.user_last_ms.store(now_ms, Relaxed);
         let Some(target) = target else { return };
         let dst = {
             let st = target.state();
@@ -192,6 +229,148 @@ impl MediaSocket {
         match target.sock.try_send_to(pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
+        }
+        if self.offload.is_some() {
+            self.offload_to(&target, dst);
+        }
+    }
+
+    /// Hands this socket's traffic to the kernel once its party's endpoint
+    /// is confirmed and the path is one plain destination of the same family.
+    fn offload_to(&self, target: &MediaSocket, dst: SocketAddr) {
+        let Some(offload) = &self.offload else { return };
+        let mut st = self.state();
+        if st.kernel_failed {
+            return;
+        }
+        let expected = match st.endpoint.learned {
+            Some(src) if st.endpoint.confirmed => src,
+            _ => return,
+        };
+        // A muxed socket carries RTP and RTCP; both must go to one place.
+        if st.muxed && !Weak::ptr_eq(&st.peer_rtp, &st.peer_rtcp) {
+            return;
+        }
+        let v6 = self.local.is_ipv6();
+        if [expected, target.local, dst]
+            .iter()
+            .any(|a| a.is_ipv6() != v6)
+        {
+            return;
+        }
+        let rule = Rule {
+            expected_src: expected,
+            src: target.local,
+            dst,
+            strict: st.policy.strict,
+            punt_mismatch: st.policy.handover,
+            tos: target.state_tos(),
+        };
+        if st.kernel == Some(rule) {
+            return;
+        }
+        match offload.install(self.local, &rule) {
+            Ok(()) => {
+                tracing::debug!(local = %self.local, ?rule, "Kernelizing media stream");
+                st.kernel = Some(rule);
+                st.kernel_seen = KernelCounters::default();
+            }
+            Err(e) => {
+                tracing::warn!(local = %self.local, error = %format!("{e:#}"), "Failed to kernelize media stream");
+                st.kernel_failed = true;
+            }
+        }
+    }
+
+    fn state_tos(&self) -> Option<u8> {
+        self.state().tos
+    }
+
+    /// Removes this socket's kernel rule (signalling changed, or the stream
+    /// ends), merging its last counters first.
+    pub fn unoffload(&self, reason: &str) {
+        let Some(offload) = &self.offload else { return };
+        if self.state().kernel.is_none() {
+            return;
+        }
+        self.merge_kernel();
+        offload.remove(self.local);
+        let mut st = self.state();
+        st.kernel = None;
+        st.kernel_failed = false;
+        tracing::debug!(local = %self.local, reason, "Removing media stream from kernel");
+    }
+
+    /// Adds what the kernel forwarded since the last call to the counters
+    /// (called once a second by the timer).
+    pub fn merge_kernel(&self) {
+        let Some(offload) = &self.offload else { return };
+        let (target, seen) = {
+            let st = self.state();
+            if st.kernel.is_none() {
+                return;
+            }
+            let out = if self.is_rtcp {
+                &st.peer_rtcp
+            } else {
+                &st.peer_rtp
+            };
+            (out.upgrade(), st.kernel_seen)
+        };
+        let Some(now) = offload.counters(self.local) else {
+            return;
+        };
+        // Counters restart when a rule is replaced: then all of `now` is new.
+        let base = if now.packets < seen.packets {
+            KernelCounters::default()
+        } else {
+            seen
+        };
+        let (dp, db, de) = (
+            now.packets - base.packets,
+            now.bytes - base.bytes,
+            now.errors.saturating_sub(base.errors),
+        );
+        for c in [&self.stats_in, &self.kernel_in] {
+            c.packets.fetch_add(dp, Relaxed);
+            c.bytes.fetch_add(db, Relaxed);
+            c.errors.fetch_add(de, Relaxed);
+            if now.last_ms > c.last_ms.load(Relaxed) && dp > 0 {
+                c.last_ms.store(now.last_ms, Relaxed);
+            }
+        }
+        if let Some(t) = target {
+            t.stats_out.packets.fetch_add(dp, Relaxed);
+            t.stats_out.bytes.fetch_add(db, Relaxed);
+            if dp > 0 {
+                t.stats_out.last_ms.store(now.last_ms, Relaxed);
+            }
+        }
+        self.state().kernel_seen = now;
+    }
+
+    /// Whether the socket's traffic is forwarded in the kernel now.
+    pub fn kernelized(&self) -> bool {
+        self.state().kernel.is_some()
+    }
+
+    /// Whether an offload backend exists at all.
+    pub fn kernel_capable(&self) -> bool {
+        self.offload.is_some()
+    }
+}
+
+impl Drop for MediaSocket {
+    fn drop(&mut self) {
+        if let Some(offload) = &self.offload {
+            if self
+                .state
+                .get_mut()
+                .map(|s| s.kernel.is_some())
+                .unwrap_or(true)
+            {
+                offload.remove(self.local);
+            }
         }
     }
 }

@@ -1,0 +1,49 @@
+//! The seam between the userspace relay and in-kernel forwarding.
+//!
+//! The relay decides *when* a socket's traffic may bypass it (peer endpoint
+//! confirmed, one destination, same address family) and *what* the kernel
+//! must do with it ([`Rule`]); an [`Offload`] implementation (the eBPF
+//! dataplane in [`crate::kernel`]) does it. Offloaded packets never reach the
+//! relay, so the kernel's counters are merged back once a second.
+
+use std::net::SocketAddr;
+
+/// What the kernel does with packets arriving at one local socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The party's confirmed address.
+    pub expected_src: SocketAddr,
+    /// Local socket the packet leaves from (the one advertised to the peer).
+    pub src: SocketAddr,
+    /// The peer's address.
+    pub dst: SocketAddr,
+    /// Drop packets from any other source (`strict source`).
+    pub strict: bool,
+    /// Hand packets from any other source to userspace (`media handover`).
+    pub punt_mismatch: bool,
+    /// TOS / traffic class to set.
+    pub tos: Option<u8>,
+}
+
+/// Kernel counters of one offloaded socket since it was installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// Packets dropped (strict source).
+    pub errors: u64,
+    /// Milliseconds ([`crate::clock::now_ms`] scale) of the last packet, 0 = never.
+    pub last_ms: u64,
+}
+
+/// An in-kernel forwarding backend.
+pub trait Offload: Send + Sync {
+    /// Installs or replaces the rule for `local`.
+    fn install(&self, local: SocketAddr, rule: &Rule) -> anyhow::Result<()>;
+    /// Removes the rule for `local` (absent is fine).
+    fn remove(&self, local: SocketAddr);
+    /// Counters of `local` since its rule was (re)installed.
+    fn counters(&self, local: SocketAddr) -> Option<KernelCounters>;
+}
