@@ -272,8 +272,11 @@ impl MediaSocket {
         match offload.install(self.local, &rule) {
             Ok(()) => {
                 tracing::debug!(local = %self.local, ?rule, "Kernelizing media stream");
+                // A replaced rule keeps its kernel counters; a new one starts at 0.
+                if st.kernel.is_none() {
+                    st.kernel_seen = KernelCounters::default();
+                }
                 st.kernel = Some(rule);
-                st.kernel_seen = KernelCounters::default();
             }
             Err(e) => {
                 tracing::warn!(local = %self.local, error = %format!("{e:#}"), "Failed to kernelize media stream");
