@@ -681,3 +681,178 @@ impl Rig {
         self.ns.run(move || UdpSocket::bind(addr))
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the real-client tests (tests/tests/clients_*.rs).
+
+/// A free TCP port on 127.0.0.1 (racy by nature, fine for tests).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free tcp port")
+}
+
+/// The `tests/` directory of the workspace (node scripts, Kamailio config,
+/// SIPp scenarios live below it).
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Waits until a TCP listener accepts on `addr` (at most 5 s).
+pub fn wait_tcp(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing accepts on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// What [`run_timeout`] saw.
+#[derive(Debug)]
+pub struct Ran {
+    /// Exit code (`None`: killed by a signal, or by the timeout).
+    pub code: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Both streams, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit {:?}{}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            if self.timed_out { " (timed out)" } else { "" },
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured, killing it after
+/// `timeout` (clients like the Perl one wait forever for a reply).
+pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> anyhow::Result<Ran> {
+    use std::io::Read as _;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    let mut out = child.stdout.take().context("stdout")?;
+    let mut err = child.stderr.take().context("stderr")?;
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    Ok(Ran {
+        code: status.code(),
+        timed_out,
+        stdout,
+        stderr,
+    })
+}
+
+/// Follows `path` through nested dictionaries (list elements by index).
+pub fn dig<'a>(d: &'a Dict, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = d.get(first.as_bytes())?;
+    for k in rest {
+        v = match v {
+            Value::Dict(d) => d.get(k.as_bytes())?,
+            Value::List(l) => l.get(k.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// An integer at `path` (see [`dig`]).
+pub fn dig_int(d: &Dict, path: &[&str]) -> Option<i64> {
+    match dig(d, path)? {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+impl Daemon {
+    /// Like [`Daemon::start_with`], but with `RTPENGINE_LOG=<filter>` and
+    /// stderr appended to `log` (to assert on what the daemon logged).
+    pub fn start_logged(
+        ns: Option<&str>,
+        ng: SocketAddr,
+        args: &[&str],
+        filter: &str,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Daemon> {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
+            .arg(format!("--listen-ng={ng}"))
+            .args(args)
+            .env("RTPENGINE_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
+        let child = cmd.spawn().context("spawning rtpengine")?;
+        let mut d = Daemon { child, ng };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = d.child.try_wait()? {
+                bail!("rtpengine exited during startup: {st}");
+            }
+            let ok = match ns {
+                Some(ns) => in_netns(ns, move || ping_once(ng)),
+                None => ping_once(ng),
+            };
+            if ok {
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                bail!("rtpengine did not answer ping on {ng}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
