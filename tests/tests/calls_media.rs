@@ -1,0 +1,306 @@
+//! Relaying: endpoint learning, strict source, media handover, asymmetric,
+//! TOS marking, RTCP, and what `query` reports about it.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use rtpengine_tests::*;
+
+const OFFER: &str = "
+v=0
+o=- 1545997027 1 IN IP4 198.51.100.1
+s=tester
+t=0 0
+m=audio 2010 RTP/AVP 0 8
+c=IN IP4 198.51.100.1
+a=sendrecv
+";
+
+const ANSWER: &str = "
+v=0
+o=- 1545997027 1 IN IP4 198.51.100.3
+s=tester
+t=0 0
+m=audio 2012 RTP/AVP 0 8
+c=IN IP4 198.51.100.3
+a=sendrecv
+";
+
+/// Offer + answer with `extra` on both; returns (pa, pb): where B and A must
+/// send respectively.
+fn setup(
+    rig: &Rig,
+    call: &str,
+    extra: impl Fn() -> Vec<(&'static str, Value)>,
+) -> (SocketAddr, SocketAddr) {
+    let port_a = media_ports(&rig.offer(call, "ft", OFFER, extra()))[0];
+    let port_b = media_ports(&rig.answer(call, "ft", "tt", ANSWER, extra()))[0];
+    (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
+}
+
+/// The `medias[0].streams[n]` dictionary of party `tag` in a query reply.
+fn stream<'a>(q: &'a Dict, tag: &str, n: usize) -> &'a Value {
+    let medias = q
+        .get(&b"tags"[..])
+        .and_then(|t| t.get(tag))
+        .and_then(|t| t.get("medias"))
+        .unwrap_or_else(|| panic!("no tags.{tag}.medias in {q:?}"));
+    let Value::List(medias) = medias else {
+        panic!("medias not a list: {medias:?}")
+    };
+    let Some(Value::List(streams)) = medias[0].get("streams") else {
+        panic!("no streams in {:?}", medias[0])
+    };
+    &streams[n]
+}
+
+fn int(v: &Value, path: &[&str]) -> i64 {
+    let mut v = v;
+    for k in path {
+        v = v.get(k).unwrap_or_else(|| panic!("no {path:?} in {v:?}"));
+    }
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("{path:?} not an integer: {other:?}"),
+    }
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut v = v;
+    for k in path {
+        v = v.get(k).unwrap_or_else(|| panic!("no {path:?} in {v:?}"));
+    }
+    v.as_str()
+        .unwrap_or_else(|| panic!("{path:?} not a string"))
+}
+
+fn flags(v: &Value) -> Vec<String> {
+    match v.get("flags") {
+        Some(Value::List(l)) => l
+            .iter()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect(),
+        other => panic!("no flags list: {other:?}"),
+    }
+}
+
+/// The caller is behind NAT: announces 2010, sends from 2050. B's packets
+/// must follow the learned source.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn learning_follows_nat_port() {
+    require_root();
+    let rig = Rig::new("nat", &["--endpoint-learning=immediate"]);
+    let (pa, pb) = setup(&rig, "nat-1", Vec::new);
+    let a_sdp = rig.socket("198.51.100.1:2010");
+    let a_nat = rig.socket("198.51.100.1:2050");
+    let b = rig.socket("198.51.100.3:2012");
+
+    let p = rtp(0, 1000, 3000, 0x1234, 1);
+    a_nat.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+    let p = rtp(0, 2000, 4000, 0x5678, 2);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a_nat, pb, &p);
+    expect_silence(&a_sdp);
+
+    let q = rig.query("nat-1");
+    let s = stream(&q, "ft", 0);
+    assert_eq!(int(s, &["local port"]), i64::from(pb.port()), "{s:?}");
+    assert_eq!(text(s, &["local address"]), "203.0.113.1");
+    assert_eq!(text(s, &["family"]), "IPv4");
+    assert_eq!(text(s, &["endpoint", "address"]), "198.51.100.1");
+    assert_eq!(int(s, &["endpoint", "port"]), 2050);
+    assert_eq!(text(s, &["advertised endpoint", "address"]), "198.51.100.1");
+    assert_eq!(int(s, &["advertised endpoint", "port"]), 2010);
+    assert_eq!(int(s, &["stats", "packets"]), 1);
+    assert_eq!(int(s, &["stats", "bytes"]), 172);
+    let f = flags(s);
+    for want in ["RTP", "filled", "confirmed"] {
+        assert!(f.iter().any(|x| x == want), "flag {want} missing: {f:?}");
+    }
+    let s = stream(&q, "tt", 0);
+    assert_eq!(int(s, &["local port"]), i64::from(pa.port()), "{s:?}");
+    assert_eq!(int(s, &["endpoint", "port"]), 2012);
+    let rtcp = stream(&q, "tt", 1);
+    assert_eq!(int(rtcp, &["local port"]), i64::from(pa.port() + 1));
+    assert!(flags(rtcp).iter().any(|x| x == "RTCP"), "{rtcp:?}");
+}
+
+/// Upstream's "strict source, forward" (t/auto-daemon-tests-heuristic.pl):
+/// impostors are dropped and counted as errors.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn strict_source_drops_impostors() {
+    require_root();
+    let rig = Rig::new("strict", &["--endpoint-learning=heuristic"]);
+    let (pa, pb) = setup(&rig, "strict-1", || {
+        vec![("flags", strs(&["strict source"]))]
+    });
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    let imps = [
+        rig.socket("198.51.100.3:2032"),
+        rig.socket("198.51.100.6:2012"),
+        rig.socket("198.51.100.6:2032"),
+    ];
+    let p = rtp(0, 1000, 3000, 0x1234, 0);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+    let p = rtp(0, 2000, 4000, 0x5678, 0);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    for (i, imp) in imps.iter().enumerate() {
+        imp.send_to(&rtp(0, 2001, 4160, 0x5678, 9), pa).unwrap();
+        expect_silence(&a);
+        let q = rtp(0, 1001 + i as u16, 3160, 0x1234, 1);
+        a.send_to(&q, pb).unwrap();
+        expect_packet(&b, pa, &q);
+    }
+    for s in imps.iter().chain([&a, &b]) {
+        expect_silence(s);
+    }
+    let q = rig.query("strict-1");
+    let s = stream(&q, "tt", 0);
+    assert_eq!(int(s, &["stats", "errors"]), 3, "{s:?}");
+    assert_eq!(int(s, &["stats", "packets"]), 1, "{s:?}");
+    assert_eq!(get_int(&q, &["totals", "RTP", "errors"]), 3);
+}
+
+/// `media handover`: a new source takes over the stream at once.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn media_handover_switches_destination() {
+    require_root();
+    let rig = Rig::new("handover", &["--endpoint-learning=immediate"]);
+    let (pa, pb) = setup(&rig, "ho-1", || vec![("flags", strs(&["media handover"]))]);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    let b2 = rig.socket("198.51.100.6:2032");
+    let p = rtp(0, 1000, 3000, 0x1234, 0);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+    let p = rtp(0, 2000, 4000, 0x5678, 0);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    // B moves to another address.
+    let p = rtp(0, 2001, 4160, 0x5678, 1);
+    b2.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    let p = rtp(0, 1001, 3160, 0x1234, 1);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b2, pa, &p);
+    expect_silence(&b);
+    let q = rig.query("ho-1");
+    let s = stream(&q, "tt", 0);
+    assert_eq!(text(s, &["endpoint", "address"]), "198.51.100.6", "{s:?}");
+    assert_eq!(int(s, &["endpoint", "port"]), 2032);
+}
+
+/// `asymmetric`: never learn, always send to the SDP address.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn asymmetric_sends_to_sdp_address() {
+    require_root();
+    let rig = Rig::new("asym", &[]);
+    let (pa, pb) = setup(&rig, "asym-1", || vec![("flags", strs(&["asymmetric"]))]);
+    let a = rig.socket("198.51.100.1:2010");
+    let a_src = rig.socket("198.51.100.1:2050");
+    let b = rig.socket("198.51.100.3:2012");
+    let b_src = rig.socket("198.51.100.3:2052");
+    let p = rtp(0, 1000, 3000, 0x1234, 0);
+    a_src.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+    let p = rtp(0, 2000, 4000, 0x5678, 0);
+    b_src.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    for i in 0..3u16 {
+        let p = rtp(0, 1001 + i, 3160, 0x1234, 1);
+        a_src.send_to(&p, pb).unwrap();
+        expect_packet(&b, pa, &p);
+        let p = rtp(0, 2001 + i, 4160, 0x5678, 1);
+        b_src.send_to(&p, pa).unwrap();
+        expect_packet(&a, pb, &p);
+    }
+    for s in [&a_src, &b_src, &a, &b] {
+        expect_silence(s);
+    }
+}
+
+fn tos_of_relayed(a: &UdpSocket, b: &UdpSocket, pa: SocketAddr, pb: SocketAddr) -> (u8, u8) {
+    enable_recvtos(a);
+    enable_recvtos(b);
+    let p = rtp(0, 1000, 3000, 0x1234, 0);
+    a.send_to(&p, pb).unwrap();
+    let (data, src, tos_b) = recv_with_tos(b).expect("packet at B");
+    assert_eq!((data.as_slice(), src), (p.as_slice(), pa));
+    let p = rtp(0, 2000, 4000, 0x5678, 0);
+    b.send_to(&p, pa).unwrap();
+    let (data, src, tos_a) = recv_with_tos(a).expect("packet at A");
+    assert_eq!((data.as_slice(), src), (p.as_slice(), pb));
+    (tos_b, tos_a)
+}
+
+/// `TOS` in the offer marks the call's outgoing packets; without it (and
+/// without `--tos`) the TOS byte is left alone (0).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn tos_from_offer() {
+    require_root();
+    let rig = Rig::new("tos", &[]);
+    let (pa, pb) = setup(&rig, "tos-1", || vec![("TOS", Value::Int(184))]);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    assert_eq!(tos_of_relayed(&a, &b, pa, pb), (184, 184));
+
+    // A second call without TOS, on other phone ports.
+    let port_a = media_ports(&rig.offer("tos-2", "ft", &OFFER.replace("2010", "2110"), vec![]))[0];
+    let port_b =
+        media_ports(&rig.answer("tos-2", "ft", "tt", &ANSWER.replace("2012", "2112"), vec![]))[0];
+    let (pa, pb) = (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b));
+    let a = rig.socket("198.51.100.1:2110");
+    let b = rig.socket("198.51.100.3:2112");
+    assert_eq!(tos_of_relayed(&a, &b, pa, pb), (0, 0));
+}
+
+/// `--tos` sets the default for every call.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn tos_from_config() {
+    require_root();
+    let rig = Rig::new("tosconf", &["--tos", "160"]);
+    let (pa, pb) = setup(&rig, "tosc-1", Vec::new);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    assert_eq!(tos_of_relayed(&a, &b, pa, pb), (160, 160));
+}
+
+/// RTCP both ways on RTP port + 1, from RTP port + 1, counted under
+/// `totals.RTCP`; RTP and RTCP counters stay apart.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn rtcp_both_ways() {
+    require_root();
+    let rig = Rig::new("rtcp", &[]);
+    let (pa, pb) = setup(&rig, "rtcp-1", Vec::new);
+    let a1 = rig.socket("198.51.100.1:2011");
+    let b1 = rig.socket("198.51.100.3:2013");
+    let (pa1, pb1) = (
+        sa("203.0.113.1", pa.port() + 1),
+        sa("203.0.113.1", pb.port() + 1),
+    );
+    for i in 0..3 {
+        let sr = rtcp_sr(0x1234 + i);
+        a1.send_to(&sr, pb1).unwrap();
+        expect_packet(&b1, pa1, &sr);
+    }
+    let sr = rtcp_sr(0x5678);
+    b1.send_to(&sr, pa1).unwrap();
+    expect_packet(&a1, pb1, &sr);
+    let q = rig.query("rtcp-1");
+    assert_eq!(get_int(&q, &["totals", "RTCP", "packets"]), 4, "{q:?}");
+    assert_eq!(get_int(&q, &["totals", "RTCP", "bytes"]), 4 * 28);
+    assert_eq!(get_int(&q, &["totals", "RTP", "packets"]), 0);
+    let s = stream(&q, "ft", 1);
+    assert_eq!(int(s, &["stats", "packets"]), 3, "{s:?}");
+    assert_eq!(int(s, &["stats_out", "packets"]), 1, "{s:?}");
+}
