@@ -24,6 +24,7 @@
 //! Addresses and ports are network-order byte arrays everywhere, exactly as they
 //! appear in packets, so neither side ever converts byte order.
 #![no_std]
+#![warn(missing_docs)]
 
 #[cfg(test)]
 extern crate std;

@@ -77,7 +77,7 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
         port: udp_r.dst,
         addr: [d[0], d[1], d[2], d[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     };
-    let Some(tp) = FLOWS.get_ptr(&key) else {
+    let Some(tp) = FLOWS.get_ptr(key) else {
         return PASS;
     };
     // SAFETY: a map value pointer from a successful lookup; hash values stay
@@ -201,7 +201,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         port: unsafe { (*udp).dst },
         addr: unsafe { (*ip).dst_addr },
     };
-    let Some(tp) = FLOWS.get_ptr(&key) else {
+    let Some(tp) = FLOWS.get_ptr(key) else {
         return PASS;
     };
     // SAFETY: a map value pointer from a successful lookup (valid for the run).

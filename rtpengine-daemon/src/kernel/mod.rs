@@ -20,6 +20,7 @@
 //! `PASS_ON_MISMATCH`, unresolved neighbours, …) still reach the daemon's sockets.
 //! Stats: [`FlowStats::last_seen_ns`] is CLOCK_MONOTONIC_COARSE; compare it with
 //! [`now_ns`] (CLOCK_MONOTONIC), e.g. `now_ns().saturating_sub(last_seen_ns)`.
+#![warn(missing_docs)]
 
 mod bpffs;
 mod dump;
