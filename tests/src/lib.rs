@@ -466,7 +466,7 @@ pub fn sa(ip: &str, port: u16) -> SocketAddr {
 
 /// A list of string values, e.g. for `flags` or `replace`.
 pub fn strs(items: &[&str]) -> Value {
-    Value::List(items.iter().map(|s| Value::str(s)).collect())
+    Value::List(items.iter().map(Value::str).collect())
 }
 
 /// The `error-reason` of an error reply (asserts `result: error`).
