@@ -200,7 +200,8 @@ pub struct FlowStats {
     /// UDP payload bytes forwarded in the kernel (headers excluded, like the
     /// userspace relay counts).
     pub bytes: u64,
-    /// Packets dropped because of a source mismatch under `STRICT_SOURCE`.
+    /// Packets dropped in the kernel: source mismatch under `STRICT_SOURCE`, or
+    /// a blackhole/unreachable/prohibit route to the destination.
     pub errors: u64,
     /// `bpf_ktime_get_coarse_ns()` (CLOCK_MONOTONIC_COARSE) of the last forwarded
     /// packet; 0 = never. Compare with `clock_gettime(CLOCK_MONOTONIC)`.

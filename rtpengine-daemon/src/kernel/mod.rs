@@ -12,6 +12,18 @@
 //! same table, and on drop/[`Kernel::close`] it detaches its XDP programs and
 //! removes its entries, leaving other tables alone.
 //!
+//! # Limits
+//!
+//! One XDP program per device (aya has no multi-program dispatcher): a second
+//! daemon attaching to a device that already carries the program fails with
+//! EBUSY. Because the maps are shared and the program does not look at the
+//! table id, a second table can open with no devices and still have its entries
+//! forwarded by the first daemon's attachment (for as long as that one runs).
+//! Forwarding needs `net.ipv{4,6}.conf.<ingress>.forwarding=1` (else
+//! `bpf_fib_lookup` says FWD_DISABLED and everything falls back to userspace;
+//! [`Kernel::open`] warns) and, for native redirects between devices, the
+//! program attached to the egress device too (pass every media device).
+//!
 //! # Integration
 //!
 //! Build entries with [`flow_key`] / [`FlowTargetBuilder`] from the stream's
