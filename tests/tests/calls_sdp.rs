@@ -708,3 +708,52 @@ fn force_increment_sdp_version() {
         match_sdp(&sdp, &versioned_out(ver_out, "0"));
     }
 }
+
+/// `rtcp-mux: [accept]` (what jambonz sends): mux is offered onward, and
+/// the offerer gets mux in the answer even when the answerer declines it
+/// (upstream `__rtcp_mux_logic()`: RTCP_MUX_OVERRIDE); RTCP is then demuxed
+/// towards the answerer.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn rtcp_mux_accept_answerer_declines() {
+    require_root();
+    let rig = Rig::new("muxacc", &[]);
+    let sdp = rig.offer(
+        "acc-1",
+        "ft",
+        &format!("{OFFER}a=rtcp-mux\n"),
+        vec![("rtcp-mux", strs(&["accept"]))],
+    );
+    let port_a = rtp_port(&match_sdp(
+        &sdp,
+        &format!(
+            "v=0
+            o=- 1545997027 1 IN IP4 198.51.100.1
+            s=tester
+            t=0 0
+            {}
+            a=rtcp-mux",
+            out_audio("IP4", "203.0.113.1")
+        ),
+    ));
+    let sdp = rig.answer("acc-1", "ft", "tt", ANSWER, vec![]);
+    let ports = match_sdp(
+        &sdp,
+        &format!(
+            "v=0
+            o=- 1545997027 1 IN IP4 198.51.100.3
+            s=tester
+            t=0 0
+            {}
+            a=rtcp-mux",
+            out_audio("IP4", "203.0.113.1")
+        ),
+    );
+    assert_eq!(ports[0], ports[1], "muxed answer: a=rtcp is the RTP port");
+    let port_b = ports[0];
+    let a = rig.socket("198.51.100.1:2010");
+    let b1 = rig.socket("198.51.100.3:2013");
+    let sr = rtcp_sr(0x1234);
+    a.send_to(&sr, sa("203.0.113.1", port_b)).unwrap();
+    expect_packet(&b1, sa("203.0.113.1", port_a + 1), &sr);
+}
