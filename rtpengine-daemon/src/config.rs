@@ -30,6 +30,18 @@ pub enum EndpointLearning {
     Heuristic,
 }
 
+/// XDP attach mode (`--xdp-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum XdpMode {
+    /// Native (driver) mode where the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// Native mode only.
+    Native,
+    /// Generic (SKB) mode only.
+    Generic,
+}
+
 /// rtpengine's command-line options (the subset this daemon knows).
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -53,6 +65,19 @@ pub struct Config {
     /// Exit instead of relaying in userspace when the kernel table is unusable.
     #[arg(short = 'F', long)]
     pub no_fallback: bool,
+    /// Network device to attach the XDP dataplane to (repeatable; default: the
+    /// devices that carry the `--interface` addresses).
+    #[arg(long = "xdp-device", value_name = "DEV")]
+    pub xdp_devices: Vec<String>,
+    /// XDP attach mode: native (driver) with generic fallback, or one of them only.
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    pub xdp_mode: XdpMode,
+    /// bpffs directory of the shared forwarding maps.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/rtpengine/v1")]
+    pub bpf_pin_dir: PathBuf,
+    /// Print the entries of kernel table N (from the pinned maps) and exit.
+    #[arg(long, value_name = "N")]
+    pub dump_table: Option<u32>,
 
     /// Local media interface `[NAME/]IP[!ADVERTISED]` (repeatable).
     #[arg(short = 'i', long = "interface", value_name = "[NAME/]IP[!IP]")]
@@ -428,6 +453,46 @@ pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, V
         } else {
             entry.push(v.trim().to_owned());
         }
+    }
+    Ok(out)
+}
+
+/// Network devices that carry any of `addrs` (for attaching XDP).
+pub fn devices_of(addrs: &[IpAddr]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    unsafe {
+        let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let mut p = ifap;
+        while !p.is_null() {
+            let ifa = &*p;
+            if !ifa.ifa_addr.is_null() {
+                let a = match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        Some(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ))
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+                    }
+                    _ => None,
+                };
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    .to_string_lossy()
+                    .into_owned();
+                if a.is_some_and(|a| addrs.contains(&a)) && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            p = ifa.ifa_next;
+        }
+        libc::freeifaddrs(ifap);
     }
     Ok(out)
 }

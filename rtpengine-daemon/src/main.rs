@@ -7,7 +7,9 @@ use rtpengine::call::{Calls, Settings, Totals};
 use rtpengine::commands::Commands;
 use rtpengine::config::{self, Config};
 use rtpengine::interfaces::Interfaces;
+use rtpengine::kernel::{Kernel, KernelConfig, XdpAttachMode};
 use rtpengine::ng::{control::Control, http, tcp, udp};
+use rtpengine::relay::offload::Offload;
 use tracing::{error, info, warn};
 
 fn main() {
@@ -46,6 +48,13 @@ fn init_logging(level: u8) {
 }
 
 fn run(cfg: Config) -> anyhow::Result<()> {
+    if let Some(table) = cfg.dump_table {
+        print!(
+            "{}",
+            rtpengine::kernel::dump_from(&cfg.bpf_pin_dir, Some(table))?
+        );
+        return Ok(());
+    }
     if !cfg.foreground {
         // Detach before any thread exists; keep stderr, our only log sink.
         // SAFETY: single-threaded here; daemon() forks and the parent exits.
@@ -70,23 +79,15 @@ fn run(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: &Config) -> anyhow::Result<()> {
-    if cfg.table >= 0 {
-        let msg = format!(
-            "kernel forwarding (table {}) is not implemented yet, KERNEL FORWARDING DISABLED",
-            cfg.table
-        );
-        if cfg.no_fallback {
-            anyhow::bail!("{msg}; userspace fallback disallowed (--no-fallback)");
-        }
-        warn!("{msg}");
-    }
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {
             info!(interface = %i.name, local = %a.local, advertised = %a.advertised, "Media interface");
         }
     }
-    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg), None));
+    let kernel = open_kernel(cfg, &interfaces)?;
+    let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
+    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg), offload));
     let control = Control::new(Commands::new(calls));
     let timer_control = Arc::clone(&control);
     tokio::spawn(async move {
@@ -113,7 +114,66 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
         Some(r) = servers.join_next() => r.context("server task")?,
         _ = shutdown_signal() => {
             info!("Shutting down");
+            // A clean stop takes this table's entries out of the kernel (the
+            // program detaches when the last handle drops with the runtime).
+            if let Some(k) = &kernel {
+                match k.flush() {
+                    Ok(n) => info!(table = k.table(), flows = n, "Kernel table flushed"),
+                    Err(e) => warn!("Failed to flush kernel table: {e:#}"),
+                }
+            }
             Ok(())
+        }
+    }
+}
+
+/// Opens kernel table `--table` when it is 0..63. Failure falls back to
+/// userspace relaying with one loud line, or exits with `--no-fallback`.
+fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<Arc<Kernel>>> {
+    let Ok(table) = u32::try_from(cfg.table) else {
+        info!(
+            "Kernel forwarding disabled (--table={}), relaying in userspace",
+            cfg.table
+        );
+        return Ok(None);
+    };
+    let devices = if cfg.xdp_devices.is_empty() {
+        let addrs: Vec<_> = interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter().map(|a| a.local))
+            .collect();
+        config::devices_of(&addrs)?
+    } else {
+        cfg.xdp_devices.clone()
+    };
+    let mode = match cfg.xdp_mode {
+        config::XdpMode::Auto => XdpAttachMode::Auto,
+        config::XdpMode::Native => XdpAttachMode::Native,
+        config::XdpMode::Generic => XdpAttachMode::Generic,
+    };
+    let kcfg = KernelConfig {
+        table,
+        devices: devices.clone(),
+        mode,
+        pin_dir: cfg.bpf_pin_dir.clone(),
+    };
+    match Kernel::open_with(&kcfg) {
+        Ok(k) => {
+            for a in k.attachments() {
+                info!(device = %a.device, mode = %a.mode, table, "XDP dataplane attached");
+            }
+            Ok(Some(Arc::new(k)))
+        }
+        Err(e) if cfg.no_fallback => {
+            error!("FAILED TO OPEN KERNEL TABLE {table} ({e:#})");
+            anyhow::bail!("Userspace fallback disallowed - exiting")
+        }
+        Err(e) => {
+            error!(
+                devices = ?devices,
+                "FAILED TO OPEN KERNEL TABLE {table} ({e:#}), KERNEL FORWARDING DISABLED"
+            );
+            Ok(None)
         }
     }
 }

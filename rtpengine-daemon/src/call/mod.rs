@@ -83,6 +83,13 @@ impl Sockets {
     pub fn all(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
         std::iter::once(&self.rtp).chain(self.rtcp.as_ref())
     }
+
+    /// Takes these sockets out of the kernel.
+    pub fn unoffload(&self) {
+        for s in self.all() {
+            s.unoffload("ports replaced");
+        }
+    }
 }
 
 /// One media section of one party.
@@ -99,6 +106,9 @@ pub struct PartyMedia {
     pub mux_offered: bool,
     /// RTCP is multiplexed onto the RTP port for this party (in effect).
     pub mux: bool,
+    /// The offer's `rtcp-mux` options (`demux`, `accept`) accept this
+    /// party's mux whatever the answer says.
+    pub mux_override: bool,
     /// Direction the party announced.
     pub direction: Direction,
     /// The party announced the zero address (hold).
@@ -107,7 +117,13 @@ pub struct PartyMedia {
     pub rejected: bool,
     /// Local sockets advertised to this party.
     pub sockets: Option<Sockets>,
+    /// Sockets tied to earlier peer endpoints, kept so a return to one of
+    /// them gets its ports back (at most [`MAX_PREVIOUS_SOCKETS`]).
+    pub previous: Vec<Sockets>,
 }
+
+/// How many earlier socket sets a media keeps.
+pub const MAX_PREVIOUS_SOCKETS: usize = 4;
 
 /// What was last sent to a party, for `SDP-version` and `origin-full`.
 #[derive(Debug, Clone, Default)]

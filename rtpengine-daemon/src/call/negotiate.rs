@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use super::{allocate_sockets, Call, Calls, Party, PartyMedia, SdpOutState};
+use super::{
+    allocate_sockets, Call, Calls, Party, PartyMedia, SdpOutState, Sockets, MAX_PREVIOUS_SOCKETS,
+};
 use crate::clock;
 use crate::config::EndpointLearning;
 use crate::ng::frame::NgError;
@@ -198,7 +200,6 @@ impl Negotiation {
                 // Nothing of a failed new call survives: its ports close here.
                 map.remove(&self.call_id);
             }
-            Ok(_) if new_call => calls.stats.call_created(),
             _ => {}
         }
         result
@@ -304,16 +305,23 @@ impl Negotiation {
                 rtcp_endpoint: rtcp,
                 mux_offered: m.rtcp_mux() && !self.rtcp_mux.contains("reject"),
                 mux: false,
+                mux_override: false,
                 direction: m.direction(sdp),
                 zero_address: zero,
                 rejected: m.port == 0,
                 sockets: None,
+                previous: Vec::new(),
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
                 Some(old) => {
-                    let (sockets, mux) = (old.sockets.take(), old.mux);
-                    *old = PartyMedia { sockets, mux, ..pm };
+                    *old = PartyMedia {
+                        sockets: old.sockets.take(),
+                        previous: std::mem::take(&mut old.previous),
+                        mux: old.mux,
+                        mux_override: old.mux_override,
+                        ..pm
+                    };
                 }
                 None => medias.push(pm),
             }
@@ -326,10 +334,12 @@ impl Negotiation {
                     rtcp_endpoint: None,
                     mux_offered: false,
                     mux: false,
+                    mux_override: false,
                     direction: Direction::SendRecv,
                     zero_address: false,
                     rejected: false,
                     sockets: None,
+                    previous: Vec::new(),
                 });
             }
         }
@@ -343,19 +353,26 @@ impl Negotiation {
             match self.side {
                 Side::Offer => {
                     let m = &mut call.parties[snd].medias[i];
-                    m.mux = announced && (demux || m.mux);
+                    // `demux`/`accept` in the offer decide for the offerer
+                    // whatever the answer says; remembered for the answer.
+                    m.mux_override = demux || self.rtcp_mux.contains("accept");
+                    m.mux = announced && (m.mux_override || m.mux);
                     let r = &mut call.parties[rcv].medias[i];
                     r.mux = r.mux || self.rtcp_mux.contains("require");
                 }
                 Side::Answer => {
                     call.parties[snd].medias[i].mux = announced;
                     let r = &mut call.parties[rcv].medias[i];
-                    r.mux = r.mux_offered && (announced || demux);
+                    r.mux = r.mux_offered && (announced || demux || r.mux_override);
                 }
             }
         }
 
-        // 3. Sockets, tied to each party's announced endpoint.
+        // 3. Sockets. The ports advertised to a party are tied to the endpoint
+        // its *peer* announced (upstream's endpoint maps): a re-offer from a
+        // new caller endpoint gives the callee new ports, a return to an
+        // earlier endpoint brings the earlier ports back, and a repeated
+        // offer keeps them.
         let tos = call.tos;
         let policy = self.policy;
         for i in 0..sdp.media.len() {
@@ -368,7 +385,8 @@ impl Negotiation {
                     .map(|s| s.rtp.local.is_ipv6())
                     .unwrap_or(snd_v6),
             };
-            for (idx, v6) in [(snd, snd_v6), (rcv, rcv_v6)] {
+            for (idx, other, v6) in [(snd, rcv, snd_v6), (rcv, snd, rcv_v6)] {
+                let key = call.parties[other].medias[i].rtp_endpoint;
                 let iface = calls
                     .interfaces
                     .get_or_default(call.parties[idx].interface.as_deref());
@@ -377,30 +395,39 @@ impl Negotiation {
                     m.sockets = None;
                     continue;
                 }
-                let key = m.rtp_endpoint;
-                let keep = m.sockets.as_ref().is_some_and(|s| {
+                let fits = |s: &Sockets, exact: bool| {
                     s.rtp.local.is_ipv6() == v6
-                        && (s.key.is_none() || key.is_none() || s.key == key)
-                });
-                if keep {
+                        && (s.key == key || (!exact && (s.key.is_none() || key.is_none())))
+                };
+                if m.sockets.as_ref().is_some_and(|s| fits(s, false)) {
                     if let (Some(s), Some(k)) = (m.sockets.as_mut(), key) {
                         s.key = Some(k);
                     }
                     continue;
                 }
-                let addr = iface.address(!v6).ok_or_else(|| {
-                    tracing::error!(interface = %iface.name, ipv6 = v6, "No local address of the requested family");
-                    bad("Ran out of ports")
-                })?;
-                let single = m.mux && self.rtcp_mux.contains("require") && idx == rcv;
-                m.sockets = Some(allocate_sockets(
-                    addr,
-                    single,
-                    key,
-                    policy,
-                    tos,
-                    calls.offload.as_ref(),
-                )?);
+                let old = m.sockets.take();
+                if let Some(s) = &old {
+                    s.unoffload();
+                }
+                let earlier = m.previous.iter().position(|s| fits(s, true));
+                let sockets = match earlier {
+                    Some(p) => m.previous.remove(p),
+                    None => {
+                        let addr = iface.address(!v6).ok_or_else(|| {
+                            tracing::error!(interface = %iface.name, ipv6 = v6, "No local address of the requested family");
+                            bad("Ran out of ports")
+                        })?;
+                        let single = m.mux && self.rtcp_mux.contains("require") && idx == rcv;
+                        allocate_sockets(addr, single, key, policy, tos, calls.offload.as_ref())?
+                    }
+                };
+                m.sockets = Some(sockets);
+                if let Some(old) = old {
+                    m.previous.push(old);
+                    if m.previous.len() > MAX_PREVIOUS_SOCKETS {
+                        m.previous.remove(0);
+                    }
+                }
             }
         }
 

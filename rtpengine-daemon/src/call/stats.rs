@@ -84,11 +84,6 @@ fn put(d: &mut Dict, k: &str, v: impl Into<Value>) {
 }
 
 impl GlobalStats {
-    /// A new call was set up.
-    pub fn call_created(&self) {
-        self.managed.fetch_add(1, Relaxed);
-    }
-
     /// A new call was refused by a limit.
     pub fn rejected(&self) {
         self.rejected.fetch_add(1, Relaxed);
@@ -104,6 +99,8 @@ impl GlobalStats {
             EndReason::FinalTimeout => &self.final_timeout,
         };
         c.fetch_add(1, Relaxed);
+        // Upstream counts managed sessions when they end.
+        self.managed.fetch_add(1, Relaxed);
         self.ended.fetch_add(1, Relaxed);
         self.duration_ms
             .fetch_add(clock::now_ms().saturating_sub(call.created_ms), Relaxed);

@@ -36,6 +36,7 @@
 
 mod bpffs;
 mod dump;
+mod offload;
 mod target;
 
 use std::path::{Path, PathBuf};
