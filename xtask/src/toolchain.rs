@@ -2,7 +2,7 @@
 //! shared/reference/toolchain.md): nightly with rust-src, bpf-linker 0.13
 //! linked against the nightly's own libLLVM, bpftool and iproute2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
@@ -31,7 +31,107 @@ pub fn ensure(for_tests: bool) -> anyhow::Result<()> {
     if for_tests {
         packages.push(("ethtool", "ethtool"));
     }
-    ensure_apt(&packages)
+    ensure_apt(&packages)?;
+    if for_tests {
+        ensure_test_clients()?;
+    }
+    Ok(())
+}
+
+/// Debian packages of the real clients the tests drive (tests/tests/clients_*.rs).
+const CLIENT_PACKAGES: &[(&str, &str)] = &[
+    // Kamailio 5.6; rtpengine.so is in the main package.
+    ("kamailio", "kamailio"),
+    // SIPp, with /usr/share/sip-tester/g711a.pcap.
+    ("sipp", "sip-tester"),
+    // sipwise's Perl ng client and NGCP::Rtpengine (not rtpengine-daemon).
+    ("rtpengine-ng-client", "rtpengine-utils"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+];
+
+/// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not
+/// depend on (NGCP::Rtpengine `use JSON`), with their packages.
+const PERL_MODULES: &[(&str, &str)] = &[("JSON", "libjson-perl"), ("Bencode", "libbencode-perl")];
+
+/// Installs the test clients and the npm packages in tests/node.
+fn ensure_test_clients() -> anyhow::Result<()> {
+    {
+        // Installing kamailio must not start its service (it would listen on
+        // port 5060 of every address): deny service starts meanwhile.
+        let _guard = PolicyRcD::deny_starts()?;
+        ensure_apt(CLIENT_PACKAGES)?;
+        let missing: Vec<&str> = PERL_MODULES
+            .iter()
+            .filter(|(module, _)| {
+                !Command::new("perl")
+                    .args([&format!("-M{module}"), "-e1"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .map(|(_, pkg)| *pkg)
+            .collect();
+        if !missing.is_empty() {
+            apt_install(&missing)?;
+        }
+    }
+    ensure_npm_packages()
+}
+
+/// `npm ci` in tests/node when its node_modules lacks what clients.js needs.
+fn ensure_npm_packages() -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .join("tests/node");
+    let modules = dir.join("node_modules");
+    if ["rtpengine-client", "debug"]
+        .iter()
+        .all(|m| modules.join(m).join("package.json").is_file())
+    {
+        return Ok(());
+    }
+    step(&format!(
+        "installing npm rtpengine-client and debug into {} (npm ci, from package-lock.json)",
+        modules.display()
+    ));
+    status(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )
+}
+
+/// While alive, /usr/sbin/policy-rc.d denies service starts (exit 101), unless
+/// one exists already; removed on drop if we created it.
+struct PolicyRcD(Option<PathBuf>);
+
+impl PolicyRcD {
+    fn deny_starts() -> anyhow::Result<PolicyRcD> {
+        let path = PathBuf::from("/usr/sbin/policy-rc.d");
+        let wanted = CLIENT_PACKAGES.iter().any(|(cmd, _)| !on_path(cmd));
+        if !wanted || path.exists() || !is_root() {
+            return Ok(PolicyRcD(None));
+        }
+        step("writing /usr/sbin/policy-rc.d (exit 101) so apt-get starts no services");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n# written by cargo xtask test; removed after apt-get\nexit 101\n",
+        )?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(PolicyRcD(Some(path)))
+    }
+}
+
+impl Drop for PolicyRcD {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            step("removing /usr/sbin/policy-rc.d");
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 fn ensure_nightly() -> anyhow::Result<()> {
@@ -165,12 +265,23 @@ pub fn ensure_apt(packages: &[(&str, &str)]) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    step(&format!("installing {} with apt-get", missing.join(" ")));
+    apt_install(&missing)
+}
+
+/// `apt-get update` and `apt-get install` of `packages` (root only).
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    if !is_root() || !on_path("apt-get") {
+        bail!(
+            "missing packages; install them with: apt-get install {}",
+            packages.join(" ")
+        );
+    }
+    step(&format!("installing {} with apt-get", packages.join(" ")));
     status(Command::new("apt-get").args(["update", "-qq"]))?;
     status(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
