@@ -207,8 +207,7 @@ fn poll(ng: &NgClient, seen: &mut Seen) {
 fn sipp_counter(screen: &str, name: &str) -> Option<u64> {
     screen
         .lines()
-        .filter(|l| l.trim_start().starts_with(name))
-        .next_back()
+        .rfind(|l| l.trim_start().starts_with(name))
         .and_then(|l| l.rsplit('|').next())
         .and_then(|v| v.trim().parse().ok())
 }
