@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
@@ -13,6 +14,7 @@ use crate::config::EndpointLearning;
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
 use crate::relay::learning::Policy;
+use crate::relay::MediaSocket;
 use crate::sdp::{self, Direction, MediaOut, Origin, RtcpOut, Session, SessionOut};
 
 /// Which half of the exchange a request is.
@@ -614,14 +616,27 @@ fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 (Some(r), false) => r,
                 _ => &os.rtp,
             };
-            let set = |s: &std::sync::Arc<crate::relay::MediaSocket>,
-                       ep: Option<SocketAddr>,
-                       muxed: bool| {
+            let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
+                let peer_rtp = Arc::downgrade(&os.rtp);
+                let peer_rtcp = Arc::downgrade(peer_rtcp);
+                let changed = {
+                    let st = s.state();
+                    st.policy != policy
+                        || st.muxed != muxed
+                        || st.endpoint.sdp != ep
+                        || !st.peer_rtp.ptr_eq(&peer_rtp)
+                        || !st.peer_rtcp.ptr_eq(&peer_rtcp)
+                };
+                // The kernel rule goes first whenever the path changes; the
+                // relay installs it again once the endpoint is confirmed.
+                if changed {
+                    s.unoffload("signalling changed the stream");
+                }
                 let mut st = s.state();
                 st.policy = policy;
                 st.muxed = muxed;
-                st.peer_rtp = std::sync::Arc::downgrade(&os.rtp);
-                st.peer_rtcp = std::sync::Arc::downgrade(peer_rtcp);
+                st.peer_rtp = peer_rtp;
+                st.peer_rtcp = peer_rtcp;
                 st.endpoint.signal(ep, answered, now);
             };
             set(&ms.rtp, pm.rtp_endpoint, pm.mux);

@@ -1,0 +1,528 @@
+//! In-kernel forwarding end to end: the real daemon in a proxy namespace
+//! between caller and callee namespaces joined by veth pairs, with its XDP
+//! dataplane attached in native mode. After offer/answer and learning, media
+//! must flow in the kernel: the receivers get every packet with the right
+//! source, payload and checksum while the daemon's userspace counters stay
+//! flat and the kernel's grow.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rtpengine::kernel::EBPF_OBJECT;
+use rtpengine_tests::*;
+
+/// caller (c0) ↔ (p0) proxy (p1) ↔ (e0) callee, IPv4 and IPv6.
+struct Topo {
+    caller: Netns,
+    proxy: Netns,
+    callee: Netns,
+    _peers: Vec<aya::Ebpf>,
+    pins: PathBuf,
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = sh(&["umount", self.pins.to_str().unwrap_or_default()]);
+        let _ = std::fs::remove_dir_all(&self.pins);
+    }
+}
+
+fn run_all(ns: &Netns, cmds: &[&str]) {
+    for c in cmds {
+        ns.exec(&c.split(' ').collect::<Vec<_>>())
+            .unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+}
+
+/// An XDP_PASS program on a receiving veth peer: veth's native XDP redirect
+/// only delivers to a peer that has one (kernel-offload.md B7).
+fn pass_program(ns: &Netns, dev: &'static str) -> aya::Ebpf {
+    ns.run(move || {
+        let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("load");
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut("rtpengine_xdp")
+            .expect("program")
+            .try_into()
+            .expect("xdp");
+        prog.load().expect("verifier");
+        prog.attach(dev, aya::programs::XdpMode::Driver)
+            .expect("attach");
+        ebpf
+    })
+}
+
+fn topology(tag: &str) -> Topo {
+    require_root();
+    let caller = Netns::new(&format!("{tag}c")).unwrap();
+    let proxy = Netns::new(&format!("{tag}p")).unwrap();
+    let callee = Netns::new(&format!("{tag}e")).unwrap();
+    for (a, ans, amac, b, bmac) in [
+        (
+            "c0",
+            &caller,
+            "02:00:00:00:01:02",
+            "p0",
+            "02:00:00:00:01:01",
+        ),
+        (
+            "e0",
+            &callee,
+            "02:00:00:00:02:02",
+            "p1",
+            "02:00:00:00:02:01",
+        ),
+    ] {
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            a,
+            "netns",
+            &ans.name,
+            "address",
+            amac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "netns",
+            &proxy.name,
+            "address",
+            bmac,
+        ])
+        .unwrap();
+    }
+    run_all(
+        &caller,
+        &[
+            "ip addr add 10.1.0.2/24 dev c0",
+            "ip -6 addr add fd00:1::2/64 dev c0 nodad",
+            "ip link set c0 up",
+            "ip route add default via 10.1.0.1",
+            "ip -6 route add default via fd00:1::1",
+            // Locally generated packets are CHECKSUM_PARTIAL; XDP never
+            // completes them (kernel-offload.md B7).
+            "ethtool -K c0 tx off",
+            // Static neighbours: the first packets must not wait for ARP/ND.
+            "ip neigh replace 10.1.0.1 lladdr 02:00:00:00:01:01 dev c0 nud permanent",
+            "ip -6 neigh replace fd00:1::1 lladdr 02:00:00:00:01:01 dev c0 nud permanent",
+        ],
+    );
+    run_all(
+        &callee,
+        &[
+            "ip addr add 10.2.0.2/24 dev e0",
+            "ip -6 addr add fd00:2::2/64 dev e0 nodad",
+            "ip link set e0 up",
+            "ip route add default via 10.2.0.1",
+            "ip -6 route add default via fd00:2::1",
+            "ethtool -K e0 tx off",
+            "ip neigh replace 10.2.0.1 lladdr 02:00:00:00:02:01 dev e0 nud permanent",
+            "ip -6 neigh replace fd00:2::1 lladdr 02:00:00:00:02:01 dev e0 nud permanent",
+        ],
+    );
+    run_all(
+        &proxy,
+        &[
+            "ip addr add 10.1.0.1/24 dev p0",
+            "ip addr add 10.2.0.1/24 dev p1",
+            "ip -6 addr add fd00:1::1/64 dev p0 nodad",
+            "ip -6 addr add fd00:2::1/64 dev p1 nodad",
+            "ip link set p0 up",
+            "ip link set p1 up",
+            "sysctl -qw net.ipv4.conf.all.forwarding=1",
+            "sysctl -qw net.ipv6.conf.all.forwarding=1",
+            "ip neigh replace 10.1.0.2 lladdr 02:00:00:00:01:02 dev p0 nud permanent",
+            "ip -6 neigh replace fd00:1::2 lladdr 02:00:00:00:01:02 dev p0 nud permanent",
+            "ip neigh replace 10.2.0.2 lladdr 02:00:00:00:02:02 dev p1 nud permanent",
+            "ip -6 neigh replace fd00:2::2 lladdr 02:00:00:00:02:02 dev p1 nud permanent",
+        ],
+    );
+    let peers = vec![pass_program(&caller, "c0"), pass_program(&callee, "e0")];
+    // A private bpffs outside /sys: `ip netns exec` gives the daemon its own
+    // /sys, and the test (and `--dump-table`) must see the daemon's pins.
+    let pins = std::env::temp_dir().join(format!("rtpe-bpffs-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&pins).unwrap();
+    sh(&["mount", "-t", "bpf", "bpf", pins.to_str().unwrap()]).unwrap();
+    Topo {
+        caller,
+        proxy,
+        callee,
+        _peers: peers,
+        pins,
+    }
+}
+
+fn bpffs_pins(t: &Topo) -> String {
+    t.pins.join("v1").to_string_lossy().into_owned()
+}
+
+struct Proxy {
+    daemon: Daemon,
+    ng: NgClient,
+    pin_dir: String,
+}
+
+fn start_proxy(t: &Topo, extra: &[&str]) -> anyhow::Result<Proxy> {
+    let pin_dir = bpffs_pins(t);
+    let mut args = vec![
+        "--table=0",
+        "--xdp-mode=native",
+        "--xdp-device=p0",
+        "--xdp-device=p1",
+        "-i",
+        "int/10.1.0.1",
+        "-i",
+        "int/fd00:1::1",
+        "-i",
+        "ext/10.2.0.1",
+        "-i",
+        "ext/fd00:2::1",
+    ];
+    let pin_arg = format!("--bpf-pin-dir={pin_dir}");
+    args.push(&pin_arg);
+    args.extend(extra);
+    let daemon = Daemon::start_with(Some(&t.proxy.name), "127.0.0.1:2223".parse()?, &args)?;
+    let ng = t
+        .proxy
+        .run(|| NgClient::new("127.0.0.1:2223".parse().unwrap()))?;
+    Ok(Proxy {
+        daemon,
+        ng,
+        pin_dir,
+    })
+}
+
+fn bind(ns: &Netns, addr: &str) -> UdpSocket {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let s = ns.run(move || UdpSocket::bind(addr)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+fn sdp(addr: &str, port: u16) -> String {
+    let fam = if addr.contains(':') { "IP6" } else { "IP4" };
+    crlf(&format!(
+        "v=0\no=- 1 1 IN {fam} {addr}\ns=-\nt=0 0\nm=audio {port} RTP/AVP 0 8\nc=IN {fam} {addr}\na=sendrecv\n"
+    ))
+}
+
+/// Offer from caller, answer from callee; returns (port the caller sends
+/// to, port the callee sends to).
+fn setup_call(
+    p: &Proxy,
+    id: &str,
+    caller: (&str, u16),
+    callee: (&str, u16),
+    extra: Vec<(&str, Value)>,
+) -> (u16, u16) {
+    let mut offer = sdp_cmd(
+        "offer",
+        id,
+        "ft",
+        None,
+        &sdp(caller.0, caller.1),
+        extra.clone(),
+    );
+    offer.insert(
+        b"direction".to_vec(),
+        Value::List(vec!["int".into(), "ext".into()]),
+    );
+    let r = p.ng.call(&offer).unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    let callee_port = media_ports(get_str(&r, "sdp"))[0];
+    let r =
+        p.ng.call(&sdp_cmd(
+            "answer",
+            id,
+            "ft",
+            Some("tt"),
+            &sdp(callee.0, callee.1),
+            extra,
+        ))
+        .unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    let caller_port = media_ports(get_str(&r, "sdp"))[0];
+    (caller_port, callee_port)
+}
+
+fn stat(p: &Proxy, key: &str) -> i64 {
+    let d =
+        p.ng.call(&dict([("command", Value::str("statistics"))]))
+            .unwrap();
+    dig_int(&d, &["statistics", "totalstatistics", key])
+        .unwrap_or_else(|| panic!("no {key} in {d:?}"))
+}
+
+fn stream_flags(p: &Proxy, id: &str, tag: &str) -> Vec<String> {
+    let q =
+        p.ng.call(&dict([
+            ("command", Value::str("query")),
+            ("call-id", Value::str(id)),
+        ]))
+        .unwrap();
+    let Some(Value::List(medias)) = dig(&q, &["tags", tag, "medias"]) else {
+        panic!("{q:?}")
+    };
+    let Some(Value::List(streams)) = medias[0].get("streams") else {
+        panic!("{q:?}")
+    };
+    match streams[0].get("flags") {
+        Some(Value::List(f)) => f
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => panic!("{q:?}"),
+    }
+}
+
+fn udp_in_csum_errors(ns: &Netns) -> u64 {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"]).unwrap();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let idx = names
+        .split_whitespace()
+        .position(|n| n == "InCsumErrors")
+        .unwrap();
+    values.split_whitespace().nth(idx).unwrap().parse().unwrap()
+}
+
+fn dump(p: &Proxy) -> String {
+    sh(&[
+        daemon_bin().to_str().unwrap(),
+        "--config-file=none",
+        "--dump-table=0",
+        &format!("--bpf-pin-dir={}", p.pin_dir),
+    ])
+    .unwrap()
+}
+
+/// Sends `n` packets each way and asserts every one arrives from the
+/// proxy's socket with its payload intact.
+fn exchange(a: &UdpSocket, b: &UdpSocket, to_b: SocketAddr, to_a: SocketAddr, n: u16, seq0: u16) {
+    for i in 0..n {
+        let p = rtp(8, seq0 + i, 160 * u32::from(i), 0x1111, i as u8);
+        a.send_to(&p, to_b).unwrap();
+        expect_packet(b, to_a, &p);
+        let q = rtp(8, seq0 + i, 160 * u32::from(i), 0x2222, !(i as u8));
+        b.send_to(&q, to_a).unwrap();
+        expect_packet(a, to_b, &q);
+    }
+}
+
+fn offloaded_call(v6: bool) {
+    let t = topology(if v6 { "o6" } else { "o4" });
+    let p = start_proxy(&t, &[]).unwrap();
+    let (caller_ip, proxy_int, proxy_ext, callee_ip) = if v6 {
+        ("fd00:1::2", "fd00:1::1", "fd00:2::1", "fd00:2::2")
+    } else {
+        ("10.1.0.2", "10.1.0.1", "10.2.0.1", "10.2.0.2")
+    };
+    let a = bind(&t.caller, &sa(caller_ip, 5000).to_string());
+    let b = bind(&t.callee, &sa(callee_ip, 6000).to_string());
+    let (pa, pb) = setup_call(&p, "k1", (caller_ip, 5000), (callee_ip, 6000), vec![]);
+    let (to_proxy_a, to_proxy_b) = (sa(proxy_int, pa), sa(proxy_ext, pb));
+    let csum = (udp_in_csum_errors(&t.caller), udp_in_csum_errors(&t.callee));
+
+    // The first packet each way is relayed in userspace, which confirms the
+    // endpoints and hands both sockets to the kernel.
+    exchange(&a, &b, to_proxy_a, to_proxy_b, 1, 1);
+    assert!(stream_flags(&p, "k1", "ft").contains(&"kernelized".to_owned()));
+    assert!(stream_flags(&p, "k1", "tt").contains(&"kernelized".to_owned()));
+    let d = dump(&p);
+    assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let user_before = stat(&p, "relayedpackets_user");
+    exchange(&a, &b, to_proxy_a, to_proxy_b, 50, 100);
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(&p, "relayedpackets_kernel")
+            == 100),
+        "kernel counted {}",
+        stat(&p, "relayedpackets_kernel")
+    );
+    assert_eq!(
+        stat(&p, "relayedpackets_user"),
+        user_before,
+        "userspace stayed flat"
+    );
+    assert_eq!(
+        (udp_in_csum_errors(&t.caller), udp_in_csum_errors(&t.callee)),
+        csum,
+        "receivers saw bad UDP checksums"
+    );
+    // Kernel packets show up in the call's stats and keep it alive.
+    let q =
+        p.ng.call(&dict([
+            ("command", Value::str("query")),
+            ("call-id", Value::str("k1")),
+        ]))
+        .unwrap();
+    assert_eq!(
+        dig_int(&q, &["totals", "RTP", "packets"]),
+        Some(102),
+        "{q:?}"
+    );
+
+    // Delete takes the flows out of the kernel.
+    let r =
+        p.ng.call(&dict([
+            ("command", Value::str("delete")),
+            ("call-id", Value::str("k1")),
+            ("delete-delay", Value::Int(0)),
+        ]))
+        .unwrap();
+    assert_eq!(get_str(&r, "result"), "ok");
+    assert!(dump(&p).contains("kernel table 0: 0 flow(s)"));
+    drop(p.daemon);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv4_call_is_forwarded_in_the_kernel() {
+    offloaded_call(false);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv6_call_is_forwarded_in_the_kernel() {
+    offloaded_call(true);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn tos_and_strict_source_in_the_kernel() {
+    let t = topology("ots");
+    let p = start_proxy(&t, &[]).unwrap();
+    let a = bind(&t.caller, "10.1.0.2:5000");
+    let b = bind(&t.callee, "10.2.0.2:6000");
+    enable_recvtos(&b);
+    let extra = vec![
+        ("TOS", Value::Int(184)),
+        ("flags", strs(&["strict source"])),
+    ];
+    let (pa, pb) = setup_call(&p, "k2", ("10.1.0.2", 5000), ("10.2.0.2", 6000), extra);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    // First packet each way through userspace, then kernel.
+    let first = rtp(8, 1, 0, 0x1111, 1);
+    a.send_to(&first, to_a).unwrap();
+    let (data, from, tos) = recv_with_tos(&b).unwrap();
+    assert_eq!((data.as_slice(), from, tos), (first.as_slice(), to_b, 184));
+    let back = rtp(8, 1, 0, 0x2222, 1);
+    b.send_to(&back, to_b).unwrap();
+    expect_packet(&a, to_a, &back);
+    assert!(stream_flags(&p, "k2", "ft").contains(&"kernelized".to_owned()));
+    for i in 0..10u16 {
+        let pkt = rtp(8, 10 + i, 0, 0x1111, 2);
+        a.send_to(&pkt, to_a).unwrap();
+        let (data, from, tos) = recv_with_tos(&b).unwrap();
+        assert_eq!(
+            (data.as_slice(), from, tos),
+            (pkt.as_slice(), to_b, 184),
+            "kernel-forwarded packet {i}"
+        );
+    }
+    // An impostor in the caller's namespace is dropped in the kernel.
+    let imp = bind(&t.caller, "10.1.0.2:5009");
+    for _ in 0..3 {
+        imp.send_to(&rtp(8, 99, 0, 0x6666, 6), to_a).unwrap();
+    }
+    expect_silence(&b);
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            let q =
+                p.ng.call(&dict([
+                    ("command", Value::str("query")),
+                    ("call-id", Value::str("k2")),
+                ]))
+                .unwrap();
+            dig_int(&q, &["totals", "RTP", "errors"]) == Some(3)
+        }),
+        "three strict-source drops counted"
+    );
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn reoffer_removes_and_readds_the_flow() {
+    let t = topology("ore");
+    let p = start_proxy(&t, &[]).unwrap();
+    let a = bind(&t.caller, "10.1.0.2:5000");
+    let b = bind(&t.callee, "10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "k3", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    exchange(&a, &b, sa("10.1.0.1", pa), sa("10.2.0.1", pb), 2, 1);
+    assert!(dump(&p).contains("2 flow(s)"));
+
+    // The caller moves to port 5002: the callee gets new ports, and nothing
+    // stays in the kernel until the new path is confirmed.
+    let a2 = bind(&t.caller, "10.1.0.2:5002");
+    let (pa2, pb2) = setup_call(&p, "k3", ("10.1.0.2", 5002), ("10.2.0.2", 6000), vec![]);
+    assert_ne!(
+        pb2, pb,
+        "callee-facing ports follow the caller's new endpoint"
+    );
+    assert_eq!(pa2, pa);
+    assert!(
+        dump(&p).contains("kernel table 0: 0 flow(s)"),
+        "{}",
+        dump(&p)
+    );
+    exchange(&a2, &b, sa("10.1.0.1", pa2), sa("10.2.0.1", pb2), 3, 10);
+    let d = dump(&p);
+    assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+    assert!(d.contains(&format!("10.2.0.1:{pb2}")), "{d}");
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn offloaded_call_times_out_only_when_media_stops() {
+    let t = topology("oto");
+    let p = start_proxy(&t, &["--timeout=2"]).unwrap();
+    let a = bind(&t.caller, "10.1.0.2:5000");
+    let b = bind(&t.callee, "10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "k4", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    exchange(&a, &b, to_a, to_b, 1, 1);
+    assert!(stream_flags(&p, "k4", "ft").contains(&"kernelized".to_owned()));
+    let list = |p: &Proxy| {
+        let d = p.ng.call(&dict([("command", Value::str("list"))])).unwrap();
+        matches!(d.get(&b"calls"[..]), Some(Value::List(l)) if !l.is_empty())
+    };
+    // 4 s of media only in the kernel: twice the timeout, the call lives.
+    for i in 0..20u16 {
+        exchange(&a, &b, to_a, to_b, 1, 10 + i);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(list(&p), "call with kernel-only media must not time out");
+    assert_eq!(stat(&p, "timeoutsessions"), 0);
+    // Media stops: gone within timeout + a tick or two.
+    assert!(
+        wait_until(Duration::from_secs(5), || !list(&p)),
+        "call did not time out"
+    );
+    assert_eq!(stat(&p, "timeoutsessions"), 1);
+    assert!(dump(&p).contains("kernel table 0: 0 flow(s)"));
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn fallback_and_no_fallback() {
+    let t = topology("ofb");
+    // A device that does not exist: the daemon relays in userspace.
+    let p = start_proxy(&t, &["--xdp-device=nosuchdev0"]).unwrap();
+    let a = bind(&t.caller, "10.1.0.2:5000");
+    let b = bind(&t.callee, "10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "k5", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    exchange(&a, &b, sa("10.1.0.1", pa), sa("10.2.0.1", pb), 3, 1);
+    assert!(stream_flags(&p, "k5", "ft").contains(&"no kernel support".to_owned()));
+    assert_eq!(stat(&p, "relayedpackets_kernel"), 0);
+    drop(p);
+    // With --no-fallback the daemon refuses to start.
+    let e = start_proxy(&t, &["--xdp-device=nosuchdev0", "--no-fallback"]);
+    assert!(
+        e.is_err(),
+        "--no-fallback must exit when the table cannot be opened"
+    );
+}
