@@ -171,10 +171,14 @@ impl NgClient {
 
     /// Sends a dictionary with a fresh cookie and decodes the reply.
     pub fn call(&self, dict: &Dict) -> anyhow::Result<Dict> {
+        // Unique across every client of the process: the daemon caches
+        // replies by cookie alone, as upstream does.
+        static COOKIES: AtomicU32 = AtomicU32::new(0);
         let cookie = format!(
-            "{}_{}",
+            "{}_{}_{}",
             std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed)
+            self.seq.fetch_add(1, Ordering::Relaxed),
+            COOKIES.fetch_add(1, Ordering::Relaxed)
         );
         let mut msg = cookie.clone().into_bytes();
         msg.push(b' ');
