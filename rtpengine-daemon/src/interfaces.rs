@@ -147,11 +147,6 @@ impl Interface {
     pub fn address(&self, v4: bool) -> Option<&LocalAddress> {
         self.addrs.iter().find(|a| a.local.is_ipv4() == v4)
     }
-
-    /// The address of the preferred family, else the first one.
-    pub fn address_or_any(&self, v4: bool) -> &LocalAddress {
-        self.address(v4).unwrap_or(&self.addrs[0])
-    }
 }
 
 /// All configured interfaces.

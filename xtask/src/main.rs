@@ -188,7 +188,9 @@ fn test(unprivileged: bool, extra: &[String]) -> anyhow::Result<()> {
         })
         .sum();
     if unprivileged {
-        println!("xtask: skipped {ignored} privileged test(s) (--unprivileged)");
+        println!(
+            "xtask: skipped {ignored} test(s) that need root or the installed clients (--unprivileged)"
+        );
     }
     Ok(())
 }

@@ -206,8 +206,6 @@ pub struct Call {
     pub destroy_at_ms: Option<u64>,
     /// Per-call TOS (`TOS` key).
     pub tos: Option<u8>,
-    /// Per-call policy (flags of the last offer/answer).
-    pub policy: Option<Policy>,
 }
 
 impl Call {
@@ -222,7 +220,6 @@ impl Call {
             answered: false,
             destroy_at_ms: None,
             tos: None,
-            policy: None,
         }
     }
 

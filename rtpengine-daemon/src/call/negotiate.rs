@@ -197,12 +197,9 @@ impl Negotiation {
             .entry(self.call_id.clone())
             .or_insert_with(|| Call::new(&self.call_id));
         let result = self.negotiate(calls, call, sdp);
-        match &result {
-            Err(_) if new_call => {
-                // Nothing of a failed new call survives: its ports close here.
-                map.remove(&self.call_id);
-            }
-            _ => {}
+        if new_call && result.is_err() {
+            // Nothing of a failed new call survives: its ports close here.
+            map.remove(&self.call_id);
         }
         result
     }
@@ -264,7 +261,6 @@ impl Negotiation {
         if self.side == Side::Answer {
             call.answered = true;
         }
-        call.policy = Some(self.policy);
         if let Some(t) = self.tos.or(calls.settings.tos) {
             call.tos = Some(t);
         }
@@ -661,10 +657,5 @@ impl Calls {
             return Err(NgError::Other("Parallel session limit reached"));
         }
         Ok(())
-    }
-
-    /// Looks up the sockets of a party's media (for tests and stats).
-    pub fn with_call<T>(&self, id: &str, f: impl FnOnce(&Call) -> T) -> Option<T> {
-        self.lock().get(id).map(f)
     }
 }

@@ -11,7 +11,7 @@ mod parse;
 mod write;
 
 pub use parse::{parse, SdpError};
-pub use write::{write, MediaOut, OriginOut, RtcpOut, SessionOut};
+pub use write::{write, MediaOut, RtcpOut, SessionOut};
 
 use std::net::IpAddr;
 

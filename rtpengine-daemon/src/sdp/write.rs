@@ -34,9 +34,6 @@ pub enum RtcpOut {
     Full(u16, IpAddr),
 }
 
-/// `o=` handling, for callers building a [`SessionOut`].
-pub type OriginOut = Origin;
-
 /// Per-media values the caller decided.
 #[derive(Debug, Clone)]
 pub struct MediaOut {
