@@ -46,12 +46,8 @@ impl PinDir {
 
 impl Drop for PinDir {
     fn drop(&mut self) {
-        if let Ok(rd) = std::fs::read_dir(&self.0) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&self.0);
+        // Maps and, under links/, pinned XDP links.
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -949,4 +945,451 @@ fn end_to_end_native_veth() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn end_to_end_generic() {
     end_to_end(XdpAttachMode::Generic);
+}
+
+// ---------------------------------------------------------------------------
+// Two daemons (tables) sharing the devices' XDP attachment.
+
+/// The id of the XDP program on `dev` in `ns` (`ip -j -d link`), if any.
+fn xdp_prog_id(ns: &Netns, dev: &str) -> Option<u64> {
+    let out = ns
+        .exec(&["ip", "-j", "-d", "link", "show", "dev", dev])
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["xdp"]["prog"]["id"].as_u64()
+}
+
+/// Pins of XDP links under `pin_dir` (all namespaces).
+fn link_pins(pin_dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(pin_dir.join("links")) {
+        for ns in rd.flatten() {
+            for e in std::fs::read_dir(ns.path()).unwrap().flatten() {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn open_in(ns: &Netns, table: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kernel> {
+    let pin_dir = pin_dir.to_path_buf();
+    ns.run(move || {
+        Kernel::open_with(&KernelConfig {
+            table,
+            devices: vec!["p0".into(), "p1".into()],
+            mode: XdpAttachMode::Generic,
+            pin_dir,
+        })
+    })
+}
+
+/// Installs caller (10.1.0.2:`caller_port`) ↔ callee (10.2.0.2:`callee_port`)
+/// through proxy addresses `a`:`port` (p0 side) and `b`:`port + 2` (p1 side).
+fn install_call(k: &Kernel, a: &str, b: &str, port: u16, caller_port: u16, callee_port: u16) {
+    let sa = |ip: &str, p: u16| format!("{ip}:{p}");
+    k.install(
+        flow_key(sa(a, port).parse().unwrap()),
+        target(&sa(b, port + 2), &sa("10.2.0.2", callee_port)).build(),
+    )
+    .unwrap();
+    k.install(
+        flow_key(sa(b, port + 2).parse().unwrap()),
+        target(&sa(a, port), &sa("10.1.0.2", caller_port)).build(),
+    )
+    .unwrap();
+}
+
+/// Sends one packet caller → proxy `to`; returns whether the callee socket
+/// got it from `from` (i.e. it was forwarded: the proxy has no sockets).
+fn forwarded(caller: &UdpSocket, callee: &UdpSocket, to: &str, from: &str, seq: u16) -> bool {
+    let p = rtp_payload(seq, 100);
+    caller.send_to(&p, to).unwrap();
+    let mut buf = [0u8; 2048];
+    match callee.recv_from(&mut buf) {
+        Ok((len, src)) => {
+            assert_eq!(src, from.parse::<SocketAddr>().unwrap());
+            assert_eq!(&buf[..len], &p[..]);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn packets(k: &Kernel, local: &str) -> u64 {
+    k.stats(flow_key(local.parse().unwrap())).unwrap().packets
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn two_tables_share_the_devices() {
+    require_root();
+    let n = three_namespaces();
+    for c in [
+        "ip addr add 10.1.0.11/24 dev p0",
+        "ip addr add 10.2.0.11/24 dev p1",
+    ] {
+        n.proxy.exec(&c.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    let pins = PinDir::new();
+    let t0 = open_in(&n.proxy, 0, &pins.0).unwrap();
+    assert!(t0.attachments().iter().all(|a| !a.shared));
+    assert_eq!(link_pins(&pins.0), ["p0", "p1"]);
+    let prog = xdp_prog_id(&n.proxy, "p0").expect("program on p0");
+
+    let t1 = open_in(&n.proxy, 1, &pins.0).expect("second table on the same devices");
+    let att = t1.attachments();
+    assert_eq!(att.len(), 2);
+    for a in &att {
+        assert!(a.shared, "{a:?}");
+        assert_eq!(a.mode, XdpAttachMode::Generic);
+    }
+    assert_eq!(
+        xdp_prog_id(&n.proxy, "p0"),
+        Some(prog),
+        "same build: the program was not replaced"
+    );
+
+    install_call(&t0, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
+    install_call(&t1, "10.1.0.11", "10.2.0.11", 40000, 5002, 6002);
+    let caller0 = bind_in(&n.caller, "10.1.0.2:5000");
+    let caller1 = bind_in(&n.caller, "10.1.0.2:5002");
+    let callee0 = bind_in(&n.callee, "10.2.0.2:6000");
+    let callee1 = bind_in(&n.callee, "10.2.0.2:6002");
+    for s in [&callee0, &callee1] {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+    }
+    for i in 0..3 {
+        assert!(forwarded(
+            &caller0,
+            &callee0,
+            "10.1.0.1:30000",
+            "10.2.0.1:30002",
+            i
+        ));
+        assert!(forwarded(
+            &caller1,
+            &callee1,
+            "10.1.0.11:40000",
+            "10.2.0.11:40002",
+            i
+        ));
+    }
+    assert_eq!(packets(&t0, "10.1.0.1:30000"), 3);
+    assert_eq!(packets(&t1, "10.1.0.11:40000"), 3);
+    assert_eq!(t1.table_stats().unwrap().packets, 3);
+
+    // Table 0 stops: table 1 keeps forwarding in the kernel, untouched.
+    t0.close().unwrap();
+    assert_eq!(link_pins(&pins.0), ["p0", "p1"], "links stay pinned");
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), Some(prog));
+    assert_eq!(xdp_prog_id(&n.proxy, "p1"), Some(prog));
+    assert_eq!(t1.entries().len(), 2, "table 1's entries untouched");
+    for i in 3..6 {
+        assert!(forwarded(
+            &caller1,
+            &callee1,
+            "10.1.0.11:40000",
+            "10.2.0.11:40002",
+            i
+        ));
+    }
+    assert_eq!(packets(&t1, "10.1.0.11:40000"), 6);
+    assert!(
+        !forwarded(&caller0, &callee0, "10.1.0.1:30000", "10.2.0.1:30002", 9),
+        "table 0's flow still forwarded after its close"
+    );
+
+    // The last table stops: the program is detached.
+    t1.close().unwrap();
+    assert!(link_pins(&pins.0).is_empty(), "{:?}", link_pins(&pins.0));
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None, "program left on p0");
+    assert_eq!(xdp_prog_id(&n.proxy, "p1"), None, "program left on p1");
+    assert!(!forwarded(
+        &caller1,
+        &callee1,
+        "10.1.0.11:40000",
+        "10.2.0.11:40002",
+        10
+    ));
+    drop(pins);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn an_idle_table_keeps_the_dataplane_when_the_other_stops() {
+    require_root();
+    let n = three_namespaces();
+    let pins = PinDir::new();
+    let t0 = open_in(&n.proxy, 0, &pins.0).unwrap();
+    let t1 = open_in(&n.proxy, 1, &pins.0).unwrap();
+    let prog = xdp_prog_id(&n.proxy, "p0").unwrap();
+    // No entries anywhere: table 0's close unpins, but table 1 still holds
+    // the links, so the program stays attached.
+    t0.close().unwrap();
+    assert!(link_pins(&pins.0).is_empty());
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), Some(prog));
+    // A restarted table 0 finds the unpinned link, pins it again and shares it.
+    let t0 = open_in(&n.proxy, 0, &pins.0).unwrap();
+    assert!(t0.attachments().iter().all(|a| a.shared));
+    assert_eq!(link_pins(&pins.0), ["p0", "p1"]);
+    install_call(&t0, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
+    let caller = bind_in(&n.caller, "10.1.0.2:5000");
+    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    assert!(forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30000",
+        "10.2.0.1:30002",
+        1
+    ));
+    // Table 1 stops while table 0 has entries: nothing changes for table 0.
+    t1.close().unwrap();
+    assert!(forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30000",
+        "10.2.0.1:30002",
+        2
+    ));
+    assert_eq!(packets(&t0, "10.1.0.1:30000"), 2);
+    t0.close().unwrap();
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    drop(pins);
+}
+
+/// Child side of [`crashed_table_keeps_forwarding_until_restart`]: opens
+/// table 0, installs a call and exits without cleanup (no-op unless started
+/// by that test).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn crash_child() {
+    let (Ok(pin_dir), Ok(ns)) = (
+        std::env::var("RTPE_XDP_CRASH_PIN_DIR"),
+        std::env::var("RTPE_XDP_CRASH_NETNS"),
+    ) else {
+        return;
+    };
+    in_netns(&ns, move || {
+        let k = Kernel::open_with(&KernelConfig {
+            table: 0,
+            devices: vec!["p0".into(), "p1".into()],
+            mode: XdpAttachMode::Generic,
+            pin_dir: pin_dir.into(),
+        })
+        .unwrap();
+        install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
+        // Like a crash or SIGKILL: no destructors, the kernel closes the fds.
+        std::process::exit(0);
+    });
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn crashed_table_keeps_forwarding_until_restart() {
+    require_root();
+    let n = three_namespaces();
+    let pins = PinDir::new();
+    crash_table0(&n, &pins.0);
+    assert_eq!(link_pins(&pins.0), ["p0", "p1"], "the crash left the pins");
+    let prog = xdp_prog_id(&n.proxy, "p0").expect("still attached after the crash");
+
+    // The kernel keeps forwarding the crashed daemon's calls.
+    let caller = bind_in(&n.caller, "10.1.0.2:5000");
+    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    callee
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for i in 0..3 {
+        assert!(forwarded(
+            &caller,
+            &callee,
+            "10.1.0.1:30000",
+            "10.2.0.1:30002",
+            i
+        ));
+    }
+    let dump = rtpengine::kernel::dump_from(&pins.0, Some(0)).unwrap();
+    assert!(dump.starts_with("kernel table 0: 2 flow(s)"), "{dump}");
+    assert!(dump.contains("packets 3"), "{dump}");
+
+    // Restart: shares the pinned links, flushes the leftovers.
+    let k = open_in(&n.proxy, 0, &pins.0).unwrap();
+    assert!(
+        k.attachments().iter().all(|a| a.shared),
+        "{:?}",
+        k.attachments()
+    );
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), Some(prog));
+    assert!(k.entries().is_empty(), "leftovers flushed");
+    assert!(!forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30000",
+        "10.2.0.1:30002",
+        3
+    ));
+    install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
+    assert!(forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30000",
+        "10.2.0.1:30002",
+        4
+    ));
+    assert_eq!(packets(&k, "10.1.0.1:30000"), 1);
+    k.close().unwrap();
+    assert!(link_pins(&pins.0).is_empty());
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    drop(pins);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_foreign_xdp_program_is_refused() {
+    require_root();
+    let n = three_namespaces();
+    // Same object, private (unpinned) maps: not this pin directory's dataplane.
+    let foreign = n.proxy.run(|| {
+        let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).unwrap();
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut("rtpengine_xdp")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        prog.load().unwrap();
+        prog.attach("p1", aya::programs::XdpMode::Skb).unwrap();
+        ebpf
+    });
+    let pins = PinDir::new();
+    let err = match open_in(&n.proxy, 0, &pins.0) {
+        Ok(_) => panic!("opened over a foreign XDP program"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("p1") && err.contains("foreign"), "{err}");
+    // The failed open released p0 again.
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(link_pins(&pins.0).is_empty());
+    drop(foreign);
+    drop(pins);
+}
+
+/// Runs [`crash_child`]: table 0 opened on p0/p1 with `pin_dir`, a call
+/// installed, then the process exits without cleanup.
+fn crash_table0(n: &ThreeNs, pin_dir: &std::path::Path) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--include-ignored", "--nocapture"])
+        .env("RTPE_XDP_CRASH_PIN_DIR", pin_dir)
+        .env("RTPE_XDP_CRASH_NETNS", &n.proxy.name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_defunct_pinned_link_is_replaced() {
+    require_root();
+    let n = three_namespaces();
+    let pins = PinDir::new();
+    crash_table0(&n, &pins.0);
+    // The device behind p0's pin disappears (and comes back as a new one).
+    n.proxy.exec(&["ip", "link", "del", "p0"]).unwrap();
+    sh(&[
+        "ip",
+        "link",
+        "add",
+        "c0",
+        "netns",
+        &n.caller.name,
+        "address",
+        "02:00:00:00:01:02",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "p0",
+        "netns",
+        &n.proxy.name,
+        "address",
+        "02:00:00:00:01:01",
+    ])
+    .unwrap();
+    for (ns, c) in [
+        (&n.caller, "ip addr add 10.1.0.2/24 dev c0"),
+        (&n.caller, "ip link set c0 up"),
+        (&n.caller, "ip route add default via 10.1.0.1"),
+        (&n.proxy, "ip addr add 10.1.0.1/24 dev p0"),
+        (&n.proxy, "ip link set p0 up"),
+        (
+            &n.proxy,
+            "ip neigh replace 10.1.0.2 lladdr 02:00:00:00:01:02 dev p0 nud permanent",
+        ),
+    ] {
+        ns.exec(&c.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    let k = open_in(&n.proxy, 0, &pins.0).unwrap();
+    let shared: Vec<_> = k
+        .attachments()
+        .iter()
+        .map(|a| (a.device.clone(), a.shared))
+        .collect();
+    assert_eq!(shared, [("p0".into(), false), ("p1".into(), true)]);
+    assert!(xdp_prog_id(&n.proxy, "p0").is_some());
+    install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
+    let caller = bind_in(&n.caller, "10.1.0.2:5000");
+    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    assert!(forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30000",
+        "10.2.0.1:30002",
+        1
+    ));
+    k.close().unwrap();
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert_eq!(xdp_prog_id(&n.proxy, "p1"), None);
+    drop(pins);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_pinned_link_running_other_maps_is_switched_to_ours() {
+    require_root();
+    let n = three_namespaces();
+    let old = PinDir::new();
+    crash_table0(&n, &old.0);
+    let stale = xdp_prog_id(&n.proxy, "p0").unwrap();
+    // Move the links (not the maps) into a fresh pin directory: they now run
+    // a program whose maps are not this directory's.
+    let pins = PinDir::new();
+    std::fs::create_dir_all(&pins.0).unwrap();
+    std::fs::rename(old.0.join("links"), pins.0.join("links")).unwrap();
+    let k = open_in(&n.proxy, 0, &pins.0).unwrap();
+    assert!(k.attachments().iter().all(|a| a.shared));
+    let now = xdp_prog_id(&n.proxy, "p0").unwrap();
+    assert_ne!(now, stale, "program behind the link replaced");
+    assert_eq!(xdp_prog_id(&n.proxy, "p1"), Some(now));
+    install_call(&k, "10.1.0.1", "10.2.0.1", 30100, 5000, 6000);
+    let caller = bind_in(&n.caller, "10.1.0.2:5000");
+    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    assert!(forwarded(
+        &caller,
+        &callee,
+        "10.1.0.1:30100",
+        "10.2.0.1:30102",
+        1
+    ));
+    assert_eq!(packets(&k, "10.1.0.1:30100"), 1);
+    k.close().unwrap();
+    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    drop(pins);
+    drop(old);
 }

@@ -9,20 +9,60 @@
 //! (destination) endpoint of a media socket, with the owning table in the value
 //! (see `rtpengine_common` for the layout rationale). A [`Kernel`] handle owns
 //! table `N`: at open it flushes entries left over by a crashed daemon with the
-//! same table, and on drop/[`Kernel::close`] it detaches its XDP programs and
-//! removes its entries, leaving other tables alone.
+//! same table, and on drop/[`Kernel::close`] it removes its entries, leaving
+//! other tables alone.
+//!
+//! # Shared attachments
+//!
+//! One program serves every table (it does not look at the table id), so the
+//! attachment is shared too: several daemons, with different tables and local
+//! addresses, may list the same devices.
+//!
+//! - The first handle to use a device attaches the program with a BPF link and
+//!   pins the link at `<pin_dir>/links/netns-<inode>/<device>` (the network
+//!   namespace's nsfs inode keeps equal device names of different namespaces
+//!   apart). A pinned link keeps the program attached independent of any
+//!   process.
+//! - A later handle finding that pin shares it ([`Attachment::shared`], logged
+//!   as "sharing the XDP dataplane already attached to <dev>") instead of
+//!   attaching (which would fail: one XDP program per device). A pin whose
+//!   link is defunct (device gone or recreated, program detached) is removed
+//!   and the device attached afresh; a live link running a program with other
+//!   maps or another build's code is switched to ours atomically
+//!   (`BPF_LINK_UPDATE`), so forwarding never stops.
+//! - Every handle keeps a descriptor of each link it uses, so the program stays
+//!   attached while any handle using the device lives. If our program is on the
+//!   device through a link whose pin was removed (see below), an opener finds
+//!   that link and pins it again.
+//! - A device carrying any other XDP program (foreign, or ours attached through
+//!   netlink) makes the open fail with an error naming the device; the daemon
+//!   then falls back to userspace (or exits with `--no-fallback`).
+//! - Close (and drop) first removes the table's entries, then, per device,
+//!   removes the pin only if no other table has entries left in `FLOWS`;
+//!   otherwise the link stays pinned so the other daemons keep forwarding.
+//!   Without the pin, the program is detached once the last handle holding the
+//!   link is gone.
+//!
+//! **Restart semantics.** A daemon that crashes (or is killed) leaves its pin
+//! and its entries: the kernel keeps forwarding its existing calls, as classic
+//! rtpengine did while the daemon restarted. The next open of the same table
+//! shares the pinned link and flushes the stale entries (the restarted daemon
+//! re-installs entries for the calls it knows). A clean close of the last
+//! daemon detaches the program.
 //!
 //! # Limits
 //!
-//! One XDP program per device (aya has no multi-program dispatcher): a second
-//! daemon attaching to a device that already carries the program fails with
-//! EBUSY. Because the maps are shared and the program does not look at the
-//! table id, a second table can open with no devices and still have its entries
-//! forwarded by the first daemon's attachment (for as long as that one runs).
-//! Forwarding needs `net.ipv{4,6}.conf.<ingress>.forwarding=1` (else
-//! `bpf_fib_lookup` says FWD_DISABLED and everything falls back to userspace;
-//! [`Kernel::open`] warns) and, for native redirects between devices, the
-//! program attached to the egress device too (pass every media device).
+//! No multi-program dispatcher: a device already running another XDP program
+//! cannot be used. The first daemon picks the attach mode; later daemons share
+//! it whatever they ask for (a warning says so); an opener whose build differs
+//! switches the shared program to its own code (same maps, so compatible by
+//! `MAP_LAYOUT_VERSION`). Pins are per pin directory: two
+//! daemons only share if they use the same one (they must anyway to share
+//! `FLOWS`). Sharing needs XDP BPF links (Linux 5.9+). Forwarding needs
+//! `net.ipv{4,6}.conf.<ingress>.forwarding=1` (else `bpf_fib_lookup` says
+//! FWD_DISABLED and everything falls back to userspace; [`Kernel::open`] warns)
+//! and, for native redirects between devices, the program attached to the
+//! egress device too (pass every media device).
 //!
 //! # Integration
 //!
@@ -38,13 +78,16 @@ mod bpffs;
 mod dump;
 mod offload;
 mod target;
+mod xdp_link;
 
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context as _};
-use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
-use aya::programs::{xdp::XdpLinkId, Xdp, XdpMode};
+use aya::maps::{HashMap, Map, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{xdp::XdpLink, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 pub use rtpengine_common::{
     Endpoint, FlowKey, FlowStats, FlowTarget, TableStats, FAMILY_V4, FAMILY_V6, MAP_LAYOUT_VERSION,
@@ -139,8 +182,25 @@ impl KernelConfig {
 pub struct Attachment {
     /// Interface name.
     pub device: String,
-    /// The mode that worked ([`XdpAttachMode::Native`] or [`XdpAttachMode::Generic`]).
+    /// The mode in effect ([`XdpAttachMode::Native`] or [`XdpAttachMode::Generic`]);
+    /// for a shared attachment, the mode its creator got.
     pub mode: XdpAttachMode,
+    /// `false`: this handle attached the program (and pinned the link);
+    /// `true`: it found the pinned link of another daemon (or of a previous,
+    /// crashed instance) and shares it.
+    pub shared: bool,
+}
+
+/// A device's pinned XDP link as used by one handle.
+struct Link {
+    attachment: Attachment,
+    /// `<pin_dir>/links/netns-<inode>/<device>`.
+    pin: PathBuf,
+    /// Kernel id of the link (to check the pin still names it at close).
+    link_id: u32,
+    /// Keeps the link, hence the program, attached while this handle lives,
+    /// even if another daemon removes the pin meanwhile.
+    _fd: OwnedFd,
 }
 
 struct Maps {
@@ -151,7 +211,7 @@ struct Maps {
 
 struct Prog {
     ebpf: Ebpf,
-    links: Vec<(Attachment, XdpLinkId)>,
+    links: Vec<Link>,
 }
 
 /// An open forwarding table: the loaded program, its attachments and the maps.
@@ -203,6 +263,9 @@ impl Kernel {
                 )
             })?;
 
+        let flows_id = MapInfo::from_pin(&flows_pin)
+            .map_err(|e| anyhow!("reading {}: {e}", flows_pin.display()))?
+            .id();
         let maps = Maps {
             flows: take_map(&mut ebpf, FLOWS_MAP, &cfg.pin_dir)?,
             stats: take_map(&mut ebpf, FLOW_STATS_MAP, &cfg.pin_dir)?,
@@ -237,9 +300,19 @@ impl Kernel {
             );
         }
         kernel.reset_table_stats();
-        for dev in &cfg.devices {
-            kernel.attach(dev, cfg.mode)?;
-            forwarding_check(dev);
+        if !cfg.devices.is_empty() {
+            let links_dir = cfg.pin_dir.join("links").join(format!(
+                "netns-{}",
+                xdp_link::netns_id().context("identifying the network namespace")?
+            ));
+            std::fs::create_dir_all(&links_dir)
+                .with_context(|| format!("creating {}", links_dir.display()))?;
+            for dev in &cfg.devices {
+                // On error, `kernel` drops: links made so far are released
+                // like at close.
+                kernel.attach(&links_dir, dev, cfg.mode, flows_id)?;
+                forwarding_check(dev);
+            }
         }
         tracing::info!(
             table = cfg.table,
@@ -250,47 +323,37 @@ impl Kernel {
         Ok(kernel)
     }
 
-    fn attach(&mut self, dev: &str, mode: XdpAttachMode) -> anyhow::Result<()> {
+    fn attach(
+        &mut self,
+        links_dir: &Path,
+        dev: &str,
+        mode: XdpAttachMode,
+        flows_id: u32,
+    ) -> anyhow::Result<()> {
         let prog = self
             .prog
             .get_mut()
             .map_err(|_| anyhow!("kernel state poisoned"))?;
-        let xdp: &mut Xdp = prog
-            .ebpf
-            .program_mut(XDP_PROGRAM)
-            .context("XDP program vanished")?
-            .try_into()
-            .map_err(|e| anyhow!("{e}"))?;
-        let (id, used) = match mode {
-            XdpAttachMode::Native => (
-                xdp.attach(dev, XdpMode::Driver)
-                    .map_err(|e| anyhow!("attaching XDP (native) to {dev}: {e}"))?,
-                XdpAttachMode::Native,
-            ),
-            XdpAttachMode::Generic => (
-                xdp.attach(dev, XdpMode::Skb)
-                    .map_err(|e| anyhow!("attaching XDP (generic) to {dev}: {e}"))?,
-                XdpAttachMode::Generic,
-            ),
-            XdpAttachMode::Auto => match xdp.attach(dev, XdpMode::Driver) {
-                Ok(id) => (id, XdpAttachMode::Native),
-                Err(native) => {
-                    let id = xdp.attach(dev, XdpMode::Skb).map_err(|e| {
-                        anyhow!("attaching XDP to {dev}: native: {native}; generic: {e}")
-                    })?;
-                    tracing::warn!(device = dev, error = %native, "native XDP unavailable, using generic (SKB) mode");
-                    (id, XdpAttachMode::Generic)
-                }
-            },
-        };
-        tracing::info!(device = dev, mode = %used, "XDP program attached");
-        prog.links.push((
-            Attachment {
-                device: dev.to_string(),
-                mode: used,
-            },
-            id,
-        ));
+        let link = attach_device(&mut prog.ebpf, links_dir, dev, mode, flows_id)?;
+        let a = &link.attachment;
+        if a.shared {
+            tracing::info!(
+                device = dev,
+                mode = %a.mode,
+                "sharing the XDP dataplane already attached to {dev}"
+            );
+            if mode != XdpAttachMode::Auto && mode != a.mode {
+                tracing::warn!(
+                    device = dev,
+                    requested = %mode,
+                    actual = %a.mode,
+                    "the shared XDP attachment on {dev} uses another mode than requested"
+                );
+            }
+        } else {
+            tracing::info!(device = dev, mode = %a.mode, pin = %link.pin.display(), "XDP program attached");
+        }
+        prog.links.push(link);
         Ok(())
     }
 
@@ -308,7 +371,7 @@ impl Kernel {
     pub fn attachments(&self) -> Vec<Attachment> {
         self.prog
             .lock()
-            .map(|p| p.links.iter().map(|(a, _)| a.clone()).collect())
+            .map(|p| p.links.iter().map(|l| l.attachment.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -476,7 +539,10 @@ impl Kernel {
         }
     }
 
-    /// Detaches the program and removes this table's entries, reporting errors
+    /// Removes this table's entries, then releases its devices: a device's
+    /// XDP link is unpinned (detaching the program once no other handle holds
+    /// it) unless other tables still have entries, in which case it stays
+    /// pinned so their daemons keep forwarding in the kernel. Reports errors
     /// (dropping the handle does the same, logging them instead).
     pub fn close(mut self) -> anyhow::Result<()> {
         self.closed = true;
@@ -485,20 +551,6 @@ impl Kernel {
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
         let mut result = Ok(());
-        if let Ok(prog) = self.prog.get_mut() {
-            let links = std::mem::take(&mut prog.links);
-            if let Some(xdp) = prog
-                .ebpf
-                .program_mut(XDP_PROGRAM)
-                .and_then(|p| <&mut Xdp>::try_from(p).ok())
-            {
-                for (a, id) in links {
-                    if let Err(e) = xdp.detach(id) {
-                        result = Err(anyhow!("detaching XDP from {}: {e}", a.device));
-                    }
-                }
-            }
-        }
         match self.flush() {
             Ok(n) => tracing::info!(
                 table = self.table,
@@ -507,7 +559,64 @@ impl Kernel {
             ),
             Err(e) => result = Err(e),
         }
+        let links = match self.prog.get_mut() {
+            Ok(prog) => std::mem::take(&mut prog.links),
+            Err(_) => Vec::new(),
+        };
+        if links.is_empty() {
+            return result;
+        }
+        let others = match self.other_tables() {
+            Ok(t) => t,
+            Err(e) => {
+                // Unsure: keep the attachment (a later open shares it).
+                result = Err(e);
+                vec![u32::MAX]
+            }
+        };
+        for link in links {
+            let dev = &link.attachment.device;
+            if !others.is_empty() {
+                tracing::info!(
+                    device = %dev,
+                    tables = ?others,
+                    "leaving the shared XDP dataplane attached to {dev}: other tables have entries"
+                );
+                continue;
+            }
+            // Only remove the pin if it still names our link (a later open
+            // may have replaced a link it found defunct).
+            let ours = xdp_link::obj_get(&link.pin)
+                .and_then(|fd| xdp_link::link_info(fd.as_fd()))
+                .is_ok_and(|i| i.id == link.link_id);
+            if ours {
+                if let Err(e) = std::fs::remove_file(&link.pin) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        result = Err(anyhow!("unpinning the XDP link of {dev}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            tracing::info!(device = %dev, "XDP dataplane released on {dev}");
+            // Dropping `link` closes our descriptor: without the pin, the
+            // program is detached once no other handle holds the link.
+        }
         result
+    }
+
+    /// Tables other than ours with entries in `FLOWS`.
+    fn other_tables(&self) -> anyhow::Result<Vec<u32>> {
+        let maps = self.maps()?;
+        let mut tables: Vec<u32> = maps
+            .flows
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, t)| t.table)
+            .filter(|t| *t != self.table)
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
+        Ok(tables)
     }
 }
 
@@ -520,6 +629,236 @@ impl Drop for Kernel {
             tracing::warn!(table = self.table, error = %format!("{e:#}"), "closing kernel table");
         }
     }
+}
+
+/// Attaches the program to `dev`, or shares the link pinned there by another
+/// handle (see the module docs).
+fn attach_device(
+    ebpf: &mut Ebpf,
+    links_dir: &Path,
+    dev: &str,
+    mode: XdpAttachMode,
+    flows_id: u32,
+) -> anyhow::Result<Link> {
+    let ifindex = xdp_link::ifindex(dev).with_context(|| format!("no network device {dev}"))?;
+    let pin = links_dir.join(dev);
+    let link = |fd: OwnedFd, mode: XdpAttachMode, shared: bool| -> anyhow::Result<Link> {
+        let info = xdp_link::link_info(fd.as_fd())
+            .with_context(|| format!("reading the XDP link of {dev}"))?;
+        Ok(Link {
+            attachment: Attachment {
+                device: dev.to_string(),
+                mode,
+                shared,
+            },
+            pin: pin.clone(),
+            link_id: info.id,
+            _fd: fd,
+        })
+    };
+    // A second round covers another daemon attaching between our look and
+    // our attach.
+    for round in 0..2 {
+        let current = xdp_link::device_xdp(ifindex)
+            .with_context(|| format!("querying the XDP program of {dev}"))?;
+        let current_mode = match current.map(|c| c.attached) {
+            Some(xdp_link::XDP_ATTACHED_SKB) => XdpAttachMode::Generic,
+            _ => XdpAttachMode::Native,
+        };
+        match xdp_link::obj_get(&pin) {
+            Ok(fd) => {
+                let info = xdp_link::link_info(fd.as_fd())
+                    .with_context(|| format!("reading the pinned link {}", pin.display()))?;
+                let live = info.type_ == xdp_link::LINK_TYPE_XDP
+                    && info.ifindex == ifindex
+                    && current.is_some_and(|c| c.prog_id == info.prog_id);
+                if live {
+                    let theirs = program_info(info.prog_id);
+                    let our_tag = our_xdp(ebpf)?
+                        .info()
+                        .map_err(|e| anyhow!("reading our program's info: {e}"))?
+                        .tag();
+                    if theirs.uses(flows_id) && theirs.tag == Some(our_tag) {
+                        return link(fd, current_mode, true);
+                    }
+                    // Ours by location, but running other maps (the pins
+                    // were recreated) or another build's code: swap the
+                    // program under the link atomically.
+                    tracing::warn!(
+                        device = dev,
+                        program = info.prog_id,
+                        same_maps = theirs.uses(flows_id),
+                        "replacing the stale XDP program behind the pinned link of {dev}"
+                    );
+                    drop(fd);
+                    replace_program(ebpf, &pin)
+                        .with_context(|| format!("updating the pinned XDP link of {dev}"))?;
+                    let fd = xdp_link::obj_get(&pin)
+                        .with_context(|| format!("reopening {}", pin.display()))?;
+                    return link(fd, current_mode, true);
+                }
+                tracing::warn!(
+                    device = dev,
+                    pin = %pin.display(),
+                    "removing a defunct pinned XDP link (device gone, recreated or detached)"
+                );
+                drop(fd);
+                match std::fs::remove_file(&pin) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("removing {}", pin.display())),
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e).with_context(|| format!("opening {}", pin.display())),
+        }
+
+        if let Some(c) = current {
+            let theirs = program_info(c.prog_id);
+            if c.prog_id != 0 && theirs.uses(flows_id) {
+                // Our dataplane, linked by a handle that still runs but whose
+                // pin was removed (its peer closed): pin it again and share.
+                if let Some(fd) = xdp_link::find_xdp_link(ifindex, c.prog_id)
+                    .with_context(|| format!("looking for the XDP link of {dev}"))?
+                {
+                    match xdp_link::obj_pin(fd.as_fd(), &pin) {
+                        Ok(()) => return link(fd, current_mode, true),
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) && round == 0 => continue,
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("pinning {}", pin.display()))
+                        }
+                    }
+                }
+                bail!(
+                    "{dev} runs this dataplane's XDP program (id {}) without a BPF link, so it \
+                     cannot be shared; detach it (ip link set dev {dev} xdp off)",
+                    c.prog_id
+                );
+            }
+            bail!(
+                "{dev} already carries a foreign XDP program ({}); the kernel dataplane needs \
+                 the device's XDP hook: detach it (ip link set dev {dev} xdp off) or leave {dev} \
+                 out of the kernel devices",
+                match (c.prog_id, theirs.name.as_deref()) {
+                    (0, _) => "several programs".to_string(),
+                    (id, Some(name)) => format!("id {id}, name {name}"),
+                    (id, None) => format!("id {id}"),
+                }
+            );
+        }
+
+        let (fd_link, used) = match attach_new(ebpf, dev, mode) {
+            Ok(x) => x,
+            // Lost a race with another opener: look again.
+            Err(_) if round == 0 && matches!(xdp_link::device_xdp(ifindex), Ok(Some(_))) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        match fd_link.pin(&pin) {
+            Ok(pinned) => {
+                let fd = xdp_link::obj_get(&pin)
+                    .with_context(|| format!("reopening {}", pin.display()))?;
+                // The pin and `fd` keep the link; aya's copy can go.
+                drop(pinned);
+                return link(fd, used, false);
+            }
+            Err(e) => {
+                // Our unpinned link detaches when `fd_link` (moved into the
+                // failed pin call) is dropped.
+                if round == 0 && pin.exists() {
+                    continue;
+                }
+                bail!("pinning the XDP link of {dev} at {}: {e}", pin.display());
+            }
+        }
+    }
+    bail!("attaching XDP to {dev}: another process keeps changing it")
+}
+
+fn our_xdp(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+    ebpf.program_mut(XDP_PROGRAM)
+        .context("XDP program vanished")?
+        .try_into()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Attaches our program to `dev` with a new BPF link (not pinned yet).
+fn attach_new(
+    ebpf: &mut Ebpf,
+    dev: &str,
+    mode: XdpAttachMode,
+) -> anyhow::Result<(FdLink, XdpAttachMode)> {
+    let xdp = our_xdp(ebpf)?;
+    let (id, used) = match mode {
+        XdpAttachMode::Native => (
+            xdp.attach(dev, XdpMode::Driver)
+                .map_err(|e| anyhow!("attaching XDP (native) to {dev}: {e}"))?,
+            XdpAttachMode::Native,
+        ),
+        XdpAttachMode::Generic => (
+            xdp.attach(dev, XdpMode::Skb)
+                .map_err(|e| anyhow!("attaching XDP (generic) to {dev}: {e}"))?,
+            XdpAttachMode::Generic,
+        ),
+        XdpAttachMode::Auto => match xdp.attach(dev, XdpMode::Driver) {
+            Ok(id) => (id, XdpAttachMode::Native),
+            Err(native) => {
+                let id = xdp.attach(dev, XdpMode::Skb).map_err(|e| {
+                    anyhow!("attaching XDP to {dev}: native: {native}; generic: {e}")
+                })?;
+                tracing::warn!(device = dev, error = %native, "native XDP unavailable, using generic (SKB) mode");
+                (id, XdpAttachMode::Generic)
+            }
+        },
+    };
+    let link = xdp
+        .take_link(id)
+        .map_err(|e| anyhow!("taking the XDP link of {dev}: {e}"))?;
+    let fd_link = FdLink::try_from(link).map_err(|e| {
+        anyhow!(
+            "attaching XDP to {dev}: the kernel has no XDP BPF links (Linux 5.9+), so the \
+             attachment cannot be pinned and shared ({e})"
+        )
+    })?;
+    Ok((fd_link, used))
+}
+
+/// Points the pinned link at `pin` to our program (`BPF_LINK_UPDATE`).
+fn replace_program(ebpf: &mut Ebpf, pin: &Path) -> anyhow::Result<()> {
+    let xdp = our_xdp(ebpf)?;
+    let pinned = PinnedLink::from_pin(pin).map_err(|e| anyhow!("{e}"))?;
+    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| anyhow!("{e}"))?;
+    let id = xdp.attach_to_link(link).map_err(|e| anyhow!("{e}"))?;
+    // The pin keeps the link; dropping aya's copy only closes a descriptor.
+    drop(xdp.take_link(id).map_err(|e| anyhow!("{e}"))?);
+    Ok(())
+}
+
+/// What we know about a loaded program.
+#[derive(Default)]
+struct ProgInfo {
+    name: Option<String>,
+    tag: Option<u64>,
+    map_ids: Vec<u32>,
+}
+
+impl ProgInfo {
+    fn uses(&self, map_id: u32) -> bool {
+        self.map_ids.contains(&map_id)
+    }
+}
+
+fn program_info(prog_id: u32) -> ProgInfo {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == prog_id)
+        .map(|p| ProgInfo {
+            name: p.name_as_str().map(str::to_string),
+            tag: Some(p.tag()),
+            map_ids: p.map_ids().ok().flatten().unwrap_or_default(),
+        })
+        .unwrap_or_default()
 }
 
 fn take_map<V: TryFrom<Map, Error = MapError>>(
