@@ -160,7 +160,7 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
     match Kernel::open_with(&kcfg) {
         Ok(k) => {
             for a in k.attachments() {
-                info!(device = %a.device, mode = %a.mode, table, "XDP dataplane attached");
+                info!(device = %a.device, mode = %a.mode, shared = a.shared, table, "XDP dataplane attached");
             }
             Ok(Some(Arc::new(k)))
         }
