@@ -4,6 +4,7 @@
 //! against the nightly's LLVM, bpftool, iproute2) and installs what is missing,
 //! printing each step, so a fresh Debian 12 machine needs nothing by hand.
 
+mod bench;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,17 @@ enum Task {
         #[arg(long)]
         unprivileged: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build in release mode and run the benchmark (as root): this daemon in
+    /// userspace and in-kernel, upstream rtpengine (Debian's rtpengine-daemon,
+    /// installed if missing) and the XDP floor. See BENCHMARKS.md.
+    Bench {
+        /// CI smoke test: small, short, under 2 minutes, no thresholds.
+        #[arg(long)]
+        quick: bool,
+        /// Arguments for rtpengine-bench (`-- --help` lists them).
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -95,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Err(err).with_context(|| format!("executing {}", bin.display()))
         }
         Task::Test { unprivileged, args } => test(unprivileged, &args),
+        Task::Bench { quick, args } => bench::bench(&root, quick, &args),
     }
 }
 

@@ -1,0 +1,31 @@
+//! `rtpengine-bench`: load generator and CPU-per-packet benchmark for ng media
+//! proxies (this project's daemon in userspace and in-kernel mode, Debian's
+//! upstream rtpengine, any external ng daemon, and a minimal XDP forwarder
+//! "floor").
+//!
+//! Library code here never panics on input: every failure is an
+//! `anyhow::Error` that unwinds through the RAII guards ([`topo::Topology`],
+//! [`daemon::DaemonProc`]) so namespaces and processes are removed on every
+//! exit path. See BENCHMARKS.md for the method.
+
+pub mod cli;
+pub mod cpu;
+pub mod daemon;
+pub mod media;
+pub mod ng;
+pub mod report;
+pub mod scenario;
+pub mod stop;
+pub mod topo;
+pub mod xdp;
+
+/// Entry point of the binary.
+pub fn main() -> anyhow::Result<()> {
+    let opts = cli::Opts::parse(std::env::args().skip(1))?;
+    if opts.help {
+        print!("{}", cli::USAGE);
+        return Ok(());
+    }
+    stop::install();
+    scenario::run_all(&opts)
+}
