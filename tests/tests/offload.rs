@@ -6,158 +6,9 @@
 //! flat and the kernel's grow.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use rtpengine::kernel::EBPF_OBJECT;
 use rtpengine_tests::*;
-
-/// caller (c0) ↔ (p0) proxy (p1) ↔ (e0) callee, IPv4 and IPv6.
-struct Topo {
-    caller: Netns,
-    proxy: Netns,
-    callee: Netns,
-    _peers: Vec<aya::Ebpf>,
-    pins: PathBuf,
-}
-
-impl Drop for Topo {
-    fn drop(&mut self) {
-        let _ = sh(&["umount", self.pins.to_str().unwrap_or_default()]);
-        let _ = std::fs::remove_dir_all(&self.pins);
-    }
-}
-
-fn run_all(ns: &Netns, cmds: &[&str]) {
-    for c in cmds {
-        ns.exec(&c.split(' ').collect::<Vec<_>>())
-            .unwrap_or_else(|e| panic!("{c}: {e}"));
-    }
-}
-
-/// An XDP_PASS program on a receiving veth peer: veth's native XDP redirect
-/// only delivers to a peer that has one (kernel-offload.md B7).
-fn pass_program(ns: &Netns, dev: &'static str) -> aya::Ebpf {
-    ns.run(move || {
-        let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("load");
-        let prog: &mut aya::programs::Xdp = ebpf
-            .program_mut("rtpengine_xdp")
-            .expect("program")
-            .try_into()
-            .expect("xdp");
-        prog.load().expect("verifier");
-        prog.attach(dev, aya::programs::XdpMode::Driver)
-            .expect("attach");
-        ebpf
-    })
-}
-
-fn topology(tag: &str) -> Topo {
-    require_root();
-    let caller = Netns::new(&format!("{tag}c")).unwrap();
-    let proxy = Netns::new(&format!("{tag}p")).unwrap();
-    let callee = Netns::new(&format!("{tag}e")).unwrap();
-    for (a, ans, amac, b, bmac) in [
-        (
-            "c0",
-            &caller,
-            "02:00:00:00:01:02",
-            "p0",
-            "02:00:00:00:01:01",
-        ),
-        (
-            "e0",
-            &callee,
-            "02:00:00:00:02:02",
-            "p1",
-            "02:00:00:00:02:01",
-        ),
-    ] {
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            a,
-            "netns",
-            &ans.name,
-            "address",
-            amac,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b,
-            "netns",
-            &proxy.name,
-            "address",
-            bmac,
-        ])
-        .unwrap();
-    }
-    run_all(
-        &caller,
-        &[
-            "ip addr add 10.1.0.2/24 dev c0",
-            "ip -6 addr add fd00:1::2/64 dev c0 nodad",
-            "ip link set c0 up",
-            "ip route add default via 10.1.0.1",
-            "ip -6 route add default via fd00:1::1",
-            // Locally generated packets are CHECKSUM_PARTIAL; XDP never
-            // completes them (kernel-offload.md B7).
-            "ethtool -K c0 tx off",
-            // Static neighbours: the first packets must not wait for ARP/ND.
-            "ip neigh replace 10.1.0.1 lladdr 02:00:00:00:01:01 dev c0 nud permanent",
-            "ip -6 neigh replace fd00:1::1 lladdr 02:00:00:00:01:01 dev c0 nud permanent",
-        ],
-    );
-    run_all(
-        &callee,
-        &[
-            "ip addr add 10.2.0.2/24 dev e0",
-            "ip -6 addr add fd00:2::2/64 dev e0 nodad",
-            "ip link set e0 up",
-            "ip route add default via 10.2.0.1",
-            "ip -6 route add default via fd00:2::1",
-            "ethtool -K e0 tx off",
-            "ip neigh replace 10.2.0.1 lladdr 02:00:00:00:02:01 dev e0 nud permanent",
-            "ip -6 neigh replace fd00:2::1 lladdr 02:00:00:00:02:01 dev e0 nud permanent",
-        ],
-    );
-    run_all(
-        &proxy,
-        &[
-            "ip addr add 10.1.0.1/24 dev p0",
-            "ip addr add 10.2.0.1/24 dev p1",
-            "ip -6 addr add fd00:1::1/64 dev p0 nodad",
-            "ip -6 addr add fd00:2::1/64 dev p1 nodad",
-            "ip link set p0 up",
-            "ip link set p1 up",
-            "sysctl -qw net.ipv4.conf.all.forwarding=1",
-            "sysctl -qw net.ipv6.conf.all.forwarding=1",
-            "ip neigh replace 10.1.0.2 lladdr 02:00:00:00:01:02 dev p0 nud permanent",
-            "ip -6 neigh replace fd00:1::2 lladdr 02:00:00:00:01:02 dev p0 nud permanent",
-            "ip neigh replace 10.2.0.2 lladdr 02:00:00:00:02:02 dev p1 nud permanent",
-            "ip -6 neigh replace fd00:2::2 lladdr 02:00:00:00:02:02 dev p1 nud permanent",
-        ],
-    );
-    let peers = vec![pass_program(&caller, "c0"), pass_program(&callee, "e0")];
-    // A private bpffs outside /sys: `ip netns exec` gives the daemon its own
-    // /sys, and the test (and `--dump-table`) must see the daemon's pins.
-    let pins = std::env::temp_dir().join(format!("rtpe-bpffs-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&pins).unwrap();
-    sh(&["mount", "-t", "bpf", "bpf", pins.to_str().unwrap()]).unwrap();
-    Topo {
-        caller,
-        proxy,
-        callee,
-        _peers: peers,
-        pins,
-    }
-}
-
-fn bpffs_pins(t: &Topo) -> String {
-    t.pins.join("v1").to_string_lossy().into_owned()
-}
 
 struct Proxy {
     daemon: Daemon,
@@ -165,8 +16,8 @@ struct Proxy {
     pin_dir: String,
 }
 
-fn start_proxy(t: &Topo, extra: &[&str]) -> anyhow::Result<Proxy> {
-    let pin_dir = bpffs_pins(t);
+fn start_proxy(t: &Topology, extra: &[&str]) -> anyhow::Result<Proxy> {
+    let pin_dir = t.pin_dir();
     let mut args = vec![
         "--table=0",
         "--xdp-mode=native",
@@ -278,17 +129,6 @@ fn stream_flags(p: &Proxy, id: &str, tag: &str) -> Vec<String> {
     }
 }
 
-fn udp_in_csum_errors(ns: &Netns) -> u64 {
-    let snmp = ns.exec(&["cat", "/proc/net/snmp"]).unwrap();
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
-    let idx = names
-        .split_whitespace()
-        .position(|n| n == "InCsumErrors")
-        .unwrap();
-    values.split_whitespace().nth(idx).unwrap().parse().unwrap()
-}
-
 fn dump(p: &Proxy) -> String {
     sh(&[
         daemon_bin().to_str().unwrap(),
@@ -313,7 +153,7 @@ fn exchange(a: &UdpSocket, b: &UdpSocket, to_b: SocketAddr, to_a: SocketAddr, n:
 }
 
 fn offloaded_call(v6: bool) {
-    let t = topology(if v6 { "o6" } else { "o4" });
+    let t = Topology::new(if v6 { "o6" } else { "o4" });
     let p = start_proxy(&t, &[]).unwrap();
     let (caller_ip, proxy_int, proxy_ext, callee_ip) = if v6 {
         ("fd00:1::2", "fd00:1::1", "fd00:2::1", "fd00:2::2")
@@ -324,7 +164,7 @@ fn offloaded_call(v6: bool) {
     let b = bind(&t.callee, &sa(callee_ip, 6000).to_string());
     let (pa, pb) = setup_call(&p, "k1", (caller_ip, 5000), (callee_ip, 6000), vec![]);
     let (to_proxy_a, to_proxy_b) = (sa(proxy_int, pa), sa(proxy_ext, pb));
-    let csum = (udp_in_csum_errors(&t.caller), udp_in_csum_errors(&t.callee));
+    let csum = (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors());
 
     // The first packet each way is relayed in userspace, which confirms the
     // endpoints and hands both sockets to the kernel.
@@ -349,7 +189,7 @@ fn offloaded_call(v6: bool) {
         "userspace stayed flat"
     );
     assert_eq!(
-        (udp_in_csum_errors(&t.caller), udp_in_csum_errors(&t.callee)),
+        (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors()),
         csum,
         "receivers saw bad UDP checksums"
     );
@@ -394,7 +234,7 @@ fn ipv6_call_is_forwarded_in_the_kernel() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn tos_and_strict_source_in_the_kernel() {
-    let t = topology("ots");
+    let t = Topology::new("ots");
     let p = start_proxy(&t, &[]).unwrap();
     let a = bind(&t.caller, "10.1.0.2:5000");
     let b = bind(&t.callee, "10.2.0.2:6000");
@@ -447,7 +287,7 @@ fn tos_and_strict_source_in_the_kernel() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn reoffer_removes_and_readds_the_flow() {
-    let t = topology("ore");
+    let t = Topology::new("ore");
     let p = start_proxy(&t, &[]).unwrap();
     let a = bind(&t.caller, "10.1.0.2:5000");
     let b = bind(&t.callee, "10.2.0.2:6000");
@@ -478,7 +318,7 @@ fn reoffer_removes_and_readds_the_flow() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn offloaded_call_times_out_only_when_media_stops() {
-    let t = topology("oto");
+    let t = Topology::new("oto");
     let p = start_proxy(&t, &["--timeout=2"]).unwrap();
     let a = bind(&t.caller, "10.1.0.2:5000");
     let b = bind(&t.callee, "10.2.0.2:6000");
@@ -509,7 +349,7 @@ fn offloaded_call_times_out_only_when_media_stops() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn fallback_and_no_fallback() {
-    let t = topology("ofb");
+    let t = Topology::new("ofb");
     // A device that does not exist: the daemon relays in userspace.
     let p = start_proxy(&t, &["--xdp-device=nosuchdev0"]).unwrap();
     let a = bind(&t.caller, "10.1.0.2:5000");
