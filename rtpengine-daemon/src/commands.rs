@@ -113,7 +113,10 @@ impl Commands {
             return Ok(d);
         }
         let mut d = match (req.flag("fast"), map.get(id)) {
-            (false, Some(call)) => call_stats(call, &[]),
+            (false, Some(call)) => {
+                call.merge_kernel();
+                call_stats(call, &[])
+            }
             _ => reply(),
         };
         if delay == 0 {
@@ -132,6 +135,7 @@ impl Commands {
             .ok_or(NgError::Other("No call-id in message"))?;
         let map = self.calls.lock();
         let call = map.get(id).ok_or(NgError::Other("Unknown call-id"))?;
+        call.merge_kernel();
         let only: Vec<&str> = [req.nonempty("from-tag"), req.nonempty("to-tag")]
             .into_iter()
             .flatten()

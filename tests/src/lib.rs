@@ -1085,3 +1085,16 @@ impl Netns {
         values.split_whitespace().nth(idx).unwrap().parse().unwrap()
     }
 }
+
+impl Daemon {
+    /// Stops the daemon cleanly (SIGTERM, as an init system would) and waits
+    /// for it; `Drop` kills it instead, like a crash.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: plain kill(2) on our own child.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("kill: {}", std::io::Error::last_os_error());
+        }
+        Ok(self.child.wait()?)
+    }
+}

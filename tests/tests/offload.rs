@@ -366,3 +366,102 @@ fn fallback_and_no_fallback() {
         "--no-fallback must exit when the table cannot be opened"
     );
 }
+
+/// Two daemons on one host, tables 0 and 1, different local addresses on the
+/// same devices: both offload, and a clean stop of one leaves the other's
+/// flows and forwarding alone.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn two_daemons_on_tables_0_and_1() {
+    let t = Topology::new("o2d");
+    t.proxy
+        .exec(&["ip", "addr", "add", "10.1.0.11/24", "dev", "p0"])
+        .unwrap();
+    t.proxy
+        .exec(&["ip", "addr", "add", "10.2.0.11/24", "dev", "p1"])
+        .unwrap();
+    let mut d0 = start_proxy(&t, &[]).unwrap();
+    let pin_arg = format!("--bpf-pin-dir={}", t.pin_dir());
+    let d1_args = [
+        "--table=1",
+        "--xdp-mode=native",
+        "--xdp-device=p0",
+        "--xdp-device=p1",
+        "-i",
+        "int/10.1.0.11",
+        "-i",
+        "ext/10.2.0.11",
+        &pin_arg,
+    ];
+    let d1 = Proxy {
+        daemon: Daemon::start_with(
+            Some(&t.proxy.name),
+            "127.0.0.1:2224".parse().unwrap(),
+            &d1_args,
+        )
+        .unwrap(),
+        ng: t
+            .proxy
+            .run(|| NgClient::new("127.0.0.1:2224".parse().unwrap()))
+            .unwrap(),
+        pin_dir: t.pin_dir(),
+    };
+
+    let (a0, b0) = (
+        bind(&t.caller, "10.1.0.2:5000"),
+        bind(&t.callee, "10.2.0.2:6000"),
+    );
+    let (a1, b1) = (
+        bind(&t.caller, "10.1.0.2:5010"),
+        bind(&t.callee, "10.2.0.2:6010"),
+    );
+    let (pa0, pb0) = setup_call(&d0, "t0", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (pa1, pb1) = setup_call(&d1, "t1", ("10.1.0.2", 5010), ("10.2.0.2", 6010), vec![]);
+    let (to_a0, to_b0) = (sa("10.1.0.1", pa0), sa("10.2.0.1", pb0));
+    let (to_a1, to_b1) = (sa("10.1.0.11", pa1), sa("10.2.0.11", pb1));
+    exchange(&a0, &b0, to_a0, to_b0, 5, 1);
+    exchange(&a1, &b1, to_a1, to_b1, 5, 1);
+    assert!(
+        t.dump_table(0).contains("kernel table 0: 2 flow(s)"),
+        "{}",
+        t.dump_table(0)
+    );
+    assert!(
+        t.dump_table(1).contains("kernel table 1: 2 flow(s)"),
+        "{}",
+        t.dump_table(1)
+    );
+    for (d, table) in [(&d0, 0), (&d1, 1)] {
+        assert!(
+            wait_until(Duration::from_secs(3), || stat(d, "relayedpackets_kernel")
+                == 8),
+            "table {table}: {} kernel of {} packets\n{}",
+            stat(d, "relayedpackets_kernel"),
+            stat(d, "relayedpackets"),
+            t.dump_table(table)
+        );
+    }
+
+    // Clean stop of table 0: its flows go, table 1 keeps forwarding in the kernel.
+    let st = d0.daemon.terminate().unwrap();
+    assert!(st.success(), "clean stop: {st}");
+    assert!(
+        t.dump_table(0).contains("kernel table 0: 0 flow(s)"),
+        "{}",
+        t.dump_table(0)
+    );
+    assert!(
+        t.dump_table(1).contains("kernel table 1: 2 flow(s)"),
+        "{}",
+        t.dump_table(1)
+    );
+    exchange(&a1, &b1, to_a1, to_b1, 10, 100);
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(
+            &d1,
+            "relayedpackets_kernel"
+        ) == 28),
+        "table 1 still forwards in the kernel: {}",
+        stat(&d1, "relayedpackets_kernel")
+    );
+}

@@ -239,6 +239,14 @@ impl Call {
             .flat_map(Sockets::all)
     }
 
+    /// Folds what the kernel forwarded for this call into its counters (the
+    /// timer does it every second; replies and the end of a call need it now).
+    pub fn merge_kernel(&self) {
+        for s in self.sockets() {
+            s.merge_kernel();
+        }
+    }
+
     /// Latest media activity or signalling ([`clock::now_ms`]).
     pub fn last_activity_ms(&self) -> u64 {
         self.sockets()
@@ -307,6 +315,7 @@ impl Calls {
     /// value drops.
     pub fn destroy(&self, map: &mut HashMap<String, Call>, id: &str, why: EndReason) {
         if let Some(call) = map.remove(id) {
+            call.merge_kernel();
             self.stats.ended(&call, why);
             tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
         }
@@ -321,9 +330,7 @@ impl Calls {
         // Offloaded packets never reach the relay: fold the kernel's counters
         // in first so the timeouts see that media is flowing.
         if self.offload.is_some() {
-            for s in map.values().flat_map(Call::sockets) {
-                s.merge_kernel();
-            }
+            map.values().for_each(Call::merge_kernel);
         }
         let mut ending = Vec::new();
         for (id, c) in map.iter() {

@@ -226,12 +226,15 @@ impl MediaSocket {
             st.endpoint.destination(&st.policy)
         };
         let Some(dst) = dst else { return };
+        // Install the kernel rule before sending: once the peer has this
+        // packet it may answer at once, and its reply should already find
+        // the rule in place.
+        if self.offload.is_some() {
+            self.offload_to(&target, dst);
+        }
         match target.sock.try_send_to(pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
-        }
-        if self.offload.is_some() {
-            self.offload_to(&target, dst);
         }
     }
 
