@@ -134,7 +134,13 @@ fn kill(pid: i32) {
 }
 
 fn ensure_matplotlib() -> anyhow::Result<()> {
-    let ok = Command::new("python3")
+    // Debian's interpreter, where the package installs (not a pyenv shim).
+    let py = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let ok = Command::new(py)
         .args(["-c", "import matplotlib"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -189,6 +189,15 @@ pub fn print_table(summary: &[Json], machine: &str) {
     println!();
 }
 
+/// Debian's python3 (where python3-matplotlib lives) rather than a pyenv shim.
+pub fn python3() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 /// Writes the PNG plot from a results file with python3 + matplotlib.
 pub fn plot(json_file: &FsPath, png: &FsPath) -> anyhow::Result<()> {
     let script =

@@ -567,7 +567,11 @@ fn scenario(
                     Ok(None)
                 }
             },
-            |done| eprintln!("bench:   delete: {done}/{n}"),
+            |done| {
+                if done > 0 {
+                    eprintln!("bench:   delete: {done}/{n}")
+                }
+            },
         )?;
         let (mut checked, mut bad, mut dsum, mut tsum, mut rsum) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut samples = Vec::new();

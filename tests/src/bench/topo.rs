@@ -183,6 +183,17 @@ impl Topology {
             "via",
             &PROXY_CALLEE_IP.to_string(),
         ])?;
+        // The in-kernel dataplane's FIB lookup needs forwarding enabled on the
+        // proxy's devices; set for every configuration so all share one setup.
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            p,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])?;
         // XDP never completes CHECKSUM_PARTIAL packets: compute UDP checksums in
         // software on every sending veth, for every path and configuration alike.
         for (ns, dev) in [(c, "c0"), (c, "d0"), (e, "e0"), (e, "d1")] {
