@@ -11,7 +11,12 @@ fn epoch() -> &'static (Instant, SystemTime) {
 
 /// Milliseconds since the process clock started; never 0 (0 means "never").
 pub fn now_ms() -> u64 {
-    epoch().0.elapsed().as_millis() as u64 + 1
+    ms_of(Instant::now())
+}
+
+/// [`now_ms`] of an instant already read (one clock read per packet).
+pub fn ms_of(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch().0).as_millis() as u64 + 1
 }
 
 /// UNIX seconds of a [`now_ms`] value.

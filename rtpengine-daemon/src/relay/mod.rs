@@ -199,7 +199,7 @@ impl MediaSocket {
     /// Handles one packet from `src`.
     fn forward(&self, pkt: &[u8], src: SocketAddr) {
         let now = Instant::now();
-        let now_ms = clock::now_ms();
+        let now_ms = clock::ms_of(now);
         let target = {
             let mut st = self.state();
             let st = &mut *st;
