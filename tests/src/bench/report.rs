@@ -203,7 +203,7 @@ pub fn plot(json_file: &FsPath, png: &FsPath) -> anyhow::Result<()> {
     let script =
         std::env::temp_dir().join(format!("rtpengine-bench-plot-{}.py", std::process::id()));
     std::fs::write(&script, PLOT_PY)?;
-    let st = std::process::Command::new("python3")
+    let st = std::process::Command::new(python3())
         .arg(&script)
         .arg(json_file)
         .arg(png)
