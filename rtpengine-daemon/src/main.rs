@@ -65,20 +65,29 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(p) = &cfg.pidfile {
         config::write_pidfile(p)?;
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
+    // Media and control run on separate runtimes: relay loops use every
+    // core, and a flood of media can never delay ng replies or timers (and
+    // signalling never holds up a relay thread).
+    let mut media = tokio::runtime::Builder::new_multi_thread();
+    media.enable_all().thread_name("rtpe-media");
     if let Some(n) = cfg.num_threads {
-        rt.worker_threads(usize::from(n));
+        media.worker_threads(usize::from(n));
     }
-    let rt = rt.build().context("starting runtime")?;
-    let res = rt.block_on(serve(&cfg));
+    let media = media.build().context("starting media runtime")?;
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting control runtime")?;
+    let res = control.block_on(serve(&cfg, media.handle().clone()));
+    // Relay loops end with their runtime (after the calls dropped above).
+    media.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
     res
 }
 
-async fn serve(cfg: &Config) -> anyhow::Result<()> {
+async fn serve(cfg: &Config, media: tokio::runtime::Handle) -> anyhow::Result<()> {
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {
@@ -87,7 +96,12 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
     }
     let kernel = open_kernel(cfg, &interfaces)?;
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
-    let calls = Arc::new(Calls::new(interfaces, Settings::from_config(cfg), offload));
+    let calls = Arc::new(Calls::new(
+        interfaces,
+        Settings::from_config(cfg),
+        offload,
+        media,
+    ));
     let control = Control::new(Commands::new(calls));
     let timer_control = Arc::clone(&control);
     tokio::spawn(async move {

@@ -278,6 +278,9 @@ pub struct Calls {
     pub stats: GlobalStats,
     /// In-kernel forwarding, when available.
     pub offload: Option<Arc<dyn Offload>>,
+    /// The runtime media sockets and their relay loops live on, apart from
+    /// the control plane's (see `main.rs`).
+    pub media: tokio::runtime::Handle,
 }
 
 impl Calls {
@@ -286,6 +289,7 @@ impl Calls {
         interfaces: Interfaces,
         settings: Settings,
         offload: Option<Arc<dyn Offload>>,
+        media: tokio::runtime::Handle,
     ) -> Calls {
         Calls {
             calls: Mutex::new(HashMap::new()),
@@ -293,6 +297,7 @@ impl Calls {
             settings,
             stats: GlobalStats::default(),
             offload,
+            media,
         }
     }
 
@@ -370,7 +375,10 @@ pub(crate) fn allocate_sockets(
     policy: Policy,
     tos: Option<u8>,
     offload: Option<&Arc<dyn Offload>>,
+    media: &tokio::runtime::Handle,
 ) -> Result<Sockets, NgError> {
+    // Register the sockets with, and run their loops on, the media runtime.
+    let _media = media.enter();
     let pair = addr.pool.allocate(single).ok_or_else(|| {
         tracing::error!(
             "Failed to get {} consecutive ports on interface {}",

@@ -416,7 +416,15 @@ impl Negotiation {
                             bad("Ran out of ports")
                         })?;
                         let single = m.mux && self.rtcp_mux.contains("require") && idx == rcv;
-                        allocate_sockets(addr, single, key, policy, tos, calls.offload.as_ref())?
+                        allocate_sockets(
+                            addr,
+                            single,
+                            key,
+                            policy,
+                            tos,
+                            calls.offload.as_ref(),
+                            &calls.media,
+                        )?
                     }
                 };
                 m.sockets = Some(sockets);

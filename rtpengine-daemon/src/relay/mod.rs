@@ -31,6 +31,9 @@ use crate::interfaces::PortLease;
 use learning::{Endpoint, Policy, Verdict};
 use offload::{KernelCounters, Offload, Rule};
 
+/// Packets a socket handles per wake-up before yielding to other sockets.
+const RECV_BATCH: usize = 64;
+
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.
 pub const MAX_PACKET: usize = 9000;
@@ -185,14 +188,22 @@ impl MediaSocket {
             if self.sock.readable().await.is_err() {
                 return;
             }
-            BUF.with_borrow_mut(|buf| loop {
-                match self.sock.try_recv_from(buf) {
-                    Ok((n, src)) => self.forward(&buf[..n], src),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // ICMP errors from earlier sends surface here; keep going.
-                    Err(_) => {}
+            // Drain up to a batch, then let other sockets run: a socket under
+            // flood must not monopolise a worker thread.
+            let drained = BUF.with_borrow_mut(|buf| {
+                for _ in 0..RECV_BATCH {
+                    match self.sock.try_recv_from(buf) {
+                        Ok((n, src)) => self.forward(&buf[..n], src),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                        // ICMP errors from earlier sends surface here; keep going.
+                        Err(_) => {}
+                    }
                 }
+                true
             });
+            if drained {
+                tokio::task::yield_now().await;
+            }
         }
     }
 
