@@ -18,6 +18,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod floor;
 mod forward;
 
 use aya_ebpf::{

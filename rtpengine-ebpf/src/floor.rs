@@ -1,0 +1,112 @@
+//! The benchmark's floor: the least an XDP forwarder can do for an IPv4/UDP
+//! flow (match the destination, rewrite addresses, ports and MACs from a
+//! precomputed rule, fix checksums incrementally, redirect). No policy, no FIB
+//! lookup, no statistics. `cargo xtask bench` measures it in the same topology
+//! as the real dataplane to show how close `rtpengine_xdp` gets to the
+//! physical limit; the daemon never loads it.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    btf_maps::HashMap,
+    helpers::generated::bpf_redirect,
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv4Hdr,
+    udp::UdpHdr,
+};
+use rtpengine_common::csum;
+
+use crate::ptr_at;
+
+/// Key: destination address and port as in the packet.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FloorKey {
+    addr: [u8; 4],
+    port: [u8; 2],
+    pad: [u8; 2],
+}
+
+/// Rewrite: new source and destination, egress device and MACs.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FloorTarget {
+    src_addr: [u8; 4],
+    dst_addr: [u8; 4],
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    ifindex: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+/// Floor rules, filled by the benchmark.
+#[btf_map]
+static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 4096> = HashMap::new();
+
+/// The floor forwarder.
+#[xdp]
+pub fn rtpengine_floor(ctx: XdpContext) -> u32 {
+    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds-checked above.
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
+        return xdp_action::XDP_PASS;
+    }
+    forward(&ctx)
+}
+
+/// Inlined like the dataplane's `forward::ipv4`: as a BPF subprogram, LLVM's
+/// zero-extension of `ctx` fields is rejected by the verifier.
+#[inline(always)]
+fn forward(ctx: &XdpContext) -> u32 {
+    const IP_OFF: usize = EthHdr::LEN;
+    const UDP_OFF: usize = IP_OFF + Ipv4Hdr::LEN;
+    let (Some(eth), Some(ip), Some(udp)) = (
+        ptr_at::<EthHdr>(ctx, 0),
+        ptr_at::<Ipv4Hdr>(ctx, IP_OFF),
+        ptr_at::<UdpHdr>(ctx, UDP_OFF),
+    ) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds-checked above; packet memory is valid during the run.
+    unsafe {
+        if (*ip).vihl != 0x45 || (*ip).proto != 17 {
+            return xdp_action::XDP_PASS;
+        }
+        let key = FloorKey {
+            addr: (*ip).dst_addr,
+            port: (*udp).dst,
+            pad: [0; 2],
+        };
+        let Some(t) = FLOOR_FLOWS.get_ptr(key) else {
+            return xdp_action::XDP_PASS;
+        };
+        let t = &*t;
+        let addr_d = csum::replace(
+            csum::replace(0, &(*ip).src_addr, &t.src_addr),
+            &(*ip).dst_addr,
+            &t.dst_addr,
+        );
+        let old_ports = [(*udp).src[0], (*udp).src[1], (*udp).dst[0], (*udp).dst[1]];
+        let new_ports = [t.src_port[0], t.src_port[1], t.dst_port[0], t.dst_port[1]];
+        (*ip).check = csum::update((*ip).check, addr_d);
+        (*udp).check =
+            csum::update_udp4((*udp).check, csum::replace(addr_d, &old_ports, &new_ports));
+        (*ip).src_addr = t.src_addr;
+        (*ip).dst_addr = t.dst_addr;
+        (*udp).src = t.src_port;
+        (*udp).dst = t.dst_port;
+        (*eth).src_addr = t.smac;
+        (*eth).dst_addr = t.dmac;
+        if t.ifindex == ctx.ingress_ifindex() as u32 {
+            xdp_action::XDP_TX
+        } else {
+            bpf_redirect(t.ifindex, 0) as u32
+        }
+    }
+}
