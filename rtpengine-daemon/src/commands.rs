@@ -122,7 +122,7 @@ impl Commands {
         if delay == 0 {
             self.calls.destroy(&mut map, id, EndReason::Deleted);
         } else if let Some(call) = map.get_mut(id) {
-            let at = clock::now_ms() + delay * 1000;
+            let at = clock::now_ms().saturating_add(delay.saturating_mul(1000));
             call.destroy_at_ms = Some(call.destroy_at_ms.map_or(at, |t| t.min(at)));
         }
         d.remove(&b"result"[..]);

@@ -278,9 +278,10 @@ impl Config {
                 rtpengine_common::MAX_TABLES
             );
         }
-        if self.port_min > self.port_max || self.port_min == 0 {
+        // Room for at least one even RTP port with its RTCP port after it.
+        if self.port_min == 0 || u32::from(self.port_min) + 1 > u32::from(self.port_max) {
             bail!(
-                "invalid port range {}-{}: need 0 < port-min <= port-max",
+                "invalid port range {}-{}: need 0 < port-min < port-max (RTP and RTCP need two ports)",
                 self.port_min,
                 self.port_max
             );
@@ -376,42 +377,56 @@ pub fn parse_interface(s: &str) -> anyhow::Result<Vec<InterfaceSpec>> {
         .collect())
 }
 
-/// Addresses of a network device, from `getifaddrs`.
-fn device_addresses(dev: &str) -> anyhow::Result<Vec<IpAddr>> {
+/// Every (device name, address) pair of the host's network devices.
+fn local_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
     let mut out = Vec::new();
-    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once;
+    // each ifa_addr is read as the sockaddr type its family names.
     unsafe {
         let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
         if libc::getifaddrs(&mut ifap) != 0 {
-            return Err(std::io::Error::last_os_error().into());
+            return Err(std::io::Error::last_os_error());
         }
         let mut p = ifap;
         while !p.is_null() {
             let ifa = &*p;
-            let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy();
-            if name == dev && !ifa.ifa_addr.is_null() {
-                match i32::from((*ifa.ifa_addr).sa_family) {
+            if !ifa.ifa_addr.is_null() {
+                let addr = match i32::from((*ifa.ifa_addr).sa_family) {
                     libc::AF_INET => {
                         let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(
+                        Some(IpAddr::from(
                             u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                        ));
+                        ))
                     }
                     libc::AF_INET6 => {
                         let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                        let a = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                        // Link-local addresses need a scope; SDP cannot carry one.
-                        if a.segments()[0] & 0xffc0 != 0xfe80 {
-                            out.push(IpAddr::V6(a));
-                        }
+                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
                     }
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(addr) = addr {
+                    let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                        .to_string_lossy()
+                        .into_owned();
+                    out.push((name, addr));
                 }
             }
             p = ifa.ifa_next;
         }
         libc::freeifaddrs(ifap);
     }
+    Ok(out)
+}
+
+/// Addresses of a network device.
+fn device_addresses(dev: &str) -> anyhow::Result<Vec<IpAddr>> {
+    let out: Vec<IpAddr> = local_addresses()?
+        .into_iter()
+        .filter(|(name, _)| name == dev)
+        .map(|(_, a)| a)
+        // Link-local IPv6 addresses need a scope; SDP cannot carry one.
+        .filter(|a| !matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .collect();
     if out.is_empty() {
         bail!("no such device or it has no addresses");
     }
@@ -460,39 +475,10 @@ pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, V
 /// Network devices that carry any of `addrs` (for attaching XDP).
 pub fn devices_of(addrs: &[IpAddr]) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
-    unsafe {
-        let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut ifap) != 0 {
-            return Err(std::io::Error::last_os_error().into());
+    for (name, addr) in local_addresses()? {
+        if addrs.contains(&addr) && !out.contains(&name) {
+            out.push(name);
         }
-        let mut p = ifap;
-        while !p.is_null() {
-            let ifa = &*p;
-            if !ifa.ifa_addr.is_null() {
-                let a = match i32::from((*ifa.ifa_addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                        Some(IpAddr::from(
-                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                        ))
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
-                    }
-                    _ => None,
-                };
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
-                    .to_string_lossy()
-                    .into_owned();
-                if a.is_some_and(|a| addrs.contains(&a)) && !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-            p = ifa.ifa_next;
-        }
-        libc::freeifaddrs(ifap);
     }
     Ok(out)
 }

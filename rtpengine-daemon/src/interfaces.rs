@@ -57,8 +57,11 @@ impl PortPool {
     /// A pool over the even ports in `min..=max` (a range with no room for an
     /// RTCP port after the last even port ends one earlier).
     pub fn new(addr: IpAddr, min: u16, max: u16) -> Arc<PortPool> {
-        let first = min + (min % 2);
-        let mut ports: Vec<u16> = (first..max).step_by(2).collect();
+        let first = u32::from(min) + u32::from(min % 2);
+        let mut ports: Vec<u16> = (first..u32::from(max))
+            .step_by(2)
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
         ports.shuffle(&mut rand::rng());
         Arc::new(PortPool {
             addr,

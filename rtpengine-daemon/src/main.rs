@@ -79,7 +79,9 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("starting control runtime")?;
     let res = control.block_on(serve(&cfg, media.handle().clone()));
-    // Relay loops end with their runtime (after the calls dropped above).
+    // The control runtime owns the calls: dropping it closes every media
+    // socket (and the kernel table) while the media runtime still runs.
+    drop(control);
     media.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
@@ -160,6 +162,17 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
     } else {
         cfg.xdp_devices.clone()
     };
+    if devices.is_empty() {
+        let msg = format!(
+            "FAILED TO OPEN KERNEL TABLE {table} (no network device carries the --interface addresses; name them with --xdp-device)"
+        );
+        if cfg.no_fallback {
+            error!("{msg}");
+            anyhow::bail!("Userspace fallback disallowed - exiting");
+        }
+        error!("{msg}, KERNEL FORWARDING DISABLED");
+        return Ok(None);
+    }
     let mode = match cfg.xdp_mode {
         config::XdpMode::Auto => XdpAttachMode::Auto,
         config::XdpMode::Native => XdpAttachMode::Native,

@@ -170,3 +170,18 @@ fn query_delete_list_errors() {
     all.sort();
     assert_eq!(all, vec!["known".to_string(), "known-2".to_string()]);
 }
+
+/// A party cannot be its own peer: equal from-tag and to-tag are refused.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn same_from_and_to_tag_is_refused() {
+    require_root();
+    let rig = Rig::new("sametag", &[]);
+    let sdp = crlf("v=0\no=- 1 1 IN IP4 198.51.100.1\ns=-\nt=0 0\nm=audio 2000 RTP/AVP 0\nc=IN IP4 198.51.100.1\n");
+    let r = rig.cmd(sdp_cmd("offer", "st", "x", Some("x"), &sdp, vec![]));
+    assert_eq!(error_reason(&r), "Invalid dialogue association");
+    let r = rig.cmd(sdp_cmd("offer", "st", "x", None, &sdp, vec![]));
+    assert_eq!(get_str(&r, "result"), "ok");
+    let r = rig.cmd(sdp_cmd("answer", "st", "x", Some("x"), &sdp, vec![]));
+    assert_eq!(error_reason(&r), "Invalid dialogue association");
+}

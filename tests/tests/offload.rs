@@ -465,3 +465,35 @@ fn two_daemons_on_tables_0_and_1() {
         stat(&d1, "relayedpackets_kernel")
     );
 }
+
+/// A caller behind NAT: it announces one port and sends from another. The
+/// callee's rule must point at the caller's learned address, never at the
+/// unconfirmed SDP one, even when the callee is confirmed first.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn nat_caller_gets_media_at_its_learned_address() {
+    let t = Topology::new("onat");
+    let p = start_proxy(&t, &["--endpoint-learning=immediate"]).unwrap();
+    let a = bind(&t.caller, "10.1.0.2:5050"); // what the NAT really uses
+    let b = bind(&t.callee, "10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "nat", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    // The callee speaks first: it goes to the SDP address, where nobody is.
+    b.send_to(&rtp(8, 1, 0, 0x2222, 1), to_b).unwrap();
+    expect_silence(&a);
+    let d = t.dump_table(0);
+    assert!(
+        !d.contains("-> 10.1.0.2:5000"),
+        "rule to an unconfirmed address:\n{d}"
+    );
+    // The caller's first packet confirms 10.1.0.2:5050; from then on both
+    // directions use it, in the kernel.
+    exchange(&a, &b, to_a, to_b, 10, 10);
+    let d = t.dump_table(0);
+    assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+    assert!(d.contains("-> 10.1.0.2:5050"), "{d}");
+    assert!(wait_until(Duration::from_secs(3), || stat(
+        &p,
+        "relayedpackets_kernel"
+    ) >= 17));
+}

@@ -5,8 +5,9 @@
 //! Naming: the sockets of party A are the local ports *A* talks to (written
 //! into the SDP sent to A); packets from A arrive there and leave through the
 //! sockets of A's peer towards the peer. A party's sockets are tied to the
-//! endpoint it announced: the same endpoint keeps them (retransmitted or
-//! repeated offers return the same ports), a new endpoint gets new ones.
+//! endpoint its *peer* announced (upstream's endpoint maps): the same endpoint
+//! keeps them (retransmitted or repeated offers return the same ports), a new
+//! one gets new ones.
 
 mod negotiate;
 mod stats;
@@ -73,7 +74,7 @@ pub struct Sockets {
     pub rtcp: Option<Arc<MediaSocket>>,
     /// Address written into SDP for these sockets.
     pub advertised: IpAddr,
-    /// The party endpoint these sockets are tied to (`None` = not yet known).
+    /// The peer's endpoint these sockets are tied to (`None` = not yet known).
     pub key: Option<SocketAddr>,
     _tasks: Vec<TaskGuard>,
 }
@@ -84,10 +85,15 @@ impl Sockets {
         std::iter::once(&self.rtp).chain(self.rtcp.as_ref())
     }
 
-    /// Takes these sockets out of the kernel.
-    pub fn unoffload(&self) {
+    /// Parks these sockets when newer ones replace them: out of the kernel and
+    /// cut off from the peer (packets to them are dropped), but kept open so
+    /// a return to their endpoint gets the same ports back.
+    pub fn retire(&self) {
         for s in self.all() {
-            s.unoffload("ports replaced");
+            let mut st = s.state();
+            s.unoffload_locked(&mut st, "ports replaced");
+            st.peer_rtp = std::sync::Weak::new();
+            st.peer_rtcp = std::sync::Weak::new();
         }
     }
 }
@@ -121,6 +127,10 @@ pub struct PartyMedia {
     /// them gets its ports back (at most [`MAX_PREVIOUS_SOCKETS`]).
     pub previous: Vec<Sockets>,
 }
+
+/// Most parties one call may have (forks and re-offers with new tags add
+/// parties; a bound keeps a misbehaving client from growing a call forever).
+pub const MAX_PARTIES: usize = 32;
 
 /// How many earlier socket sets a media keeps.
 pub const MAX_PREVIOUS_SOCKETS: usize = 4;
@@ -206,6 +216,8 @@ pub struct Call {
     pub destroy_at_ms: Option<u64>,
     /// Per-call TOS (`TOS` key).
     pub tos: Option<u8>,
+    /// Learning and source policy of the last offer (an answer adds to it).
+    pub policy: Option<Policy>,
 }
 
 impl Call {
@@ -220,6 +232,7 @@ impl Call {
             answered: false,
             destroy_at_ms: None,
             tos: None,
+            policy: None,
         }
     }
 
@@ -329,14 +342,22 @@ impl Calls {
     /// One timer pass: ends calls whose delete delay, timeouts or final
     /// timeout have passed. Returns how many ended.
     pub fn tick(&self) -> usize {
+        // Offloaded packets never reach the relay: fold the kernel's counters
+        // in first so the timeouts see that media is flowing. The map reads
+        // are syscalls, so they run without the call table locked (ng waits
+        // for that lock).
+        if self.offload.is_some() {
+            let sockets: Vec<Arc<MediaSocket>> = self
+                .lock()
+                .values()
+                .flat_map(Call::sockets)
+                .cloned()
+                .collect();
+            sockets.iter().for_each(|s| s.merge_kernel());
+        }
         let now = clock::now_ms();
         let s = &self.settings;
         let mut map = self.lock();
-        // Offloaded packets never reach the relay: fold the kernel's counters
-        // in first so the timeouts see that media is flowing.
-        if self.offload.is_some() {
-            map.values().for_each(Call::merge_kernel);
-        }
         let mut ending = Vec::new();
         for (id, c) in map.iter() {
             let why = if c.destroy_at_ms.is_some_and(|t| t <= now) {

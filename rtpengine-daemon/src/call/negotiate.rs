@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    allocate_sockets, Call, Calls, Party, PartyMedia, SdpOutState, Sockets, MAX_PREVIOUS_SOCKETS,
+    allocate_sockets, Call, Calls, Party, PartyMedia, SdpOutState, Sockets, MAX_PARTIES,
+    MAX_PREVIOUS_SOCKETS,
 };
 use crate::clock;
 use crate::config::EndpointLearning;
@@ -209,12 +210,16 @@ impl Negotiation {
             Side::Offer => (Some(&self.from_tag), self.to_tag.as_ref()),
             Side::Answer => (self.to_tag.as_ref(), Some(&self.from_tag)),
         };
+        if receiver_tag == sender_tag {
+            // A party cannot be its own peer (media would loop back to it).
+            return Err(bad("Invalid dialogue association"));
+        }
         match self.side {
             Side::Offer => {
                 let a = match call.party(&self.from_tag) {
                     Some(i) => i,
                     None => {
-                        call.parties.push(Party::new(sender_tag.cloned()));
+                        add_party(call, Party::new(sender_tag.cloned()))?;
                         call.parties.len() - 1
                     }
                 };
@@ -225,7 +230,7 @@ impl Negotiation {
                         None => {
                             let mut p = Party::new(receiver_tag.cloned());
                             p.via_branch = self.via_branch.clone();
-                            call.parties.push(p);
+                            add_party(call, p)?;
                             call.parties.len() - 1
                         }
                     },
@@ -257,6 +262,17 @@ impl Negotiation {
 
     fn negotiate(&self, calls: &Calls, call: &mut Call, sdp: &Session) -> Result<Vec<u8>, NgError> {
         let (snd, rcv) = self.parties(call)?;
+        // An answer adds its source flags to the offer's; it does not clear them.
+        let policy = match (self.side, call.policy) {
+            (Side::Answer, Some(offer)) => Policy {
+                mode: offer.mode,
+                strict: offer.strict || self.policy.strict,
+                handover: offer.handover || self.policy.handover,
+                asymmetric: offer.asymmetric || self.policy.asymmetric,
+            },
+            _ => self.policy,
+        };
+        call.policy = Some(policy);
         call.last_signal_ms = clock::now_ms();
         if self.side == Side::Answer {
             call.answered = true;
@@ -294,7 +310,7 @@ impl Negotiation {
                 .map(|a| SocketAddr::new(a, m.port));
             let rtcp = match m.rtcp_attr() {
                 Some((port, addr)) => address.map(|a| SocketAddr::new(addr.unwrap_or(a), port)),
-                None => rtp.map(|e| SocketAddr::new(e.ip(), e.port().wrapping_add(1))),
+                None => rtp.and_then(|e| Some(SocketAddr::new(e.ip(), e.port().checked_add(1)?))),
             };
             let pm = PartyMedia {
                 kind: m.kind.clone(),
@@ -366,13 +382,32 @@ impl Negotiation {
             }
         }
 
-        // 3. Sockets. The ports advertised to a party are tied to the endpoint
-        // its *peer* announced (upstream's endpoint maps): a re-offer from a
-        // new caller endpoint gives the callee new ports, a return to an
-        // earlier endpoint brings the earlier ports back, and a repeated
-        // offer keeps them.
+        // 3. Sockets. A failure (out of ports) still wires what was
+        // committed, so media keeps flowing on the streams that have sockets.
+        let allocated = self.allocate(calls, call, snd, rcv, sdp, policy);
+
+        // 4. Wire both directions and restart learning.
+        wire(call, snd, rcv, policy);
+        allocated?;
+
+        // 5. The SDP for the receiver.
+        Ok(self.write_sdp(call, snd, rcv, sdp))
+    }
+
+    /// The ports advertised to a party are tied to the endpoint its *peer*
+    /// announced (upstream's endpoint maps): a re-offer from a new caller
+    /// endpoint gives the callee new ports, a return to an earlier endpoint
+    /// brings the earlier ports back, and a repeated offer keeps them.
+    fn allocate(
+        &self,
+        calls: &Calls,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        sdp: &Session,
+        policy: Policy,
+    ) -> Result<(), NgError> {
         let tos = call.tos;
-        let policy = self.policy;
         for i in 0..sdp.media.len() {
             let snd_v6 = sdp.media[i].address(sdp).is_some_and(|a| a.is_ipv6());
             let rcv_v6 = match self.side {
@@ -405,7 +440,7 @@ impl Negotiation {
                 }
                 let old = m.sockets.take();
                 if let Some(s) = &old {
-                    s.unoffload();
+                    s.retire();
                 }
                 let earlier = m.previous.iter().position(|s| fits(s, true));
                 let sockets = match earlier {
@@ -437,11 +472,7 @@ impl Negotiation {
             }
         }
 
-        // 4. Wire both directions and restart learning.
-        wire(call, snd, rcv, policy);
-
-        // 5. The SDP for the receiver.
-        Ok(self.write_sdp(call, snd, rcv, sdp))
+        Ok(())
     }
 
     fn write_sdp(&self, call: &mut Call, snd: usize, rcv: usize, sdp: &Session) -> Vec<u8> {
@@ -583,6 +614,16 @@ fn call_media_rejected(sdp: &Session, i: usize) -> bool {
     sdp.media.get(i).is_some_and(|m| m.port == 0)
 }
 
+/// Adds a party, refusing more than [`MAX_PARTIES`] per call.
+fn add_party(call: &mut Call, p: Party) -> Result<(), NgError> {
+    if call.parties.len() >= MAX_PARTIES {
+        tracing::warn!(call_id = %call.id, "Too many parties in one call");
+        return Err(bad("Invalid dialogue association"));
+    }
+    call.parties.push(p);
+    Ok(())
+}
+
 fn zero(v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -603,6 +644,9 @@ fn without_origin(sdp: &[u8]) -> Vec<u8> {
 }
 
 /// Points each party's sockets at the other's and refreshes learning state.
+/// A kernel rule goes whenever its path changes: its own party's endpoint,
+/// its peer socket, or the address it sends to (the other party's endpoint);
+/// the relay installs it again once the new path is confirmed.
 fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
     let now = Instant::now();
     let answered = call.answered;
@@ -611,7 +655,16 @@ fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
         .len()
         .min(call.parties[b].medias.len());
     for i in 0..n {
-        for (me, other) in [(a, b), (b, a)] {
+        // Whether each party announced a new RTP endpoint: read before any
+        // socket of this media is updated.
+        let moved = |p: usize| {
+            let m = &call.parties[p].medias[i];
+            m.sockets
+                .as_ref()
+                .is_some_and(|s| s.rtp.state().endpoint.sdp != m.rtp_endpoint)
+        };
+        let (a_moved, b_moved) = (moved(a), moved(b));
+        for (me, other, other_moved) in [(a, b, b_moved), (b, a, a_moved)] {
             let (pm, po) = (&call.parties[me].medias[i], &call.parties[other].medias[i]);
             let (Some(ms), Some(os)) = (&pm.sockets, &po.sockets) else {
                 continue;
@@ -623,20 +676,16 @@ fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
                 let peer_rtp = Arc::downgrade(&os.rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
-                let changed = {
-                    let st = s.state();
-                    st.policy != policy
-                        || st.muxed != muxed
-                        || st.endpoint.sdp != ep
-                        || !st.peer_rtp.ptr_eq(&peer_rtp)
-                        || !st.peer_rtcp.ptr_eq(&peer_rtcp)
-                };
-                // The kernel rule goes first whenever the path changes; the
-                // relay installs it again once the endpoint is confirmed.
-                if changed {
-                    s.unoffload("signalling changed the stream");
-                }
                 let mut st = s.state();
+                let changed = other_moved
+                    || st.policy != policy
+                    || st.muxed != muxed
+                    || st.endpoint.sdp != ep
+                    || !st.peer_rtp.ptr_eq(&peer_rtp)
+                    || !st.peer_rtcp.ptr_eq(&peer_rtcp);
+                if changed {
+                    s.unoffload_locked(&mut st, "signalling changed the stream");
+                }
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

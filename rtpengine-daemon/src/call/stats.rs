@@ -235,15 +235,28 @@ fn stream_dict(s: &MediaSocket, created: u64) -> Value {
     if let Some(ep) = st.endpoint.sdp {
         put(&mut d, "advertised endpoint", endpoint_dict(ep));
     }
-    let last = s.stats_in.last_ms.load(Relaxed);
-    let last = if last == 0 {
-        created
-    } else {
-        clock::unix_secs(last)
+    let unix = |ms: u64| {
+        if ms == 0 {
+            created
+        } else {
+            clock::unix_secs(ms)
+        }
     };
-    put(&mut d, "last packet", last);
-    put(&mut d, "last user packet", last);
-    put(&mut d, "last kernel packet", 0u64);
+    put(
+        &mut d,
+        "last packet",
+        unix(s.stats_in.last_ms.load(Relaxed)),
+    );
+    put(
+        &mut d,
+        "last user packet",
+        unix(s.user_last_ms.load(Relaxed)),
+    );
+    put(
+        &mut d,
+        "last kernel packet",
+        unix(s.kernel_in.last_ms.load(Relaxed)),
+    );
     let mut flags = vec![Value::str(if s.is_rtcp { "RTCP" } else { "RTP" })];
     if st.endpoint.destination(&st.policy).is_some() {
         flags.push(Value::str("filled"));
@@ -273,7 +286,7 @@ fn stream_dict(s: &MediaSocket, created: u64) -> Value {
     Value::Dict(d)
 }
 
-fn party_dict(call: &Call, p: &Party, key: &str) -> Value {
+fn party_dict(call: &Call, p: &Party) -> Value {
     let mut d = Dict::new();
     put(&mut d, "tag", p.tag.clone().unwrap_or_default());
     put(&mut d, "created", p.created);
@@ -290,7 +303,6 @@ fn party_dict(call: &Call, p: &Party, key: &str) -> Value {
             peer.tag.clone().unwrap_or_default(),
         );
     }
-    let _ = key;
     let medias = p
         .medias
         .iter()
@@ -353,7 +365,7 @@ pub fn call_stats(call: &Call, only: &[&str]) -> Dict {
         if !only.is_empty() && !p.tag.as_deref().is_some_and(|t| only.contains(&t)) {
             continue;
         }
-        tags.insert(key.clone().into_bytes(), party_dict(call, p, &key));
+        tags.insert(key.clone().into_bytes(), party_dict(call, p));
     }
     put(&mut d, "tags", Value::Dict(tags));
     let (mut rtp, mut rtcp) = (Totals::default(), Totals::default());

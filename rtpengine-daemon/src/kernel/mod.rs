@@ -409,20 +409,26 @@ impl Kernel {
             );
         }
         let mut maps = self.maps()?;
-        match maps.flows.get(&key, 0) {
+        let replacing = match maps.flows.get(&key, 0) {
             Ok(existing) if existing.table != self.table => bail!(
                 "flow {} is owned by kernel table {}, not {}",
                 fmt_key(&key),
                 existing.table,
                 self.table
             ),
-            _ => {}
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        // A replaced entry keeps its counters; a new one starts from zero even
+        // if a packet in flight during an earlier remove re-created them.
+        let flags = if replacing { BPF_NOEXIST } else { BPF_ANY };
+        let _ = maps.stats.insert(key, FlowStats::default(), flags);
+        if let Err(e) = maps.flows.insert(key, target, BPF_ANY) {
+            if !replacing {
+                let _ = maps.stats.remove(&key);
+            }
+            return Err(e).with_context(|| format!("installing kernel flow {}", fmt_key(&key)));
         }
-        // Keep counters of an existing entry (EEXIST is the expected failure).
-        let _ = maps.stats.insert(key, FlowStats::default(), BPF_NOEXIST);
-        maps.flows
-            .insert(key, target, BPF_ANY)
-            .with_context(|| format!("installing kernel flow {}", fmt_key(&key)))?;
         Ok(())
     }
 

@@ -17,6 +17,9 @@ pub const GENERATION: Duration = Duration::from_secs(30);
 /// Entries per generation before it is rotated early, bounding memory under a
 /// flood of distinct cookies.
 pub const MAX_ENTRIES: usize = 200_000;
+/// Reply bytes per generation before it is rotated early (large `query`
+/// replies would otherwise make the entry bound meaningless).
+pub const MAX_BYTES: usize = 64 << 20;
 
 type Reply = Arc<[u8]>;
 
@@ -29,6 +32,8 @@ struct Inner {
     current: HashMap<Vec<u8>, Slot>,
     previous: HashMap<Vec<u8>, Slot>,
     rotated: Instant,
+    /// Cookie and reply bytes held by `current`.
+    bytes: usize,
 }
 
 /// The cache; shared by every transport.
@@ -70,6 +75,7 @@ impl CookieCache {
                 current: HashMap::new(),
                 previous: HashMap::new(),
                 rotated: Instant::now(),
+                bytes: 0,
             }),
             generation,
         }
@@ -82,9 +88,13 @@ impl CookieCache {
     /// Looks up `cookie`, registering it as in progress when it is new.
     pub fn lookup(&self, cookie: &[u8]) -> Lookup<'_> {
         let mut inner = self.lock();
-        if inner.rotated.elapsed() >= self.generation || inner.current.len() >= MAX_ENTRIES {
+        if inner.rotated.elapsed() >= self.generation
+            || inner.current.len() >= MAX_ENTRIES
+            || inner.bytes >= MAX_BYTES
+        {
             inner.previous = std::mem::take(&mut inner.current);
             inner.rotated = Instant::now();
+            inner.bytes = 0;
         }
         let found = inner
             .current
@@ -138,6 +148,7 @@ impl Ticket<'_> {
             .or_else(|| inner.previous.get_mut(&self.cookie))
         {
             *slot = Slot::Done(reply.clone());
+            inner.bytes += self.cookie.len() + reply.len();
         }
         if let Some(tx) = self.tx.take() {
             tx.send_replace(Some(reply));

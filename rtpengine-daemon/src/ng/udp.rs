@@ -36,12 +36,21 @@ pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()>
     info!(%local, "Listening for ng over UDP");
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     loop {
-        let (n, src, dst) = sock
+        let received = sock
             .async_io(Interest::READABLE, || {
                 net::recv_with_dst(sock.as_raw_fd(), &mut buf)
             })
-            .await
-            .context("receiving on ng socket")?;
+            .await;
+        // Errors concern one datagram (or a moment of memory pressure):
+        // log and keep serving; the socket itself stays usable.
+        let (n, src, dst) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "Error receiving on ng socket");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         if n > MAX_MESSAGE {
             warn!(%src, "Dropping oversized ng datagram");
             continue;

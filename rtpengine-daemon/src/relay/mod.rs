@@ -190,41 +190,57 @@ impl MediaSocket {
             }
             // Drain up to a batch, then let other sockets run: a socket under
             // flood must not monopolise a worker thread.
-            let drained = BUF.with_borrow_mut(|buf| {
+            let more = BUF.with_borrow_mut(|buf| {
                 for _ in 0..RECV_BATCH {
                     match self.sock.try_recv_from(buf) {
                         Ok((n, src)) => self.forward(&buf[..n], src),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                        // ICMP errors from earlier sends surface here; keep going.
+                        // Any other error concerns one datagram; keep serving.
                         Err(_) => {}
                     }
                 }
                 true
             });
-            if drained {
+            if more {
                 tokio::task::yield_now().await;
             }
         }
     }
 
     /// Handles one packet from `src`.
+    ///
+    /// Lock discipline: at most one [`SocketState`] lock is held at a time
+    /// (two sockets forwarding to each other would otherwise deadlock).
     fn forward(&self, pkt: &[u8], src: SocketAddr) {
         let now = Instant::now();
         let now_ms = clock::ms_of(now);
-        let target = {
+        let (target, peers) = {
             let mut st = self.state();
             let st = &mut *st;
+            let before = (st.endpoint.learned, st.endpoint.confirmed);
             if st.endpoint.check(src, &st.policy, now) == Verdict::Reject {
                 self.stats_in.error();
                 return;
             }
+            // The sockets sending to this party care when its address becomes
+            // final (they may offload now) or moves (media handover: their
+            // rules are stale).
+            let confirmed_now = !before.1 && st.endpoint.confirmed;
+            let moved = before.1 && st.endpoint.learned != before.0;
+            let peers = (confirmed_now || moved)
+                .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
             let rtcp = self.is_rtcp || (st.muxed && is_rtcp(pkt));
-            if rtcp {
-                st.peer_rtcp.upgrade()
-            } else {
-                st.peer_rtp.upgrade()
-            }
+            let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
+            (target.upgrade(), peers)
         };
+        if let (Some((moved, peers)), true) = (peers, self.offload.is_some()) {
+            for peer in peers.iter().filter_map(Weak::upgrade) {
+                if moved {
+                    peer.unoffload("peer address changed");
+                }
+                peer.try_offload();
+            }
+        }
         if pkt.len() >= MAX_PACKET {
             self.stats_in.error();
             return;
@@ -232,16 +248,13 @@ impl MediaSocket {
         self.stats_in.count(pkt.len(), now_ms);
         self.user_last_ms.store(now_ms, Relaxed);
         let Some(target) = target else { return };
-        let dst = {
-            let st = target.state();
-            st.endpoint.destination(&st.policy)
-        };
+        let (dst, dst_final, tos) = target.destination();
         let Some(dst) = dst else { return };
         // Install the kernel rule before sending: once the peer has this
         // packet it may answer at once, and its reply should already find
         // the rule in place.
-        if self.offload.is_some() {
-            self.offload_to(&target, dst);
+        if self.offload.is_some() && dst_final {
+            self.offload_to(target.local, dst, tos);
         }
         match target.sock.try_send_to(pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
@@ -249,36 +262,64 @@ impl MediaSocket {
         }
     }
 
-    /// Hands this socket's traffic to the kernel once its party's endpoint
-    /// is confirmed and the path is one plain destination of the same family.
-    fn offload_to(&self, target: &MediaSocket, dst: SocketAddr) {
+    /// Where packets to this socket's party go, whether that address is
+    /// final (confirmed, or nothing is learned), and the TOS to send with.
+    fn destination(&self) -> (Option<SocketAddr>, bool, Option<u8>) {
+        let st = self.state();
+        let fixed = st.endpoint.confirmed || fixed_destination(&st.policy);
+        (st.endpoint.destination(&st.policy), fixed, st.tos)
+    }
+
+    /// Offloads this socket if its path is ready (called when the party it
+    /// sends to becomes final, so the first reply need not wait for another
+    /// packet through userspace).
+    fn try_offload(&self) {
+        let target = {
+            let st = self.state();
+            let t = if self.is_rtcp {
+                &st.peer_rtcp
+            } else {
+                &st.peer_rtp
+            };
+            t.upgrade()
+        };
+        let Some(target) = target else { return };
+        if let (Some(dst), true, tos) = target.destination() {
+            self.offload_to(target.local, dst, tos);
+        }
+    }
+
+    /// Hands this socket's traffic to the kernel: packets from its party go
+    /// out of `src` (the peer's socket) to the peer's final address `dst`.
+    /// Only once this party's address is final too, and only for one plain
+    /// same-family path.
+    fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
         let Some(offload) = &self.offload else { return };
         let mut st = self.state();
         if st.kernel_failed {
             return;
         }
-        let expected = match st.endpoint.learned {
-            Some(src) if st.endpoint.confirmed => src,
-            _ => return,
+        let expected = if fixed_destination(&st.policy) {
+            st.endpoint.sdp
+        } else {
+            st.endpoint.learned.filter(|_| st.endpoint.confirmed)
         };
+        let Some(expected) = expected else { return };
         // A muxed socket carries RTP and RTCP; both must go to one place.
         if st.muxed && !Weak::ptr_eq(&st.peer_rtp, &st.peer_rtcp) {
             return;
         }
         let v6 = self.local.is_ipv6();
-        if [expected, target.local, dst]
-            .iter()
-            .any(|a| a.is_ipv6() != v6)
-        {
+        if [expected, src, dst].iter().any(|a| a.is_ipv6() != v6) {
             return;
         }
         let rule = Rule {
             expected_src: expected,
-            src: target.local,
+            src,
             dst,
             strict: st.policy.strict,
             punt_mismatch: st.policy.handover,
-            tos: target.state_tos(),
+            tos,
         };
         if st.kernel == Some(rule) {
             return;
@@ -299,76 +340,76 @@ impl MediaSocket {
         }
     }
 
-    fn state_tos(&self) -> Option<u8> {
-        self.state().tos
+    /// Removes this socket's kernel rule (signalling changed, or its peer
+    /// moved), merging its last counters first.
+    pub fn unoffload(&self, reason: &str) {
+        let mut st = self.state();
+        self.unoffload_locked(&mut st, reason);
     }
 
-    /// Removes this socket's kernel rule (signalling changed, or the stream
-    /// ends), merging its last counters first.
-    pub fn unoffload(&self, reason: &str) {
+    /// [`MediaSocket::unoffload`] for a caller that holds the state lock and
+    /// changes the state in the same critical section (so the relay cannot
+    /// re-install a rule for the old path in between).
+    pub fn unoffload_locked(&self, st: &mut SocketState, reason: &str) {
+        st.kernel_failed = false;
         let Some(offload) = &self.offload else { return };
-        if self.state().kernel.is_none() {
+        if st.kernel.is_none() {
             return;
         }
-        self.merge_kernel();
+        self.merge_locked(st);
         offload.remove(self.local);
-        let mut st = self.state();
         st.kernel = None;
-        st.kernel_failed = false;
         tracing::debug!(local = %self.local, reason, "Removing media stream from kernel");
     }
 
     /// Adds what the kernel forwarded since the last call to the counters
-    /// (called once a second by the timer).
+    /// (called once a second by the timer, and before replies that report
+    /// them).
     pub fn merge_kernel(&self) {
+        let mut st = self.state();
+        self.merge_locked(&mut st);
+    }
+
+    fn merge_locked(&self, st: &mut SocketState) {
         let Some(offload) = &self.offload else { return };
-        let (target, seen) = {
-            let st = self.state();
-            if st.kernel.is_none() {
-                return;
-            }
-            let out = if self.is_rtcp {
-                &st.peer_rtcp
-            } else {
-                &st.peer_rtp
-            };
-            (out.upgrade(), st.kernel_seen)
-        };
+        if st.kernel.is_none() {
+            return;
+        }
         let Some(now) = offload.counters(self.local) else {
             return;
         };
-        // Counters restart when a rule is replaced: then all of `now` is new.
-        let base = if now.packets < seen.packets {
+        let seen = st.kernel_seen;
+        // Counters restart when an entry is re-created: then all of `now` is new.
+        let base = if now.packets < seen.packets || now.bytes < seen.bytes {
             KernelCounters::default()
         } else {
             seen
         };
-        let (dp, db, de) = (
-            now.packets - base.packets,
-            now.bytes - base.bytes,
-            now.errors.saturating_sub(base.errors),
-        );
+        let dp = now.packets.saturating_sub(base.packets);
+        let db = now.bytes.saturating_sub(base.bytes);
+        let de = now.errors.saturating_sub(base.errors);
         for c in [&self.stats_in, &self.kernel_in] {
             c.packets.fetch_add(dp, Relaxed);
             c.bytes.fetch_add(db, Relaxed);
             c.errors.fetch_add(de, Relaxed);
-            if now.last_ms > c.last_ms.load(Relaxed) && dp > 0 {
-                c.last_ms.store(now.last_ms, Relaxed);
+            if dp > 0 {
+                c.last_ms.fetch_max(now.last_ms, Relaxed);
             }
         }
-        if let Some(t) = target {
+        // Only atomics of the socket packets leave from: no second lock.
+        let out = if self.is_rtcp {
+            &st.peer_rtcp
+        } else {
+            &st.peer_rtp
+        };
+        if let Some(t) = out.upgrade() {
             t.stats_out.packets.fetch_add(dp, Relaxed);
             t.stats_out.bytes.fetch_add(db, Relaxed);
             if dp > 0 {
-                t.stats_out.last_ms.store(now.last_ms, Relaxed);
+                t.stats_out.last_ms.fetch_max(now.last_ms, Relaxed);
             }
         }
-        self.state().kernel_seen = now;
-    }
-
-    /// Whether the socket's traffic is forwarded in the kernel now.
-    pub fn kernelized(&self) -> bool {
-        self.state().kernel.is_some()
+        st.kernel_seen = now;
     }
 
     /// Whether an offload backend exists at all.
@@ -379,17 +420,18 @@ impl MediaSocket {
 
 impl Drop for MediaSocket {
     fn drop(&mut self) {
+        // Unconditionally: a rule must never outlive its socket (the port goes
+        // back to the pool and the next call would inherit the old path).
         if let Some(offload) = &self.offload {
-            if self
-                .state
-                .get_mut()
-                .map(|s| s.kernel.is_some())
-                .unwrap_or(true)
-            {
-                offload.remove(self.local);
-            }
+            offload.remove(self.local);
         }
     }
+}
+
+/// Whether a stream sends to the SDP address no matter what arrives
+/// (nothing is learned, so that address is final at once).
+fn fixed_destination(policy: &Policy) -> bool {
+    policy.asymmetric || policy.mode == crate::config::EndpointLearning::Off
 }
 
 /// RTCP packet types 192–223 (RFC 5761 §4): how RTCP is told apart from RTP
