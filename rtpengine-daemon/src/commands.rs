@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::call::{
-    call_stats, kernel_packets, relayed, Calls, EndReason, Negotiation, Side, Totals,
+    call_stats, kernel_packets, relayed, Call, Calls, EndReason, Negotiation, Side, Totals,
 };
 use crate::clock;
 use crate::ng::frame::NgError;
@@ -40,7 +40,7 @@ impl Commands {
         match req.command {
             Command::Offer => self.offer_answer(req, Side::Offer),
             Command::Answer => self.offer_answer(req, Side::Answer),
-            Command::Delete => self.delete(req),
+            Command::Delete => self.delete(req).await,
             Command::Query => self.query(req),
             Command::List => self.list(req),
             Command::Statistics => Ok(self.statistics()),
@@ -77,7 +77,19 @@ impl Commands {
         }
     }
 
-    fn delete(&self, req: &Request) -> Result<Dict, NgError> {
+    /// `delete`: with no delay the reply goes out once the call's ports are
+    /// closed, so a proxy may reuse them at once.
+    async fn delete(&self, req: &Request) -> Result<Dict, NgError> {
+        let (reply, ended) = self.delete_locked(req)?;
+        if let Some(call) = ended {
+            call.close().await;
+        }
+        Ok(reply)
+    }
+
+    /// The part of `delete` that runs with the call table locked; returns the
+    /// reply and the call if it ended now.
+    fn delete_locked(&self, req: &Request) -> Result<(Dict, Option<Call>), NgError> {
         let id = req
             .nonempty("call-id")
             .ok_or(NgError::Other("No call-id in message"))?;
@@ -110,7 +122,7 @@ impl Commands {
             }
             let mut d = reply();
             put(&mut d, "warning", CALL_NOT_FOUND);
-            return Ok(d);
+            return Ok((d, None));
         }
         let mut d = match (req.flag("fast"), map.get(id)) {
             (false, Some(call)) => {
@@ -119,14 +131,15 @@ impl Commands {
             }
             _ => reply(),
         };
+        d.remove(&b"result"[..]);
         if delay == 0 {
-            self.calls.destroy(&mut map, id, EndReason::Deleted);
-        } else if let Some(call) = map.get_mut(id) {
+            return Ok((d, self.calls.destroy(&mut map, id, EndReason::Deleted)));
+        }
+        if let Some(call) = map.get_mut(id) {
             let at = clock::now_ms().saturating_add(delay.saturating_mul(1000));
             call.destroy_at_ms = Some(call.destroy_at_ms.map_or(at, |t| t.min(at)));
         }
-        d.remove(&b"result"[..]);
-        Ok(d)
+        Ok((d, None))
     }
 
     fn query(&self, req: &Request) -> Result<Dict, NgError> {

@@ -252,6 +252,27 @@ impl Call {
             .flat_map(Sockets::all)
     }
 
+    /// Closes every socket of the call and returns once their ports are free
+    /// (a `delete` reply then means the ports can be reused at once).
+    pub async fn close(mut self) {
+        let sets = self
+            .parties
+            .iter_mut()
+            .flat_map(|p| p.medias.iter_mut())
+            .flat_map(|m| {
+                m.sockets
+                    .take()
+                    .into_iter()
+                    .chain(std::mem::take(&mut m.previous))
+            });
+        let sets: Vec<Sockets> = sets.collect();
+        for s in sets {
+            for t in s._tasks {
+                t.close().await;
+            }
+        }
+    }
+
     /// Folds what the kernel forwarded for this call into its counters (the
     /// timer does it every second; replies and the end of a call need it now).
     pub fn merge_kernel(&self) {
@@ -331,12 +352,19 @@ impl Calls {
 
     /// Removes a call and records why it ended. Its sockets close as the
     /// value drops.
-    pub fn destroy(&self, map: &mut HashMap<String, Call>, id: &str, why: EndReason) {
-        if let Some(call) = map.remove(id) {
-            call.merge_kernel();
-            self.stats.ended(&call, why);
-            tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
-        }
+    /// Returns the call: dropping it closes its sockets as their relay tasks
+    /// wind down; [`Call::close`] waits for that.
+    pub fn destroy(
+        &self,
+        map: &mut HashMap<String, Call>,
+        id: &str,
+        why: EndReason,
+    ) -> Option<Call> {
+        let call = map.remove(id)?;
+        call.merge_kernel();
+        self.stats.ended(&call, why);
+        tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
+        Some(call)
     }
 
     /// One timer pass: ends calls whose delete delay, timeouts or final
@@ -382,7 +410,7 @@ impl Calls {
             }
         }
         for (id, why) in &ending {
-            self.destroy(&mut map, id, *why);
+            drop(self.destroy(&mut map, id, *why));
         }
         ending.len()
     }

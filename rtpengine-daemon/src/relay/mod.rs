@@ -133,11 +133,24 @@ impl std::fmt::Debug for MediaSocket {
 }
 
 /// Aborts a task when dropped.
-pub struct TaskGuard(JoinHandle<()>);
+pub struct TaskGuard(Option<JoinHandle<()>>);
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
+impl TaskGuard {
+    /// Stops the task and waits until it is gone (and with it its reference
+    /// to the socket), so the socket closes and its port is free on return.
+    pub async fn close(mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            let _ = h.await;
+        }
     }
 }
 
@@ -177,7 +190,7 @@ impl MediaSocket {
 
     /// Starts the receive loop; it stops when the guard is dropped.
     pub fn spawn(self: &Arc<Self>) -> TaskGuard {
-        TaskGuard(tokio::spawn(Arc::clone(self).run()))
+        TaskGuard(Some(tokio::spawn(Arc::clone(self).run())))
     }
 
     async fn run(self: Arc<Self>) {
