@@ -1098,3 +1098,27 @@ impl Daemon {
         Ok(self.child.wait()?)
     }
 }
+
+/// Upstream's "basic, forward" offer (t/auto-daemon-tests-heuristic.pl): the
+/// caller at 198.51.100.1:2010 offers PCMU and PCMA. LF line ends; `crlf()`
+/// turns it into wire SDP.
+pub const OFFER: &str = "
+v=0
+o=- 1545997027 1 IN IP4 198.51.100.1
+s=tester
+t=0 0
+m=audio 2010 RTP/AVP 0 8
+c=IN IP4 198.51.100.1
+a=sendrecv
+";
+
+/// The answer to [`OFFER`]: the callee at 198.51.100.3:2012.
+pub const ANSWER: &str = "
+v=0
+o=- 1545997027 1 IN IP4 198.51.100.3
+s=tester
+t=0 0
+m=audio 2012 RTP/AVP 0 8
+c=IN IP4 198.51.100.3
+a=sendrecv
+";

@@ -3,26 +3,6 @@
 
 use rtpengine_tests::*;
 
-const OFFER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.1
-s=tester
-t=0 0
-m=audio 2010 RTP/AVP 0 8
-c=IN IP4 198.51.100.1
-a=sendrecv
-";
-
-const ANSWER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.3
-s=tester
-t=0 0
-m=audio 2012 RTP/AVP 0 8
-c=IN IP4 198.51.100.3
-a=sendrecv
-";
-
 fn without(mut d: Dict, key: &str) -> Dict {
     assert!(d.remove(key.as_bytes()).is_some(), "{key} not in request");
     d

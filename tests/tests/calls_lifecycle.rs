@@ -5,26 +5,6 @@ use std::time::{Duration, Instant};
 
 use rtpengine_tests::*;
 
-const OFFER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.1
-s=tester
-t=0 0
-m=audio 2010 RTP/AVP 0 8
-c=IN IP4 198.51.100.1
-a=sendrecv
-";
-
-const ANSWER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.3
-s=tester
-t=0 0
-m=audio 2012 RTP/AVP 0 8
-c=IN IP4 198.51.100.3
-a=sendrecv
-";
-
 /// Offer + answer; returns the daemon's two RTP ports (B-facing, A-facing).
 fn call(rig: &Rig, id: &str, extra: impl Fn() -> Vec<(&'static str, Value)>) -> (u16, u16) {
     let pa = media_ports(&rig.offer(id, "ft", OFFER, extra()))[0];

@@ -5,26 +5,6 @@ use std::net::{SocketAddr, UdpSocket};
 
 use rtpengine_tests::*;
 
-const OFFER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.1
-s=tester
-t=0 0
-m=audio 2010 RTP/AVP 0 8
-c=IN IP4 198.51.100.1
-a=sendrecv
-";
-
-const ANSWER: &str = "
-v=0
-o=- 1545997027 1 IN IP4 198.51.100.3
-s=tester
-t=0 0
-m=audio 2012 RTP/AVP 0 8
-c=IN IP4 198.51.100.3
-a=sendrecv
-";
-
 /// Offer + answer with `extra` on both; returns (pa, pb): where B and A must
 /// send respectively.
 fn setup(
