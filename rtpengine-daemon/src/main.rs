@@ -65,6 +65,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(p) = &cfg.pidfile {
         config::write_pidfile(p)?;
     }
+    raise_fd_limit();
     // Media and control run on separate runtimes: relay loops use every
     // core, and a flood of media can never delay ng replies or timers (and
     // signalling never holds up a relay thread).
@@ -203,6 +204,31 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
             Ok(None)
         }
     }
+}
+
+/// Every media port is a socket: lift the soft open-files limit to the hard
+/// one (a default of 1024 would cap the daemon at ~250 calls).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer / in-pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!(
+                    "Failed to raise the open files limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+    info!(
+        limit = lim.rlim_cur,
+        "Open files limit (two per call side and media)"
+    );
 }
 
 async fn shutdown_signal() {

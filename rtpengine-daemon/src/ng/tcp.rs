@@ -53,6 +53,16 @@ enum Next {
     Garbage(&'static str),
 }
 
+/// Whether `buf` can still become `cookie SP d…` (garbage is reported at once
+/// instead of waiting for more data).
+fn plausible(buf: &[u8]) -> bool {
+    match buf.iter().position(|&b| b == b' ') {
+        None => true,
+        Some(0) => false,
+        Some(sp) => buf.get(sp + 1).is_none_or(|&b| b == b'd'),
+    }
+}
+
 fn next_message(buf: &[u8]) -> Next {
     let Some(sp) = buf.iter().position(|&b| b == b' ') else {
         return Next::Incomplete;
@@ -96,14 +106,23 @@ async fn connection(mut stream: TcpStream, control: &Control) -> anyhow::Result<
                 Next::Garbage(why) => anyhow::bail!("unparseable data: {why}"),
             }
         }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            if !buf.is_empty() {
-                anyhow::bail!("peer closed mid-message ({} bytes pending)", buf.len());
+        // Read until the pending message can have completed: a dictionary
+        // ends with `e`, so data without one cannot finish it. This keeps a
+        // peer that trickles a large message byte by byte from making us
+        // rescan the buffer once per byte.
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                if !buf.is_empty() {
+                    anyhow::bail!("peer closed mid-message ({} bytes pending)", buf.len());
+                }
+                return Ok(());
             }
-            return Ok(());
+            buf.extend_from_slice(&chunk[..n]);
+            if chunk[..n].contains(&b'e') || buf.len() > MAX_MESSAGE || !plausible(&buf) {
+                break;
+            }
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
