@@ -45,7 +45,7 @@ pub struct FloorTarget {
 
 /// Floor rules, filled by the benchmark.
 #[btf_map]
-static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 4096> = HashMap::new();
+static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 65536> = HashMap::new();
 
 /// The floor forwarder.
 #[xdp]
