@@ -959,6 +959,21 @@ fn xdp_prog_id(ns: &Netns, dev: &str) -> Option<u64> {
     v[0]["xdp"]["prog"]["id"].as_u64()
 }
 
+/// Waits (up to 2 s) until `dev` in `ns` has no XDP program: unpinning a link
+/// frees it after an RCU grace period, so the detach can trail `close()`.
+fn xdp_detached(ns: &Netns, dev: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if xdp_prog_id(ns, dev).is_none() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Pins of XDP links under `pin_dir` (all namespaces).
 fn link_pins(pin_dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -1156,7 +1171,7 @@ fn an_idle_table_keeps_the_dataplane_when_the_other_stops() {
     ));
     assert_eq!(packets(&t0, "10.1.0.1:30000"), 2);
     t0.close().unwrap();
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
     drop(pins);
 }
 
@@ -1242,7 +1257,7 @@ fn crashed_table_keeps_forwarding_until_restart() {
     assert_eq!(packets(&k, "10.1.0.1:30000"), 1);
     k.close().unwrap();
     assert!(link_pins(&pins.0).is_empty());
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
     drop(pins);
 }
 
@@ -1270,7 +1285,7 @@ fn a_foreign_xdp_program_is_refused() {
     };
     assert!(err.contains("p1") && err.contains("foreign"), "{err}");
     // The failed open released p0 again.
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
     assert!(link_pins(&pins.0).is_empty());
     drop(foreign);
     drop(pins);
@@ -1334,7 +1349,7 @@ fn a_defunct_pinned_link_is_replaced() {
     ] {
         ns.exec(&c.split(' ').collect::<Vec<_>>()).unwrap();
     }
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
     let k = open_in(&n.proxy, 0, &pins.0).unwrap();
     let shared: Vec<_> = k
         .attachments()
@@ -1354,8 +1369,8 @@ fn a_defunct_pinned_link_is_replaced() {
         1
     ));
     k.close().unwrap();
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
-    assert_eq!(xdp_prog_id(&n.proxy, "p1"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
+    assert!(xdp_detached(&n.proxy, "p1"), "XDP program still on p1");
     drop(pins);
 }
 
@@ -1389,7 +1404,7 @@ fn a_pinned_link_running_other_maps_is_switched_to_ours() {
     ));
     assert_eq!(packets(&k, "10.1.0.1:30100"), 1);
     k.close().unwrap();
-    assert_eq!(xdp_prog_id(&n.proxy, "p0"), None);
+    assert!(xdp_detached(&n.proxy, "p0"), "XDP program still on p0");
     drop(pins);
     drop(old);
 }
