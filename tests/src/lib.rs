@@ -332,14 +332,7 @@ impl Rig {
 
     /// A UDP socket bound inside the namespace.
     pub fn socket(&self, addr: &str) -> UdpSocket {
-        let addr: SocketAddr = addr.parse().expect("socket address");
-        let s = self
-            .ns
-            .run(move || UdpSocket::bind(addr))
-            .expect("bind in netns");
-        s.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        s
+        self.ns.bind_udp(addr)
     }
 
     /// Sends a command dictionary and returns the reply.
@@ -1073,6 +1066,17 @@ pub fn xdp_pass_program(ns: &Netns, dev: &'static str) -> aya::Ebpf {
 }
 
 impl Netns {
+    /// A UDP socket bound to `addr` inside the namespace (2 s read timeout).
+    pub fn bind_udp(&self, addr: &str) -> UdpSocket {
+        let addr: SocketAddr = addr.parse().expect("socket address");
+        let s = self
+            .run(move || UdpSocket::bind(addr))
+            .expect("bind in netns");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s
+    }
+
     /// `Udp: InCsumErrors` of `/proc/net/snmp` inside the namespace.
     pub fn udp_in_csum_errors(&self) -> u64 {
         let snmp = self.exec(&["cat", "/proc/net/snmp"]).unwrap();

@@ -798,50 +798,13 @@ fn three_namespaces() -> ThreeNs {
     }
 }
 
-fn udp_in_csum_errors(ns: &Netns) -> u64 {
-    let snmp = ns.exec(&["cat", "/proc/net/snmp"]).unwrap();
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
-    let idx = names
-        .split_whitespace()
-        .position(|n| n == "InCsumErrors")
-        .unwrap();
-    values.split_whitespace().nth(idx).unwrap().parse().unwrap()
-}
-
-fn bind_in(ns: &Netns, addr: &str) -> UdpSocket {
-    let addr: SocketAddr = addr.parse().unwrap();
-    ns.run(move || {
-        let s = UdpSocket::bind(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s
-    })
-}
-
-/// An XDP_PASS-for-everything program (ours, with private unpinned maps) in
-/// native mode on `dev` in `ns`: veth's native redirect needs one on the
-/// receiving peer.
-fn native_pass_program(ns: &Netns, dev: &'static str) -> aya::Ebpf {
-    ns.run(move || {
-        let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).unwrap();
-        let prog: &mut aya::programs::Xdp = ebpf
-            .program_mut("rtpengine_xdp")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        prog.load().unwrap();
-        prog.attach(dev, aya::programs::XdpMode::Driver).unwrap();
-        ebpf
-    })
-}
-
 fn end_to_end(mode: XdpAttachMode) {
     require_root();
     let n = three_namespaces();
     let mut peers = Vec::new();
     if mode == XdpAttachMode::Native {
-        peers.push(native_pass_program(&n.caller, "c0"));
-        peers.push(native_pass_program(&n.callee, "e0"));
+        peers.push(xdp_pass_program(&n.caller, "c0"));
+        peers.push(xdp_pass_program(&n.callee, "e0"));
         // Locally generated packets are CHECKSUM_PARTIAL; XDP never completes them.
         n.caller
             .exec(&["ethtool", "-K", "c0", "tx", "off"])
@@ -885,9 +848,9 @@ fn end_to_end(mode: XdpAttachMode) {
         )
         .unwrap();
 
-    let caller = bind_in(&n.caller, "10.1.0.2:5000");
-    let callee = bind_in(&n.callee, "10.2.0.2:6000");
-    let csum_before = (udp_in_csum_errors(&n.caller), udp_in_csum_errors(&n.callee));
+    let caller = n.caller.bind_udp("10.1.0.2:5000");
+    let callee = n.callee.bind_udp("10.2.0.2:6000");
+    let csum_before = (n.caller.udp_in_csum_errors(), n.callee.udp_in_csum_errors());
     let mut buf = [0u8; 2048];
     for i in 0..5u16 {
         let p = rtp_payload(i, 172);
@@ -906,7 +869,7 @@ fn end_to_end(mode: XdpAttachMode) {
         assert_eq!(&buf[..len], &p[..]);
     }
     assert_eq!(
-        (udp_in_csum_errors(&n.caller), udp_in_csum_errors(&n.callee)),
+        (n.caller.udp_in_csum_errors(), n.callee.udp_in_csum_errors()),
         csum_before,
         "receivers saw bad UDP checksums"
     );
@@ -918,7 +881,7 @@ fn end_to_end(mode: XdpAttachMode) {
     assert_eq!((t.packets, t.fallback), (8, 0));
 
     // Strict source: a packet from another port is dropped in the kernel.
-    let stray = bind_in(&n.caller, "10.1.0.2:5009");
+    let stray = n.caller.bind_udp("10.1.0.2:5009");
     stray.send_to(b"\x80stray", "10.1.0.1:30000").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(kernel.stats(a_to_b).unwrap().errors, 1);
@@ -1068,10 +1031,10 @@ fn two_tables_share_the_devices() {
 
     install_call(&t0, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
     install_call(&t1, "10.1.0.11", "10.2.0.11", 40000, 5002, 6002);
-    let caller0 = bind_in(&n.caller, "10.1.0.2:5000");
-    let caller1 = bind_in(&n.caller, "10.1.0.2:5002");
-    let callee0 = bind_in(&n.callee, "10.2.0.2:6000");
-    let callee1 = bind_in(&n.callee, "10.2.0.2:6002");
+    let caller0 = n.caller.bind_udp("10.1.0.2:5000");
+    let caller1 = n.caller.bind_udp("10.1.0.2:5002");
+    let callee0 = n.callee.bind_udp("10.2.0.2:6000");
+    let callee1 = n.callee.bind_udp("10.2.0.2:6002");
     for s in [&callee0, &callee1] {
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
@@ -1151,8 +1114,8 @@ fn an_idle_table_keeps_the_dataplane_when_the_other_stops() {
     assert!(t0.attachments().iter().all(|a| a.shared));
     assert_eq!(link_pins(&pins.0), ["p0", "p1"]);
     install_call(&t0, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
-    let caller = bind_in(&n.caller, "10.1.0.2:5000");
-    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    let caller = n.caller.bind_udp("10.1.0.2:5000");
+    let callee = n.callee.bind_udp("10.2.0.2:6000");
     assert!(forwarded(
         &caller,
         &callee,
@@ -1212,8 +1175,8 @@ fn crashed_table_keeps_forwarding_until_restart() {
     let prog = xdp_prog_id(&n.proxy, "p0").expect("still attached after the crash");
 
     // The kernel keeps forwarding the crashed daemon's calls.
-    let caller = bind_in(&n.caller, "10.1.0.2:5000");
-    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    let caller = n.caller.bind_udp("10.1.0.2:5000");
+    let callee = n.callee.bind_udp("10.2.0.2:6000");
     callee
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -1359,8 +1322,8 @@ fn a_defunct_pinned_link_is_replaced() {
     assert_eq!(shared, [("p0".into(), false), ("p1".into(), true)]);
     assert!(xdp_prog_id(&n.proxy, "p0").is_some());
     install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);
-    let caller = bind_in(&n.caller, "10.1.0.2:5000");
-    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    let caller = n.caller.bind_udp("10.1.0.2:5000");
+    let callee = n.callee.bind_udp("10.2.0.2:6000");
     assert!(forwarded(
         &caller,
         &callee,
@@ -1393,8 +1356,8 @@ fn a_pinned_link_running_other_maps_is_switched_to_ours() {
     assert_ne!(now, stale, "program behind the link replaced");
     assert_eq!(xdp_prog_id(&n.proxy, "p1"), Some(now));
     install_call(&k, "10.1.0.1", "10.2.0.1", 30100, 5000, 6000);
-    let caller = bind_in(&n.caller, "10.1.0.2:5000");
-    let callee = bind_in(&n.callee, "10.2.0.2:6000");
+    let caller = n.caller.bind_udp("10.1.0.2:5000");
+    let callee = n.callee.bind_udp("10.2.0.2:6000");
     assert!(forwarded(
         &caller,
         &callee,

@@ -46,13 +46,6 @@ fn start_proxy(t: &Topology, extra: &[&str]) -> anyhow::Result<Proxy> {
     })
 }
 
-fn bind(ns: &Netns, addr: &str) -> UdpSocket {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let s = ns.run(move || UdpSocket::bind(addr)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s
-}
-
 fn sdp(addr: &str, port: u16) -> String {
     let fam = if addr.contains(':') { "IP6" } else { "IP4" };
     crlf(&format!(
@@ -129,16 +122,6 @@ fn stream_flags(p: &Proxy, id: &str, tag: &str) -> Vec<String> {
     }
 }
 
-fn dump(p: &Proxy) -> String {
-    sh(&[
-        daemon_bin().to_str().unwrap(),
-        "--config-file=none",
-        "--dump-table=0",
-        &format!("--bpf-pin-dir={}", p.pin_dir),
-    ])
-    .unwrap()
-}
-
 /// Sends `n` packets each way and asserts every one arrives from the
 /// proxy's socket with its payload intact.
 fn exchange(a: &UdpSocket, b: &UdpSocket, to_b: SocketAddr, to_a: SocketAddr, n: u16, seq0: u16) {
@@ -160,8 +143,8 @@ fn offloaded_call(v6: bool) {
     } else {
         ("10.1.0.2", "10.1.0.1", "10.2.0.1", "10.2.0.2")
     };
-    let a = bind(&t.caller, &sa(caller_ip, 5000).to_string());
-    let b = bind(&t.callee, &sa(callee_ip, 6000).to_string());
+    let a = t.caller.bind_udp(&sa(caller_ip, 5000).to_string());
+    let b = t.callee.bind_udp(&sa(callee_ip, 6000).to_string());
     let (pa, pb) = setup_call(&p, "k1", (caller_ip, 5000), (callee_ip, 6000), vec![]);
     let (to_proxy_a, to_proxy_b) = (sa(proxy_int, pa), sa(proxy_ext, pb));
     let csum = (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors());
@@ -171,7 +154,7 @@ fn offloaded_call(v6: bool) {
     exchange(&a, &b, to_proxy_a, to_proxy_b, 1, 1);
     assert!(stream_flags(&p, "k1", "ft").contains(&"kernelized".to_owned()));
     assert!(stream_flags(&p, "k1", "tt").contains(&"kernelized".to_owned()));
-    let d = dump(&p);
+    let d = dump_table(&p.pin_dir, 0);
     assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
 
     std::thread::sleep(Duration::from_millis(1100));
@@ -215,7 +198,7 @@ fn offloaded_call(v6: bool) {
         ]))
         .unwrap();
     assert_eq!(get_str(&r, "result"), "ok");
-    assert!(dump(&p).contains("kernel table 0: 0 flow(s)"));
+    assert!(dump_table(&p.pin_dir, 0).contains("kernel table 0: 0 flow(s)"));
     drop(p.daemon);
 }
 
@@ -236,8 +219,8 @@ fn ipv6_call_is_forwarded_in_the_kernel() {
 fn tos_and_strict_source_in_the_kernel() {
     let t = Topology::new("ots");
     let p = start_proxy(&t, &[]).unwrap();
-    let a = bind(&t.caller, "10.1.0.2:5000");
-    let b = bind(&t.callee, "10.2.0.2:6000");
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
     enable_recvtos(&b);
     let extra = vec![
         ("TOS", Value::Int(184)),
@@ -265,7 +248,7 @@ fn tos_and_strict_source_in_the_kernel() {
         );
     }
     // An impostor in the caller's namespace is dropped in the kernel.
-    let imp = bind(&t.caller, "10.1.0.2:5009");
+    let imp = t.caller.bind_udp("10.1.0.2:5009");
     for _ in 0..3 {
         imp.send_to(&rtp(8, 99, 0, 0x6666, 6), to_a).unwrap();
     }
@@ -289,15 +272,15 @@ fn tos_and_strict_source_in_the_kernel() {
 fn reoffer_removes_and_readds_the_flow() {
     let t = Topology::new("ore");
     let p = start_proxy(&t, &[]).unwrap();
-    let a = bind(&t.caller, "10.1.0.2:5000");
-    let b = bind(&t.callee, "10.2.0.2:6000");
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
     let (pa, pb) = setup_call(&p, "k3", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
     exchange(&a, &b, sa("10.1.0.1", pa), sa("10.2.0.1", pb), 2, 1);
-    assert!(dump(&p).contains("2 flow(s)"));
+    assert!(dump_table(&p.pin_dir, 0).contains("2 flow(s)"));
 
     // The caller moves to port 5002: the callee gets new ports, and nothing
     // stays in the kernel until the new path is confirmed.
-    let a2 = bind(&t.caller, "10.1.0.2:5002");
+    let a2 = t.caller.bind_udp("10.1.0.2:5002");
     let (pa2, pb2) = setup_call(&p, "k3", ("10.1.0.2", 5002), ("10.2.0.2", 6000), vec![]);
     assert_ne!(
         pb2, pb,
@@ -305,12 +288,12 @@ fn reoffer_removes_and_readds_the_flow() {
     );
     assert_eq!(pa2, pa);
     assert!(
-        dump(&p).contains("kernel table 0: 0 flow(s)"),
+        dump_table(&p.pin_dir, 0).contains("kernel table 0: 0 flow(s)"),
         "{}",
-        dump(&p)
+        dump_table(&p.pin_dir, 0)
     );
     exchange(&a2, &b, sa("10.1.0.1", pa2), sa("10.2.0.1", pb2), 3, 10);
-    let d = dump(&p);
+    let d = dump_table(&p.pin_dir, 0);
     assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
     assert!(d.contains(&format!("10.2.0.1:{pb2}")), "{d}");
 }
@@ -320,8 +303,8 @@ fn reoffer_removes_and_readds_the_flow() {
 fn offloaded_call_times_out_only_when_media_stops() {
     let t = Topology::new("oto");
     let p = start_proxy(&t, &["--timeout=2"]).unwrap();
-    let a = bind(&t.caller, "10.1.0.2:5000");
-    let b = bind(&t.callee, "10.2.0.2:6000");
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
     let (pa, pb) = setup_call(&p, "k4", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
     let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
     exchange(&a, &b, to_a, to_b, 1, 1);
@@ -343,7 +326,7 @@ fn offloaded_call_times_out_only_when_media_stops() {
         "call did not time out"
     );
     assert_eq!(stat(&p, "timeoutsessions"), 1);
-    assert!(dump(&p).contains("kernel table 0: 0 flow(s)"));
+    assert!(dump_table(&p.pin_dir, 0).contains("kernel table 0: 0 flow(s)"));
 }
 
 #[test]
@@ -352,8 +335,8 @@ fn fallback_and_no_fallback() {
     let t = Topology::new("ofb");
     // A device that does not exist: the daemon relays in userspace.
     let p = start_proxy(&t, &["--xdp-device=nosuchdev0"]).unwrap();
-    let a = bind(&t.caller, "10.1.0.2:5000");
-    let b = bind(&t.callee, "10.2.0.2:6000");
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
     let (pa, pb) = setup_call(&p, "k5", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
     exchange(&a, &b, sa("10.1.0.1", pa), sa("10.2.0.1", pb), 3, 1);
     assert!(stream_flags(&p, "k5", "ft").contains(&"no kernel support".to_owned()));
@@ -408,12 +391,12 @@ fn two_daemons_on_tables_0_and_1() {
     };
 
     let (a0, b0) = (
-        bind(&t.caller, "10.1.0.2:5000"),
-        bind(&t.callee, "10.2.0.2:6000"),
+        t.caller.bind_udp("10.1.0.2:5000"),
+        t.callee.bind_udp("10.2.0.2:6000"),
     );
     let (a1, b1) = (
-        bind(&t.caller, "10.1.0.2:5010"),
-        bind(&t.callee, "10.2.0.2:6010"),
+        t.caller.bind_udp("10.1.0.2:5010"),
+        t.callee.bind_udp("10.2.0.2:6010"),
     );
     let (pa0, pb0) = setup_call(&d0, "t0", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
     let (pa1, pb1) = setup_call(&d1, "t1", ("10.1.0.2", 5010), ("10.2.0.2", 6010), vec![]);
@@ -474,8 +457,8 @@ fn two_daemons_on_tables_0_and_1() {
 fn nat_caller_gets_media_at_its_learned_address() {
     let t = Topology::new("onat");
     let p = start_proxy(&t, &["--endpoint-learning=immediate"]).unwrap();
-    let a = bind(&t.caller, "10.1.0.2:5050"); // what the NAT really uses
-    let b = bind(&t.callee, "10.2.0.2:6000");
+    let a = t.caller.bind_udp("10.1.0.2:5050"); // what the NAT really uses
+    let b = t.callee.bind_udp("10.2.0.2:6000");
     let (pa, pb) = setup_call(&p, "nat", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
     let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
     // The callee speaks first: it goes to the SDP address, where nobody is.
