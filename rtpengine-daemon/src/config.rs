@@ -136,6 +136,13 @@ pub struct Config {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_threads: Option<u16>,
+    /// Userspace relay threads (default: `--num-threads`, else one per core).
+    #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub media_num_threads: Option<u16>,
+    /// Longest a packet waits so that a relay thread handles many packets per
+    /// wake-up, in microseconds; 0 = wake for every packet (an extension).
+    #[arg(long, value_name = "USEC", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub media_coalesce: u32,
     /// Write the process id to this file.
     #[arg(short = 'p', long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -170,7 +177,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "max-cpu",
     "max-bandwidth",
     "num-media-threads",
-    "media-num-threads",
     "codec-num-threads",
     "nftables-chain",
     "nftables-base-chain",

@@ -10,6 +10,7 @@ use rtpengine::interfaces::Interfaces;
 use rtpengine::kernel::{Kernel, KernelConfig, XdpAttachMode};
 use rtpengine::ng::{control::Control, http, tcp, udp};
 use rtpengine::relay::offload::Offload;
+use rtpengine::relay::poller::Poller;
 use tracing::{error, info, warn};
 
 fn main() {
@@ -66,31 +67,32 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         config::write_pidfile(p)?;
     }
     raise_fd_limit();
-    // Media and control run on separate runtimes: relay loops use every
-    // core, and a flood of media can never delay ng replies or timers (and
-    // signalling never holds up a relay thread).
-    let mut media = tokio::runtime::Builder::new_multi_thread();
-    media.enable_all().thread_name("rtpe-media");
-    if let Some(n) = cfg.num_threads {
-        media.worker_threads(usize::from(n));
-    }
-    let media = media.build().context("starting media runtime")?;
+    // Media runs on its own threads (see `relay::poller`): relaying uses
+    // every core, a flood of media can never delay ng replies or timers, and
+    // signalling never holds up a relay thread.
+    let threads = cfg
+        .media_num_threads
+        .or(cfg.num_threads)
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let coalesce = std::time::Duration::from_micros(u64::from(cfg.media_coalesce));
+    let media = Arc::new(Poller::start(threads, coalesce).context("starting media threads")?);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting control runtime")?;
-    let res = control.block_on(serve(&cfg, media.handle().clone()));
+    let res = control.block_on(serve(&cfg, Arc::clone(&media)));
     // The control runtime owns the calls: dropping it closes every media
-    // socket (and the kernel table) while the media runtime still runs.
+    // socket (and the kernel table) while the media threads still run.
     drop(control);
-    media.shutdown_timeout(std::time::Duration::from_secs(1));
+    drop(media);
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
     res
 }
 
-async fn serve(cfg: &Config, media: tokio::runtime::Handle) -> anyhow::Result<()> {
+async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {

@@ -35,7 +35,7 @@ pub fn enable_pktinfo(fd: RawFd, v6: bool) -> io::Result<()> {
 }
 
 /// Converts a kernel socket address.
-fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(ss.ss_family) {
         libc::AF_INET => {
             // SAFETY: family says this storage holds a sockaddr_in.
@@ -61,7 +61,7 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// Converts to a kernel socket address.
-fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {
@@ -220,4 +220,103 @@ pub fn set_tos(fd: RawFd, v6: bool, tos: u8) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Buffers to receive a batch of datagrams with one `recvmmsg`.
+pub struct RecvBatch {
+    // The headers point into these heap buffers, which never move.
+    bufs: Vec<u8>,
+    names: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    size: usize,
+}
+
+// SAFETY: the raw pointers only point into the struct's own heap buffers.
+unsafe impl Send for RecvBatch {}
+
+impl RecvBatch {
+    /// Room for `n` datagrams of up to `size` bytes each.
+    pub fn new(n: usize, size: usize) -> RecvBatch {
+        let mut b = RecvBatch {
+            bufs: vec![0; n * size],
+            // SAFETY: all-zero is a valid sockaddr_storage / mmsghdr.
+            names: vec![unsafe { zeroed() }; n],
+            iovs: Vec::with_capacity(n),
+            hdrs: Vec::with_capacity(n),
+            size,
+        };
+        for i in 0..n {
+            b.iovs.push(libc::iovec {
+                // SAFETY: i * size < n * size, inside `bufs`.
+                iov_base: unsafe { b.bufs.as_mut_ptr().add(i * size) }.cast(),
+                iov_len: size,
+            });
+        }
+        for i in 0..n {
+            // SAFETY: all-zero is a valid mmsghdr.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = (&mut b.names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_iov = &mut b.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            b.hdrs.push(h);
+        }
+        b
+    }
+
+    /// Receives what is queued on `fd` without blocking, up to the batch
+    /// size; returns how many datagrams arrived (0 when none was queued).
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for h in &mut self.hdrs {
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_flags = 0;
+        }
+        // SAFETY: every header points into buffers owned by self, with
+        // matching lengths.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(0),
+                _ => Err(e),
+            };
+        }
+        Ok(rc as usize)
+    }
+
+    /// Datagram `i` of the last [`RecvBatch::recv`]: payload (truncated to
+    /// the buffer size) and source.
+    pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
+        let len = (self.hdrs[i].msg_len as usize).min(self.size);
+        let start = i * self.size;
+        (&self.bufs[start..start + len], from_sockaddr(&self.names[i]))
+    }
+}
+
+/// Sends one datagram from `fd` to `to` without blocking.
+pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+    let (ss, len) = to_sockaddr(to);
+    // SAFETY: buffer and address are locals that outlive the call.
+    let rc = unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
 }

@@ -26,7 +26,8 @@ use crate::interfaces::{Interfaces, LocalAddress};
 use crate::ng::frame::NgError;
 use crate::relay::learning::{Endpoint, Policy};
 use crate::relay::offload::Offload;
-use crate::relay::{MediaSocket, SocketState, TaskGuard};
+use crate::relay::poller::{Poller, Registration};
+use crate::relay::{MediaSocket, SocketState};
 use crate::sdp::{Direction, Origin};
 
 /// Daemon-wide settings the call model needs.
@@ -76,7 +77,7 @@ pub struct Sockets {
     pub advertised: IpAddr,
     /// The peer's endpoint these sockets are tied to (`None` = not yet known).
     pub key: Option<SocketAddr>,
-    _tasks: Vec<TaskGuard>,
+    _tasks: Vec<Registration>,
 }
 
 impl Sockets {
@@ -312,9 +313,8 @@ pub struct Calls {
     pub stats: GlobalStats,
     /// In-kernel forwarding, when available.
     pub offload: Option<Arc<dyn Offload>>,
-    /// The runtime media sockets and their relay loops live on, apart from
-    /// the control plane's (see `main.rs`).
-    pub media: tokio::runtime::Handle,
+    /// The relay threads media sockets are served by.
+    pub media: Arc<Poller>,
 }
 
 impl Calls {
@@ -323,7 +323,7 @@ impl Calls {
         interfaces: Interfaces,
         settings: Settings,
         offload: Option<Arc<dyn Offload>>,
-        media: tokio::runtime::Handle,
+        media: Arc<Poller>,
     ) -> Calls {
         Calls {
             calls: Mutex::new(HashMap::new()),
@@ -424,10 +424,8 @@ pub(crate) fn allocate_sockets(
     policy: Policy,
     tos: Option<u8>,
     offload: Option<&Arc<dyn Offload>>,
-    media: &tokio::runtime::Handle,
+    media: &Poller,
 ) -> Result<Sockets, NgError> {
-    // Register the sockets with, and run their loops on, the media runtime.
-    let _media = media.enter();
     let pair = addr.pool.allocate(single).ok_or_else(|| {
         tracing::error!(
             "Failed to get {} consecutive ports on interface {}",
@@ -449,8 +447,10 @@ pub(crate) fn allocate_sockets(
         Some(s) => Some(MediaSocket::new(s, true, lease, state(), offload.cloned()).map_err(io)?),
         None => None,
     };
-    let mut tasks = vec![rtp.spawn()];
-    tasks.extend(rtcp.as_ref().map(MediaSocket::spawn));
+    let mut tasks = vec![rtp.register(media).map_err(io)?];
+    if let Some(s) = &rtcp {
+        tasks.push(s.register(media).map_err(io)?);
+    }
     let sockets = Sockets {
         rtp,
         rtcp,

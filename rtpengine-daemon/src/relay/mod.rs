@@ -1,38 +1,35 @@
 //! Userspace RTP/RTCP relay.
 //!
-//! Each local media port is a [`MediaSocket`] with its own receive task. A
-//! packet from party X arrives on the socket advertised to X; after the
-//! endpoint check ([`learning`]) it leaves through the socket advertised to
-//! the other party Y (symmetric RTP: Y sees the port it was given) towards Y's
-//! learned or announced address. Sockets know their peer only weakly, so
-//! dropping a call's streams closes everything.
+//! Each local media port is a [`MediaSocket`]. A packet from party X arrives
+//! on the socket advertised to X; after the endpoint check ([`learning`]) it
+//! leaves through the socket advertised to the other party Y (symmetric RTP:
+//! Y sees the port it was given) towards Y's learned or announced address.
+//! Sockets know their peer only weakly, so dropping a call's streams closes
+//! everything.
 //!
-//! The receive loop waits for readiness and then drains the socket with
-//! non-blocking calls into a per-thread buffer: no per-socket buffer (tens of
-//! thousands of sockets), no await per packet, and a full send buffer drops
-//! the packet (counted as an error) instead of stalling the stream.
+//! Sockets are served by the [`poller`]'s worker threads, which coalesce
+//! wake-ups (the dominant cost at RTP packet rates) and drain each ready
+//! socket with one `recvmmsg` into a per-worker buffer: no per-socket buffer
+//! (tens of thousands of sockets), and a full send buffer drops the packet
+//! (counted as an error) instead of stalling the stream.
 
 pub mod learning;
 pub mod offload;
+pub mod poller;
 
-use std::cell::RefCell;
 use std::io;
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
-
 use crate::clock;
+use crate::net::RecvBatch;
 use crate::interfaces::PortLease;
 use learning::{Endpoint, Policy, Verdict};
 use offload::{KernelCounters, Offload, Rule};
-
-/// Packets a socket handles per wake-up before yielding to other sockets.
-const RECV_BATCH: usize = 64;
+use poller::{Poller, Registration};
 
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.
@@ -132,42 +129,21 @@ impl std::fmt::Debug for MediaSocket {
     }
 }
 
-/// Aborts a task when dropped.
-pub struct TaskGuard(Option<JoinHandle<()>>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
-    }
-}
-
-impl TaskGuard {
-    /// Stops the task and waits until it is gone (and with it its reference
-    /// to the socket), so the socket closes and its port is free on return.
-    pub async fn close(mut self) {
-        if let Some(h) = self.0.take() {
-            h.abort();
-            let _ = h.await;
-        }
-    }
-}
-
 impl MediaSocket {
-    /// Wraps a bound socket (must be called inside the runtime).
+    /// Wraps a bound socket.
     pub fn new(
-        sock: StdUdpSocket,
+        sock: UdpSocket,
         is_rtcp: bool,
         lease: Arc<PortLease>,
         state: SocketState,
         offload: Option<Arc<dyn Offload>>,
     ) -> io::Result<Arc<MediaSocket>> {
         let local = sock.local_addr()?;
+        sock.set_nonblocking(true)?;
         Ok(Arc::new(MediaSocket {
             local,
             is_rtcp,
-            sock: UdpSocket::from_std(sock)?,
+            sock,
             state: Mutex::new(state),
             stats_in: Counters::default(),
             stats_out: Counters::default(),
@@ -188,36 +164,24 @@ impl MediaSocket {
         crate::net::set_tos(self.sock.as_raw_fd(), self.local.is_ipv6(), tos)
     }
 
-    /// Starts the receive loop; it stops when the guard is dropped.
-    pub fn spawn(self: &Arc<Self>) -> TaskGuard {
-        TaskGuard(Some(tokio::spawn(Arc::clone(self).run())))
+    /// Starts relaying on one of `poller`'s workers; it stops when the
+    /// registration is dropped or closed.
+    pub fn register(self: &Arc<Self>, poller: &Poller) -> io::Result<Registration> {
+        poller.register(self)
     }
 
-    async fn run(self: Arc<Self>) {
-        thread_local! {
-            static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_PACKET]);
-        }
-        loop {
-            if self.sock.readable().await.is_err() {
-                return;
-            }
-            // Drain up to a batch, then let other sockets run: a socket under
-            // flood must not monopolise a worker thread.
-            let more = BUF.with_borrow_mut(|buf| {
-                for _ in 0..RECV_BATCH {
-                    match self.sock.try_recv_from(buf) {
-                        Ok((n, src)) => self.forward(&buf[..n], src),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                        // Any other error concerns one datagram; keep serving.
-                        Err(_) => {}
-                    }
-                }
-                true
-            });
-            if more {
-                tokio::task::yield_now().await;
+    /// Relays what is queued (one `recvmmsg`); returns how many datagrams
+    /// were taken.
+    fn drain(&self, batch: &mut RecvBatch) -> usize {
+        // An error concerns one datagram (or none); the socket stays served.
+        let n = batch.recv(self.sock.as_raw_fd()).unwrap_or(0);
+        for i in 0..n {
+            match batch.get(i) {
+                (pkt, Some(src)) => self.forward(pkt, src),
+                _ => self.stats_in.error(),
             }
         }
+        n
     }
 
     /// Handles one packet from `src`.
@@ -269,7 +233,7 @@ impl MediaSocket {
         if self.offload.is_some() && dst_final {
             self.offload_to(target.local, dst, tos);
         }
-        match target.sock.try_send_to(pkt, dst) {
+        match crate::net::send_to(target.sock.as_raw_fd(), pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
         }

@@ -1,0 +1,142 @@
+//! The relay's worker threads (`relay::poller`): `--media-num-threads`, the
+//! `--media-coalesce` bound on the added delay, and edge-triggered draining
+//! that never strands queued packets.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use rtpengine_tests::*;
+
+/// Offer + answer; returns (pa, pb): where B and A must send respectively.
+fn setup(rig: &Rig, call: &str) -> (SocketAddr, SocketAddr) {
+    let port_a = media_ports(&rig.offer(call, "ft", OFFER, Vec::new()))[0];
+    let port_b = media_ports(&rig.answer(call, "ft", "tt", ANSWER, Vec::new()))[0];
+    (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
+}
+
+/// Sends `p` from `a` to `to` and returns how long it took to reach `b`.
+fn relay_delay(
+    a: &UdpSocket,
+    to: SocketAddr,
+    b: &UdpSocket,
+    from: SocketAddr,
+    p: &[u8],
+) -> Duration {
+    let t0 = Instant::now();
+    a.send_to(p, to).unwrap();
+    expect_packet(b, from, p);
+    t0.elapsed()
+}
+
+/// The daemon's threads named `rtpe-media-*`.
+fn media_threads(pid: u32) -> usize {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
+    dir.filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|c| c.starts_with("rtpe-media-"))
+        .count()
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn media_num_threads_sets_the_relay_thread_count() {
+    require_root();
+    let rig = Rig::new("mthr3", &["--media-num-threads=3"]);
+    assert_eq!(media_threads(rig.daemon.pid()), 3);
+    // --num-threads is the default for it, as upstream.
+    let rig = Rig::new("mthr2", &["--num-threads=2"]);
+    assert_eq!(media_threads(rig.daemon.pid()), 2);
+}
+
+/// An idle relay forwards a packet at once; one arriving while the thread
+/// waits out its coalescing interval (100 ms here, to make it observable)
+/// waits at most that long.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn coalescing_delays_packets_at_most_the_interval() {
+    require_root();
+    let rig = Rig::new(
+        "coal",
+        &[
+            "--media-coalesce=100000",
+            "--media-num-threads=1",
+            "--endpoint-learning=immediate",
+        ],
+    );
+    let (pa, pb) = setup(&rig, "coal-1");
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+
+    let d = relay_delay(&a, pb, &b, pa, &rtp(0, 1, 160, 0x1111, 1));
+    assert!(d < Duration::from_millis(50), "idle relay took {d:?}");
+    // The thread now waits ~100 ms before it looks again.
+    let d = relay_delay(&a, pb, &b, pa, &rtp(0, 2, 320, 0x1111, 2));
+    assert!(
+        (Duration::from_millis(40)..Duration::from_millis(250)).contains(&d),
+        "packet during the interval took {d:?}"
+    );
+    // Idle again (the interval is over and nothing came): at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let d = relay_delay(&b, pa, &a, pb, &rtp(0, 7, 160, 0x2222, 3));
+    assert!(d < Duration::from_millis(50), "idle relay took {d:?}");
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn coalescing_off_relays_every_packet_at_once() {
+    require_root();
+    let rig = Rig::new(
+        "nocoal",
+        &[
+            "--media-coalesce=0",
+            "--media-num-threads=1",
+            "--endpoint-learning=immediate",
+        ],
+    );
+    let (pa, pb) = setup(&rig, "nocoal-1");
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    for seq in 0..20 {
+        let d = relay_delay(&a, pb, &b, pa, &rtp(0, seq, 160, 0x1111, 1));
+        assert!(d < Duration::from_millis(50), "packet {seq} took {d:?}");
+    }
+}
+
+/// A burst far larger than one receive batch, then silence: the socket is
+/// registered edge-triggered, so nothing but the relay's own bookkeeping
+/// brings it back for the rest; all of it must arrive, in order, and the
+/// other direction must keep flowing meanwhile.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_burst_is_relayed_in_full_without_further_packets() {
+    require_root();
+    let rig = Rig::new(
+        "burst",
+        &["--media-num-threads=1", "--endpoint-learning=immediate"],
+    );
+    let (pa, pb) = setup(&rig, "burst-1");
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    // Learn both ends first.
+    relay_delay(&a, pb, &b, pa, &rtp(0, 0, 0, 0x1111, 0));
+    relay_delay(&b, pa, &a, pb, &rtp(0, 0, 0, 0x2222, 0));
+
+    const BURST: u16 = 100;
+    for seq in 1..=BURST {
+        a.send_to(&rtp(0, seq, 160, 0x1111, 1), pb).unwrap();
+    }
+    let back = relay_delay(&b, pa, &a, pb, &rtp(0, 1, 160, 0x2222, 2));
+    assert!(
+        back < Duration::from_millis(500),
+        "reverse direction took {back:?}"
+    );
+    for seq in 1..=BURST {
+        expect_packet(&b, pa, &rtp(0, seq, 160, 0x1111, 1));
+    }
+    let q = rig.query("burst-1");
+    assert_eq!(
+        get_int(&q, &["totals", "RTP", "packets"]),
+        i64::from(BURST) + 3,
+        "{q:?}"
+    );
+}
