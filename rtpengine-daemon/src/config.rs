@@ -133,7 +133,8 @@ pub struct Config {
     /// Log level as syslog's 0 (emergencies only) to 7 (debug).
     #[arg(short = 'L', long, value_name = "INT", default_value_t = 6, value_parser = clap::value_parser!(u8).range(0..=7))]
     pub log_level: u8,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core); also the relay thread count
+    /// unless `--media-num-threads` is given.
     #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_threads: Option<u16>,
     /// Userspace relay threads (default: `--num-threads`, else one per core).
