@@ -297,7 +297,10 @@ impl RecvBatch {
     pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
         let len = (self.hdrs[i].msg_len as usize).min(self.size);
         let start = i * self.size;
-        (&self.bufs[start..start + len], from_sockaddr(&self.names[i]))
+        (
+            &self.bufs[start..start + len],
+            from_sockaddr(&self.names[i]),
+        )
     }
 }
 

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use crate::clock;
-use crate::net::RecvBatch;
 use crate::interfaces::PortLease;
+use crate::net::RecvBatch;
 use learning::{Endpoint, Policy, Verdict};
 use offload::{KernelCounters, Offload, Rule};
 use poller::{Poller, Registration};
