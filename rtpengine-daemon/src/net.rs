@@ -1,6 +1,7 @@
 //! Socket helpers the standard library lacks: receiving a datagram together
-//! with the local address it was sent to, and sending from a chosen local
-//! address (`IP_PKTINFO` / `IPV6_PKTINFO`).
+//! with the local address it was sent to, sending from a chosen local
+//! address (`IP_PKTINFO` / `IPV6_PKTINFO`), and receiving a batch of
+//! datagrams with one call (`recvmmsg`, for the relay).
 //!
 //! Control replies must leave from the exact address a request hit: Kamailio,
 //! OpenSIPS and the Perl client use connected sockets and drop anything else.
@@ -322,4 +323,36 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(rc as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn recv_batch_takes_what_is_queued_and_truncates() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new(4, 16);
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 0, "nothing queued");
+        for p in [&b"one"[..], b"two", &[7u8; 40]] {
+            tx.send_to(p, to).unwrap();
+        }
+        // Loopback delivers inside send_to: all three are queued now.
+        let n = batch.recv(rx.as_raw_fd()).unwrap();
+        assert_eq!(n, 3);
+        let from = Some(tx.local_addr().unwrap());
+        assert_eq!(batch.get(0), (&b"one"[..], from));
+        assert_eq!(batch.get(1), (&b"two"[..], from));
+        assert_eq!(
+            batch.get(2),
+            (&[7u8; 16][..], from),
+            "cut to the buffer size"
+        );
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 0, "drained");
+        assert!(batch.recv(-1).is_err(), "a bad descriptor is an error");
+    }
 }

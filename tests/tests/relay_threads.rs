@@ -140,3 +140,38 @@ fn a_burst_is_relayed_in_full_without_further_packets() {
         "{q:?}"
     );
 }
+
+/// The largest datagram the relay takes (`MAX_PACKET` − 1 bytes) goes
+/// through intact; a longer one is truncated by the kernel into the receive
+/// buffer, so it is dropped and counted as an error, and the stream goes on.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn oversized_datagrams_are_counted_and_dropped() {
+    require_root();
+    let rig = Rig::new("oversize", &["--endpoint-learning=immediate"]);
+    let (pa, pb) = setup(&rig, "oversize-1");
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+
+    let mut largest = rtp(0, 1, 160, 0x1111, 1);
+    largest.resize(8999, 0xab);
+    a.send_to(&largest, pb).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, src) = b.recv_from(&mut buf).expect("the largest datagram");
+    assert_eq!(src, pa);
+    assert!(
+        buf[..n] == largest[..],
+        "{n} bytes arrived, content differs"
+    );
+    let mut too_big = rtp(0, 2, 320, 0x1111, 2);
+    too_big.resize(9000, 0xcd);
+    a.send_to(&too_big, pb).unwrap();
+    expect_silence(&b);
+    let next = rtp(0, 3, 480, 0x1111, 3);
+    relay_delay(&a, pb, &b, pa, &next);
+
+    let q = rig.query("oversize-1");
+    assert_eq!(get_int(&q, &["totals", "RTP", "errors"]), 1, "{q:?}");
+    // Only relayed datagrams count as packets.
+    assert_eq!(get_int(&q, &["totals", "RTP", "packets"]), 2, "{q:?}");
+}
