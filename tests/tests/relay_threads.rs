@@ -175,3 +175,61 @@ fn oversized_datagrams_are_counted_and_dropped() {
     // Only relayed datagrams count as packets.
     assert_eq!(get_int(&q, &["totals", "RTP", "packets"]), 2, "{q:?}");
 }
+
+/// CPU time (ns) the daemon's thread `name` has run so far.
+fn thread_cpu_ns(pid: u32, name: &str) -> u64 {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
+    for t in dir.filter_map(Result::ok) {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).expect("schedstat");
+            return s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("run time");
+        }
+    }
+    panic!("no thread {name}");
+}
+
+/// A pass with many ready sockets is split with the helper thread (all
+/// cores work under load), and every packet still arrives intact.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_heavy_pass_is_shared_with_the_helper_thread() {
+    require_root();
+    // A long interval gathers the burst into one pass.
+    let rig = Rig::new(
+        "split",
+        &[
+            "--media-num-threads=2",
+            "--media-coalesce=50000",
+            "--endpoint-learning=immediate",
+        ],
+    );
+    const CALLS: u16 = 64;
+    let targets: Vec<(SocketAddr, SocketAddr)> = (0..CALLS)
+        .map(|c| setup(&rig, &format!("split-{c}")))
+        .collect();
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    let pid = rig.daemon.pid();
+    let before = thread_cpu_ns(pid, "rtpe-media-1");
+    for (c, (_, pb)) in targets.iter().enumerate() {
+        a.send_to(&rtp(0, c as u16, 160, 0x1000 + c as u32, c as u8), *pb)
+            .unwrap();
+    }
+    let mut got = std::collections::HashMap::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..CALLS {
+        let (n, src) = b.recv_from(&mut buf).expect("relayed packet");
+        got.insert(src, buf[..n].to_vec());
+    }
+    for (c, (pa, _)) in targets.iter().enumerate() {
+        let want = rtp(0, c as u16, 160, 0x1000 + c as u32, c as u8);
+        assert_eq!(got.get(pa), Some(&want), "call {c}");
+    }
+    let after = thread_cpu_ns(pid, "rtpe-media-1");
+    assert!(after > before, "the helper thread never ran ({before} ns)");
+}

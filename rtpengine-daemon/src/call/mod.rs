@@ -447,10 +447,8 @@ pub(crate) fn allocate_sockets(
         Some(s) => Some(MediaSocket::new(s, true, lease, state(), offload.cloned()).map_err(io)?),
         None => None,
     };
-    let mut tasks = vec![rtp.register(media).map_err(io)?];
-    if let Some(s) = &rtcp {
-        tasks.push(s.register(media).map_err(io)?);
-    }
+    let socks: Vec<&Arc<MediaSocket>> = std::iter::once(&rtp).chain(rtcp.as_ref()).collect();
+    let tasks = media.register(&socks).map_err(io)?;
     let sockets = Sockets {
         rtp,
         rtcp,

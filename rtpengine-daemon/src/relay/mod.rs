@@ -29,7 +29,6 @@ use crate::interfaces::PortLease;
 use crate::net::RecvBatch;
 use learning::{Endpoint, Policy, Verdict};
 use offload::{KernelCounters, Offload, Rule};
-use poller::{Poller, Registration};
 
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.
@@ -162,12 +161,6 @@ impl MediaSocket {
     /// Sets the IPv4 TOS / IPv6 traffic class of packets sent from here.
     pub fn set_tos(&self, tos: u8) -> io::Result<()> {
         crate::net::set_tos(self.sock.as_raw_fd(), self.local.is_ipv6(), tos)
-    }
-
-    /// Starts relaying on one of `poller`'s workers; it stops when the
-    /// registration is dropped or closed.
-    pub fn register(self: &Arc<Self>, poller: &Poller) -> io::Result<Registration> {
-        poller.register(self)
     }
 
     /// Relays what is queued (one `recvmmsg`); returns how many datagrams

@@ -1,29 +1,37 @@
-//! Relay worker threads: one `epoll` set per core, wake-ups coalesced.
+//! Relay threads: one `epoll` set, wake-ups coalesced, work shared out only
+//! when there is enough of it.
 //!
 //! At RTP rates (50 packets/s per stream) almost every packet arrives at a
 //! sleeping relay, and the wake-up (park, epoll, schedule, unpark) costs far
-//! more than forwarding the packet. A worker therefore handles everything
-//! that became readable on its sockets in one pass and then, unless it fell
+//! more than forwarding the packet. One thread, the poller, therefore takes
+//! everything that became readable in one pass and then, unless it fell
 //! behind, waits out the rest of the coalescing interval before it looks
 //! again: under load it wakes once per interval for many packets, not once
-//! per packet. An idle worker blocks in `epoll_wait` with no timer, so a lone
-//! packet is relayed at once; a packet arriving while the worker waits is
-//! delayed by at most the interval (`--media-coalesce`, 0 = off).
+//! per packet. An idle poller blocks in `epoll_wait` with no timer, so a lone
+//! packet is relayed at once; a packet arriving while it waits is delayed by
+//! at most the interval (`--media-coalesce`, 0 = off).
 //!
-//! Each socket belongs to one worker (round robin) for its whole life. It is
-//! registered edge-triggered (Linux reports every arriving datagram, and a
-//! level-triggered set would poll each drained socket once more) and drained
-//! with one `recvmmsg` per pass: fewer datagrams than asked for means the
-//! queue is empty; a full batch puts the socket on the next pass's list, and
-//! such a pass neither waits nor blocks, so a flood is served at full speed
-//! without starving the other sockets.
+//! A pass with many ready sockets is split: the other threads (helpers)
+//! drain parts of it in parallel and the poller waits for them before its
+//! next pass, so no socket is ever read by two threads at once (packet order
+//! is kept) and all cores work under load. A light pass stays on the poller:
+//! waking a second thread for a handful of packets would cost more than the
+//! packets (measured: spreading a light load over two statically assigned
+//! threads doubled the CPU per packet; see BENCHMARKS.md).
+//!
+//! Sockets are registered edge-triggered (Linux reports every arriving
+//! datagram, and a level-triggered set would poll each drained socket once
+//! more) and drained with one `recvmmsg` per pass: fewer datagrams than asked
+//! for means the queue is empty; a full batch puts the socket on the next
+//! pass's list, and such a pass neither waits nor blocks, so a flood is
+//! served at full speed without starving the other sockets.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,29 +44,49 @@ pub const RECV_BATCH: usize = 32;
 /// Readiness events handled per pass.
 const EVENTS: usize = 1024;
 
-/// The epoll token of a worker's stop eventfd.
+/// Ready sockets per thread below which a pass is not split.
+const MIN_PART: usize = 16;
+
+/// The epoll token of the stop eventfd.
 const STOP: u64 = u64::MAX;
 
-/// The relay's worker threads.
+type Ready = Vec<(u64, Arc<MediaSocket>)>;
+
+/// The relay's threads.
 pub struct Poller {
-    workers: Vec<Arc<Worker>>,
+    shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    next: AtomicUsize,
 }
 
-struct Worker {
+struct Shared {
     epoll: OwnedFd,
     stop: OwnedFd,
     sockets: Mutex<HashMap<u64, Arc<MediaSocket>>>,
     next_token: AtomicU64,
-    /// Odd while a pass runs (and may hold socket references), even between.
+    /// Odd while a pass runs (and threads may hold socket references), even
+    /// between passes.
     pass: AtomicU64,
     coalesce: Duration,
+    jobs: Mutex<Jobs>,
+    /// Helpers wait here for parts.
+    work: Condvar,
+    /// The poller waits here for the helpers to finish a pass.
+    done: Condvar,
 }
 
-/// A socket's membership in a worker; dropping it stops the relaying.
+#[derive(Default)]
+struct Jobs {
+    parts: Vec<Ready>,
+    /// Parts handed out and not finished yet.
+    pending: usize,
+    /// Tokens of sockets the helpers left with a full batch.
+    again: Vec<u64>,
+    stop: bool,
+}
+
+/// A socket's membership in the relay; dropping it stops the relaying.
 pub struct Registration {
-    worker: Arc<Worker>,
+    shared: Arc<Shared>,
     token: u64,
     fd: RawFd,
 }
@@ -71,69 +99,84 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Poller {
-    /// Starts `threads` workers (at least one) that coalesce wake-ups over
-    /// `coalesce`.
+    /// Starts `threads` relay threads (at least one: the poller) that
+    /// coalesce wake-ups over `coalesce`.
     pub fn start(threads: usize, coalesce: Duration) -> io::Result<Poller> {
-        let mut workers = Vec::new();
-        let mut handles = Vec::new();
-        for i in 0..threads.max(1) {
-            // SAFETY: plain syscalls; the fds are owned right after.
-            let (epoll, stop) = unsafe {
-                let e = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
-                let s = OwnedFd::from_raw_fd(cvt(libc::eventfd(
-                    0,
-                    libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
-                ))?);
-                (e, s)
-            };
-            let w = Arc::new(Worker {
-                epoll,
-                stop,
-                sockets: Mutex::new(HashMap::new()),
-                next_token: AtomicU64::new(0),
-                pass: AtomicU64::new(0),
-                coalesce,
+        // SAFETY: plain syscalls; the fds are owned right after.
+        let (epoll, stop) = unsafe {
+            let e = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
+            let s = OwnedFd::from_raw_fd(cvt(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?);
+            (e, s)
+        };
+        let shared = Arc::new(Shared {
+            epoll,
+            stop,
+            sockets: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
+            pass: AtomicU64::new(0),
+            coalesce,
+            jobs: Mutex::new(Jobs::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        shared.ctl(libc::EPOLL_CTL_ADD, shared.stop.as_raw_fd(), STOP)?;
+        let mut poller = Poller {
+            shared,
+            threads: Vec::new(),
+        };
+        let threads = threads.max(1);
+        for i in 0..threads {
+            let s = Arc::clone(&poller.shared);
+            let t = std::thread::Builder::new().name(format!("rtpe-media-{i}"));
+            // On error, dropping `poller` stops the threads already started.
+            poller.threads.push(if i == 0 {
+                t.spawn(move || s.poll(threads))?
+            } else {
+                t.spawn(move || s.help())?
             });
-            w.ctl(libc::EPOLL_CTL_ADD, w.stop.as_raw_fd(), STOP)?;
-            let run = Arc::clone(&w);
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("rtpe-media-{i}"))
-                    .spawn(move || run.run())?,
-            );
-            workers.push(w);
         }
-        Ok(Poller {
-            workers,
-            threads: handles,
-            next: AtomicUsize::new(0),
-        })
+        Ok(poller)
     }
 
-    /// Starts relaying `sock` on the next worker.
-    pub fn register(&self, sock: &Arc<MediaSocket>) -> io::Result<Registration> {
-        let i = self.next.fetch_add(1, SeqCst) % self.workers.len();
-        let worker = Arc::clone(&self.workers[i]);
-        let token = worker.next_token.fetch_add(1, SeqCst);
-        let fd = sock.sock.as_raw_fd();
-        // In the map first: an event for the token must find the socket.
-        worker.sockets().insert(token, Arc::clone(sock));
-        if let Err(e) = worker.ctl(libc::EPOLL_CTL_ADD, fd, token) {
-            worker.sockets().remove(&token);
-            return Err(e);
+    /// Starts relaying `socks`.
+    pub fn register(&self, socks: &[&Arc<MediaSocket>]) -> io::Result<Vec<Registration>> {
+        let shared = &self.shared;
+        let mut regs = Vec::with_capacity(socks.len());
+        for sock in socks {
+            let token = shared.next_token.fetch_add(1, SeqCst);
+            let fd = sock.sock.as_raw_fd();
+            // In the map first: an event for the token must find the socket.
+            lock(&shared.sockets).insert(token, Arc::clone(sock));
+            if let Err(e) = shared.ctl(libc::EPOLL_CTL_ADD, fd, token) {
+                lock(&shared.sockets).remove(&token);
+                // `regs` drops here: the ones already added leave again.
+                return Err(e);
+            }
+            regs.push(Registration {
+                shared: Arc::clone(shared),
+                token,
+                fd,
+            });
         }
-        Ok(Registration { worker, token, fd })
+        Ok(regs)
     }
 }
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        for w in &self.workers {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a local to the worker's eventfd.
-            unsafe { libc::write(w.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
+        lock(&self.shared.jobs).stop = true;
+        self.shared.work.notify_all();
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local to the eventfd.
+        unsafe { libc::write(self.shared.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -141,14 +184,14 @@ impl Drop for Poller {
 }
 
 impl Registration {
-    /// Stops relaying and returns once no worker holds the socket any more
+    /// Stops relaying and returns once no thread holds the socket any more
     /// (its port is free when the caller drops the last reference).
     pub async fn close(self) {
-        let worker = Arc::clone(&self.worker);
+        let shared = Arc::clone(&self.shared);
         drop(self);
-        let pass = worker.pass.load(SeqCst);
+        let pass = shared.pass.load(SeqCst);
         // Even: no pass running, and the next one cannot see the socket.
-        while pass % 2 == 1 && worker.pass.load(SeqCst) == pass {
+        while pass % 2 == 1 && shared.pass.load(SeqCst) == pass {
             tokio::time::sleep(Duration::from_micros(100)).await;
         }
     }
@@ -156,18 +199,28 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let sock = self.worker.sockets().remove(&self.token);
+        let sock = lock(&self.shared.sockets).remove(&self.token);
         // The socket (and fd) is still alive here: `sock` holds it.
-        let _ = self.worker.ctl(libc::EPOLL_CTL_DEL, self.fd, self.token);
+        let _ = self.shared.ctl(libc::EPOLL_CTL_DEL, self.fd, self.token);
         drop(sock);
     }
 }
 
-impl Worker {
-    fn sockets(&self) -> MutexGuard<'_, HashMap<u64, Arc<MediaSocket>>> {
-        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+/// Drains every socket of `part`; returns the tokens of those that may have
+/// more queued.
+fn drain(part: &mut Ready, batch: &mut RecvBatch, again: &mut Vec<u64>) {
+    for (token, s) in part.drain(..) {
+        // A bug in one stream's handling must not stop the thread that
+        // serves thousands of others.
+        match catch_unwind(AssertUnwindSafe(|| s.drain(batch))) {
+            Ok(RECV_BATCH) => again.push(token),
+            Ok(_) => {}
+            Err(_) => tracing::error!(local = %s.local, "Media socket handler panicked"),
+        }
     }
+}
 
+impl Shared {
     fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
@@ -177,9 +230,10 @@ impl Worker {
         cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 
-    fn run(&self) {
+    /// The poller thread; `threads` counts it and the helpers.
+    fn poll(&self, threads: usize) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
-        let mut ready: Vec<(u64, Arc<MediaSocket>)> = Vec::with_capacity(EVENTS);
+        let mut ready: Ready = Vec::with_capacity(EVENTS);
         // Sockets whose last drain filled a whole batch (maybe more queued);
         // tokens, not references, so nothing is held between passes.
         let mut again: Vec<u64> = Vec::new();
@@ -200,14 +254,14 @@ impl Worker {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::error!(error = %e, "Media worker stopped");
+                tracing::error!(error = %e, "Media relay stopped");
                 return;
             }
             let start = Instant::now();
             self.pass.fetch_add(1, SeqCst);
             let mut stop = false;
             {
-                let map = self.sockets();
+                let map = lock(&self.sockets);
                 let tokens = events[..n as usize].iter().map(|e| e.u64);
                 for token in again.drain(..).chain(tokens) {
                     if token == STOP {
@@ -217,25 +271,66 @@ impl Worker {
                     }
                 }
             }
-            for (token, s) in ready.drain(..) {
-                // A bug in one stream's handling must not stop the thread
-                // that serves thousands of others.
-                let drained = catch_unwind(AssertUnwindSafe(|| s.drain(&mut batch)));
-                match drained {
-                    Ok(RECV_BATCH) => again.push(token),
-                    Ok(_) => {}
-                    Err(_) => tracing::error!(local = %s.local, "Media socket handler panicked"),
+            let mut parts = threads.min(ready.len() / MIN_PART).max(1);
+            if parts > 1 {
+                let size = ready.len().div_ceil(parts);
+                let mut jobs = lock(&self.jobs);
+                // Helpers may be gone once stopping: keep everything here.
+                if jobs.stop {
+                    parts = 1;
                 }
+                while parts > 1 && ready.len() > size {
+                    jobs.parts.push(ready.split_off(ready.len() - size));
+                    jobs.pending += 1;
+                }
+                drop(jobs);
+                self.work.notify_all();
             }
-            let behind = n as usize == EVENTS || !again.is_empty();
+            drain(&mut ready, &mut batch, &mut again);
+            if parts > 1 {
+                let mut jobs = lock(&self.jobs);
+                while jobs.pending > 0 {
+                    jobs = self.done.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+                }
+                again.append(&mut jobs.again);
+            }
             self.pass.fetch_add(1, SeqCst);
             if stop {
                 return;
             }
+            let behind = n as usize == EVENTS || !again.is_empty();
             if !behind {
                 if let Some(rest) = self.coalesce.checked_sub(start.elapsed()) {
                     std::thread::sleep(rest);
                 }
+            }
+        }
+    }
+
+    /// A helper thread: drains the parts the poller hands out.
+    fn help(&self) {
+        let mut batch = RecvBatch::new(RECV_BATCH, MAX_PACKET);
+        let mut again = Vec::new();
+        loop {
+            let mut part = {
+                let mut jobs = lock(&self.jobs);
+                loop {
+                    // Parts first: the poller waits for every part it handed out.
+                    if let Some(p) = jobs.parts.pop() {
+                        break p;
+                    }
+                    if jobs.stop {
+                        return;
+                    }
+                    jobs = self.work.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            drain(&mut part, &mut batch, &mut again);
+            let mut jobs = lock(&self.jobs);
+            jobs.again.append(&mut again);
+            jobs.pending -= 1;
+            if jobs.pending == 0 {
+                self.done.notify_one();
             }
         }
     }

@@ -13,7 +13,7 @@ rtpengine-bench: load generator and CPU-per-packet benchmark for ng media proxie
 usage: rtpengine-bench [options]        (as root; see BENCHMARKS.md)
 
   --quick                 CI smoke test (< 2 min): 50 calls, 1 round, short intervals
-  --daemons LIST          ours,ours-kernel,upstream,floor,external (default: all but external)
+  --daemons LIST          ours,ours-kernel,upstream,floor,socket-floor,external (default: all but external)
   --calls LIST            concurrent calls per scenario (default 100,1000,10000)
   --rounds N              rounds; every round runs every daemon once per call count (default 3)
   --interval SECS         length of one CPU interval (default 5)
@@ -118,7 +118,13 @@ impl Opts {
         let mut o = Opts {
             help: false,
             quick,
-            daemons: vec![Kind::Ours, Kind::OursKernel, Kind::Upstream, Kind::Floor],
+            daemons: vec![
+                Kind::Ours,
+                Kind::OursKernel,
+                Kind::Upstream,
+                Kind::Floor,
+                Kind::SocketFloor,
+            ],
             calls: if quick {
                 vec![50]
             } else {

@@ -23,6 +23,8 @@ pub enum Kind {
     External,
     /// No daemon: the minimal XDP forwarder, with rules installed by the bench.
     Floor,
+    /// No daemon: the minimal relay on kernel UDP sockets ([`super::sockfloor`]).
+    SocketFloor,
 }
 
 impl Kind {
@@ -34,7 +36,10 @@ impl Kind {
             "upstream" => Kind::Upstream,
             "external" => Kind::External,
             "floor" => Kind::Floor,
-            _ => bail!("unknown daemon {s:?} (ours, ours-kernel, upstream, external, floor)"),
+            "socket-floor" => Kind::SocketFloor,
+            _ => bail!(
+                "unknown daemon {s:?} (ours, ours-kernel, upstream, external, floor, socket-floor)"
+            ),
         })
     }
 
@@ -46,6 +51,7 @@ impl Kind {
             Kind::Upstream => "upstream",
             Kind::External => "external",
             Kind::Floor => "floor",
+            Kind::SocketFloor => "socket-floor",
         }
     }
 }
@@ -118,7 +124,9 @@ impl DaemonProc {
                 args.push("--table=-1".into());
                 &l.upstream_bin
             }
-            Kind::External | Kind::Floor => bail!("{} is not started by the bench", kind.name()),
+            Kind::External | Kind::Floor | Kind::SocketFloor => {
+                bail!("{} is not started by the bench", kind.name())
+            }
         };
         if !bin.exists() {
             bail!("{} is missing", bin.display());

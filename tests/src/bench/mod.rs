@@ -1,7 +1,7 @@
 //! `rtpengine-bench`: load generator and CPU-per-packet benchmark for ng media
 //! proxies (this project's daemon in userspace and in-kernel mode, Debian's
-//! upstream rtpengine, any external ng daemon, and a minimal XDP forwarder
-//! "floor").
+//! upstream rtpengine, any external ng daemon, a minimal XDP forwarder
+//! "floor", and a minimal relay on kernel sockets, the "socket floor").
 //!
 //! Library code here never panics on input: every failure is an
 //! `anyhow::Error` that unwinds through the RAII guards ([`topo::Topology`],
@@ -15,12 +15,17 @@ pub mod media;
 pub mod ng;
 pub mod report;
 pub mod scenario;
+pub mod sockfloor;
 pub mod stop;
 pub mod topo;
 pub mod xdp;
 
 /// Entry point of the binary.
 pub fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve-socket-floor") {
+        return sockfloor::serve(&args[1..]);
+    }
     let opts = cli::Opts::parse(std::env::args().skip(1))?;
     if opts.help {
         print!("{}", cli::USAGE);

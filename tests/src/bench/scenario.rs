@@ -17,6 +17,7 @@ use super::daemon::{DaemonProc, Kind, Launch, NG_ADDR};
 use super::media::{bind_sockets, Interval, Media, Path, Stream};
 use super::ng::{self, encode, get_int, media_addr, phone_sdp, Ng, PipeStats, B};
 use super::report;
+use super::sockfloor::SocketFloor;
 use super::topo::{self, in_ns, Topology};
 use super::xdp;
 
@@ -158,7 +159,8 @@ fn call_id(round: usize, n: usize, c: usize) -> String {
     format!("bench-{}-{round}-{n}-{c}", std::process::id())
 }
 
-fn caller_port(c: usize, k: usize) -> u16 {
+/// The port call `c`'s caller (and callee) sends from, with `k` sockets per side.
+pub fn caller_port(c: usize, k: usize) -> u16 {
     CALLER_PORT_BASE + 2 * (c % k) as u16
 }
 
@@ -297,11 +299,20 @@ fn scenario(
         Kind::Ours | Kind::OursKernel | Kind::Upstream => {
             Some(DaemonProc::start(kind, topo, launch)?)
         }
-        Kind::External | Kind::Floor => None,
+        Kind::External | Kind::Floor | Kind::SocketFloor => None,
+    };
+    if n > FLOOR_PORT_BASE as usize / 2 && matches!(kind, Kind::Floor | Kind::SocketFloor) {
+        bail!("too many calls for the floor's port plan");
+    }
+    let k = o.sockets.min(n).min(2000);
+    let sock_floor = match kind {
+        Kind::SocketFloor => Some(SocketFloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
+        _ => None,
     };
     let pid = daemon
         .as_ref()
         .map(|d| d.pid)
+        .or(sock_floor.as_ref().map(|f| f.pid))
         .or(if *kind == Kind::External { o.pid } else { None });
     let ng_addr: SocketAddr = match (&daemon, &o.ng) {
         (Some(d), _) => d.ng,
@@ -309,7 +320,6 @@ fn scenario(
         (None, None) => NG_ADDR.parse()?,
     };
     let meter = Meter::new(pid);
-    let k = o.sockets.min(n).min(2000);
     let ports: Vec<u16> = (0..k).map(|j| CALLER_PORT_BASE + 2 * j as u16).collect();
     let mut socks = bind_sockets(&topo.caller, ports.clone())?;
     socks.extend(bind_sockets(&topo.callee, ports)?);
@@ -323,13 +333,15 @@ fn scenario(
         callee_dst: vec![None; n],
     };
     let mut _floor = None;
-    let ngc = if *kind == Kind::Floor {
+    let ngc = if matches!(kind, Kind::Floor | Kind::SocketFloor) {
         for c in 0..n {
             let p = FLOOR_PORT_BASE + 2 * c as u16;
             sides.caller_dst[c] = Some(SocketAddrV4::new(topo::PROXY_CALLER_IP, p));
             sides.callee_dst[c] = Some(SocketAddrV4::new(topo::PROXY_CALLEE_IP, p));
         }
-        _floor = Some(install_floor(topo, n, k)?);
+        if *kind == Kind::Floor {
+            _floor = Some(install_floor(topo, n, k)?);
+        }
         None
     } else {
         let ngc = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
@@ -347,9 +359,6 @@ fn scenario(
         out["signalling"] = sig_json(&st);
         Some(ngc)
     };
-    if n > FLOOR_PORT_BASE as usize / 2 && *kind == Kind::Floor {
-        bail!("too many calls for the floor's port plan");
-    }
 
     // Streams: caller → callee on caller socket j, callee → caller on callee socket j.
     let mut streams = Vec::with_capacity(2 * n);

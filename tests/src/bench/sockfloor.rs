@@ -1,0 +1,183 @@
+//! The userspace floor: the cheapest relay on kernel UDP sockets this bench
+//! knows, to show how much of a userspace relay's cost is the kernel's.
+//!
+//! It uses our relay's strategy and syscalls (an edge-triggered epoll set,
+//! one `recvmmsg` per ready socket, `sendto` from the paired socket, 1 ms
+//! coalescing; `rtpengine::net`) on one thread, the cheapest way to serve the
+//! bench's rates, and nothing else: destinations are fixed, so there is no
+//! learning, no lock, no counter, no signalling.
+//! Like a daemon it is a process of its own in the proxy namespace
+//! (`rtpengine-bench --serve-socket-floor CALLS PORT_BASE K`), measured the
+//! same way.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use rtpengine::net::{send_to, RecvBatch};
+
+use super::scenario::caller_port;
+use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
+
+const BATCH: usize = 32;
+const COALESCE: Duration = Duration::from_millis(1);
+
+/// One receiving socket and where its packets go.
+struct Leg {
+    rx: RawFd,
+    tx: RawFd,
+    dst: SocketAddr,
+}
+
+/// A running socket floor process; killed on drop.
+pub struct SocketFloor {
+    child: Child,
+    /// Its pid (for /proc).
+    pub pid: u32,
+}
+
+impl SocketFloor {
+    /// Starts the floor in namespace `ns` for `calls` calls on ports
+    /// `port_base + 2c` of both proxy addresses, relaying to the ports the
+    /// generator uses with `k` sockets per side; returns once it is bound.
+    pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result<SocketFloor> {
+        let exe = std::env::current_exe().context("locating rtpengine-bench")?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(exe)
+            .args([
+                "--serve-socket-floor",
+                &calls.to_string(),
+                &port_base.to_string(),
+                &k.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the socket floor")?;
+        let pid = child.id();
+        let mut floor = SocketFloor { child, pid };
+        let out = floor.child.stdout.take().context("socket floor stdout")?;
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("the socket floor did not start (said {line:?})");
+        }
+        Ok(floor)
+    }
+}
+
+impl Drop for SocketFloor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The floor process: binds, says "ready", relays until killed.
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let [calls, port_base, k] = args else {
+        bail!("usage: --serve-socket-floor CALLS PORT_BASE K");
+    };
+    let calls: usize = calls.parse().context("CALLS")?;
+    let port_base: u16 = port_base.parse().context("PORT_BASE")?;
+    let k: usize = k.parse().context("K")?;
+    let mut socks = Vec::with_capacity(2 * calls);
+    for c in 0..calls {
+        let p = port_base + 2 * c as u16;
+        for ip in [PROXY_CALLER_IP, PROXY_CALLEE_IP] {
+            let s = UdpSocket::bind(SocketAddrV4::new(ip, p))
+                .with_context(|| format!("socket floor: bind {ip}:{p}"))?;
+            s.set_nonblocking(true)?;
+            socks.push(s);
+        }
+    }
+    let mut legs = Vec::with_capacity(socks.len());
+    for c in 0..calls {
+        let (a, b) = (&socks[2 * c], &socks[2 * c + 1]);
+        let d = caller_port(c, k);
+        legs.push(Leg {
+            rx: a.as_raw_fd(),
+            tx: b.as_raw_fd(),
+            dst: SocketAddr::V4(SocketAddrV4::new(CALLEE_IP, d)),
+        });
+        legs.push(Leg {
+            rx: b.as_raw_fd(),
+            tx: a.as_raw_fd(),
+            dst: SocketAddr::V4(SocketAddrV4::new(CALLER_IP, d)),
+        });
+    }
+    // SAFETY: plain syscall; the fd is owned right after.
+    let ep = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+    for (i, leg) in legs.iter().enumerate() {
+        epoll_add(ep.as_raw_fd(), leg.rx, i as u64)?;
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    relay(ep.as_raw_fd(), &legs);
+    Ok(())
+}
+
+fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn epoll_add(ep: RawFd, fd: RawFd, token: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: token,
+    };
+    // SAFETY: valid fds; `ev` outlives the call.
+    cvt(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+}
+
+fn relay(ep: RawFd, legs: &[Leg]) {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut batch = RecvBatch::new(BATCH, 2048);
+    let (mut again, mut ready): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+    loop {
+        let timeout = if again.is_empty() { -1 } else { 0 };
+        // SAFETY: the buffer holds `events.len()` entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                ep,
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                timeout,
+            )
+        };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        let start = Instant::now();
+        ready.clear();
+        ready.append(&mut again);
+        ready.extend(events[..n as usize].iter().map(|e| e.u64));
+        for &token in &ready {
+            let Some(leg) = legs.get(token as usize) else {
+                continue;
+            };
+            let got = batch.recv(leg.rx).unwrap_or(0);
+            for i in 0..got {
+                let _ = send_to(leg.tx, batch.get(i).0, leg.dst);
+            }
+            if got == BATCH {
+                again.push(token);
+            }
+        }
+        if again.is_empty() && (n as usize) < events.len() {
+            if let Some(rest) = COALESCE.checked_sub(start.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+}
