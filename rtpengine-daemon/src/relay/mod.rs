@@ -7,9 +7,9 @@
 //! Sockets know their peer only weakly, so dropping a call's streams closes
 //! everything.
 //!
-//! Sockets are served by the [`poller`]'s worker threads, which coalesce
-//! wake-ups (the dominant cost at RTP packet rates) and drain each ready
-//! socket with one `recvmmsg` into a per-worker buffer: no per-socket buffer
+//! Sockets are served by the [`poller`]'s threads, which coalesce wake-ups
+//! (the dominant cost at RTP packet rates) and drain each ready socket with
+//! one `recvmmsg` into a per-thread buffer: no per-socket buffer
 //! (tens of thousands of sockets), and a full send buffer drops the packet
 //! (counted as an error) instead of stalling the stream.
 

@@ -11,13 +11,14 @@
 //! packet is relayed at once; a packet arriving while it waits is delayed by
 //! at most the interval (`--media-coalesce`, 0 = off).
 //!
-//! A pass with many ready sockets is split: the other threads (helpers)
-//! drain parts of it in parallel and the poller waits for them before its
-//! next pass, so no socket is ever read by two threads at once (packet order
-//! is kept) and all cores work under load. A light pass stays on the poller:
-//! waking a second thread for a handful of packets would cost more than the
-//! packets (measured: spreading a light load over two statically assigned
-//! threads doubled the CPU per packet; see BENCHMARKS.md).
+//! A pass with more work than half an interval (estimated from the time per
+//! socket of the passes before) is split: the other threads (helpers) drain
+//! parts of it in parallel and the poller waits for them before its next
+//! pass, so no socket is ever read by two threads at once (packet order is
+//! kept) and all cores work once one is not enough. Lighter passes stay on
+//! the poller: waking a second thread costs more than it saves (measured:
+//! spreading a light load over two threads doubled the CPU per packet; see
+//! BENCHMARKS.md).
 //!
 //! Sockets are registered edge-triggered (Linux reports every arriving
 //! datagram, and a level-triggered set would poll each drained socket once
@@ -44,8 +45,12 @@ pub const RECV_BATCH: usize = 32;
 /// Readiness events handled per pass.
 const EVENTS: usize = 1024;
 
-/// Ready sockets per thread below which a pass is not split.
-const MIN_PART: usize = 16;
+/// Ready sockets per thread below which a pass is never split.
+const MIN_PART: usize = 8;
+
+/// Work (per thread) a pass must have before it is split, when coalescing
+/// is off.
+const MIN_SPLIT_WORK: Duration = Duration::from_micros(500);
 
 /// The epoll token of the stop eventfd.
 const STOP: u64 = u64::MAX;
@@ -238,6 +243,9 @@ impl Shared {
         // tokens, not references, so nothing is held between passes.
         let mut again: Vec<u64> = Vec::new();
         let mut batch = RecvBatch::new(RECV_BATCH, MAX_PACKET);
+        // Smoothed time one ready socket takes, in nanoseconds.
+        let mut per_socket_ns = 0u64;
+        let budget = (self.coalesce / 2).max(MIN_SPLIT_WORK);
         loop {
             let timeout = if again.is_empty() { -1 } else { 0 };
             // SAFETY: the buffer holds EVENTS entries.
@@ -271,7 +279,11 @@ impl Shared {
                     }
                 }
             }
-            let mut parts = threads.min(ready.len() / MIN_PART).max(1);
+            let count = ready.len();
+            let work = per_socket_ns.saturating_mul(count as u64);
+            let by_work = work.div_ceil(budget.as_nanos().max(1) as u64) as usize;
+            let mut parts = threads.min(count / MIN_PART).min(by_work).max(1);
+            let drain_start = Instant::now();
             if parts > 1 {
                 let size = ready.len().div_ceil(parts);
                 let mut jobs = lock(&self.jobs);
@@ -293,6 +305,16 @@ impl Shared {
                     jobs = self.done.wait(jobs).unwrap_or_else(PoisonError::into_inner);
                 }
                 again.append(&mut jobs.again);
+            }
+            if count > 0 {
+                // Thread time per socket: a split pass's wall time covers
+                // `parts` threads working side by side.
+                let took = drain_start.elapsed().as_nanos() as u64 * parts as u64;
+                let sample = took / count as u64;
+                per_socket_ns = match per_socket_ns {
+                    0 => sample,
+                    old => (old * 3 + sample) / 4,
+                };
             }
             self.pass.fetch_add(1, SeqCst);
             if stop {
