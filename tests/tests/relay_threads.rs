@@ -224,13 +224,14 @@ fn a_heavy_pass_is_shared_with_the_helper_thread() {
         &["--media-num-threads=2", "--endpoint-learning=immediate"],
     );
     const CALLS: u16 = 200;
-    const EACH: u16 = 16;
+    // More than one receive batch per socket: carried-over sockets too.
+    const EACH: u16 = 40;
     let targets: Vec<(SocketAddr, SocketAddr)> = (0..CALLS)
         .map(|c| setup(&rig, &format!("split-{c}")))
         .collect();
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
-    force_rcvbuf(&b, 16 << 20);
+    force_rcvbuf(&b, 32 << 20);
     let pid = rig.daemon.pid();
     let before = thread_cpu_ns(pid, "rtpe-media-1");
     let pkt = |c: u16, seq: u16| rtp(0, seq, 160 * u32::from(seq), 0x1000 + u32::from(c), c as u8);

@@ -211,8 +211,8 @@ impl Drop for Registration {
     }
 }
 
-/// Drains every socket of `part`; returns the tokens of those that may have
-/// more queued.
+/// Drains every socket of `part`; adds the tokens of those that may have
+/// more queued to `again`.
 fn drain(part: &mut Ready, batch: &mut RecvBatch, again: &mut Vec<u64>) {
     for (token, s) in part.drain(..) {
         // A bug in one stream's handling must not stop the thread that
@@ -269,15 +269,27 @@ impl Shared {
             self.pass.fetch_add(1, SeqCst);
             let mut stop = false;
             {
+                // A socket carried over may have a new event too: list it
+                // once, or two threads could read it at the same time.
+                again.sort_unstable();
+                again.dedup();
                 let map = lock(&self.sockets);
-                let tokens = events[..n as usize].iter().map(|e| e.u64);
-                for token in again.drain(..).chain(tokens) {
+                for &token in &again {
+                    if let Some(s) = map.get(&token) {
+                        ready.push((token, Arc::clone(s)));
+                    }
+                }
+                for token in events[..n as usize].iter().map(|e| e.u64) {
                     if token == STOP {
                         stop = true;
+                    } else if again.binary_search(&token).is_ok() {
+                        continue;
                     } else if let Some(s) = map.get(&token) {
                         ready.push((token, Arc::clone(s)));
                     }
                 }
+                drop(map);
+                again.clear();
             }
             let count = ready.len();
             let work = per_socket_ns.saturating_mul(count as u64);
