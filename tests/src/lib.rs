@@ -524,21 +524,31 @@ pub fn rtcp_sr(ssrc: u32) -> Vec<u8> {
     p
 }
 
-/// Enables `IP_RECVTOS` on an IPv4 socket.
-pub fn enable_recvtos(s: &UdpSocket) {
+/// Sets an integer socket option; panics (naming it `what`) on failure.
+pub fn set_int_opt(
+    s: &UdpSocket,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+    what: &str,
+) {
     use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
     // SAFETY: valid socket fd and a c_int option value of the right size.
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_RECVTOS,
-            (&one as *const libc::c_int).cast(),
+            level,
+            opt,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    assert_eq!(rc, 0, "IP_RECVTOS: {}", std::io::Error::last_os_error());
+    assert_eq!(rc, 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+/// Enables `IP_RECVTOS` on an IPv4 socket.
+pub fn enable_recvtos(s: &UdpSocket) {
+    set_int_opt(s, libc::IPPROTO_IP, libc::IP_RECVTOS, 1, "IP_RECVTOS");
 }
 
 /// Receives one datagram on an IPv4 socket with `IP_RECVTOS` enabled

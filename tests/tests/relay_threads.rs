@@ -14,6 +14,16 @@ fn setup(rig: &Rig, call: &str) -> (SocketAddr, SocketAddr) {
     (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
 }
 
+/// A daemon with `args` and one answered call: (rig, pa, pb, a, b), where
+/// phone B sends to `pa` and phone A to `pb`.
+fn one_call(tag: &str, args: &[&str]) -> (Rig, SocketAddr, SocketAddr, UdpSocket, UdpSocket) {
+    let rig = Rig::new(tag, args);
+    let (pa, pb) = setup(&rig, &format!("{tag}-1"));
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    (rig, pa, pb, a, b)
+}
+
 /// Sends `p` from `a` to `to` and returns how long it took to reach `b`.
 fn relay_delay(
     a: &UdpSocket,
@@ -55,7 +65,7 @@ fn media_num_threads_sets_the_relay_thread_count() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn coalescing_delays_packets_at_most_the_interval() {
     require_root();
-    let rig = Rig::new(
+    let (_rig, pa, pb, a, b) = one_call(
         "coal",
         &[
             "--media-coalesce=100000",
@@ -63,9 +73,6 @@ fn coalescing_delays_packets_at_most_the_interval() {
             "--endpoint-learning=immediate",
         ],
     );
-    let (pa, pb) = setup(&rig, "coal-1");
-    let a = rig.socket("198.51.100.1:2010");
-    let b = rig.socket("198.51.100.3:2012");
 
     let d = relay_delay(&a, pb, &b, pa, &rtp(0, 1, 160, 0x1111, 1));
     assert!(d < Duration::from_millis(50), "idle relay took {d:?}");
@@ -85,7 +92,7 @@ fn coalescing_delays_packets_at_most_the_interval() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn coalescing_off_relays_every_packet_at_once() {
     require_root();
-    let rig = Rig::new(
+    let (_rig, pa, pb, a, b) = one_call(
         "nocoal",
         &[
             "--media-coalesce=0",
@@ -93,9 +100,6 @@ fn coalescing_off_relays_every_packet_at_once() {
             "--endpoint-learning=immediate",
         ],
     );
-    let (pa, pb) = setup(&rig, "nocoal-1");
-    let a = rig.socket("198.51.100.1:2010");
-    let b = rig.socket("198.51.100.3:2012");
     for seq in 0..20 {
         let d = relay_delay(&a, pb, &b, pa, &rtp(0, seq, 160, 0x1111, 1));
         assert!(d < Duration::from_millis(50), "packet {seq} took {d:?}");
@@ -110,13 +114,10 @@ fn coalescing_off_relays_every_packet_at_once() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn a_burst_is_relayed_in_full_without_further_packets() {
     require_root();
-    let rig = Rig::new(
+    let (rig, pa, pb, a, b) = one_call(
         "burst",
         &["--media-num-threads=1", "--endpoint-learning=immediate"],
     );
-    let (pa, pb) = setup(&rig, "burst-1");
-    let a = rig.socket("198.51.100.1:2010");
-    let b = rig.socket("198.51.100.3:2012");
     // Learn both ends first.
     relay_delay(&a, pb, &b, pa, &rtp(0, 0, 0, 0x1111, 0));
     relay_delay(&b, pa, &a, pb, &rtp(0, 0, 0, 0x2222, 0));
@@ -148,10 +149,7 @@ fn a_burst_is_relayed_in_full_without_further_packets() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn oversized_datagrams_are_counted_and_dropped() {
     require_root();
-    let rig = Rig::new("oversize", &["--endpoint-learning=immediate"]);
-    let (pa, pb) = setup(&rig, "oversize-1");
-    let a = rig.socket("198.51.100.1:2010");
-    let b = rig.socket("198.51.100.3:2012");
+    let (rig, pa, pb, a, b) = one_call("oversize", &["--endpoint-learning=immediate"]);
 
     let mut largest = rtp(0, 1, 160, 0x1111, 1);
     largest.resize(8999, 0xab);
@@ -193,22 +191,6 @@ fn thread_cpu_ns(pid: u32, name: &str) -> u64 {
     panic!("no thread {name}");
 }
 
-/// Enlarges a socket's receive buffer beyond `rmem_max` (root).
-fn force_rcvbuf(s: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: valid fd; the option value is a c_int that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-}
-
 /// A pass with more work than half an interval is split with the helper
 /// thread (all cores work under load), and every packet still arrives
 /// intact and in order. The burst lasts longer than an interval whatever the
@@ -231,7 +213,14 @@ fn a_heavy_pass_is_shared_with_the_helper_thread() {
         .collect();
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
-    force_rcvbuf(&b, 32 << 20);
+    // Beyond rmem_max (root): the whole burst may queue up at B.
+    set_int_opt(
+        &b,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        32 << 20,
+        "SO_RCVBUFFORCE",
+    );
     let pid = rig.daemon.pid();
     let before = thread_cpu_ns(pid, "rtpe-media-1");
     let pkt = |c: u16, seq: u16| rtp(0, seq, 160 * u32::from(seq), 0x1000 + u32::from(c), c as u8);
