@@ -17,31 +17,9 @@ use network_types::{
     ip::Ipv4Hdr,
     udp::UdpHdr,
 };
-use rtpengine_common::csum;
+use rtpengine_common::{csum, FloorKey, FloorTarget};
 
 use crate::ptr_at;
-
-/// Key: destination address and port as in the packet.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct FloorKey {
-    addr: [u8; 4],
-    port: [u8; 2],
-    pad: [u8; 2],
-}
-
-/// Rewrite: new source and destination, egress device and MACs.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct FloorTarget {
-    src_addr: [u8; 4],
-    dst_addr: [u8; 4],
-    src_port: [u8; 2],
-    dst_port: [u8; 2],
-    ifindex: u32,
-    smac: [u8; 6],
-    dmac: [u8; 6],
-}
 
 /// Floor rules, filled by the benchmark.
 #[btf_map]

@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{MediaSocket, MAX_PACKET};
-use crate::net::RecvBatch;
+use crate::net::{Epoll, RecvBatch};
 
 /// Datagrams taken from one socket per pass.
 pub const RECV_BATCH: usize = 32;
@@ -64,7 +64,7 @@ pub struct Poller {
 }
 
 struct Shared {
-    epoll: OwnedFd,
+    epoll: Epoll,
     stop: OwnedFd,
     sockets: Mutex<HashMap<u64, Arc<MediaSocket>>>,
     next_token: AtomicU64,
@@ -96,14 +96,6 @@ pub struct Registration {
     fd: RawFd,
 }
 
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -112,15 +104,14 @@ impl Poller {
     /// Starts `threads` relay threads (at least one: the poller) that
     /// coalesce wake-ups over `coalesce`.
     pub fn start(threads: usize, coalesce: Duration) -> io::Result<Poller> {
-        // SAFETY: plain syscalls; the fds are owned right after.
-        let (epoll, stop) = unsafe {
-            let e = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
-            let s = OwnedFd::from_raw_fd(cvt(libc::eventfd(
-                0,
-                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
-            ))?);
-            (e, s)
-        };
+        let epoll = Epoll::new()?;
+        // SAFETY: plain syscall.
+        let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if stop < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let stop = unsafe { OwnedFd::from_raw_fd(stop) };
         let shared = Arc::new(Shared {
             epoll,
             stop,
@@ -132,7 +123,7 @@ impl Poller {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        shared.ctl(libc::EPOLL_CTL_ADD, shared.stop.as_raw_fd(), STOP)?;
+        shared.epoll.add(shared.stop.as_raw_fd(), STOP)?;
         let mut poller = Poller {
             shared,
             threads: Vec::new(),
@@ -160,7 +151,7 @@ impl Poller {
             let fd = sock.sock.as_raw_fd();
             // In the map first: an event for the token must find the socket.
             lock(&shared.sockets).insert(token, Arc::clone(sock));
-            if let Err(e) = shared.ctl(libc::EPOLL_CTL_ADD, fd, token) {
+            if let Err(e) = shared.epoll.add(fd, token) {
                 lock(&shared.sockets).remove(&token);
                 // `regs` drops here: the ones already added leave again.
                 return Err(e);
@@ -206,7 +197,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let sock = lock(&self.shared.sockets).remove(&self.token);
         // The socket (and fd) is still alive here: `sock` holds it.
-        let _ = self.shared.ctl(libc::EPOLL_CTL_DEL, self.fd, self.token);
+        let _ = self.shared.epoll.delete(self.fd);
         drop(sock);
     }
 }
@@ -226,15 +217,6 @@ fn drain(part: &mut Ready, batch: &mut RecvBatch, again: &mut Vec<u64>) {
 }
 
 impl Shared {
-    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: token,
-        };
-        // SAFETY: valid epoll fd; `ev` outlives the call.
-        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
-    }
-
     /// The poller thread; `threads` counts it and the helpers.
     fn poll(&self, threads: usize) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
@@ -248,23 +230,13 @@ impl Shared {
         let budget = (self.coalesce / 2).max(MIN_SPLIT_WORK);
         loop {
             let timeout = if again.is_empty() { -1 } else { 0 };
-            // SAFETY: the buffer holds EVENTS entries.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    EVENTS as libc::c_int,
-                    timeout,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "Media relay stopped");
+                    return;
                 }
-                tracing::error!(error = %e, "Media relay stopped");
-                return;
-            }
+            };
             let start = Instant::now();
             self.pass.fetch_add(1, SeqCst);
             let mut stop = false;
@@ -279,7 +251,7 @@ impl Shared {
                         ready.push((token, Arc::clone(s)));
                     }
                 }
-                for token in events[..n as usize].iter().map(|e| e.u64) {
+                for token in events[..n].iter().map(|e| e.u64) {
                     if token == STOP {
                         stop = true;
                     } else if again.binary_search(&token).is_ok() {
@@ -332,7 +304,7 @@ impl Shared {
             if stop {
                 return;
             }
-            let behind = n as usize == EVENTS || !again.is_empty();
+            let behind = n == EVENTS || !again.is_empty();
             if !behind {
                 if let Some(rest) = self.coalesce.checked_sub(start.elapsed()) {
                     std::thread::sleep(rest);

@@ -12,12 +12,12 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use rtpengine::net::{send_to, RecvBatch};
+use rtpengine::net::{send_to, Epoll, RecvBatch};
 
 use super::scenario::caller_port;
 use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
@@ -109,59 +109,29 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
             dst: SocketAddr::V4(SocketAddrV4::new(CALLER_IP, d)),
         });
     }
-    // SAFETY: plain syscall; the fd is owned right after.
-    let ep = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+    let ep = Epoll::new()?;
     for (i, leg) in legs.iter().enumerate() {
-        epoll_add(ep.as_raw_fd(), leg.rx, i as u64)?;
+        ep.add(leg.rx, i as u64)?;
     }
     println!("ready");
     std::io::stdout().flush()?;
-    relay(ep.as_raw_fd(), &legs);
+    relay(&ep, &legs);
     Ok(())
 }
 
-fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn epoll_add(ep: RawFd, fd: RawFd, token: u64) -> std::io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-        u64: token,
-    };
-    // SAFETY: valid fds; `ev` outlives the call.
-    cvt(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
-}
-
-fn relay(ep: RawFd, legs: &[Leg]) {
+fn relay(ep: &Epoll, legs: &[Leg]) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut batch = RecvBatch::new(BATCH, 2048);
     let (mut again, mut ready): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     loop {
         let timeout = if again.is_empty() { -1 } else { 0 };
-        // SAFETY: the buffer holds `events.len()` entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                ep,
-                events.as_mut_ptr(),
-                events.len() as libc::c_int,
-                timeout,
-            )
-        };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
+        let Ok(n) = ep.wait(&mut events, timeout) else {
             return;
-        }
+        };
         let start = Instant::now();
         ready.clear();
         ready.append(&mut again);
-        ready.extend(events[..n as usize].iter().map(|e| e.u64));
+        ready.extend(events[..n].iter().map(|e| e.u64));
         for &token in &ready {
             let Some(leg) = legs.get(token as usize) else {
                 continue;
@@ -174,7 +144,7 @@ fn relay(ep: RawFd, legs: &[Leg]) {
                 again.push(token);
             }
         }
-        if again.is_empty() && (n as usize) < events.len() {
+        if again.is_empty() && n < events.len() {
             if let Some(rest) = COALESCE.checked_sub(start.elapsed()) {
                 std::thread::sleep(rest);
             }

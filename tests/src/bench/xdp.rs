@@ -10,6 +10,7 @@ use aya::maps::HashMap as BpfHashMap;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use rtpengine::kernel::EBPF_OBJECT;
+use rtpengine_common::{FloorKey, FloorTarget};
 
 use super::topo::in_ns;
 
@@ -51,33 +52,6 @@ pub fn attach_pass(devs: &[(String, &'static str)]) -> anyhow::Result<Loaded> {
     }
     Ok(Loaded(out))
 }
-
-/// Key of a floor rule (matches floor.rs): destination address and port as
-/// they appear in the packet (network byte order).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct FloorKey {
-    addr: [u8; 4],
-    port: [u8; 2],
-    pad: [u8; 2],
-}
-// SAFETY: plain old data, no padding beyond the explicit field.
-unsafe impl aya::Pod for FloorKey {}
-
-/// Rewrite target of a floor rule (matches floor.rs).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct FloorTarget {
-    src_addr: [u8; 4],
-    dst_addr: [u8; 4],
-    src_port: [u8; 2],
-    dst_port: [u8; 2],
-    ifindex: u32,
-    smac: [u8; 6],
-    dmac: [u8; 6],
-}
-// SAFETY: plain old data (28 bytes, 4-aligned, no implicit padding).
-unsafe impl aya::Pod for FloorTarget {}
 
 /// One floor rule: packets to `local` leave `ifindex` from `new_src` to `dst`.
 #[derive(Clone, Copy, Debug)]
