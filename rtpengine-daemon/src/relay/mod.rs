@@ -168,21 +168,22 @@ impl MediaSocket {
     fn drain(&self, batch: &mut RecvBatch) -> usize {
         // An error concerns one datagram (or none); the socket stays served.
         let n = batch.recv(self.sock.as_raw_fd()).unwrap_or(0);
+        // One clock read per batch: its datagrams arrived together.
+        let now = Instant::now();
         for i in 0..n {
             match batch.get(i) {
-                (pkt, Some(src)) => self.forward(pkt, src),
+                (pkt, Some(src)) => self.forward(pkt, src, now),
                 _ => self.stats_in.error(),
             }
         }
         n
     }
 
-    /// Handles one packet from `src`.
+    /// Handles one packet from `src`, received at `now`.
     ///
     /// Lock discipline: at most one [`SocketState`] lock is held at a time
     /// (two sockets forwarding to each other would otherwise deadlock).
-    fn forward(&self, pkt: &[u8], src: SocketAddr) {
-        let now = Instant::now();
+    fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
         let now_ms = clock::ms_of(now);
         let (target, peers) = {
             let mut st = self.state();
