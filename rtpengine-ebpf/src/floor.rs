@@ -1,13 +1,19 @@
-//! The benchmark's floor: the least an XDP forwarder can do for an IPv4/UDP
-//! flow (match the destination, rewrite addresses, ports and MACs from a
+//! The benchmark's floors; the daemon never loads them.
+//!
+//! `rtpengine_floor`: the least an XDP forwarder can do for an IPv4/UDP flow
+//! (match the destination, rewrite addresses, ports and MACs from a
 //! precomputed rule, fix checksums incrementally, redirect). No policy, no FIB
 //! lookup, no statistics. `cargo xtask bench` measures it in the same topology
 //! as the real dataplane to show how close `rtpengine_xdp` gets to the
-//! physical limit; the daemon never loads it.
+//! physical limit.
+//!
+//! `rtpengine_xsk_floor`: hands the packets of the same flows to an AF_XDP
+//! socket (`XSK_FLOOR[XSK_BASE[ingress ifindex] + rx queue]`), for the
+//! bench's kernel-bypass userspace floor (`tests/src/bench/xskfloor.rs`).
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::HashMap,
+    btf_maps::{HashMap, XskMap},
     helpers::generated::bpf_redirect,
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -24,6 +30,64 @@ use crate::ptr_at;
 /// Floor rules, filled by the benchmark.
 #[btf_map]
 static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 65536> = HashMap::new();
+
+/// AF_XDP sockets of the XSK floor, indexed by `XSK_BASE[ifindex] + rx queue`.
+#[btf_map]
+static XSK_FLOOR: XskMap<64> = XskMap::new();
+
+/// First `XSK_FLOOR` slot of each device (ifindex → slot).
+#[btf_map]
+static XSK_BASE: HashMap<u32, u32, 16> = HashMap::new();
+
+/// The XSK floor's entry point: packets of a `FLOOR_FLOWS` destination go to
+/// the device queue's AF_XDP socket, everything else to the stack.
+#[xdp]
+pub fn rtpengine_xsk_floor(ctx: XdpContext) -> u32 {
+    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds-checked above.
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
+        return xdp_action::XDP_PASS;
+    }
+    to_xsk(&ctx)
+}
+
+/// Inlined for the same reason as `forward`.
+#[inline(always)]
+fn to_xsk(ctx: &XdpContext) -> u32 {
+    const IP_OFF: usize = EthHdr::LEN;
+    const UDP_OFF: usize = IP_OFF + Ipv4Hdr::LEN;
+    let (Some(ip), Some(udp)) = (
+        ptr_at::<Ipv4Hdr>(ctx, IP_OFF),
+        ptr_at::<UdpHdr>(ctx, UDP_OFF),
+    ) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds-checked above; packet memory is valid during the run.
+    let key = unsafe {
+        if (*ip).vihl != 0x45 || (*ip).proto != 17 {
+            return xdp_action::XDP_PASS;
+        }
+        FloorKey {
+            addr: (*ip).dst_addr,
+            port: (*udp).dst,
+            pad: [0; 2],
+        }
+    };
+    if FLOOR_FLOWS.get_ptr(key).is_none() {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(base) = XSK_BASE.get_ptr(ctx.ingress_ifindex() as u32) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: a value of XSK_BASE, valid during the run.
+    let slot = unsafe { *base } + ctx.rx_queue_index();
+    // No socket in the slot → XDP_PASS (the low bits of the flags).
+    match XSK_FLOOR.redirect(slot, xdp_action::XDP_PASS as u64) {
+        Ok(action) | Err(action) => action,
+    }
+}
 
 /// The floor forwarder.
 #[xdp]

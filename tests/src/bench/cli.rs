@@ -12,8 +12,11 @@ rtpengine-bench: load generator and CPU-per-packet benchmark for ng media proxie
 
 usage: rtpengine-bench [options]        (as root; see BENCHMARKS.md)
 
-  --quick                 CI smoke test (< 2 min): 50 calls, 1 round, short intervals
-  --daemons LIST          ours,ours-kernel,upstream,floor,socket-floor,external (default: all but external)
+  --quick                 CI smoke test (< 2 min): 50 calls, 1 round, short intervals; fails if a
+                          configuration does not run, loses > 1 %, or relays from a wrong source
+  --daemons LIST          ours,ours-kernel,upstream,floor,socket-floor,uring-floor,
+                          xsk-floor,external
+                          (default: all but external)
   --calls LIST            concurrent calls per scenario (default 100,1000,10000)
   --rounds N              rounds; every round runs every daemon once per call count (default 3)
   --interval SECS         length of one CPU interval (default 5)
@@ -124,6 +127,8 @@ impl Opts {
                 Kind::Upstream,
                 Kind::Floor,
                 Kind::SocketFloor,
+                Kind::UringFloor,
+                Kind::XskFloor,
             ],
             calls: if quick {
                 vec![50]

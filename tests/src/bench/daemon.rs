@@ -25,6 +25,10 @@ pub enum Kind {
     Floor,
     /// No daemon: the minimal relay on kernel UDP sockets ([`super::sockfloor`]).
     SocketFloor,
+    /// No daemon: the same relay over AF_XDP sockets ([`super::xskfloor`]).
+    XskFloor,
+    /// No daemon: the same relay with io_uring ([`super::uringfloor`]).
+    UringFloor,
 }
 
 impl Kind {
@@ -37,8 +41,10 @@ impl Kind {
             "external" => Kind::External,
             "floor" => Kind::Floor,
             "socket-floor" => Kind::SocketFloor,
+            "xsk-floor" => Kind::XskFloor,
+            "uring-floor" => Kind::UringFloor,
             _ => bail!(
-                "unknown daemon {s:?} (ours, ours-kernel, upstream, external, floor, socket-floor)"
+                "unknown daemon {s:?} (ours, ours-kernel, upstream, external, floor, socket-floor, xsk-floor, uring-floor)"
             ),
         })
     }
@@ -52,6 +58,8 @@ impl Kind {
             Kind::External => "external",
             Kind::Floor => "floor",
             Kind::SocketFloor => "socket-floor",
+            Kind::XskFloor => "xsk-floor",
+            Kind::UringFloor => "uring-floor",
         }
     }
 }
@@ -124,7 +132,11 @@ impl DaemonProc {
                 args.push("--table=-1".into());
                 &l.upstream_bin
             }
-            Kind::External | Kind::Floor | Kind::SocketFloor => {
+            Kind::External
+            | Kind::Floor
+            | Kind::SocketFloor
+            | Kind::XskFloor
+            | Kind::UringFloor => {
                 bail!("{} is not started by the bench", kind.name())
             }
         };

@@ -59,6 +59,33 @@ const METRICS: &[(&str, &[&str])] = &[
     ("rate_pps", &["rate_pps"]),
 ];
 
+/// What makes a smoke run (`--quick`) fail: a configuration that did not run,
+/// lost more than 1 % of its packets, relayed from a wrong source or
+/// miscounted. No performance thresholds.
+pub fn smoke_failures(summary: &[Json]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in summary {
+        let name = format!(
+            "{} with {} calls",
+            s["daemon"].as_str().unwrap_or("?"),
+            s["calls"]
+        );
+        if let Some(e) = s["error"].as_str() {
+            out.push(format!("{name}: {e}"));
+        } else if s["loss"].as_f64().is_none_or(|l| l > 1.0) {
+            out.push(format!("{name}: loss {} %", s["loss"]));
+        } else if s["wrong_src"].as_f64().is_none_or(|w| w > 0.0) {
+            out.push(format!(
+                "{name}: {} packets from a wrong source",
+                s["wrong_src"]
+            ));
+        } else if s["stats_ok"] != json!(true) {
+            out.push(format!("{name}: the daemon's counters do not match"));
+        }
+    }
+    out
+}
+
 /// Upstream's forward ns/pkt, max rate, setup rate and flat-out rate.
 type UpstreamRef = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
@@ -215,4 +242,33 @@ pub fn plot(json_file: &FsPath, png: &FsPath) -> anyhow::Result<()> {
     }
     eprintln!("bench: wrote {}", png.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoke_failures_flag_broken_configurations_only() {
+        let good = json!({"daemon": "ours", "calls": 50, "loss": 0.0, "wrong_src": 0.0,
+                          "stats_ok": true});
+        assert!(smoke_failures(std::slice::from_ref(&good)).is_empty());
+        let mut lossy = good.clone();
+        lossy["loss"] = json!(11.0);
+        let mut spoofed = good.clone();
+        spoofed["wrong_src"] = json!(3.0);
+        let mut miscounted = good.clone();
+        miscounted["stats_ok"] = json!(false);
+        let failed = json!({"daemon": "xsk-floor", "calls": 50, "rounds": 0,
+                            "error": "did not start"});
+        let out = smoke_failures(&[good, lossy, spoofed, miscounted, failed]);
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert!(out[0].contains("loss 11.0"), "{out:?}");
+        assert!(out[1].contains("wrong source"), "{out:?}");
+        assert!(out[2].contains("counters"), "{out:?}");
+        assert!(
+            out[3].contains("xsk-floor with 50 calls: did not start"),
+            "{out:?}"
+        );
+    }
 }

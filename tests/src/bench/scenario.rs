@@ -17,9 +17,9 @@ use super::daemon::{DaemonProc, Kind, Launch, NG_ADDR};
 use super::media::{bind_sockets, Interval, Media, Path, Stream};
 use super::ng::{self, encode, get_int, media_addr, phone_sdp, Ng, PipeStats, B};
 use super::report;
-use super::sockfloor::SocketFloor;
 use super::topo::{self, in_ns, Topology};
 use super::xdp;
+use super::{sockfloor, uringfloor, xskfloor};
 
 const CALLER_PORT_BASE: u16 = 16000;
 const FLOOR_PORT_BASE: u16 = 20000;
@@ -143,6 +143,12 @@ pub fn run_all(o: &Opts) -> anyhow::Result<()> {
         eprintln!("bench: wrote {}", p.display());
         if let Some(png) = &o.plot {
             report::plot(p, png)?;
+        }
+    }
+    if o.quick {
+        let failed = report::smoke_failures(&summary);
+        if !failed.is_empty() {
+            bail!("smoke test failed:\n  {}", failed.join("\n  "));
         }
     }
     Ok(())
@@ -299,20 +305,35 @@ fn scenario(
         Kind::Ours | Kind::OursKernel | Kind::Upstream => {
             Some(DaemonProc::start(kind, topo, launch)?)
         }
-        Kind::External | Kind::Floor | Kind::SocketFloor => None,
+        Kind::External | Kind::Floor | Kind::SocketFloor | Kind::XskFloor | Kind::UringFloor => {
+            None
+        }
     };
-    if n > FLOOR_PORT_BASE as usize / 2 && matches!(kind, Kind::Floor | Kind::SocketFloor) {
+    let floor_kind = matches!(
+        kind,
+        Kind::Floor | Kind::SocketFloor | Kind::XskFloor | Kind::UringFloor
+    );
+    if n > FLOOR_PORT_BASE as usize / 2 && floor_kind {
         bail!("too many calls for the floor's port plan");
     }
     let k = o.sockets.min(n).min(2000);
-    let sock_floor = match kind {
-        Kind::SocketFloor => Some(SocketFloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
+    let floor_proc = match kind {
+        Kind::SocketFloor => Some(sockfloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
+        Kind::UringFloor => Some(uringfloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
+        Kind::XskFloor => Some(xskfloor::start(
+            &topo.proxy,
+            n,
+            FLOOR_PORT_BASE,
+            k,
+            Topology::mac(&topo.caller, "c0")?,
+            Topology::mac(&topo.callee, "e0")?,
+        )?),
         _ => None,
     };
     let pid = daemon
         .as_ref()
         .map(|d| d.pid)
-        .or(sock_floor.as_ref().map(|f| f.pid))
+        .or(floor_proc.as_ref().map(|f| f.pid))
         .or(if *kind == Kind::External { o.pid } else { None });
     let ng_addr: SocketAddr = match (&daemon, &o.ng) {
         (Some(d), _) => d.ng,
@@ -333,7 +354,7 @@ fn scenario(
         callee_dst: vec![None; n],
     };
     let mut _floor = None;
-    let ngc = if matches!(kind, Kind::Floor | Kind::SocketFloor) {
+    let ngc = if floor_kind {
         for c in 0..n {
             let p = FLOOR_PORT_BASE + 2 * c as u16;
             sides.caller_dst[c] = Some(SocketAddrV4::new(topo::PROXY_CALLER_IP, p));

@@ -26,60 +26,68 @@ const BATCH: usize = 32;
 const COALESCE: Duration = Duration::from_millis(1);
 
 /// One receiving socket and where its packets go.
-struct Leg {
-    rx: RawFd,
-    tx: RawFd,
-    dst: SocketAddr,
+pub struct Leg {
+    /// The socket packets arrive on.
+    pub rx: RawFd,
+    /// The paired socket they leave from.
+    pub tx: RawFd,
+    /// Their destination.
+    pub dst: SocketAddrV4,
 }
 
-/// A running socket floor process; killed on drop.
-pub struct SocketFloor {
+/// A running floor process (socket or XSK floor); killed on drop.
+pub struct FloorProc {
     child: Child,
     /// Its pid (for /proc).
     pub pid: u32,
 }
 
-impl SocketFloor {
-    /// Starts the floor in namespace `ns` for `calls` calls on ports
-    /// `port_base + 2c` of both proxy addresses, relaying to the ports the
-    /// generator uses with `k` sockets per side; returns once it is bound.
-    pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result<SocketFloor> {
+impl FloorProc {
+    /// Runs `rtpengine-bench SERVE_FLAG ARGS…` in namespace `ns` and returns
+    /// once it says "ready".
+    pub fn start(ns: &str, serve_flag: &str, args: &[String]) -> anyhow::Result<FloorProc> {
         let exe = std::env::current_exe().context("locating rtpengine-bench")?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(exe)
-            .args([
-                "--serve-socket-floor",
-                &calls.to_string(),
-                &port_base.to_string(),
-                &k.to_string(),
-            ])
+            .arg(serve_flag)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
-            .context("starting the socket floor")?;
+            .with_context(|| format!("starting {serve_flag}"))?;
         let pid = child.id();
-        let mut floor = SocketFloor { child, pid };
-        let out = floor.child.stdout.take().context("socket floor stdout")?;
+        let mut floor = FloorProc { child, pid };
+        let out = floor.child.stdout.take().context("floor stdout")?;
         let mut line = String::new();
         BufReader::new(out).read_line(&mut line)?;
         if line.trim() != "ready" {
-            bail!("the socket floor did not start (said {line:?})");
+            bail!("{serve_flag} did not start (said {line:?})");
         }
         Ok(floor)
     }
 }
 
-impl Drop for SocketFloor {
+impl Drop for FloorProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// The floor process: binds, says "ready", relays until killed.
-pub fn serve(args: &[String]) -> anyhow::Result<()> {
+/// Starts the socket floor in namespace `ns` for `calls` calls on ports
+/// `port_base + 2c` of both proxy addresses, relaying to the ports the
+/// generator uses with `k` sockets per side; returns once it is bound.
+pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result<FloorProc> {
+    let args = [calls.to_string(), port_base.to_string(), k.to_string()];
+    FloorProc::start(ns, "--serve-socket-floor", &args)
+}
+
+/// Parses `CALLS PORT_BASE K`, binds both proxy-side sockets of every call
+/// and pairs them: the sockets (kept open by the caller) and one leg per
+/// receiving socket.
+pub fn bind_legs(args: &[String]) -> anyhow::Result<(Vec<UdpSocket>, Vec<Leg>)> {
     let [calls, port_base, k] = args else {
-        bail!("usage: --serve-socket-floor CALLS PORT_BASE K");
+        bail!("usage: CALLS PORT_BASE K");
     };
     let calls: usize = calls.parse().context("CALLS")?;
     let port_base: u16 = port_base.parse().context("PORT_BASE")?;
@@ -89,7 +97,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         let p = port_base + 2 * c as u16;
         for ip in [PROXY_CALLER_IP, PROXY_CALLEE_IP] {
             let s = UdpSocket::bind(SocketAddrV4::new(ip, p))
-                .with_context(|| format!("socket floor: bind {ip}:{p}"))?;
+                .with_context(|| format!("floor: bind {ip}:{p}"))?;
             s.set_nonblocking(true)?;
             socks.push(s);
         }
@@ -101,14 +109,20 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         legs.push(Leg {
             rx: a.as_raw_fd(),
             tx: b.as_raw_fd(),
-            dst: SocketAddr::V4(SocketAddrV4::new(CALLEE_IP, d)),
+            dst: SocketAddrV4::new(CALLEE_IP, d),
         });
         legs.push(Leg {
             rx: b.as_raw_fd(),
             tx: a.as_raw_fd(),
-            dst: SocketAddr::V4(SocketAddrV4::new(CALLER_IP, d)),
+            dst: SocketAddrV4::new(CALLER_IP, d),
         });
     }
+    Ok((socks, legs))
+}
+
+/// The floor process: binds, says "ready", relays until killed.
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let (_socks, legs) = bind_legs(args)?;
     let ep = Epoll::new()?;
     for (i, leg) in legs.iter().enumerate() {
         ep.add(leg.rx, i as u64)?;
@@ -138,7 +152,7 @@ fn relay(ep: &Epoll, legs: &[Leg]) {
             };
             let got = batch.recv(leg.rx).unwrap_or(0);
             for i in 0..got {
-                let _ = send_to(leg.tx, batch.get(i).0, leg.dst);
+                let _ = send_to(leg.tx, batch.get(i).0, SocketAddr::V4(leg.dst));
             }
             if got == BATCH {
                 again.push(token);

@@ -1,0 +1,211 @@
+//! The io_uring floor: the socket floor's job (same sockets, fixed
+//! destinations, no logic, one thread, 1 ms coalescing) done with io_uring
+//! instead of epoll + `recvmmsg` + `sendto`, to measure what io_uring would
+//! save a relay on kernel UDP sockets before building it into the daemon.
+//!
+//! Every receiving socket has one multishot `recvmsg` drawing from a
+//! provided-buffer ring; a received buffer is sent as is (`IORING_OP_SEND`
+//! with the leg's destination) from the paired socket and returned to the
+//! ring when the send completes. The ring runs with `DEFER_TASKRUN`, so
+//! packets arriving while the thread sleeps out the coalescing interval
+//! cost no wake-up; their receive work runs in the next wait.
+//! `rtpengine-bench --serve-uring-floor CALLS PORT_BASE K`.
+
+use std::io::Write as _;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::sockfloor::{bind_legs, FloorProc};
+
+const COALESCE: Duration = Duration::from_millis(1);
+/// Provided buffers (power of two) and their size.
+const BUFS: u16 = 4096;
+const BUF: usize = 2048;
+const BGID: u16 = 0;
+/// user_data bit of sends (the rest is the buffer id); receives carry the leg.
+const SEND: u64 = 1 << 63;
+
+/// Starts the io_uring floor in namespace `ns` (see `sockfloor::start`).
+pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result<FloorProc> {
+    let args = [calls.to_string(), port_base.to_string(), k.to_string()];
+    FloorProc::start(ns, "--serve-uring-floor", &args)
+}
+
+/// The provided-buffer ring and its buffers.
+struct BufRing {
+    ring: *mut types::BufRingEntry,
+    ring_len: usize,
+    mem: Vec<u8>,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new(uring: &IoUring) -> anyhow::Result<BufRing> {
+        let ring_len = usize::from(BUFS) * std::mem::size_of::<types::BufRingEntry>();
+        // SAFETY: a fresh anonymous mapping (page-aligned, as the kernel requires).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap buffer ring");
+        }
+        let mut br = BufRing {
+            ring: ptr.cast(),
+            ring_len,
+            mem: vec![0; usize::from(BUFS) * BUF],
+            tail: 0,
+        };
+        // SAFETY: the ring memory lives until drop (after the uring is gone:
+        // the caller drops the uring first).
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(ptr as u64, BUFS, BGID, 0)
+        }
+        .context("registering the buffer ring")?;
+        for bid in 0..BUFS {
+            br.push(bid);
+        }
+        br.publish();
+        Ok(br)
+    }
+
+    /// Gives buffer `bid` back to the kernel (visible after `publish`).
+    fn push(&mut self, bid: u16) {
+        let addr = self.mem[usize::from(bid) * BUF..].as_ptr() as u64;
+        // SAFETY: the index is masked into the ring.
+        let e = unsafe { &mut *self.ring.add(usize::from(self.tail & (BUFS - 1))) };
+        e.set_addr(addr);
+        e.set_len(BUF as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field of the first entry, shared with the kernel.
+        let tail = unsafe {
+            &*(types::BufRingEntry::tail(self.ring) as *const std::sync::atomic::AtomicU16)
+        };
+        tail.store(self.tail, std::sync::atomic::Ordering::Release);
+    }
+
+    fn buf(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid) * BUF;
+        &self.mem[start..start + len.min(BUF)]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping from new().
+        unsafe { libc::munmap(self.ring.cast(), self.ring_len) };
+    }
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Pushes `e`, submitting first if the queue is full.
+fn push(ring: &mut IoUring, e: &squeue::Entry) -> anyhow::Result<()> {
+    loop {
+        // SAFETY: every pointer in our entries (msghdr, buffers, addresses)
+        // outlives the operation.
+        if unsafe { ring.submission().push(e) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit().context("io_uring submit")?;
+    }
+}
+
+/// The floor process: binds, arms, says "ready", relays until killed.
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let (_socks, legs) = bind_legs(args)?;
+    let dsts: Vec<libc::sockaddr_in> = legs.iter().map(|l| sockaddr(l.dst)).collect();
+    let mut ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(4 * u32::from(BUFS))
+        .build(u32::from(BUFS))
+        .context("creating the io_uring (needs Linux ≥ 6.1)")?;
+    let mut bufs = BufRing::new(&ring)?;
+    // SAFETY: all-zero is a valid msghdr; only the name length matters.
+    let mut msghdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    let arm = |leg: usize| {
+        opcode::RecvMsgMulti::new(types::Fd(legs[leg].rx), &msghdr, BGID)
+            .build()
+            .user_data(leg as u64)
+    };
+    for i in 0..legs.len() {
+        push(&mut ring, &arm(i))?;
+    }
+    ring.submit().context("arming receives")?;
+    println!("ready");
+    std::io::stdout().flush()?;
+
+    let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(4096);
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e).context("io_uring wait"),
+        }
+        let start = Instant::now();
+        done.clear();
+        done.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(ud, res, flags) in &done {
+            if ud & SEND != 0 {
+                bufs.push((ud & 0xffff) as u16);
+                continue;
+            }
+            let leg = ud as usize;
+            if let (true, Some(bid)) = (res >= 0, cqueue::buffer_select(flags)) {
+                let payload = types::RecvMsgOut::parse(bufs.buf(bid, res as usize), &msghdr)
+                    .ok()
+                    .filter(|m| !m.is_payload_truncated())
+                    .map(|m| (m.payload_data().as_ptr(), m.payload_data().len()));
+                match payload {
+                    Some((ptr, len)) => {
+                        let send = opcode::Send::new(types::Fd(legs[leg].tx), ptr, len as u32)
+                            .dest_addr((&dsts[leg] as *const libc::sockaddr_in).cast())
+                            .dest_addr_len(std::mem::size_of::<libc::sockaddr_in>() as u32)
+                            .build()
+                            .user_data(SEND | u64::from(bid));
+                        push(&mut ring, &send)?;
+                    }
+                    None => bufs.push(bid),
+                }
+            }
+            if !cqueue::more(flags) {
+                // Multishot ended (e.g. out of buffers): re-arm.
+                push(&mut ring, &arm(leg))?;
+            }
+        }
+        bufs.publish();
+        ring.submit().context("io_uring submit")?;
+        if let Some(rest) = COALESCE.checked_sub(start.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+}

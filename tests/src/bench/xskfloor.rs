@@ -1,0 +1,346 @@
+//! The kernel-bypass userspace floor: the socket floor's job (fixed
+//! destinations, no logic, one thread, 1 ms coalescing) done over AF_XDP
+//! instead of UDP sockets, to show what a userspace relay can cost when the
+//! kernel's UDP/IP stack is out of the path on the proxy.
+//!
+//! An XDP program (`rtpengine_xsk_floor`, rtpengine-ebpf/src/floor.rs) on the
+//! proxy's two veths hands packets for the floor's ports to an AF_XDP socket
+//! per device queue (`xsk.rs`); this process rewrites MACs, addresses, ports
+//! and checksums in userspace and queues the frame on the other device's
+//! socket. Like the socket floor it is a process of its own in the proxy
+//! namespace (`rtpengine-bench --serve-xsk-floor CALLS PORT_BASE K C0_MAC
+//! E0_MAC`), measured the same way.
+
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use aya::maps::{HashMap as BpfHashMap, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::EbpfLoader;
+use rtpengine::kernel::EBPF_OBJECT;
+use rtpengine::net::Epoll;
+use rtpengine_common::{csum, FloorKey, FloorTarget};
+
+use super::scenario::caller_port;
+use super::sockfloor::FloorProc;
+use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
+use super::xsk::{rx_queues, Xsk};
+
+const BATCH: u32 = 64;
+const COALESCE: Duration = Duration::from_millis(1);
+const PROGRAM: &str = "rtpengine_xsk_floor";
+
+/// Starts the XSK floor in namespace `ns` (see `sockfloor::start`); `c0`,
+/// `e0` are the endpoints' MACs.
+pub fn start(
+    ns: &str,
+    calls: usize,
+    port_base: u16,
+    k: usize,
+    c0: [u8; 6],
+    e0: [u8; 6],
+) -> anyhow::Result<FloorProc> {
+    let args = [
+        calls.to_string(),
+        port_base.to_string(),
+        k.to_string(),
+        fmt_mac(c0),
+        fmt_mac(e0),
+    ];
+    FloorProc::start(ns, "--serve-xsk-floor", &args)
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC address {s:?}");
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC {s:?}"))?;
+    }
+    Ok(mac)
+}
+
+fn sysfs(dev: &str, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(format!("/sys/class/net/{dev}/{what}"))
+        .with_context(|| format!("reading {dev}'s {what}"))
+}
+
+/// Where packets arriving at one proxy port go (network byte order).
+#[derive(Clone, Copy, Default)]
+struct Rule {
+    src: [u8; 4],
+    dst: [u8; 4],
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+/// Rules for both sides, indexed by call: `[from caller, from callee]`.
+struct Rules {
+    port_base: u16,
+    calls: Vec<[Rule; 2]>,
+}
+
+impl Rules {
+    /// Rewrites an Ethernet/IPv4/UDP frame in place; `Some(side)` is the side
+    /// it arrived on (0 caller, 1 callee) and leaves on the other.
+    fn rewrite(&self, f: &mut [u8]) -> Option<usize> {
+        if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] != 0x45 || f[23] != 17 {
+            return None;
+        }
+        let side = match Ipv4Addr::new(f[30], f[31], f[32], f[33]) {
+            PROXY_CALLER_IP => 0,
+            PROXY_CALLEE_IP => 1,
+            _ => return None,
+        };
+        let off = u16::from_be_bytes([f[36], f[37]]).checked_sub(self.port_base)?;
+        let r = self
+            .calls
+            .get(usize::from(off / 2))
+            .filter(|_| off % 2 == 0)?[side];
+        let (old_src, old_dst) = ([f[26], f[27], f[28], f[29]], [f[30], f[31], f[32], f[33]]);
+        let old_ports = [f[34], f[35], f[36], f[37]];
+        let new_ports = [r.src_port[0], r.src_port[1], r.dst_port[0], r.dst_port[1]];
+        let addr_d = csum::replace(csum::replace(0, &old_src, &r.src), &old_dst, &r.dst);
+        let ip_check = csum::update([f[24], f[25]], addr_d);
+        let udp_check = csum::update_udp4(
+            [f[40], f[41]],
+            csum::replace(addr_d, &old_ports, &new_ports),
+        );
+        f[0..6].copy_from_slice(&r.dmac);
+        f[6..12].copy_from_slice(&r.smac);
+        f[24..26].copy_from_slice(&ip_check);
+        f[26..30].copy_from_slice(&r.src);
+        f[30..34].copy_from_slice(&r.dst);
+        f[34..38].copy_from_slice(&new_ports);
+        f[40..42].copy_from_slice(&udp_check);
+        Some(side)
+    }
+}
+
+/// The floor process: attaches, binds, says "ready", relays until killed.
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let [calls, port_base, k, c0, e0] = args else {
+        bail!("usage: --serve-xsk-floor CALLS PORT_BASE K C0_MAC E0_MAC");
+    };
+    let calls: usize = calls.parse().context("CALLS")?;
+    let port_base: u16 = port_base.parse().context("PORT_BASE")?;
+    let k: usize = k.parse().context("K")?;
+    let (m_c0, m_e0) = (parse_mac(c0)?, parse_mac(e0)?);
+    let devs = ["p0", "p1"];
+    let mut ifindex = [0u32; 2];
+    let mut mac = [[0u8; 6]; 2];
+    for (i, dev) in devs.iter().enumerate() {
+        ifindex[i] = sysfs(dev, "ifindex")?.trim().parse().context("ifindex")?;
+        mac[i] = parse_mac(&sysfs(dev, "address")?)?;
+    }
+    let mut rules = Rules {
+        port_base,
+        calls: Vec::with_capacity(calls),
+    };
+    for c in 0..calls {
+        let p = (port_base + 2 * c as u16).to_be_bytes();
+        let d = caller_port(c, k).to_be_bytes();
+        rules.calls.push([
+            // From the caller: out p1 to the callee.
+            Rule {
+                src: PROXY_CALLEE_IP.octets(),
+                dst: CALLEE_IP.octets(),
+                src_port: p,
+                dst_port: d,
+                smac: mac[1],
+                dmac: m_e0,
+            },
+            Rule {
+                src: PROXY_CALLER_IP.octets(),
+                dst: CALLER_IP.octets(),
+                src_port: p,
+                dst_port: d,
+                smac: mac[0],
+                dmac: m_c0,
+            },
+        ]);
+    }
+
+    // No pin path: private maps, nothing shared with a daemon.
+    let mut ebpf = EbpfLoader::new()
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object")?;
+    {
+        let Some(prog) = ebpf.program_mut(PROGRAM) else {
+            bail!("this build's eBPF object has no {PROGRAM} program");
+        };
+        let prog: &mut Xdp = prog.try_into()?;
+        prog.load()?;
+        for dev in devs {
+            prog.attach(dev, XdpMode::Driver)
+                .with_context(|| format!("attaching {PROGRAM} to {dev}"))?;
+        }
+    }
+    {
+        let mut flows: BpfHashMap<_, FloorKey, FloorTarget> =
+            BpfHashMap::try_from(ebpf.map_mut("FLOOR_FLOWS").context("FLOOR_FLOWS")?)?;
+        for c in 0..calls {
+            for ip in [PROXY_CALLER_IP, PROXY_CALLEE_IP] {
+                let key = FloorKey {
+                    addr: ip.octets(),
+                    port: (port_base + 2 * c as u16).to_be_bytes(),
+                    pad: [0; 2],
+                };
+                flows.insert(key, FloorTarget::default(), 0)?;
+            }
+        }
+    }
+    // Sockets: all queues of p0, then all of p1.
+    let mut socks: [Vec<Xsk>; 2] = [Vec::new(), Vec::new()];
+    let mut slot = 0u32;
+    for (i, dev) in devs.iter().enumerate() {
+        let mut base: BpfHashMap<_, u32, u32> =
+            BpfHashMap::try_from(ebpf.map_mut("XSK_BASE").context("XSK_BASE")?)?;
+        base.insert(ifindex[i], slot, 0)?;
+        let mut xsks = XskMap::try_from(ebpf.map_mut("XSK_FLOOR").context("XSK_FLOOR")?)?;
+        for q in 0..rx_queues(dev)? {
+            let x = Xsk::bind(ifindex[i], q)?;
+            xsks.set(slot, x.fd(), 0)
+                .with_context(|| format!("XSK_FLOOR[{slot}]"))?;
+            socks[i].push(x);
+            slot += 1;
+        }
+    }
+    let ep = Epoll::new()?;
+    for (i, x) in socks.iter().flatten().enumerate() {
+        ep.add(x.fd(), i as u64)?;
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    let [a, b] = &mut socks;
+    relay(&ep, &rules, a, b);
+    drop(ebpf);
+    Ok(())
+}
+
+fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk]) {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 16];
+    let mut again = false;
+    loop {
+        let timeout = if again { 0 } else { -1 };
+        if ep.wait(&mut events, timeout).is_err() {
+            return;
+        }
+        let start = Instant::now();
+        again = pass(rules, p0, p1) | pass(rules, p1, p0);
+        for x in p0.iter_mut().chain(p1.iter_mut()) {
+            x.flush();
+        }
+        if !again {
+            if let Some(rest) = COALESCE.checked_sub(start.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+}
+
+/// Relays what the sockets of one device received out of the other's first
+/// socket; true if a socket had a full batch (more may be waiting).
+fn pass(rules: &Rules, from: &mut [Xsk], to: &mut [Xsk]) -> bool {
+    let Some(out) = to.first_mut() else {
+        return false;
+    };
+    let mut full = false;
+    for x in from.iter_mut() {
+        let n = x.receive(BATCH, |f| {
+            if rules.rewrite(f).is_some() {
+                out.queue(f);
+            }
+        });
+        full |= n == BATCH;
+    }
+    full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dst: Ipv4Addr, port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 42 + 4];
+        let len = f.len() as u16;
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&(len - 14).to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&CALLER_IP.octets());
+        f[30..34].copy_from_slice(&dst.octets());
+        f[34..36].copy_from_slice(&30000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&port.to_be_bytes());
+        f[38..40].copy_from_slice(&(len - 34).to_be_bytes());
+        f[42..].copy_from_slice(b"rtp!");
+        let ip = csum::ipv4_header_checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&ip);
+        let udp = csum::udp4_checksum(
+            f[26..30].try_into().unwrap(),
+            f[30..34].try_into().unwrap(),
+            &f[34..],
+        );
+        f[40..42].copy_from_slice(&udp);
+        f
+    }
+
+    #[test]
+    fn rewrite_keeps_checksums_valid_and_rejects_strangers() {
+        let r = Rule {
+            src: PROXY_CALLEE_IP.octets(),
+            dst: CALLEE_IP.octets(),
+            src_port: 40000u16.to_be_bytes(),
+            dst_port: 30002u16.to_be_bytes(),
+            smac: [2; 6],
+            dmac: [3; 6],
+        };
+        let rules = Rules {
+            port_base: 40000,
+            calls: vec![[r, Rule::default()]],
+        };
+        let mut f = frame(PROXY_CALLER_IP, 40000);
+        assert_eq!(rules.rewrite(&mut f), Some(0));
+        assert_eq!(f[0..12], [[3u8; 6], [2u8; 6]].concat());
+        assert_eq!(
+            f[26..34],
+            [PROXY_CALLEE_IP.octets(), CALLEE_IP.octets()].concat()
+        );
+        assert_eq!(f[34..38], [0x9c, 0x40, 0x75, 0x32]);
+        // Valid checksums sum to zero (all ones before the fold's complement).
+        let mut hdr = f[14..34].to_vec();
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(csum::ipv4_header_checksum(&hdr), [f[24], f[25]]);
+        let mut udp = f[34..].to_vec();
+        udp[6..8].copy_from_slice(&[0, 0]);
+        let want = csum::udp4_checksum(
+            f[26..30].try_into().unwrap(),
+            f[30..34].try_into().unwrap(),
+            &udp,
+        );
+        assert_eq!(want, [f[40], f[41]]);
+        // Odd port, port past the last call, other address, short frame.
+        for mut f in [
+            frame(PROXY_CALLER_IP, 40001),
+            frame(PROXY_CALLER_IP, 40002),
+            frame(CALLER_IP, 40000),
+            frame(PROXY_CALLER_IP, 40000)[..41].to_vec(),
+        ] {
+            assert_eq!(rules.rewrite(&mut f), None);
+        }
+    }
+}
