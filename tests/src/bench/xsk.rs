@@ -313,22 +313,27 @@ impl Xsk {
         if self.queued {
             self.queued = false;
             self.tx.submit();
-            while self.tx.pending() > 0 {
-                // SAFETY: a zero-length kick on our socket.
-                let r = unsafe {
-                    libc::sendto(
-                        self.fd.as_raw_fd(),
-                        std::ptr::null(),
-                        0,
-                        libc::MSG_DONTWAIT,
-                        std::ptr::null(),
-                        0,
-                    )
-                };
-                let err = std::io::Error::last_os_error().raw_os_error();
-                if r < 0 && !matches!(err, Some(libc::EAGAIN | libc::EBUSY)) {
-                    break;
-                }
+        }
+        // Bounded: a device that stops taking frames must not hang the relay
+        // (what it leaves in the ring is kicked again by the next flush).
+        for _ in 0..1024 {
+            if self.tx.pending() == 0 {
+                break;
+            }
+            // SAFETY: a zero-length kick on our socket.
+            let r = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            let err = std::io::Error::last_os_error().raw_os_error();
+            if r < 0 && !matches!(err, Some(libc::EAGAIN | libc::EBUSY)) {
+                break;
             }
         }
         let n = self.comp.available();
