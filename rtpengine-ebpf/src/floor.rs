@@ -33,7 +33,7 @@ static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 65536> = HashMap::new();
 
 /// AF_XDP sockets of the XSK floor, indexed by `XSK_BASE[ifindex] + rx queue`.
 #[btf_map]
-static XSK_FLOOR: XskMap<64> = XskMap::new();
+static XSK_FLOOR: XskMap<256> = XskMap::new();
 
 /// First `XSK_FLOOR` slot of each device (ifindex → slot).
 #[btf_map]

@@ -72,8 +72,9 @@ pub fn smoke_failures(summary: &[Json]) -> Vec<String> {
         );
         if let Some(e) = s["error"].as_str() {
             out.push(format!("{name}: {e}"));
-        } else if s["loss"].as_f64().is_none_or(|l| l > 1.0) {
-            out.push(format!("{name}: loss {} %", s["loss"]));
+        } else if s["loss"].as_f64().is_none_or(|l| l > 0.01) {
+            let pct = s["loss"].as_f64().map_or(f64::NAN, |l| l * 100.0);
+            out.push(format!("{name}: loss {pct:.1} %"));
         } else if s["wrong_src"].as_f64().is_none_or(|w| w > 0.0) {
             out.push(format!(
                 "{name}: {} packets from a wrong source",
@@ -253,8 +254,12 @@ mod tests {
         let good = json!({"daemon": "ours", "calls": 50, "loss": 0.0, "wrong_src": 0.0,
                           "stats_ok": true});
         assert!(smoke_failures(std::slice::from_ref(&good)).is_empty());
+        // `loss` is a fraction: 0.5 % passes, 2 % does not.
+        let mut slight = good.clone();
+        slight["loss"] = json!(0.005);
+        assert!(smoke_failures(&[slight]).is_empty());
         let mut lossy = good.clone();
-        lossy["loss"] = json!(11.0);
+        lossy["loss"] = json!(0.11);
         let mut spoofed = good.clone();
         spoofed["wrong_src"] = json!(3.0);
         let mut miscounted = good.clone();
@@ -263,7 +268,7 @@ mod tests {
                             "error": "did not start"});
         let out = smoke_failures(&[good, lossy, spoofed, miscounted, failed]);
         assert_eq!(out.len(), 4, "{out:?}");
-        assert!(out[0].contains("loss 11.0"), "{out:?}");
+        assert!(out[0].contains("loss 11.0 %"), "{out:?}");
         assert!(out[1].contains("wrong source"), "{out:?}");
         assert!(out[2].contains("counters"), "{out:?}");
         assert!(

@@ -35,7 +35,7 @@ pub struct Leg {
     pub dst: SocketAddrV4,
 }
 
-/// A running floor process (socket or XSK floor); killed on drop.
+/// A running floor process (socket, io_uring or AF_XDP floor); killed on drop.
 pub struct FloorProc {
     child: Child,
     /// Its pid (for /proc).

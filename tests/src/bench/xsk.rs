@@ -2,8 +2,11 @@
 //! (`xskfloor.rs`): copy mode (veth has no zero-copy), one UMEM per socket,
 //! the four rings mapped straight from the kernel, no libbpf.
 //!
-//! Half of the UMEM's frames feed the fill ring (the kernel writes received
-//! frames into them); the other half is a free list for transmission. Rings
+//! A quarter of the UMEM's frames feed the fill ring (the kernel writes
+//! received frames into them): half the ring's size, because the kernel
+//! publishes received frames before it releases their fill-ring slots, so a
+//! full ring could refuse a frame handed straight back. The rest is a free
+//! list for transmission. Rings
 //! follow the kernel's single-producer/single-consumer protocol: entries are
 //! written before the producer index is published (release), and read after
 //! the producer index is observed (acquire).
@@ -15,10 +18,12 @@ use anyhow::{bail, Context as _};
 
 /// Size of a UMEM frame (one packet).
 pub const FRAME: usize = 2048;
-/// Frames per socket: half for reception, half for transmission.
+/// Frames per socket.
 const FRAMES: u32 = 4096;
 /// Entries per ring.
 const RING: u32 = 2048;
+/// Frames for reception: half the fill ring.
+const RX_FRAMES: u32 = RING / 2;
 
 /// An anonymous or ring mapping, unmapped on drop.
 struct Mmap {
@@ -229,11 +234,11 @@ impl Xsk {
             free: Vec::new(),
             queued: false,
         };
-        for f in 0..FRAMES / 2 {
+        for f in 0..RX_FRAMES {
             xsk.fill.push(u64::from(f) * FRAME as u64);
         }
         xsk.fill.submit();
-        xsk.free = (FRAMES / 2..FRAMES)
+        xsk.free = (RX_FRAMES..FRAMES)
             .map(|f| u64::from(f) * FRAME as u64)
             .collect();
         let sa = libc::sockaddr_xdp {
@@ -270,7 +275,7 @@ impl Xsk {
                 // back in the fill ring.
                 f(unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr), len) });
             }
-            // Cannot fail: frames in flight never exceed the ring size.
+            // Cannot fail: at most RX_FRAMES (half the ring) are ever in it.
             self.fill.push(d.addr & !(FRAME as u64 - 1));
         }
         if n > 0 {
