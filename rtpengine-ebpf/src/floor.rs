@@ -39,35 +39,28 @@ static XSK_FLOOR: XskMap<256> = XskMap::new();
 #[btf_map]
 static XSK_BASE: HashMap<u32, u32, 16> = HashMap::new();
 
-/// The XSK floor's entry point: packets of a `FLOOR_FLOWS` destination go to
-/// the device queue's AF_XDP socket, everything else to the stack.
-#[xdp]
-pub fn rtpengine_xsk_floor(ctx: XdpContext) -> u32 {
-    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: bounds-checked above.
-    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
-        return xdp_action::XDP_PASS;
-    }
-    to_xsk(&ctx)
-}
-
-/// Inlined for the same reason as `forward`.
+/// The IPv4/UDP headers of a packet for a `FLOOR_FLOWS` destination, and its
+/// rule. Inlined like the dataplane's `forward::ipv4`: as a BPF subprogram,
+/// LLVM's zero-extension of `ctx` fields is rejected by the verifier.
 #[inline(always)]
-fn to_xsk(ctx: &XdpContext) -> u32 {
+fn floor_flow(
+    ctx: &XdpContext,
+) -> Option<(*mut EthHdr, *mut Ipv4Hdr, *mut UdpHdr, *const FloorTarget)> {
     const IP_OFF: usize = EthHdr::LEN;
     const UDP_OFF: usize = IP_OFF + Ipv4Hdr::LEN;
-    let (Some(ip), Some(udp)) = (
-        ptr_at::<Ipv4Hdr>(ctx, IP_OFF),
-        ptr_at::<UdpHdr>(ctx, UDP_OFF),
-    ) else {
-        return xdp_action::XDP_PASS;
-    };
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: bounds-checked above.
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
+        return None;
+    }
+    let (ip, udp) = (
+        ptr_at::<Ipv4Hdr>(ctx, IP_OFF)?,
+        ptr_at::<UdpHdr>(ctx, UDP_OFF)?,
+    );
     // SAFETY: bounds-checked above; packet memory is valid during the run.
     let key = unsafe {
         if (*ip).vihl != 0x45 || (*ip).proto != 17 {
-            return xdp_action::XDP_PASS;
+            return None;
         }
         FloorKey {
             addr: (*ip).dst_addr,
@@ -75,7 +68,15 @@ fn to_xsk(ctx: &XdpContext) -> u32 {
             pad: [0; 2],
         }
     };
-    if FLOOR_FLOWS.get_ptr(key).is_none() {
+    let t = FLOOR_FLOWS.get_ptr(key)?;
+    Some((eth, ip, udp, t))
+}
+
+/// The XSK floor's entry point: packets of a `FLOOR_FLOWS` destination go to
+/// the device queue's AF_XDP socket, everything else to the stack.
+#[xdp]
+pub fn rtpengine_xsk_floor(ctx: XdpContext) -> u32 {
+    if floor_flow(&ctx).is_none() {
         return xdp_action::XDP_PASS;
     }
     let Some(base) = XSK_BASE.get_ptr(ctx.ingress_ifindex() as u32) else {
@@ -92,42 +93,11 @@ fn to_xsk(ctx: &XdpContext) -> u32 {
 /// The floor forwarder.
 #[xdp]
 pub fn rtpengine_floor(ctx: XdpContext) -> u32 {
-    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
+    let Some((eth, ip, udp, t)) = floor_flow(&ctx) else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: bounds-checked above.
-    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
-        return xdp_action::XDP_PASS;
-    }
-    forward(&ctx)
-}
-
-/// Inlined like the dataplane's `forward::ipv4`: as a BPF subprogram, LLVM's
-/// zero-extension of `ctx` fields is rejected by the verifier.
-#[inline(always)]
-fn forward(ctx: &XdpContext) -> u32 {
-    const IP_OFF: usize = EthHdr::LEN;
-    const UDP_OFF: usize = IP_OFF + Ipv4Hdr::LEN;
-    let (Some(eth), Some(ip), Some(udp)) = (
-        ptr_at::<EthHdr>(ctx, 0),
-        ptr_at::<Ipv4Hdr>(ctx, IP_OFF),
-        ptr_at::<UdpHdr>(ctx, UDP_OFF),
-    ) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: bounds-checked above; packet memory is valid during the run.
+    // SAFETY: pointers from `floor_flow`, valid during the run.
     unsafe {
-        if (*ip).vihl != 0x45 || (*ip).proto != 17 {
-            return xdp_action::XDP_PASS;
-        }
-        let key = FloorKey {
-            addr: (*ip).dst_addr,
-            port: (*udp).dst,
-            pad: [0; 2],
-        };
-        let Some(t) = FLOOR_FLOWS.get_ptr(key) else {
-            return xdp_action::XDP_PASS;
-        };
         let t = &*t;
         let addr_d = csum::replace(
             csum::replace(0, &(*ip).src_addr, &t.src_addr),

@@ -690,37 +690,20 @@ fn max_rate(media: &mut Media, meter: &Meter, o: &Opts) -> anyhow::Result<Json> 
 
 /// Floor "calls": rules installed directly, no daemon.
 fn install_floor(topo: &Topology, n: usize, k: usize) -> anyhow::Result<xdp::Loaded> {
-    let p0 = Topology::ifindex(&topo.proxy, "p0")?;
-    let p1 = Topology::ifindex(&topo.proxy, "p1")?;
-    let (m_p0, m_p1) = (
-        Topology::mac(&topo.proxy, "p0")?,
-        Topology::mac(&topo.proxy, "p1")?,
-    );
-    let (m_c0, m_e0) = (
+    let rules = xdp::floor_rules(
+        n,
+        FLOOR_PORT_BASE,
+        k,
+        (
+            Topology::ifindex(&topo.proxy, "p0")?,
+            Topology::mac(&topo.proxy, "p0")?,
+        ),
+        (
+            Topology::ifindex(&topo.proxy, "p1")?,
+            Topology::mac(&topo.proxy, "p1")?,
+        ),
         Topology::mac(&topo.caller, "c0")?,
         Topology::mac(&topo.callee, "e0")?,
     );
-    let mut rules = Vec::with_capacity(2 * n);
-    for c in 0..n {
-        let p = FLOOR_PORT_BASE + 2 * c as u16;
-        let port = caller_port(c, k);
-        // caller → proxy caller side → out p1 to the callee
-        rules.push(xdp::FloorRule {
-            local: SocketAddrV4::new(topo::PROXY_CALLER_IP, p),
-            new_src: SocketAddrV4::new(topo::PROXY_CALLEE_IP, p),
-            dst: SocketAddrV4::new(topo::CALLEE_IP, port),
-            ifindex: p1,
-            smac: m_p1,
-            dmac: m_e0,
-        });
-        rules.push(xdp::FloorRule {
-            local: SocketAddrV4::new(topo::PROXY_CALLEE_IP, p),
-            new_src: SocketAddrV4::new(topo::PROXY_CALLER_IP, p),
-            dst: SocketAddrV4::new(topo::CALLER_IP, port),
-            ifindex: p0,
-            smac: m_p0,
-            dmac: m_c0,
-        });
-    }
     xdp::attach_floor(&topo.proxy, &["p0", "p1"], rules)
 }

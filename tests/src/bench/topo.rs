@@ -73,6 +73,27 @@ pub fn in_ns<T: Send + 'static>(
     }
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff` (as in `/sys/class/net/DEV/address`).
+pub fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC address {s:?}");
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The three namespaces and their veth pairs; deleted on drop unless kept.
 pub struct Topology {
     /// Caller namespace name.
@@ -214,15 +235,7 @@ impl Topology {
             "cat",
             &format!("/sys/class/net/{dev}/address"),
         ])?;
-        let mut mac = [0u8; 6];
-        let parts: Vec<&str> = s.trim().split(':').collect();
-        if parts.len() != 6 {
-            bail!("bad MAC address {s:?} for {dev}");
-        }
-        for (m, p) in mac.iter_mut().zip(parts) {
-            *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC {s:?}"))?;
-        }
-        Ok(mac)
+        parse_mac(&s).with_context(|| format!("{dev}'s address"))
     }
 
     /// The ifindex of `dev` in namespace `ns`.

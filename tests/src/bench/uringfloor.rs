@@ -13,13 +13,16 @@
 //! `rtpengine-bench --serve-uring-floor CALLS PORT_BASE K`.
 
 use std::io::Write as _;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use rtpengine::net::to_sockaddr;
+
 use super::sockfloor::{bind_legs, FloorProc};
+use super::xsk::Mmap;
 
 const COALESCE: Duration = Duration::from_millis(1);
 /// Provided buffers (power of two) and their size.
@@ -37,8 +40,7 @@ pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result
 
 /// The provided-buffer ring and its buffers.
 struct BufRing {
-    ring: *mut types::BufRingEntry,
-    ring_len: usize,
+    map: Mmap,
     mem: Vec<u8>,
     tail: u16,
 }
@@ -47,27 +49,17 @@ impl BufRing {
     /// Allocates the ring and its buffers (created before the io_uring, so
     /// dropped after it).
     fn new() -> anyhow::Result<BufRing> {
-        let ring_len = usize::from(BUFS) * std::mem::size_of::<types::BufRingEntry>();
-        // SAFETY: a fresh anonymous mapping (page-aligned, as the kernel requires).
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap buffer ring");
-        }
+        let len = usize::from(BUFS) * std::mem::size_of::<types::BufRingEntry>();
         Ok(BufRing {
-            ring: ptr.cast(),
-            ring_len,
+            // Page-aligned, as the kernel requires.
+            map: Mmap::anonymous(len).context("mmap buffer ring")?,
             mem: vec![0; usize::from(BUFS) * BUF],
             tail: 0,
         })
+    }
+
+    fn ring(&self) -> *mut types::BufRingEntry {
+        self.map.ptr().cast()
     }
 
     /// Registers the ring with `uring` and hands the kernel every buffer.
@@ -76,7 +68,7 @@ impl BufRing {
         unsafe {
             uring
                 .submitter()
-                .register_buf_ring_with_flags(self.ring as u64, BUFS, BGID, 0)
+                .register_buf_ring_with_flags(self.ring() as u64, BUFS, BGID, 0)
         }
         .context("registering the buffer ring")?;
         for bid in 0..BUFS {
@@ -90,7 +82,7 @@ impl BufRing {
     fn push(&mut self, bid: u16) {
         let addr = self.mem[usize::from(bid) * BUF..].as_ptr() as u64;
         // SAFETY: the index is masked into the ring.
-        let e = unsafe { &mut *self.ring.add(usize::from(self.tail & (BUFS - 1))) };
+        let e = unsafe { &mut *self.ring().add(usize::from(self.tail & (BUFS - 1))) };
         e.set_addr(addr);
         e.set_len(BUF as u32);
         e.set_bid(bid);
@@ -100,7 +92,7 @@ impl BufRing {
     fn publish(&self) {
         // SAFETY: the tail field of the first entry, shared with the kernel.
         let tail = unsafe {
-            &*(types::BufRingEntry::tail(self.ring) as *const std::sync::atomic::AtomicU16)
+            &*(types::BufRingEntry::tail(self.ring()) as *const std::sync::atomic::AtomicU16)
         };
         tail.store(self.tail, std::sync::atomic::Ordering::Release);
     }
@@ -108,24 +100,6 @@ impl BufRing {
     fn buf(&self, bid: u16, len: usize) -> &[u8] {
         let start = usize::from(bid) * BUF;
         &self.mem[start..start + len.min(BUF)]
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        // SAFETY: the mapping from new().
-        unsafe { libc::munmap(self.ring.cast(), self.ring_len) };
-    }
-}
-
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(a.ip().octets()),
-        },
-        sin_zero: [0; 8],
     }
 }
 
@@ -144,7 +118,10 @@ fn push(ring: &mut IoUring, e: &squeue::Entry) -> anyhow::Result<()> {
 /// The floor process: binds, arms, says "ready", relays until killed.
 pub fn serve(args: &[String]) -> anyhow::Result<()> {
     let (_socks, legs) = bind_legs(args)?;
-    let dsts: Vec<libc::sockaddr_in> = legs.iter().map(|l| sockaddr(l.dst)).collect();
+    let dsts: Vec<_> = legs
+        .iter()
+        .map(|l| to_sockaddr(SocketAddr::V4(l.dst)))
+        .collect();
     let mut bufs = BufRing::new()?;
     let mut ring = IoUring::builder()
         .setup_single_issuer()
@@ -207,8 +184,8 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
                     match payload {
                         Some((ptr, len)) => {
                             let send = opcode::Send::new(types::Fd(legs[leg].tx), ptr, len as u32)
-                                .dest_addr((&dsts[leg] as *const libc::sockaddr_in).cast())
-                                .dest_addr_len(std::mem::size_of::<libc::sockaddr_in>() as u32)
+                                .dest_addr((&dsts[leg].0 as *const libc::sockaddr_storage).cast())
+                                .dest_addr_len(dsts[leg].1)
                                 .build()
                                 .user_data(SEND | u64::from(bid));
                             push(&mut ring, &send)?;

@@ -12,7 +12,8 @@ use aya::{Ebpf, EbpfLoader};
 use rtpengine::kernel::EBPF_OBJECT;
 use rtpengine_common::{FloorKey, FloorTarget};
 
-use super::topo::in_ns;
+use super::scenario::caller_port;
+use super::topo::{in_ns, CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 
 /// Name of the pass-everything program (the project's dataplane with private,
 /// empty maps: every lookup misses and the packet goes to the stack).
@@ -70,51 +71,105 @@ pub struct FloorRule {
     pub dmac: [u8; 6],
 }
 
+impl FloorRule {
+    /// Its `FLOOR_FLOWS` key.
+    pub fn key(&self) -> FloorKey {
+        FloorKey {
+            addr: self.local.ip().octets(),
+            port: self.local.port().to_be_bytes(),
+            pad: [0; 2],
+        }
+    }
+
+    /// Its `FLOOR_FLOWS` value (network byte order, ready to write).
+    pub fn target(&self) -> FloorTarget {
+        FloorTarget {
+            src_addr: self.new_src.ip().octets(),
+            dst_addr: self.dst.ip().octets(),
+            src_port: self.new_src.port().to_be_bytes(),
+            dst_port: self.dst.port().to_be_bytes(),
+            ifindex: self.ifindex,
+            smac: self.smac,
+            dmac: self.dmac,
+        }
+    }
+}
+
 /// Whether the embedded object has the floor program.
 pub fn floor_available() -> bool {
     load_private().is_ok_and(|e| e.program(FLOOR_PROGRAM).is_some())
 }
 
-/// Loads the floor forwarder on `devs` (in namespace `ns`) with `rules`.
+/// The floor rules for `calls` calls on ports `port_base + 2c` of both proxy
+/// addresses, relaying to the generator's ports (`k` sockets per side):
+/// `rules[2c]` for packets from the caller (out `p1` to the callee),
+/// `rules[2c + 1]` for packets from the callee (out `p0`). `p0`/`p1` are the
+/// proxy devices' (ifindex, MAC), `c0`/`e0` the endpoints' MACs.
+pub fn floor_rules(
+    calls: usize,
+    port_base: u16,
+    k: usize,
+    p0: (u32, [u8; 6]),
+    p1: (u32, [u8; 6]),
+    c0: [u8; 6],
+    e0: [u8; 6],
+) -> Vec<FloorRule> {
+    let mut rules = Vec::with_capacity(2 * calls);
+    for c in 0..calls {
+        let p = port_base + 2 * c as u16;
+        let port = caller_port(c, k);
+        rules.push(FloorRule {
+            local: SocketAddrV4::new(PROXY_CALLER_IP, p),
+            new_src: SocketAddrV4::new(PROXY_CALLEE_IP, p),
+            dst: SocketAddrV4::new(CALLEE_IP, port),
+            ifindex: p1.0,
+            smac: p1.1,
+            dmac: e0,
+        });
+        rules.push(FloorRule {
+            local: SocketAddrV4::new(PROXY_CALLEE_IP, p),
+            new_src: SocketAddrV4::new(PROXY_CALLER_IP, p),
+            dst: SocketAddrV4::new(CALLER_IP, port),
+            ifindex: p0.0,
+            smac: p0.1,
+            dmac: c0,
+        });
+    }
+    rules
+}
+
+/// Loads floor program `program` (in the current namespace), attaches it to
+/// `devs` in native mode and fills `FLOOR_FLOWS` with `rules`; detached when
+/// the returned object drops.
+pub fn load_floor(program: &str, devs: &[&str], rules: &[FloorRule]) -> anyhow::Result<Ebpf> {
+    let mut ebpf = load_private()?;
+    {
+        let Some(prog) = ebpf.program_mut(program) else {
+            bail!("this build's eBPF object has no {program} program");
+        };
+        let prog: &mut Xdp = prog.try_into()?;
+        prog.load()?;
+        for dev in devs {
+            prog.attach(dev, XdpMode::Driver)
+                .with_context(|| format!("attaching {program} to {dev}"))?;
+        }
+    }
+    let mut map: BpfHashMap<_, FloorKey, FloorTarget> =
+        BpfHashMap::try_from(ebpf.map_mut(FLOOR_MAP).context("floor map missing")?)?;
+    for r in rules {
+        map.insert(r.key(), r.target(), 0)
+            .context("inserting a floor rule")?;
+    }
+    Ok(ebpf)
+}
+
+/// Loads the XDP floor forwarder on `devs` (in namespace `ns`) with `rules`.
 pub fn attach_floor(
     ns: &str,
     devs: &[&'static str],
     rules: Vec<FloorRule>,
 ) -> anyhow::Result<Loaded> {
     let devs = devs.to_vec();
-    let e = in_ns(ns, move || {
-        let mut ebpf = load_private()?;
-        {
-            let Some(prog) = ebpf.program_mut(FLOOR_PROGRAM) else {
-                bail!("this build's eBPF object has no {FLOOR_PROGRAM} program");
-            };
-            let prog: &mut Xdp = prog.try_into()?;
-            prog.load()?;
-            for dev in &devs {
-                prog.attach(dev, XdpMode::Driver)
-                    .with_context(|| format!("attaching floor to {dev}"))?;
-            }
-        }
-        let mut map: BpfHashMap<_, FloorKey, FloorTarget> =
-            BpfHashMap::try_from(ebpf.map_mut(FLOOR_MAP).context("floor map missing")?)?;
-        for r in rules {
-            let key = FloorKey {
-                addr: r.local.ip().octets(),
-                port: r.local.port().to_be_bytes(),
-                pad: [0; 2],
-            };
-            let t = FloorTarget {
-                src_addr: r.new_src.ip().octets(),
-                dst_addr: r.dst.ip().octets(),
-                src_port: r.new_src.port().to_be_bytes(),
-                dst_port: r.dst.port().to_be_bytes(),
-                ifindex: r.ifindex,
-                smac: r.smac,
-                dmac: r.dmac,
-            };
-            map.insert(key, t, 0).context("inserting a floor rule")?;
-        }
-        Ok(ebpf)
-    })?;
+    let e = in_ns(ns, move || load_floor(FLOOR_PROGRAM, &devs, &rules))?;
     Ok(Loaded(vec![e]))
 }

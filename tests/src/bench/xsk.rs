@@ -26,12 +26,23 @@ const RING: u32 = 2048;
 const RX_FRAMES: u32 = RING / 2;
 
 /// An anonymous or ring mapping, unmapped on drop.
-struct Mmap {
+pub(super) struct Mmap {
     ptr: *mut u8,
     len: usize,
 }
 
 impl Mmap {
+    /// `len` bytes of page-aligned anonymous memory.
+    pub(super) fn anonymous(len: usize) -> anyhow::Result<Mmap> {
+        Mmap::new(len, -1, 0)
+    }
+
+    /// The start of the mapping.
+    pub(super) fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// `len` bytes mapped from `fd` at `offset`, or anonymous if `fd < 0`.
     fn new(len: usize, fd: RawFd, offset: libc::off_t) -> anyhow::Result<Mmap> {
         let (flags, fd) = if fd < 0 {
             (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
@@ -190,7 +201,7 @@ impl Xsk {
         }
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let umem = Mmap::new(FRAMES as usize * FRAME, -1, 0)?;
+        let umem = Mmap::anonymous(FRAMES as usize * FRAME)?;
         let reg = libc::xdp_umem_reg {
             addr: umem.ptr as u64,
             len: umem.len as u64,

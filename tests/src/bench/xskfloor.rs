@@ -17,15 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use aya::maps::{HashMap as BpfHashMap, XskMap};
-use aya::programs::{Xdp, XdpMode};
-use aya::EbpfLoader;
-use rtpengine::kernel::EBPF_OBJECT;
 use rtpengine::net::Epoll;
-use rtpengine_common::{csum, FloorKey, FloorTarget};
+use rtpengine_common::{csum, FloorTarget};
 
-use super::scenario::caller_port;
 use super::sockfloor::FloorProc;
-use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
+use super::topo::{fmt_mac, parse_mac, PROXY_CALLEE_IP, PROXY_CALLER_IP};
+use super::xdp;
 use super::xsk::{rx_queues, Xsk};
 
 const BATCH: u32 = 64;
@@ -52,45 +49,16 @@ pub fn start(
     FloorProc::start(ns, "--serve-xsk-floor", &args)
 }
 
-fn fmt_mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
-    let parts: Vec<&str> = s.trim().split(':').collect();
-    if parts.len() != 6 {
-        bail!("bad MAC address {s:?}");
-    }
-    let mut mac = [0u8; 6];
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC {s:?}"))?;
-    }
-    Ok(mac)
-}
-
 fn sysfs(dev: &str, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(format!("/sys/class/net/{dev}/{what}"))
         .with_context(|| format!("reading {dev}'s {what}"))
 }
 
-/// Where packets arriving at one proxy port go (network byte order).
-#[derive(Clone, Copy, Default)]
-struct Rule {
-    src: [u8; 4],
-    dst: [u8; 4],
-    src_port: [u8; 2],
-    dst_port: [u8; 2],
-    smac: [u8; 6],
-    dmac: [u8; 6],
-}
-
-/// Rules for both sides, indexed by call: `[from caller, from callee]`.
+/// The floor's rules in the XDP floor's form (network byte order), indexed
+/// like [`xdp::floor_rules`]: `2c` from the caller, `2c + 1` from the callee.
 struct Rules {
     port_base: u16,
-    calls: Vec<[Rule; 2]>,
+    targets: Vec<FloorTarget>,
 }
 
 impl Rules {
@@ -106,14 +74,15 @@ impl Rules {
             _ => return None,
         };
         let off = u16::from_be_bytes([f[36], f[37]]).checked_sub(self.port_base)?;
-        let r = self
-            .calls
-            .get(usize::from(off / 2))
-            .filter(|_| off % 2 == 0)?[side];
+        if off % 2 != 0 {
+            return None;
+        }
+        let r = self.targets.get(usize::from(off) + side)?;
+        let (src, dst) = (r.src_addr, r.dst_addr);
         let (old_src, old_dst) = ([f[26], f[27], f[28], f[29]], [f[30], f[31], f[32], f[33]]);
         let old_ports = [f[34], f[35], f[36], f[37]];
         let new_ports = [r.src_port[0], r.src_port[1], r.dst_port[0], r.dst_port[1]];
-        let addr_d = csum::replace(csum::replace(0, &old_src, &r.src), &old_dst, &r.dst);
+        let addr_d = csum::replace(csum::replace(0, &old_src, &src), &old_dst, &dst);
         let ip_check = csum::update([f[24], f[25]], addr_d);
         let udp_check = csum::update_udp4(
             [f[40], f[41]],
@@ -122,8 +91,8 @@ impl Rules {
         f[0..6].copy_from_slice(&r.dmac);
         f[6..12].copy_from_slice(&r.smac);
         f[24..26].copy_from_slice(&ip_check);
-        f[26..30].copy_from_slice(&r.src);
-        f[30..34].copy_from_slice(&r.dst);
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
         f[34..38].copy_from_slice(&new_ports);
         f[40..42].copy_from_slice(&udp_check);
         Some(side)
@@ -138,81 +107,38 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
     let calls: usize = calls.parse().context("CALLS")?;
     let port_base: u16 = port_base.parse().context("PORT_BASE")?;
     let k: usize = k.parse().context("K")?;
-    let (m_c0, m_e0) = (parse_mac(c0)?, parse_mac(e0)?);
     let devs = ["p0", "p1"];
-    let mut ifindex = [0u32; 2];
-    let mut mac = [[0u8; 6]; 2];
-    for (i, dev) in devs.iter().enumerate() {
-        ifindex[i] = sysfs(dev, "ifindex")?.trim().parse().context("ifindex")?;
-        mac[i] = parse_mac(&sysfs(dev, "address")?)?;
+    let mut dev = [(0u32, [0u8; 6]); 2];
+    for (d, name) in dev.iter_mut().zip(devs) {
+        d.0 = sysfs(name, "ifindex")?.trim().parse().context("ifindex")?;
+        d.1 = parse_mac(&sysfs(name, "address")?)?;
     }
-    let mut rules = Rules {
+    let floor = xdp::floor_rules(
+        calls,
         port_base,
-        calls: Vec::with_capacity(calls),
+        k,
+        dev[0],
+        dev[1],
+        parse_mac(c0)?,
+        parse_mac(e0)?,
+    );
+    let rules = Rules {
+        port_base,
+        targets: floor.iter().map(xdp::FloorRule::target).collect(),
     };
-    for c in 0..calls {
-        let p = (port_base + 2 * c as u16).to_be_bytes();
-        let d = caller_port(c, k).to_be_bytes();
-        rules.calls.push([
-            // From the caller: out p1 to the callee.
-            Rule {
-                src: PROXY_CALLEE_IP.octets(),
-                dst: CALLEE_IP.octets(),
-                src_port: p,
-                dst_port: d,
-                smac: mac[1],
-                dmac: m_e0,
-            },
-            Rule {
-                src: PROXY_CALLER_IP.octets(),
-                dst: CALLER_IP.octets(),
-                src_port: p,
-                dst_port: d,
-                smac: mac[0],
-                dmac: m_c0,
-            },
-        ]);
-    }
-
-    // No pin path: private maps, nothing shared with a daemon.
-    let mut ebpf = EbpfLoader::new()
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF object")?;
-    {
-        let Some(prog) = ebpf.program_mut(PROGRAM) else {
-            bail!("this build's eBPF object has no {PROGRAM} program");
-        };
-        let prog: &mut Xdp = prog.try_into()?;
-        prog.load()?;
-        for dev in devs {
-            prog.attach(dev, XdpMode::Driver)
-                .with_context(|| format!("attaching {PROGRAM} to {dev}"))?;
-        }
-    }
-    {
-        let mut flows: BpfHashMap<_, FloorKey, FloorTarget> =
-            BpfHashMap::try_from(ebpf.map_mut("FLOOR_FLOWS").context("FLOOR_FLOWS")?)?;
-        for c in 0..calls {
-            for ip in [PROXY_CALLER_IP, PROXY_CALLEE_IP] {
-                let key = FloorKey {
-                    addr: ip.octets(),
-                    port: (port_base + 2 * c as u16).to_be_bytes(),
-                    pad: [0; 2],
-                };
-                flows.insert(key, FloorTarget::default(), 0)?;
-            }
-        }
-    }
+    // The program only needs the keys; the rewrite happens here.
+    let mut ebpf = xdp::load_floor(PROGRAM, &devs, &floor)?;
     // Sockets: all queues of p0, then all of p1.
     let mut socks: [Vec<Xsk>; 2] = [Vec::new(), Vec::new()];
     let mut slot = 0u32;
-    for (i, dev) in devs.iter().enumerate() {
+    for (i, name) in devs.iter().enumerate() {
+        let ifindex = dev[i].0;
         let mut base: BpfHashMap<_, u32, u32> =
             BpfHashMap::try_from(ebpf.map_mut("XSK_BASE").context("XSK_BASE")?)?;
-        base.insert(ifindex[i], slot, 0)?;
+        base.insert(ifindex, slot, 0)?;
         let mut xsks = XskMap::try_from(ebpf.map_mut("XSK_FLOOR").context("XSK_FLOOR")?)?;
-        for q in 0..rx_queues(dev)? {
-            let x = Xsk::bind(ifindex[i], q)?;
+        for q in 0..rx_queues(name)? {
+            let x = Xsk::bind(ifindex, q)?;
             xsks.set(slot, x.fd(), 0)
                 .with_context(|| format!("XSK_FLOOR[{slot}]"))?;
             socks[i].push(x);
@@ -272,6 +198,7 @@ fn pass(rules: &Rules, from: &mut [Xsk], to: &mut [Xsk]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::topo::{CALLEE_IP, CALLER_IP};
     use super::*;
 
     fn frame(dst: Ipv4Addr, port: u16) -> Vec<u8> {
@@ -301,17 +228,18 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_checksums_valid_and_rejects_strangers() {
-        let r = Rule {
-            src: PROXY_CALLEE_IP.octets(),
-            dst: CALLEE_IP.octets(),
+        let r = FloorTarget {
+            src_addr: PROXY_CALLEE_IP.octets(),
+            dst_addr: CALLEE_IP.octets(),
             src_port: 40000u16.to_be_bytes(),
             dst_port: 30002u16.to_be_bytes(),
+            ifindex: 0,
             smac: [2; 6],
             dmac: [3; 6],
         };
         let rules = Rules {
             port_base: 40000,
-            calls: vec![[r, Rule::default()]],
+            targets: vec![r, FloorTarget::default()],
         };
         let mut f = frame(PROXY_CALLER_IP, 40000);
         assert_eq!(rules.rewrite(&mut f), Some(0));
