@@ -142,7 +142,12 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
     if let Some(c) = m.port_count.filter(|_| mo.port != 0) {
         let _ = write!(out, "/{c}");
     }
-    let _ = write!(out, " {} {}\r\n", m.protocol, m.formats.join(" "));
+    let formats = if m.is_rtp() {
+        payload_types(m)
+    } else {
+        m.formats.iter().map(String::as_str).collect()
+    };
+    let _ = write!(out, " {} {}\r\n", m.protocol, formats.join(" "));
     if let Some(i) = &m.info {
         let _ = write!(out, "i={i}\r\n");
     }
@@ -201,6 +206,19 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
     }
 }
 
+/// The `m=` line's payload types, each once (first position): a type listed
+/// twice is one codec, and writing its lines once per listing would grow the
+/// SDP with every pass through the proxy.
+fn payload_types(m: &Media) -> Vec<&str> {
+    let mut seen: Vec<&str> = Vec::with_capacity(m.formats.len());
+    for f in &m.formats {
+        if !seen.contains(&f.as_str()) {
+            seen.push(f);
+        }
+    }
+    seen
+}
+
 /// `a=rtpmap` for every payload type (synthesised for static ones), each
 /// followed by its `a=fmtp` and `a=rtcp-fb` lines. Lines for payload types
 /// not in the `m=` line are dropped; `a=rtcp-fb:*` is kept.
@@ -214,7 +232,7 @@ fn write_codecs(out: &mut String, m: &Media) {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    for pt in &m.formats {
+    for pt in payload_types(m) {
         match for_pt("rtpmap", pt).first() {
             Some(v) => {
                 let _ = write!(out, "a=rtpmap:{v}\r\n");
@@ -288,6 +306,23 @@ mod tests {
              a=fmtp:101 0-16\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=x-custom:1\r\na=recvonly\r\n\
              a=rtcp:40001\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\na=ptime:20\r\n"
         );
+    }
+
+    /// Found by fuzzing: a payload type listed twice had its codec lines
+    /// written twice, and each pass through the proxy doubled them again.
+    #[test]
+    fn duplicate_payload_type_written_once() {
+        let input = "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n\
+            m=video 5000 RTP/AVP 97 0 97\r\na=rtpmap:97 H264/90000\r\na=fmtp:97 a=1\r\na=fmtp:97 b=2\r\n";
+        let s = parse(input.as_bytes()).unwrap();
+        let once = out_for(&s, 40000);
+        assert_eq!(
+            String::from_utf8(once.clone()).unwrap(),
+            "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n\
+             m=video 40000 RTP/AVP 97 0\r\nc=IN IP4 203.0.113.1\r\na=rtpmap:97 H264/90000\r\n\
+             a=fmtp:97 a=1\r\na=fmtp:97 b=2\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:40001\r\n"
+        );
+        assert_eq!(out_for(&parse(&once).unwrap(), 40000), once);
     }
 
     #[test]
