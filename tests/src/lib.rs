@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 pub use rtpengine::ng::value::{decode_bencode, encode_bencode, Dict, Value};
 
+pub mod fuzz;
+
 /// Path of the daemon binary (`RTPENGINE_BIN`, else next to the test binary).
 pub fn daemon_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RTPENGINE_BIN") {

@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask build-ebpf | run | test`.
+//! Project tasks: `cargo xtask build-ebpf | run | test | bench | fuzz`.
 //!
 //! Every task first checks the toolchain (nightly + rust-src, bpf-linker built
 //! against the nightly's LLVM, bpftool, iproute2) and installs what is missing,
 //! printing each step, so a fresh Debian 12 machine needs nothing by hand.
 
 mod bench;
+mod fuzz;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,15 @@ enum Task {
         /// Arguments for rtpengine-bench (`-- --help` lists them).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Fuzz the ng decoders, the SDP parser/writer and the control plane
+    /// (libFuzzer, nightly; installs cargo-fuzz if missing).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Targets to run (codecs, sdp, ng); all when none are given.
+        targets: Vec<String>,
     },
 }
 
@@ -108,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Task::Test { unprivileged, args } => test(unprivileged, &args),
         Task::Bench { quick, args } => bench::bench(&root, quick, &args),
+        Task::Fuzz { secs, targets } => fuzz::fuzz(&root, secs, &targets),
     }
 }
 
