@@ -9,14 +9,11 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
 
-use crate::{cargo, status, toolchain};
+use crate::toolchain::{self, step};
+use crate::{cargo, status};
 
 const UPSTREAM_BIN: &str = "/usr/bin/rtpengine";
 const POLICY_RC: &str = "/usr/sbin/policy-rc.d";
-
-fn step(msg: &str) {
-    eprintln!("xtask: {msg}");
-}
 
 /// Runs the benchmark; `args` go to `rtpengine-bench`.
 pub fn bench(root: &Path, quick: bool, args: &[String]) -> anyhow::Result<()> {

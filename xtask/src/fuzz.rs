@@ -8,9 +8,10 @@
 //! which `cargo xtask test` replays.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::{status, toolchain};
+use crate::status;
+use crate::toolchain::{self, output, step};
 
 /// The fuzz targets, in the order they run.
 pub const TARGETS: &[&str] = &["codecs", "sdp", "ng"];
@@ -35,7 +36,7 @@ pub fn fuzz(root: &Path, secs: u64, targets: &[String]) -> anyhow::Result<()> {
     for t in targets {
         let scratch = root.join("target/fuzz-corpus").join(t);
         std::fs::create_dir_all(&scratch)?;
-        eprintln!("xtask: fuzzing {t} for {secs} s");
+        step(&format!("fuzzing {t} for {secs} s"));
         let mut cmd = Command::new("cargo");
         cmd.current_dir(&dir)
             .args(["+nightly", "fuzz", "run", "-O", t])
@@ -54,16 +55,12 @@ pub fn fuzz(root: &Path, secs: u64, targets: &[String]) -> anyhow::Result<()> {
 }
 
 fn ensure_cargo_fuzz() -> anyhow::Result<()> {
-    let have = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if have {
+    if output(Command::new("cargo").args(["fuzz", "--version"])).is_some() {
         return Ok(());
     }
-    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (cargo install --locked)");
+    step(&format!(
+        "installing cargo-fuzz {CARGO_FUZZ_VERSION} (cargo install --locked)"
+    ));
     status(Command::new("cargo").args([
         "install",
         "cargo-fuzz",

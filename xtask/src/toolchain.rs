@@ -11,11 +11,13 @@ use crate::status;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
-fn step(msg: &str) {
+/// Prints one setup step.
+pub(crate) fn step(msg: &str) {
     eprintln!("xtask: {msg}");
 }
 
-fn output(cmd: &mut Command) -> Option<String> {
+/// The command's stdout if it ran and exited 0 (stderr discarded).
+pub(crate) fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.stderr(Stdio::null()).output().ok()?;
     out.status
         .success()
