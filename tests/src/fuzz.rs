@@ -7,6 +7,7 @@
 //! A harness panics when its property does not hold; that is the failure
 //! libFuzzer records and the corpus test reports.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use rtpengine::commands::Commands;
 use rtpengine::config::{EndpointLearning, InterfaceSpec};
 use rtpengine::interfaces::{Interfaces, PortPool};
 use rtpengine::ng::control::Control;
+use rtpengine::ng::frame;
 use rtpengine::ng::value::{decode_bencode, decode_json, encode_bencode, encode_json, Dict, Value};
 use rtpengine::relay::poller::Poller;
 use rtpengine::sdp::{self, MediaOut, RtcpOut, SessionOut};
@@ -113,10 +115,12 @@ fn port_base() -> u16 {
 }
 
 /// The control plane, in process, with its real media sockets on loopback:
-/// `data` is a sequence of ng message bodies (bencode or JSON) separated by
-/// [`MESSAGE_SEPARATOR`]. Every message gets a dictionary reply with a
-/// `result`; every SDP in a reply parses; and once the calls left are
-/// deleted, every port is free again.
+/// `data` is a sequence of ng messages separated by [`MESSAGE_SEPARATOR`],
+/// each a body (bencode or JSON) or, if it starts otherwise, a cookie-framed
+/// datagram. Every body gets a dictionary reply with a `result`; a framed
+/// message gets its cookie back (a repeated cookie the very same reply) or,
+/// without a cookie, no reply; every SDP in a reply parses; and once the
+/// calls left are deleted, every port is free again.
 pub fn ng(data: &[u8]) {
     let rt = runtime();
     let base = port_base();
@@ -153,9 +157,46 @@ pub fn ng(data: &[u8]) {
         Arc::clone(&rt.media),
     ));
     let control = Control::new(Commands::new(calls));
-    for body in split(data, MESSAGE_SEPARATOR) {
-        let reply = rt.rt.block_on(control.handle_body(body));
-        check_reply(body, &reply);
+    // Framed replies by cookie: a retransmission must get the same bytes.
+    let mut by_cookie: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    for msg in split(data, MESSAGE_SEPARATOR) {
+        if msg.is_empty() || matches!(msg[0], b'd' | b'{') {
+            let reply = rt.rt.block_on(control.handle_body(msg));
+            check_reply(msg, &reply);
+            continue;
+        }
+        // `cookie SP body`, as the UDP and TCP transports hand it over.
+        let reply = rt.rt.block_on(control.handle_framed(msg));
+        match (frame::split_cookie(msg), reply) {
+            // No cookie: no answer, as upstream.
+            (None, None) => {}
+            (Some((cookie, body)), Some(reply)) => {
+                // A repeated cookie is a retransmission whatever its body
+                // says: it gets the first reply, byte for byte.
+                if let Some(first) = by_cookie.get(cookie) {
+                    assert!(
+                        *first == reply,
+                        "retransmission of {:?} answered differently",
+                        String::from_utf8_lossy(cookie)
+                    );
+                    continue;
+                }
+                match frame::split_cookie(&reply) {
+                    Some((c, reply_body)) if c == cookie => check_reply(body, reply_body),
+                    _ => panic!(
+                        "reply {:?} does not carry cookie {:?}",
+                        String::from_utf8_lossy(&reply),
+                        String::from_utf8_lossy(cookie)
+                    ),
+                }
+                by_cookie.insert(cookie.to_vec(), reply);
+            }
+            (cookie, reply) => panic!(
+                "cookie {:?} but reply {:?}",
+                cookie.map(|c| String::from_utf8_lossy(c.0).into_owned()),
+                reply.map(|r| String::from_utf8_lossy(&r).into_owned())
+            ),
+        }
     }
     // Delete whatever calls are left: every port must be free at once.
     let listed = rt
