@@ -223,40 +223,6 @@ pub struct TableStats {
     pub fallback: u64,
 }
 
-/// Key of the benchmark floor's map (`FLOOR_FLOWS`, `rtpengine-ebpf/src/floor.rs`):
-/// destination address and port as they appear in the packet (network byte order).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct FloorKey {
-    /// IPv4 destination address.
-    pub addr: [u8; 4],
-    /// UDP destination port.
-    pub port: [u8; 2],
-    /// Zero.
-    pub pad: [u8; 2],
-}
-
-/// Value of the benchmark floor's map: new source and destination (network
-/// byte order), egress device and MACs.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct FloorTarget {
-    /// New IPv4 source address.
-    pub src_addr: [u8; 4],
-    /// New IPv4 destination address.
-    pub dst_addr: [u8; 4],
-    /// New UDP source port.
-    pub src_port: [u8; 2],
-    /// New UDP destination port.
-    pub dst_port: [u8; 2],
-    /// Egress device.
-    pub ifindex: u32,
-    /// Source MAC.
-    pub smac: [u8; 6],
-    /// Destination MAC.
-    pub dmac: [u8; 6],
-}
-
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, and bytemuck::Pod (derive-checked:
@@ -266,8 +232,6 @@ mod pod {
     unsafe impl aya::Pod for super::FlowTarget {}
     unsafe impl aya::Pod for super::FlowStats {}
     unsafe impl aya::Pod for super::TableStats {}
-    unsafe impl aya::Pod for super::FloorKey {}
-    unsafe impl aya::Pod for super::FloorTarget {}
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@
 //! 5. rewrite MACs, addresses, ports, TOS/TTL with incremental checksums (direct
 //!    writes, no checksum helpers), count, and `XDP_TX` / redirect.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
-
 use aya_ebpf::{
     bindings::{
         bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_BLACKHOLE,
@@ -27,7 +25,9 @@ use network_types::{
 };
 use rtpengine_common::{classify, csum, FlowKey, FlowStats, FlowTarget, FAMILY_V4, FAMILY_V6};
 
-use crate::{ptr_at, FLOWS, FLOW_STATS, TABLE_STATS};
+use rtpengine_ebpf::ptr_at;
+
+use crate::{FLOWS, FLOW_STATS, TABLE_STATS};
 
 const ETH_LEN: usize = EthHdr::LEN;
 const AF_INET: u8 = 2;
@@ -195,11 +195,13 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         return PASS;
     }
 
+    // SAFETY: the headers are inside the packet (checked above).
+    let (dst_port, dst_addr) = unsafe { ((*udp).dst, (*ip).dst_addr) };
     let key = FlowKey {
         family: FAMILY_V6,
         _pad: 0,
-        port: unsafe { (*udp).dst },
-        addr: unsafe { (*ip).dst_addr },
+        port: dst_port,
+        addr: dst_addr,
     };
     let Some(tp) = FLOWS.get_ptr(key) else {
         return PASS;
@@ -213,12 +215,14 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     if userspace_payload(ctx, PAYLOAD_OFF, data_len) {
         return PASS;
     }
+    // SAFETY: the headers are inside the packet (checked above).
     let src_ok =
         unsafe { eq16(&(*ip).src_addr, &t.expected_src.addr) && (*udp).src == t.expected_src.port };
     if let Some(verdict) = source_verdict(src_ok, t, &key) {
         return verdict;
     }
 
+    // SAFETY: the IPv6 header is inside the packet (checked above).
     let v = unsafe { (*ip).vcf };
     let new_vcf = if t.flags & FlowTarget::SET_TOS != 0 {
         [
@@ -233,6 +237,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
 
     // Checksum delta computed before the FIB helper call, so only one u64 (not
     // every header byte) stays live across it.
+    // SAFETY: the headers are inside the packet (checked above).
     let d = unsafe {
         let old_ports = [(*udp).src[0], (*udp).src[1], (*udp).dst[0], (*udp).dst[1]];
         let new_ports = [t.src.port[0], t.src.port[1], t.dst.port[0], t.dst.port[1]];
@@ -260,6 +265,8 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         return verdict;
     }
 
+    // SAFETY: the headers are inside the packet (checked above); the FIB
+    // helper does not move packet data, so the pointers are still valid.
     unsafe {
         (*eth).dst_addr = fib.dmac;
         (*eth).src_addr = fib.smac;
@@ -377,14 +384,38 @@ fn flow_stats(key: &FlowKey) -> Option<*mut FlowStats> {
     FLOW_STATS.get_ptr_mut(key)
 }
 
+/// Adds `v` to the counter at `p` atomically (BPF's XADD: the result is not
+/// fetched). The BPF target has no 64-bit `AtomicU64::fetch_add`, hence the
+/// intrinsic there; the host stub uses the std type.
+///
+/// # Safety
+/// `p` is valid and aligned, and every concurrent access to it is atomic.
+#[inline(always)]
+unsafe fn atomic_add(p: *mut u64, v: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            p, v,
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(p)
+            .fetch_add(v, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[inline(always)]
 fn count_forward(key: &FlowKey, table: u32, bytes: u64) {
     if let Some(s) = flow_stats(key) {
-        // SAFETY: valid map value pointer; counters are updated atomically
-        // (result ignored: BPF's XADD has no fetch), last_seen is a plain store.
+        // SAFETY: a valid, aligned map value pointer that other CPUs only
+        // touch atomically; the counters are added atomically (results
+        // ignored, so LLVM emits BPF's XADD), last_seen is a plain store.
         unsafe {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*s).packets, 1);
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*s).bytes, bytes);
+            atomic_add(&raw mut (*s).packets, 1);
+            atomic_add(&raw mut (*s).bytes, bytes);
             (*s).last_seen_ns = bpf_ktime_get_coarse_ns();
         }
     }
@@ -400,9 +431,10 @@ fn count_forward(key: &FlowKey, table: u32, bytes: u64) {
 #[inline(always)]
 fn count_error(key: &FlowKey, table: u32) {
     if let Some(s) = flow_stats(key) {
-        // SAFETY: valid map value pointer, atomic add with the result ignored.
+        // SAFETY: a valid, aligned map value pointer that other CPUs only
+        // touch atomically; atomic add with the result ignored.
         unsafe {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*s).errors, 1);
+            atomic_add(&raw mut (*s).errors, 1);
         }
     }
     if let Some(s) = TABLE_STATS.get_ptr_mut(table) {

@@ -9,16 +9,26 @@
 //! mismatch under `STRICT_SOURCE` and routes that are blackhole/unreachable/
 //! prohibit for an offloaded flow.
 //!
-//! Module layout: this file holds the maps, the entry point and bounds-checked
-//! packet access; `forward.rs` the per-family parse/check/rewrite logic. Checksum
-//! arithmetic and payload classification are in `rtpengine-common` so they are
-//! unit-tested on the host.
-#![no_std]
-#![no_main]
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
+//! Module layout: this file holds the maps and the entry point; `forward.rs`
+//! the per-family parse/check/rewrite logic; bounds-checked packet access is
+//! in the crate's library (`lib.rs`). Checksum arithmetic and payload
+//! classification are in `rtpengine-common` so they are unit-tested on the
+//! host.
+//!
+//! Built for `bpfel-unknown-none` by the daemon's `build.rs`. On the host the
+//! same code compiles as an empty binary, so `cargo check --workspace` and
+//! clippy see it (as aya's template does).
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    allow(
+        internal_features,
+        reason = "atomic_xadd: the BPF target has no AtomicU64::fetch_add"
+    )
+)]
 
-mod floor;
 mod forward;
 
 use aya_ebpf::{
@@ -29,6 +39,7 @@ use aya_ebpf::{
 };
 use network_types::eth::{EthHdr, EtherType};
 use rtpengine_common::{FlowKey, FlowStats, FlowTarget, TableStats, MAX_FLOWS, MAX_TABLES};
+use rtpengine_ebpf::ptr_at;
 
 /// Flow table shared by all daemons: local endpoint → target (owner table inside).
 #[btf_map]
@@ -59,23 +70,15 @@ pub fn rtpengine_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
-/// A pointer to a `T` at packet offset `off`, or `None` if the packet is too short
-/// (the verifier needs this check right before every access).
-#[inline(always)]
-pub(crate) fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + off + core::mem::size_of::<T>() > end {
-        return None;
-    }
-    Some((start + off) as *mut T)
-}
-
-#[cfg(not(test))]
+#[cfg(all(target_arch = "bpf", not(test)))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
+
+/// The host build is a stub: the program only runs in the kernel.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
 
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

@@ -33,7 +33,7 @@ pub fn bench(root: &Path, quick: bool, args: &[String]) -> anyhow::Result<()> {
         "--bin",
         "rtpengine",
         "--package",
-        "rtpengine-tests",
+        "rtpengine-bench",
         "--bin",
         "rtpengine-bench",
     ]))?;

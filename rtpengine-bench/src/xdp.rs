@@ -10,7 +10,8 @@ use aya::maps::HashMap as BpfHashMap;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use rtpengine::kernel::EBPF_OBJECT;
-use rtpengine_common::{FloorKey, FloorTarget};
+pub use rtpengine_bench_ebpf::FLOOR_PROGRAM;
+use rtpengine_bench_ebpf::{FloorKey, FloorTarget, FLOOR_MAP};
 
 use super::scenario::caller_port;
 use super::topo::{in_ns, CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
@@ -18,19 +19,15 @@ use super::topo::{in_ns, CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP}
 /// Name of the pass-everything program (the project's dataplane with private,
 /// empty maps: every lookup misses and the packet goes to the stack).
 const PASS_PROGRAM: &str = "rtpengine_xdp";
-/// Name of the floor forwarder (rtpengine-ebpf/src/floor.rs).
-pub const FLOOR_PROGRAM: &str = "rtpengine_floor";
-/// Its flow map.
-const FLOOR_MAP: &str = "FLOOR_FLOWS";
-
 /// Loaded programs; detached when dropped.
 pub struct Loaded(#[allow(dead_code)] Vec<Ebpf>);
 
-fn load_private() -> anyhow::Result<Ebpf> {
-    // No pin path: private maps, so nothing touches a running daemon's tables.
+/// Loads `object` with private maps (no pin path), so nothing touches a
+/// running daemon's tables.
+fn load_private(object: &[u8]) -> anyhow::Result<Ebpf> {
     EbpfLoader::new()
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF object")
+        .load(object)
+        .context("loading an eBPF object")
 }
 
 /// Attaches a native-mode pass program to each `(namespace, device)`.
@@ -39,7 +36,7 @@ pub fn attach_pass(devs: &[(String, &'static str)]) -> anyhow::Result<Loaded> {
     for (ns, dev) in devs {
         let dev = *dev;
         let e = in_ns(ns, move || {
-            let mut ebpf = load_private()?;
+            let mut ebpf = load_private(EBPF_OBJECT)?;
             let prog: &mut Xdp = ebpf
                 .program_mut(PASS_PROGRAM)
                 .context("pass program missing")?
@@ -95,9 +92,9 @@ impl FloorRule {
     }
 }
 
-/// Whether the embedded object has the floor program.
+/// Whether the embedded floor object loads and has the floor program.
 pub fn floor_available() -> bool {
-    load_private().is_ok_and(|e| e.program(FLOOR_PROGRAM).is_some())
+    load_private(crate::FLOOR_OBJECT).is_ok_and(|e| e.program(FLOOR_PROGRAM).is_some())
 }
 
 /// The floor rules for `calls` calls on ports `port_base + 2c` of both proxy
@@ -142,10 +139,10 @@ pub fn floor_rules(
 /// `devs` in native mode and fills `FLOOR_FLOWS` with `rules`; detached when
 /// the returned object drops.
 pub fn load_floor(program: &str, devs: &[&str], rules: &[FloorRule]) -> anyhow::Result<Ebpf> {
-    let mut ebpf = load_private()?;
+    let mut ebpf = load_private(crate::FLOOR_OBJECT)?;
     {
         let Some(prog) = ebpf.program_mut(program) else {
-            bail!("this build's eBPF object has no {program} program");
+            bail!("the floor object has no {program} program");
         };
         let prog: &mut Xdp = prog.try_into()?;
         prog.load()?;
@@ -172,4 +169,29 @@ pub fn attach_floor(
     let devs = devs.to_vec();
     let e = in_ns(ns, move || load_floor(FLOOR_PROGRAM, &devs, &rules))?;
     Ok(Loaded(vec![e]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor programs must pass the verifier, or the benchmark would
+    /// report those configurations as failed.
+    #[test]
+    #[ignore = "privileged: run with cargo xtask test"]
+    fn floor_programs_load() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (eBPF)");
+        for name in [FLOOR_PROGRAM, rtpengine_bench_ebpf::XSK_FLOOR_PROGRAM] {
+            let mut ebpf = load_private(crate::FLOOR_OBJECT).expect("floor object");
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .unwrap_or_else(|| panic!("{name} in the object"))
+                .try_into()
+                .expect("an XDP program");
+            if let Err(e) = prog.load() {
+                panic!("verifier rejected {name}: {e}");
+            }
+        }
+    }
 }

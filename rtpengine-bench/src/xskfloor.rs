@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use aya::maps::{HashMap as BpfHashMap, XskMap};
 use rtpengine::net::Epoll;
-use rtpengine_common::{csum, FloorTarget};
+use rtpengine_bench_ebpf::{FloorTarget, XSK_BASE_MAP, XSK_FLOOR_PROGRAM, XSK_MAP};
+use rtpengine_common::csum;
 
 use super::sockfloor::FloorProc;
 use super::topo::{fmt_mac, parse_mac, PROXY_CALLEE_IP, PROXY_CALLER_IP};
@@ -27,7 +28,6 @@ use super::xsk::{rx_queues, Xsk};
 
 const BATCH: u32 = 64;
 const COALESCE: Duration = Duration::from_millis(1);
-const PROGRAM: &str = "rtpengine_xsk_floor";
 
 /// Starts the XSK floor in namespace `ns` (see `sockfloor::start`); `c0`,
 /// `e0` are the endpoints' MACs.
@@ -127,16 +127,16 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         targets: floor.iter().map(xdp::FloorRule::target).collect(),
     };
     // The program only needs the keys; the rewrite happens here.
-    let mut ebpf = xdp::load_floor(PROGRAM, &devs, &floor)?;
+    let mut ebpf = xdp::load_floor(XSK_FLOOR_PROGRAM, &devs, &floor)?;
     // Sockets: all queues of p0, then all of p1.
     let mut socks: [Vec<Xsk>; 2] = [Vec::new(), Vec::new()];
     let mut slot = 0u32;
     for (i, name) in devs.iter().enumerate() {
         let ifindex = dev[i].0;
         let mut base: BpfHashMap<_, u32, u32> =
-            BpfHashMap::try_from(ebpf.map_mut("XSK_BASE").context("XSK_BASE")?)?;
+            BpfHashMap::try_from(ebpf.map_mut(XSK_BASE_MAP).context(XSK_BASE_MAP)?)?;
         base.insert(ifindex, slot, 0)?;
-        let mut xsks = XskMap::try_from(ebpf.map_mut("XSK_FLOOR").context("XSK_FLOOR")?)?;
+        let mut xsks = XskMap::try_from(ebpf.map_mut(XSK_MAP).context(XSK_MAP)?)?;
         for q in 0..rx_queues(name)? {
             let x = Xsk::bind(ifindex, q)?;
             xsks.set(slot, x.fd(), 0)

@@ -1,4 +1,5 @@
-//! The benchmark's floors; the daemon never loads them.
+//! The benchmark's floors, in an object of their own: the daemon never loads
+//! them.
 //!
 //! `rtpengine_floor`: the least an XDP forwarder can do for an IPv4/UDP flow
 //! (match the destination, rewrite addresses, ports and MACs from a
@@ -9,7 +10,12 @@
 //!
 //! `rtpengine_xsk_floor`: hands the packets of the same flows to an AF_XDP
 //! socket (`XSK_FLOOR[XSK_BASE[ingress ifindex] + rx queue]`), for the
-//! bench's kernel-bypass userspace floor (`tests/src/bench/xskfloor.rs`).
+//! bench's kernel-bypass userspace floor (`rtpengine-bench/src/xskfloor.rs`).
+//!
+//! Built for `bpfel-unknown-none` by the bench's `build.rs`; on the host it
+//! compiles as an empty binary (see `rtpengine-ebpf`).
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -23,13 +29,13 @@ use network_types::{
     ip::Ipv4Hdr,
     udp::UdpHdr,
 };
-use rtpengine_common::{csum, FloorKey, FloorTarget};
-
-use crate::ptr_at;
+use rtpengine_bench_ebpf::{FloorKey, FloorTarget, MAX_FLOOR_FLOWS};
+use rtpengine_common::csum;
+use rtpengine_ebpf::ptr_at;
 
 /// Floor rules, filled by the benchmark.
 #[btf_map]
-static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, 65536> = HashMap::new();
+static FLOOR_FLOWS: HashMap<FloorKey, FloorTarget, { MAX_FLOOR_FLOWS as usize }> = HashMap::new();
 
 /// AF_XDP sockets of the XSK floor, indexed by `XSK_BASE[ifindex] + rx queue`.
 #[btf_map]
@@ -122,3 +128,17 @@ pub fn rtpengine_floor(ctx: XdpContext) -> u32 {
         }
     }
 }
+
+#[cfg(all(target_arch = "bpf", not(test)))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+/// The host build is a stub: the programs only run in the kernel.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

@@ -7,25 +7,36 @@
 //! Library code here never panics on input: every failure is an
 //! `anyhow::Error` that unwinds through the RAII guards ([`topo::Topology`],
 //! [`daemon::DaemonProc`]) so namespaces and processes are removed on every
-//! exit path. See BENCHMARKS.md for the method.
+//! exit path. See BENCHMARKS.md for the method; run it through
+//! `cargo xtask bench` (release build, as root); `--help` lists the options.
 
-pub mod cli;
-pub mod cpu;
-pub mod daemon;
-pub mod media;
-pub mod ng;
-pub mod report;
-pub mod scenario;
-pub mod sockfloor;
-pub mod stop;
-pub mod topo;
-pub mod uringfloor;
-pub mod xdp;
-pub mod xsk;
-pub mod xskfloor;
+mod cli;
+mod cpu;
+mod daemon;
+mod media;
+mod ng;
+mod report;
+mod scenario;
+mod sockfloor;
+mod stop;
+mod topo;
+mod uringfloor;
+mod xdp;
+mod xsk;
+mod xskfloor;
 
-/// Entry point of the binary.
-pub fn main() -> anyhow::Result<()> {
+/// The XDP floor programs built by `build.rs` from `rtpengine-bench-ebpf`.
+pub static FLOOR_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rtpengine-floor"));
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("rtpengine-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve-socket-floor") {
         return sockfloor::serve(&args[1..]);
@@ -36,11 +47,7 @@ pub fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("--serve-xsk-floor") {
         return xskfloor::serve(&args[1..]);
     }
-    let opts = cli::Opts::parse(std::env::args().skip(1))?;
-    if opts.help {
-        print!("{}", cli::USAGE);
-        return Ok(());
-    }
+    let opts = cli::Opts::parse();
     stop::install();
     scenario::run_all(&opts)
 }
