@@ -7,7 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use rtpengine::ng::value::{decode_bencode, Dict, Value};
+use rtpengine::ng::bencode::decode_bencode;
+use rtpengine::ng::value::{Dict, Value};
 
 /// A bencode value to encode in the given (insertion) order.
 pub enum B<'a> {

@@ -1,9 +1,18 @@
 //! rtpengine-rs: an rtpengine-compatible media proxy.
 //!
-//! Requests flow one way: a transport in [`ng`] receives bytes,
-//! [`ng::control`] decodes and dispatches them to [`commands`], which run them
-//! against the [`call`] model; offers and answers go through [`sdp`] and
-//! allocate ports from [`interfaces`]; media flows through [`relay`].
+//! Requests flow one way, down the layers: a transport in [`server`]
+//! receives bytes, [`server::Control`] decodes them with the protocol in
+//! [`ng`] and dispatches to [`commands`], which run them against the
+//! [`call`] model; offers and answers go through [`sdp`] and allocate ports
+//! from [`interfaces`]; media flows through [`relay`], and through
+//! [`kernel`] once offloaded. [`config`] is the edge where options become the
+//! plain settings of those modules; `main.rs` runs the process.
+//!
+//! ```text
+//! server ─► commands ─► call ─► relay ─► net
+//!   │          │         │  └─► interfaces, sdp
+//!   └──────────┴─► ng    └─► (relay::offload) ◄── kernel
+//! ```
 
 pub mod call;
 pub mod clock;
@@ -15,3 +24,4 @@ pub mod net;
 pub mod ng;
 pub mod relay;
 pub mod sdp;
+pub mod server;

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
+use std::path::Path;
+
 use anyhow::Context as _;
-use rtpengine::call::{Calls, Settings, Totals};
+use rtpengine::call::{self, Calls};
 use rtpengine::commands::Commands;
 use rtpengine::config::{self, Config};
 use rtpengine::interfaces::Interfaces;
-use rtpengine::kernel::{Kernel, KernelConfig, XdpAttachMode};
-use rtpengine::ng::{control::Control, http, tcp, udp};
+use rtpengine::kernel::{Kernel, KernelConfig};
+use rtpengine::net::ifaddrs;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
+use rtpengine::server::{http, tcp, udp, Control};
 use tracing::{error, info, warn};
 
 fn main() {
@@ -64,7 +67,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(p) = &cfg.pidfile {
-        config::write_pidfile(p)?;
+        write_pidfile(p)?;
     }
     raise_fd_limit();
     // Media runs on its own threads (see `relay::poller`): relaying uses
@@ -101,22 +104,9 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
     }
     let kernel = open_kernel(cfg, &interfaces)?;
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
-    let calls = Arc::new(Calls::new(
-        interfaces,
-        Settings::from_config(cfg),
-        offload,
-        media,
-    ));
+    let calls = Arc::new(Calls::new(interfaces, cfg.call_settings(), offload, media));
+    tokio::spawn(call::timer::run(Arc::clone(&calls)));
     let control = Control::new(Commands::new(calls));
-    let timer_control = Arc::clone(&control);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let (mut last, mut last_kernel) = (Totals::default(), 0);
-        loop {
-            tick.tick().await;
-            timer_control.commands().tick(&mut last, &mut last_kernel);
-        }
-    });
     let sock = udp::bind(cfg.ng_addr()?)?;
     let mut servers = tokio::task::JoinSet::new();
     servers.spawn(udp::serve(sock, Arc::clone(&control)));
@@ -137,7 +127,7 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
             // program detaches when the last handle drops with the runtime).
             if let Some(k) = &kernel {
                 match k.flush() {
-                    Ok(n) => info!(table = k.table(), flows = n, "Kernel table flushed"),
+                    Ok(n) => info!(table = %k.table(), flows = n, "Kernel table flushed"),
                     Err(e) => warn!("Failed to flush kernel table: {e:#}"),
                 }
             }
@@ -149,7 +139,7 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
 /// Opens kernel table `--table` when it is 0..63. Failure falls back to
 /// userspace relaying with one loud line, or exits with `--no-fallback`.
 fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<Arc<Kernel>>> {
-    let Ok(table) = u32::try_from(cfg.table) else {
+    let Some(table) = cfg.kernel_table()? else {
         info!(
             "Kernel forwarding disabled (--table={}), relaying in userspace",
             cfg.table
@@ -161,7 +151,7 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
             .iter()
             .flat_map(|i| i.addrs.iter().map(|a| a.local))
             .collect();
-        config::devices_of(&addrs)?
+        ifaddrs::devices_of(&addrs).context("listing network devices")?
     } else {
         cfg.xdp_devices.clone()
     };
@@ -176,21 +166,16 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
         error!("{msg}, KERNEL FORWARDING DISABLED");
         return Ok(None);
     }
-    let mode = match cfg.xdp_mode {
-        config::XdpMode::Auto => XdpAttachMode::Auto,
-        config::XdpMode::Native => XdpAttachMode::Native,
-        config::XdpMode::Generic => XdpAttachMode::Generic,
-    };
     let kcfg = KernelConfig {
         table,
         devices: devices.clone(),
-        mode,
+        mode: cfg.xdp_mode,
         pin_dir: cfg.bpf_pin_dir.clone(),
     };
     match Kernel::open_with(&kcfg) {
         Ok(k) => {
             for a in k.attachments() {
-                info!(device = %a.device, mode = %a.mode, shared = a.shared, table, "XDP dataplane attached");
+                info!(device = %a.device, mode = %a.mode, shared = a.shared, %table, "XDP dataplane attached");
             }
             Ok(Some(Arc::new(k)))
         }
@@ -206,6 +191,12 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
             Ok(None)
         }
     }
+}
+
+/// Writes the pid file.
+fn write_pidfile(path: &Path) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pid file {}", path.display()))
 }
 
 /// Every media port is a socket: lift the soft open-files limit to the hard

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use rtpengine::call::{Calls, Settings};
 use rtpengine::commands::Commands;
-use rtpengine::config::{EndpointLearning, InterfaceSpec};
-use rtpengine::interfaces::{Interfaces, PortPool};
-use rtpengine::ng::control::Control;
+use rtpengine::interfaces::{InterfaceSpec, Interfaces, PortPool};
+use rtpengine::ng::bencode::{bencode_len, decode_bencode, encode_bencode};
 use rtpengine::ng::frame;
-use rtpengine::ng::value::{decode_bencode, decode_json, encode_bencode, encode_json, Dict, Value};
+use rtpengine::ng::json::{decode_json, encode_json};
+use rtpengine::ng::value::{Dict, Value};
+use rtpengine::relay::learning::EndpointLearning;
 use rtpengine::relay::poller::Poller;
 use rtpengine::sdp::{self, MediaOut, RtcpOut, SessionOut};
+use rtpengine::server::Control;
 
 /// Separates the ng messages of one [`ng`] input (bytes no message needs).
 pub const MESSAGE_SEPARATOR: &[u8] = b"\xff\xfe";
@@ -36,7 +38,7 @@ pub fn codecs(data: &[u8]) {
     if let Ok(d) = decode_bencode(data) {
         let again = decode_bencode(&encode_bencode(&d));
         assert_eq!(again.as_ref(), Ok(&d), "bencode round trip");
-        let len = rtpengine::ng::value::bencode_len(data);
+        let len = bencode_len(data);
         assert!(
             matches!(len, Ok(Some(n)) if n <= data.len()),
             "bencode_len disagrees with the decoder: {len:?}"

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-pub use rtpengine::ng::value::{decode_bencode, encode_bencode, Dict, Value};
+pub use rtpengine::ng::bencode::{decode_bencode, encode_bencode};
+pub use rtpengine::ng::value::{Dict, Value};
 
 pub mod fuzz;
 
@@ -573,7 +574,7 @@ pub fn recv_with_tos(s: &UdpSocket) -> std::io::Result<(Vec<u8>, SocketAddr, u8)
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
     // SAFETY: msg points at live buffers of the stated sizes.
     let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
     if n < 0 {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use aya::programs::TestRunOptions;
 use rtpengine::kernel::{
     flow_key, FlowStats, FlowTarget, FlowTargetBuilder, Kernel, KernelConfig, SourcePolicy,
-    XdpAttachMode, EBPF_OBJECT,
+    TableId, XdpAttachMode, EBPF_OBJECT,
 };
 use rtpengine_common::csum;
 use rtpengine_tests::*;
@@ -27,6 +27,11 @@ const MAC_B0: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x00];
 const MAC_B_PEER: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x02];
 /// Whatever MAC the test packets arrive with.
 const MAC_IN_SRC: [u8; 6] = [0x02, 0, 0, 0, 0x0c, 0x01];
+
+/// Kernel table `n`.
+fn table(n: u32) -> TableId {
+    TableId::new(n).expect("a table id below 64")
+}
 
 static PIN_SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -309,7 +314,7 @@ fn with_rig(f: impl FnOnce(&Rig) + Send + 'static) {
     let pin_dir = pins.0.clone();
     ns.run(move || {
         let kernel = Kernel::open_with(&KernelConfig {
-            table: 7,
+            table: table(7),
             devices: vec![],
             mode: XdpAttachMode::Auto,
             pin_dir,
@@ -669,8 +674,8 @@ fn counters_accumulate_and_survive_target_updates() {
 fn tables_are_isolated_and_flushed() {
     require_root();
     let pins = PinDir::new();
-    let cfg = |table| KernelConfig {
-        table,
+    let cfg = |n| KernelConfig {
+        table: table(n),
         devices: vec![],
         mode: XdpAttachMode::Auto,
         pin_dir: pins.0.clone(),
@@ -698,10 +703,10 @@ fn tables_are_isolated_and_flushed() {
     assert!(all.contains("kernel table 2: 1 flow(s)"), "{all}");
     assert!(!all.contains("kernel table 1"), "{all}");
     drop(t2);
-    assert!(rtpengine::kernel::dump_from(&pins.0, Some(2))
+    assert!(rtpengine::kernel::dump_from(&pins.0, Some(table(2)))
         .unwrap()
         .starts_with("kernel table 2: 0 flow(s)"));
-    assert!(Kernel::open_with(&cfg(64)).is_err());
+    assert!(TableId::new(64).is_err());
 }
 
 // ---------------------------------------------------------------------------
@@ -817,7 +822,7 @@ fn end_to_end(mode: XdpAttachMode) {
     let pin_dir = pins.0.clone();
     let kernel = n.proxy.run(move || {
         Kernel::open_with(&KernelConfig {
-            table: 0,
+            table: table(0),
             devices: vec!["p0".into(), "p1".into()],
             mode,
             pin_dir,
@@ -951,11 +956,11 @@ fn link_pins(pin_dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-fn open_in(ns: &Netns, table: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kernel> {
+fn open_in(ns: &Netns, n: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kernel> {
     let pin_dir = pin_dir.to_path_buf();
     ns.run(move || {
         Kernel::open_with(&KernelConfig {
-            table,
+            table: table(n),
             devices: vec!["p0".into(), "p1".into()],
             mode: XdpAttachMode::Generic,
             pin_dir,
@@ -1152,7 +1157,7 @@ fn crash_child() {
     };
     in_netns(&ns, move || {
         let k = Kernel::open_with(&KernelConfig {
-            table: 0,
+            table: table(0),
             devices: vec!["p0".into(), "p1".into()],
             mode: XdpAttachMode::Generic,
             pin_dir: pin_dir.into(),
@@ -1189,7 +1194,7 @@ fn crashed_table_keeps_forwarding_until_restart() {
             i
         ));
     }
-    let dump = rtpengine::kernel::dump_from(&pins.0, Some(0)).unwrap();
+    let dump = rtpengine::kernel::dump_from(&pins.0, Some(table(0))).unwrap();
     assert!(dump.starts_with("kernel table 0: 2 flow(s)"), "{dump}");
     assert!(dump.contains("packets 3"), "{dump}");
 

@@ -8,96 +8,39 @@
 //! endpoint its *peer* announced (upstream's endpoint maps): the same endpoint
 //! keeps them (retransmitted or repeated offers return the same ports), a new
 //! one gets new ones.
+//!
+//! Where things are: the registry and its settings in [`registry`],
+//! offer/answer in [`offer_answer`], `delete` in [`delete`], sockets and their
+//! wiring in [`sockets`], the once-a-second timer in [`timer`], counters in
+//! [`stats`], and failures in [`Error`]. Nothing here knows the ng protocol
+//! or the command line: requests arrive as plain option structs and replies
+//! are built by the command handlers from what this module exposes.
 
-mod negotiate;
+mod delete;
+mod error;
+pub mod offer_answer;
+mod registry;
+pub mod sockets;
 mod stats;
+pub mod timer;
 
-pub use negotiate::{Negotiation, Side};
-pub use stats::{call_stats, kernel_packets, relayed, GlobalStats, Totals};
+#[cfg(test)]
+mod tests;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+pub use delete::{Delete, Deleted};
+pub use error::Error;
+pub use offer_answer::{OfferAnswer, Replace, RtcpMux, Side};
+pub use registry::{Calls, Settings};
+pub use sockets::Sockets;
+pub use stats::{kernel_packets, relayed, GlobalStats, StatsSnapshot};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::clock;
-use crate::config::{Config, EndpointLearning};
-use crate::interfaces::{Interfaces, LocalAddress};
-use crate::ng::frame::NgError;
-use crate::relay::learning::{Endpoint, Policy};
-use crate::relay::offload::Offload;
-use crate::relay::poller::{Poller, Registration};
-use crate::relay::{MediaSocket, SocketState};
+use crate::relay::learning::Policy;
+use crate::relay::MediaSocket;
 use crate::sdp::{Direction, Origin};
-
-/// Daemon-wide settings the call model needs.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Default endpoint learning mode.
-    pub learning: EndpointLearning,
-    /// Default TOS.
-    pub tos: Option<u8>,
-    /// `--timeout` seconds.
-    pub timeout: u64,
-    /// `--silent-timeout` seconds.
-    pub silent_timeout: u64,
-    /// `--offer-timeout` seconds.
-    pub offer_timeout: u64,
-    /// `--final-timeout` seconds (0 = off).
-    pub final_timeout: u64,
-    /// `--delete-delay` seconds.
-    pub delete_delay: u64,
-    /// `--max-sessions` (negative = unlimited).
-    pub max_sessions: i64,
-}
-
-impl Settings {
-    /// Settings from the configuration.
-    pub fn from_config(c: &Config) -> Settings {
-        Settings {
-            learning: c.endpoint_learning,
-            tos: c.tos,
-            timeout: c.timeout.into(),
-            silent_timeout: c.silent_timeout.into(),
-            offer_timeout: c.offer_timeout.into(),
-            final_timeout: c.final_timeout.into(),
-            delete_delay: c.delete_delay.into(),
-            max_sessions: c.max_sessions,
-        }
-    }
-}
-
-/// Local sockets of one media section of one party.
-pub struct Sockets {
-    /// RTP socket.
-    pub rtp: Arc<MediaSocket>,
-    /// RTCP socket (absent when allocated for rtcp-mux only).
-    pub rtcp: Option<Arc<MediaSocket>>,
-    /// Address written into SDP for these sockets.
-    pub advertised: IpAddr,
-    /// The peer's endpoint these sockets are tied to (`None` = not yet known).
-    pub key: Option<SocketAddr>,
-    _tasks: Vec<Registration>,
-}
-
-impl Sockets {
-    /// The sockets, RTP first.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
-        std::iter::once(&self.rtp).chain(self.rtcp.as_ref())
-    }
-
-    /// Parks these sockets when newer ones replace them: out of the kernel and
-    /// cut off from the peer (packets to them are dropped), but kept open so
-    /// a return to their endpoint gets the same ports back.
-    pub fn retire(&self) {
-        for s in self.all() {
-            let mut st = s.state();
-            s.unoffload_locked(&mut st, "ports replaced");
-            st.peer_rtp = std::sync::Weak::new();
-            st.peer_rtcp = std::sync::Weak::new();
-        }
-    }
-}
 
 /// One media section of one party.
 pub struct PartyMedia {
@@ -170,7 +113,7 @@ pub struct Party {
 }
 
 impl Party {
-    fn new(tag: Option<String>) -> Party {
+    pub(crate) fn new(tag: Option<String>) -> Party {
         Party {
             tag,
             via_branch: None,
@@ -222,7 +165,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(id: &str) -> Call {
+    pub(crate) fn new(id: &str) -> Call {
         let now = clock::now_ms();
         Call {
             id: id.to_owned(),
@@ -268,9 +211,7 @@ impl Call {
             });
         let sets: Vec<Sockets> = sets.collect();
         for s in sets {
-            for t in s._tasks {
-                t.close().await;
-            }
+            s.close().await;
         }
     }
 
@@ -302,166 +243,19 @@ impl Call {
     }
 }
 
-/// The registry of calls.
-pub struct Calls {
-    calls: Mutex<HashMap<String, Call>>,
-    /// Media interfaces.
-    pub interfaces: Interfaces,
-    /// Settings.
-    pub settings: Settings,
-    /// Daemon-wide counters.
-    pub stats: GlobalStats,
-    /// In-kernel forwarding, when available.
-    pub offload: Option<Arc<dyn Offload>>,
-    /// The relay threads media sockets are served by.
-    pub media: Arc<Poller>,
-}
-
-impl Calls {
-    /// An empty registry.
-    pub fn new(
-        interfaces: Interfaces,
-        settings: Settings,
-        offload: Option<Arc<dyn Offload>>,
-        media: Arc<Poller>,
-    ) -> Calls {
-        Calls {
-            calls: Mutex::new(HashMap::new()),
-            interfaces,
-            settings,
-            stats: GlobalStats::default(),
-            offload,
-            media,
-        }
-    }
-
-    /// Locks the call table.
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, Call>> {
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Number of calls.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether there are no calls.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes a call and records why it ended. Its sockets close as the
-    /// value drops.
-    /// Returns the call: dropping it closes its sockets as their relay tasks
-    /// wind down; [`Call::close`] waits for that.
-    pub fn destroy(
-        &self,
-        map: &mut HashMap<String, Call>,
-        id: &str,
-        why: EndReason,
-    ) -> Option<Call> {
-        let call = map.remove(id)?;
-        call.merge_kernel();
-        self.stats.ended(&call, why);
-        tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
-        Some(call)
-    }
-
-    /// One timer pass: ends calls whose delete delay, timeouts or final
-    /// timeout have passed. Returns how many ended.
-    pub fn tick(&self) -> usize {
-        // Offloaded packets never reach the relay: fold the kernel's counters
-        // in first so the timeouts see that media is flowing. The map reads
-        // are syscalls, so they run without the call table locked (ng waits
-        // for that lock).
-        if self.offload.is_some() {
-            let sockets: Vec<Arc<MediaSocket>> = self
-                .lock()
-                .values()
-                .flat_map(Call::sockets)
-                .cloned()
-                .collect();
-            sockets.iter().for_each(|s| s.merge_kernel());
-        }
-        let now = clock::now_ms();
-        let s = &self.settings;
-        let mut map = self.lock();
-        let mut ending = Vec::new();
-        for (id, c) in map.iter() {
-            let why = if c.destroy_at_ms.is_some_and(|t| t <= now) {
-                Some(EndReason::Deleted)
-            } else if s.final_timeout > 0
-                && now.saturating_sub(c.created_ms) >= s.final_timeout * 1000
-            {
-                Some(EndReason::FinalTimeout)
-            } else if !c.answered {
-                (now.saturating_sub(c.last_signal_ms) >= s.offer_timeout * 1000)
-                    .then_some(EndReason::OfferTimeout)
-            } else {
-                let idle = now.saturating_sub(c.last_activity_ms());
-                if c.all_held() {
-                    (idle >= s.silent_timeout * 1000).then_some(EndReason::SilentTimeout)
-                } else {
-                    (idle >= s.timeout * 1000).then_some(EndReason::Timeout)
-                }
-            };
-            if let Some(why) = why {
-                ending.push((id.clone(), why));
+/// Who is in which dialogue: `to-tag` of `from-tag`'s peer matches.
+impl Call {
+    /// Whether the call has a party `from` whose peer is tagged `to`
+    /// (any peer when `to` is `None`).
+    pub fn has_dialogue(&self, from: &str, to: Option<&str>) -> bool {
+        self.party(from).is_some_and(|i| match to {
+            None => true,
+            Some(to) => {
+                self.parties[i]
+                    .peer
+                    .and_then(|p| self.parties[p].tag.as_deref())
+                    == Some(to)
             }
-        }
-        for (id, why) in &ending {
-            drop(self.destroy(&mut map, id, *why));
-        }
-        ending.len()
+        })
     }
-}
-
-/// Allocates sockets for a party's media on `addr` and starts their loops.
-pub(crate) fn allocate_sockets(
-    addr: &LocalAddress,
-    single: bool,
-    key: Option<SocketAddr>,
-    policy: Policy,
-    tos: Option<u8>,
-    offload: Option<&Arc<dyn Offload>>,
-    media: &Poller,
-) -> Result<Sockets, NgError> {
-    let pair = addr.pool.allocate(single).ok_or_else(|| {
-        tracing::error!(
-            "Failed to get {} consecutive ports on interface {}",
-            if single { 1 } else { 2 },
-            addr.local
-        );
-        NgError::Other("Ran out of ports")
-    })?;
-    let lease = Arc::new(pair.lease);
-    let now = Instant::now();
-    let state = || SocketState::new(Endpoint::new(None, now), policy, tos);
-    let io = |e: std::io::Error| {
-        tracing::error!(error = %e, "Failed to register media socket");
-        NgError::Other("Ran out of ports")
-    };
-    let rtp =
-        MediaSocket::new(pair.rtp, false, lease.clone(), state(), offload.cloned()).map_err(io)?;
-    let rtcp = match pair.rtcp {
-        Some(s) => Some(MediaSocket::new(s, true, lease, state(), offload.cloned()).map_err(io)?),
-        None => None,
-    };
-    let socks: Vec<&Arc<MediaSocket>> = std::iter::once(&rtp).chain(rtcp.as_ref()).collect();
-    let tasks = media.register(&socks).map_err(io)?;
-    let sockets = Sockets {
-        rtp,
-        rtcp,
-        advertised: addr.advertised,
-        key,
-        _tasks: tasks,
-    };
-    if let Some(tos) = tos {
-        for s in sockets.all() {
-            if let Err(e) = s.set_tos(tos) {
-                tracing::warn!(error = %e, "Failed to set TOS");
-            }
-        }
-    }
-    Ok(sockets)
 }

@@ -19,7 +19,7 @@ pub(crate) fn is_bpffs(dir: &Path) -> anyhow::Result<bool> {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("statfs {}", dir.display()));
     }
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    Ok(i64::from(st.f_type) == BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs on `root` unless one is already mounted there.

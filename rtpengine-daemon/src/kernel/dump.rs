@@ -8,17 +8,18 @@ use anyhow::{anyhow, Context as _};
 use aya::maps::{HashMap, Map, MapData};
 use rtpengine_common::{FlowKey, FlowStats, FlowTarget, FLOWS_MAP, FLOW_STATS_MAP};
 
-use super::{collect_entries, default_pin_dir, fmt_key, now_ns};
+use super::maps::{collect_entries, fmt_key};
+use super::{default_pin_dir, now_ns, TableId};
 
 /// Lists table `table` from the maps pinned in the default pin directory
 /// (works while a daemon runs, from another process).
-pub fn dump(table: u32) -> anyhow::Result<String> {
+pub fn dump(table: TableId) -> anyhow::Result<String> {
     dump_from(&default_pin_dir(), Some(table))
 }
 
 /// Lists table `table` (or every table with `None`) from the maps pinned in
 /// `pin_dir`.
-pub fn dump_from(pin_dir: &Path, table: Option<u32>) -> anyhow::Result<String> {
+pub fn dump_from(pin_dir: &Path, table: Option<TableId>) -> anyhow::Result<String> {
     let open = |name: &str| -> anyhow::Result<Map> {
         let path = pin_dir.join(name);
         let data = MapData::from_pin(&path).map_err(|e| {
@@ -33,10 +34,10 @@ pub fn dump_from(pin_dir: &Path, table: Option<u32>) -> anyhow::Result<String> {
         HashMap::try_from(open(FLOWS_MAP)?).context("FLOWS has an unexpected layout")?;
     let stats: HashMap<MapData, FlowKey, FlowStats> =
         HashMap::try_from(open(FLOW_STATS_MAP)?).context("FLOW_STATS has an unexpected layout")?;
-    let entries = collect_entries(&flows, &stats, table);
+    let entries = collect_entries(&flows, &stats, table.map(TableId::get));
     let now = now_ns();
     match table {
-        Some(n) => Ok(format_entries(n, &entries, now)),
+        Some(n) => Ok(format_entries(n.get(), &entries, now)),
         None => {
             let mut tables: Vec<u32> = entries.iter().map(|(_, t, _)| t.table).collect();
             tables.dedup();

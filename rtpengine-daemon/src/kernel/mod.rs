@@ -64,6 +64,14 @@
 //! and, for native redirects between devices, the program attached to the
 //! egress device too (pass every media device).
 //!
+//! # Layout
+//!
+//! This file holds the handle's lifecycle (open, close); [`attach`]-ing the
+//! program to devices (with the raw link calls in `xdp_link`) and reading
+//! and writing the maps (`maps`) are beside it, with `dump` for listings,
+//! `target` for building entries, `offload` for the relay's view and
+//! `table` for the validated table id.
+//!
 //! # Integration
 //!
 //! Build entries with [`flow_key`] / [`FlowTargetBuilder`] from the stream's
@@ -74,28 +82,36 @@
 //! [`now_ns`] (CLOCK_MONOTONIC), e.g. `now_ns().saturating_sub(last_seen_ns)`.
 #![warn(missing_docs)]
 
+mod attach;
 mod bpffs;
 mod dump;
+mod maps;
 mod offload;
+mod table;
 mod target;
+#[cfg(feature = "testing")]
+mod testing;
 mod xdp_link;
 
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{anyhow, bail, Context as _};
-use aya::maps::{HashMap, Map, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues};
-use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{xdp::XdpLink, Xdp, XdpMode};
-use aya::{Ebpf, EbpfLoader};
+use anyhow::{anyhow, Context as _};
+use aya::maps::MapInfo;
+use aya::programs::Xdp;
+use aya::EbpfLoader;
 pub use rtpengine_common::{
     Endpoint, FlowKey, FlowStats, FlowTarget, TableStats, FAMILY_V4, FAMILY_V6, MAP_LAYOUT_VERSION,
     MAX_FLOWS, MAX_TABLES,
 };
 use rtpengine_common::{FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP, XDP_PROGRAM};
 
+pub use attach::Attachment;
+use attach::{forwarding_check, Prog};
 pub use dump::{dump, dump_from, format_entries};
+use maps::{take_map, Maps};
+pub use table::{TableId, TableOutOfRange};
 pub use target::{flow_key, FlowTargetBuilder, SourcePolicy};
 
 /// The XDP object built by `build.rs` (aya-build) from `rtpengine-ebpf`.
@@ -150,11 +166,24 @@ impl std::fmt::Display for XdpAttachMode {
     }
 }
 
+impl std::str::FromStr for XdpAttachMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(XdpAttachMode::Auto),
+            "native" => Ok(XdpAttachMode::Native),
+            "generic" => Ok(XdpAttachMode::Generic),
+            _ => Err(format!("unknown XDP mode '{s}' (auto, native, generic)")),
+        }
+    }
+}
+
 /// Everything [`Kernel::open_with`] needs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
     /// Table id (0..63) this daemon owns.
-    pub table: u32,
+    pub table: TableId,
     /// Devices to attach the XDP program to (every device media enters *or
     /// leaves* through: native redirect needs a program on the egress device).
     pub devices: Vec<String>,
@@ -167,7 +196,7 @@ pub struct KernelConfig {
 
 impl KernelConfig {
     /// A configuration with the default pin directory.
-    pub fn new(table: u32, devices: &[String], mode: XdpAttachMode) -> KernelConfig {
+    pub fn new(table: TableId, devices: &[String], mode: XdpAttachMode) -> KernelConfig {
         KernelConfig {
             table,
             devices: devices.to_vec(),
@@ -177,73 +206,26 @@ impl KernelConfig {
     }
 }
 
-/// One device the program is attached to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    /// Interface name.
-    pub device: String,
-    /// The mode in effect ([`XdpAttachMode::Native`] or [`XdpAttachMode::Generic`]);
-    /// for a shared attachment, the mode its creator got.
-    pub mode: XdpAttachMode,
-    /// `false`: this handle attached the program (and pinned the link);
-    /// `true`: it found the pinned link of another daemon (or of a previous,
-    /// crashed instance) and shares it.
-    pub shared: bool,
-}
-
-/// A device's pinned XDP link as used by one handle.
-struct Link {
-    attachment: Attachment,
-    /// `<pin_dir>/links/netns-<inode>/<device>`.
-    pin: PathBuf,
-    /// Kernel id of the link (to check the pin still names it at close).
-    link_id: u32,
-    /// Keeps the link, hence the program, attached while this handle lives,
-    /// even if another daemon removes the pin meanwhile.
-    _fd: OwnedFd,
-}
-
-struct Maps {
-    flows: HashMap<MapData, FlowKey, FlowTarget>,
-    stats: HashMap<MapData, FlowKey, FlowStats>,
-    table_stats: PerCpuArray<MapData, TableStats>,
-}
-
-struct Prog {
-    ebpf: Ebpf,
-    links: Vec<Link>,
-}
-
 /// An open forwarding table: the loaded program, its attachments and the maps.
 /// Cheap to share (`Arc<Kernel>`); all methods take `&self`.
 pub struct Kernel {
-    table: u32,
+    table: TableId,
     pin_dir: PathBuf,
     maps: Mutex<Maps>,
     prog: Mutex<Prog>,
     closed: bool,
 }
 
-const BPF_ANY: u64 = 0;
-const BPF_NOEXIST: u64 = 1;
-
 impl Kernel {
     /// Loads the dataplane, reuses (or creates and pins) the shared maps in the
     /// default pin directory, flushes table `table`'s leftover entries and
     /// attaches to `devices`.
-    pub fn open(table: u32, devices: &[String], mode: XdpAttachMode) -> anyhow::Result<Kernel> {
+    pub fn open(table: TableId, devices: &[String], mode: XdpAttachMode) -> anyhow::Result<Kernel> {
         Self::open_with(&KernelConfig::new(table, devices, mode))
     }
 
     /// [`Kernel::open`] with every knob.
     pub fn open_with(cfg: &KernelConfig) -> anyhow::Result<Kernel> {
-        if cfg.table >= MAX_TABLES {
-            bail!(
-                "kernel table {} out of range 0..{}",
-                cfg.table,
-                MAX_TABLES - 1
-            );
-        }
         bpffs::ensure_mounted(Path::new(BPFFS_ROOT))?;
         std::fs::create_dir_all(&cfg.pin_dir)
             .with_context(|| format!("creating pin directory {}", cfg.pin_dir.display()))?;
@@ -294,7 +276,7 @@ impl Kernel {
         let flushed = kernel.flush()?;
         if flushed > 0 {
             tracing::warn!(
-                table = cfg.table,
+                table = %cfg.table,
                 flushed,
                 "removed kernel forwarding entries left over by a previous instance"
             );
@@ -315,7 +297,7 @@ impl Kernel {
             }
         }
         tracing::info!(
-            table = cfg.table,
+            table = %cfg.table,
             pin_dir = %cfg.pin_dir.display(),
             devices = ?kernel.attachments(),
             "kernel forwarding table open"
@@ -323,226 +305,14 @@ impl Kernel {
         Ok(kernel)
     }
 
-    fn attach(
-        &mut self,
-        links_dir: &Path,
-        dev: &str,
-        mode: XdpAttachMode,
-        flows_id: u32,
-    ) -> anyhow::Result<()> {
-        let prog = self
-            .prog
-            .get_mut()
-            .map_err(|_| anyhow!("kernel state poisoned"))?;
-        let link = attach_device(&mut prog.ebpf, links_dir, dev, mode, flows_id)?;
-        let a = &link.attachment;
-        if a.shared {
-            tracing::info!(
-                device = dev,
-                mode = %a.mode,
-                "sharing the XDP dataplane already attached to {dev}"
-            );
-            if mode != XdpAttachMode::Auto && mode != a.mode {
-                tracing::warn!(
-                    device = dev,
-                    requested = %mode,
-                    actual = %a.mode,
-                    "the shared XDP attachment on {dev} uses another mode than requested"
-                );
-            }
-        } else {
-            tracing::info!(device = dev, mode = %a.mode, pin = %link.pin.display(), "XDP program attached");
-        }
-        prog.links.push(link);
-        Ok(())
-    }
-
     /// The table id this handle owns.
-    pub fn table(&self) -> u32 {
+    pub fn table(&self) -> TableId {
         self.table
     }
 
     /// The directory holding the pinned maps.
     pub fn pin_dir(&self) -> &Path {
         &self.pin_dir
-    }
-
-    /// Devices the program is attached to, with the mode that worked.
-    pub fn attachments(&self) -> Vec<Attachment> {
-        self.prog
-            .lock()
-            .map(|p| p.links.iter().map(|l| l.attachment.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    fn maps(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Maps>> {
-        self.maps
-            .lock()
-            .map_err(|_| anyhow!("kernel map state poisoned"))
-    }
-
-    /// Installs (or replaces) the entry for local endpoint `key`. The target's
-    /// `table` is set to this handle's table; counters of an existing entry are
-    /// kept. Fails if the key belongs to another table or the entry is invalid
-    /// (family mismatch, unknown flags).
-    pub fn install(&self, key: FlowKey, target: FlowTarget) -> anyhow::Result<()> {
-        let key = normalize_key(key)?;
-        let mut target = target;
-        target.table = self.table;
-        target._pad = 0;
-        target.expected_src._pad = [0; 2];
-        target.src._pad = [0; 2];
-        target.dst._pad = [0; 2];
-        if target.family != key.family {
-            bail!(
-                "flow {}: target family {} differs from the local family {} (no IPv4/IPv6 translation in the kernel)",
-                fmt_key(&key),
-                target.family,
-                key.family
-            );
-        }
-        if target.flags & !FlowTarget::ALL_FLAGS != 0 {
-            bail!(
-                "flow {}: unknown flag bits {:#x}",
-                fmt_key(&key),
-                target.flags
-            );
-        }
-        let mut maps = self.maps()?;
-        let replacing = match maps.flows.get(&key, 0) {
-            Ok(existing) if existing.table != self.table => bail!(
-                "flow {} is owned by kernel table {}, not {}",
-                fmt_key(&key),
-                existing.table,
-                self.table
-            ),
-            Ok(_) => true,
-            Err(_) => false,
-        };
-        // A replaced entry keeps its counters; a new one starts from zero even
-        // if a packet in flight during an earlier remove re-created them.
-        let flags = if replacing { BPF_NOEXIST } else { BPF_ANY };
-        let _ = maps.stats.insert(key, FlowStats::default(), flags);
-        if let Err(e) = maps.flows.insert(key, target, BPF_ANY) {
-            if !replacing {
-                let _ = maps.stats.remove(&key);
-            }
-            return Err(e).with_context(|| format!("installing kernel flow {}", fmt_key(&key)));
-        }
-        Ok(())
-    }
-
-    /// Removes the entry for `key` and its counters (no-op if absent; refuses
-    /// entries of other tables).
-    pub fn remove(&self, key: FlowKey) -> anyhow::Result<()> {
-        let key = normalize_key(key)?;
-        let mut maps = self.maps()?;
-        match maps.flows.get(&key, 0) {
-            Ok(t) if t.table != self.table => bail!(
-                "flow {} is owned by kernel table {}, not {}",
-                fmt_key(&key),
-                t.table,
-                self.table
-            ),
-            Ok(_) => {
-                ignore_missing(maps.flows.remove(&key))
-                    .with_context(|| format!("removing kernel flow {}", fmt_key(&key)))?;
-                ignore_missing(maps.stats.remove(&key))
-                    .with_context(|| format!("removing counters of {}", fmt_key(&key)))?;
-                Ok(())
-            }
-            Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("looking up kernel flow {}", fmt_key(&key))),
-        }
-    }
-
-    /// The target installed for `key` by this table.
-    pub fn target(&self, key: FlowKey) -> Option<FlowTarget> {
-        let maps = self.maps().ok()?;
-        maps.flows
-            .get(&key, 0)
-            .ok()
-            .filter(|t| t.table == self.table)
-    }
-
-    /// Counters of `key` (`None` if this table has no such entry).
-    pub fn stats(&self, key: FlowKey) -> Option<FlowStats> {
-        let maps = self.maps().ok()?;
-        let t = maps.flows.get(&key, 0).ok()?;
-        if t.table != self.table {
-            return None;
-        }
-        Some(maps.stats.get(&key, 0).unwrap_or_default())
-    }
-
-    /// All entries of this table with their counters.
-    pub fn entries(&self) -> Vec<(FlowKey, FlowTarget, FlowStats)> {
-        let Ok(maps) = self.maps() else {
-            return Vec::new();
-        };
-        collect_entries(&maps.flows, &maps.stats, Some(self.table))
-    }
-
-    /// This table's totals (summed over CPUs) since it was opened.
-    pub fn table_stats(&self) -> anyhow::Result<TableStats> {
-        let maps = self.maps()?;
-        let per_cpu = maps
-            .table_stats
-            .get(&self.table, 0)
-            .context("reading per-table counters")?;
-        Ok(sum_table_stats(per_cpu.iter()))
-    }
-
-    /// Human-readable listing of this table (see [`dump`]).
-    pub fn dump(&self) -> String {
-        format_entries(self.table, &self.entries(), now_ns())
-    }
-
-    /// Runs the program once on `opts` with `BPF_PROG_TEST_RUN` (tests and
-    /// diagnostics; `bpf_fib_lookup` then uses the caller's network namespace).
-    pub fn test_run(
-        &self,
-        opts: aya::programs::TestRunOptions<'_>,
-    ) -> anyhow::Result<aya::programs::TestRunResult> {
-        use aya::programs::TestRun as _;
-        let prog = self
-            .prog
-            .lock()
-            .map_err(|_| anyhow!("kernel state poisoned"))?;
-        let xdp: &Xdp = prog
-            .ebpf
-            .program(XDP_PROGRAM)
-            .context("XDP program vanished")?
-            .try_into()
-            .map_err(|e| anyhow!("{e}"))?;
-        xdp.test_run(opts)
-            .map_err(|e| anyhow!("BPF_PROG_TEST_RUN: {e}"))
-    }
-
-    /// Removes every entry of this table (returns how many).
-    pub fn flush(&self) -> anyhow::Result<usize> {
-        let mut maps = self.maps()?;
-        let mine: Vec<FlowKey> = maps
-            .flows
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, t)| t.table == self.table)
-            .map(|(k, _)| k)
-            .collect();
-        for k in &mine {
-            ignore_missing(maps.flows.remove(k))
-                .with_context(|| format!("removing kernel flow {}", fmt_key(k)))?;
-            let _ = maps.stats.remove(k);
-        }
-        Ok(mine.len())
-    }
-
-    fn reset_table_stats(&self) {
-        let Ok(mut maps) = self.maps() else { return };
-        let Ok(n) = aya::util::nr_cpus() else { return };
-        if let Ok(zero) = PerCpuValues::try_from(vec![TableStats::default(); n]) {
-            let _ = maps.table_stats.set(self.table, zero, 0);
-        }
     }
 
     /// Removes this table's entries, then releases its devices: a device's
@@ -559,7 +329,7 @@ impl Kernel {
         let mut result = Ok(());
         match self.flush() {
             Ok(n) => tracing::info!(
-                table = self.table,
+                table = %self.table,
                 removed = n,
                 "kernel forwarding table closed"
             ),
@@ -609,21 +379,6 @@ impl Kernel {
         }
         result
     }
-
-    /// Tables other than ours with entries in `FLOWS`.
-    fn other_tables(&self) -> anyhow::Result<Vec<u32>> {
-        let maps = self.maps()?;
-        let mut tables: Vec<u32> = maps
-            .flows
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(_, t)| t.table)
-            .filter(|t| *t != self.table)
-            .collect();
-        tables.sort_unstable();
-        tables.dedup();
-        Ok(tables)
-    }
 }
 
 impl Drop for Kernel {
@@ -632,325 +387,7 @@ impl Drop for Kernel {
             return;
         }
         if let Err(e) = self.shutdown() {
-            tracing::warn!(table = self.table, error = %format!("{e:#}"), "closing kernel table");
-        }
-    }
-}
-
-/// Attaches the program to `dev`, or shares the link pinned there by another
-/// handle (see the module docs).
-fn attach_device(
-    ebpf: &mut Ebpf,
-    links_dir: &Path,
-    dev: &str,
-    mode: XdpAttachMode,
-    flows_id: u32,
-) -> anyhow::Result<Link> {
-    let ifindex = xdp_link::ifindex(dev).with_context(|| format!("no network device {dev}"))?;
-    let pin = links_dir.join(dev);
-    let link = |fd: OwnedFd, mode: XdpAttachMode, shared: bool| -> anyhow::Result<Link> {
-        let info = xdp_link::link_info(fd.as_fd())
-            .with_context(|| format!("reading the XDP link of {dev}"))?;
-        Ok(Link {
-            attachment: Attachment {
-                device: dev.to_string(),
-                mode,
-                shared,
-            },
-            pin: pin.clone(),
-            link_id: info.id,
-            _fd: fd,
-        })
-    };
-    // A second round covers another daemon attaching between our look and
-    // our attach.
-    for round in 0..2 {
-        let current = xdp_link::device_xdp(ifindex)
-            .with_context(|| format!("querying the XDP program of {dev}"))?;
-        let current_mode = match current.map(|c| c.attached) {
-            Some(xdp_link::XDP_ATTACHED_SKB) => XdpAttachMode::Generic,
-            _ => XdpAttachMode::Native,
-        };
-        match xdp_link::obj_get(&pin) {
-            Ok(fd) => {
-                let info = xdp_link::link_info(fd.as_fd())
-                    .with_context(|| format!("reading the pinned link {}", pin.display()))?;
-                let live = info.type_ == xdp_link::LINK_TYPE_XDP
-                    && info.ifindex == ifindex
-                    && current.is_some_and(|c| c.prog_id == info.prog_id);
-                if live {
-                    let theirs = program_info(info.prog_id);
-                    let our_tag = our_xdp(ebpf)?
-                        .info()
-                        .map_err(|e| anyhow!("reading our program's info: {e}"))?
-                        .tag();
-                    if theirs.uses(flows_id) && theirs.tag == Some(our_tag) {
-                        return link(fd, current_mode, true);
-                    }
-                    // Ours by location, but running other maps (the pins
-                    // were recreated) or another build's code: swap the
-                    // program under the link atomically.
-                    tracing::warn!(
-                        device = dev,
-                        program = info.prog_id,
-                        same_maps = theirs.uses(flows_id),
-                        "replacing the stale XDP program behind the pinned link of {dev}"
-                    );
-                    drop(fd);
-                    replace_program(ebpf, &pin)
-                        .with_context(|| format!("updating the pinned XDP link of {dev}"))?;
-                    let fd = xdp_link::obj_get(&pin)
-                        .with_context(|| format!("reopening {}", pin.display()))?;
-                    return link(fd, current_mode, true);
-                }
-                tracing::warn!(
-                    device = dev,
-                    pin = %pin.display(),
-                    "removing a defunct pinned XDP link (device gone, recreated or detached)"
-                );
-                drop(fd);
-                match std::fs::remove_file(&pin) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("removing {}", pin.display())),
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e).with_context(|| format!("opening {}", pin.display())),
-        }
-
-        if let Some(c) = current {
-            let theirs = program_info(c.prog_id);
-            if c.prog_id != 0 && theirs.uses(flows_id) {
-                // Our dataplane, linked by a handle that still runs but whose
-                // pin was removed (its peer closed): pin it again and share.
-                if let Some(fd) = xdp_link::find_xdp_link(ifindex, c.prog_id)
-                    .with_context(|| format!("looking for the XDP link of {dev}"))?
-                {
-                    match xdp_link::obj_pin(fd.as_fd(), &pin) {
-                        Ok(()) => return link(fd, current_mode, true),
-                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) && round == 0 => continue,
-                        Err(e) => {
-                            return Err(e).with_context(|| format!("pinning {}", pin.display()))
-                        }
-                    }
-                }
-                bail!(
-                    "{dev} runs this dataplane's XDP program (id {}) without a BPF link, so it \
-                     cannot be shared; detach it (ip link set dev {dev} xdp off)",
-                    c.prog_id
-                );
-            }
-            bail!(
-                "{dev} already carries a foreign XDP program ({}); the kernel dataplane needs \
-                 the device's XDP hook: detach it (ip link set dev {dev} xdp off) or leave {dev} \
-                 out of the kernel devices",
-                match (c.prog_id, theirs.name.as_deref()) {
-                    (0, _) => "several programs".to_string(),
-                    (id, Some(name)) => format!("id {id}, name {name}"),
-                    (id, None) => format!("id {id}"),
-                }
-            );
-        }
-
-        let (fd_link, used) = match attach_new(ebpf, dev, mode) {
-            Ok(x) => x,
-            // Lost a race with another opener: look again.
-            Err(_) if round == 0 && matches!(xdp_link::device_xdp(ifindex), Ok(Some(_))) => {
-                continue
-            }
-            Err(e) => return Err(e),
-        };
-        match fd_link.pin(&pin) {
-            Ok(pinned) => {
-                let fd = xdp_link::obj_get(&pin)
-                    .with_context(|| format!("reopening {}", pin.display()))?;
-                // The pin and `fd` keep the link; aya's copy can go.
-                drop(pinned);
-                return link(fd, used, false);
-            }
-            Err(e) => {
-                // Our unpinned link detaches when `fd_link` (moved into the
-                // failed pin call) is dropped.
-                if round == 0 && pin.exists() {
-                    continue;
-                }
-                bail!("pinning the XDP link of {dev} at {}: {e}", pin.display());
-            }
-        }
-    }
-    bail!("attaching XDP to {dev}: another process keeps changing it")
-}
-
-fn our_xdp(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
-    ebpf.program_mut(XDP_PROGRAM)
-        .context("XDP program vanished")?
-        .try_into()
-        .map_err(|e| anyhow!("{e}"))
-}
-
-/// Attaches our program to `dev` with a new BPF link (not pinned yet).
-fn attach_new(
-    ebpf: &mut Ebpf,
-    dev: &str,
-    mode: XdpAttachMode,
-) -> anyhow::Result<(FdLink, XdpAttachMode)> {
-    let xdp = our_xdp(ebpf)?;
-    let (id, used) = match mode {
-        XdpAttachMode::Native => (
-            xdp.attach(dev, XdpMode::Driver)
-                .map_err(|e| anyhow!("attaching XDP (native) to {dev}: {e}"))?,
-            XdpAttachMode::Native,
-        ),
-        XdpAttachMode::Generic => (
-            xdp.attach(dev, XdpMode::Skb)
-                .map_err(|e| anyhow!("attaching XDP (generic) to {dev}: {e}"))?,
-            XdpAttachMode::Generic,
-        ),
-        XdpAttachMode::Auto => match xdp.attach(dev, XdpMode::Driver) {
-            Ok(id) => (id, XdpAttachMode::Native),
-            Err(native) => {
-                let id = xdp.attach(dev, XdpMode::Skb).map_err(|e| {
-                    anyhow!("attaching XDP to {dev}: native: {native}; generic: {e}")
-                })?;
-                tracing::warn!(device = dev, error = %native, "native XDP unavailable, using generic (SKB) mode");
-                (id, XdpAttachMode::Generic)
-            }
-        },
-    };
-    let link = xdp
-        .take_link(id)
-        .map_err(|e| anyhow!("taking the XDP link of {dev}: {e}"))?;
-    let fd_link = FdLink::try_from(link).map_err(|e| {
-        anyhow!(
-            "attaching XDP to {dev}: the kernel has no XDP BPF links (Linux 5.9+), so the \
-             attachment cannot be pinned and shared ({e})"
-        )
-    })?;
-    Ok((fd_link, used))
-}
-
-/// Points the pinned link at `pin` to our program (`BPF_LINK_UPDATE`).
-fn replace_program(ebpf: &mut Ebpf, pin: &Path) -> anyhow::Result<()> {
-    let xdp = our_xdp(ebpf)?;
-    let pinned = PinnedLink::from_pin(pin).map_err(|e| anyhow!("{e}"))?;
-    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| anyhow!("{e}"))?;
-    let id = xdp.attach_to_link(link).map_err(|e| anyhow!("{e}"))?;
-    // The pin keeps the link; dropping aya's copy only closes a descriptor.
-    drop(xdp.take_link(id).map_err(|e| anyhow!("{e}"))?);
-    Ok(())
-}
-
-/// What we know about a loaded program.
-#[derive(Default)]
-struct ProgInfo {
-    name: Option<String>,
-    tag: Option<u64>,
-    map_ids: Vec<u32>,
-}
-
-impl ProgInfo {
-    fn uses(&self, map_id: u32) -> bool {
-        self.map_ids.contains(&map_id)
-    }
-}
-
-fn program_info(prog_id: u32) -> ProgInfo {
-    aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .find(|p| p.id() == prog_id)
-        .map(|p| ProgInfo {
-            name: p.name_as_str().map(str::to_string),
-            tag: Some(p.tag()),
-            map_ids: p.map_ids().ok().flatten().unwrap_or_default(),
-        })
-        .unwrap_or_default()
-}
-
-fn take_map<V: TryFrom<Map, Error = MapError>>(
-    ebpf: &mut Ebpf,
-    name: &str,
-    pin_dir: &Path,
-) -> anyhow::Result<V> {
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} missing from the eBPF object"))?;
-    V::try_from(map).map_err(|e| {
-        anyhow!(
-            "map {name} pinned in {} has an incompatible layout ({e}); a build with a \
-             different layout must bump MAP_LAYOUT_VERSION, or remove the stale pin",
-            pin_dir.display()
-        )
-    })
-}
-
-pub(crate) fn collect_entries(
-    flows: &HashMap<MapData, FlowKey, FlowTarget>,
-    stats: &HashMap<MapData, FlowKey, FlowStats>,
-    table: Option<u32>,
-) -> Vec<(FlowKey, FlowTarget, FlowStats)> {
-    let mut out: Vec<_> = flows
-        .iter()
-        .filter_map(Result::ok)
-        .filter(|(_, t)| table.is_none_or(|n| t.table == n))
-        .map(|(k, t)| {
-            let s = stats.get(&k, 0).unwrap_or_default();
-            (k, t, s)
-        })
-        .collect();
-    out.sort_by_key(|(k, t, _)| (t.table, k.family, k.addr, u16::from_be_bytes(k.port)));
-    out
-}
-
-pub(crate) fn sum_table_stats<'a>(it: impl Iterator<Item = &'a TableStats>) -> TableStats {
-    it.fold(TableStats::default(), |a, s| TableStats {
-        packets: a.packets + s.packets,
-        bytes: a.bytes + s.bytes,
-        errors: a.errors + s.errors,
-        fallback: a.fallback + s.fallback,
-    })
-}
-
-fn normalize_key(mut key: FlowKey) -> anyhow::Result<FlowKey> {
-    key._pad = 0;
-    match key.family {
-        FAMILY_V4 => key.addr[4..].fill(0),
-        FAMILY_V6 => {}
-        f => bail!("flow key with unknown family {f}"),
-    }
-    Ok(key)
-}
-
-fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
-    match r {
-        Err(MapError::KeyNotFound) => Ok(()),
-        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        other => other,
-    }
-}
-
-pub(crate) fn fmt_key(k: &FlowKey) -> String {
-    k.socket_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| format!("<family {}>", k.family))
-}
-
-/// Warns when `bpf_fib_lookup` will answer FWD_DISABLED for packets entering
-/// `dev` (then every packet falls back to userspace).
-fn forwarding_check(dev: &str) {
-    for (fam, path) in [
-        ("ipv4", format!("/proc/sys/net/ipv4/conf/{dev}/forwarding")),
-        ("ipv6", format!("/proc/sys/net/ipv6/conf/{dev}/forwarding")),
-    ] {
-        if let Ok(v) = std::fs::read_to_string(&path) {
-            if v.trim() == "0" {
-                tracing::warn!(
-                    device = dev,
-                    "{fam} forwarding is disabled on {dev}: the XDP FIB lookup fails and \
-                     {fam} media stays in userspace (set {path} to 1, and drop routed \
-                     non-media traffic with nftables if the host must not route)"
-                );
-            }
+            tracing::warn!(table = %self.table, error = %format!("{e:#}"), "closing kernel table");
         }
     }
 }

@@ -161,9 +161,9 @@ impl Drop for Ticket<'_> {
         if self.tx.is_some() {
             let mut inner = self.cache.lock();
             let inner = &mut *inner;
-            for gen in [&mut inner.current, &mut inner.previous] {
-                if matches!(gen.get(&self.cookie), Some(Slot::Pending(_))) {
-                    gen.remove(&self.cookie);
+            for generation in [&mut inner.current, &mut inner.previous] {
+                if matches!(generation.get(&self.cookie), Some(Slot::Pending(_))) {
+                    generation.remove(&self.cookie);
                 }
             }
         }

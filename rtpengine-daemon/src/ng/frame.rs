@@ -1,7 +1,9 @@
 //! Message framing: `<cookie> <dictionary>`, and the error strings upstream
 //! answers with when a body cannot be understood.
 
-use super::value::{self, Dict, Value};
+use super::bencode::{decode_bencode, encode_bencode};
+use super::json::{decode_json, encode_json};
+use super::value::{Dict, Value};
 
 /// Largest message accepted on any transport. A UDP datagram cannot be larger;
 /// stream transports close the connection beyond it.
@@ -59,11 +61,11 @@ pub fn decode_body(body: &[u8]) -> (Encoding, Result<Dict, NgError>) {
         None => (Encoding::Bencode, Err(NgError::NoPayload)),
         Some(b'd') => (
             Encoding::Bencode,
-            value::decode_bencode(body).map_err(|_| NgError::BadBencode),
+            decode_bencode(body).map_err(|_| NgError::BadBencode),
         ),
         Some(b'{') => (
             Encoding::Json,
-            value::decode_json(body).map_err(|_| NgError::BadJson),
+            decode_json(body).map_err(|_| NgError::BadJson),
         ),
         Some(_) => (Encoding::Bencode, Err(NgError::BadFormat)),
     }
@@ -80,8 +82,8 @@ pub fn error_reply(err: &NgError) -> Dict {
 /// Encodes a reply body.
 pub fn encode(enc: Encoding, dict: &Dict) -> Vec<u8> {
     match enc {
-        Encoding::Bencode => value::encode_bencode(dict),
-        Encoding::Json => value::encode_json(dict),
+        Encoding::Bencode => encode_bencode(dict),
+        Encoding::Json => encode_json(dict),
     }
 }
 

@@ -1,15 +1,16 @@
-//! The ng control protocol: framing, encodings, the retransmission cache, the
-//! typed request, command dispatch and the transports.
+//! The ng control protocol itself, with no knowledge of commands, calls or
+//! transports: message framing and upstream's protocol error strings
+//! ([`frame`]), the dictionary model ([`value`]) and its encodings
+//! ([`bencode`], [`json`]), the retransmission cache ([`cookie_cache`]) and
+//! the typed request ([`request`]: key and flag aliases folded, commands
+//! named).
 //!
-//! Data flows one way: a transport hands raw bytes to [`control::Control`],
-//! which checks the [`cookie_cache`], decodes the body ([`frame`], [`value`]),
-//! folds it into a [`request::Request`] and dispatches it.
+//! The transports and the dispatcher that use it are in [`crate::server`];
+//! what each command does is in [`crate::commands`].
 
-pub mod control;
+pub mod bencode;
 pub mod cookie_cache;
 pub mod frame;
-pub mod http;
+pub mod json;
 pub mod request;
-pub mod tcp;
-pub mod udp;
 pub mod value;

@@ -252,7 +252,7 @@ fn split_token(s: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ng::value::decode_bencode;
+    use crate::ng::bencode::decode_bencode;
 
     fn req(b: &[u8]) -> Result<Request, NgError> {
         Request::from_dict(decode_bencode(b).unwrap())

@@ -7,7 +7,44 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::EndpointLearning;
+/// How a stream learns its peer's real address (`--endpoint-learning`, ng
+/// key `endpoint-learning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointLearning {
+    /// Track sources for 3 s after signalling; the next packet confirms.
+    Delayed,
+    /// The first packet's source confirms.
+    Immediate,
+    /// Never learn; send to the SDP address.
+    Off,
+    /// Rank sources by how well they match the SDP for 3 s (upstream default).
+    #[default]
+    Heuristic,
+}
+
+impl EndpointLearning {
+    /// Every mode with its name, as upstream spells them.
+    pub const ALL: [(&'static str, EndpointLearning); 4] = [
+        ("delayed", EndpointLearning::Delayed),
+        ("immediate", EndpointLearning::Immediate),
+        ("off", EndpointLearning::Off),
+        ("heuristic", EndpointLearning::Heuristic),
+    ];
+}
+
+impl std::str::FromStr for EndpointLearning {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, mode)| *mode)
+            .ok_or_else(|| {
+                format!("unknown endpoint learning mode '{s}' (delayed, immediate, off, heuristic)")
+            })
+    }
+}
 
 /// How long after each signalling event sources are still being ranked.
 pub const LEARNING_WINDOW: Duration = Duration::from_secs(3);

@@ -16,19 +16,11 @@
 pub mod learning;
 pub mod offload;
 pub mod poller;
+mod socket;
 
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Instant;
 
-use crate::clock;
-use crate::interfaces::PortLease;
-use crate::net::RecvBatch;
-use learning::{Endpoint, Policy, Verdict};
-use offload::{KernelCounters, Offload, Rule};
+pub use socket::{MediaSocket, SocketState, StreamInfo};
 
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.
@@ -48,361 +40,42 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn count(&self, len: usize, now_ms: u64) {
+    pub(crate) fn count(&self, len: usize, now_ms: u64) {
         self.packets.fetch_add(1, Relaxed);
         self.bytes.fetch_add(len as u64, Relaxed);
         self.last_ms.store(now_ms, Relaxed);
     }
 
-    fn error(&self) {
+    pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
     }
 }
 
-/// Mutable per-socket state, changed by signalling and by learning.
-#[derive(Debug)]
-pub struct SocketState {
-    /// The party this socket talks to.
-    pub endpoint: Endpoint,
-    /// Learning and source policy.
-    pub policy: Policy,
-    /// The party multiplexes RTCP onto this (RTP) socket.
-    pub muxed: bool,
-    /// The other party's RTP socket.
-    pub peer_rtp: Weak<MediaSocket>,
-    /// The other party's socket for RTCP (its RTP socket when it muxes).
-    pub peer_rtcp: Weak<MediaSocket>,
-    /// TOS / traffic class of packets sent from here.
-    pub tos: Option<u8>,
-    /// The rule installed in the kernel, if offloaded.
-    pub kernel: Option<Rule>,
-    /// Kernel counters already merged into the socket's counters.
-    kernel_seen: KernelCounters,
-    /// Offloading failed once for this socket; do not retry every packet.
-    kernel_failed: bool,
+/// A snapshot of packet counters: packets, bytes, errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Errors.
+    pub errors: u64,
 }
 
-impl SocketState {
-    /// Fresh state for a socket talking to a party at (not yet known) `endpoint`.
-    pub fn new(endpoint: Endpoint, policy: Policy, tos: Option<u8>) -> SocketState {
-        SocketState {
-            endpoint,
-            policy,
-            muxed: false,
-            peer_rtp: Weak::new(),
-            peer_rtcp: Weak::new(),
-            tos,
-            kernel: None,
-            kernel_seen: KernelCounters::default(),
-            kernel_failed: false,
-        }
-    }
-}
-
-/// One local media port.
-pub struct MediaSocket {
-    /// Local address and port.
-    pub local: SocketAddr,
-    /// Whether this is the RTCP port of a pair.
-    pub is_rtcp: bool,
-    sock: UdpSocket,
-    state: Mutex<SocketState>,
-    /// Packets received from the party (accepted ones, and rejected as errors).
-    pub stats_in: Counters,
-    /// Packets sent to the party.
-    pub stats_out: Counters,
-    /// The share of `stats_in` forwarded in the kernel.
-    pub kernel_in: Counters,
-    /// [`clock::now_ms`] of the last packet relayed in userspace, 0 = never.
-    pub user_last_ms: AtomicU64,
-    offload: Option<Arc<dyn Offload>>,
-    // Declared after `sock` so the port returns to the pool after closing.
-    _lease: Arc<PortLease>,
-}
-
-impl std::fmt::Debug for MediaSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaSocket")
-            .field("local", &self.local)
-            .finish()
-    }
-}
-
-impl MediaSocket {
-    /// Wraps a bound socket.
-    pub fn new(
-        sock: UdpSocket,
-        is_rtcp: bool,
-        lease: Arc<PortLease>,
-        state: SocketState,
-        offload: Option<Arc<dyn Offload>>,
-    ) -> io::Result<Arc<MediaSocket>> {
-        let local = sock.local_addr()?;
-        sock.set_nonblocking(true)?;
-        Ok(Arc::new(MediaSocket {
-            local,
-            is_rtcp,
-            sock,
-            state: Mutex::new(state),
-            stats_in: Counters::default(),
-            stats_out: Counters::default(),
-            kernel_in: Counters::default(),
-            user_last_ms: AtomicU64::new(0),
-            offload,
-            _lease: lease,
-        }))
+impl Totals {
+    /// Adds what `c` counted so far.
+    pub fn add(&mut self, c: &Counters) {
+        self.packets += c.packets.load(Relaxed);
+        self.bytes += c.bytes.load(Relaxed);
+        self.errors += c.errors.load(Relaxed);
     }
 
-    /// Locks the state.
-    pub fn state(&self) -> MutexGuard<'_, SocketState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// What `c` counted so far.
+    pub fn of(c: &Counters) -> Totals {
+        let mut t = Totals::default();
+        t.add(c);
+        t
     }
-
-    /// Sets the IPv4 TOS / IPv6 traffic class of packets sent from here.
-    pub fn set_tos(&self, tos: u8) -> io::Result<()> {
-        crate::net::set_tos(self.sock.as_raw_fd(), self.local.is_ipv6(), tos)
-    }
-
-    /// Relays what is queued (one `recvmmsg`); returns how many datagrams
-    /// were taken.
-    fn drain(&self, batch: &mut RecvBatch) -> usize {
-        // An error concerns one datagram (or none); the socket stays served.
-        let n = batch.recv(self.sock.as_raw_fd()).unwrap_or(0);
-        // One clock read per batch: its datagrams arrived together.
-        let now = Instant::now();
-        for i in 0..n {
-            match batch.get(i) {
-                (pkt, Some(src)) => self.forward(pkt, src, now),
-                _ => self.stats_in.error(),
-            }
-        }
-        n
-    }
-
-    /// Handles one packet from `src`, received at `now`.
-    ///
-    /// Lock discipline: at most one [`SocketState`] lock is held at a time
-    /// (two sockets forwarding to each other would otherwise deadlock).
-    fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
-        let now_ms = clock::ms_of(now);
-        let (target, peers) = {
-            let mut st = self.state();
-            let st = &mut *st;
-            let before = (st.endpoint.learned, st.endpoint.confirmed);
-            if st.endpoint.check(src, &st.policy, now) == Verdict::Reject {
-                self.stats_in.error();
-                return;
-            }
-            // The sockets sending to this party care when its address becomes
-            // final (they may offload now) or moves (media handover: their
-            // rules are stale).
-            let confirmed_now = !before.1 && st.endpoint.confirmed;
-            let moved = before.1 && st.endpoint.learned != before.0;
-            let peers = (confirmed_now || moved)
-                .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
-            let rtcp = self.is_rtcp || (st.muxed && is_rtcp(pkt));
-            let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
-            (target.upgrade(), peers)
-        };
-        if let (Some((moved, peers)), true) = (peers, self.offload.is_some()) {
-            for peer in peers.iter().filter_map(Weak::upgrade) {
-                if moved {
-                    peer.unoffload("peer address changed");
-                }
-                peer.try_offload();
-            }
-        }
-        if pkt.len() >= MAX_PACKET {
-            self.stats_in.error();
-            return;
-        }
-        self.stats_in.count(pkt.len(), now_ms);
-        self.user_last_ms.store(now_ms, Relaxed);
-        let Some(target) = target else { return };
-        let (dst, dst_final, tos) = target.destination();
-        let Some(dst) = dst else { return };
-        // Install the kernel rule before sending: once the peer has this
-        // packet it may answer at once, and its reply should already find
-        // the rule in place.
-        if self.offload.is_some() && dst_final {
-            self.offload_to(target.local, dst, tos);
-        }
-        match crate::net::send_to(target.sock.as_raw_fd(), pkt, dst) {
-            Ok(_) => target.stats_out.count(pkt.len(), now_ms),
-            Err(_) => target.stats_out.error(),
-        }
-    }
-
-    /// Where packets to this socket's party go, whether that address is
-    /// final (confirmed, or nothing is learned), and the TOS to send with.
-    fn destination(&self) -> (Option<SocketAddr>, bool, Option<u8>) {
-        let st = self.state();
-        let fixed = st.endpoint.confirmed || fixed_destination(&st.policy);
-        (st.endpoint.destination(&st.policy), fixed, st.tos)
-    }
-
-    /// Offloads this socket if its path is ready (called when the party it
-    /// sends to becomes final, so the first reply need not wait for another
-    /// packet through userspace).
-    fn try_offload(&self) {
-        let target = {
-            let st = self.state();
-            let t = if self.is_rtcp {
-                &st.peer_rtcp
-            } else {
-                &st.peer_rtp
-            };
-            t.upgrade()
-        };
-        let Some(target) = target else { return };
-        if let (Some(dst), true, tos) = target.destination() {
-            self.offload_to(target.local, dst, tos);
-        }
-    }
-
-    /// Hands this socket's traffic to the kernel: packets from its party go
-    /// out of `src` (the peer's socket) to the peer's final address `dst`.
-    /// Only once this party's address is final too, and only for one plain
-    /// same-family path.
-    fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
-        let Some(offload) = &self.offload else { return };
-        let mut st = self.state();
-        if st.kernel_failed {
-            return;
-        }
-        let expected = if fixed_destination(&st.policy) {
-            st.endpoint.sdp
-        } else {
-            st.endpoint.learned.filter(|_| st.endpoint.confirmed)
-        };
-        let Some(expected) = expected else { return };
-        // A muxed socket carries RTP and RTCP; both must go to one place.
-        if st.muxed && !Weak::ptr_eq(&st.peer_rtp, &st.peer_rtcp) {
-            return;
-        }
-        let v6 = self.local.is_ipv6();
-        if [expected, src, dst].iter().any(|a| a.is_ipv6() != v6) {
-            return;
-        }
-        let rule = Rule {
-            expected_src: expected,
-            src,
-            dst,
-            strict: st.policy.strict,
-            punt_mismatch: st.policy.handover,
-            tos,
-        };
-        if st.kernel == Some(rule) {
-            return;
-        }
-        match offload.install(self.local, &rule) {
-            Ok(()) => {
-                tracing::debug!(local = %self.local, ?rule, "Kernelizing media stream");
-                // A replaced rule keeps its kernel counters; a new one starts at 0.
-                if st.kernel.is_none() {
-                    st.kernel_seen = KernelCounters::default();
-                }
-                st.kernel = Some(rule);
-            }
-            Err(e) => {
-                tracing::warn!(local = %self.local, error = %format!("{e:#}"), "Failed to kernelize media stream");
-                st.kernel_failed = true;
-            }
-        }
-    }
-
-    /// Removes this socket's kernel rule (signalling changed, or its peer
-    /// moved), merging its last counters first.
-    pub fn unoffload(&self, reason: &str) {
-        let mut st = self.state();
-        self.unoffload_locked(&mut st, reason);
-    }
-
-    /// [`MediaSocket::unoffload`] for a caller that holds the state lock and
-    /// changes the state in the same critical section (so the relay cannot
-    /// re-install a rule for the old path in between).
-    pub fn unoffload_locked(&self, st: &mut SocketState, reason: &str) {
-        st.kernel_failed = false;
-        let Some(offload) = &self.offload else { return };
-        if st.kernel.is_none() {
-            return;
-        }
-        self.merge_locked(st);
-        offload.remove(self.local);
-        st.kernel = None;
-        tracing::debug!(local = %self.local, reason, "Removing media stream from kernel");
-    }
-
-    /// Adds what the kernel forwarded since the last call to the counters
-    /// (called once a second by the timer, and before replies that report
-    /// them).
-    pub fn merge_kernel(&self) {
-        let mut st = self.state();
-        self.merge_locked(&mut st);
-    }
-
-    fn merge_locked(&self, st: &mut SocketState) {
-        let Some(offload) = &self.offload else { return };
-        if st.kernel.is_none() {
-            return;
-        }
-        let Some(now) = offload.counters(self.local) else {
-            return;
-        };
-        let seen = st.kernel_seen;
-        // Counters restart when an entry is re-created: then all of `now` is new.
-        let base = if now.packets < seen.packets || now.bytes < seen.bytes {
-            KernelCounters::default()
-        } else {
-            seen
-        };
-        let dp = now.packets.saturating_sub(base.packets);
-        let db = now.bytes.saturating_sub(base.bytes);
-        let de = now.errors.saturating_sub(base.errors);
-        for c in [&self.stats_in, &self.kernel_in] {
-            c.packets.fetch_add(dp, Relaxed);
-            c.bytes.fetch_add(db, Relaxed);
-            c.errors.fetch_add(de, Relaxed);
-            if dp > 0 {
-                c.last_ms.fetch_max(now.last_ms, Relaxed);
-            }
-        }
-        // Only atomics of the socket packets leave from: no second lock.
-        let out = if self.is_rtcp {
-            &st.peer_rtcp
-        } else {
-            &st.peer_rtp
-        };
-        if let Some(t) = out.upgrade() {
-            t.stats_out.packets.fetch_add(dp, Relaxed);
-            t.stats_out.bytes.fetch_add(db, Relaxed);
-            if dp > 0 {
-                t.stats_out.last_ms.fetch_max(now.last_ms, Relaxed);
-            }
-        }
-        st.kernel_seen = now;
-    }
-
-    /// Whether an offload backend exists at all.
-    pub fn kernel_capable(&self) -> bool {
-        self.offload.is_some()
-    }
-}
-
-impl Drop for MediaSocket {
-    fn drop(&mut self) {
-        // Unconditionally: a rule must never outlive its socket (the port goes
-        // back to the pool and the next call would inherit the old path).
-        if let Some(offload) = &self.offload {
-            offload.remove(self.local);
-        }
-    }
-}
-
-/// Whether a stream sends to the SDP address no matter what arrives
-/// (nothing is learned, so that address is final at once).
-fn fixed_destination(policy: &Policy) -> bool {
-    policy.asymmetric || policy.mode == crate::config::EndpointLearning::Off
 }
 
 /// RTCP packet types 192–223 (RFC 5761 §4): how RTCP is told apart from RTP

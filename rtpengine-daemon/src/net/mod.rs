@@ -1,16 +1,24 @@
-//! Socket helpers the standard library lacks: receiving a datagram together
-//! with the local address it was sent to, sending from a chosen local
-//! address (`IP_PKTINFO` / `IPV6_PKTINFO`), and receiving a batch of
-//! datagrams with one call (`recvmmsg`) and an edge-triggered `epoll` set
-//! (for the relay).
+//! Socket and host-network helpers the standard library lacks: receiving a
+//! datagram together with the local address it was sent to, sending from a
+//! chosen local address (`IP_PKTINFO` / `IPV6_PKTINFO`), receiving a batch of
+//! datagrams with one call ([`batch`]), an edge-triggered `epoll` set
+//! ([`epoll`]) for the relay, and the host's interface addresses
+//! ([`ifaddrs`]).
 //!
 //! Control replies must leave from the exact address a request hit: Kamailio,
 //! OpenSIPS and the Perl client use connected sockets and drop anything else.
 
+mod batch;
+mod epoll;
+pub mod ifaddrs;
+
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
+
+pub use batch::RecvBatch;
+pub use epoll::Epoll;
 
 /// Asks the kernel to report each datagram's destination address.
 pub fn enable_pktinfo(fd: RawFd, v6: bool) -> io::Result<()> {
@@ -224,145 +232,6 @@ pub fn set_tos(fd: RawFd, v6: bool, tos: u8) -> io::Result<()> {
     Ok(())
 }
 
-/// Buffers to receive a batch of datagrams with one `recvmmsg`.
-pub struct RecvBatch {
-    // The headers point into these heap buffers, which never move.
-    bufs: Vec<u8>,
-    names: Vec<libc::sockaddr_storage>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
-    size: usize,
-}
-
-// SAFETY: the raw pointers only point into the struct's own heap buffers.
-unsafe impl Send for RecvBatch {}
-
-impl RecvBatch {
-    /// Room for `n` datagrams of up to `size` bytes each.
-    pub fn new(n: usize, size: usize) -> RecvBatch {
-        let mut b = RecvBatch {
-            bufs: vec![0; n * size],
-            // SAFETY: all-zero is a valid sockaddr_storage / mmsghdr.
-            names: vec![unsafe { zeroed() }; n],
-            iovs: Vec::with_capacity(n),
-            hdrs: Vec::with_capacity(n),
-            size,
-        };
-        for i in 0..n {
-            b.iovs.push(libc::iovec {
-                // SAFETY: i * size < n * size, inside `bufs`.
-                iov_base: unsafe { b.bufs.as_mut_ptr().add(i * size) }.cast(),
-                iov_len: size,
-            });
-        }
-        for i in 0..n {
-            // SAFETY: all-zero is a valid mmsghdr.
-            let mut h: libc::mmsghdr = unsafe { zeroed() };
-            h.msg_hdr.msg_name = (&mut b.names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_iov = &mut b.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            b.hdrs.push(h);
-        }
-        b
-    }
-
-    /// Receives what is queued on `fd` without blocking, up to the batch
-    /// size; returns how many datagrams arrived (0 when none was queued).
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for h in &mut self.hdrs {
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_flags = 0;
-        }
-        // SAFETY: every header points into buffers owned by self, with
-        // matching lengths.
-        let rc = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                self.hdrs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(0),
-                _ => Err(e),
-            };
-        }
-        Ok(rc as usize)
-    }
-
-    /// Datagram `i` of the last [`RecvBatch::recv`]: payload (truncated to
-    /// the buffer size) and source.
-    pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
-        let len = (self.hdrs[i].msg_len as usize).min(self.size);
-        let start = i * self.size;
-        (
-            &self.bufs[start..start + len],
-            from_sockaddr(&self.names[i]),
-        )
-    }
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// An `epoll` set whose members are watched for input, edge-triggered: Linux
-/// reports every datagram that arrives, and a drained socket is not polled
-/// again.
-pub struct Epoll(OwnedFd);
-
-impl Epoll {
-    /// A new, empty set.
-    pub fn new() -> io::Result<Epoll> {
-        // SAFETY: plain syscall; the fd is owned right after.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: a fresh descriptor nobody else owns.
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: token,
-        };
-        // SAFETY: valid epoll fd; `ev` outlives the call.
-        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) }).map(drop)
-    }
-
-    /// Watches `fd`; its events carry `token`.
-    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token)
-    }
-
-    /// Stops watching `fd`.
-    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)
-    }
-
-    /// Waits up to `timeout_ms` (-1 = no limit) for events and returns how
-    /// many of `events` were filled (0 also when a signal interrupted the
-    /// wait); each event's token is its `u64`.
-    pub fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
-        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: the buffer holds at least `max` entries.
-        let n =
-            unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
-        match cvt(n) {
-            Ok(n) => Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 /// Sends one datagram from `fd` to `to` without blocking.
 pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
     let (ss, len) = to_sockaddr(to);
@@ -381,55 +250,4 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(rc as usize)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::UdpSocket;
-    use std::os::fd::AsRawFd;
-
-    #[test]
-    fn recv_batch_takes_what_is_queued_and_truncates() {
-        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
-        let mut batch = RecvBatch::new(4, 16);
-        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 0, "nothing queued");
-        for p in [&b"one"[..], b"two", &[7u8; 40]] {
-            tx.send_to(p, to).unwrap();
-        }
-        // Loopback delivers inside send_to: all three are queued now.
-        let n = batch.recv(rx.as_raw_fd()).unwrap();
-        assert_eq!(n, 3);
-        let from = Some(tx.local_addr().unwrap());
-        assert_eq!(batch.get(0), (&b"one"[..], from));
-        assert_eq!(batch.get(1), (&b"two"[..], from));
-        assert_eq!(
-            batch.get(2),
-            (&[7u8; 16][..], from),
-            "cut to the buffer size"
-        );
-        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 0, "drained");
-        assert!(batch.recv(-1).is_err(), "a bad descriptor is an error");
-    }
-
-    #[test]
-    fn epoll_reports_each_arrival_with_its_token() {
-        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let ep = Epoll::new().unwrap();
-        ep.add(rx.as_raw_fd(), 7).unwrap();
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        assert_eq!(ep.wait(&mut events, 0).unwrap(), 0, "nothing yet");
-        tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
-        assert_eq!(ep.wait(&mut events, 1000).unwrap(), 1);
-        assert_eq!({ events[0].u64 }, 7);
-        // Edge-triggered: reported once, although the datagram is still queued.
-        assert_eq!(ep.wait(&mut events, 0).unwrap(), 0);
-        ep.delete(rx.as_raw_fd()).unwrap();
-        tx.send_to(b"y", rx.local_addr().unwrap()).unwrap();
-        assert_eq!(ep.wait(&mut events, 0).unwrap(), 0, "no longer watched");
-        assert!(ep.add(-1, 1).is_err(), "a bad descriptor is an error");
-    }
 }

@@ -10,9 +10,9 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{info, warn};
 
-use super::control::Control;
-use super::frame::MAX_MESSAGE;
+use super::dispatch::Control;
 use crate::net;
+use crate::ng::frame::MAX_MESSAGE;
 
 /// Binds the ng UDP socket. With a wildcard address, replies are sent from the
 /// address each request hit (`IP_PKTINFO`).

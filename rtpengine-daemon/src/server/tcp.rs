@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
-use super::control::Control;
-use super::frame::MAX_MESSAGE;
-use super::value::bencode_len;
+use super::dispatch::Control;
+use crate::ng::bencode::bencode_len;
+use crate::ng::frame::MAX_MESSAGE;
 
 /// Binds the listener.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -1,14 +1,17 @@
-//! Dispatch: one entry point shared by every transport.
+//! The dispatcher: one entry point shared by every transport. It answers
+//! retransmissions from the cookie cache, decodes the body, types the
+//! request and hands it to [`Commands`], then encodes the reply in the
+//! request's encoding.
 
 use std::sync::Arc;
 
 use tracing::{debug, field, info_span, warn, Instrument};
 
-use super::cookie_cache::{self, CookieCache, Lookup};
-use super::frame::{self, NgError};
-use super::request::{Command, Request};
-use super::value::{Dict, Value};
 use crate::commands::Commands;
+use crate::ng::cookie_cache::{self, CookieCache, Lookup};
+use crate::ng::frame::{self, NgError};
+use crate::ng::request::Request;
+use crate::ng::value::{Dict, Value};
 
 /// The control plane: cookie cache plus command handlers.
 pub struct Control {
@@ -90,18 +93,8 @@ impl Control {
             span.record("from_tag", tag);
         }
         debug!(flags = ?req.flags, "Received command");
-        let mut reply = match req.command {
-            Command::Ping => return Ok(result("pong")),
-            Command::Unsupported(_) => return Err(NgError::Other("Unsupported command")),
-            _ => self.commands.run(&req).await?,
-        };
+        let mut reply = self.commands.run(&req).await?;
         reply.entry(b"result".to_vec()).or_insert(Value::str("ok"));
         Ok(reply)
     }
-}
-
-fn result(r: &str) -> Dict {
-    let mut d = Dict::new();
-    d.insert(b"result".to_vec(), Value::str(r));
-    d
 }

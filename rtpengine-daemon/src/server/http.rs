@@ -24,8 +24,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::{debug, info, warn};
 
-use super::control::Control;
-use super::frame::MAX_MESSAGE;
+use super::dispatch::Control;
+use crate::ng::frame::MAX_MESSAGE;
 
 const NG_CONTENT_TYPE: &str = "application/x-rtpengine-ng";
 const PROTO_NG: &str = "ng.rtpengine.com";

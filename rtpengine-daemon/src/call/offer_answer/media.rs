@@ -1,0 +1,195 @@
+//! What the sender's SDP does to the call's media: its endpoints, direction
+//! and mux offer; who multiplexes RTCP; and which sockets each side gets.
+
+use std::net::SocketAddr;
+
+use super::{OfferAnswer, Side};
+use crate::call::sockets::{allocate_sockets, Sockets};
+use crate::call::{Call, Calls, Error, PartyMedia, MAX_PREVIOUS_SOCKETS};
+use crate::relay::learning::Policy;
+use crate::sdp::{Direction, Session};
+
+impl OfferAnswer {
+    /// The sender's media from its SDP; the receiver gets a placeholder
+    /// for each new section.
+    pub(super) fn update_sender_media(
+        &self,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        sdp: &Session,
+    ) {
+        for (i, m) in sdp.media.iter().enumerate() {
+            let announced = m.address(sdp);
+            let zero = announced.is_some_and(|a| a.is_unspecified());
+            let address = self
+                .media_address
+                .or(self.source_address)
+                .or(announced)
+                .filter(|a| !a.is_unspecified());
+            let rtp = address
+                .filter(|_| m.port != 0)
+                .map(|a| SocketAddr::new(a, m.port));
+            let rtcp = match m.rtcp_attr() {
+                Some((port, addr)) => address.map(|a| SocketAddr::new(addr.unwrap_or(a), port)),
+                None => rtp.and_then(|e| Some(SocketAddr::new(e.ip(), e.port().checked_add(1)?))),
+            };
+            let pm = PartyMedia {
+                kind: m.kind.clone(),
+                protocol: m.protocol.clone(),
+                rtp_endpoint: rtp,
+                rtcp_endpoint: rtcp,
+                mux_offered: m.rtcp_mux() && !self.rtcp_mux.reject,
+                mux: false,
+                mux_override: false,
+                direction: m.direction(sdp),
+                zero_address: zero,
+                rejected: m.port == 0,
+                sockets: None,
+                previous: Vec::new(),
+            };
+            let medias = &mut call.parties[snd].medias;
+            match medias.get_mut(i) {
+                Some(old) => {
+                    *old = PartyMedia {
+                        sockets: old.sockets.take(),
+                        previous: std::mem::take(&mut old.previous),
+                        mux: old.mux,
+                        mux_override: old.mux_override,
+                        ..pm
+                    };
+                }
+                None => medias.push(pm),
+            }
+            let rmedias = &mut call.parties[rcv].medias;
+            if rmedias.len() <= i {
+                rmedias.push(PartyMedia {
+                    kind: m.kind.clone(),
+                    protocol: m.protocol.clone(),
+                    rtp_endpoint: None,
+                    rtcp_endpoint: None,
+                    mux_offered: false,
+                    mux: false,
+                    mux_override: false,
+                    direction: Direction::SendRecv,
+                    zero_address: false,
+                    rejected: false,
+                    sockets: None,
+                    previous: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Who multiplexes RTCP. The offerer muxes once the answer accepts (or
+    /// at once with `demux`, where we accept without offering onward); the
+    /// answerer muxes if its answer says so (or `require` forces it).
+    pub(super) fn decide_mux(&self, call: &mut Call, snd: usize, rcv: usize, n: usize) {
+        let demux = self.rtcp_mux.demux;
+        for i in 0..n {
+            let announced = call.parties[snd].medias[i].mux_offered;
+            match self.side {
+                Side::Offer => {
+                    let m = &mut call.parties[snd].medias[i];
+                    // `demux`/`accept` in the offer decide for the offerer
+                    // whatever the answer says; remembered for the answer.
+                    m.mux_override = demux || self.rtcp_mux.accept;
+                    m.mux = announced && (m.mux_override || m.mux);
+                    let r = &mut call.parties[rcv].medias[i];
+                    r.mux = r.mux || self.rtcp_mux.require;
+                }
+                Side::Answer => {
+                    call.parties[snd].medias[i].mux = announced;
+                    let r = &mut call.parties[rcv].medias[i];
+                    r.mux = r.mux_offered && (announced || demux || r.mux_override);
+                }
+            }
+        }
+    }
+
+    /// The ports advertised to a party are tied to the endpoint its *peer*
+    /// announced (upstream's endpoint maps): a re-offer from a new caller
+    /// endpoint gives the callee new ports, a return to an earlier endpoint
+    /// brings the earlier ports back, and a repeated offer keeps them.
+    pub(super) fn allocate(
+        &self,
+        calls: &Calls,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        sdp: &Session,
+        policy: Policy,
+    ) -> Result<(), Error> {
+        let tos = call.tos;
+        for i in 0..sdp.media.len() {
+            let snd_v6 = sdp.media[i].address(sdp).is_some_and(|a| a.is_ipv6());
+            let rcv_v6 = match self.side {
+                Side::Offer => self.ipv6.unwrap_or(snd_v6),
+                Side::Answer => call.parties[rcv].medias[i]
+                    .sockets
+                    .as_ref()
+                    .map(|s| s.rtp.local.is_ipv6())
+                    .unwrap_or(snd_v6),
+            };
+            for (idx, other, v6) in [(snd, rcv, snd_v6), (rcv, snd, rcv_v6)] {
+                let key = call.parties[other].medias[i].rtp_endpoint;
+                let iface = calls
+                    .interfaces
+                    .get_or_default(call.parties[idx].interface.as_deref());
+                let m = &mut call.parties[idx].medias[i];
+                if m.rejected || call_media_rejected(sdp, i) {
+                    m.sockets = None;
+                    continue;
+                }
+                let fits = |s: &Sockets, exact: bool| {
+                    s.rtp.local.is_ipv6() == v6
+                        && (s.key == key || (!exact && (s.key.is_none() || key.is_none())))
+                };
+                if m.sockets.as_ref().is_some_and(|s| fits(s, false)) {
+                    if let (Some(s), Some(k)) = (m.sockets.as_mut(), key) {
+                        s.key = Some(k);
+                    }
+                    continue;
+                }
+                let old = m.sockets.take();
+                if let Some(s) = &old {
+                    s.retire();
+                }
+                let earlier = m.previous.iter().position(|s| fits(s, true));
+                let sockets = match earlier {
+                    Some(p) => m.previous.remove(p),
+                    None => {
+                        let addr = iface.address(!v6).ok_or_else(|| {
+                            tracing::error!(interface = %iface.name, ipv6 = v6, "No local address of the requested family");
+                            Error::OutOfPorts
+                        })?;
+                        let single = m.mux && self.rtcp_mux.require && idx == rcv;
+                        allocate_sockets(
+                            addr,
+                            single,
+                            key,
+                            policy,
+                            tos,
+                            calls.offload.as_ref(),
+                            &calls.media,
+                        )?
+                    }
+                };
+                m.sockets = Some(sockets);
+                if let Some(old) = old {
+                    m.previous.push(old);
+                    if m.previous.len() > MAX_PREVIOUS_SOCKETS {
+                        m.previous.remove(0);
+                    }
+                }
+            }
+        }
+
+        Ok(())
+    }
+}
+
+/// Whether a media section was rejected by the SDP being processed.
+fn call_media_rejected(sdp: &Session, i: usize) -> bool {
+    sdp.media.get(i).is_some_and(|m| m.port == 0)
+}

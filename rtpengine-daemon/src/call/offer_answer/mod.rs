@@ -1,0 +1,248 @@
+//! Offer/answer: update the call model from a party's SDP, allocate and wire
+//! sockets, and write the SDP for the other party.
+//!
+//! The options come as a plain [`OfferAnswer`] (the ng handler in
+//! `commands::offer_answer` builds it from the request); the steps are here,
+//! what the sender's SDP does to its media and who multiplexes RTCP in
+//! [`media`], the SDP written for the receiver in [`sdp_out`].
+
+mod media;
+mod sdp_out;
+
+use std::net::IpAddr;
+
+use super::sockets::wire;
+use super::{Call, Calls, Error, Party, MAX_PARTIES};
+use crate::clock;
+use crate::relay::learning::Policy;
+use crate::sdp::Session;
+
+/// Which half of the exchange a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `offer`: from-tag sends the SDP.
+    Offer,
+    /// `answer`: to-tag sends the SDP.
+    Answer,
+}
+
+/// The `replace` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replace {
+    /// `origin`: the local address in `o=`.
+    pub origin: bool,
+    /// `origin-full`: our own `o=` (username, session id, address) pinned
+    /// for the whole call, with a version that counts changes.
+    pub origin_full: bool,
+    /// `session-name`: `s=` pinned to the first one seen.
+    pub session_name: bool,
+    /// `username`: the `o=` username pinned to the first one seen.
+    pub username: bool,
+    /// `SDP-version`: a session version that only changes with the SDP.
+    pub sdp_version: bool,
+    /// `force-increment-sdp-ver`: a session version that always changes.
+    pub force_increment_sdp_version: bool,
+    /// `zero-address`: a zero address is written as ours, not kept.
+    pub zero_address: bool,
+}
+
+/// The `rtcp-mux` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtcpMux {
+    /// Offer mux to the answerer even if the offerer did not.
+    pub offer: bool,
+    /// The answerer must mux (a single port is allocated).
+    pub require: bool,
+    /// Accept the offerer's mux and demultiplex towards the answerer.
+    pub demux: bool,
+    /// Accept the offerer's mux whatever the answer says.
+    pub accept: bool,
+    /// Ignore the offerer's mux.
+    pub reject: bool,
+}
+
+/// Everything offer/answer needs, parsed once from the request.
+#[derive(Debug, Clone)]
+pub struct OfferAnswer {
+    /// Offer or answer.
+    pub side: Side,
+    /// `call-id`.
+    pub call_id: String,
+    /// `from-tag`.
+    pub from_tag: String,
+    /// `to-tag`.
+    pub to_tag: Option<String>,
+    /// `via-branch`.
+    pub via_branch: Option<String>,
+    /// `replace` options.
+    pub replace: Replace,
+    /// `rtcp-mux` options.
+    pub rtcp_mux: RtcpMux,
+    /// Interface facing the sender of the SDP.
+    pub from_interface: Option<String>,
+    /// Interface facing the receiver.
+    pub to_interface: Option<String>,
+    /// `address-family`: `Some(true)` for IPv6.
+    pub ipv6: Option<bool>,
+    /// `media-address`.
+    pub media_address: Option<IpAddr>,
+    /// `received-from` address when `SIP source address` is set.
+    pub source_address: Option<IpAddr>,
+    /// Learning and source policy.
+    pub policy: Policy,
+    /// `TOS`.
+    pub tos: Option<u8>,
+    /// `label`.
+    pub label: Option<String>,
+    /// `original sendrecv`.
+    pub original_sendrecv: bool,
+    /// `no rtcp attribute`.
+    pub no_rtcp_attr: bool,
+    /// `full rtcp attribute`.
+    pub full_rtcp_attr: bool,
+}
+
+impl Calls {
+    /// Runs an offer or answer and returns the SDP for the other party.
+    pub fn offer_answer(&self, oa: &OfferAnswer, sdp: &Session) -> Result<Vec<u8>, Error> {
+        oa.run(self, sdp)
+    }
+}
+
+impl OfferAnswer {
+    fn run(&self, calls: &Calls, sdp: &Session) -> Result<Vec<u8>, Error> {
+        let mut map = calls.lock();
+        let new_call = !map.contains_key(&self.call_id);
+        if new_call && self.side == Side::Answer {
+            return Err(Error::UnknownCall);
+        }
+        if new_call {
+            calls.check_session_limit(map.len())?;
+        }
+        let call = map
+            .entry(self.call_id.clone())
+            .or_insert_with(|| Call::new(&self.call_id));
+        let result = self.negotiate(calls, call, sdp);
+        if new_call && result.is_err() {
+            // Nothing of a failed new call survives: its ports close here.
+            map.remove(&self.call_id);
+        }
+        result
+    }
+
+    /// The sending and receiving party of this request (indexes into
+    /// [`Call::parties`]), created as needed.
+    fn parties(&self, call: &mut Call) -> Result<(usize, usize), Error> {
+        let (sender_tag, receiver_tag) = match self.side {
+            Side::Offer => (Some(&self.from_tag), self.to_tag.as_ref()),
+            Side::Answer => (self.to_tag.as_ref(), Some(&self.from_tag)),
+        };
+        if receiver_tag == sender_tag {
+            // A party cannot be its own peer (media would loop back to it).
+            return Err(Error::InvalidDialogue);
+        }
+        match self.side {
+            Side::Offer => {
+                let a = match call.party(&self.from_tag) {
+                    Some(i) => i,
+                    None => {
+                        add_party(call, Party::new(sender_tag.cloned()))?;
+                        call.parties.len() - 1
+                    }
+                };
+                let b = match receiver_tag.and_then(|t| call.party(t)) {
+                    Some(i) => i,
+                    None => match call.parties[a].peer {
+                        Some(i) => i,
+                        None => {
+                            let mut p = Party::new(receiver_tag.cloned());
+                            p.via_branch = self.via_branch.clone();
+                            add_party(call, p)?;
+                            call.parties.len() - 1
+                        }
+                    },
+                };
+                call.parties[a].peer = Some(b);
+                call.parties[b].peer = Some(a);
+                Ok((a, b))
+            }
+            Side::Answer => {
+                let a = call.party(&self.from_tag).ok_or(Error::InvalidDialogue)?;
+                let to_tag = self.to_tag.as_deref().unwrap_or_default();
+                let b = match call.party(to_tag) {
+                    Some(b) => b,
+                    // The callee gets its tag with the answer; a later answer
+                    // with another tag (a different fork) takes over the leg.
+                    None => call.parties[a].peer.ok_or(Error::InvalidDialogue)?,
+                };
+                call.parties[b].tag = Some(to_tag.to_owned());
+                call.parties[a].peer = Some(b);
+                call.parties[b].peer = Some(a);
+                Ok((b, a))
+            }
+        }
+    }
+
+    /// The offer or answer on an existing (or just created) call.
+    fn negotiate(&self, calls: &Calls, call: &mut Call, sdp: &Session) -> Result<Vec<u8>, Error> {
+        let (snd, rcv) = self.parties(call)?;
+        // An answer adds its source flags to the offer's; it does not clear them.
+        let policy = match (self.side, call.policy) {
+            (Side::Answer, Some(offer)) => Policy {
+                mode: offer.mode,
+                strict: offer.strict || self.policy.strict,
+                handover: offer.handover || self.policy.handover,
+                asymmetric: offer.asymmetric || self.policy.asymmetric,
+            },
+            _ => self.policy,
+        };
+        call.policy = Some(policy);
+        call.last_signal_ms = clock::now_ms();
+        if self.side == Side::Answer {
+            call.answered = true;
+        }
+        if let Some(t) = self.tos.or(calls.settings.tos) {
+            call.tos = Some(t);
+        }
+        if let Some(l) = &self.label {
+            call.parties[snd].label = Some(l.clone());
+        }
+        for (idx, iface) in [(snd, &self.from_interface), (rcv, &self.to_interface)] {
+            let p = &mut call.parties[idx];
+            if p.interface.is_none() {
+                p.interface = Some(
+                    calls
+                        .interfaces
+                        .get_or_default(iface.as_deref())
+                        .name
+                        .clone(),
+                );
+            }
+        }
+
+        // 1. The sender's media from its SDP; 2. who multiplexes RTCP.
+        self.update_sender_media(call, snd, rcv, sdp);
+        self.decide_mux(call, snd, rcv, sdp.media.len());
+
+        // 3. Sockets. A failure (out of ports) still wires what was
+        // committed, so media keeps flowing on the streams that have sockets.
+        let allocated = self.allocate(calls, call, snd, rcv, sdp, policy);
+
+        // 4. Wire both directions and restart learning.
+        wire(call, snd, rcv, policy);
+        allocated?;
+
+        // 5. The SDP for the receiver.
+        Ok(self.write_sdp(call, snd, rcv, sdp))
+    }
+}
+
+/// Adds a party, refusing more than [`MAX_PARTIES`] per call.
+fn add_party(call: &mut Call, p: Party) -> Result<(), Error> {
+    if call.parties.len() >= MAX_PARTIES {
+        tracing::warn!(call_id = %call.id, "Too many parties in one call");
+        return Err(Error::InvalidDialogue);
+    }
+    call.parties.push(p);
+    Ok(())
+}

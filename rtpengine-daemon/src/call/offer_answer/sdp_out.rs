@@ -1,0 +1,168 @@
+//! The SDP written for the receiver: our ports and addresses, the direction
+//! and RTCP attributes, and the `replace` options on `o=` and `s=`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::{OfferAnswer, Side};
+use crate::call::{Call, SdpOutState};
+use crate::sdp::{self, Direction, MediaOut, Origin, RtcpOut, Session, SessionOut};
+
+impl OfferAnswer {
+    pub(super) fn write_sdp(
+        &self,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        sdp: &Session,
+    ) -> Vec<u8> {
+        let mut media_out = Vec::with_capacity(sdp.media.len());
+        for (i, m) in sdp.media.iter().enumerate() {
+            let smedia = &call.parties[snd].medias[i];
+            let rmedia = &call.parties[rcv].medias[i];
+            let Some(sockets) = rmedia.sockets.as_ref().filter(|_| !smedia.rejected) else {
+                let v6 = m.address(sdp).is_some_and(|a| a.is_ipv6());
+                media_out.push(MediaOut {
+                    port: 0,
+                    address: zero(v6),
+                    direction: m.direction(sdp),
+                    rtcp: RtcpOut::None,
+                    rtcp_mux: false,
+                });
+                continue;
+            };
+            let port = sockets.rtp.local.port();
+            let hold = smedia.zero_address && !self.replace.zero_address;
+            let address = if hold {
+                zero(sockets.advertised.is_ipv6())
+            } else {
+                sockets.advertised
+            };
+            let mut direction = m.direction(sdp);
+            if hold && !self.original_sendrecv {
+                direction = match direction {
+                    Direction::SendRecv => Direction::SendOnly,
+                    Direction::RecvOnly => Direction::Inactive,
+                    d => d,
+                };
+            }
+            // What the receiver is told about RTCP multiplexing.
+            let (mux_attr, rtcp_on_rtp) = match self.side {
+                Side::Offer => {
+                    let require = self.rtcp_mux.require;
+                    let offer = !self.rtcp_mux.reject
+                        && !self.rtcp_mux.demux
+                        && (smedia.mux_offered || self.rtcp_mux.offer);
+                    (require || offer, require)
+                }
+                Side::Answer => (rmedia.mux, rmedia.mux),
+            };
+            let rtcp_port = if rtcp_on_rtp || sockets.rtcp.is_none() {
+                port
+            } else {
+                port + 1
+            };
+            let rtcp = if self.no_rtcp_attr {
+                RtcpOut::None
+            } else if self.full_rtcp_attr {
+                RtcpOut::Full(rtcp_port, address)
+            } else {
+                RtcpOut::Port(rtcp_port)
+            };
+            media_out.push(MediaOut {
+                port,
+                address,
+                direction,
+                rtcp,
+                rtcp_mux: mux_attr,
+            });
+        }
+        let local = media_out
+            .iter()
+            .map(|m| m.address)
+            .find(|a| !a.is_unspecified());
+        let st = &mut call.parties[rcv].sdp_out;
+        self.finish_sdp(sdp, st, local, &media_out)
+    }
+
+    /// Applies the `replace` options to `o=` and `s=`, then writes.
+    fn finish_sdp(
+        &self,
+        sdp: &Session,
+        st: &mut SdpOutState,
+        local: Option<IpAddr>,
+        media: &[MediaOut],
+    ) -> Vec<u8> {
+        let r = &self.replace;
+        let mut origin = sdp.origin.clone();
+        if let Some(local) = local.filter(|_| r.origin || r.origin_full) {
+            origin.addr_type = if local.is_ipv4() { "IP4" } else { "IP6" }.into();
+            origin.address = local.to_string();
+        }
+        if r.origin_full {
+            let pinned = st.origin.get_or_insert_with(|| Origin {
+                username: "-".into(),
+                session_id: rand::random::<u32>().to_string(),
+                ..origin.clone()
+            });
+            origin.username = pinned.username.clone();
+            origin.session_id = pinned.session_id.clone();
+        }
+        if r.username {
+            origin.username = st
+                .origin
+                .get_or_insert_with(|| origin.clone())
+                .username
+                .clone();
+        }
+        let name = if r.session_name {
+            st.name.get_or_insert_with(|| sdp.name.clone()).clone()
+        } else {
+            sdp.name.clone()
+        };
+        let mut out = sdp::write(
+            sdp,
+            &SessionOut {
+                origin: origin.clone(),
+                name: name.clone(),
+            },
+            media,
+        );
+        let body = without_origin(&out);
+        let bump = r.force_increment_sdp_version;
+        if r.sdp_version || bump || r.origin_full {
+            let input: u64 = origin.version.parse().unwrap_or(0);
+            let changed = st.last_body.as_deref() != Some(body.as_slice());
+            let version = match st.version {
+                None => input,
+                Some(v) if bump || changed => v.wrapping_add(1),
+                Some(v) => v,
+            };
+            st.version = Some(version);
+            if version.to_string() != origin.version {
+                origin.version = version.to_string();
+                out = sdp::write(sdp, &SessionOut { origin, name }, media);
+            }
+        }
+        st.last_body = Some(body);
+        out
+    }
+}
+
+fn zero(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// The SDP without its `o=` line (line two), for change detection.
+fn without_origin(sdp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sdp.len());
+    for (i, line) in sdp.split_inclusive(|&b| b == b'\n').enumerate() {
+        if i != 1 {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}

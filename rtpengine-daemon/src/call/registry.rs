@@ -1,0 +1,157 @@
+//! The registry of calls and the daemon-wide settings the call model needs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::stats::{kernel_packets, relayed, StatsSnapshot};
+use super::{Call, EndReason, Error, GlobalStats};
+use crate::interfaces::Interfaces;
+use crate::relay::learning::EndpointLearning;
+use crate::relay::offload::Offload;
+use crate::relay::poller::Poller;
+use crate::relay::Totals;
+
+/// Daemon-wide settings the call model needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Default endpoint learning mode.
+    pub learning: EndpointLearning,
+    /// Default TOS.
+    pub tos: Option<u8>,
+    /// `--timeout` seconds.
+    pub timeout: u64,
+    /// `--silent-timeout` seconds.
+    pub silent_timeout: u64,
+    /// `--offer-timeout` seconds.
+    pub offer_timeout: u64,
+    /// `--final-timeout` seconds (0 = off).
+    pub final_timeout: u64,
+    /// `--delete-delay` seconds.
+    pub delete_delay: u64,
+    /// `--max-sessions` (negative = unlimited).
+    pub max_sessions: i64,
+}
+
+/// The registry of calls.
+pub struct Calls {
+    calls: Mutex<HashMap<String, Call>>,
+    /// Media interfaces.
+    pub interfaces: Interfaces,
+    /// Settings.
+    pub settings: Settings,
+    /// Daemon-wide counters.
+    pub stats: GlobalStats,
+    /// In-kernel forwarding, when available.
+    pub offload: Option<Arc<dyn Offload>>,
+    /// The relay threads media sockets are served by.
+    pub media: Arc<Poller>,
+}
+
+impl Calls {
+    /// An empty registry.
+    pub fn new(
+        interfaces: Interfaces,
+        settings: Settings,
+        offload: Option<Arc<dyn Offload>>,
+        media: Arc<Poller>,
+    ) -> Calls {
+        Calls {
+            calls: Mutex::new(HashMap::new()),
+            interfaces,
+            settings,
+            stats: GlobalStats::default(),
+            offload,
+            media,
+        }
+    }
+
+    /// Locks the call table.
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, Call>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Number of calls.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether there are no calls.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes a call and records why it ended. Returns the call: dropping
+    /// it closes its sockets as the relay lets go of them; [`Call::close`]
+    /// waits for that.
+    pub fn destroy(
+        &self,
+        map: &mut HashMap<String, Call>,
+        id: &str,
+        why: EndReason,
+    ) -> Option<Call> {
+        let call = map.remove(id)?;
+        call.merge_kernel();
+        self.stats.ended(&call, why);
+        tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
+        Some(call)
+    }
+
+    /// Refuses a new call when `--max-sessions` is reached.
+    pub fn check_session_limit(&self, current: usize) -> Result<(), Error> {
+        let max = self.settings.max_sessions;
+        if max >= 0 && current as i64 >= max {
+            self.stats.rejected();
+            return Err(Error::SessionLimit);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on call `id` (with the kernel's counters merged first), if
+    /// there is such a call.
+    pub fn with_call<R>(&self, id: &str, f: impl FnOnce(&Call) -> R) -> Option<R> {
+        let map = self.lock();
+        let call = map.get(id)?;
+        call.merge_kernel();
+        Some(f(call))
+    }
+
+    /// Up to `limit` call-ids.
+    pub fn ids(&self, limit: usize) -> Vec<String> {
+        self.lock().keys().take(limit).cloned().collect()
+    }
+
+    /// The calls now: how many, what their sockets have relayed so far, and
+    /// how many of those packets the kernel forwarded.
+    pub fn live(&self) -> Live {
+        let map = self.lock();
+        let mut live = Live {
+            calls: map.len(),
+            ..Live::default()
+        };
+        for c in map.values() {
+            let r = relayed(c);
+            live.relayed.packets += r.packets;
+            live.relayed.bytes += r.bytes;
+            live.relayed.errors += r.errors;
+            live.kernel_packets += kernel_packets(c);
+        }
+        live
+    }
+
+    /// Everything `statistics` reports: the counters of ended calls plus
+    /// the live ones.
+    pub fn statistics(&self) -> StatsSnapshot {
+        self.stats.snapshot(&self.live())
+    }
+}
+
+/// What the live calls add up to (see [`Calls::live`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Number of calls.
+    pub calls: usize,
+    /// Packets relayed to their parties.
+    pub relayed: Totals,
+    /// The share of them forwarded in the kernel.
+    pub kernel_packets: u64,
+}

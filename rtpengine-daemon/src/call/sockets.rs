@@ -1,0 +1,167 @@
+//! A party's local sockets for one media section: allocating them from an
+//! interface's port pool, retiring them when new ones replace them, and
+//! wiring both directions of a media section to each other.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Call, Error};
+use crate::interfaces::LocalAddress;
+use crate::relay::learning::{Endpoint, Policy};
+use crate::relay::offload::Offload;
+use crate::relay::poller::{Poller, Registration};
+use crate::relay::{MediaSocket, SocketState};
+
+/// Local sockets of one media section of one party.
+pub struct Sockets {
+    /// RTP socket.
+    pub rtp: Arc<MediaSocket>,
+    /// RTCP socket (absent when allocated for rtcp-mux only).
+    pub rtcp: Option<Arc<MediaSocket>>,
+    /// Address written into SDP for these sockets.
+    pub advertised: IpAddr,
+    /// The peer's endpoint these sockets are tied to (`None` = not yet known).
+    pub key: Option<SocketAddr>,
+    /// The relay's hold on the sockets; closing waits for it to let go.
+    registrations: Vec<Registration>,
+}
+
+impl Sockets {
+    /// The sockets, RTP first.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+        std::iter::once(&self.rtp).chain(self.rtcp.as_ref())
+    }
+
+    /// Closes the sockets and returns once the relay has let go of them, so
+    /// their ports are free.
+    pub async fn close(self) {
+        for r in self.registrations {
+            r.close().await;
+        }
+    }
+
+    /// Parks these sockets when newer ones replace them: out of the kernel and
+    /// cut off from the peer (packets to them are dropped), but kept open so
+    /// a return to their endpoint gets the same ports back.
+    pub fn retire(&self) {
+        for s in self.all() {
+            let mut st = s.state();
+            s.unoffload_locked(&mut st, "ports replaced");
+            st.peer_rtp = std::sync::Weak::new();
+            st.peer_rtcp = std::sync::Weak::new();
+        }
+    }
+}
+
+/// Allocates sockets for a party's media on `addr` and starts their loops.
+pub(crate) fn allocate_sockets(
+    addr: &LocalAddress,
+    single: bool,
+    key: Option<SocketAddr>,
+    policy: Policy,
+    tos: Option<u8>,
+    offload: Option<&Arc<dyn Offload>>,
+    media: &Poller,
+) -> Result<Sockets, Error> {
+    let pair = addr.pool.allocate(single).ok_or_else(|| {
+        tracing::error!(
+            "Failed to get {} consecutive ports on interface {}",
+            if single { 1 } else { 2 },
+            addr.local
+        );
+        Error::OutOfPorts
+    })?;
+    let lease = Arc::new(pair.lease);
+    let now = Instant::now();
+    let state = || SocketState::new(Endpoint::new(None, now), policy, tos);
+    let io = |e: std::io::Error| {
+        tracing::error!(error = %e, "Failed to register media socket");
+        Error::OutOfPorts
+    };
+    let rtp =
+        MediaSocket::new(pair.rtp, false, lease.clone(), state(), offload.cloned()).map_err(io)?;
+    let rtcp = match pair.rtcp {
+        Some(s) => Some(MediaSocket::new(s, true, lease, state(), offload.cloned()).map_err(io)?),
+        None => None,
+    };
+    let socks: Vec<&Arc<MediaSocket>> = std::iter::once(&rtp).chain(rtcp.as_ref()).collect();
+    let tasks = media.register(&socks).map_err(io)?;
+    let sockets = Sockets {
+        rtp,
+        rtcp,
+        advertised: addr.advertised,
+        key,
+        registrations: tasks,
+    };
+    if let Some(tos) = tos {
+        for s in sockets.all() {
+            if let Err(e) = s.set_tos(tos) {
+                tracing::warn!(error = %e, "Failed to set TOS");
+            }
+        }
+    }
+    Ok(sockets)
+}
+
+/// Points each party's sockets at the other's and refreshes learning state.
+/// A kernel rule goes whenever its path changes: its own party's endpoint,
+/// its peer socket, or the address it sends to (the other party's endpoint);
+/// the relay installs it again once the new path is confirmed.
+pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
+    let now = Instant::now();
+    let answered = call.answered;
+    let n = call.parties[a]
+        .medias
+        .len()
+        .min(call.parties[b].medias.len());
+    for i in 0..n {
+        // Whether each party announced a new RTP endpoint: read before any
+        // socket of this media is updated.
+        let moved = |p: usize| {
+            let m = &call.parties[p].medias[i];
+            m.sockets
+                .as_ref()
+                .is_some_and(|s| s.rtp.state().endpoint.sdp != m.rtp_endpoint)
+        };
+        let (a_moved, b_moved) = (moved(a), moved(b));
+        for (me, other, other_moved) in [(a, b, b_moved), (b, a, a_moved)] {
+            let (pm, po) = (&call.parties[me].medias[i], &call.parties[other].medias[i]);
+            let (Some(ms), Some(os)) = (&pm.sockets, &po.sockets) else {
+                continue;
+            };
+            let peer_rtcp = match (&os.rtcp, po.mux) {
+                (Some(r), false) => r,
+                _ => &os.rtp,
+            };
+            let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
+                let peer_rtp = Arc::downgrade(&os.rtp);
+                let peer_rtcp = Arc::downgrade(peer_rtcp);
+                let mut st = s.state();
+                let changed = other_moved
+                    || st.policy != policy
+                    || st.muxed != muxed
+                    || st.endpoint.sdp != ep
+                    || !st.peer_rtp.ptr_eq(&peer_rtp)
+                    || !st.peer_rtcp.ptr_eq(&peer_rtcp);
+                if changed {
+                    s.unoffload_locked(&mut st, "signalling changed the stream");
+                }
+                st.policy = policy;
+                st.muxed = muxed;
+                st.peer_rtp = peer_rtp;
+                st.peer_rtcp = peer_rtcp;
+                st.endpoint.signal(ep, answered, now);
+            };
+            set(&ms.rtp, pm.rtp_endpoint, pm.mux);
+            if let Some(r) = &ms.rtcp {
+                let ep = if pm.mux {
+                    pm.rtp_endpoint
+                } else {
+                    pm.rtcp_endpoint
+                };
+                set(r, ep, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The call model without root or a daemon: offer/answer, re-offers and port
+//! reuse, direction, rtcp-mux decisions, limits, delete and expiry, on real
+//! sockets from a loopback port pool.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::*;
+use crate::interfaces::{parse_interface, Interfaces};
+use crate::relay::learning::{EndpointLearning, Policy};
+use crate::relay::poller::Poller;
+use crate::sdp;
+
+/// One relay thread for every test of this binary.
+fn poller() -> Arc<Poller> {
+    static POLLER: OnceLock<Arc<Poller>> = OnceLock::new();
+    POLLER
+        .get_or_init(|| Arc::new(Poller::start(1, Duration::from_millis(1)).expect("relay thread")))
+        .clone()
+}
+
+/// A disjoint port range per registry, so tests running in parallel never
+/// share ports (a port in use elsewhere is skipped anyway).
+fn port_range(pairs: u16) -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 43000 + (std::process::id() % 50) as u16 * 200;
+    let start = base + NEXT.fetch_add(2 * pairs, Ordering::Relaxed);
+    (start, start + 2 * pairs - 1)
+}
+
+fn settings() -> Settings {
+    Settings {
+        learning: EndpointLearning::Heuristic,
+        tos: None,
+        timeout: 60,
+        silent_timeout: 3600,
+        offer_timeout: 3600,
+        final_timeout: 0,
+        delete_delay: 30,
+        max_sessions: -1,
+    }
+}
+
+/// A registry on 127.0.0.1 (interface `default`) and ::1 (`v6`) with
+/// `pairs` port pairs per address.
+fn registry_with(settings: Settings, pairs: u16) -> Calls {
+    let mut specs = parse_interface("127.0.0.1").unwrap();
+    specs.extend(parse_interface("v6/::1").unwrap());
+    let (min, max) = port_range(pairs);
+    let ifs = Interfaces::new(&specs, min, max).unwrap();
+    Calls::new(ifs, settings, None, poller())
+}
+
+fn registry() -> Calls {
+    registry_with(settings(), 8)
+}
+
+fn options(side: Side, call: &str, from: &str, to: Option<&str>) -> OfferAnswer {
+    OfferAnswer {
+        side,
+        call_id: call.into(),
+        from_tag: from.into(),
+        to_tag: to.map(Into::into),
+        via_branch: None,
+        replace: Replace::default(),
+        rtcp_mux: RtcpMux::default(),
+        from_interface: None,
+        to_interface: None,
+        ipv6: None,
+        media_address: None,
+        source_address: None,
+        policy: Policy {
+            mode: EndpointLearning::Heuristic,
+            strict: false,
+            handover: false,
+            asymmetric: false,
+        },
+        tos: None,
+        label: None,
+        original_sendrecv: false,
+        no_rtcp_attr: false,
+        full_rtcp_attr: false,
+    }
+}
+
+fn offer(call: &str) -> OfferAnswer {
+    options(Side::Offer, call, "caller", None)
+}
+
+fn answer(call: &str) -> OfferAnswer {
+    options(Side::Answer, call, "caller", Some("callee"))
+}
+
+/// An audio-only SDP from `addr`:`port` with extra media attributes.
+fn sdp_from(addr: &str, port: u16, attrs: &[&str]) -> sdp::Session {
+    let v = if addr.contains(':') { "IP6" } else { "IP4" };
+    let mut s = format!(
+        "v=0\r\no=- 1 1 IN {v} {addr}\r\ns=-\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\nc=IN {v} {addr}\r\n"
+    );
+    for a in attrs {
+        s.push_str(&format!("a={a}\r\n"));
+    }
+    sdp::parse(s.as_bytes()).unwrap()
+}
+
+/// Runs `oa` and returns the SDP written, parsed.
+fn run(calls: &Calls, oa: &OfferAnswer, sdp: &sdp::Session) -> sdp::Session {
+    let out = calls.offer_answer(oa, sdp).unwrap();
+    sdp::parse(&out).unwrap()
+}
+
+fn media_endpoint(s: &sdp::Session) -> SocketAddr {
+    SocketAddr::new(s.media[0].address(s).unwrap(), s.media[0].port)
+}
+
+fn has(s: &sdp::Session, attr: &str) -> bool {
+    s.media[0].has_attr(attr)
+}
+
+#[test]
+fn offer_and_answer_rewrite_to_local_ports() {
+    let calls = registry();
+    let to_callee = run(&calls, &offer("c1"), &sdp_from("192.0.2.10", 5000, &[]));
+    let ep = media_endpoint(&to_callee);
+    assert_eq!(ep.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(ep.port() % 2, 0, "RTP on an even port");
+    assert_eq!(to_callee.media[0].rtcp_attr(), Some((ep.port() + 1, None)));
+
+    let to_caller = run(&calls, &answer("c1"), &sdp_from("192.0.2.20", 6000, &[]));
+    let back = media_endpoint(&to_caller);
+    assert_ne!(back, ep, "each side gets its own ports");
+    calls.with_call("c1", |call| {
+        assert!(call.answered);
+        assert_eq!(call.parties.len(), 2);
+        let (a, b) = (&call.parties[0], &call.parties[1]);
+        assert_eq!(
+            (a.tag.as_deref(), b.tag.as_deref()),
+            (Some("caller"), Some("callee"))
+        );
+        assert_eq!((a.peer, b.peer), (Some(1), Some(0)));
+        // The caller's sockets are the ones written into the SDP sent to it.
+        let caller_rtp = a.medias[0].sockets.as_ref().unwrap().rtp.local;
+        assert_eq!(caller_rtp, back);
+        assert_eq!(
+            a.medias[0].rtp_endpoint,
+            Some("192.0.2.10:5000".parse().unwrap())
+        );
+    });
+}
+
+#[test]
+fn repeated_offer_keeps_ports_and_a_new_endpoint_gets_new_ones() {
+    let calls = registry();
+    let first = media_endpoint(&run(
+        &calls,
+        &offer("c"),
+        &sdp_from("192.0.2.10", 5000, &[]),
+    ));
+    let again = media_endpoint(&run(
+        &calls,
+        &offer("c"),
+        &sdp_from("192.0.2.10", 5000, &[]),
+    ));
+    assert_eq!(first, again, "a retransmitted offer gets the same ports");
+    let moved = media_endpoint(&run(
+        &calls,
+        &offer("c"),
+        &sdp_from("192.0.2.10", 5002, &[]),
+    ));
+    assert_ne!(
+        first, moved,
+        "a new caller endpoint gives the callee new ports"
+    );
+    let back = media_endpoint(&run(
+        &calls,
+        &offer("c"),
+        &sdp_from("192.0.2.10", 5000, &[]),
+    ));
+    assert_eq!(
+        back, first,
+        "returning to an earlier endpoint brings its ports back"
+    );
+    calls.with_call("c", |call| {
+        assert_eq!(call.parties.len(), 2, "re-offers add no parties");
+    });
+}
+
+#[test]
+fn directions_and_hold() {
+    let calls = registry();
+    let out = run(
+        &calls,
+        &offer("d"),
+        &sdp_from("192.0.2.10", 5000, &["sendonly"]),
+    );
+    assert_eq!(out.media[0].direction(&out), sdp::Direction::SendOnly);
+
+    // Hold with the zero address: kept, and sendrecv becomes sendonly…
+    let hold = run(&calls, &offer("d"), &sdp_from("0.0.0.0", 5000, &[]));
+    assert!(media_endpoint(&hold).ip().is_unspecified());
+    assert_eq!(hold.media[0].direction(&hold), sdp::Direction::SendOnly);
+    // …unless `original sendrecv`; with `replace: zero-address` our address
+    // is written instead.
+    let mut o = offer("d");
+    o.original_sendrecv = true;
+    let hold = run(&calls, &o, &sdp_from("0.0.0.0", 5000, &[]));
+    assert_eq!(hold.media[0].direction(&hold), sdp::Direction::SendRecv);
+    o.replace.zero_address = true;
+    let hold = run(&calls, &o, &sdp_from("0.0.0.0", 5000, &[]));
+    assert!(!media_endpoint(&hold).ip().is_unspecified());
+    calls.with_call("d", |call| assert!(call.parties[0].medias[0].zero_address));
+}
+
+#[test]
+fn rtcp_mux_offered_and_accepted() {
+    let calls = registry();
+    let to_callee = run(
+        &calls,
+        &offer("m"),
+        &sdp_from("192.0.2.10", 5000, &["rtcp-mux"]),
+    );
+    assert!(has(&to_callee, "rtcp-mux"), "mux offered onward");
+    // The answerer accepts: both sides mux, and the caller is told so.
+    let to_caller = run(
+        &calls,
+        &answer("m"),
+        &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
+    );
+    assert!(has(&to_caller, "rtcp-mux"));
+    let ep = media_endpoint(&to_caller);
+    assert_eq!(to_caller.media[0].rtcp_attr(), Some((ep.port(), None)));
+    calls.with_call("m", |call| {
+        assert!(call.parties[0].medias[0].mux && call.parties[1].medias[0].mux);
+    });
+}
+
+#[test]
+fn rtcp_mux_declined_by_the_answerer() {
+    let calls = registry();
+    run(
+        &calls,
+        &offer("n"),
+        &sdp_from("192.0.2.10", 5000, &["rtcp-mux"]),
+    );
+    let to_caller = run(&calls, &answer("n"), &sdp_from("192.0.2.20", 6000, &[]));
+    assert!(!has(&to_caller, "rtcp-mux"));
+    calls.with_call("n", |call| {
+        assert!(!call.parties[0].medias[0].mux && !call.parties[1].medias[0].mux);
+    });
+}
+
+#[test]
+fn rtcp_mux_require_demux_and_reject() {
+    let calls = registry();
+    // require: the callee is told to mux and gets a single port.
+    let mut o = offer("r");
+    o.rtcp_mux.require = true;
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(has(&to_callee, "rtcp-mux"));
+    calls.with_call("r", |call| {
+        let callee = call.parties[1].medias[0].sockets.as_ref().unwrap();
+        assert!(callee.rtcp.is_none(), "one port for a muxing callee");
+        assert!(call.parties[0].medias[0]
+            .sockets
+            .as_ref()
+            .unwrap()
+            .rtcp
+            .is_some());
+    });
+
+    // demux: the caller's mux is accepted here, not offered onward.
+    let mut o = offer("x");
+    o.rtcp_mux.demux = true;
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &["rtcp-mux"]));
+    assert!(!has(&to_callee, "rtcp-mux"));
+    let to_caller = run(&calls, &answer("x"), &sdp_from("192.0.2.20", 6000, &[]));
+    assert!(has(&to_caller, "rtcp-mux"), "the caller keeps its mux");
+    calls.with_call("x", |call| assert!(call.parties[0].medias[0].mux));
+
+    // reject: the caller's mux is ignored.
+    let mut o = offer("y");
+    o.rtcp_mux.reject = true;
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &["rtcp-mux"]));
+    assert!(!has(&to_callee, "rtcp-mux"));
+}
+
+#[test]
+fn address_family_bridging() {
+    let calls = registry();
+    let mut o = offer("f");
+    o.ipv6 = Some(true);
+    o.to_interface = Some("v6".into());
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(
+        media_endpoint(&to_callee).ip(),
+        "::1".parse::<IpAddr>().unwrap()
+    );
+    let mut a = answer("f");
+    a.from_interface = Some("v6".into());
+    let to_caller = run(&calls, &a, &sdp_from("2001:db8::20", 6000, &[]));
+    assert_eq!(
+        media_endpoint(&to_caller).ip(),
+        "127.0.0.1".parse::<IpAddr>().unwrap()
+    );
+}
+
+#[test]
+fn errors_leave_nothing_behind() {
+    let calls = registry();
+    let s = sdp_from("192.0.2.10", 5000, &[]);
+    assert_eq!(
+        calls.offer_answer(&answer("nope"), &s),
+        Err(Error::UnknownCall)
+    );
+    let own_peer = options(Side::Offer, "same", "t", Some("t"));
+    assert_eq!(
+        calls.offer_answer(&own_peer, &s),
+        Err(Error::InvalidDialogue)
+    );
+    assert!(calls.is_empty(), "a failed new call is not kept");
+    run(&calls, &offer("a"), &s);
+    let stranger = options(Side::Answer, "a", "someone", Some("callee"));
+    assert_eq!(
+        calls.offer_answer(&stranger, &s),
+        Err(Error::InvalidDialogue)
+    );
+}
+
+#[test]
+fn session_limit() {
+    let mut s = settings();
+    s.max_sessions = 1;
+    let calls = registry_with(s, 8);
+    let sdp = sdp_from("192.0.2.10", 5000, &[]);
+    run(&calls, &offer("one"), &sdp);
+    assert_eq!(
+        calls.offer_answer(&offer("two"), &sdp),
+        Err(Error::SessionLimit)
+    );
+    run(&calls, &offer("one"), &sdp);
+    assert_eq!(calls.statistics().rejected, 1);
+}
+
+#[test]
+fn out_of_ports_frees_the_half_built_call() {
+    let calls = registry_with(settings(), 1);
+    let sdp = sdp_from("192.0.2.10", 5000, &[]);
+    // One port pair per address: the caller's side takes it, the callee's
+    // side finds none.
+    assert_eq!(
+        calls.offer_answer(&offer("p"), &sdp),
+        Err(Error::OutOfPorts)
+    );
+    assert!(calls.is_empty());
+    let pool = &calls.interfaces.default_interface().addrs[0].pool;
+    assert_eq!(pool.available(), pool.total(), "every port is back");
+}
+
+#[test]
+fn delete_now_later_and_by_tags() {
+    let calls = registry();
+    let sdp = sdp_from("192.0.2.10", 5000, &[]);
+    run(&calls, &offer("del"), &sdp);
+    run(&calls, &answer("del"), &sdp_from("192.0.2.20", 6000, &[]));
+    let d = |from: Option<&'static str>, to, delay_secs| Delete {
+        call_id: "del",
+        from_tag: from,
+        to_tag: to,
+        delay_secs,
+    };
+    let tags = |call: &Call| call.parties.len();
+    assert!(matches!(
+        calls.delete(&d(Some("stranger"), None, 0), tags),
+        Deleted::NotFound
+    ));
+    assert!(matches!(
+        calls.delete(&d(Some("caller"), Some("other"), 0), tags),
+        Deleted::NotFound
+    ));
+    assert!(matches!(
+        calls.delete(&d(Some("caller"), Some("callee"), 5), tags),
+        Deleted::Later { report: 2 }
+    ));
+    assert_eq!(calls.len(), 1, "still there during the delay");
+    match calls.delete(&d(None, None, 0), tags) {
+        Deleted::Now { report: 2, call } => drop(call),
+        _ => panic!("deleted now"),
+    }
+    assert!(calls.is_empty());
+    assert_eq!(calls.statistics().regular, 1);
+}
+
+#[test]
+fn unanswered_calls_expire_on_the_offer_timeout() {
+    let mut s = settings();
+    s.offer_timeout = 0;
+    let calls = registry_with(s, 8);
+    run(&calls, &offer("late"), &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(calls.expire(), 1);
+    assert!(calls.is_empty());
+    let stats = calls.statistics();
+    assert_eq!((stats.offer_timeout, stats.managed), (1, 1));
+}

@@ -1,0 +1,98 @@
+//! The once-a-second timer of the call model: it ends calls whose time is
+//! up and computes the rates `statistics` reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::stats::Rates;
+use super::{Call, Calls, EndReason};
+use crate::clock;
+use crate::relay::{MediaSocket, Totals};
+
+/// How often the timer runs.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the previous tick saw, for the rates.
+#[derive(Debug, Default)]
+pub struct Timer {
+    last_relayed: Totals,
+    last_kernel_packets: u64,
+}
+
+impl Timer {
+    /// One tick: ends calls, then updates the rates.
+    pub fn tick(&mut self, calls: &Calls) {
+        calls.expire();
+        let (relayed, kernel) = calls.stats.relayed_since_start(&calls.live());
+        calls.stats.set_rates(Rates {
+            relayed: Totals {
+                packets: relayed.packets.saturating_sub(self.last_relayed.packets),
+                bytes: relayed.bytes.saturating_sub(self.last_relayed.bytes),
+                errors: relayed.errors.saturating_sub(self.last_relayed.errors),
+            },
+            kernel_packets: kernel.saturating_sub(self.last_kernel_packets),
+        });
+        self.last_relayed = relayed;
+        self.last_kernel_packets = kernel;
+    }
+}
+
+/// Runs the timer every [`INTERVAL`] until the task is dropped.
+pub async fn run(calls: Arc<Calls>) {
+    let mut interval = tokio::time::interval(INTERVAL);
+    let mut timer = Timer::default();
+    loop {
+        interval.tick().await;
+        timer.tick(&calls);
+    }
+}
+
+impl Calls {
+    /// Ends the calls whose delete delay, timeouts or final timeout have
+    /// passed. Returns how many ended.
+    pub fn expire(&self) -> usize {
+        // Offloaded packets never reach the relay: fold the kernel's counters
+        // in first so the timeouts see that media is flowing. The map reads
+        // are syscalls, so they run without the call table locked (ng waits
+        // for that lock).
+        if self.offload.is_some() {
+            let sockets: Vec<Arc<MediaSocket>> = self
+                .lock()
+                .values()
+                .flat_map(Call::sockets)
+                .cloned()
+                .collect();
+            sockets.iter().for_each(|s| s.merge_kernel());
+        }
+        let now = clock::now_ms();
+        let s = &self.settings;
+        let mut map = self.lock();
+        let mut ending = Vec::new();
+        for (id, c) in map.iter() {
+            let why = if c.destroy_at_ms.is_some_and(|t| t <= now) {
+                Some(EndReason::Deleted)
+            } else if s.final_timeout > 0
+                && now.saturating_sub(c.created_ms) >= s.final_timeout * 1000
+            {
+                Some(EndReason::FinalTimeout)
+            } else if !c.answered {
+                (now.saturating_sub(c.last_signal_ms) >= s.offer_timeout * 1000)
+                    .then_some(EndReason::OfferTimeout)
+            } else {
+                let idle = now.saturating_sub(c.last_activity_ms());
+                if c.all_held() {
+                    (idle >= s.silent_timeout * 1000).then_some(EndReason::SilentTimeout)
+                } else {
+                    (idle >= s.timeout * 1000).then_some(EndReason::Timeout)
+                }
+            };
+            if let Some(why) = why {
+                ending.push((id.clone(), why));
+            }
+        }
+        for (id, why) in &ending {
+            drop(self.destroy(&mut map, id, *why));
+        }
+        ending.len()
+    }
+}

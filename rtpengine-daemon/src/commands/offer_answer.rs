@@ -1,0 +1,179 @@
+//! `offer` and `answer`: the request's keys and flags become a
+//! [`call::OfferAnswer`], the SDP is parsed, and the call model writes the
+//! SDP for the other party.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_LIMIT};
+use super::put;
+use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
+use crate::ng::frame::NgError;
+use crate::ng::request::Request;
+use crate::ng::value::{Dict, Value};
+use crate::relay::learning::Policy;
+use crate::sdp;
+
+/// Runs an offer or answer.
+pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgError> {
+    let body = req
+        .get("sdp")
+        .and_then(Value::as_bytes)
+        .filter(|b| !b.is_empty())
+        .ok_or(NO_SDP)?;
+    let oa = options(req, side, calls.settings.learning)?;
+    let sdp = sdp::parse(body).map_err(|e| {
+        tracing::warn!(error = %e, "Failed to parse SDP");
+        BAD_SDP
+    })?;
+    match calls.offer_answer(&oa, &sdp) {
+        Ok(out) => {
+            let mut d = Dict::new();
+            put(&mut d, "sdp", Value::Bytes(out));
+            Ok(d)
+        }
+        // A client that announced `load limit` support gets a result it can
+        // act on instead of an error.
+        Err(call::Error::SessionLimit) if supports_load_limit(req) => {
+            let mut d = Dict::new();
+            put(&mut d, "result", "load limit");
+            put(&mut d, "message", SESSION_LIMIT);
+            Ok(d)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn supports_load_limit(req: &Request) -> bool {
+    req.words("supports").iter().any(|w| w == "load-limit")
+}
+
+/// The request's options, with defaults from the daemon's settings.
+fn options(
+    req: &Request,
+    side: Side,
+    default_learning: crate::relay::learning::EndpointLearning,
+) -> Result<OfferAnswer, NgError> {
+    let call_id = req.nonempty("call-id").ok_or(NO_CALL_ID)?.to_owned();
+    let from_tag = req.nonempty("from-tag").ok_or(NO_FROM_TAG)?.to_owned();
+    let to_tag = req.nonempty("to-tag").map(str::to_owned);
+    if side == Side::Answer && to_tag.is_none() {
+        return Err(NO_TO_TAG);
+    }
+    let (replace, rtcp_mux) = replace_and_mux(req);
+    let direction = req.words("direction");
+    let from_interface = req
+        .nonempty("from-interface")
+        .map(str::to_owned)
+        .or_else(|| direction.first().cloned())
+        .or_else(|| req.nonempty("interface").map(str::to_owned));
+    let to_interface = req
+        .nonempty("to-interface")
+        .map(str::to_owned)
+        .or_else(|| direction.get(1).cloned())
+        .or_else(|| req.nonempty("interface").map(str::to_owned));
+    let ipv6 = match req
+        .str("address-family")
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None => None,
+        Some("IP4") => Some(false),
+        Some("IP6") => Some(true),
+        Some(_) => {
+            tracing::warn!("Unrecognised address-family, ignored");
+            None
+        }
+    };
+    let media_address = req.nonempty("media-address").and_then(|a| a.parse().ok());
+    let source_address = if req.flag("sip-source-address") {
+        received_from(req)
+    } else {
+        None
+    };
+    let mode = req
+        .str("endpoint-learning")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(default_learning);
+    let policy = Policy {
+        mode,
+        strict: req.flag("strict-source"),
+        handover: req.flag("media-handover"),
+        asymmetric: req.flag("asymmetric"),
+    };
+    let tos = match req.int("tos") {
+        Ok(Some(t)) => u8::try_from(t).ok(),
+        _ => None,
+    };
+    match req.str("ice").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("remove") | Some("default") => {}
+        Some(other) => tracing::warn!("ICE '{other}' is not supported: ICE attributes are removed"),
+    }
+    Ok(OfferAnswer {
+        side,
+        call_id,
+        from_tag,
+        to_tag,
+        via_branch: req.nonempty("via-branch").map(str::to_owned),
+        replace,
+        rtcp_mux,
+        from_interface,
+        to_interface,
+        ipv6,
+        media_address,
+        source_address,
+        policy,
+        tos,
+        label: req.nonempty("label").map(str::to_owned),
+        original_sendrecv: req.flag("original-sendrecv"),
+        no_rtcp_attr: req.flag("no-rtcp-attribute"),
+        full_rtcp_attr: req.flag("full-rtcp-attribute"),
+    })
+}
+
+/// `replace` and `rtcp-mux` from their lists and from `replace-…` /
+/// `rtcp-mux-…` flags.
+fn replace_and_mux(req: &Request) -> (Replace, RtcpMux) {
+    let mut replace: BTreeSet<String> = req.words("replace").into_iter().collect();
+    let mut mux: BTreeSet<String> = req.words("rtcp-mux").into_iter().collect();
+    for f in &req.flags {
+        if let Some(r) = f.strip_prefix("replace-") {
+            replace.insert(r.to_owned());
+        } else if let Some(r) = f.strip_prefix("rtcp-mux-") {
+            mux.insert(r.to_owned());
+        }
+    }
+    if replace.contains("session-connection") {
+        tracing::info!(
+            "replace: session-connection is not supported anymore (no session-level c= is written)"
+        );
+    }
+    let r = |w: &str| replace.contains(w);
+    let m = |w: &str| mux.contains(w);
+    (
+        Replace {
+            origin: r("origin"),
+            origin_full: r("origin-full"),
+            session_name: r("session-name"),
+            username: r("username"),
+            sdp_version: r("sdp-version"),
+            force_increment_sdp_version: r("force-increment-sdp-ver"),
+            zero_address: r("zero-address"),
+        },
+        RtcpMux {
+            offer: m("offer"),
+            require: m("require"),
+            demux: m("demux"),
+            accept: m("accept"),
+            reject: m("reject"),
+        },
+    )
+}
+
+/// The address of `received-from: [family, address]`.
+fn received_from(req: &Request) -> Option<IpAddr> {
+    match req.get("received-from") {
+        Some(Value::List(l)) => l.get(1).and_then(Value::as_str)?.parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,308 @@
+//! Command line and configuration file, with rtpengine's option names: the
+//! options themselves and what the rest of the daemon reads from them here,
+//! the INI file and its merge under the command line in [`file`].
+//!
+//! This is the edge of the daemon: it turns options into the plain settings
+//! of the modules below ([`call::Settings`], [`InterfaceSpec`]s,
+//! [`TableId`]), which never see the options themselves.
+
+mod file;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+
+use crate::call;
+use crate::interfaces::{parse_interface, InterfaceSpec};
+use crate::kernel::{TableId, XdpAttachMode};
+use crate::relay::learning::EndpointLearning;
+
+pub use file::parse_ini;
+
+/// The file read when `--config-file` is not given (as upstream's packages).
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/rtpengine/rtpengine.conf";
+
+/// rtpengine's command-line options (the subset this daemon knows).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rtpengine",
+    version,
+    about = "rtpengine-compatible media proxy (Rust, eBPF offload)",
+    // A later occurrence wins, as with upstream (and as the file merge needs).
+    args_override_self = true
+)]
+pub struct Config {
+    /// Configuration file ("none" to skip).
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<String>,
+    /// Section of the configuration file to read.
+    #[arg(long, value_name = "STRING", default_value = "rtpengine")]
+    pub config_section: String,
+
+    /// Kernel forwarding table 0..63 to own; negative = userspace relaying only.
+    #[arg(short = 't', long, value_name = "INT", default_value_t = -1, allow_negative_numbers = true)]
+    pub table: i64,
+    /// Exit instead of relaying in userspace when the kernel table is unusable.
+    #[arg(short = 'F', long)]
+    pub no_fallback: bool,
+    /// Network device to attach the XDP dataplane to (repeatable; default: the
+    /// devices that carry the `--interface` addresses).
+    #[arg(long = "xdp-device", value_name = "DEV")]
+    pub xdp_devices: Vec<String>,
+    /// XDP attach mode: auto (native where the driver supports it, else
+    /// generic), native or generic.
+    #[arg(long, value_name = "auto|native|generic", default_value = "auto")]
+    pub xdp_mode: XdpAttachMode,
+    /// bpffs directory of the shared forwarding maps.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/rtpengine/v1")]
+    pub bpf_pin_dir: PathBuf,
+    /// Print the entries of kernel table N (from the pinned maps) and exit.
+    #[arg(long, value_name = "N")]
+    pub dump_table: Option<TableId>,
+
+    /// Local media interface `[NAME/]IP[!ADVERTISED]` (repeatable).
+    #[arg(short = 'i', long = "interface", value_name = "[NAME/]IP[!IP]")]
+    pub interfaces: Vec<String>,
+    /// UDP address for the ng control protocol, `[IP:]PORT`.
+    #[arg(short = 'n', long, value_name = "[IP:]PORT")]
+    pub listen_ng: Option<String>,
+    /// TCP address for the ng control protocol, `[IP:]PORT`.
+    #[arg(short = 'N', long, value_name = "[IP:]PORT")]
+    pub listen_tcp_ng: Option<String>,
+    /// HTTP/WebSocket address for the ng control protocol, `[IP:]PORT`.
+    #[arg(long, value_name = "[IP:]PORT")]
+    pub listen_http: Option<String>,
+
+    /// Lowest local media port.
+    #[arg(short = 'm', long, value_name = "INT", default_value_t = 30000)]
+    pub port_min: u16,
+    /// Highest local media port.
+    #[arg(short = 'M', long, value_name = "INT", default_value_t = 40000)]
+    pub port_max: u16,
+
+    /// Default IP TOS for relayed packets.
+    #[arg(short = 'T', long, value_name = "INT", value_parser = clap::value_parser!(u8))]
+    pub tos: Option<u8>,
+    /// Seconds without media before an established call is closed.
+    #[arg(short = 'o', long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u32,
+    /// Seconds without media before a call on hold is closed.
+    #[arg(short = 's', long, value_name = "SECS", default_value_t = 3600)]
+    pub silent_timeout: u32,
+    /// Seconds before a call that was offered but never answered is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub offer_timeout: u32,
+    /// Seconds after which any call is closed (0 = never).
+    #[arg(short = 'a', long, value_name = "SECS", default_value_t = 0)]
+    pub final_timeout: u32,
+    /// Seconds a deleted call lingers before it is destroyed.
+    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 30)]
+    pub delete_delay: u32,
+    /// How streams learn their peer's address: delayed, immediate, off or
+    /// heuristic.
+    #[arg(long, value_name = "MODE", default_value = "heuristic")]
+    pub endpoint_learning: EndpointLearning,
+    /// Largest number of concurrent calls (-1 = unlimited).
+    #[arg(long, value_name = "INT", default_value_t = -1, allow_negative_numbers = true)]
+    pub max_sessions: i64,
+
+    /// Do not detach from the terminal.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Log to standard error (this daemon always does; accepted for compatibility).
+    #[arg(short = 'E', long)]
+    pub log_stderr: bool,
+    /// Log level as syslog's 0 (emergencies only) to 7 (debug).
+    #[arg(short = 'L', long, value_name = "INT", default_value_t = 6, value_parser = clap::value_parser!(u8).range(0..=7))]
+    pub log_level: u8,
+    /// Worker threads (default: one per core); also the relay thread count
+    /// unless `--media-num-threads` is given.
+    #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub num_threads: Option<u16>,
+    /// Userspace relay threads (default: `--num-threads`, else one per core).
+    #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub media_num_threads: Option<u16>,
+    /// Longest a packet waits so that a relay thread handles many packets per
+    /// wake-up, in microseconds; 0 = wake for every packet (an extension).
+    #[arg(long, value_name = "USEC", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub media_coalesce: u32,
+    /// Write the process id to this file.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.kernel_table()?;
+        // Room for at least one even RTP port with its RTCP port after it.
+        if self.port_min == 0 || u32::from(self.port_min) + 1 > u32::from(self.port_max) {
+            bail!(
+                "invalid port range {}-{}: need 0 < port-min < port-max (RTP and RTCP need two ports)",
+                self.port_min,
+                self.port_max
+            );
+        }
+        self.interface_specs()?;
+        self.ng_addr()?;
+        for (name, v) in [
+            ("--listen-tcp-ng", &self.listen_tcp_ng),
+            ("--listen-http", &self.listen_http),
+        ] {
+            if let Some(v) = v {
+                parse_listen(v).with_context(|| format!("invalid {name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel table to own (`None`: userspace relaying only).
+    pub fn kernel_table(&self) -> anyhow::Result<Option<TableId>> {
+        TableId::from_option(self.table).context("invalid --table (0..63, or negative for none)")
+    }
+
+    /// What the call model needs of the options.
+    pub fn call_settings(&self) -> call::Settings {
+        call::Settings {
+            learning: self.endpoint_learning,
+            tos: self.tos,
+            timeout: self.timeout.into(),
+            silent_timeout: self.silent_timeout.into(),
+            offer_timeout: self.offer_timeout.into(),
+            final_timeout: self.final_timeout.into(),
+            delete_delay: self.delete_delay.into(),
+            max_sessions: self.max_sessions,
+        }
+    }
+
+    /// The interfaces, parsed; `127.0.0.1` when none is configured.
+    pub fn interface_specs(&self) -> anyhow::Result<Vec<InterfaceSpec>> {
+        if self.interfaces.is_empty() {
+            return Ok(parse_interface("127.0.0.1")?);
+        }
+        let mut out = Vec::new();
+        for i in &self.interfaces {
+            out.extend(parse_interface(i)?);
+        }
+        Ok(out)
+    }
+
+    /// The ng UDP address; `127.0.0.1:2223` when none is configured.
+    pub fn ng_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_listen(self.listen_ng.as_deref().unwrap_or("127.0.0.1:2223"))
+            .context("invalid --listen-ng")
+    }
+}
+
+/// Parses `[IP:]PORT` (IPv6 as `[addr]:port`); a bare port binds 127.0.0.1 as
+/// upstream's documentation recommends for the control port.
+pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Some((host, port)) = s.rsplit_once(':') {
+        if host == "localhost" {
+            if let Ok(port) = port.parse::<u16>() {
+                return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+        }
+    }
+    bail!("'{s}' is not [IP:]PORT")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    fn load(args: &[&str]) -> anyhow::Result<Config> {
+        let mut v = vec!["rtpengine"];
+        v.extend(args);
+        Config::load_from(v).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&["--config-file=none"]).unwrap();
+        assert_eq!(c.kernel_table().unwrap(), None);
+        assert_eq!(c.ng_addr().unwrap(), "127.0.0.1:2223".parse().unwrap());
+        assert_eq!(c.timeout, 60);
+        assert_eq!(c.delete_delay, 30);
+        assert_eq!(c.endpoint_learning, EndpointLearning::Heuristic);
+        assert_eq!(
+            c.interface_specs().unwrap()[0].address,
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn upstream_style_command_line() {
+        let c = load(&[
+            "--config-file=none",
+            "-t",
+            "-1",
+            "-i",
+            "203.0.113.1",
+            "-n",
+            "2223",
+            "-f",
+            "-L",
+            "7",
+            "-E",
+            "--endpoint-learning=delayed",
+            "--interface=pub/10.0.0.1!203.0.113.9",
+        ])
+        .unwrap();
+        assert_eq!(c.log_level, 7);
+        assert!(c.foreground && c.log_stderr);
+        assert_eq!(c.endpoint_learning, EndpointLearning::Delayed);
+        let ifs = c.interface_specs().unwrap();
+        assert_eq!(ifs.len(), 2);
+        assert_eq!(ifs[1].name, "pub");
+        assert_eq!(ifs[1].advertised, "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for bad in [
+            &["--config-file=none", "--table=64"][..],
+            &["--config-file=none", "--port-min=5000", "--port-max=4000"],
+            &["--config-file=none", "--log-level=9"],
+            &["--config-file=none", "--interface=x/"],
+            &["--config-file=none", "--interface=nosuchdev0"],
+            &["--config-file=none", "--interface=1.2.3.4!bad"],
+            &["--config-file=none", "--listen-ng=foo"],
+            &["--config-file=none", "--tos=300"],
+            &["--config-file=none", "--endpoint-learning=maybe"],
+            &["--config-file=none", "--bogus"],
+            &["--config-file=/nonexistent/rtpengine.conf"],
+        ] {
+            assert!(load(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            parse_listen("2223").unwrap(),
+            "127.0.0.1:2223".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("0.0.0.0:22222").unwrap(),
+            "0.0.0.0:22222".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:2223").unwrap(),
+            "[::1]:2223".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("localhost:9").unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+    }
+}
