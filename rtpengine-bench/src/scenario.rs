@@ -17,11 +17,10 @@ use super::daemon::{DaemonProc, Kind, Launch, NG_ADDR};
 use super::media::{bind_sockets, Interval, Media, Path, Stream};
 use super::ng::{self, encode, get_int, media_addr, phone_sdp, Ng, PipeStats, B};
 use super::report;
-use super::topo::{self, in_ns, Topology};
+use super::topo::{self, caller_port, in_ns, Topology};
 use super::xdp;
 use super::{sockfloor, uringfloor, xskfloor};
 
-const CALLER_PORT_BASE: u16 = 16000;
 const FLOOR_PORT_BASE: u16 = 20000;
 
 /// Runs everything the options ask for.
@@ -163,11 +162,6 @@ struct Sides {
 
 fn call_id(round: usize, n: usize, c: usize) -> String {
     format!("bench-{}-{round}-{n}-{c}", std::process::id())
-}
-
-/// The port call `c`'s caller (and callee) sends from, with `k` sockets per side.
-pub fn caller_port(c: usize, k: usize) -> u16 {
-    CALLER_PORT_BASE + 2 * (c % k) as u16
 }
 
 fn offer_body(cid: &str, port: u16, session: u64) -> Vec<u8> {
@@ -341,7 +335,7 @@ fn scenario(
         (None, None) => NG_ADDR.parse()?,
     };
     let meter = Meter::new(pid);
-    let ports: Vec<u16> = (0..k).map(|j| CALLER_PORT_BASE + 2 * j as u16).collect();
+    let ports: Vec<u16> = (0..k).map(|j| topo::CALLER_PORT_BASE + 2 * j as u16).collect();
     let mut socks = bind_sockets(&topo.caller, ports.clone())?;
     socks.extend(bind_sockets(&topo.callee, ports)?);
     let rss0 = pid.map_or(0, cpu::rss_kib);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use rtpengine::net::{send_to, Epoll, RecvBatch};
 
-use super::scenario::caller_port;
+use super::topo::caller_port;
 use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 
 const BATCH: usize = 32;

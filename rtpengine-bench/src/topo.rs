@@ -311,3 +311,11 @@ pub fn teardown(tag: &str) {
         let _ = sh(&["ip", "netns", "del", &n]);
     }
 }
+
+/// First port of the generator's sockets on both sides (even ports).
+pub const CALLER_PORT_BASE: u16 = 16000;
+
+/// The port call `c`'s caller (and callee) sends from, with `k` sockets per side.
+pub fn caller_port(c: usize, k: usize) -> u16 {
+    CALLER_PORT_BASE + 2 * (c % k) as u16
+}

@@ -13,14 +13,16 @@ use rtpengine::kernel::EBPF_OBJECT;
 pub use rtpengine_bench_ebpf::FLOOR_PROGRAM;
 use rtpengine_bench_ebpf::{FloorKey, FloorTarget, FLOOR_MAP};
 
-use super::scenario::caller_port;
+use super::topo::caller_port;
 use super::topo::{in_ns, CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 
 /// Name of the pass-everything program (the project's dataplane with private,
 /// empty maps: every lookup misses and the packet goes to the stack).
 const PASS_PROGRAM: &str = "rtpengine_xdp";
 /// Loaded programs; detached when dropped.
-pub struct Loaded(#[allow(dead_code)] Vec<Ebpf>);
+pub struct Loaded(
+    #[allow(dead_code, reason = "held only so its programs stay attached")] Vec<Ebpf>,
+);
 
 /// Loads `object` with private maps (no pin path), so nothing touches a
 /// running daemon's tables.

@@ -225,12 +225,15 @@ pub struct TableStats {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all of these are #[repr(C)], Copy, and bytemuck::Pod (derive-checked:
-    // no padding, every bit pattern valid).
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::Endpoint {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::FlowTarget {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::FlowStats {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::TableStats {}
 }
 

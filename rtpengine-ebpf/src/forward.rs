@@ -170,9 +170,10 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     ) else {
         return PASS;
     };
-    // SAFETY (all packet accesses below): the three headers are inside the
-    // packet (checked above); packet memory is valid for reads and writes for
-    // the duration of the program, and the FIB helper does not move it.
+    // SAFETY: the three headers are inside the packet (checked above);
+    // packet memory is valid for reads and writes for the duration of the
+    // program, and the FIB helper does not move it (this holds for every
+    // packet access below).
     let (next_hdr, payload_len, udp_len, udp_check) = unsafe {
         (
             (*ip).next_hdr,

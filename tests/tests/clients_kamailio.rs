@@ -460,7 +460,6 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let stop = stop.clone();
-        let pin_dir = pin_dir.clone();
         let ng = h
             .proxy
             .run(|| NgClient::new(NG.parse().unwrap()))

@@ -692,7 +692,7 @@ fn tables_are_isolated_and_flushed() {
     assert_eq!(t1.entries().len(), 1);
     assert_eq!(t2.entries().len(), 1);
     // A crash of table 1 (no cleanup) then a restart: leftovers flushed.
-    std::mem::forget(t1);
+    let _crashed = std::mem::ManuallyDrop::new(t1);
     let t1 = Kernel::open_with(&cfg(1)).unwrap();
     assert!(t1.entries().is_empty());
     assert_eq!(t2.entries().len(), 1, "table 2 untouched");

@@ -32,7 +32,7 @@ pub use error::Error;
 pub use offer_answer::{OfferAnswer, Replace, RtcpMux, Side};
 pub use registry::{Calls, Settings};
 pub use sockets::Sockets;
-pub use stats::{kernel_packets, relayed, GlobalStats, StatsSnapshot};
+pub use stats::{kernel_packets, relayed, GlobalStats, Live, StatsSnapshot};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

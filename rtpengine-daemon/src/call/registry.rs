@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::stats::{kernel_packets, relayed, StatsSnapshot};
+use super::stats::{kernel_packets, relayed, Live, StatsSnapshot};
 use super::{Call, EndReason, Error, GlobalStats};
 use crate::interfaces::Interfaces;
 use crate::relay::learning::EndpointLearning;
 use crate::relay::offload::Offload;
 use crate::relay::poller::Poller;
-use crate::relay::Totals;
 
 /// Daemon-wide settings the call model needs.
 #[derive(Debug, Clone)]
@@ -143,15 +142,4 @@ impl Calls {
     pub fn statistics(&self) -> StatsSnapshot {
         self.stats.snapshot(&self.live())
     }
-}
-
-/// What the live calls add up to (see [`Calls::live`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Live {
-    /// Number of calls.
-    pub calls: usize,
-    /// Packets relayed to their parties.
-    pub relayed: Totals,
-    /// The share of them forwarded in the kernel.
-    pub kernel_packets: u64,
 }

@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use super::registry::Live;
 use super::{Call, EndReason};
 use crate::clock;
 use crate::relay::Totals;
@@ -37,6 +36,17 @@ impl AtomicTotals {
             errors: self.errors.load(Relaxed),
         }
     }
+}
+
+/// What the live calls add up to (see [`Calls::live`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Number of calls.
+    pub calls: usize,
+    /// Packets relayed to their parties.
+    pub relayed: Totals,
+    /// The share of them forwarded in the kernel.
+    pub kernel_packets: u64,
 }
 
 /// Per-second rates, as the timer last computed them.

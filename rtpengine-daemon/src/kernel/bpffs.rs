@@ -19,7 +19,12 @@ pub(crate) fn is_bpffs(dir: &Path) -> anyhow::Result<bool> {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("statfs {}", dir.display()));
     }
-    Ok(i64::from(st.f_type) == BPF_FS_MAGIC)
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 here but narrower on other architectures"
+    )]
+    let f_type = i64::from(st.f_type);
+    Ok(f_type == BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs on `root` unless one is already mounted there.
