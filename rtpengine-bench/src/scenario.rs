@@ -335,7 +335,9 @@ fn scenario(
         (None, None) => NG_ADDR.parse()?,
     };
     let meter = Meter::new(pid);
-    let ports: Vec<u16> = (0..k).map(|j| topo::CALLER_PORT_BASE + 2 * j as u16).collect();
+    let ports: Vec<u16> = (0..k)
+        .map(|j| topo::CALLER_PORT_BASE + 2 * j as u16)
+        .collect();
     let mut socks = bind_sockets(&topo.caller, ports.clone())?;
     socks.extend(bind_sockets(&topo.callee, ports)?);
     let rss0 = pid.map_or(0, cpu::rss_kib);

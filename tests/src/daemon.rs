@@ -1,0 +1,186 @@
+//! Starting the real `rtpengine` binary and stopping it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::netns::in_netns;
+use crate::ng::NgClient;
+use crate::util::free_udp_port;
+
+/// Path of the daemon binary (`RTPENGINE_BIN`, else next to the test binary).
+pub fn daemon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RTPENGINE_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/<test> → target/debug/rtpengine
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("rtpengine"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --bins), or use cargo xtask test",
+        bin.display()
+    );
+    bin
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    child: Child,
+    /// Its ng UDP address.
+    pub ng: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts the daemon on loopback with a free ng port plus `args`.
+    pub fn start(args: &[&str]) -> anyhow::Result<Daemon> {
+        let port = free_udp_port();
+        let ng: SocketAddr = ([127, 0, 0, 1], port).into();
+        Self::start_with(None, ng, args)
+    }
+
+    /// Starts the daemon (inside network namespace `ns` when given) with ng on
+    /// `ng` plus `args`, and waits until it answers ping.
+    pub fn start_with(ns: Option<&str>, ng: SocketAddr, args: &[&str]) -> anyhow::Result<Daemon> {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
+            .arg(format!("--listen-ng={ng}"))
+            .args(args)
+            .stdin(Stdio::null());
+        if std::env::var_os("RTPENGINE_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let child = cmd.spawn().context("spawning rtpengine")?;
+        let mut d = Daemon { child, ng };
+        let probe = ng;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = d.child.try_wait()? {
+                bail!("rtpengine exited during startup: {st}");
+            }
+            let ok = match ns {
+                Some(ns) => in_netns(ns, move || ping_once(probe)),
+                None => ping_once(probe),
+            };
+            if ok {
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                bail!("rtpengine did not answer ping on {ng}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Like [`Daemon::start_with`], but with `RTPENGINE_LOG=<filter>` and
+    /// stderr appended to `log` (to assert on what the daemon logged).
+    pub fn start_logged(
+        ns: Option<&str>,
+        ng: SocketAddr,
+        args: &[&str],
+        filter: &str,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Daemon> {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(daemon_bin());
+                c
+            }
+            None => Command::new(daemon_bin()),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
+            .arg(format!("--listen-ng={ng}"))
+            .args(args)
+            .env("RTPENGINE_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
+        let child = cmd.spawn().context("spawning rtpengine")?;
+        let mut d = Daemon { child, ng };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = d.child.try_wait()? {
+                bail!("rtpengine exited during startup: {st}");
+            }
+            let ok = match ns {
+                Some(ns) => in_netns(ns, move || ping_once(ng)),
+                None => ping_once(ng),
+            };
+            if ok {
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                bail!("rtpengine did not answer ping on {ng}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the daemon cleanly (SIGTERM, as an init system would) and waits
+    /// for it; `Drop` kills it instead, like a crash.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: plain kill(2) on our own child.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("kill: {}", std::io::Error::last_os_error());
+        }
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ping_once(ng: SocketAddr) -> bool {
+    let Ok(c) = NgClient::new(ng) else {
+        return false;
+    };
+    let _ = c.sock.set_read_timeout(Some(Duration::from_millis(200)));
+    c.raw(b"probe d7:command4:pinge")
+        .is_ok_and(|r| r == b"probe d6:result4:ponge")
+}
+
+/// Number of open file descriptors of process `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/<pid>/fd")
+        .count()
+}
+
+// ---------------------------------------------------------------------------
+// Three namespaces for in-kernel forwarding (offload.rs, clients_kamailio.rs).
