@@ -3,7 +3,7 @@
 //! instead of UDP sockets, to show what a userspace relay can cost when the
 //! kernel's UDP/IP stack is out of the path on the proxy.
 //!
-//! An XDP program (`rtpengine_xsk_floor`, rtpengine-ebpf/src/floor.rs) on the
+//! An XDP program (`rtpengine_xsk_floor`, rtpengine-bench-ebpf/src/main.rs) on the
 //! proxy's two veths hands packets for the floor's ports to an AF_XDP socket
 //! per device queue (`xsk.rs`); this process rewrites MACs, addresses, ports
 //! and checksums in userspace and queues the frame on the other device's

@@ -391,3 +391,33 @@ impl Drop for Kernel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    /// The daemon carries only what it loads: the dataplane and its maps,
+    /// none of the benchmark's floor programs or their 65 536-entry map.
+    #[test]
+    fn the_embedded_object_holds_only_the_dataplane() {
+        assert!(contains(EBPF_OBJECT, XDP_PROGRAM));
+        for map in [FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP] {
+            assert!(contains(EBPF_OBJECT, map), "{map}");
+        }
+        for floor in [
+            "FLOOR_FLOWS",
+            "XSK_FLOOR",
+            "rtpengine_floor",
+            "rtpengine_xsk_floor",
+        ] {
+            assert!(
+                !contains(EBPF_OBJECT, floor),
+                "{floor} in the daemon's object"
+            );
+        }
+    }
+}
