@@ -187,6 +187,20 @@ impl Call {
             .position(|p| p.tag.as_deref() == Some(tag))
     }
 
+    /// Whether the call has a party `from` whose peer is tagged `to`
+    /// (any peer when `to` is `None`).
+    pub fn has_dialogue(&self, from: &str, to: Option<&str>) -> bool {
+        self.party(from).is_some_and(|i| match to {
+            None => true,
+            Some(to) => {
+                self.parties[i]
+                    .peer
+                    .and_then(|p| self.parties[p].tag.as_deref())
+                    == Some(to)
+            }
+        })
+    }
+
     /// Every local socket of the call.
     pub fn sockets(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
         self.parties
@@ -240,22 +254,5 @@ impl Call {
             .iter()
             .flat_map(|p| p.medias.iter())
             .all(|m| m.rejected || m.zero_address || !m.direction.sends())
-    }
-}
-
-/// Who is in which dialogue: `to-tag` of `from-tag`'s peer matches.
-impl Call {
-    /// Whether the call has a party `from` whose peer is tagged `to`
-    /// (any peer when `to` is `None`).
-    pub fn has_dialogue(&self, from: &str, to: Option<&str>) -> bool {
-        self.party(from).is_some_and(|i| match to {
-            None => true,
-            Some(to) => {
-                self.parties[i]
-                    .peer
-                    .and_then(|p| self.parties[p].tag.as_deref())
-                    == Some(to)
-            }
-        })
     }
 }

@@ -28,11 +28,6 @@ impl Control {
         })
     }
 
-    /// The command handlers (for timers and tests).
-    pub fn commands(&self) -> &Commands {
-        &self.commands
-    }
-
     /// Handles one cookie-framed message and returns the framed reply, or
     /// `None` when upstream would not answer (no cookie).
     pub async fn handle_framed(&self, msg: &[u8]) -> Option<Vec<u8>> {
