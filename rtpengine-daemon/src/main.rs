@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use rtpengine::call::{self, Calls};
 use rtpengine::commands::Commands;
-use rtpengine::config::{self, Config};
+use rtpengine::config::{Config, LoadError};
 use rtpengine::interfaces::Interfaces;
 use rtpengine::kernel::{Kernel, KernelConfig};
 use rtpengine::net::ifaddrs;
@@ -19,11 +19,22 @@ use tracing::{error, info, warn};
 fn main() {
     let (cfg, warnings) = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
+        // `--help`: to stdout, success.
+        Err(LoadError::Display(text)) => {
+            print!("{text}");
+            return;
+        }
+        Err(LoadError::Invalid(e)) => {
             eprintln!("rtpengine: {e:#}");
             std::process::exit(1);
         }
     };
+    if cfg.version {
+        // Upstream's format (scripts match `Version:`), after the config
+        // file loaded, as upstream; on stdout, where tools look first.
+        println!("Version: {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     init_logging(cfg.log_level);
     for w in warnings {
         warn!("{w}");
@@ -45,9 +56,14 @@ fn init_logging(level: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RTPENGINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    // Colour only for a person at a terminal: never into files, pipes or
+    // journald, and never when NO_COLOR is set (no-color.org).
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -107,16 +123,15 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
     let calls = Arc::new(Calls::new(interfaces, cfg.call_settings(), offload, media));
     tokio::spawn(call::timer::run(Arc::clone(&calls)));
     let control = Control::new(Commands::new(calls));
-    let sock = udp::bind(cfg.ng_addr()?)?;
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(udp::serve(sock, Arc::clone(&control)));
-    if let Some(a) = &cfg.listen_tcp_ng {
-        let l = tcp::bind(config::parse_listen(a).context("invalid --listen-tcp-ng")?).await?;
-        servers.spawn(tcp::serve(l, Arc::clone(&control)));
+    for a in cfg.ng_addrs()? {
+        servers.spawn(udp::serve(udp::bind(a)?, Arc::clone(&control)));
     }
-    if let Some(a) = &cfg.listen_http {
-        let l = http::bind(config::parse_listen(a).context("invalid --listen-http")?).await?;
-        servers.spawn(http::serve(l, Arc::clone(&control)));
+    for a in cfg.tcp_ng_addrs()? {
+        servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control)));
+    }
+    for a in cfg.http_addrs()? {
+        servers.spawn(http::serve(http::bind(a)?, Arc::clone(&control)));
     }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
     tokio::select! {

@@ -50,6 +50,9 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     ("rtpengine-ng-client", "rtpengine-utils"),
     ("node", "nodejs"),
     ("npm", "npm"),
+    // Debian's rtpengine: its stock /etc/rtpengine/rtpengine.conf is a
+    // startup test input (tests/tests/startup.rs); never started here.
+    ("rtpengine", "rtpengine-daemon"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not

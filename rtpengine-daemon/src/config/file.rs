@@ -10,65 +10,32 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use clap::{CommandFactory, Parser};
+use clap::builder::PossibleValuesParser;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
 
+use super::upstream::{Kind, Upstream, UNIMPLEMENTED};
 use super::{Config, DEFAULT_CONFIG_FILE};
-
-/// Options upstream has that this daemon accepts in a configuration file but
-/// does not implement; each one found is reported at startup.
-const UNIMPLEMENTED_KEYS: &[&str] = &[
-    "listen-cli",
-    "listen-tcp",
-    "listen-udp",
-    "listen-https",
-    "log-facility",
-    "log-facility-cdr",
-    "log-facility-rtcp",
-    "recording-dir",
-    "recording-method",
-    "recording-format",
-    "redis",
-    "redis-write",
-    "redis-num-threads",
-    "homer",
-    "homer-protocol",
-    "homer-id",
-    "sip-source",
-    "dtls-passive",
-    "b2b-url",
-    "xmlrpc-format",
-    "graphite",
-    "graphite-interval",
-    "max-load",
-    "max-cpu",
-    "max-bandwidth",
-    "num-media-threads",
-    "codec-num-threads",
-    "nftables-chain",
-    "nftables-base-chain",
-    "nftables-family",
-    "no-log-timestamps",
-    "log-name",
-    "log-mark-prefix",
-    "log-mark-suffix",
-];
 
 impl Config {
     /// Parses the process arguments and the configuration file.
-    pub fn load() -> anyhow::Result<(Config, Vec<String>)> {
+    pub fn load() -> Result<(Config, Vec<String>), LoadError> {
         Self::load_from(std::env::args_os())
     }
 
-    /// Parses `args` (program name first) and the configuration file they name.
-    /// Returns the configuration and warnings to log once logging is up.
-    pub fn load_from<I, T>(args: I) -> anyhow::Result<(Config, Vec<String>)>
+    /// Parses `args` (program name first) and the configuration file they
+    /// name. Returns the configuration and warnings to log once logging is
+    /// up: one for each upstream option given that this daemon does not
+    /// implement.
+    pub fn load_from<I, T>(args: I) -> Result<(Config, Vec<String>), LoadError>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let cli = Config::try_parse_from(&args).map_err(clap_err)?;
-        let mut warnings = Vec::new();
+        let cmd = command();
+        let matches = cmd.clone().try_get_matches_from(&args).map_err(clap_err)?;
+        let cli = Config::from_arg_matches(&matches).map_err(clap_err)?;
         let file = match cli.config_file.as_deref() {
             Some("none") => None,
             Some(f) => Some(PathBuf::from(f)),
@@ -76,50 +43,45 @@ impl Config {
         };
         let Some(file) = file else {
             cli.validate()?;
-            return Ok((cli, warnings));
+            return Ok((cli, unimplemented_given(&matches)));
         };
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading config file {}", file.display()))?;
         let section = parse_ini(&text, &cli.config_section)
             .with_context(|| format!("parsing config file {}", file.display()))?;
 
-        let matches = Config::command()
-            .try_get_matches_from(&args)
-            .map_err(clap_err)?;
-        let known: Vec<String> = Config::command()
-            .get_arguments()
-            .filter_map(|a| a.get_long().map(str::to_owned))
-            .collect();
         let mut merged: Vec<OsString> =
             vec![args.first().cloned().unwrap_or_else(|| "rtpengine".into())];
         for (key, values) in &section {
-            if !known.contains(key) {
-                if UNIMPLEMENTED_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!(
-                        "config option '{key}' is not implemented by this daemon and is ignored"
-                    ));
-                    continue;
-                }
-                bail!("unknown option '{key}' in config file {}", file.display());
-            }
-            let id = Config::command()
-                .get_arguments()
-                .find(|a| a.get_long() == Some(key))
-                .map(|a| a.get_id().to_string())
-                .unwrap_or_default();
-            // Command line wins over the file.
-            if matches.value_source(&id) == Some(clap::parser::ValueSource::CommandLine) {
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(key)) else {
+                return Err(anyhow::anyhow!(
+                    "unknown option '{key}' in config file {}",
+                    file.display()
+                )
+                .into());
+            };
+            // The command line wins over the file (a list given there
+            // replaces the file's list, as upstream).
+            if matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
                 continue;
             }
-            let is_flag = Config::command()
-                .get_arguments()
-                .any(|a| a.get_long() == Some(key) && !a.get_action().takes_values());
+            let list = matches!(arg.get_action(), ArgAction::Append);
             for v in values {
-                if is_flag {
+                if !arg.get_action().takes_values() {
                     match v.to_ascii_lowercase().as_str() {
                         "true" | "yes" | "1" | "on" => merged.push(format!("--{key}").into()),
                         "false" | "no" | "0" | "off" => {}
-                        _ => bail!("option '{key}' in config file wants true or false, got '{v}'"),
+                        _ => {
+                            return Err(anyhow::anyhow!(
+                                "option '{key}' in config file wants true or false, got '{v}'"
+                            )
+                            .into())
+                        }
+                    }
+                } else if list {
+                    // glib key files separate list items with `;`.
+                    for item in v.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+                        merged.push(format!("--{key}={item}").into());
                     }
                 } else {
                     merged.push(format!("--{key}={v}").into());
@@ -127,19 +89,87 @@ impl Config {
             }
         }
         merged.extend(args.iter().skip(1).cloned());
-        let cfg = Config::try_parse_from(merged).map_err(clap_err)?;
+        let matches = cmd.try_get_matches_from(merged).map_err(clap_err)?;
+        let cfg = Config::from_arg_matches(&matches).map_err(clap_err)?;
         cfg.validate()?;
-        Ok((cfg, warnings))
+        Ok((cfg, unimplemented_given(&matches)))
     }
 }
 
-fn clap_err(e: clap::Error) -> anyhow::Error {
-    // Keep clap's own formatting (it explains the bad value and the usage).
-    anyhow::anyhow!("{}", e.render().to_string().trim_end())
+/// Why the configuration did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `--help` (or clap's own output): print this to stdout and exit 0.
+    #[error("{0}")]
+    Display(String),
+    /// A bad option, value or file.
+    #[error(transparent)]
+    Invalid(#[from] anyhow::Error),
+}
+
+/// Our options plus upstream's unimplemented ones, with upstream's short
+/// letters and value types.
+pub(crate) fn command() -> Command {
+    UNIMPLEMENTED
+        .iter()
+        .fold(Config::command(), |cmd, u| cmd.arg(upstream_arg(u)))
+}
+
+fn upstream_arg(u: &Upstream) -> Arg {
+    let mut a = Arg::new(u.long)
+        .long(u.long)
+        .help(u.what)
+        .hide(true)
+        .help_heading("Upstream options accepted but not implemented");
+    if let Some(c) = u.short {
+        a = a.short(c);
+    }
+    match u.kind {
+        Kind::Flag => a.action(ArgAction::SetTrue),
+        Kind::Int => a
+            .action(ArgAction::Set)
+            .allow_negative_numbers(true)
+            .value_parser(clap::value_parser!(i64)),
+        Kind::Double => a
+            .action(ArgAction::Set)
+            .value_parser(clap::value_parser!(f64)),
+        Kind::Text => a.action(ArgAction::Set),
+        Kind::List => a.action(ArgAction::Append),
+        Kind::Enum(values) => a
+            .action(ArgAction::Set)
+            .value_parser(PossibleValuesParser::new(values.iter().copied())),
+    }
+}
+
+/// One warning per unimplemented upstream option that was given.
+fn unimplemented_given(matches: &ArgMatches) -> Vec<String> {
+    UNIMPLEMENTED
+        .iter()
+        .filter(|u| matches.value_source(u.long) == Some(ValueSource::CommandLine))
+        .map(|u| {
+            format!(
+                "option '{}' is not implemented by this daemon and is ignored ({})",
+                u.long, u.what
+            )
+        })
+        .collect()
+}
+
+fn clap_err(e: clap::Error) -> LoadError {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            LoadError::Display(text)
+        }
+        // Keep clap's own formatting (it explains the bad value and the usage).
+        _ => LoadError::Invalid(anyhow::anyhow!("{}", text.trim_end())),
+    }
 }
 
 /// Parses an INI file and returns the keys of `section` (values of repeated
-/// keys in order; `;`-separated values split, as glib key files do for lists).
+/// keys in order; list values are split by the caller, which knows which
+/// options are lists).
 pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut current: Option<String> = None;
@@ -161,18 +191,9 @@ pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, V
         if current.as_deref() != Some(section) {
             continue;
         }
-        let key = k.trim().to_owned();
-        let entry = out.entry(key.clone()).or_default();
-        if key == "interface" {
-            entry.extend(
-                v.split(';')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            );
-        } else {
-            entry.push(v.trim().to_owned());
-        }
+        out.entry(k.trim().to_owned())
+            .or_default()
+            .push(v.trim().to_owned());
     }
     Ok(out)
 }
@@ -199,7 +220,7 @@ mod tests {
         assert!(c.foreground);
         assert!(!c.log_stderr);
         assert_eq!(c.interfaces, vec!["a/127.0.0.1", "b/127.0.0.2"]);
-        assert_eq!(c.ng_addr().unwrap().port(), 2299);
+        assert_eq!(c.ng_addrs().unwrap()[0].port(), 2299);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let (c, _) =
             Config::load_from(["rtpengine", "--config-file", path, "-i", "127.0.0.3"]).unwrap();

@@ -7,6 +7,7 @@
 //! [`TableId`]), which never see the options themselves.
 
 mod file;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ use crate::interfaces::{parse_interface, InterfaceSpec};
 use crate::kernel::{TableId, XdpAttachMode};
 use crate::relay::learning::EndpointLearning;
 
-pub use file::parse_ini;
+pub use file::{parse_ini, LoadError};
+pub use upstream::{Kind, Upstream, UNIMPLEMENTED};
 
 /// The file read when `--config-file` is not given (as upstream's packages).
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/rtpengine/rtpengine.conf";
@@ -28,12 +30,16 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/rtpengine/rtpengine.conf";
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "rtpengine",
-    version,
+    // Upstream's `-v/--version` prints `Version: …` (see `main.rs`).
+    disable_version_flag = true,
     about = "rtpengine-compatible media proxy (Rust, eBPF offload)",
     // A later occurrence wins, as with upstream (and as the file merge needs).
     args_override_self = true
 )]
 pub struct Config {
+    /// Print the version and exit.
+    #[arg(short = 'v', long)]
+    pub version: bool,
     /// Configuration file ("none" to skip).
     #[arg(long, value_name = "FILE")]
     pub config_file: Option<String>,
@@ -65,15 +71,17 @@ pub struct Config {
     /// Local media interface `[NAME/]IP[!ADVERTISED]` (repeatable).
     #[arg(short = 'i', long = "interface", value_name = "[NAME/]IP[!IP]")]
     pub interfaces: Vec<String>,
-    /// UDP address for the ng control protocol, `[IP:]PORT`.
+    /// UDP address for the ng control protocol, `[IP:]PORT` (repeatable; a
+    /// bare port listens on every address, IPv4 and IPv6).
     #[arg(short = 'n', long, value_name = "[IP:]PORT")]
-    pub listen_ng: Option<String>,
-    /// TCP address for the ng control protocol, `[IP:]PORT`.
+    pub listen_ng: Vec<String>,
+    /// TCP address for the ng control protocol, `[IP:]PORT` (repeatable).
     #[arg(short = 'N', long, value_name = "[IP:]PORT")]
-    pub listen_tcp_ng: Option<String>,
-    /// HTTP/WebSocket address for the ng control protocol, `[IP:]PORT`.
+    pub listen_tcp_ng: Vec<String>,
+    /// HTTP/WebSocket address for the ng control protocol, `[IP:]PORT`
+    /// (repeatable).
     #[arg(long, value_name = "[IP:]PORT")]
-    pub listen_http: Option<String>,
+    pub listen_http: Vec<String>,
 
     /// Lowest local media port.
     #[arg(short = 'm', long, value_name = "INT", default_value_t = 30000)]
@@ -145,15 +153,9 @@ impl Config {
             );
         }
         self.interface_specs()?;
-        self.ng_addr()?;
-        for (name, v) in [
-            ("--listen-tcp-ng", &self.listen_tcp_ng),
-            ("--listen-http", &self.listen_http),
-        ] {
-            if let Some(v) = v {
-                parse_listen(v).with_context(|| format!("invalid {name}"))?;
-            }
-        }
+        self.ng_addrs()?;
+        listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)?;
+        listen_addrs("--listen-http", &self.listen_http)?;
         Ok(())
     }
 
@@ -188,26 +190,50 @@ impl Config {
         Ok(out)
     }
 
-    /// The ng UDP address; `127.0.0.1:2223` when none is configured.
-    pub fn ng_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_listen(self.listen_ng.as_deref().unwrap_or("127.0.0.1:2223"))
-            .context("invalid --listen-ng")
+    /// The ng UDP addresses; `127.0.0.1:2223` when none is configured.
+    pub fn ng_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        if self.listen_ng.is_empty() {
+            return Ok(vec![SocketAddr::from(([127, 0, 0, 1], 2223))]);
+        }
+        listen_addrs("--listen-ng", &self.listen_ng)
+    }
+
+    /// The ng TCP addresses.
+    pub fn tcp_ng_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)
+    }
+
+    /// The HTTP/WebSocket addresses.
+    pub fn http_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        listen_addrs("--listen-http", &self.listen_http)
     }
 }
 
-/// Parses `[IP:]PORT` (IPv6 as `[addr]:port`); a bare port binds 127.0.0.1 as
-/// upstream's documentation recommends for the control port.
-pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+/// Every address of a repeatable listen option.
+fn listen_addrs(option: &str, values: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(parse_listen(v).with_context(|| format!("invalid {option}"))?);
+    }
+    Ok(out)
+}
+
+/// Parses `[IP:]PORT` (IPv6 as `[addr]:port`). A bare port means every
+/// address, as upstream: one socket for IPv4 and one (IPv6-only) for IPv6.
+pub fn parse_listen(s: &str) -> anyhow::Result<Vec<SocketAddr>> {
     if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        return Ok(vec![
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            SocketAddr::from(([0u16; 8], port)),
+        ]);
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Ok(sa);
+        return Ok(vec![sa]);
     }
     if let Some((host, port)) = s.rsplit_once(':') {
         if host == "localhost" {
             if let Ok(port) = port.parse::<u16>() {
-                return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                return Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
             }
         }
     }
@@ -223,14 +249,19 @@ mod tests {
     fn load(args: &[&str]) -> anyhow::Result<Config> {
         let mut v = vec!["rtpengine"];
         v.extend(args);
-        Config::load_from(v).map(|(c, _)| c)
+        Config::load_from(v)
+            .map(|(c, _)| c)
+            .map_err(anyhow::Error::from)
     }
 
     #[test]
     fn defaults() {
         let c = load(&["--config-file=none"]).unwrap();
         assert_eq!(c.kernel_table().unwrap(), None);
-        assert_eq!(c.ng_addr().unwrap(), "127.0.0.1:2223".parse().unwrap());
+        assert_eq!(
+            c.ng_addrs().unwrap(),
+            vec!["127.0.0.1:2223".parse().unwrap()]
+        );
         assert_eq!(c.timeout, 60);
         assert_eq!(c.delete_delay, 30);
         assert_eq!(c.endpoint_learning, EndpointLearning::Heuristic);
@@ -288,21 +319,17 @@ mod tests {
 
     #[test]
     fn listen_forms() {
+        let one = |s: &str| vec![s.parse::<SocketAddr>().unwrap()];
         assert_eq!(
-            parse_listen("2223").unwrap(),
-            "127.0.0.1:2223".parse().unwrap()
+            parse_listen("22222").unwrap(),
+            vec![
+                "0.0.0.0:22222".parse::<SocketAddr>().unwrap(),
+                "[::]:22222".parse().unwrap()
+            ],
+            "a bare port listens everywhere, as upstream"
         );
-        assert_eq!(
-            parse_listen("0.0.0.0:22222").unwrap(),
-            "0.0.0.0:22222".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen("[::1]:2223").unwrap(),
-            "[::1]:2223".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen("localhost:9").unwrap(),
-            "127.0.0.1:9".parse().unwrap()
-        );
+        assert_eq!(parse_listen("0.0.0.0:22222").unwrap(), one("0.0.0.0:22222"));
+        assert_eq!(parse_listen("[::1]:2223").unwrap(), one("[::1]:2223"));
+        assert_eq!(parse_listen("localhost:9").unwrap(), one("127.0.0.1:9"));
     }
 }

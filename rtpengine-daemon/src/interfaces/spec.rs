@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::net::ifaddrs::device_addresses;
+use crate::net::ifaddrs::{any_addresses, device_addresses};
 
 /// A parsed `--interface` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,8 @@ pub enum SpecError {
 }
 
 /// Parses one `--interface` value: `[NAME/]IP[!ADVERTISED]`, where IP is an
-/// address or the name of a system network device (all its addresses).
+/// address, the name of a system network device (all its addresses), or
+/// `any` (every address of every device that is up and not loopback).
 pub fn parse_interface(s: &str) -> Result<Vec<InterfaceSpec>, SpecError> {
     let (name, rest) = match s.split_once('/') {
         // An IPv6 address never contains '/', so a slash always ends a name.
@@ -64,7 +65,11 @@ pub fn parse_interface(s: &str) -> Result<Vec<InterfaceSpec>, SpecError> {
     };
     let addrs = match addr.parse::<IpAddr>() {
         Ok(a) => vec![a],
-        Err(_) => device_addresses(addr).map_err(|source| SpecError::NoSuchDevice {
+        Err(_) => match addr {
+            "any" => any_addresses(),
+            dev => device_addresses(dev),
+        }
+        .map_err(|source| SpecError::NoSuchDevice {
             spec: s.to_owned(),
             addr: addr.to_owned(),
             source,

@@ -4,8 +4,52 @@
 use std::io;
 use std::net::IpAddr;
 
+/// One address of a network device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAddress {
+    /// The device's name.
+    pub device: String,
+    /// The address.
+    pub addr: IpAddr,
+    /// The device is up.
+    pub up: bool,
+    /// The device is a loopback device.
+    pub loopback: bool,
+}
+
 /// Every (device name, address) pair of the host's network devices.
 pub fn local_addresses() -> io::Result<Vec<(String, IpAddr)>> {
+    Ok(device_addresses_all()?
+        .into_iter()
+        .map(|d| (d.device, d.addr))
+        .collect())
+}
+
+/// Whether an IPv6 address is link-local: it needs a scope, which SDP cannot
+/// carry.
+fn link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// What `--interface=any` means upstream: every IPv4 and every
+/// non-link-local IPv6 address of the devices that are up and not loopback.
+pub fn any_addresses() -> io::Result<Vec<IpAddr>> {
+    let out: Vec<IpAddr> = device_addresses_all()?
+        .into_iter()
+        .filter(|d| d.up && !d.loopback && !link_local(&d.addr))
+        .map(|d| d.addr)
+        .collect();
+    if out.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no device that is up and not loopback has an address",
+        ));
+    }
+    Ok(out)
+}
+
+/// Every address of every network device, with the device's state.
+pub fn device_addresses_all() -> io::Result<Vec<DeviceAddress>> {
     let mut out = Vec::new();
     // SAFETY: getifaddrs allocates a list we walk read-only and free once;
     // each ifa_addr is read as the sockaddr type its family names.
@@ -32,10 +76,16 @@ pub fn local_addresses() -> io::Result<Vec<(String, IpAddr)>> {
                     _ => None,
                 };
                 if let Some(addr) = addr {
-                    let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    let device = std::ffi::CStr::from_ptr(ifa.ifa_name)
                         .to_string_lossy()
                         .into_owned();
-                    out.push((name, addr));
+                    let flags = ifa.ifa_flags;
+                    out.push(DeviceAddress {
+                        device,
+                        addr,
+                        up: flags & libc::IFF_UP as libc::c_uint != 0,
+                        loopback: flags & libc::IFF_LOOPBACK as libc::c_uint != 0,
+                    });
                 }
             }
             p = ifa.ifa_next;
@@ -51,8 +101,7 @@ pub fn device_addresses(dev: &str) -> io::Result<Vec<IpAddr>> {
         .into_iter()
         .filter(|(name, _)| name == dev)
         .map(|(_, a)| a)
-        // Link-local IPv6 addresses need a scope; SDP cannot carry one.
-        .filter(|a| !matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .filter(|a| !link_local(a))
         .collect();
     if out.is_empty() {
         return Err(io::Error::new(
@@ -72,4 +121,18 @@ pub fn devices_of(addrs: &[IpAddr]) -> io::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_never_any() {
+        let all = device_addresses_all().unwrap();
+        assert!(all.iter().any(|d| d.loopback && d.addr.is_loopback()));
+        if let Ok(any) = any_addresses() {
+            assert!(any.iter().all(|a| !a.is_loopback() && !link_local(a)));
+        }
+    }
 }

@@ -32,10 +32,8 @@ const PROTO_NG: &str = "ng.rtpengine.com";
 const PROTO_PLAIN: &str = "ng-plain.rtpengine.com";
 
 /// Binds the listener.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding ng HTTP socket {addr}"))
+pub fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    super::tcp_listener(addr).with_context(|| format!("binding ng HTTP socket {addr}"))
 }
 
 /// Serves HTTP and WebSocket until cancelled.

@@ -11,3 +11,20 @@ pub mod tcp;
 pub mod udp;
 
 pub use dispatch::Control;
+
+use std::net::SocketAddr;
+
+/// A listening TCP socket. An IPv6 wildcard is IPv6-only, so a bare port can
+/// listen on `0.0.0.0` and `[::]` side by side (upstream does the same).
+pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    tokio::net::TcpListener::from_std(s.into())
+}

@@ -18,10 +18,8 @@ use crate::ng::bencode::bencode_len;
 use crate::ng::frame::MAX_MESSAGE;
 
 /// Binds the listener.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding ng TCP socket {addr}"))
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    super::tcp_listener(addr).with_context(|| format!("binding ng TCP socket {addr}"))
 }
 
 /// Accepts connections until cancelled.
