@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod interfaces;
 pub mod kernel;
+pub mod logging;
 pub mod net;
 pub mod ng;
 pub mod relay;

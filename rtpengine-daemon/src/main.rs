@@ -10,10 +10,12 @@ use rtpengine::commands::Commands;
 use rtpengine::config::{Config, LoadError};
 use rtpengine::interfaces::Interfaces;
 use rtpengine::kernel::{Kernel, KernelConfig};
+use rtpengine::logging::Logging;
 use rtpengine::net::ifaddrs;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
 use rtpengine::server::{http, tcp, udp, Control};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
 fn main() {
@@ -35,45 +37,41 @@ fn main() {
         println!("Version: {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    init_logging(cfg.log_level);
+    let logging = Logging::init(cfg.log_level);
     for w in warnings {
         warn!("{w}");
     }
-    if let Err(e) = run(cfg) {
-        error!("{e:#}");
-        eprintln!("rtpengine: {e:#}");
-        std::process::exit(1);
+    match run(cfg, &logging) {
+        Ok(Stop::Done) => {}
+        Ok(Stop::Restart) => std::process::exit(EXIT_RESTART),
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("rtpengine: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn init_logging(level: u8) {
-    // syslog levels: 0-3 errors, 4 warnings, 5-6 notices/info, 7 debug.
-    let filter = match level {
-        0..=3 => "error",
-        4 => "warn",
-        5 | 6 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RTPENGINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    // Colour only for a person at a terminal: never into files, pipes or
-    // journald, and never when NO_COLOR is set (no-color.org).
-    use std::io::IsTerminal as _;
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+/// Exit status after `SIGHUP` (upstream master exits 42 there, without
+/// cleanup; here the stop is as clean as for `SIGTERM`). A supervisor that
+/// restarts on failure (systemd `Restart=on-failure`) starts it again.
+const EXIT_RESTART: i32 = 42;
+
+/// How the daemon stopped.
+enum Stop {
+    /// `SIGTERM`, `SIGINT`, or nothing to serve (`--dump-table`).
+    Done,
+    /// `SIGHUP`: exit with [`EXIT_RESTART`].
+    Restart,
 }
 
-fn run(cfg: Config) -> anyhow::Result<()> {
+fn run(cfg: Config, logging: &Logging) -> anyhow::Result<Stop> {
     if let Some(table) = cfg.dump_table {
         print!(
             "{}",
             rtpengine::kernel::dump_from(&cfg.bpf_pin_dir, Some(table))?
         );
-        return Ok(());
+        return Ok(Stop::Done);
     }
     if !cfg.foreground {
         // Detach before any thread exists; keep stderr, our only log sink.
@@ -100,7 +98,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting control runtime")?;
-    let res = control.block_on(serve(&cfg, Arc::clone(&media)));
+    let res = control.block_on(serve(&cfg, Arc::clone(&media), logging));
     // The control runtime owns the calls: dropping it closes every media
     // socket (and the kernel table) while the media threads still run.
     drop(control);
@@ -111,7 +109,10 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     res
 }
 
-async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
+async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Logging) -> anyhow::Result<Stop> {
+    // First, so no signal that arrives once we serve can kill the process
+    // without cleanup.
+    let mut signals = Signals::new().context("installing signal handlers")?;
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {
@@ -135,8 +136,8 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
     }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
     tokio::select! {
-        Some(r) = servers.join_next() => r.context("server task")?,
-        _ = shutdown_signal() => {
+        Some(r) = servers.join_next() => r.context("server task")?.map(|()| Stop::Done),
+        stop = signals.stop(logging) => {
             info!("Shutting down");
             // A clean stop takes this table's entries out of the kernel (the
             // program detaches when the last handle drops with the runtime).
@@ -146,7 +147,7 @@ async fn serve(cfg: &Config, media: Arc<Poller>) -> anyhow::Result<()> {
                     Err(e) => warn!("Failed to flush kernel table: {e:#}"),
                 }
             }
-            Ok(())
+            Ok(stop)
         }
     }
 }
@@ -239,17 +240,46 @@ fn raise_fd_limit() {
     );
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// The signals the daemon handles, installed once at startup.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    usr1: Signal,
+    usr2: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// Changes the log level on `SIGUSR1` (lower) and `SIGUSR2` (raise),
+    /// as upstream, until a signal asks the daemon to stop.
+    async fn stop(&mut self, logging: &Logging) -> Stop {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Stop::Done,
+                _ = self.int.recv() => return Stop::Done,
+                _ = self.hup.recv() => {
+                    info!("SIGHUP: stopping cleanly, then exiting with status {EXIT_RESTART}");
+                    return Stop::Restart;
+                }
+                _ = self.usr1.recv() => {
+                    let level = logging.lower();
+                    warn!("SIGUSR1: log level lowered to {level}");
+                }
+                _ = self.usr2.recv() => {
+                    let level = logging.raise();
+                    warn!("SIGUSR2: log level raised to {level}");
+                }
+            }
+        }
     }
 }

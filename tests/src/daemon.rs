@@ -96,8 +96,9 @@ impl Daemon {
         self.child.id()
     }
 
-    /// Like [`Daemon::start_with`], but with `RTPENGINE_LOG=<filter>` and
-    /// stderr appended to `log` (to assert on what the daemon logged).
+    /// Like [`Daemon::start_with`], but with `RTPENGINE_LOG=<filter>` (none
+    /// when `filter` is empty: the daemon's own level) and stderr appended
+    /// to `log` (to assert on what the daemon logged).
     pub fn start_logged(
         ns: Option<&str>,
         ng: SocketAddr,
@@ -121,11 +122,14 @@ impl Daemon {
         cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
             .arg(format!("--listen-ng={ng}"))
             .args(args)
-            .env("RTPENGINE_LOG", filter)
+            .env_remove("RTPENGINE_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
+        if !filter.is_empty() {
+            cmd.env("RTPENGINE_LOG", filter);
+        }
         let child = cmd.spawn().context("spawning rtpengine")?;
         let mut d = Daemon { child, ng };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -150,12 +154,32 @@ impl Daemon {
     /// Stops the daemon cleanly (SIGTERM, as an init system would) and waits
     /// for it; `Drop` kills it instead, like a crash.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM)?;
+        self.wait(Duration::from_secs(10))
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: libc::c_int) -> anyhow::Result<()> {
         let pid = libc::pid_t::try_from(self.child.id())?;
         // SAFETY: plain kill(2) on our own child.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        if unsafe { libc::kill(pid, sig) } != 0 {
             bail!("kill: {}", std::io::Error::last_os_error());
         }
-        Ok(self.child.wait()?)
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the daemon to exit.
+    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                bail!("rtpengine did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
