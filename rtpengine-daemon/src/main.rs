@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use rtpengine::call::{self, Calls};
+use rtpengine::cli::Cli;
 use rtpengine::commands::Commands;
 use rtpengine::config::{Config, LoadError};
 use rtpengine::interfaces::Interfaces;
@@ -14,7 +15,7 @@ use rtpengine::logging::Logging;
 use rtpengine::net::ifaddrs;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
-use rtpengine::server::{http, tcp, udp, Control};
+use rtpengine::server::{cli, http, tcp, udp, Control};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
@@ -37,7 +38,7 @@ fn main() {
         println!("Version: {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    let logging = Logging::init(cfg.log_level);
+    let logging = Arc::new(Logging::init(cfg.log_level));
     for w in warnings {
         warn!("{w}");
     }
@@ -65,7 +66,7 @@ enum Stop {
     Restart,
 }
 
-fn run(cfg: Config, logging: &Logging) -> anyhow::Result<Stop> {
+fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
     if let Some(table) = cfg.dump_table {
         print!(
             "{}",
@@ -109,7 +110,7 @@ fn run(cfg: Config, logging: &Logging) -> anyhow::Result<Stop> {
     res
 }
 
-async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Logging) -> anyhow::Result<Stop> {
+async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
     // First, so no signal that arrives once we serve can kill the process
     // without cleanup.
     let mut signals = Signals::new().context("installing signal handlers")?;
@@ -123,6 +124,10 @@ async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Logging) -> anyhow::R
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
     let calls = Arc::new(Calls::new(interfaces, cfg.call_settings(), offload, media));
     tokio::spawn(call::timer::run(Arc::clone(&calls)));
+    let cli_handle = Arc::new(Cli {
+        calls: Arc::clone(&calls),
+        logging: Arc::clone(logging),
+    });
     let control = Control::new(Commands::new(calls));
     let mut servers = tokio::task::JoinSet::new();
     for a in cfg.ng_addrs()? {
@@ -132,7 +137,11 @@ async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Logging) -> anyhow::R
         servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control)));
     }
     for a in cfg.http_addrs()? {
-        servers.spawn(http::serve(http::bind(a)?, Arc::clone(&control)));
+        let (control, cli) = (Arc::clone(&control), Arc::clone(&cli_handle));
+        servers.spawn(http::serve(http::bind(a)?, control, cli));
+    }
+    for a in cfg.cli_addrs()? {
+        servers.spawn(cli::serve(cli::bind(a)?, Arc::clone(&cli_handle)));
     }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
     tokio::select! {

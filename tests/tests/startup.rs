@@ -1,6 +1,7 @@
 //! Starting the way rtpengine users start rtpengine: from Debian's stock
 //! config file, as installed by `rtpengine-daemon` (the file is read where
-//! Debian puts it, not copied into this repository).
+//! Debian puts it, not copied into this repository), and talking to it with
+//! Debian's `rtpengine-ctl`, which reads that file too.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -72,9 +73,16 @@ fn debian_stock_config_file() {
     });
     assert!(pong.ends_with("pong"), "{pong}");
 
+    // listen-cli = localhost:2224: Debian's rtpengine-ctl finds it by
+    // reading the same file.
+    let out = ns
+        .exec(&["rtpengine-ctl", "list", "numsessions"])
+        .expect("rtpengine-ctl");
+    assert!(out.contains("Current sessions total: 1\n"), "{out}");
+
     assert!(daemon.terminate().unwrap().success());
     let text = std::fs::read_to_string(&log).unwrap();
-    for opt in ["listen-cli", "recording-dir", "recording-method"] {
+    for opt in ["recording-dir", "recording-method"] {
         let n = text
             .lines()
             .filter(|l| l.contains(&format!("option '{opt}' is not implemented")))

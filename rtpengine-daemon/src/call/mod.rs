@@ -140,6 +140,8 @@ pub enum EndReason {
     OfferTimeout,
     /// `--final-timeout` reached.
     FinalTimeout,
+    /// Terminated by the operator (CLI `terminate`).
+    Forced,
 }
 
 /// A call.

@@ -36,8 +36,8 @@ pub struct Calls {
     calls: Mutex<HashMap<String, Call>>,
     /// Media interfaces.
     pub interfaces: Interfaces,
-    /// Settings.
-    pub settings: Settings,
+    /// Settings; the CLI changes some while the daemon runs.
+    settings: Mutex<Settings>,
     /// Daemon-wide counters.
     pub stats: GlobalStats,
     /// In-kernel forwarding, when available.
@@ -57,11 +57,24 @@ impl Calls {
         Calls {
             calls: Mutex::new(HashMap::new()),
             interfaces,
-            settings,
+            settings: Mutex::new(settings),
             stats: GlobalStats::default(),
             offload,
             media,
         }
+    }
+
+    /// The settings now.
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the settings (the CLI's `set`).
+    pub fn update_settings(&self, f: impl FnOnce(&mut Settings)) {
+        f(&mut self.settings.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Locks the call table.
@@ -95,9 +108,26 @@ impl Calls {
         Some(call)
     }
 
+    /// Ends calls on the operator's word: `Some(id)` that call, `None` every
+    /// call. Returns them; dropping them closes their sockets.
+    pub fn terminate(&self, id: Option<&str>) -> Vec<Call> {
+        let mut map = self.lock();
+        let ids: Vec<String> = match id {
+            Some(id) => map
+                .contains_key(id)
+                .then(|| id.to_owned())
+                .into_iter()
+                .collect(),
+            None => map.keys().cloned().collect(),
+        };
+        ids.iter()
+            .filter_map(|id| self.destroy(&mut map, id, EndReason::Forced))
+            .collect()
+    }
+
     /// Refuses a new call when `--max-sessions` is reached.
     pub fn check_session_limit(&self, current: usize) -> Result<(), Error> {
-        let max = self.settings.max_sessions;
+        let max = self.settings().max_sessions;
         if max >= 0 && current as i64 >= max {
             self.stats.rejected();
             return Err(Error::SessionLimit);

@@ -70,6 +70,7 @@ pub struct GlobalStats {
     offer_timeout: AtomicU64,
     final_timeout: AtomicU64,
     regular: AtomicU64,
+    forced: AtomicU64,
     duration_ms: AtomicU64,
     /// What ended calls relayed.
     ended_relayed: AtomicTotals,
@@ -90,6 +91,7 @@ impl Default for GlobalStats {
             offer_timeout: AtomicU64::new(0),
             final_timeout: AtomicU64::new(0),
             regular: AtomicU64::new(0),
+            forced: AtomicU64::new(0),
             duration_ms: AtomicU64::new(0),
             ended_relayed: AtomicTotals::default(),
             ended_kernel_packets: AtomicU64::new(0),
@@ -120,6 +122,8 @@ pub struct StatsSnapshot {
     pub offer_timeout: u64,
     /// Calls ended by `delete`.
     pub regular: u64,
+    /// Calls ended by the operator (CLI `terminate`).
+    pub forced: u64,
     /// Relayed since start (ended and live calls).
     pub relayed: Totals,
     /// The share of the packets forwarded in the kernel.
@@ -144,6 +148,7 @@ impl GlobalStats {
             EndReason::SilentTimeout => &self.silent_timeout,
             EndReason::OfferTimeout => &self.offer_timeout,
             EndReason::FinalTimeout => &self.final_timeout,
+            EndReason::Forced => &self.forced,
         };
         c.fetch_add(1, Relaxed);
         // Upstream counts managed sessions when they end.
@@ -189,6 +194,7 @@ impl GlobalStats {
             final_timeout: self.final_timeout.load(Relaxed),
             offer_timeout: self.offer_timeout.load(Relaxed),
             regular: self.regular.load(Relaxed),
+            forced: self.forced.load(Relaxed),
             relayed,
             kernel_packets,
             rates: Rates {

@@ -65,7 +65,7 @@ impl Calls {
             sockets.iter().for_each(|s| s.merge_kernel());
         }
         let now = clock::now_ms();
-        let s = &self.settings;
+        let s = &self.settings();
         let mut map = self.lock();
         let mut ending = Vec::new();
         for (id, c) in map.iter() {

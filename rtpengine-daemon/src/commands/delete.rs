@@ -15,7 +15,7 @@ pub(super) async fn run(calls: &Calls, req: &Request) -> Result<Dict, NgError> {
     let call_id = req.nonempty("call-id").ok_or(NO_CALL_ID)?;
     let delay_secs = match req.int("delete-delay") {
         Ok(Some(d)) if d >= 0 => d.unsigned_abs(),
-        _ => calls.settings.delete_delay,
+        _ => calls.settings().delete_delay,
     };
     let d = Delete {
         call_id,

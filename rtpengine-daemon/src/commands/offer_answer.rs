@@ -21,7 +21,7 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         .and_then(Value::as_bytes)
         .filter(|b| !b.is_empty())
         .ok_or(NO_SDP)?;
-    let oa = options(req, side, calls.settings.learning)?;
+    let oa = options(req, side, calls.settings().learning)?;
     let sdp = sdp::parse(body).map_err(|e| {
         tracing::warn!(error = %e, "Failed to parse SDP");
         BAD_SDP

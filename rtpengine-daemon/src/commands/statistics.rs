@@ -35,7 +35,7 @@ fn tree(s: &StatsSnapshot) -> Dict {
     put(&mut tot, "finaltimeoutsessions", s.final_timeout);
     put(&mut tot, "offertimeoutsessions", s.offer_timeout);
     put(&mut tot, "regularterminatedsessions", s.regular);
-    put(&mut tot, "forcedterminatedsessions", 0u64);
+    put(&mut tot, "forcedterminatedsessions", s.forced);
     put(&mut tot, "relayedpackets", s.relayed.packets);
     put(&mut tot, "relayedbytes", s.relayed.bytes);
     put(&mut tot, "relayedpacketerrors", s.relayed.errors);

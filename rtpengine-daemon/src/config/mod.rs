@@ -82,6 +82,9 @@ pub struct Config {
     /// (repeatable).
     #[arg(long, value_name = "[IP:]PORT")]
     pub listen_http: Vec<String>,
+    /// TCP address for the CLI (`rtpengine-ctl`), `[IP:]PORT` (repeatable).
+    #[arg(short = 'c', long, value_name = "[IP:]PORT")]
+    pub listen_cli: Vec<String>,
 
     /// Lowest local media port.
     #[arg(short = 'm', long, value_name = "INT", default_value_t = 30000)]
@@ -156,6 +159,7 @@ impl Config {
         self.ng_addrs()?;
         listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)?;
         listen_addrs("--listen-http", &self.listen_http)?;
+        listen_addrs("--listen-cli", &self.listen_cli)?;
         Ok(())
     }
 
@@ -201,6 +205,11 @@ impl Config {
     /// The ng TCP addresses.
     pub fn tcp_ng_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
         listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)
+    }
+
+    /// The CLI addresses.
+    pub fn cli_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        listen_addrs("--listen-cli", &self.listen_cli)
     }
 
     /// The HTTP/WebSocket addresses.

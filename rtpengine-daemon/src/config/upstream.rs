@@ -86,7 +86,6 @@ pub const UNIMPLEMENTED: &[Upstream] = &[
     Upstream { long: "interfaces-config", short: None, kind: Kind::Text, what: "Prefix of config-file sections [PREFIX-name] defining interfaces" },
     Upstream { long: "templates", short: None, kind: Kind::Text, what: "Config-file section holding signalling templates" },
     Upstream { long: "save-interface-ports", short: Some('S'), kind: Kind::Flag, what: "Bind ports only on first available local interface of the family (breaks ICE)" },
-    Upstream { long: "listen-cli", short: Some('c'), kind: Kind::List, what: "TCP CLI listener(s) [IP46|HOSTNAME:]PORT" },
     Upstream { long: "listen-tcp", short: Some('l'), kind: Kind::List, what: "Legacy TCP control listener(s) [IP:]PORT" },
     Upstream { long: "listen-udp", short: Some('u'), kind: Kind::List, what: "Legacy UDP (rtpproxy) control listener(s) [IP46|HOSTNAME:]PORT" },
     Upstream { long: "graphite", short: Some('g'), kind: Kind::Text, what: "Graphite server IP46|HOSTNAME:PORT" },
@@ -351,12 +350,11 @@ mod tests {
             cfg.ng_addrs().unwrap(),
             vec!["127.0.0.1:22222".parse().unwrap()]
         );
-        for o in [
-            "listen-cli",
-            "log-level-internals",
-            "recording-dir",
-            "recording-method",
-        ] {
+        assert_eq!(
+            cfg.cli_addrs().unwrap(),
+            vec!["127.0.0.1:2224".parse().unwrap()]
+        );
+        for o in ["log-level-internals", "recording-dir", "recording-method"] {
             assert!(warnings.iter().any(|w| w.contains(o)), "{o}: {warnings:?}");
         }
     }

@@ -3,6 +3,7 @@
 //! - `POST /ng`: cookie-framed body, content type `application/x-rtpengine-ng`.
 //! - `POST /ng-plain`: body without cookie, bencode or JSON.
 //! - `GET /ping`: `pong`.
+//! - `GET /cli/<command>`: the CLI ([`crate::cli`]), as upstream.
 //! - WebSocket upgrade on any path: subprotocol `ng.rtpengine.com` (cookie
 //!   framing; also the default when the client names none) or
 //!   `ng-plain.rtpengine.com`; binary and text frames, answered in kind.
@@ -17,14 +18,15 @@ use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tracing::{debug, info, warn};
 
 use super::dispatch::Control;
+use crate::cli::Cli;
 use crate::ng::frame::MAX_MESSAGE;
 
 const NG_CONTENT_TYPE: &str = "application/x-rtpengine-ng";
@@ -37,16 +39,50 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 /// Serves HTTP and WebSocket until cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, control: Arc<Control>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<Control>,
+    cli: Arc<Cli>,
+) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
     let app = Router::new()
         .route("/ng", post(ng))
         .route("/ng-plain", post(ng_plain))
         .route("/ping", get(|| async { "pong" }))
+        .route("/cli/{*command}", get(cli_command))
         .fallback(websocket)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
-        .with_state(control);
+        .with_state(Shared { control, cli });
     axum::serve(listener, app).await.context("HTTP server")
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Shared {
+    control: Arc<Control>,
+    cli: Arc<Cli>,
+}
+
+impl FromRef<Shared> for Arc<Control> {
+    fn from_ref(s: &Shared) -> Self {
+        Arc::clone(&s.control)
+    }
+}
+
+impl FromRef<Shared> for Arc<Cli> {
+    fn from_ref(s: &Shared) -> Self {
+        Arc::clone(&s.cli)
+    }
+}
+
+/// `GET /cli/<command>`: the CLI over HTTP, as upstream (`+` and `%20` are
+/// spaces; the reply is the CLI's text, always 200).
+async fn cli_command(State(cli): State<Arc<Cli>>, uri: Uri) -> Response {
+    let raw = uri.path().strip_prefix("/cli/").unwrap_or_default();
+    let spaced = raw.replace('+', " ");
+    let line = percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy();
+    let reply = cli.run(&line);
+    ([(header::CONTENT_TYPE, "text/plain")], reply).into_response()
 }
 
 fn plain_error(status: StatusCode, msg: &str) -> Response {

@@ -1,10 +1,12 @@
-//! The control server: the ng transports and the dispatcher they share.
+//! The control server: the ng transports and the dispatcher they share,
+//! and the CLI's TCP listener ([`cli`]).
 //!
 //! Each transport ([`udp`], [`tcp`], [`http`] with WebSocket) turns bytes
 //! from the wire into whole messages and hands them to [`Control`], which
 //! runs them through the protocol ([`crate::ng`]) and the command handlers
 //! ([`crate::commands`]); the reply leaves from the address the request hit.
 
+pub mod cli;
 pub mod dispatch;
 pub mod http;
 pub mod tcp;

@@ -201,7 +201,7 @@ impl OfferAnswer {
         if self.side == Side::Answer {
             call.answered = true;
         }
-        if let Some(t) = self.tos.or(calls.settings.tos) {
+        if let Some(t) = self.tos.or(calls.settings().tos) {
             call.tos = Some(t);
         }
         if let Some(l) = &self.label {
