@@ -1,5 +1,5 @@
-//! Logging: the subscriber, and the log level that signals (and later the
-//! CLI) change while the daemon runs.
+//! Logging: the subscriber, and the log level that signals and the CLI
+//! change while the daemon runs.
 //!
 //! Levels are syslog's, as upstream's `--log-level`: 0–3 errors, 4
 //! warnings, 5–6 notices/info, 7 debug. `SIGUSR1` lowers the level by one,

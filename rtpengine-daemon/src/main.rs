@@ -81,6 +81,16 @@ fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
             return Err(std::io::Error::last_os_error()).context("daemonizing");
         }
     }
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting control runtime")?;
+    // Before the pidfile exists, so no handled signal can kill the process
+    // without cleanup from then on.
+    let signals = {
+        let _runtime = control.enter();
+        Signals::new().context("installing signal handlers")?
+    };
     if let Some(p) = &cfg.pidfile {
         write_pidfile(p)?;
     }
@@ -95,11 +105,7 @@ fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let coalesce = std::time::Duration::from_micros(u64::from(cfg.media_coalesce));
     let media = Arc::new(Poller::start(threads, coalesce).context("starting media threads")?);
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting control runtime")?;
-    let res = control.block_on(serve(&cfg, Arc::clone(&media), logging));
+    let res = control.block_on(serve(&cfg, Arc::clone(&media), logging, signals));
     // The control runtime owns the calls: dropping it closes every media
     // socket (and the kernel table) while the media threads still run.
     drop(control);
@@ -110,10 +116,12 @@ fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
     res
 }
 
-async fn serve(cfg: &Config, media: Arc<Poller>, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
-    // First, so no signal that arrives once we serve can kill the process
-    // without cleanup.
-    let mut signals = Signals::new().context("installing signal handlers")?;
+async fn serve(
+    cfg: &Config,
+    media: Arc<Poller>,
+    logging: &Arc<Logging>,
+    mut signals: Signals,
+) -> anyhow::Result<Stop> {
     let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {

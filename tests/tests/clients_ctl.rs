@@ -1,7 +1,10 @@
 //! Debian's `rtpengine-ctl` (rtpengine-utils 10.5) against our CLI, and the
 //! same commands over HTTP `GET /cli/<command>`. Every expected reply is
 //! what Debian's rtpengine 10.5.3.5 prints for the same state (captured
-//! from it with the same commands), byte for byte.
+//! from it with the same commands), byte for byte, except the log levels:
+//! this daemon has one level for every subsystem, so `list loglevel` shows
+//! it for each (10.5 shows `internals = -1`) and `set loglevel core N` sets
+//! it for all.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -186,6 +189,12 @@ fn getters_setters_and_errors() {
         (&["set", "loglevel", "5"], "Success setting loglevel to 5\n"),
         (&["list", "loglevel", "core"], "5\n"),
         (&["list", "loglevel", "nosuchsys"], ""),
+        // An unknown subsystem: success reported, nothing changed (10.5).
+        (
+            &["set", "loglevel", "nosuchsys", "3"],
+            "Success setting loglevel to 3\n",
+        ),
+        (&["list", "loglevel", "core"], "5\n"),
         (
             &["set", "loglevel", "core", "7"],
             "Success setting loglevel to 7\n",

@@ -36,7 +36,8 @@ pub enum Deleted<R> {
 
 impl Calls {
     /// Deletes a call; `report` reads what the reply needs from the call
-    /// first, with the call table locked.
+    /// first, with the call table locked (it must not call back into the
+    /// registry).
     pub fn delete<R>(&self, d: &Delete<'_>, report: impl FnOnce(&Call) -> R) -> Deleted<R> {
         let mut map = self.lock();
         let Some(call) = map

@@ -72,7 +72,9 @@ impl Calls {
             .clone()
     }
 
-    /// Changes the settings (the CLI's `set`).
+    /// Changes the settings (the CLI's `set`). Lock order: the call table
+    /// (when held) before the settings; `f` must not call back into the
+    /// registry.
     pub fn update_settings(&self, f: impl FnOnce(&mut Settings)) {
         f(&mut self.settings.lock().unwrap_or_else(PoisonError::into_inner));
     }
@@ -136,7 +138,8 @@ impl Calls {
     }
 
     /// Runs `f` on call `id` (with the kernel's counters merged first), if
-    /// there is such a call.
+    /// there is such a call. `f` runs with the call table locked: it must
+    /// not call back into the registry.
     pub fn with_call<R>(&self, id: &str, f: impl FnOnce(&Call) -> R) -> Option<R> {
         let map = self.lock();
         let call = map.get(id)?;

@@ -108,6 +108,11 @@ fn maxopenfiles(_: &Cli, _: &str) -> String {
     )
 }
 
+/// Whether upstream has a log subsystem of this name.
+pub(super) fn is_subsystem(name: &str) -> bool {
+    SUBSYSTEMS.iter().any(|(n, _)| *n == name)
+}
+
 /// `loglevel` (every subsystem) or `loglevel <subsystem>` (its level).
 fn loglevel(cli: &Cli, rest: &str) -> String {
     let level = cli.logging.level();
@@ -118,7 +123,7 @@ fn loglevel(cli: &Cli, rest: &str) -> String {
             .collect();
     }
     // Upstream prints nothing for a subsystem it does not know.
-    match SUBSYSTEMS.iter().any(|(name, _)| *name == rest) {
+    match is_subsystem(rest) {
         true => format!("{level}\n"),
         false => String::new(),
     }

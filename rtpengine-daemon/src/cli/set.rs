@@ -61,9 +61,17 @@ fn timeout(cli: &Cli, v: &str, set: fn(&mut Settings, u64)) -> String {
     }
 }
 
-/// `loglevel N` or `loglevel <subsystem> N` (one level for all here).
+/// `loglevel N` or `loglevel <subsystem> N` (one level for all here). An
+/// unknown subsystem changes nothing and still reports success, as
+/// upstream.
 fn loglevel(cli: &Cli, v: &str) -> String {
     let number = match v.split_once(' ') {
+        Some((subsystem, n)) if !super::list::is_subsystem(subsystem) => {
+            return match strtol(n) {
+                Some(n) => format!("Success setting loglevel to {n}\n"),
+                None => format!("Fail setting loglevel to {n}; no digists found\n"),
+            };
+        }
         Some((_, n)) => n,
         None if v.bytes().any(|b| b.is_ascii_digit()) => v,
         None => return MORE.to_owned(),

@@ -2,8 +2,8 @@
 //! line per connection (`\n` ends it, a trailing `\r` is dropped, blank
 //! lines before it are skipped, and a half-close ends it too), the reply,
 //! then the end of the stream, which is how `rtpengine-ctl` knows the reply
-//! is complete. A line over [`MAX_LINE`] bytes closes the connection
-//! without a reply.
+//! is complete. A line over [`MAX_LINE`] bytes, or none within
+//! [`IDLE_TIMEOUT`], closes the connection without a reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,11 @@ use crate::cli::Cli;
 
 /// Longest command line (upstream's buffer).
 pub const MAX_LINE: usize = 1024;
+
+/// How long a connection may take to send its command (upstream waits
+/// forever; `rtpengine-ctl` gives up after 3 s anyway). Idle connections
+/// would otherwise hold descriptors that media ports need.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds the listener.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -51,7 +56,14 @@ pub async fn serve(listener: TcpListener, cli: Arc<Cli>) -> anyhow::Result<()> {
 }
 
 async fn connection(mut stream: TcpStream, cli: &Cli) -> std::io::Result<()> {
-    let Some(line) = read_line(&mut stream).await? else {
+    let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut stream)).await {
+        Ok(line) => line?,
+        Err(_) => {
+            debug!("CLI connection idle for {IDLE_TIMEOUT:?}, closed");
+            return Ok(());
+        }
+    };
+    let Some(line) = line else {
         return Ok(());
     };
     let reply = cli.run(&line);

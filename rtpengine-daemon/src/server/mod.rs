@@ -16,12 +16,13 @@ pub use dispatch::Control;
 
 use std::net::SocketAddr;
 
-/// A listening TCP socket. An IPv6 wildcard is IPv6-only, so a bare port can
-/// listen on `0.0.0.0` and `[::]` side by side (upstream does the same).
+/// A listening TCP socket. The IPv6 wildcard `[::]` is IPv6-only, so a bare
+/// port can listen on `0.0.0.0` and `[::]` side by side (upstream does the
+/// same); specific addresses, v4-mapped ones included, bind as given.
 pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;

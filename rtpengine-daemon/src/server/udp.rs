@@ -20,9 +20,9 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .context("creating ng socket")?;
     sock.set_nonblocking(true)?;
-    // An IPv6 wildcard next to an IPv4 one (a bare port) must not also take
-    // IPv4.
-    if addr.is_ipv6() {
+    // The IPv6 wildcard next to the IPv4 one (a bare port) must not also
+    // take IPv4.
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
         sock.set_only_v6(true).context("setting IPV6_V6ONLY")?;
     }
     if addr.ip().is_unspecified() {
