@@ -31,6 +31,24 @@ pub fn daemon_bin() -> PathBuf {
     bin
 }
 
+/// The daemon's command line: inside namespace `ns` when given, no config
+/// file, foreground, logs on stderr, ng on `ng`, then `args`.
+fn command(ns: Option<&str>, ng: SocketAddr, args: &[&str]) -> Command {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(daemon_bin());
+            c
+        }
+        None => Command::new(daemon_bin()),
+    };
+    cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
+        .arg(format!("--listen-ng={ng}"))
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// A running daemon; killed on drop.
 pub struct Daemon {
     child: Child,
@@ -49,32 +67,25 @@ impl Daemon {
     /// Starts the daemon (inside network namespace `ns` when given) with ng on
     /// `ng` plus `args`, and waits until it answers ping.
     pub fn start_with(ns: Option<&str>, ng: SocketAddr, args: &[&str]) -> anyhow::Result<Daemon> {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(daemon_bin());
-                c
-            }
-            None => Command::new(daemon_bin()),
-        };
-        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
-            .arg(format!("--listen-ng={ng}"))
-            .args(args)
-            .stdin(Stdio::null());
+        let mut cmd = command(ns, ng, args);
         if std::env::var_os("RTPENGINE_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());
         }
+        Self::spawn(cmd, ns, ng)
+    }
+
+    /// Spawns `cmd` and waits until the daemon answers ping on `ng`.
+    fn spawn(mut cmd: Command, ns: Option<&str>, ng: SocketAddr) -> anyhow::Result<Daemon> {
         let child = cmd.spawn().context("spawning rtpengine")?;
         let mut d = Daemon { child, ng };
-        let probe = ng;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = d.child.try_wait()? {
                 bail!("rtpengine exited during startup: {st}");
             }
             let ok = match ns {
-                Some(ns) => in_netns(ns, move || ping_once(probe)),
-                None => ping_once(probe),
+                Some(ns) => in_netns(ns, move || ping_once(ng)),
+                None => ping_once(ng),
             };
             if ok {
                 return Ok(d);
@@ -106,49 +117,20 @@ impl Daemon {
         filter: &str,
         log: &std::path::Path,
     ) -> anyhow::Result<Daemon> {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(daemon_bin());
-                c
-            }
-            None => Command::new(daemon_bin()),
-        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        cmd.args(["--config-file=none", "--foreground", "--log-stderr"])
-            .arg(format!("--listen-ng={ng}"))
-            .args(args)
-            .env_remove("RTPENGINE_LOG")
+        let mut cmd = command(ns, ng, args);
+        cmd.env_remove("RTPENGINE_LOG")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
         if !filter.is_empty() {
             cmd.env("RTPENGINE_LOG", filter);
         }
-        let child = cmd.spawn().context("spawning rtpengine")?;
-        let mut d = Daemon { child, ng };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = d.child.try_wait()? {
-                bail!("rtpengine exited during startup: {st}");
-            }
-            let ok = match ns {
-                Some(ns) => in_netns(ns, move || ping_once(ng)),
-                None => ping_once(ng),
-            };
-            if ok {
-                return Ok(d);
-            }
-            if Instant::now() > deadline {
-                bail!("rtpengine did not answer ping on {ng}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Self::spawn(cmd, ns, ng)
     }
 
     /// Stops the daemon cleanly (SIGTERM, as an init system would) and waits

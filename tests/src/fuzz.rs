@@ -19,7 +19,6 @@ use rtpengine::ng::bencode::{bencode_len, decode_bencode, encode_bencode};
 use rtpengine::ng::frame;
 use rtpengine::ng::json::{decode_json, encode_json};
 use rtpengine::ng::value::{Dict, Value};
-use rtpengine::relay::learning::EndpointLearning;
 use rtpengine::relay::poller::Poller;
 use rtpengine::sdp::{self, MediaOut, RtcpOut, SessionOut};
 use rtpengine::server::Control;
@@ -143,14 +142,9 @@ pub fn ng(data: &[u8]) {
         .flat_map(|i| i.addrs.iter().map(|a| (a.local, Arc::clone(&a.pool))))
         .collect();
     let settings = Settings {
-        learning: EndpointLearning::Heuristic,
-        tos: None,
-        timeout: 60,
-        silent_timeout: 3600,
-        offer_timeout: 3600,
-        final_timeout: 0,
         delete_delay: 0,
         max_sessions: 8,
+        ..Settings::default()
     };
     let calls = Arc::new(Calls::new(
         interfaces,

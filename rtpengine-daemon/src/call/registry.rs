@@ -31,6 +31,22 @@ pub struct Settings {
     pub max_sessions: i64,
 }
 
+impl Default for Settings {
+    /// Upstream's defaults.
+    fn default() -> Self {
+        Settings {
+            learning: EndpointLearning::Heuristic,
+            tos: None,
+            timeout: 60,
+            silent_timeout: 3600,
+            offer_timeout: 3600,
+            final_timeout: 0,
+            delete_delay: 30,
+            max_sessions: -1,
+        }
+    }
+}
+
 /// The registry of calls.
 pub struct Calls {
     calls: Mutex<HashMap<String, Call>>,

@@ -31,16 +31,7 @@ fn port_range(pairs: u16) -> (u16, u16) {
 }
 
 fn settings() -> Settings {
-    Settings {
-        learning: EndpointLearning::Heuristic,
-        tos: None,
-        timeout: 60,
-        silent_timeout: 3600,
-        offer_timeout: 3600,
-        final_timeout: 0,
-        delete_delay: 30,
-        max_sessions: -1,
-    }
+    Settings::default()
 }
 
 /// A registry on 127.0.0.1 (interface `default`) and ::1 (`v6`) with

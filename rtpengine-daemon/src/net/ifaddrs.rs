@@ -34,18 +34,20 @@ fn link_local(a: &IpAddr) -> bool {
 /// What `--interface=any` means upstream: every IPv4 and every
 /// non-link-local IPv6 address of the devices that are up and not loopback.
 pub fn any_addresses() -> io::Result<Vec<IpAddr>> {
-    let out: Vec<IpAddr> = device_addresses_all()?
+    let out = device_addresses_all()?
         .into_iter()
         .filter(|d| d.up && !d.loopback && !link_local(&d.addr))
         .map(|d| d.addr)
         .collect();
-    if out.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "no device that is up and not loopback has an address",
-        ));
+    nonempty(out, "no device that is up and not loopback has an address")
+}
+
+/// `addrs`, or a NotFound error saying `why` when there are none.
+fn nonempty(addrs: Vec<IpAddr>, why: &str) -> io::Result<Vec<IpAddr>> {
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, why));
     }
-    Ok(out)
+    Ok(addrs)
 }
 
 /// Every address of every network device, with the device's state.
@@ -97,19 +99,13 @@ pub fn device_addresses_all() -> io::Result<Vec<DeviceAddress>> {
 
 /// Addresses of a network device.
 pub fn device_addresses(dev: &str) -> io::Result<Vec<IpAddr>> {
-    let out: Vec<IpAddr> = local_addresses()?
+    let out = local_addresses()?
         .into_iter()
         .filter(|(name, _)| name == dev)
         .map(|(_, a)| a)
         .filter(|a| !link_local(a))
         .collect();
-    if out.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "no such device or it has no addresses",
-        ));
-    }
-    Ok(out)
+    nonempty(out, "no such device or it has no addresses")
 }
 
 /// Network devices that carry any of `addrs` (for attaching XDP).
