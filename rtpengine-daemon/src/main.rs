@@ -235,20 +235,17 @@ fn write_pidfile(path: &Path) -> anyhow::Result<()> {
 /// Every media port is a socket: lift the soft open-files limit to the hard
 /// one (a default of 1024 would cap the daemon at ~250 calls).
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok(mut lim) = rtpengine::net::open_files_limit() else {
+        return;
     };
-    // SAFETY: valid out-pointer / in-pointer to a local rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                warn!(
-                    "Failed to raise the open files limit: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: a valid in-pointer to a local rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            warn!(
+                "Failed to raise the open files limit: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
     info!(

@@ -177,13 +177,30 @@ impl Calls {
             ..Live::default()
         };
         for c in map.values() {
-            let r = relayed(c);
-            live.relayed.packets += r.packets;
-            live.relayed.bytes += r.bytes;
-            live.relayed.errors += r.errors;
+            live.relayed = live.relayed.plus(relayed(c));
             live.kernel_packets += kernel_packets(c);
         }
         live
+    }
+
+    /// How many calls have media on IPv4 only, IPv6 only, and both (calls
+    /// without sockets count in none).
+    pub fn families(&self) -> (usize, usize, usize) {
+        let (mut v4, mut v6, mut mixed) = (0, 0, 0);
+        for call in self.lock().values() {
+            let (mut has4, mut has6) = (false, false);
+            for s in call.sockets() {
+                has4 |= s.local.is_ipv4();
+                has6 |= s.local.is_ipv6();
+            }
+            match (has4, has6) {
+                (true, false) => v4 += 1,
+                (false, true) => v6 += 1,
+                (true, true) => mixed += 1,
+                (false, false) => {}
+            }
+        }
+        (v4, v6, mixed)
     }
 
     /// Everything `statistics` reports: the counters of ended calls plus

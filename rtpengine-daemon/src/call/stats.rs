@@ -163,12 +163,7 @@ impl GlobalStats {
     /// What ended calls plus `live` ones relayed since start, and the share
     /// forwarded in the kernel.
     pub fn relayed_since_start(&self, live: &Live) -> (Totals, u64) {
-        let ended = self.ended_relayed.get();
-        let relayed = Totals {
-            packets: ended.packets + live.relayed.packets,
-            bytes: ended.bytes + live.relayed.bytes,
-            errors: ended.errors + live.relayed.errors,
-        };
+        let relayed = self.ended_relayed.get().plus(live.relayed);
         let kernel = self.ended_kernel_packets.load(Relaxed) + live.kernel_packets;
         (relayed, kernel)
     }

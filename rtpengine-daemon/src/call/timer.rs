@@ -25,11 +25,7 @@ impl Timer {
         calls.expire();
         let (relayed, kernel) = calls.stats.relayed_since_start(&calls.live());
         calls.stats.set_rates(Rates {
-            relayed: Totals {
-                packets: relayed.packets.saturating_sub(self.last_relayed.packets),
-                bytes: relayed.bytes.saturating_sub(self.last_relayed.bytes),
-                errors: relayed.errors.saturating_sub(self.last_relayed.errors),
-            },
+            relayed: relayed.since(self.last_relayed),
             kernel_packets: kernel.saturating_sub(self.last_kernel_packets),
         });
         self.last_relayed = relayed;

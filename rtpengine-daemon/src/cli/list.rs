@@ -60,24 +60,8 @@ pub(super) fn run(cli: &Cli, rest: &str) -> String {
 
 /// Session counts, with the address families of their media.
 fn numsessions(cli: &Cli, _: &str) -> String {
-    let (mut total, mut v4, mut v6, mut mixed) = (0, 0, 0, 0);
-    for call in cli.calls.lock().values() {
-        total += 1;
-        let (mut has4, mut has6) = (false, false);
-        for s in call.sockets() {
-            if s.local.is_ipv4() {
-                has4 = true;
-            } else {
-                has6 = true;
-            }
-        }
-        match (has4, has6) {
-            (true, false) => v4 += 1,
-            (false, true) => v6 += 1,
-            (true, true) => mixed += 1,
-            (false, false) => {}
-        }
-    }
+    let total = cli.calls.len();
+    let (v4, v6, mixed) = cli.calls.families();
     format!(
         "Current sessions own: {total}\n\
          Current sessions foreign: 0\n\
@@ -91,16 +75,10 @@ fn numsessions(cli: &Cli, _: &str) -> String {
 
 /// The open-files limit the daemon runs with.
 fn maxopenfiles(_: &Cli, _: &str) -> String {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid out-pointer to a local rlimit.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
-    let limit = match (ok, lim.rlim_cur) {
-        (false, _) => "unknown".to_owned(),
-        (true, libc::RLIM_INFINITY) => "infinite".to_owned(),
-        (true, n) => n.to_string(),
+    let limit = match crate::net::open_files_limit().map(|l| l.rlim_cur) {
+        Err(_) => "unknown".to_owned(),
+        Ok(libc::RLIM_INFINITY) => "infinite".to_owned(),
+        Ok(n) => n.to_string(),
     };
     format!(
         "Maximum open-files configured on rtpengine: {limit}; cat /proc/{}/limits\n",

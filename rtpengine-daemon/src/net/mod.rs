@@ -208,6 +208,19 @@ pub fn send_from(fd: RawFd, buf: &[u8], to: SocketAddr, from: Option<IpAddr>) ->
     }
 }
 
+/// The open-files limit (`RLIMIT_NOFILE`): every media port is a socket.
+pub fn open_files_limit() -> io::Result<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer to a local rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lim)
+}
+
 /// Sets IPv4 TOS or IPv6 traffic class on a socket.
 pub fn set_tos(fd: RawFd, v6: bool, tos: u8) -> io::Result<()> {
     let v = libc::c_int::from(tos);

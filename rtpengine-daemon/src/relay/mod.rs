@@ -70,6 +70,25 @@ impl Totals {
         self.errors += c.errors.load(Relaxed);
     }
 
+    /// The sum of both, field by field.
+    pub fn plus(self, o: Totals) -> Totals {
+        Totals {
+            packets: self.packets + o.packets,
+            bytes: self.bytes + o.bytes,
+            errors: self.errors + o.errors,
+        }
+    }
+
+    /// What came since `earlier`, field by field (0 where a counter went
+    /// back).
+    pub fn since(self, earlier: Totals) -> Totals {
+        Totals {
+            packets: self.packets.saturating_sub(earlier.packets),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            errors: self.errors.saturating_sub(earlier.errors),
+        }
+    }
+
     /// What `c` counted so far.
     pub fn of(c: &Counters) -> Totals {
         let mut t = Totals::default();
