@@ -22,6 +22,7 @@ pub mod config;
 pub mod interfaces;
 pub mod kernel;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod ng;
 pub mod relay;

@@ -12,6 +12,7 @@ use rtpengine::config::{Config, LoadError};
 use rtpengine::interfaces::Interfaces;
 use rtpengine::kernel::{Kernel, KernelConfig};
 use rtpengine::logging::Logging;
+use rtpengine::metrics::Metrics;
 use rtpengine::net::ifaddrs;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
@@ -130,13 +131,24 @@ async fn serve(
     }
     let kernel = open_kernel(cfg, &interfaces)?;
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
-    let calls = Arc::new(Calls::new(interfaces, cfg.call_settings(), offload, media));
+    let calls = Arc::new(Calls::new(
+        interfaces,
+        cfg.call_settings(),
+        offload,
+        Arc::clone(&media),
+    ));
     tokio::spawn(call::timer::run(Arc::clone(&calls)));
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
         logging: Arc::clone(logging),
     });
-    let control = Control::new(Commands::new(calls));
+    let control = Control::new(Commands::new(Arc::clone(&calls)));
+    let metrics = Arc::new(Metrics {
+        calls,
+        control: control.stats(),
+        kernel: kernel.clone(),
+        media,
+    });
     let mut servers = tokio::task::JoinSet::new();
     for a in cfg.ng_addrs()? {
         servers.spawn(udp::serve(udp::bind(a)?, Arc::clone(&control)));
@@ -146,7 +158,12 @@ async fn serve(
     }
     for a in cfg.http_addrs()? {
         let (control, cli) = (Arc::clone(&control), Arc::clone(&cli_handle));
-        servers.spawn(http::serve(http::bind(a)?, control, cli));
+        servers.spawn(http::serve(
+            http::bind(a)?,
+            control,
+            cli,
+            Arc::clone(&metrics),
+        ));
     }
     for a in cfg.cli_addrs()? {
         servers.spawn(cli::serve(cli::bind(a)?, Arc::clone(&cli_handle)));

@@ -17,6 +17,9 @@ use rtpengine::commands::Commands;
 use rtpengine::interfaces::{InterfaceSpec, Interfaces, PortPool};
 use rtpengine::ng::bencode::{bencode_len, decode_bencode, encode_bencode};
 use rtpengine::ng::frame;
+/// The "proxy" address of fuzz input (per-proxy counters only).
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
 use rtpengine::ng::json::{decode_json, encode_json};
 use rtpengine::ng::value::{Dict, Value};
 use rtpengine::relay::poller::Poller;
@@ -157,12 +160,12 @@ pub fn ng(data: &[u8]) {
     let mut by_cookie: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     for msg in split(data, MESSAGE_SEPARATOR) {
         if msg.is_empty() || matches!(msg[0], b'd' | b'{') {
-            let reply = rt.rt.block_on(control.handle_body(msg));
+            let reply = rt.rt.block_on(control.handle_body(msg, LOCAL));
             check_reply(msg, &reply);
             continue;
         }
         // `cookie SP body`, as the UDP and TCP transports hand it over.
-        let reply = rt.rt.block_on(control.handle_framed(msg));
+        let reply = rt.rt.block_on(control.handle_framed(msg, LOCAL));
         match (frame::split_cookie(msg), reply) {
             // No cookie: no answer, as upstream.
             (None, None) => {}
@@ -197,7 +200,7 @@ pub fn ng(data: &[u8]) {
     // Delete whatever calls are left: every port must be free at once.
     let listed = rt
         .rt
-        .block_on(control.handle_body(b"d7:command4:list5:limiti100000ee"));
+        .block_on(control.handle_body(b"d7:command4:list5:limiti100000ee", LOCAL));
     let ids: Vec<Vec<u8>> = decode_bencode(&listed)
         .ok()
         .and_then(|d| match d.get(b"calls".as_slice()) {
@@ -215,7 +218,8 @@ pub fn ng(data: &[u8]) {
         del.insert(b"command".to_vec(), Value::str("delete"));
         del.insert(b"call-id".to_vec(), Value::Bytes(id));
         del.insert(b"delete-delay".to_vec(), Value::Int(0));
-        rt.rt.block_on(control.handle_body(&encode_bencode(&del)));
+        rt.rt
+            .block_on(control.handle_body(&encode_bencode(&del), LOCAL));
     }
     for (addr, p) in &pools {
         assert_eq!(

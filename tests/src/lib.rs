@@ -17,6 +17,7 @@
 pub mod daemon;
 pub mod ebpf;
 pub mod fuzz;
+pub mod metrics;
 pub mod netns;
 pub mod ng;
 pub mod packets;
@@ -27,6 +28,7 @@ pub mod util;
 
 pub use daemon::*;
 pub use ebpf::*;
+pub use metrics::*;
 pub use netns::*;
 pub use ng::*;
 pub use packets::*;

@@ -137,7 +137,7 @@ fn exchange(a: &UdpSocket, b: &UdpSocket, to_b: SocketAddr, to_a: SocketAddr, n:
 
 fn offloaded_call(v6: bool) {
     let t = Topology::new(if v6 { "o6" } else { "o4" });
-    let p = start_proxy(&t, &[]).unwrap();
+    let p = start_proxy(&t, &["--listen-http=127.0.0.1:2280"]).unwrap();
     let (caller_ip, proxy_int, proxy_ext, callee_ip) = if v6 {
         ("fd00:1::2", "fd00:1::1", "fd00:2::1", "fd00:2::2")
     } else {
@@ -175,6 +175,32 @@ fn offloaded_call(v6: bool) {
         (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors()),
         csum,
         "receivers saw bad UDP checksums"
+    );
+    // /metrics: the table's own counters and the kernel share of the totals.
+    let m = scrape(Some(&t.proxy.name), sa("127.0.0.1", 2280)).unwrap();
+    let table = [("table", "0")];
+    assert_eq!(m.value("rtpengine_kernel_flows", &table), 2.0);
+    assert_eq!(m.value("rtpengine_kernel_packets_total", &table), 100.0);
+    assert_eq!(
+        m.value("rtpengine_kernel_bytes_total", &table),
+        100.0 * 172.0
+    );
+    assert_eq!(m.value("rtpengine_kernel_errors_total", &table), 0.0);
+    assert_eq!(
+        m.value("rtpengine_packets_total", &[("type", "kernel")]),
+        100.0
+    );
+    assert_eq!(
+        m.value("rtpengine_bytes_total", &[("type", "kernel")]),
+        100.0 * 172.0
+    );
+    assert_eq!(
+        m.value("rtpengine_mediastreams", &[("type", "kernel")]),
+        2.0
+    );
+    assert_eq!(
+        m.value("rtpengine_mediastreams", &[("type", "userspace")]),
+        0.0
     );
     // Kernel packets show up in the call's stats and keep it alive.
     let q =

@@ -59,6 +59,10 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
 /// depend on (NGCP::Rtpengine `use JSON`), with their packages.
 const PERL_MODULES: &[(&str, &str)] = &[("JSON", "libjson-perl"), ("Bencode", "libbencode-perl")];
 
+/// Python modules the tests import with Debian's `/usr/bin/python3` (the
+/// Prometheus text parser for `/metrics`), with their packages.
+const PYTHON_MODULES: &[(&str, &str)] = &[("prometheus_client", "python3-prometheus-client")];
+
 /// Installs the test clients and the npm packages in tests/node.
 fn ensure_test_clients() -> anyhow::Result<()> {
     {
@@ -66,15 +70,22 @@ fn ensure_test_clients() -> anyhow::Result<()> {
         // port 5060 of every address): deny service starts meanwhile.
         let _guard = PolicyRcD::deny_starts()?;
         ensure_apt(CLIENT_PACKAGES)?;
+        let loads = |cmd: &str, args: &[String]| {
+            Command::new(cmd)
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
         let missing: Vec<&str> = PERL_MODULES
             .iter()
-            .filter(|(module, _)| {
-                !Command::new("perl")
-                    .args([&format!("-M{module}"), "-e1"])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            })
+            .filter(|(module, _)| !loads("perl", &[format!("-M{module}"), "-e1".into()]))
+            .chain(PYTHON_MODULES.iter().filter(|(module, _)| {
+                !loads(
+                    "/usr/bin/python3",
+                    &["-c".into(), format!("import {module}")],
+                )
+            }))
             .map(|(_, pkg)| *pkg)
             .collect();
         if !missing.is_empty() {

@@ -32,7 +32,7 @@ pub use error::Error;
 pub use offer_answer::{OfferAnswer, Replace, RtcpMux, Side};
 pub use registry::{Calls, Settings};
 pub use sockets::Sockets;
-pub use stats::{kernel_packets, relayed, GlobalStats, Live, StatsSnapshot};
+pub use stats::{kernel, relayed, GlobalStats, Live, StatsSnapshot, Streams};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::stats::{kernel_packets, relayed, Live, StatsSnapshot};
+use super::stats::{kernel, relayed, streams, Live, StatsSnapshot};
 use super::{Call, EndReason, Error, GlobalStats};
 use crate::interfaces::Interfaces;
 use crate::relay::learning::EndpointLearning;
@@ -178,7 +178,11 @@ impl Calls {
         };
         for c in map.values() {
             live.relayed = live.relayed.plus(relayed(c));
-            live.kernel_packets += kernel_packets(c);
+            live.kernel = live.kernel.plus(kernel(c));
+            let n = streams(c);
+            live.streams.userspace += n.userspace;
+            live.streams.kernel += n.kernel;
+            live.streams.mixed += n.mixed;
         }
         live
     }

@@ -2,6 +2,7 @@
 //! The reply dictionaries are built by the command handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::{Call, EndReason};
@@ -46,7 +47,22 @@ pub struct Live {
     /// Packets relayed to their parties.
     pub relayed: Totals,
     /// The share of them forwarded in the kernel.
-    pub kernel_packets: u64,
+    pub kernel: Totals,
+    /// Media streams (RTP sockets) by where they are relayed now.
+    pub streams: Streams,
+}
+
+/// Media streams (one per RTP socket, so one per party and media) by where
+/// their packets go: `userspace` never offloaded, `kernel` offloaded now,
+/// `mixed` offloaded before and back in userspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streams {
+    /// Relayed in userspace only.
+    pub userspace: u64,
+    /// Forwarded in the kernel now.
+    pub kernel: u64,
+    /// Back in userspace after kernel forwarding.
+    pub mixed: u64,
 }
 
 /// Per-second rates, as the timer last computed them.
@@ -71,11 +87,17 @@ pub struct GlobalStats {
     final_timeout: AtomicU64,
     regular: AtomicU64,
     forced: AtomicU64,
-    duration_ms: AtomicU64,
+    /// Seconds of the ended calls: sum and sum of squares (for upstream's
+    /// `call_duration_total` / `call_duration2_total`).
+    durations: Mutex<(f64, f64)>,
+    /// RTP streams of ended calls that received nothing.
+    zero_streams: AtomicU64,
+    /// RTP streams of ended calls that received media while their peer did not.
+    one_way_streams: AtomicU64,
     /// What ended calls relayed.
     ended_relayed: AtomicTotals,
     /// The share of it forwarded in the kernel.
-    ended_kernel_packets: AtomicU64,
+    ended_kernel: AtomicTotals,
     rate_relayed: AtomicTotals,
     rate_kernel_packets: AtomicU64,
 }
@@ -92,9 +114,11 @@ impl Default for GlobalStats {
             final_timeout: AtomicU64::new(0),
             regular: AtomicU64::new(0),
             forced: AtomicU64::new(0),
-            duration_ms: AtomicU64::new(0),
+            durations: Mutex::new((0.0, 0.0)),
+            zero_streams: AtomicU64::new(0),
+            one_way_streams: AtomicU64::new(0),
             ended_relayed: AtomicTotals::default(),
-            ended_kernel_packets: AtomicU64::new(0),
+            ended_kernel: AtomicTotals::default(),
             rate_relayed: AtomicTotals::default(),
             rate_kernel_packets: AtomicU64::new(0),
         }
@@ -102,7 +126,7 @@ impl Default for GlobalStats {
 }
 
 /// Everything `statistics` reports, read at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StatsSnapshot {
     /// Calls now.
     pub calls: u64,
@@ -126,12 +150,31 @@ pub struct StatsSnapshot {
     pub forced: u64,
     /// Relayed since start (ended and live calls).
     pub relayed: Totals,
-    /// The share of the packets forwarded in the kernel.
-    pub kernel_packets: u64,
+    /// The share of it forwarded in the kernel.
+    pub kernel: Totals,
     /// Rates over the last second.
     pub rates: Rates,
+    /// Sum of the durations of the ended calls, seconds.
+    pub call_duration_secs: f64,
+    /// Sum of their squares.
+    pub call_duration2_secs: f64,
+    /// RTP streams of ended calls that received nothing.
+    pub zero_streams: u64,
+    /// RTP streams of ended calls that received media while their peer did not.
+    pub one_way_streams: u64,
+    /// The live calls' media streams.
+    pub streams: Streams,
+}
+
+impl StatsSnapshot {
     /// Average duration of the ended calls, seconds.
-    pub avg_call_duration_secs: u64,
+    pub fn avg_call_duration(&self) -> f64 {
+        if self.managed == 0 {
+            0.0
+        } else {
+            self.call_duration_secs / self.managed as f64
+        }
+    }
 }
 
 impl GlobalStats {
@@ -153,18 +196,27 @@ impl GlobalStats {
         c.fetch_add(1, Relaxed);
         // Upstream counts managed sessions when they end.
         self.managed.fetch_add(1, Relaxed);
-        self.duration_ms
-            .fetch_add(clock::now_ms().saturating_sub(call.created_ms), Relaxed);
+        let secs = clock::now_ms().saturating_sub(call.created_ms) as f64 / 1000.0;
+        {
+            let mut d = self
+                .durations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            d.0 += secs;
+            d.1 += secs * secs;
+        }
+        let (zero, one_way) = silent_streams(call);
+        self.zero_streams.fetch_add(zero, Relaxed);
+        self.one_way_streams.fetch_add(one_way, Relaxed);
         self.ended_relayed.add(relayed(call));
-        self.ended_kernel_packets
-            .fetch_add(kernel_packets(call), Relaxed);
+        self.ended_kernel.add(kernel(call));
     }
 
     /// What ended calls plus `live` ones relayed since start, and the share
     /// forwarded in the kernel.
-    pub fn relayed_since_start(&self, live: &Live) -> (Totals, u64) {
+    pub fn relayed_since_start(&self, live: &Live) -> (Totals, Totals) {
         let relayed = self.ended_relayed.get().plus(live.relayed);
-        let kernel = self.ended_kernel_packets.load(Relaxed) + live.kernel_packets;
+        let kernel = self.ended_kernel.get().plus(live.kernel);
         (relayed, kernel)
     }
 
@@ -177,8 +229,12 @@ impl GlobalStats {
 
     /// The counters now, with the live calls' share.
     pub fn snapshot(&self, live: &Live) -> StatsSnapshot {
-        let (relayed, kernel_packets) = self.relayed_since_start(live);
+        let (relayed, kernel) = self.relayed_since_start(live);
         let managed = self.managed.load(Relaxed);
+        let (call_duration_secs, call_duration2_secs) = *self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         StatsSnapshot {
             calls: live.calls as u64,
             uptime_secs: self.started.elapsed().as_secs(),
@@ -191,17 +247,16 @@ impl GlobalStats {
             regular: self.regular.load(Relaxed),
             forced: self.forced.load(Relaxed),
             relayed,
-            kernel_packets,
+            kernel,
             rates: Rates {
                 relayed: self.rate_relayed.get(),
                 kernel_packets: self.rate_kernel_packets.load(Relaxed),
             },
-            avg_call_duration_secs: self
-                .duration_ms
-                .load(Relaxed)
-                .checked_div(managed)
-                .unwrap_or(0)
-                / 1000,
+            call_duration_secs,
+            call_duration2_secs,
+            zero_streams: self.zero_streams.load(Relaxed),
+            one_way_streams: self.one_way_streams.load(Relaxed),
+            streams: live.streams,
         }
     }
 }
@@ -216,9 +271,43 @@ pub fn relayed(call: &Call) -> Totals {
     t
 }
 
-/// Packets of a call forwarded in the kernel.
-pub fn kernel_packets(call: &Call) -> u64 {
-    call.sockets()
-        .map(|s| s.kernel_in.packets.load(Relaxed))
-        .sum()
+/// What a call's sockets forwarded in the kernel.
+pub fn kernel(call: &Call) -> Totals {
+    let mut t = Totals::default();
+    for s in call.sockets() {
+        t.add(&s.kernel_in);
+    }
+    t
+}
+
+/// A call's media streams (RTP sockets) by where they are relayed now.
+pub fn streams(call: &Call) -> Streams {
+    let mut n = Streams::default();
+    for s in call.sockets().filter(|s| !s.is_rtcp) {
+        if s.state().kernel.is_some() {
+            n.kernel += 1;
+        } else if s.kernel_in.packets.load(Relaxed) > 0 {
+            n.mixed += 1;
+        } else {
+            n.userspace += 1;
+        }
+    }
+    n
+}
+
+/// A call's RTP streams that received nothing, and those that received
+/// media while the stream they relay to received none (one-way media).
+fn silent_streams(call: &Call) -> (u64, u64) {
+    let (mut zero, mut one_way) = (0, 0);
+    for s in call.sockets().filter(|s| !s.is_rtcp) {
+        if s.stats_in.packets.load(Relaxed) == 0 {
+            zero += 1;
+            continue;
+        }
+        let peer = s.state().peer_rtp.upgrade();
+        if peer.is_some_and(|p| p.stats_in.packets.load(Relaxed) == 0) {
+            one_way += 1;
+        }
+    }
+    (zero, one_way)
 }

@@ -26,10 +26,10 @@ impl Timer {
         let (relayed, kernel) = calls.stats.relayed_since_start(&calls.live());
         calls.stats.set_rates(Rates {
             relayed: relayed.since(self.last_relayed),
-            kernel_packets: kernel.saturating_sub(self.last_kernel_packets),
+            kernel_packets: kernel.packets.saturating_sub(self.last_kernel_packets),
         });
         self.last_relayed = relayed;
-        self.last_kernel_packets = kernel;
+        self.last_kernel_packets = kernel.packets;
     }
 }
 

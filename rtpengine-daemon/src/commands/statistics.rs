@@ -42,12 +42,12 @@ fn tree(s: &StatsSnapshot) -> Dict {
     put(
         &mut tot,
         "relayedpackets_user",
-        s.relayed.packets.saturating_sub(s.kernel_packets),
+        s.relayed.packets.saturating_sub(s.kernel.packets),
     );
-    put(&mut tot, "relayedpackets_kernel", s.kernel_packets);
-    put(&mut tot, "zerowaystreams", 0u64);
-    put(&mut tot, "onewaystreams", 0u64);
-    put(&mut tot, "avgcallduration", s.avg_call_duration_secs);
+    put(&mut tot, "relayedpackets_kernel", s.kernel.packets);
+    put(&mut tot, "zerowaystreams", s.zero_streams);
+    put(&mut tot, "onewaystreams", s.one_way_streams);
+    put(&mut tot, "avgcallduration", s.avg_call_duration() as u64);
 
     let mut d = Dict::new();
     put(&mut d, "currentstatistics", Value::Dict(cur));

@@ -19,6 +19,8 @@ pub struct PortPool {
     addr: IpAddr,
     free: Mutex<VecDeque<u16>>,
     total: usize,
+    /// `max - min + 1`: every port of the range, odd ones included.
+    range: usize,
 }
 
 /// An allocated even port; returned to its pool on drop (after the sockets
@@ -64,6 +66,7 @@ impl PortPool {
         Arc::new(PortPool {
             addr,
             total: ports.len(),
+            range: usize::from(max.saturating_sub(min)) + 1,
             free: Mutex::new(ports.into()),
         })
     }
@@ -80,6 +83,18 @@ impl PortPool {
     /// All even ports of the pool.
     pub fn total(&self) -> usize {
         self.total
+    }
+
+    /// Every port of the configured range (`--port-max - --port-min + 1`),
+    /// as upstream reports it.
+    pub fn range(&self) -> usize {
+        self.range
+    }
+
+    /// Ports in use: each allocated even port with its RTCP neighbour (which
+    /// is reserved even when RTCP is muxed).
+    pub fn used(&self) -> usize {
+        (self.total - self.available()) * 2
     }
 
     /// Binds an RTP socket (and an RTCP one unless `single`) on the next free

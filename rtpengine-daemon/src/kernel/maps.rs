@@ -127,6 +127,17 @@ impl Kernel {
         collect_entries(&maps.flows, &maps.stats, Some(self.table.get()))
     }
 
+    /// How many flows this table holds now.
+    pub fn flow_count(&self) -> anyhow::Result<usize> {
+        let maps = self.maps()?;
+        Ok(maps
+            .flows
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, t)| t.table == self.table.get())
+            .count())
+    }
+
     /// This table's totals (summed over CPUs) since it was opened.
     pub fn table_stats(&self) -> anyhow::Result<TableStats> {
         let maps = self.maps()?;

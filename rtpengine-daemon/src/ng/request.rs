@@ -32,8 +32,15 @@ pub enum Command {
     Unsupported(&'static str),
 }
 
-/// Upstream's commands this daemon does not implement yet.
-const UNSUPPORTED: &[&str] = &[
+/// Every ng command upstream knows, in upstream's order (`NG_COMMANDS`,
+/// current master): the order of the per-command counters in `/metrics`.
+pub const COMMAND_NAMES: &[&str] = &[
+    "ping",
+    "offer",
+    "answer",
+    "delete",
+    "query",
+    "list",
     "start recording",
     "stop recording",
     "pause recording",
@@ -41,13 +48,14 @@ const UNSUPPORTED: &[&str] = &[
     "stop forwarding",
     "block DTMF",
     "unblock DTMF",
-    "play DTMF",
     "block media",
     "unblock media",
-    "silence media",
-    "unsilence media",
     "play media",
     "stop media",
+    "play DTMF",
+    "statistics",
+    "silence media",
+    "unsilence media",
     "publish",
     "subscribe request",
     "subscribe answer",
@@ -55,11 +63,11 @@ const UNSUPPORTED: &[&str] = &[
     "inject start",
     "inject stop",
     "connect",
+    "cli",
+    "transform",
     "create",
     "create answer",
     "mesh",
-    "transform",
-    "cli",
 ];
 
 impl Command {
@@ -76,7 +84,7 @@ impl Command {
             "list" => Command::List,
             "statistics" => Command::Statistics,
             _ => Command::Unsupported(
-                UNSUPPORTED
+                COMMAND_NAMES
                     .iter()
                     .find(|c| c.eq_ignore_ascii_case(&lower))
                     .copied()?,
@@ -96,6 +104,15 @@ impl Command {
             Command::Statistics => "statistics",
             Command::Unsupported(n) => n,
         }
+    }
+
+    /// The command's position in [`COMMAND_NAMES`].
+    pub fn index(self) -> usize {
+        let name = self.name();
+        COMMAND_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_default()
     }
 }
 

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +77,26 @@ struct Shared {
     work: Condvar,
     /// The poller waits here for the helpers to finish a pass.
     done: Condvar,
+    /// One entry per thread, the poller first.
+    counters: Box<[ThreadCounters]>,
+}
+
+/// What one relay thread has done (for `/metrics`); each thread writes only
+/// its own, on its own cache line, so counting costs no contention.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ThreadCounters {
+    wakeups: AtomicU64,
+    items: AtomicU64,
+}
+
+/// What one relay thread has done since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    /// Passes (the poller) or parts (a helper) it worked on.
+    pub wakeups: u64,
+    /// Ready sockets it drained.
+    pub items: u64,
 }
 
 #[derive(Default)]
@@ -122,6 +142,9 @@ impl Poller {
             jobs: Mutex::new(Jobs::default()),
             work: Condvar::new(),
             done: Condvar::new(),
+            counters: (0..threads.max(1))
+                .map(|_| ThreadCounters::default())
+                .collect(),
         });
         shared.epoll.add(shared.stop.as_raw_fd(), STOP)?;
         let mut poller = Poller {
@@ -136,10 +159,22 @@ impl Poller {
             poller.threads.push(if i == 0 {
                 t.spawn(move || s.poll(threads))?
             } else {
-                t.spawn(move || s.help())?
+                t.spawn(move || s.help(i))?
             });
         }
         Ok(poller)
+    }
+
+    /// What each thread has done, the poller first.
+    pub fn thread_stats(&self) -> Vec<ThreadStats> {
+        self.shared
+            .counters
+            .iter()
+            .map(|c| ThreadStats {
+                wakeups: c.wakeups.load(Relaxed),
+                items: c.items.load(Relaxed),
+            })
+            .collect()
     }
 
     /// Starts relaying `socks`.
@@ -282,6 +317,10 @@ impl Shared {
                 drop(jobs);
                 self.work.notify_all();
             }
+            if count > 0 {
+                // Its own share; helpers count theirs.
+                self.count(0, ready.len());
+            }
             drain(&mut ready, &mut batch, &mut again);
             if parts > 1 {
                 let mut jobs = lock(&self.jobs);
@@ -313,8 +352,16 @@ impl Shared {
         }
     }
 
-    /// A helper thread: drains the parts the poller hands out.
-    fn help(&self) {
+    /// Adds one wake-up with `items` ready sockets to thread `index`.
+    fn count(&self, index: usize, items: usize) {
+        if let Some(c) = self.counters.get(index) {
+            c.wakeups.fetch_add(1, Relaxed);
+            c.items.fetch_add(items as u64, Relaxed);
+        }
+    }
+
+    /// Helper thread `index`: drains the parts the poller hands out.
+    fn help(&self, index: usize) {
         let mut batch = RecvBatch::new(RECV_BATCH, MAX_PACKET);
         let mut again = Vec::new();
         loop {
@@ -331,6 +378,7 @@ impl Shared {
                     jobs = self.work.wait(jobs).unwrap_or_else(PoisonError::into_inner);
                 }
             };
+            self.count(index, part.len());
             drain(&mut part, &mut batch, &mut again);
             let mut jobs = lock(&self.jobs);
             jobs.again.append(&mut again);

@@ -3,20 +3,25 @@
 //! request and hands it to [`Commands`], then encodes the reply in the
 //! request's encoding.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::{debug, field, info_span, warn, Instrument};
 
 use crate::commands::Commands;
+use crate::metrics::ControlStats;
 use crate::ng::cookie_cache::{self, CookieCache, Lookup};
 use crate::ng::frame::{self, NgError};
-use crate::ng::request::Request;
+use crate::ng::request::{Command, Request};
 use crate::ng::value::{Dict, Value};
 
-/// The control plane: cookie cache plus command handlers.
+/// The control plane: cookie cache, command handlers, and the per-proxy
+/// counters of what it ran.
 pub struct Control {
     cache: CookieCache,
     commands: Commands,
+    stats: Arc<ControlStats>,
 }
 
 impl Control {
@@ -25,12 +30,18 @@ impl Control {
         Arc::new(Control {
             cache: CookieCache::default(),
             commands,
+            stats: Arc::default(),
         })
     }
 
-    /// Handles one cookie-framed message and returns the framed reply, or
-    /// `None` when upstream would not answer (no cookie).
-    pub async fn handle_framed(&self, msg: &[u8]) -> Option<Vec<u8>> {
+    /// The per-proxy request counters (for `/metrics`).
+    pub fn stats(&self) -> Arc<ControlStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Handles one cookie-framed message from `peer` and returns the framed
+    /// reply, or `None` when upstream would not answer (no cookie).
+    pub async fn handle_framed(&self, msg: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
         let Some((cookie, body)) = frame::split_cookie(msg) else {
             warn!(
                 len = msg.len(),
@@ -51,7 +62,7 @@ impl Control {
                     cookie_cache::wait(rx).await
                 }
                 Lookup::New(ticket) => {
-                    let r: Arc<[u8]> = Arc::from(self.handle_body(body).await);
+                    let r: Arc<[u8]> = Arc::from(self.handle_body(body, peer).await);
                     ticket.complete(r.clone());
                     Some(r)
                 }
@@ -62,14 +73,18 @@ impl Control {
         Some(frame::with_cookie(cookie, &reply))
     }
 
-    /// Handles one body without cookie (cookie-less transports) and returns
-    /// the encoded reply body.
-    pub async fn handle_body(&self, body: &[u8]) -> Vec<u8> {
+    /// Handles one body without cookie (cookie-less transports) from `peer`
+    /// and returns the encoded reply body.
+    pub async fn handle_body(&self, body: &[u8], peer: IpAddr) -> Vec<u8> {
+        let start = Instant::now();
         let (enc, dict) = frame::decode_body(body);
+        let mut command = None;
         let reply = match dict {
-            Ok(dict) => self.dispatch(dict).await,
+            Ok(dict) => self.dispatch(dict, &mut command).await,
             Err(e) => Err(e),
         };
+        self.stats
+            .record(peer, command, start.elapsed(), reply.is_err());
         let reply = reply.unwrap_or_else(|e| {
             warn!(error = %e, "Protocol error");
             frame::error_reply(&e)
@@ -77,8 +92,10 @@ impl Control {
         frame::encode(enc, &reply)
     }
 
-    async fn dispatch(&self, dict: Dict) -> Result<Dict, NgError> {
+    /// Runs one decoded request; `command` learns which command it was.
+    async fn dispatch(&self, dict: Dict, command: &mut Option<Command>) -> Result<Dict, NgError> {
         let req = Request::from_dict(dict)?;
+        *command = Some(req.command);
         let span = tracing::Span::current();
         span.record("command", req.command.name());
         if let Some(id) = req.str("call-id") {

@@ -4,6 +4,7 @@
 //! - `POST /ng-plain`: body without cookie, bencode or JSON.
 //! - `GET /ping`: `pong`.
 //! - `GET /cli/<command>`: the CLI ([`crate::cli`]), as upstream.
+//! - `GET /metrics`: Prometheus text exposition ([`crate::metrics`]).
 //! - WebSocket upgrade on any path: subprotocol `ng.rtpengine.com` (cookie
 //!   framing; also the default when the client names none) or
 //!   `ng-plain.rtpengine.com`; binary and text frames, answered in kind.
@@ -11,14 +12,14 @@
 //! Bodies and messages are limited to [`MAX_MESSAGE`]; larger ones are
 //! refused (413, or the WebSocket is closed).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::dispatch::Control;
 use crate::cli::Cli;
+use crate::metrics::Metrics;
 use crate::ng::frame::MAX_MESSAGE;
 
 const NG_CONTENT_TYPE: &str = "application/x-rtpengine-ng";
@@ -43,6 +45,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Arc<Control>,
     cli: Arc<Cli>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
     let app = Router::new()
@@ -50,9 +53,15 @@ pub async fn serve(
         .route("/ng-plain", post(ng_plain))
         .route("/ping", get(|| async { "pong" }))
         .route("/cli/{*command}", get(cli_command))
+        .route("/metrics", get(metrics_text))
         .fallback(websocket)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
-        .with_state(Shared { control, cli });
+        .with_state(Shared {
+            control,
+            cli,
+            metrics,
+        });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).await.context("HTTP server")
 }
 
@@ -61,6 +70,7 @@ pub async fn serve(
 struct Shared {
     control: Arc<Control>,
     cli: Arc<Cli>,
+    metrics: Arc<Metrics>,
 }
 
 impl FromRef<Shared> for Arc<Control> {
@@ -72,6 +82,23 @@ impl FromRef<Shared> for Arc<Control> {
 impl FromRef<Shared> for Arc<Cli> {
     fn from_ref(s: &Shared) -> Self {
         Arc::clone(&s.cli)
+    }
+}
+
+impl FromRef<Shared> for Arc<Metrics> {
+    fn from_ref(s: &Shared) -> Self {
+        Arc::clone(&s.metrics)
+    }
+}
+
+/// `GET /metrics`.
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Err(e) => {
+            warn!(error = %e, "Failed to render metrics");
+            plain_error(StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable")
+        }
     }
 }
 
@@ -89,7 +116,12 @@ fn plain_error(status: StatusCode, msg: &str) -> Response {
     (status, format!("{msg}\n")).into_response()
 }
 
-async fn ng(State(control): State<Arc<Control>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ng(
+    State(control): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -103,13 +135,17 @@ async fn ng(State(control): State<Arc<Control>>, headers: HeaderMap, body: Bytes
     if body.is_empty() {
         return plain_error(StatusCode::BAD_REQUEST, "empty body");
     }
-    match control.handle_framed(&body).await {
+    match control.handle_framed(&body, peer.ip()).await {
         Some(reply) => ([(header::CONTENT_TYPE, NG_CONTENT_TYPE)], reply).into_response(),
         None => plain_error(StatusCode::BAD_REQUEST, "no cookie in message"),
     }
 }
 
-async fn ng_plain(State(control): State<Arc<Control>>, body: Bytes) -> Response {
+async fn ng_plain(
+    State(control): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
     if body.is_empty() {
         return plain_error(StatusCode::BAD_REQUEST, "empty body");
     }
@@ -118,12 +154,13 @@ async fn ng_plain(State(control): State<Arc<Control>>, body: Bytes) -> Response 
     } else {
         "application/x-rtpengine-ng-plain"
     };
-    let reply = control.handle_body(&body).await;
+    let reply = control.handle_body(&body, peer.ip()).await;
     ([(header::CONTENT_TYPE, ct)], reply).into_response()
 }
 
 async fn websocket(
     State(control): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
@@ -136,13 +173,18 @@ async fn websocket(
             let plain = socket
                 .protocol()
                 .is_some_and(|p| p.as_bytes() == PROTO_PLAIN.as_bytes());
-            if let Err(e) = ws_session(socket, &control, plain).await {
+            if let Err(e) = ws_session(socket, &control, plain, peer.ip()).await {
                 warn!(error = %e, "WebSocket closed");
             }
         })
 }
 
-async fn ws_session(mut socket: WebSocket, control: &Control, plain: bool) -> anyhow::Result<()> {
+async fn ws_session(
+    mut socket: WebSocket,
+    control: &Control,
+    plain: bool,
+    peer: IpAddr,
+) -> anyhow::Result<()> {
     debug!(plain, "WebSocket ng session");
     while let Some(msg) = socket.recv().await {
         let (data, text) = match msg? {
@@ -152,9 +194,9 @@ async fn ws_session(mut socket: WebSocket, control: &Control, plain: bool) -> an
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         let reply = if plain {
-            Some(control.handle_body(&data).await)
+            Some(control.handle_body(&data, peer).await)
         } else {
-            control.handle_framed(&data).await
+            control.handle_framed(&data, peer).await
         };
         let Some(reply) = reply else { continue };
         let out = if text {

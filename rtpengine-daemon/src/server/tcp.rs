@@ -5,7 +5,7 @@
 //! something that can never become a message, or more than
 //! [`MAX_MESSAGE`] bytes without completing one, is closed.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -30,7 +30,7 @@ pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Resu
         let control = control.clone();
         tokio::spawn(
             async move {
-                match connection(stream, &control).await {
+                match connection(stream, &control, peer.ip()).await {
                     Ok(()) => debug!("ng TCP connection closed"),
                     Err(e) => warn!(error = %e, "ng TCP connection closed"),
                 }
@@ -80,7 +80,7 @@ fn next_message(buf: &[u8]) -> Next {
     }
 }
 
-async fn connection(mut stream: TcpStream, control: &Control) -> anyhow::Result<()> {
+async fn connection(mut stream: TcpStream, control: &Control, peer: IpAddr) -> anyhow::Result<()> {
     // One write per reply: rtpengine-client's TcpClient cannot split replies.
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
@@ -90,7 +90,7 @@ async fn connection(mut stream: TcpStream, control: &Control) -> anyhow::Result<
             match next_message(&buf) {
                 Next::Message(n) => {
                     let msg: Vec<u8> = buf.drain(..n).collect();
-                    if let Some(reply) = control.handle_framed(&msg).await {
+                    if let Some(reply) = control.handle_framed(&msg, peer).await {
                         stream.write_all(&reply).await?;
                     }
                     // Whitespace between messages is tolerated.
