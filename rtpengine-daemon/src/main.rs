@@ -138,11 +138,12 @@ async fn serve(
         Arc::clone(&media),
     ));
     tokio::spawn(call::timer::run(Arc::clone(&calls)));
+    let control = Control::new(Commands::new(Arc::clone(&calls)));
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
         logging: Arc::clone(logging),
+        control: control.stats(),
     });
-    let control = Control::new(Commands::new(Arc::clone(&calls)));
     let metrics = Arc::new(Metrics {
         calls,
         control: control.stats(),

@@ -8,7 +8,7 @@
 //! libFuzzer records and the corpus test reports.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use rtpengine::interfaces::{InterfaceSpec, Interfaces, PortPool};
 use rtpengine::ng::bencode::{bencode_len, decode_bencode, encode_bencode};
 use rtpengine::ng::frame;
 /// The "proxy" address of fuzz input (per-proxy counters only).
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2223);
 
 use rtpengine::ng::json::{decode_json, encode_json};
 use rtpengine::ng::value::{Dict, Value};

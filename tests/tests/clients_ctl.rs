@@ -270,3 +270,174 @@ fn terminate_sessions_and_http() {
         "Unknown or incomplete command::nothing\n"
     );
 }
+
+/// Splits `s` at the last occurrence of `sep`: the stable part of a line
+/// whose tail is a time.
+fn before_last<'a>(s: &'a str, sep: &str) -> &'a str {
+    s.rsplit_once(sep).map_or(s, |(head, _)| head)
+}
+
+#[test]
+#[ignore = "needs rtpengine-utils: run with cargo xtask test"]
+fn sessions_totals_interfaces_with_media() {
+    let s = setup();
+    // Both parties on 127.0.0.1, so media flows through the daemon here.
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    let offer = OFFER
+        .replace("198.51.100.1", "127.0.0.1")
+        .replace("2010", &pa.to_string());
+    let answer = ANSWER
+        .replace("198.51.100.3", "127.0.0.1")
+        .replace("2012", &pb.to_string());
+    // The offer's via-branch names the callee's leg (upstream: its monologue).
+    let mut off = sdp_cmd(
+        "offer",
+        "c1",
+        "ft",
+        None,
+        &crlf(&offer),
+        vec![("label", Value::str("caller-label"))],
+    );
+    off.insert(b"via-branch".to_vec(), Value::str("branch-1"));
+    let r = s.ng.call(&off).unwrap();
+    // The offer's SDP goes to B: B sends to its port.
+    let b_sends_to = media_ports(get_str(&r, "sdp"))[0];
+    let ans = sdp_cmd("answer", "c1", "ft", Some("tt"), &crlf(&answer), vec![]);
+    let r = s.ng.call(&ans).unwrap();
+    let a_sends_to = media_ports(get_str(&r, "sdp"))[0];
+    for i in 0..5u16 {
+        let p = rtp(0, i, 160 * u32::from(i), 0x1111_1111, 1);
+        a.send_to(&p, sa("127.0.0.1", a_sends_to)).unwrap();
+        expect_packet(&b, sa("127.0.0.1", b_sends_to), &p);
+    }
+    for i in 0..3u16 {
+        let p = rtp(8, i, 160 * u32::from(i), 0x2222_2222, 2);
+        b.send_to(&p, sa("127.0.0.1", b_sends_to)).unwrap();
+        expect_packet(&a, sa("127.0.0.1", a_sends_to), &p);
+    }
+    let ng_port = s.ng.sock.local_addr().unwrap().port();
+
+    // The table: one line per call, upstream's widths.
+    let all = s.ctl(&["list", "sessions", "all"]);
+    let want_prefix = format!("callid: {:>60} | deletionmark:  no | created:", "c1");
+    assert!(all.starts_with(&want_prefix), "{all}");
+    assert!(
+        all.ends_with(&format!(
+            " | proxy:127.0.0.1:{ng_port} | redis_keyspace:0 | foreign:no\n"
+        )),
+        "{all}"
+    );
+    assert_eq!(s.ctl(&["list", "sessions", "own"]), all);
+    assert_eq!(
+        s.ctl(&["list", "sessions", "foreign"]),
+        "No foreign sessions on this media relay.\n"
+    );
+    assert_eq!(
+        s.ctl(&["list", "sessions", "nosuch"]),
+        "\nCall ID not found (nosuch).\n\n"
+    );
+
+    // One call in detail: header, then a block per party with its ports
+    // (local <> learned remote, SSRC, packets/bytes/errors received).
+    let detail = s.ctl(&["list", "sessions", "c1"]);
+    let lines: Vec<&str> = detail.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["", "callid: c1", "deletionmark: no"],
+        "{detail}"
+    );
+    assert_eq!(lines[4], format!("proxy: 127.0.0.1:{ng_port}"), "{detail}");
+    assert_eq!(lines[5], "tos: 0");
+    assert_eq!(
+        lines[7..10],
+        ["redis_keyspace: 0", "foreign: no", ""],
+        "{detail}"
+    );
+    let stable: Vec<&str> = lines[10..lines.len() - 1]
+        .iter()
+        .map(|l| before_last(before_last(l, ", callduration "), " ts"))
+        .map(|l| {
+            if l.starts_with("-------- Port") {
+                before_last(l, ", ")
+            } else {
+                l
+            }
+        })
+        .collect();
+    let port = |local: u16, remote: u16, rtcp: &str, rest: &str| {
+        format!(
+            "-------- Port {:>15}:{:<5} <> {:>15}:{:<5}{rtcp}, {rest}",
+            "127.0.0.1", local, "127.0.0.1", remote
+        )
+    };
+    let want = [
+        "--- Tag 'ft', type: FROM_TAG, label 'caller-label', branch ''".to_owned(),
+        "---     subscribed to 'tt'".to_owned(),
+        "---     subscription of 'tt'".to_owned(),
+        "------ Media #1 (audio over RTP/AVP) using PCMU/8000".to_owned(),
+        port(a_sends_to, pa, "", "SSRC 11111111, 5 p, 860 b, 0 e"),
+        port(a_sends_to + 1, pa + 1, " (RTCP)", "SSRC 0, 0 p, 0 b, 0 e"),
+        "--- Tag 'tt', type: TO_TAG, label '', branch 'branch-1'".to_owned(),
+        "---     subscribed to 'ft'".to_owned(),
+        "---     subscription of 'ft'".to_owned(),
+        "------ Media #1 (audio over RTP/AVP) using PCMA/8000".to_owned(),
+        port(b_sends_to, pb, "", "SSRC 22222222, 3 p, 516 b, 0 e"),
+        port(b_sends_to + 1, pb + 1, " (RTCP)", "SSRC 0, 0 p, 0 b, 0 e"),
+    ];
+    assert_eq!(stable, want, "{detail}");
+    assert!(detail.ends_with(" ts\n\n"), "{detail:?}");
+
+    // Interfaces: 2 parties x RTP+RTCP in use.
+    let ifs = s.ctl(&["list", "interfaces"]);
+    assert_eq!(
+        before_last(&ifs, "Last port used:"),
+        "Interface 'default' address '127.0.0.1' (IPv4)\n Port range: 30000 - 40000\n \
+         Ports used:     4 / 10001 (  0.0%)\n "
+    );
+
+    // Totals: upstream's layout and the traffic above (8 packets relayed).
+    let totals = s.ctl(&["list", "totals"]);
+    assert!(
+        totals.starts_with(
+            "\nStatistics over currently running sessions:\n\n Owned sessions                                  :1\n"
+        ),
+        "{totals}"
+    );
+    for want in [
+        " Total relayed packets (userspace)               :8\n",
+        " Total relayed bytes                             :1376\n",
+        " Total managed sessions                          :0\n",
+        "\nTotal statistics (does not include current running sessions):\n\n Uptime of rtpengine",
+        "\n\nControl statistics:\n\n                Proxy |       Ping |      Offer |     Answer |     Delete |      Query |       List |   StartRec |    StopRec |   StartFwd |    StopFwd |    BlkDTMF |  UnblkDTMF |   BlkMedia | UnblkMedia |  PlayMedia |  StopMedia |   PlayDTMF |      Stats |   SlnMedia | UnslnMedia |        Pub |     SubReq |     SubAns |      Unsub \n",
+    ] {
+        assert!(totals.contains(want), "no {want:?} in\n{totals}");
+    }
+    let row = totals
+        .lines()
+        .find(|l| l.starts_with("            127.0.0.1 |"))
+        .unwrap_or_else(|| panic!("{totals}"));
+    let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cols[2..4], ["1", "1"], "offer, answer: {row}");
+    let counters = s.ctl(&["list", "counters"]);
+    assert!(
+        counters.starts_with(
+            "\nCurrent per-second counters:\n\n Packets per second (userspace)                  :"
+        ),
+        "{counters}"
+    );
+    assert_eq!(counters.lines().count(), 12, "{counters}");
+
+    let json: serde_json::Value = serde_json::from_str(&s.ctl(&["list", "jsonstats"])).unwrap();
+    assert_eq!(json["totalstatistics"]["relayedpackets"], 8);
+    assert_eq!(json["currentstatistics"]["sessionsown"], 1);
+    assert_eq!(json["controlstatistics"]["proxies"][0]["offercount"], 1);
+    assert_eq!(json["interfaces"][0]["ports"]["used"], 4);
+}

@@ -148,6 +148,8 @@ pub enum EndReason {
 pub struct Call {
     /// Its call-id.
     pub id: String,
+    /// The control client whose offer created it.
+    pub proxy: Option<SocketAddr>,
     /// Creation time (UNIX).
     pub created: std::time::Duration,
     /// Creation time ([`clock::now_ms`]).
@@ -167,10 +169,11 @@ pub struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(id: &str) -> Call {
+    pub(crate) fn new(id: &str, proxy: Option<SocketAddr>) -> Call {
         let now = clock::now_ms();
         Call {
             id: id.to_owned(),
+            proxy,
             created: clock::unix_now(),
             created_ms: now,
             last_signal_ms: now,

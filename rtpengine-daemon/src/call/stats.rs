@@ -70,8 +70,8 @@ pub struct Streams {
 pub struct Rates {
     /// Packets, bytes and errors relayed per second (userspace and kernel).
     pub relayed: Totals,
-    /// Packets per second forwarded in the kernel.
-    pub kernel_packets: u64,
+    /// The share forwarded in the kernel.
+    pub kernel: Totals,
 }
 
 /// Daemon-wide counters for `statistics`.
@@ -99,7 +99,7 @@ pub struct GlobalStats {
     /// The share of it forwarded in the kernel.
     ended_kernel: AtomicTotals,
     rate_relayed: AtomicTotals,
-    rate_kernel_packets: AtomicU64,
+    rate_kernel: AtomicTotals,
 }
 
 impl Default for GlobalStats {
@@ -120,7 +120,7 @@ impl Default for GlobalStats {
             ended_relayed: AtomicTotals::default(),
             ended_kernel: AtomicTotals::default(),
             rate_relayed: AtomicTotals::default(),
-            rate_kernel_packets: AtomicU64::new(0),
+            rate_kernel: AtomicTotals::default(),
         }
     }
 }
@@ -223,8 +223,7 @@ impl GlobalStats {
     /// Stores the rates the timer computed.
     pub fn set_rates(&self, rates: Rates) {
         self.rate_relayed.store(rates.relayed);
-        self.rate_kernel_packets
-            .store(rates.kernel_packets, Relaxed);
+        self.rate_kernel.store(rates.kernel);
     }
 
     /// The counters now, with the live calls' share.
@@ -250,7 +249,7 @@ impl GlobalStats {
             kernel,
             rates: Rates {
                 relayed: self.rate_relayed.get(),
-                kernel_packets: self.rate_kernel_packets.load(Relaxed),
+                kernel: self.rate_kernel.get(),
             },
             call_duration_secs,
             call_duration2_secs,

@@ -55,6 +55,7 @@ fn options(side: Side, call: &str, from: &str, to: Option<&str>) -> OfferAnswer 
         from_tag: from.into(),
         to_tag: to.map(Into::into),
         via_branch: None,
+        proxy: None,
         replace: Replace::default(),
         rtcp_mux: RtcpMux::default(),
         from_interface: None,

@@ -16,7 +16,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Timer {
     last_relayed: Totals,
-    last_kernel_packets: u64,
+    last_kernel: Totals,
 }
 
 impl Timer {
@@ -26,10 +26,10 @@ impl Timer {
         let (relayed, kernel) = calls.stats.relayed_since_start(&calls.live());
         calls.stats.set_rates(Rates {
             relayed: relayed.since(self.last_relayed),
-            kernel_packets: kernel.packets.saturating_sub(self.last_kernel_packets),
+            kernel: kernel.since(self.last_kernel),
         });
         self.last_relayed = relayed;
-        self.last_kernel_packets = kernel.packets;
+        self.last_kernel = kernel;
     }
 }
 

@@ -1,6 +1,6 @@
 //! `list …` and `get …`: counts, limits and timeouts, in upstream's words.
 
-use super::{dispatch, Cli, Handler};
+use super::{dispatch, sessions, totals, Cli, Handler};
 
 /// Upstream's subsystems, in 10.5's order; this daemon has one level for
 /// all of them.
@@ -23,6 +23,9 @@ const SUBSYSTEMS: &[(&str, &str)] = &[
 /// The words, in upstream's table order (those this daemon has).
 const TABLE: &[(&str, Handler)] = &[
     ("numsessions", numsessions),
+    ("sessions", sessions::run),
+    ("totals", totals::totals),
+    ("counters", totals::counters),
     ("maxopenfiles", maxopenfiles),
     ("maxsessions", |cli, _| {
         let max = cli.calls.settings().max_sessions;
@@ -51,6 +54,8 @@ const TABLE: &[(&str, Handler)] = &[
     ("deletedelay", |cli, _| {
         format!("{}\n", cli.calls.settings().delete_delay)
     }),
+    ("interfaces", totals::interfaces),
+    ("jsonstats", totals::jsonstats),
 ];
 
 /// Runs `list`/`get` with the rest of the line.

@@ -9,20 +9,24 @@
 //! matches when the line starts with it, and one character (the space)
 //! after it is skipped; what is left goes to the next level.
 //!
-//! Implemented: `list`/`get` of the session counts, limits, timeouts,
-//! delete delay and log levels; `set` of the same;
-//! `terminate`. Other upstream commands answer
-//! `Unknown or incomplete command::…`, as upstream does for words it does
-//! not know.
+//! Implemented: `list`/`get` of the session counts, the call table and one
+//! call in detail (`sessions all|own|foreign|<call-id>`), `totals`,
+//! `counters`, `jsonstats`, `interfaces`, limits, timeouts, delete delay and
+//! log levels; `set` of the same; `terminate`. Other upstream commands
+//! answer `Unknown or incomplete command::…`, as upstream does for words it
+//! does not know.
 
 mod list;
+mod sessions;
 mod set;
 mod terminate;
+mod totals;
 
 use std::sync::Arc;
 
 use crate::call::Calls;
 use crate::logging::Logging;
+use crate::metrics::ControlStats;
 
 /// What the CLI works on.
 pub struct Cli {
@@ -30,6 +34,8 @@ pub struct Cli {
     pub calls: Arc<Calls>,
     /// The log level.
     pub logging: Arc<Logging>,
+    /// Per-proxy ng request counters (`list totals`, `list jsonstats`).
+    pub control: Arc<ControlStats>,
 }
 
 /// Upstream's reply when a level needs more words.

@@ -115,6 +115,7 @@ fn options(
         from_tag,
         to_tag,
         via_branch: req.nonempty("via-branch").map(str::to_owned),
+        proxy: req.peer,
         replace,
         rtcp_mux,
         from_interface,

@@ -14,7 +14,7 @@ pub(super) fn run(calls: &Calls) -> Dict {
 /// The `statistics` dictionary of a snapshot.
 fn tree(s: &StatsSnapshot) -> Dict {
     let rate = s.rates.relayed.packets;
-    let krate = s.rates.kernel_packets;
+    let krate = s.rates.kernel.packets;
     let mut cur = Dict::new();
     put(&mut cur, "sessionsown", s.calls);
     put(&mut cur, "sessionsforeign", 0u64);

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::seq::SliceRandom;
@@ -19,8 +20,11 @@ pub struct PortPool {
     addr: IpAddr,
     free: Mutex<VecDeque<u16>>,
     total: usize,
-    /// `max - min + 1`: every port of the range, odd ones included.
-    range: usize,
+    /// `--port-min`, `--port-max`.
+    min: u16,
+    max: u16,
+    /// The last port handed out, 0 before the first (for the CLI).
+    last: AtomicU16,
 }
 
 /// An allocated even port; returned to its pool on drop (after the sockets
@@ -66,7 +70,9 @@ impl PortPool {
         Arc::new(PortPool {
             addr,
             total: ports.len(),
-            range: usize::from(max.saturating_sub(min)) + 1,
+            min,
+            max,
+            last: AtomicU16::new(0),
             free: Mutex::new(ports.into()),
         })
     }
@@ -88,7 +94,17 @@ impl PortPool {
     /// Every port of the configured range (`--port-max - --port-min + 1`),
     /// as upstream reports it.
     pub fn range(&self) -> usize {
-        self.range
+        usize::from(self.max.saturating_sub(self.min)) + 1
+    }
+
+    /// `--port-min` and `--port-max`.
+    pub fn bounds(&self) -> (u16, u16) {
+        (self.min, self.max)
+    }
+
+    /// The last port allocated, 0 before the first.
+    pub fn last_used(&self) -> u16 {
+        self.last.load(Relaxed)
     }
 
     /// Ports in use: each allocated even port with its RTCP neighbour (which
@@ -113,6 +129,7 @@ impl PortPool {
             });
             match bound {
                 Ok((rtp, rtcp)) => {
+                    self.last.store(port, Relaxed);
                     return Some(BoundPair {
                         rtp,
                         rtcp,
@@ -120,7 +137,7 @@ impl PortPool {
                             pool: self.clone(),
                             port,
                         },
-                    })
+                    });
                 }
                 // In use by someone else: retry it later.
                 Err(_) => self.lock().push_back(port),

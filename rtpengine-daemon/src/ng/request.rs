@@ -6,6 +6,7 @@
 //! handlers only ever see the canonical form: lower case, words joined by `-`.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use super::frame::NgError;
 use super::value::{Dict, Value};
@@ -143,6 +144,9 @@ pub struct Request {
     pub params: Dict,
     /// Flags from `flags` and `rtpp-flags`, canonicalised.
     pub flags: BTreeSet<String>,
+    /// The control client that sent it (set by the transport; upstream
+    /// shows it as the call's "proxy").
+    pub peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -172,6 +176,7 @@ impl Request {
             command,
             params,
             flags,
+            peer: None,
         })
     }
 

@@ -20,7 +20,7 @@ mod socket;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-pub use socket::{MediaSocket, SocketState, StreamInfo};
+pub use socket::{MediaSocket, RtpSeen, SocketState, StreamInfo};
 
 /// Largest datagram relayed; longer ones are truncated by the kernel and
 /// counted as errors.

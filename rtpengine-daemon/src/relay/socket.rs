@@ -55,6 +55,34 @@ impl SocketState {
     }
 }
 
+/// SSRC and payload type of the first RTP packet a socket received, packed
+/// in one word (bit 40 marks it as set, so 0 means none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpSeen(u64);
+
+impl RtpSeen {
+    /// From an RTP packet (version 2, not RTCP), else `None`.
+    fn of(pkt: &[u8]) -> Option<RtpSeen> {
+        if pkt.len() < 12 || pkt[0] >> 6 != 2 || is_rtcp(pkt) {
+            return None;
+        }
+        let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+        Some(RtpSeen(
+            1 << 40 | u64::from(pkt[1] & 0x7f) << 32 | u64::from(ssrc),
+        ))
+    }
+
+    /// The SSRC.
+    pub fn ssrc(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The payload type.
+    pub fn payload_type(self) -> u8 {
+        (self.0 >> 32) as u8 & 0x7f
+    }
+}
+
 /// What `query` and `delete` report about one socket, read under one lock.
 #[derive(Debug, Clone)]
 pub struct StreamInfo {
@@ -104,6 +132,9 @@ pub struct MediaSocket {
     pub kernel_in: Counters,
     /// [`clock::now_ms`] of the last packet relayed in userspace, 0 = never.
     pub user_last_ms: AtomicU64,
+    /// The first RTP packet's SSRC and payload type (see [`RtpSeen`]), for
+    /// the CLI; 0 until one arrives.
+    rtp_seen: AtomicU64,
     offload: Option<Arc<dyn Offload>>,
     // Declared after `sock` so the port returns to the pool after closing.
     _lease: Arc<PortLease>,
@@ -137,6 +168,7 @@ impl MediaSocket {
             stats_out: Counters::default(),
             kernel_in: Counters::default(),
             user_last_ms: AtomicU64::new(0),
+            rtp_seen: AtomicU64::new(0),
             offload,
             _lease: lease,
         }))
@@ -193,6 +225,12 @@ impl MediaSocket {
             let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
             (target.upgrade(), peers)
         };
+        // Once per socket: one relaxed load per packet after that.
+        if self.rtp_seen.load(Relaxed) == 0 && !self.is_rtcp {
+            if let Some(seen) = RtpSeen::of(pkt) {
+                self.rtp_seen.store(seen.0, Relaxed);
+            }
+        }
         if let (Some((moved, peers)), true) = (peers, self.offload.is_some()) {
             for peer in peers.iter().filter_map(Weak::upgrade) {
                 if moved {
@@ -370,6 +408,14 @@ impl MediaSocket {
             }
         }
         st.kernel_seen = now;
+    }
+
+    /// The first RTP packet received here, if any.
+    pub fn rtp_seen(&self) -> Option<RtpSeen> {
+        match self.rtp_seen.load(Relaxed) {
+            0 => None,
+            v => Some(RtpSeen(v)),
+        }
     }
 
     /// Whether an offload backend exists at all.

@@ -3,7 +3,7 @@
 //! request and hands it to [`Commands`], then encodes the reply in the
 //! request's encoding.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,7 +41,7 @@ impl Control {
 
     /// Handles one cookie-framed message from `peer` and returns the framed
     /// reply, or `None` when upstream would not answer (no cookie).
-    pub async fn handle_framed(&self, msg: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
+    pub async fn handle_framed(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         let Some((cookie, body)) = frame::split_cookie(msg) else {
             warn!(
                 len = msg.len(),
@@ -75,16 +75,16 @@ impl Control {
 
     /// Handles one body without cookie (cookie-less transports) from `peer`
     /// and returns the encoded reply body.
-    pub async fn handle_body(&self, body: &[u8], peer: IpAddr) -> Vec<u8> {
+    pub async fn handle_body(&self, body: &[u8], peer: SocketAddr) -> Vec<u8> {
         let start = Instant::now();
         let (enc, dict) = frame::decode_body(body);
         let mut command = None;
         let reply = match dict {
-            Ok(dict) => self.dispatch(dict, &mut command).await,
+            Ok(dict) => self.dispatch(dict, peer, &mut command).await,
             Err(e) => Err(e),
         };
         self.stats
-            .record(peer, command, start.elapsed(), reply.is_err());
+            .record(peer.ip(), command, start.elapsed(), reply.is_err());
         let reply = reply.unwrap_or_else(|e| {
             warn!(error = %e, "Protocol error");
             frame::error_reply(&e)
@@ -93,8 +93,14 @@ impl Control {
     }
 
     /// Runs one decoded request; `command` learns which command it was.
-    async fn dispatch(&self, dict: Dict, command: &mut Option<Command>) -> Result<Dict, NgError> {
-        let req = Request::from_dict(dict)?;
+    async fn dispatch(
+        &self,
+        dict: Dict,
+        peer: SocketAddr,
+        command: &mut Option<Command>,
+    ) -> Result<Dict, NgError> {
+        let mut req = Request::from_dict(dict)?;
+        req.peer = Some(peer);
         *command = Some(req.command);
         let span = tracing::Span::current();
         span.record("command", req.command.name());

@@ -12,7 +12,7 @@
 //! Bodies and messages are limited to [`MAX_MESSAGE`]; larger ones are
 //! refused (413, or the WebSocket is closed).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -135,7 +135,7 @@ async fn ng(
     if body.is_empty() {
         return plain_error(StatusCode::BAD_REQUEST, "empty body");
     }
-    match control.handle_framed(&body, peer.ip()).await {
+    match control.handle_framed(&body, peer).await {
         Some(reply) => ([(header::CONTENT_TYPE, NG_CONTENT_TYPE)], reply).into_response(),
         None => plain_error(StatusCode::BAD_REQUEST, "no cookie in message"),
     }
@@ -154,7 +154,7 @@ async fn ng_plain(
     } else {
         "application/x-rtpengine-ng-plain"
     };
-    let reply = control.handle_body(&body, peer.ip()).await;
+    let reply = control.handle_body(&body, peer).await;
     ([(header::CONTENT_TYPE, ct)], reply).into_response()
 }
 
@@ -173,7 +173,7 @@ async fn websocket(
             let plain = socket
                 .protocol()
                 .is_some_and(|p| p.as_bytes() == PROTO_PLAIN.as_bytes());
-            if let Err(e) = ws_session(socket, &control, plain, peer.ip()).await {
+            if let Err(e) = ws_session(socket, &control, plain, peer).await {
                 warn!(error = %e, "WebSocket closed");
             }
         })
@@ -183,7 +183,7 @@ async fn ws_session(
     mut socket: WebSocket,
     control: &Control,
     plain: bool,
-    peer: IpAddr,
+    peer: SocketAddr,
 ) -> anyhow::Result<()> {
     debug!(plain, "WebSocket ng session");
     while let Some(msg) = socket.recv().await {

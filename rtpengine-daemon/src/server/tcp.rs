@@ -5,7 +5,7 @@
 //! something that can never become a message, or more than
 //! [`MAX_MESSAGE`] bytes without completing one, is closed.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -30,7 +30,7 @@ pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Resu
         let control = control.clone();
         tokio::spawn(
             async move {
-                match connection(stream, &control, peer.ip()).await {
+                match connection(stream, &control, peer).await {
                     Ok(()) => debug!("ng TCP connection closed"),
                     Err(e) => warn!(error = %e, "ng TCP connection closed"),
                 }
@@ -80,7 +80,11 @@ fn next_message(buf: &[u8]) -> Next {
     }
 }
 
-async fn connection(mut stream: TcpStream, control: &Control, peer: IpAddr) -> anyhow::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    control: &Control,
+    peer: SocketAddr,
+) -> anyhow::Result<()> {
     // One write per reply: rtpengine-client's TcpClient cannot split replies.
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);

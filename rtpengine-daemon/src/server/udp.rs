@@ -64,7 +64,7 @@ pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()>
         let (control, sock) = (control.clone(), sock.clone());
         let from = if wildcard { dst } else { None };
         tokio::spawn(async move {
-            let Some(reply) = control.handle_framed(&msg, src.ip()).await else {
+            let Some(reply) = control.handle_framed(&msg, src).await else {
                 return;
             };
             let sent = sock

@@ -74,6 +74,8 @@ pub struct OfferAnswer {
     pub to_tag: Option<String>,
     /// `via-branch`.
     pub via_branch: Option<String>,
+    /// The control client that sent the request.
+    pub proxy: Option<std::net::SocketAddr>,
     /// `replace` options.
     pub replace: Replace,
     /// `rtcp-mux` options.
@@ -121,7 +123,7 @@ impl OfferAnswer {
         }
         let call = map
             .entry(self.call_id.clone())
-            .or_insert_with(|| Call::new(&self.call_id));
+            .or_insert_with(|| Call::new(&self.call_id, self.proxy));
         let result = self.negotiate(calls, call, sdp);
         if new_call && result.is_err() {
             // Nothing of a failed new call survives: its ports close here.
