@@ -441,3 +441,66 @@ fn sessions_totals_interfaces_with_media() {
     assert_eq!(json["controlstatistics"]["proxies"][0]["offercount"], 1);
     assert_eq!(json["interfaces"][0]["ports"]["used"], 4);
 }
+
+/// Our `rtpengine-ctl` (Rust, no Perl) takes the Perl client's arguments
+/// and prints the same replies.
+#[test]
+#[ignore = "needs rtpengine-utils: run with cargo xtask test"]
+fn rust_ctl_matches_debian_ctl() {
+    let s = setup();
+    s.call("c1", 4010);
+    let ours = daemon_bin().with_file_name("rtpengine-ctl");
+    let run_ours = |args: &[&str]| {
+        let ran = run_timeout(Command::new(&ours).args(args), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", ours.display()));
+        (ran.code, ran.stdout)
+    };
+    let (ip, port) = (s.cli.ip().to_string(), s.cli.port().to_string());
+    let joined = s.cli.to_string();
+    for words in [
+        &["list", "numsessions"][..],
+        &["list", "sessions", "all"],
+        &["list", "sessions", "c1"],
+        &["list", "interfaces"],
+        &["get", "maxsessions"],
+        &["list", "timeout"],
+        &["help"],
+        &["list", "help"],
+        &["list", "bogus"],
+    ] {
+        let want = s.ctl(words);
+        // `sessions c1` prints call durations that move between the runs.
+        let stable = |t: &str| {
+            t.lines()
+                .map(|l| before_last(l, ", callduration ").to_owned())
+                .collect::<Vec<_>>()
+        };
+        let mut args = vec!["-ip", &ip, "-port", &port];
+        args.extend(words);
+        let (code, out) = run_ours(&args);
+        assert_eq!(code, Some(0), "{words:?}");
+        assert_eq!(stable(&out), stable(&want), "{words:?}");
+        // `-ip address:port` instead of `-port`.
+        let mut args = vec!["--ip", &joined];
+        args.extend(words);
+        assert_eq!(stable(&run_ours(&args).1), stable(&want), "{words:?}");
+    }
+    // Without words: usage, exit 1; with -h: usage, exit 0.
+    let (code, out) = run_ours(&["-ip", &joined]);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with("usage: rtpengine-ctl"), "{out}");
+    assert_eq!(run_ours(&["-h"]).0, Some(0));
+    // Nothing listening: an error, exit 1.
+    let closed = sa("127.0.0.1", free_tcp_port()).to_string();
+    assert_eq!(
+        run_ours(&["-ip", &closed, "list", "numsessions"]).0,
+        Some(1)
+    );
+    let (code, out) = run_ours(&["-ip", &joined, "terminate", "c1"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "\nCall Id (c1) successfully terminated by operator.\n\n"
+    );
+    assert_eq!(s.ctl(&["list", "numsessions"]), numsessions(0));
+}
