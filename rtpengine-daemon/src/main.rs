@@ -170,10 +170,14 @@ async fn serve(
         servers.spawn(cli::serve(cli::bind(a)?, Arc::clone(&cli_handle)));
     }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
+    // Every listener is bound: tell systemd (Type=notify) we are ready. A
+    // no-op without $NOTIFY_SOCKET.
+    notify(&[sd_notify::NotifyState::Ready]);
     tokio::select! {
         Some(r) = servers.join_next() => r.context("server task")?.map(|()| Stop::Done),
         stop = signals.stop(logging) => {
             info!("Shutting down");
+            notify(&[sd_notify::NotifyState::Stopping]);
             // A clean stop takes this table's entries out of the kernel (the
             // program detaches when the last handle drops with the runtime).
             if let Some(k) = &kernel {
@@ -184,6 +188,14 @@ async fn serve(
             }
             Ok(stop)
         }
+    }
+}
+
+/// Reports to the service manager (systemd `Type=notify`); failures are
+/// logged, never fatal (the daemon works without a manager).
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!(error = %e, "Failed to notify the service manager");
     }
 }
 

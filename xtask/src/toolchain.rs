@@ -53,6 +53,10 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     // Debian's rtpengine: its stock /etc/rtpengine/rtpengine.conf is a
     // startup test input (tests/tests/startup.rs); never started here.
     ("rtpengine", "rtpengine-daemon"),
+    // The systemd unit's lint (systemd-analyze verify) and its capability
+    // test (capsh decodes the capability masks).
+    ("systemd-analyze", "systemd"),
+    ("capsh", "libcap2-bin"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not
