@@ -14,6 +14,7 @@
 //! on sockets), [`util`] (ports, processes, waiting). Everything is
 //! re-exported at the root, so tests `use rtpengine_tests::*`.
 
+pub mod container;
 pub mod daemon;
 pub mod ebpf;
 pub mod fuzz;
@@ -26,6 +27,7 @@ pub mod sdp;
 pub mod topology;
 pub mod util;
 
+pub use container::*;
 pub use daemon::*;
 pub use ebpf::*;
 pub use metrics::*;

@@ -57,6 +57,11 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     // test (capsh decodes the capability masks).
     ("systemd-analyze", "systemd"),
     ("capsh", "libcap2-bin"),
+    // The container image's tests (tests/tests/container.rs): podman with
+    // runc, and debootstrap for the base image (no Docker Hub here).
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("debootstrap", "debootstrap"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not
