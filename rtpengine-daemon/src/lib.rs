@@ -26,5 +26,6 @@ pub mod metrics;
 pub mod net;
 pub mod ng;
 pub mod relay;
+pub mod rtpproxy;
 pub mod sdp;
 pub mod server;

@@ -16,6 +16,7 @@ use rtpengine::metrics::Metrics;
 use rtpengine::net::ifaddrs;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
+use rtpengine::rtpproxy::Rtpproxy;
 use rtpengine::server::{cli, http, tcp, udp, Control};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
@@ -145,7 +146,7 @@ async fn serve(
         control: control.stats(),
     });
     let metrics = Arc::new(Metrics {
-        calls,
+        calls: Arc::clone(&calls),
         control: control.stats(),
         kernel: kernel.clone(),
         media,
@@ -153,6 +154,12 @@ async fn serve(
     let mut servers = tokio::task::JoinSet::new();
     for a in cfg.ng_addrs()? {
         servers.spawn(udp::serve(udp::bind(a)?, Arc::clone(&control)));
+    }
+    if !cfg.listen_udp.is_empty() {
+        let rtpproxy = Rtpproxy::new(Arc::clone(&calls));
+        for a in cfg.rtpproxy_addrs()? {
+            servers.spawn(udp::serve(udp::bind(a)?, Arc::clone(&rtpproxy)));
+        }
     }
     for a in cfg.tcp_ng_addrs()? {
         servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control)));

@@ -11,6 +11,12 @@
 //!   namespace. Kamailio offers with `direction=int direction=ext`; after the
 //!   first packets of each stream the media is forwarded in the kernel.
 //!
+//! - `kamailio_rtpproxy_module_sipp`: the userspace variant through
+//!   Kamailio's `rtpproxy` module instead (the legacy protocol on
+//!   `--listen-udp`): offer flags `ie` and answer flags `ei` choose the
+//!   daemon's interfaces `internal`/`external`, `$rtpstat` (`Q`) is logged
+//!   before each BYE, and `unforce_rtp_proxy` (`D`) ends the calls.
+//!
 //! Nothing binds or sends outside the namespaces the test creates.
 //!
 //! Config and scenarios: tests/kamailio/kamailio.cfg (`-A WITH_TOPOLOGY` for
@@ -33,6 +39,19 @@ const CALLS: u32 = 10;
 /// The daemon's ng socket, on `lo` of the namespace the daemon runs in.
 const NG: &str = "127.0.0.1:2223";
 const KAMAILIO_PONG: &str = "rtpengine instance <udp:127.0.0.1:2223> found, support for it enabled";
+/// The daemon's rtpproxy-protocol socket, and what the rtpproxy module logs
+/// once its version and capability probes were answered.
+const RTPP: &str = "127.0.0.1:7722";
+const KAMAILIO_RTPP_FOUND: &str = "rtp proxy <udp:127.0.0.1:7722> found, support for it enabled";
+
+/// Which Kamailio module drives the daemon.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Module {
+    /// `rtpengine` (ng).
+    Rtpengine,
+    /// `rtpproxy` (the legacy protocol).
+    Rtpproxy,
+}
 
 /// A process started in the namespace; SIGTERM, then SIGKILL, on drop.
 struct Proc {
@@ -274,16 +293,22 @@ struct Hosts<'a> {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn kamailio_sipp_userspace() {
-    kamailio_sipp(Relay::Userspace);
+    kamailio_sipp(Relay::Userspace, Module::Rtpengine);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn kamailio_rtpproxy_module_sipp() {
+    kamailio_sipp(Relay::Userspace, Module::Rtpproxy);
 }
 
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn kamailio_sipp_kernel() {
-    kamailio_sipp(Relay::Kernel);
+    kamailio_sipp(Relay::Kernel, Module::Rtpengine);
 }
 
-fn kamailio_sipp(relay: Relay) {
+fn kamailio_sipp(relay: Relay, module: Module) {
     require_root();
     need("kamailio", "kamailio");
     need("sipp", "sip-tester");
@@ -295,7 +320,12 @@ fn kamailio_sipp(relay: Relay) {
     );
     match relay {
         Relay::Userspace => {
-            let ns = Netns::new("kam").expect("netns");
+            let ns = Netns::new(if module == Module::Rtpproxy {
+                "kamrp"
+            } else {
+                "kam"
+            })
+            .expect("netns");
             let _reaper = NsReaper(&ns);
             let hosts = Hosts {
                 uac: &ns,
@@ -305,7 +335,7 @@ fn kamailio_sipp(relay: Relay) {
                 kamailio_ip: "127.0.0.1",
                 uas_ip: "127.0.0.1",
             };
-            run_calls(&hosts, None);
+            run_calls(&hosts, None, module);
         }
         Relay::Kernel => {
             let topo = Topology::new("kk");
@@ -323,15 +353,22 @@ fn kamailio_sipp(relay: Relay) {
                 kamailio_ip: Topology::PROXY_INT_V4,
                 uas_ip: Topology::CALLEE_V4,
             };
-            run_calls(&hosts, Some(&topo));
+            run_calls(&hosts, Some(&topo), module);
         }
     }
 }
 
 /// The calls, and every assertion; `topo` is given for kernel relaying.
-fn run_calls(h: &Hosts, topo: Option<&Topology>) {
-    let work = work_dir(if topo.is_some() { "kernel" } else { "user" });
-    let cfg = tests_dir().join("kamailio/kamailio.cfg");
+fn run_calls(h: &Hosts, topo: Option<&Topology>, module: Module) {
+    let work = work_dir(match (topo.is_some(), module) {
+        (true, _) => "kernel",
+        (false, Module::Rtpengine) => "user",
+        (false, Module::Rtpproxy) => "rtpproxy",
+    });
+    let cfg = tests_dir().join(match module {
+        Module::Rtpengine => "kamailio/kamailio.cfg",
+        Module::Rtpproxy => "kamailio/kamailio-rtpproxy.cfg",
+    });
     let uac_xml = tests_dir().join("sipp/uac_pcma.xml");
     let uas_xml = tests_dir().join("sipp/uas_pcma.xml");
     let daemon_log = work.join("daemon.log");
@@ -350,7 +387,17 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
     let int = format!("int/{}", Topology::PROXY_INT_V4);
     let ext = format!("ext/{}", Topology::PROXY_EXT_V4);
     let mut args = vec!["--delete-delay=0"];
+    let rtpp_arg = format!("--listen-udp={RTPP}");
     match &pin_arg {
+        // The rtpproxy module's `i`/`e` letters name interfaces `internal`
+        // and `external` (127.0.0.2 is on `lo` too).
+        None if module == Module::Rtpproxy => args.extend([
+            rtpp_arg.as_str(),
+            "-i",
+            "internal/127.0.0.1",
+            "-i",
+            "external/127.0.0.2",
+        ]),
         None => args.extend(["-i", "127.0.0.1"]),
         Some(pin_arg) => {
             args.extend([
@@ -394,6 +441,13 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
     if topo.is_some() {
         kam_cmd.args(["-A", "WITH_TOPOLOGY"]);
     }
+    if module == Module::Rtpproxy {
+        kam_cmd.args(["-A", "WITH_DIRECTION", "-A", "WITH_RTPSTAT"]);
+    }
+    let ready = match module {
+        Module::Rtpengine => KAMAILIO_PONG,
+        Module::Rtpproxy => KAMAILIO_RTPP_FOUND,
+    };
     let mut kam = Proc::spawn(
         "kamailio",
         kam_cmd
@@ -406,7 +460,7 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
     // Kamailio pings every rtpengine node when its workers start and needs
     // exactly `pong` back; otherwise it logs the node as disabled.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !read(&kam_log).contains(KAMAILIO_PONG) {
+    while !read(&kam_log).contains(ready) {
         assert!(
             kam.child.try_wait().ok().flatten().is_none(),
             "kamailio exited\n{}",
@@ -414,7 +468,7 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
         );
         assert!(
             Instant::now() < deadline,
-            "kamailio never logged {KAMAILIO_PONG:?}\n{}",
+            "kamailio never logged {ready:?}\n{}",
             diag()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -425,11 +479,13 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
         "kamailio disabled the node\n{}",
         diag()
     );
-    assert!(
-        read(&daemon_log).contains("command=\"ping\""),
-        "the daemon did not log Kamailio's ping\n{}",
-        diag()
-    );
+    if module == Module::Rtpengine {
+        assert!(
+            read(&daemon_log).contains("command=\"ping\""),
+            "the daemon did not log Kamailio's ping\n{}",
+            diag()
+        );
+    }
 
     let calls = CALLS.to_string();
     let uas_addr = format!("{}:5080", h.uas_ip);
@@ -649,6 +705,27 @@ fn run_calls(h: &Hosts, topo: Option<&Topology>) {
         read(&work.join("uas.err"))
     );
 
+    if module == Module::Rtpproxy {
+        // `$rtpstat` (Q) before each BYE: time left, then RTP packets from
+        // both parties, which must be more than none.
+        let klog = read(&kam_log);
+        let stats: Vec<&str> = klog
+            .lines()
+            .filter_map(|l| l.split_once("RTPSTAT ").map(|(_, r)| r))
+            .collect();
+        assert_eq!(stats.len(), CALLS as usize, "{}", diag());
+        for s in &stats {
+            let words: Vec<&str> = s
+                .split_once(": ")
+                .map_or(vec![], |(_, v)| v.split_whitespace().collect());
+            assert_eq!(words.len(), 5, "{s}");
+            assert!(
+                words[1].parse::<u64>().is_ok_and(|n| n > 0),
+                "no RTP counted: {s}"
+            );
+            assert_eq!(words[3..], ["0", "0"], "{s}");
+        }
+    }
     assert!(daemon.alive(), "daemon died\n{}", diag());
     let klog = read(&kam_log);
     assert!(

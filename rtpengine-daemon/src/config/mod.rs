@@ -78,6 +78,10 @@ pub struct Config {
     /// TCP address for the ng control protocol, `[IP:]PORT` (repeatable).
     #[arg(short = 'N', long, value_name = "[IP:]PORT")]
     pub listen_tcp_ng: Vec<String>,
+    /// UDP address for the legacy rtpproxy control protocol (Kamailio's
+    /// and OpenSIPS's `rtpproxy` modules), `[IP:]PORT` (repeatable).
+    #[arg(short = 'u', long, value_name = "[IP:]PORT")]
+    pub listen_udp: Vec<String>,
     /// HTTP/WebSocket address for the ng control protocol, `[IP:]PORT`
     /// (repeatable).
     #[arg(long, value_name = "[IP:]PORT")]
@@ -158,6 +162,7 @@ impl Config {
         self.interface_specs()?;
         self.ng_addrs()?;
         listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)?;
+        listen_addrs("--listen-udp", &self.listen_udp)?;
         listen_addrs("--listen-http", &self.listen_http)?;
         listen_addrs("--listen-cli", &self.listen_cli)?;
         Ok(())
@@ -205,6 +210,11 @@ impl Config {
     /// The ng TCP addresses.
     pub fn tcp_ng_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
         listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)
+    }
+
+    /// The legacy rtpproxy-protocol addresses.
+    pub fn rtpproxy_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        listen_addrs("--listen-udp", &self.listen_udp)
     }
 
     /// The CLI addresses.

@@ -87,7 +87,6 @@ pub const UNIMPLEMENTED: &[Upstream] = &[
     Upstream { long: "templates", short: None, kind: Kind::Text, what: "Config-file section holding signalling templates" },
     Upstream { long: "save-interface-ports", short: Some('S'), kind: Kind::Flag, what: "Bind ports only on first available local interface of the family (breaks ICE)" },
     Upstream { long: "listen-tcp", short: Some('l'), kind: Kind::List, what: "Legacy TCP control listener(s) [IP:]PORT" },
-    Upstream { long: "listen-udp", short: Some('u'), kind: Kind::List, what: "Legacy UDP (rtpproxy) control listener(s) [IP46|HOSTNAME:]PORT" },
     Upstream { long: "graphite", short: Some('g'), kind: Kind::Text, what: "Graphite server IP46|HOSTNAME:PORT" },
     Upstream { long: "graphite-interval", short: Some('G'), kind: Kind::Int, what: "Graphite send interval, seconds" },
     Upstream { long: "graphite-prefix", short: None, kind: Kind::Text, what: "Prefix for every graphite line" },

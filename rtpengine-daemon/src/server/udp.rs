@@ -1,4 +1,5 @@
-//! ng over UDP: one datagram per message.
+//! Control over UDP, one datagram per message: ng ([`Control`]) and the
+//! legacy rtpproxy protocol ([`Rtpproxy`]) share the socket handling.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -13,8 +14,38 @@ use tracing::{info, warn};
 use super::dispatch::Control;
 use crate::net;
 use crate::ng::frame::MAX_MESSAGE;
+use crate::rtpproxy::Rtpproxy;
 
-/// Binds the ng UDP socket. With a wildcard address, replies are sent from the
+/// A control protocol served one datagram at a time.
+pub trait Datagrams: Send + Sync + 'static {
+    /// The protocol's name, for logs.
+    const NAME: &'static str;
+
+    /// The reply to `msg` from `peer`, if any.
+    fn reply(
+        &self,
+        msg: Vec<u8>,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send;
+}
+
+impl Datagrams for Control {
+    const NAME: &'static str = "ng";
+
+    async fn reply(&self, msg: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+        self.handle_framed(&msg, peer).await
+    }
+}
+
+impl Datagrams for Rtpproxy {
+    const NAME: &'static str = "rtpproxy";
+
+    async fn reply(&self, msg: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+        self.handle(&msg, peer).await
+    }
+}
+
+/// Binds a control UDP socket. With a wildcard address, replies are sent from the
 /// address each request hit (`IP_PKTINFO`).
 pub fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
@@ -33,12 +64,12 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     UdpSocket::from_std(sock.into()).context("registering ng socket")
 }
 
-/// Serves ng requests on `sock` until the task is cancelled.
-pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()> {
+/// Serves requests on `sock` until the task is cancelled.
+pub async fn serve<P: Datagrams>(sock: UdpSocket, control: Arc<P>) -> anyhow::Result<()> {
     let sock = Arc::new(sock);
     let local = sock.local_addr()?;
     let wildcard = local.ip().is_unspecified();
-    info!(%local, "Listening for ng over UDP");
+    info!(%local, "Listening for {} over UDP", P::NAME);
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     loop {
         let received = sock
@@ -51,20 +82,20 @@ pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()>
         let (n, src, dst) = match received {
             Ok(r) => r,
             Err(e) => {
-                warn!(error = %e, "Error receiving on ng socket");
+                warn!(error = %e, protocol = P::NAME, "Error receiving on control socket");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
         if n > MAX_MESSAGE {
-            warn!(%src, "Dropping oversized ng datagram");
+            warn!(%src, protocol = P::NAME, "Dropping oversized control datagram");
             continue;
         }
         let msg = buf[..n].to_vec();
         let (control, sock) = (control.clone(), sock.clone());
         let from = if wildcard { dst } else { None };
         tokio::spawn(async move {
-            let Some(reply) = control.handle_framed(&msg, src).await else {
+            let Some(reply) = control.reply(msg, src).await else {
                 return;
             };
             let sent = sock
@@ -73,7 +104,7 @@ pub async fn serve(sock: UdpSocket, control: Arc<Control>) -> anyhow::Result<()>
                 })
                 .await;
             if let Err(e) = sent {
-                warn!(%src, error = %e, "Failed to send ng reply");
+                warn!(%src, error = %e, protocol = P::NAME, "Failed to send control reply");
             }
         });
     }
