@@ -40,7 +40,7 @@ fn main() {
         println!("Version: {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    let logging = Arc::new(Logging::init(cfg.log_level));
+    let logging = Arc::new(Logging::init(&cfg.log_options()));
     for w in warnings {
         warn!("{w}");
     }
@@ -77,9 +77,10 @@ fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
         return Ok(Stop::Done);
     }
     if !cfg.foreground {
-        // Detach before any thread exists; keep stderr, our only log sink.
+        // Detach before any thread exists; logs go to syslog from here on
+        // (as upstream, stdio points to /dev/null).
         // SAFETY: single-threaded here; daemon() forks and the parent exits.
-        if unsafe { libc::daemon(0, 1) } != 0 {
+        if unsafe { libc::daemon(0, 0) } != 0 {
             return Err(std::io::Error::last_os_error()).context("daemonizing");
         }
     }

@@ -1,10 +1,7 @@
 //! Debian's `rtpengine-ctl` (rtpengine-utils 10.5) against our CLI, and the
 //! same commands over HTTP `GET /cli/<command>`. Every expected reply is
 //! what Debian's rtpengine 10.5.3.5 prints for the same state (captured
-//! from it with the same commands), byte for byte, except the log levels:
-//! this daemon has one level for every subsystem, so `list loglevel` shows
-//! it for each (10.5 shows `internals = -1`) and `set loglevel core N` sets
-//! it for all.
+//! from it with the same commands), byte for byte.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -186,6 +183,9 @@ fn getters_setters_and_errors() {
             &["set", "deletedelay", "abc"],
             "Invalid delete-delay value\n",
         ),
+        // Upstream's defaults: --log-level for all, internals off.
+        (&["list", "loglevel", "core"], "6\n"),
+        (&["list", "loglevel", "internals"], "-1\n"),
         (&["set", "loglevel", "5"], "Success setting loglevel to 5\n"),
         (&["list", "loglevel", "core"], "5\n"),
         (&["list", "loglevel", "nosuchsys"], ""),
@@ -211,7 +211,9 @@ fn getters_setters_and_errors() {
     }
     let levels = s.ctl(&["list", "loglevel"]);
     assert_eq!(levels.lines().count(), 13, "{levels}");
-    assert!(levels.starts_with("core = 7\nspandsp = 7\n"), "{levels}");
+    // `set loglevel core 7` after `set loglevel 5`: only core changed.
+    assert!(levels.starts_with("core = 7\nspandsp = 5\n"), "{levels}");
+    assert!(levels.contains("\ninternals = 5\n"), "{levels}");
     let names = s.ctl(&["list", "loglevels"]);
     assert!(names.starts_with("core - Everything that isn't part of another subsystem\n"));
     // The set values are the ones the daemon uses: a limit of 0 refuses.

@@ -1,9 +1,7 @@
 //! Upstream's CLI (`--listen-cli`, and `GET /cli/<command>` over HTTP), the
 //! text protocol Debian's `rtpengine-ctl` speaks: one command line in, a
 //! text reply out. Replies are byte for byte what rtpengine 10.5 prints for
-//! the same state, so scripts that parse them keep working; the exception is
-//! the log level, which is one level for every subsystem here (`list
-//! loglevel` shows it for each; `set loglevel <subsystem> N` sets it).
+//! the same state, so scripts that parse them keep working.
 //!
 //! Commands are matched as upstream matches them: a word of the table
 //! matches when the line starts with it, and one character (the space)

@@ -61,24 +61,30 @@ fn timeout(cli: &Cli, v: &str, set: fn(&mut Settings, u64)) -> String {
     }
 }
 
-/// `loglevel N` or `loglevel <subsystem> N` (one level for all here). An
+/// `loglevel N` (every subsystem) or `loglevel <subsystem> N`. An
 /// unknown subsystem changes nothing and still reports success, as
 /// upstream.
 fn loglevel(cli: &Cli, v: &str) -> String {
-    let number = match v.split_once(' ') {
-        Some((subsystem, n)) if !super::list::is_subsystem(subsystem) => {
-            return match strtol(n) {
-                Some(n) => format!("Success setting loglevel to {n}\n"),
-                None => format!("Fail setting loglevel to {n}; no digists found\n"),
-            };
-        }
-        Some((_, n)) => n,
-        None if v.bytes().any(|b| b.is_ascii_digit()) => v,
+    let (subsystem, number) = match v.split_once(' ') {
+        Some((name, n)) => match crate::logging::subsystem(name) {
+            Some(i) => (Some(i), n),
+            // An unknown subsystem: success reported, nothing changed (10.5).
+            None => {
+                return match strtol(n) {
+                    Some(n) => format!("Success setting loglevel to {n}\n"),
+                    None => format!("Fail setting loglevel to {n}; no digists found\n"),
+                };
+            }
+        },
+        None if v.bytes().any(|b| b.is_ascii_digit()) => (None, v),
         None => return MORE.to_owned(),
     };
-    match strtol(number).and_then(|n| u8::try_from(n).ok()) {
+    match strtol(number).and_then(|n| i32::try_from(n).ok()) {
         Some(n) => {
-            let set = cli.logging.set(n);
+            let set = match subsystem {
+                Some(i) => cli.logging.set_one(i, n),
+                None => cli.logging.set(n),
+            };
             format!("Success setting loglevel to {set}\n")
         }
         None => format!("Fail setting loglevel to {number}; no digists found\n"),

@@ -16,6 +16,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
 
 use super::upstream::{Kind, Upstream, UNIMPLEMENTED};
 use super::{Config, DEFAULT_CONFIG_FILE};
+use crate::logging::SUBSYSTEMS;
 
 impl Config {
     /// Parses the process arguments and the configuration file.
@@ -35,7 +36,8 @@ impl Config {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         let cmd = command();
         let matches = cmd.clone().try_get_matches_from(&args).map_err(clap_err)?;
-        let cli = Config::from_arg_matches(&matches).map_err(clap_err)?;
+        let mut cli = Config::from_arg_matches(&matches).map_err(clap_err)?;
+        cli.log_levels = subsystem_levels(&matches);
         let file = match cli.config_file.as_deref() {
             Some("none") => None,
             Some(f) => Some(PathBuf::from(f)),
@@ -90,7 +92,8 @@ impl Config {
         }
         merged.extend(args.iter().skip(1).cloned());
         let matches = cmd.try_get_matches_from(merged).map_err(clap_err)?;
-        let cfg = Config::from_arg_matches(&matches).map_err(clap_err)?;
+        let mut cfg = Config::from_arg_matches(&matches).map_err(clap_err)?;
+        cfg.log_levels = subsystem_levels(&matches);
         cfg.validate()?;
         Ok((cfg, unimplemented_given(&matches)))
     }
@@ -110,9 +113,36 @@ pub enum LoadError {
 /// Our options plus upstream's unimplemented ones, with upstream's short
 /// letters and value types.
 pub(crate) fn command() -> Command {
+    let cmd = SUBSYSTEMS
+        .iter()
+        .fold(Config::command(), |cmd, (name, what)| {
+            cmd.arg(
+                Arg::new(format!("log-level-{name}"))
+                    .long(format!("log-level-{name}"))
+                    .value_name("INT")
+                    .help(format!("Log level for subsystem: {what}"))
+                    .action(ArgAction::Set)
+                    .allow_negative_numbers(true)
+                    .value_parser(clap::value_parser!(i32)),
+            )
+        });
     UNIMPLEMENTED
         .iter()
-        .fold(Config::command(), |cmd, u| cmd.arg(upstream_arg(u)))
+        .fold(cmd, |cmd, u| cmd.arg(upstream_arg(u)))
+}
+
+/// `--log-level-<subsystem>` values given (0 means "not set", as upstream).
+fn subsystem_levels(matches: &ArgMatches) -> Vec<(usize, i32)> {
+    SUBSYSTEMS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (name, _))| {
+            let v = matches
+                .get_one::<i32>(&format!("log-level-{name}"))
+                .copied()?;
+            (v != 0).then_some((i, v))
+        })
+        .collect()
 }
 
 fn upstream_arg(u: &Upstream) -> Arg {

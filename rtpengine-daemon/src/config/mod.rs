@@ -126,12 +126,27 @@ pub struct Config {
     /// Do not detach from the terminal.
     #[arg(short = 'f', long)]
     pub foreground: bool,
-    /// Log to standard error (this daemon always does; accepted for compatibility).
+    /// Log to standard error instead of syslog (with `--foreground`).
     #[arg(short = 'E', long)]
     pub log_stderr: bool,
-    /// Log level as syslog's 0 (emergencies only) to 7 (debug).
-    #[arg(short = 'L', long, value_name = "INT", default_value_t = 6, value_parser = clap::value_parser!(u8).range(0..=7))]
-    pub log_level: u8,
+    /// Log level as syslog's 0 (emergencies only) to 7 (debug); the
+    /// default for every `--log-level-<subsystem>`.
+    #[arg(short = 'L', long, value_name = "INT", default_value_t = 6, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..=15))]
+    pub log_level: i32,
+    /// Per-subsystem levels given (`--log-level-<subsystem>`; index into
+    /// [`crate::logging::SUBSYSTEMS`]).
+    #[arg(skip)]
+    pub log_levels: Vec<(usize, i32)>,
+    /// No timestamps on stderr lines (journald and container runtimes add
+    /// their own).
+    #[arg(long)]
+    pub no_log_timestamps: bool,
+    /// Syslog facility.
+    #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = parse_facility)]
+    pub log_facility: String,
+    /// Syslog ident.
+    #[arg(long, value_name = "STRING", default_value = "rtpengine")]
+    pub log_name: String,
     /// Worker threads (default: one per core); also the relay thread count
     /// unless `--media-num-threads` is given.
     #[arg(long, value_name = "INT", value_parser = clap::value_parser!(u16).range(1..))]
@@ -148,7 +163,30 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
 }
 
+/// A `--log-facility` name this daemon can log with.
+fn parse_facility(s: &str) -> Result<String, String> {
+    match crate::logging::facility(s) {
+        Some(_) => Ok(s.to_owned()),
+        None => Err(format!(
+            "'{s}' is not a facility for daemons (use daemon, user, local0..local7, auth, authpriv, cron, ftp, lpr, mail, news or uucp)"
+        )),
+    }
+}
+
 impl Config {
+    /// How to log, from the logging options.
+    pub fn log_options(&self) -> crate::logging::Options {
+        crate::logging::Options {
+            level: self.log_level,
+            subsystems: self.log_levels.clone(),
+            destination: crate::logging::Destination::of(self.foreground, self.log_stderr),
+            timestamps: !self.no_log_timestamps,
+            facility: crate::logging::facility(&self.log_facility)
+                .unwrap_or(syslog_tracing::Facility::Daemon),
+            ident: self.log_name.clone(),
+        }
+    }
+
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.kernel_table()?;
         // Room for at least one even RTP port with its RTCP port after it.
@@ -322,7 +360,9 @@ mod tests {
         for bad in [
             &["--config-file=none", "--table=64"][..],
             &["--config-file=none", "--port-min=5000", "--port-max=4000"],
-            &["--config-file=none", "--log-level=9"],
+            &["--config-file=none", "--log-level=16"],
+            &["--config-file=none", "--log-level-core=x"],
+            &["--config-file=none", "--log-facility=kern"],
             &["--config-file=none", "--interface=x/"],
             &["--config-file=none", "--interface=nosuchdev0"],
             &["--config-file=none", "--interface=1.2.3.4!bad"],
