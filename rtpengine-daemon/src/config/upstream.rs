@@ -341,7 +341,10 @@ mod tests {
             assert!(warnings.iter().any(|w| w.contains(o)), "{o}: {warnings:?}");
         }
         // Implemented now: taken, not warned about.
-        assert_eq!(cfg.log_levels, vec![(crate::logging::subsystem("internals").unwrap(), 7)]);
+        assert_eq!(
+            cfg.log_levels,
+            vec![(crate::logging::subsystem("internals").unwrap(), 7)]
+        );
         assert!(!warnings.iter().any(|w| w.contains("log-level-internals")));
     }
 
