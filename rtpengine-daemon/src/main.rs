@@ -14,6 +14,7 @@ use rtpengine::kernel::{Kernel, KernelConfig};
 use rtpengine::logging::Logging;
 use rtpengine::metrics::Metrics;
 use rtpengine::net::ifaddrs;
+use rtpengine::ng::templates::Templates;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
 use rtpengine::rtpproxy::Rtpproxy;
@@ -125,7 +126,7 @@ async fn serve(
     logging: &Arc<Logging>,
     mut signals: Signals,
 ) -> anyhow::Result<Stop> {
-    let interfaces = Interfaces::new(&cfg.interface_specs()?, cfg.port_min, cfg.port_max)?;
+    let interfaces = Interfaces::build(&cfg.interface_config()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {
             info!(interface = %i.name, local = %a.local, advertised = %a.advertised, "Media interface");
@@ -140,7 +141,10 @@ async fn serve(
         Arc::clone(&media),
     ));
     tokio::spawn(call::timer::run(Arc::clone(&calls)));
-    let control = Control::new(Commands::new(Arc::clone(&calls)));
+    let control = Control::with_templates(
+        Commands::new(Arc::clone(&calls)),
+        Templates::new(&cfg.template_values),
+    );
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
         logging: Arc::clone(logging),

@@ -132,6 +132,9 @@ pub fn ng(data: &[u8]) {
         name: name.into(),
         address,
         advertised: address,
+        port_min: None,
+        port_max: None,
+        exclude_ports: Vec::new(),
     };
     let specs = [
         spec("default", IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -92,3 +92,96 @@ fn debian_stock_config_file() {
     assert!(text.contains("kernel forwarding table open"), "{text}");
     let _ = std::fs::remove_file(&log);
 }
+
+/// A config file with upstream's newer interface syntax and templates:
+/// `interfaces-config` sections (own port range, excluded ports, advertised
+/// addresses, `name` putting two sections into a round-robin group, an
+/// `alias` section), a `templates` section, and keys this daemon does not
+/// implement (warned about, not fatal).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn interfaces_config_sections_round_robin_aliases_and_templates() {
+    let dir = std::env::temp_dir().join(format!("rtpe-ifcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("rtpengine.conf");
+    std::fs::write(
+        &conf,
+        "[rtpengine]\n\
+         interfaces-config = interface\n\
+         templates = templates\n\
+         mos = CQ\n\
+         software-id = drop-in test\n\
+         \n\
+         [interface-int]\n\
+         address = 203.0.113.1\n\
+         port-min = 40000\n\
+         port-max = 40099\n\
+         exclude-ports = 40000; 40001\n\
+         \n\
+         [interface-pub1]\n\
+         name = pub:1\n\
+         address = 203.0.113.2\n\
+         advertised = 192.0.2.10\n\
+         \n\
+         [interface-pub2]\n\
+         name = pub:2\n\
+         address = 198.51.100.6\n\
+         advertised-address = 192.0.2.20\n\
+         \n\
+         [interface-ext]\n\
+         alias = pub:1\n\
+         \n\
+         [templates]\n\
+         towards-pub = direction=[int pub] TOS=184\n",
+    )
+    .unwrap();
+    // (Also on the command line: the rig adds a default `-i` otherwise.)
+    let rig = Rig::new(
+        "ifcfg",
+        &[
+            &format!("--config-file={}", conf.display()),
+            "--interfaces-config=interface",
+        ],
+    );
+    let offer = |id: &str, extra: Vec<(&str, Value)>| {
+        let out = rig.offer(id, "ft", OFFER, extra);
+        let c = out
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_owned();
+        (c, media_ports(&out)[0])
+    };
+    let direction = |to: &str| {
+        vec![(
+            "direction",
+            Value::List(vec![Value::str("int"), Value::str(to)]),
+        )]
+    };
+    // No direction: the first interface, with its own port range (40000 and
+    // its RTCP port excluded).
+    let (addr, port) = offer("d1", vec![]);
+    assert_eq!(addr, "203.0.113.1");
+    assert!((40002..=40098).contains(&port), "{port}");
+    // `pub` rotates over pub:1 and pub:2.
+    let picks: Vec<String> = (0..4)
+        .map(|i| offer(&format!("rr{i}"), direction("pub")).0)
+        .collect();
+    assert_eq!(
+        picks.iter().filter(|a| *a == "192.0.2.10").count(),
+        2,
+        "{picks:?}"
+    );
+    assert_eq!(
+        picks.iter().filter(|a| *a == "192.0.2.20").count(),
+        2,
+        "{picks:?}"
+    );
+    assert_ne!(picks[0], picks[1], "{picks:?}");
+    // The alias is pub:1.
+    assert_eq!(offer("al", direction("ext")).0, "192.0.2.10");
+    // A template sets the direction (and TOS).
+    let (addr, _) = offer("tpl", vec![("template", Value::str("towards-pub"))]);
+    assert!(addr == "192.0.2.10" || addr == "192.0.2.20", "{addr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -94,8 +94,39 @@ impl Config {
         let matches = cmd.try_get_matches_from(merged).map_err(clap_err)?;
         let mut cfg = Config::from_arg_matches(&matches).map_err(clap_err)?;
         cfg.log_levels = subsystem_levels(&matches);
+        cfg.read_sections(&text)
+            .with_context(|| format!("config file {}", file.display()))?;
         cfg.validate()?;
         Ok((cfg, unimplemented_given(&matches)))
+    }
+}
+
+impl Config {
+    /// The sections other options point at: `interfaces-config` (every
+    /// `[PREFIX-NAME]`) and `templates` (one section).
+    fn read_sections(&mut self, text: &str) -> anyhow::Result<()> {
+        let sections = parse_ini_sections(text)?;
+        if let Some(prefix) = self.interfaces_config.as_deref().filter(|p| !p.is_empty()) {
+            let head = format!("{prefix}-");
+            self.interface_sections = sections
+                .iter()
+                .filter_map(|(name, keys)| {
+                    let ident = name.strip_prefix(&head).filter(|i| !i.is_empty())?;
+                    Some((ident.to_owned(), keys.clone()))
+                })
+                .collect();
+        }
+        if let Some(t) = self.templates.as_deref().filter(|t| !t.is_empty()) {
+            let (_, keys) = sections
+                .iter()
+                .find(|(name, _)| name == t)
+                .ok_or_else(|| anyhow::anyhow!("templates section [{t}] not found"))?;
+            self.template_values = keys
+                .iter()
+                .map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default()))
+                .collect();
+        }
+        Ok(())
     }
 }
 
@@ -197,12 +228,27 @@ fn clap_err(e: clap::Error) -> LoadError {
     }
 }
 
+/// The keys of one INI section (values of repeated keys in order).
+pub type Section = BTreeMap<String, Vec<String>>;
+
 /// Parses an INI file and returns the keys of `section` (values of repeated
 /// keys in order; list values are split by the caller, which knows which
 /// options are lists).
-pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut current: Option<String> = None;
+pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<Section> {
+    Ok(parse_ini_sections(text)?
+        .into_iter()
+        .filter(|(name, _)| name == section)
+        .fold(Section::new(), |mut all, (_, keys)| {
+            for (k, v) in keys {
+                all.entry(k).or_default().extend(v);
+            }
+            all
+        }))
+}
+
+/// Every section of an INI file, in file order.
+pub fn parse_ini_sections(text: &str) -> anyhow::Result<Vec<(String, Section)>> {
+    let mut out: Vec<(String, Section)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -212,18 +258,19 @@ pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<BTreeMap<String, V
             let Some(name) = name.strip_suffix(']') else {
                 bail!("line {}: unterminated section header", n + 1);
             };
-            current = Some(name.trim().to_owned());
+            out.push((name.trim().to_owned(), Section::new()));
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
             bail!("line {}: expected key = value", n + 1);
         };
-        if current.as_deref() != Some(section) {
-            continue;
+        // Keys before any section header belong to none (glib refuses
+        // them; they are ignored here).
+        if let Some((_, keys)) = out.last_mut() {
+            keys.entry(k.trim().to_owned())
+                .or_default()
+                .push(v.trim().to_owned());
         }
-        out.entry(k.trim().to_owned())
-            .or_default()
-            .push(v.trim().to_owned());
     }
     Ok(out)
 }

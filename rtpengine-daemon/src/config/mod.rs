@@ -9,6 +9,7 @@
 mod file;
 mod upstream;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use crate::call;
-use crate::interfaces::{parse_interface, InterfaceSpec};
+use crate::interfaces::{parse_section, Entry, InterfaceConfig};
 use crate::kernel::{TableId, XdpAttachMode};
 use crate::relay::learning::EndpointLearning;
 
@@ -68,7 +69,25 @@ pub struct Config {
     #[arg(long, value_name = "N")]
     pub dump_table: Option<TableId>,
 
-    /// Local media interface `[NAME/]IP[!ADVERTISED]` (repeatable).
+    /// Config-file sections `[PREFIX-NAME]` that define interfaces
+    /// (`address`, `advertised`, `name`, `alias`, `port-min`, `port-max`,
+    /// `exclude-ports`).
+    #[arg(long, value_name = "PREFIX")]
+    pub interfaces_config: Option<String>,
+    /// The `interfaces-config` sections found in the file: the name after
+    /// `PREFIX-` and the section's keys.
+    #[arg(skip)]
+    pub interface_sections: Vec<(String, BTreeMap<String, Vec<String>>)>,
+    /// Config-file section whose keys are signalling templates (ng flags
+    /// strings, used by the ng `template` key; `default` and templates named
+    /// after a command apply to every such request).
+    #[arg(long, value_name = "SECTION")]
+    pub templates: Option<String>,
+    /// The templates of that section: name and flags.
+    #[arg(skip)]
+    pub template_values: Vec<(String, String)>,
+    /// Local media interface `[NAME/]IP[!ADVERTISED]` or `ALIAS=NAME`
+    /// (repeatable).
     #[arg(short = 'i', long = "interface", value_name = "[NAME/]IP[!IP]")]
     pub interfaces: Vec<String>,
     /// UDP address for the ng control protocol, `[IP:]PORT` (repeatable; a
@@ -197,7 +216,7 @@ impl Config {
                 self.port_max
             );
         }
-        self.interface_specs()?;
+        self.interface_config()?;
         self.ng_addrs()?;
         listen_addrs("--listen-tcp-ng", &self.listen_tcp_ng)?;
         listen_addrs("--listen-udp", &self.listen_udp)?;
@@ -225,14 +244,22 @@ impl Config {
         }
     }
 
-    /// The interfaces, parsed; `127.0.0.1` when none is configured.
-    pub fn interface_specs(&self) -> anyhow::Result<Vec<InterfaceSpec>> {
-        if self.interfaces.is_empty() {
-            return Ok(parse_interface("127.0.0.1")?);
-        }
-        let mut out = Vec::new();
+    /// The interfaces, parsed: `--interface` values, then the
+    /// `interfaces-config` sections (as upstream); `127.0.0.1` when none is
+    /// configured.
+    pub fn interface_config(&self) -> anyhow::Result<InterfaceConfig> {
+        let mut out = InterfaceConfig::default();
         for i in &self.interfaces {
-            out.extend(parse_interface(i)?);
+            out.add(i)?;
+        }
+        for (ident, keys) in &self.interface_sections {
+            match parse_section(ident, keys)? {
+                Entry::Addresses(a) => out.specs.extend(a),
+                Entry::Alias(a) => out.aliases.push(a),
+            }
+        }
+        if out.specs.is_empty() {
+            out.add("127.0.0.1")?;
         }
         Ok(out)
     }
@@ -323,7 +350,7 @@ mod tests {
         assert_eq!(c.delete_delay, 30);
         assert_eq!(c.endpoint_learning, EndpointLearning::Heuristic);
         assert_eq!(
-            c.interface_specs().unwrap()[0].address,
+            c.interface_config().unwrap().specs[0].address,
             "127.0.0.1".parse::<IpAddr>().unwrap()
         );
     }
@@ -349,7 +376,7 @@ mod tests {
         assert_eq!(c.log_level, 7);
         assert!(c.foreground && c.log_stderr);
         assert_eq!(c.endpoint_learning, EndpointLearning::Delayed);
-        let ifs = c.interface_specs().unwrap();
+        let ifs = c.interface_config().unwrap().specs;
         assert_eq!(ifs.len(), 2);
         assert_eq!(ifs[1].name, "pub");
         assert_eq!(ifs[1].advertised, "203.0.113.9".parse::<IpAddr>().unwrap());

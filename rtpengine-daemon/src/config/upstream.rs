@@ -67,8 +67,6 @@ pub const UNIMPLEMENTED: &[Upstream] = &[
     Upstream { long: "nftables-start", short: None, kind: Kind::Flag, what: "Create nftables chain/rules, print 'Success', exit 0" },
     Upstream { long: "nftables-stop", short: None, kind: Kind::Flag, what: "Delete nftables chain/rules, print 'Success', exit 0" },
     Upstream { long: "nftables-status", short: None, kind: Kind::Flag, what: "Check nftables rules, print result, exit 0 (ok) or 1" },
-    Upstream { long: "interfaces-config", short: None, kind: Kind::Text, what: "Prefix of config-file sections [PREFIX-name] defining interfaces" },
-    Upstream { long: "templates", short: None, kind: Kind::Text, what: "Config-file section holding signalling templates" },
     Upstream { long: "save-interface-ports", short: Some('S'), kind: Kind::Flag, what: "Bind ports only on first available local interface of the family (breaks ICE)" },
     Upstream { long: "listen-tcp", short: Some('l'), kind: Kind::List, what: "Legacy TCP control listener(s) [IP:]PORT" },
     Upstream { long: "graphite", short: Some('g'), kind: Kind::Text, what: "Graphite server IP46|HOSTNAME:PORT" },
@@ -303,6 +301,50 @@ mod tests {
             "one warning per option"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The forms upstream's manual and sample config show: the usage
+    /// example's command line, and the sample file's interface lines
+    /// (literal addresses: they need not exist to be parsed).
+    #[test]
+    fn documented_examples_parse() {
+        let args: Vec<String> = [
+            "--table=0",
+            "--interface=10.64.73.31",
+            "--interface=2001:db8::4f3:3d",
+            "--listen-ng=127.0.0.1:2223",
+            "--tos=184",
+            "--pidfile=/run/rtpengine.pid",
+            "--no-fallback",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (cfg, warnings) = load(&args).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.interface_config().unwrap().specs.len(), 2);
+        for (line, names) in [
+            (
+                "interface = internal/12.23.34.45;external/23.34.45.54",
+                &["internal", "external"][..],
+            ),
+            ("interface = 12.23.34.45!23.34.45.56", &["default"]),
+            (
+                "interface = pub:1/192.0.2.1;pub:2/192.0.2.2;pub=pub:1",
+                &["pub:1", "pub:2"],
+            ),
+        ] {
+            let dir =
+                std::env::temp_dir().join(format!("rtpe-doc-{}-{}", std::process::id(), names[0]));
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join("rtpengine.conf");
+            std::fs::write(&f, format!("[rtpengine]\n{line}\n")).unwrap();
+            let (cfg, _) =
+                Config::load_from(["rtpengine", "--config-file", f.to_str().unwrap()]).unwrap();
+            let ic = cfg.interface_config().unwrap();
+            let got: Vec<&str> = ic.specs.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(got, names, "{line}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]

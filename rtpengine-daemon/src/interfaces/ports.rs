@@ -59,12 +59,14 @@ pub struct BoundPair {
 
 impl PortPool {
     /// A pool over the even ports in `min..=max` (a range with no room for an
-    /// RTCP port after the last even port ends one earlier).
-    pub fn new(addr: IpAddr, min: u16, max: u16) -> Arc<PortPool> {
+    /// RTCP port after the last even port ends one earlier), without the
+    /// pairs that touch an `exclude`d port.
+    pub fn new(addr: IpAddr, min: u16, max: u16, exclude: &[u16]) -> Arc<PortPool> {
         let first = u32::from(min) + u32::from(min % 2);
         let mut ports: Vec<u16> = (first..u32::from(max))
             .step_by(2)
             .filter_map(|p| u16::try_from(p).ok())
+            .filter(|p| !exclude.contains(p) && !exclude.contains(&(p + 1)))
             .collect();
         ports.shuffle(&mut rand::rng());
         Arc::new(PortPool {
@@ -163,7 +165,7 @@ mod tests {
 
     #[test]
     fn allocates_even_pairs_until_exhausted_and_reuses_released() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41000, 41007);
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41000, 41007, &[]);
         assert_eq!(pool.total(), 4);
         let mut held = Vec::new();
         while let Some(p) = pool.allocate(false) {
@@ -180,7 +182,7 @@ mod tests {
 
     #[test]
     fn busy_ports_are_skipped() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41100, 41103);
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41100, 41103, &[]);
         // Take both ports of one pair from outside the pool.
         let a = UdpSocket::bind("127.0.0.1:41100");
         let b = UdpSocket::bind("127.0.0.1:41102");

@@ -13,4 +13,5 @@ pub mod cookie_cache;
 pub mod frame;
 pub mod json;
 pub mod request;
+pub mod templates;
 pub mod value;

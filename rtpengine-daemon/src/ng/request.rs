@@ -231,6 +231,24 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Puts `templates` (rtpp-flags strings, later ones winning) under the
+    /// request: its own keys win over all of them, their flags are added.
+    pub fn apply_templates(&mut self, templates: &[&str]) {
+        if templates.is_empty() {
+            return;
+        }
+        let mut params = Dict::new();
+        for t in templates {
+            let mut p = Dict::new();
+            parse_rtpp_flags(t, &mut p, &mut self.flags);
+            params.extend(p);
+        }
+        params.extend(std::mem::take(&mut self.params));
+        self.params = params;
+    }
+}
+
 /// Parses the `rtpp-flags` string (newer Kamailio sends the whole flag string for
 /// the daemon to parse): bare words are flags, `key=value` sets a key, and
 /// `key=[a b]` sets a list. Keys already present in the dictionary win.

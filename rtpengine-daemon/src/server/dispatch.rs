@@ -14,6 +14,7 @@ use crate::metrics::ControlStats;
 use crate::ng::cookie_cache::{self, CookieCache, Lookup};
 use crate::ng::frame::{self, NgError};
 use crate::ng::request::{Command, Request};
+use crate::ng::templates::Templates;
 use crate::ng::value::{Dict, Value};
 
 /// The control plane: cookie cache, command handlers, and the per-proxy
@@ -22,15 +23,22 @@ pub struct Control {
     cache: CookieCache,
     commands: Commands,
     stats: Arc<ControlStats>,
+    templates: Templates,
 }
 
 impl Control {
     /// A control plane that runs commands with `commands`.
     pub fn new(commands: Commands) -> Arc<Control> {
+        Self::with_templates(commands, Templates::default())
+    }
+
+    /// The same, with signalling templates (`--templates`).
+    pub fn with_templates(commands: Commands, templates: Templates) -> Arc<Control> {
         Arc::new(Control {
             cache: CookieCache::default(),
             commands,
             stats: Arc::default(),
+            templates,
         })
     }
 
@@ -101,6 +109,7 @@ impl Control {
     ) -> Result<Dict, NgError> {
         let mut req = Request::from_dict(dict)?;
         req.peer = Some(peer);
+        self.templates.apply(&mut req);
         *command = Some(req.command);
         let span = tracing::Span::current();
         span.record("command", req.command.name());
