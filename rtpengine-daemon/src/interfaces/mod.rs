@@ -298,6 +298,41 @@ mod tests {
         assert!(all.contains("other"), "{all:?}");
     }
 
+    /// Two interfaces on one address with overlapping ranges (upstream
+    /// allows it): each allocates from its own range, a port the other
+    /// took is skipped, and no port is handed out twice.
+    #[test]
+    fn overlapping_ranges_on_one_address() {
+        let mut c = InterfaceConfig::default();
+        for (name, lo, hi) in [("a", 31300, 31309), ("b", 31304, 31313)] {
+            let keys = [
+                ("address", "127.0.0.1".to_string()),
+                ("port-min", lo.to_string()),
+                ("port-max", hi.to_string()),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), vec![v.clone()]))
+            .collect();
+            let Entry::Addresses(s) = parse_section(name, &keys).unwrap() else {
+                panic!()
+            };
+            c.specs.extend(s);
+        }
+        let ifs = Interfaces::build(&c, 30000, 30010).unwrap();
+        let mut held = Vec::new();
+        for name in ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"] {
+            if let Some(p) = ifs.get(name).unwrap().addrs[0].pool.allocate(false) {
+                held.push(p);
+            }
+        }
+        let mut ports: Vec<u16> = held.iter().map(|p| p.lease.port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), held.len(), "a port handed out twice");
+        // The union 31300..=31313 has 7 even ports with room for RTCP.
+        assert_eq!(held.len(), 7, "{ports:?}");
+    }
+
     #[test]
     fn section_port_ranges_and_exclusions() {
         let mut c = config(&["127.0.0.1"]);
