@@ -28,7 +28,7 @@ fi
 shift
 # Informational runs need no address: IMAGE rtpengine --version
 case " $* " in
-    *" --version "* | *" -V "* | *" --help "* | *" -h "*) exec rtpengine "$@" ;;
+    *" --version "* | *" -v "* | *" --help "* | *" -h "*) exec rtpengine "$@" ;;
 esac
 
 die() { echo "entrypoint: $*" >&2; exit 64; }

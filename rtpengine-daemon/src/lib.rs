@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod daemonize;
 pub mod interfaces;
 pub mod kernel;
 pub mod logging;

@@ -11,7 +11,7 @@ use rtpengine::commands::Commands;
 use rtpengine::config::{Config, LoadError};
 use rtpengine::interfaces::Interfaces;
 use rtpengine::kernel::{Kernel, KernelConfig};
-use rtpengine::logging::Logging;
+use rtpengine::logging::{Destination, Logging};
 use rtpengine::metrics::Metrics;
 use rtpengine::net::ifaddrs;
 use rtpengine::ng::templates::Templates;
@@ -41,7 +41,8 @@ fn main() {
         println!("Version: {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    let logging = Arc::new(Logging::init(&cfg.log_options()));
+    let log_options = cfg.log_options();
+    let logging = Arc::new(Logging::init(&log_options));
     for w in warnings {
         warn!("{w}");
     }
@@ -50,7 +51,13 @@ fn main() {
         Ok(Stop::Restart) => std::process::exit(EXIT_RESTART),
         Err(e) => {
             error!("{e:#}");
-            eprintln!("rtpengine: {e:#}");
+            // A detached daemon's parent prints it; syslog-only logging
+            // before detaching needs it on the terminal; otherwise the log
+            // line above is already on stderr.
+            rtpengine::daemonize::failed(&format!("{e:#}"));
+            if log_options.destination == Destination::Syslog {
+                eprintln!("rtpengine: {e:#}");
+            }
             std::process::exit(1);
         }
     }
@@ -78,12 +85,10 @@ fn run(cfg: Config, logging: &Arc<Logging>) -> anyhow::Result<Stop> {
         return Ok(Stop::Done);
     }
     if !cfg.foreground {
-        // Detach before any thread exists; logs go to syslog from here on
-        // (as upstream, stdio points to /dev/null).
-        // SAFETY: single-threaded here; daemon() forks and the parent exits.
-        if unsafe { libc::daemon(0, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("daemonizing");
-        }
+        // Before any thread exists; logs go to syslog from here on (as
+        // upstream, stdio points to /dev/null), and the parent waits for the
+        // outcome of the startup.
+        rtpengine::daemonize::detach().context("daemonizing")?;
     }
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,6 +190,7 @@ async fn serve(
     // Every listener is bound: tell systemd (Type=notify) we are ready. A
     // no-op without $NOTIFY_SOCKET.
     notify(&[sd_notify::NotifyState::Ready]);
+    rtpengine::daemonize::ready();
     tokio::select! {
         Some(r) = servers.join_next() => r.context("server task")?.map(|()| Stop::Done),
         stop = signals.stop(logging) => {

@@ -146,6 +146,12 @@ impl Podman {
         ] {
             std::fs::copy(repo().join(f), ctx.join(f)).with_context(|| f.to_owned())?;
         }
+        // The image this tag names now, to remove once rebuilt (only ours:
+        // pruning would take other dangling images of the host too).
+        let old = self
+            .run(&["image", "inspect", IMAGE, "--format", "{{.Id}}"])
+            .ok()
+            .map(|id| id.trim().to_owned());
         let bin = daemon_bin();
         std::fs::copy(&bin, release.join("rtpengine"))?;
         std::fs::copy(
@@ -166,8 +172,13 @@ impl Podman {
             &ctx.to_string_lossy(),
         ]);
         let _ = std::fs::remove_dir_all(&ctx);
-        // The previous build of the tag is left untagged: drop it.
-        let _ = self.run(&["image", "prune", "-f"]);
+        let new = self
+            .run(&["image", "inspect", IMAGE, "--format", "{{.Id}}"])
+            .ok()
+            .map(|id| id.trim().to_owned());
+        if let Some(old) = old.filter(|o| Some(o) != new.as_ref()) {
+            let _ = self.run(&["rmi", &old]);
+        }
         res.map(drop)
     }
 }

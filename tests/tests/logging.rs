@@ -173,6 +173,26 @@ fn daemonized_logs_to_syslog_only() {
     assert_eq!(ran.stderr, "", "nothing on the terminal");
 }
 
+/// A daemon that fails after detaching (its ng port is taken) still
+/// reports it: the parent prints why and exits 1, as upstream's start
+/// fails before it detaches.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn daemonized_startup_failure_reaches_the_terminal() {
+    require_root();
+    let log = Syslog::new("bgfail");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ng = taken.local_addr().unwrap();
+    let mut cmd = log.command(&[&format!("--listen-ng={ng}")]);
+    let ran = run_timeout(&mut cmd, Duration::from_secs(10)).unwrap();
+    assert_eq!(ran.code, Some(1), "{}", ran.transcript());
+    assert!(
+        ran.stderr.contains("binding ng socket") && ran.stderr.contains(&ng.to_string()),
+        "{}",
+        ran.transcript()
+    );
+}
+
 #[test]
 fn stderr_without_timestamps() {
     let ng = sa("127.0.0.1", free_udp_port());

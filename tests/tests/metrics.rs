@@ -51,6 +51,18 @@ fn metrics_follow_calls_traffic_and_requests() {
     let ports = [("name", "default"), ("address", "203.0.113.1")];
     assert_eq!(m.value("rtpengine_ports", &ports), 10001.0, "30000..=40000");
     assert_eq!(m.value("rtpengine_ports_used", &ports), 0.0);
+    // The names on the wire, which the parser may normalise (it reports a
+    // counter's samples with `_total` appended): upstream's, exactly.
+    let raw = rig.ns.run(move || http_get(http, "/metrics").unwrap());
+    for line in [
+        "# TYPE rtpengine_sessions gauge\n",
+        "# TYPE rtpengine_sessions_total counter\n",
+        "# TYPE rtpengine_poller_items counter\n",
+        "rtpengine_sessions{type=\"own\"} 0\n",
+        "rtpengine_closed_sessions_total{reason=\"terminated\"} 0\n",
+    ] {
+        assert!(raw.contains(line), "no {line:?} in\n{raw}");
+    }
 
     // Call 1 two-way, call 2 one-way (only the caller sends).
     let (a1, b1) = (
@@ -102,7 +114,11 @@ fn metrics_follow_calls_traffic_and_requests() {
         8.0,
         "2 calls x 2 sides x RTP+RTCP"
     );
-    assert_eq!(m.value("rtpengine_ports_free", &ports), 10001.0 - 8.0);
+    // Free: the 5 000 even/odd pairs of 30000..=40000 not taken, two ports each.
+    assert_eq!(
+        m.value("rtpengine_ports_free", &ports),
+        2.0 * (5000.0 - 4.0)
+    );
     let proxy = ("proxy", "127.0.0.1");
     assert_eq!(
         m.value("rtpengine_requests_total", &[proxy, ("request", "offer")]),

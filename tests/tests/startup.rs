@@ -180,7 +180,7 @@ fn interfaces_config_sections_round_robin_aliases_and_templates() {
     assert_ne!(picks[0], picks[1], "{picks:?}");
     // The alias is pub:1.
     assert_eq!(offer("al", direction("ext")).0, "192.0.2.10");
-    // A template sets the direction (and TOS).
+    // A template sets the direction.
     let (addr, _) = offer("tpl", vec![("template", Value::str("towards-pub"))]);
     assert!(addr == "192.0.2.10" || addr == "192.0.2.20", "{addr}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -102,6 +102,8 @@ pub struct Party {
     pub label: Option<String>,
     /// UNIX seconds of creation.
     pub created: u64,
+    /// The same to the microsecond (the CLI's call durations).
+    pub created_at: std::time::Duration,
     /// Index of its peer in [`Call::parties`].
     pub peer: Option<usize>,
     /// Logical interface facing this party.
@@ -114,11 +116,13 @@ pub struct Party {
 
 impl Party {
     pub(crate) fn new(tag: Option<String>) -> Party {
+        let now = clock::unix_now();
         Party {
             tag,
             via_branch: None,
             label: None,
-            created: clock::unix_now().as_secs(),
+            created: now.as_secs(),
+            created_at: now,
             peer: None,
             interface: None,
             medias: Vec::new(),

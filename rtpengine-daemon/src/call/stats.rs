@@ -283,7 +283,7 @@ pub fn kernel(call: &Call) -> Totals {
 pub fn streams(call: &Call) -> Streams {
     let mut n = Streams::default();
     for s in call.sockets().filter(|s| !s.is_rtcp) {
-        if s.state().kernel.is_some() {
+        if s.offloaded() {
             n.kernel += 1;
         } else if s.kernel_in.packets.load(Relaxed) > 0 {
             n.mixed += 1;

@@ -91,7 +91,7 @@ fn party(out: &mut String, c: &Call, i: usize, p: &Party) {
         (Some(_), _) => "TO_TAG",
     };
     let now = clock::unix_now();
-    let duration = now.saturating_sub(std::time::Duration::from_secs(p.created));
+    let duration = now.saturating_sub(p.created_at);
     let _ = writeln!(
         out,
         "--- Tag '{}', type: {kind}, label '{}', branch '{}', callduration {}.{:06}",

@@ -44,6 +44,19 @@ impl Config {
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
         let Some(file) = file else {
+            // Both name parts of a config file: without one they would be
+            // ignored without a word.
+            for (given, opt) in [
+                (cli.templates.is_some(), "--templates"),
+                (cli.interfaces_config.is_some(), "--interfaces-config"),
+            ] {
+                if given {
+                    return Err(anyhow::anyhow!(
+                        "{opt} names sections of a config file, but no config file is read"
+                    )
+                    .into());
+                }
+            }
             cli.validate()?;
             return Ok((cli, unimplemented_given(&matches)));
         };

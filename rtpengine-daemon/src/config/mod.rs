@@ -390,6 +390,8 @@ mod tests {
             &["--config-file=none", "--log-level=16"],
             &["--config-file=none", "--log-level-core=x"],
             &["--config-file=none", "--log-facility=kern"],
+            &["--config-file=none", "--templates=t"],
+            &["--config-file=none", "--interfaces-config=interface"],
             &["--config-file=none", "--interface=x/"],
             &["--config-file=none", "--interface=nosuchdev0"],
             &["--config-file=none", "--interface=1.2.3.4!bad"],

@@ -55,10 +55,25 @@ impl Interface {
     }
 }
 
-/// [`Interfaces::new`] was given no interface.
+/// Why the interfaces could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("no media interface configured")]
-pub struct NoInterface;
+pub enum NoInterface {
+    /// No interface at all.
+    #[error("no media interface configured")]
+    None,
+    /// An address whose port range holds no RTP/RTCP pair.
+    #[error("interface '{name}' address {address}: no usable port pair in {min}-{max} (after exclude-ports)")]
+    NoPorts {
+        /// The interface.
+        name: String,
+        /// The address.
+        address: IpAddr,
+        /// Its lowest port.
+        min: u16,
+        /// Its highest port.
+        max: u16,
+    },
+}
 
 /// A round-robin group: members (indexes into the list) and where the
 /// rotation stands.
@@ -96,10 +111,22 @@ impl Interfaces {
         let mut list: Vec<Interface> = Vec::new();
         for s in &cfg.specs {
             let (lo, hi) = (s.port_min.unwrap_or(min), s.port_max.unwrap_or(max));
+            let pool = PortPool::new(s.address, lo, hi, &s.exclude_ports);
+            // A section's own bound can cross the global other one, and
+            // exclusions can take every pair: refuse to start rather than
+            // fail every call on this address.
+            if pool.total() == 0 {
+                return Err(NoInterface::NoPorts {
+                    name: s.name.clone(),
+                    address: s.address,
+                    min: lo,
+                    max: hi,
+                });
+            }
             let addr = LocalAddress {
                 local: s.address,
                 advertised: s.advertised,
-                pool: PortPool::new(s.address, lo, hi, &s.exclude_ports),
+                pool,
             };
             match list.iter_mut().find(|i| i.name == s.name) {
                 Some(i) => i.addrs.push(addr),
@@ -110,7 +137,7 @@ impl Interfaces {
             }
         }
         if list.is_empty() {
-            return Err(NoInterface);
+            return Err(NoInterface::None);
         }
         // As upstream: an alias of a missing interface, or one that shadows
         // a real name, is ignored (with a warning here).
@@ -165,12 +192,13 @@ impl Interfaces {
         self.get("default").unwrap_or(&self.list[0])
     }
 
-    /// The next member of round-robin group `base` with free ports; `None`
-    /// when there is no such group of several members, or all are full.
+    /// The next member of round-robin group `base` with free ports (a group
+    /// of one is that member, full or not, as upstream); `None` when there
+    /// is no such group, or all members are full.
     fn round_robin(&self, base: &str) -> Option<&Interface> {
         let g = self.groups.iter().find(|g| g.base == base)?;
-        if g.members.len() < 2 {
-            return None;
+        if let [only] = g.members[..] {
+            return self.list.get(only);
         }
         let start = g.next.fetch_add(1, Relaxed);
         let found = (0..g.members.len())
@@ -204,6 +232,14 @@ impl Interfaces {
                     self.default_interface()
                 }),
         }
+    }
+
+    /// The interface a party already uses (by its stored name): the exact
+    /// name or alias, never a new round-robin pick; the default if it is
+    /// gone.
+    pub fn resolve(&self, name: Option<&str>) -> &Interface {
+        name.and_then(|n| self.get(n))
+            .unwrap_or_else(|| self.default_interface())
     }
 
     /// All interfaces.
@@ -331,6 +367,28 @@ mod tests {
         assert_eq!(ports.len(), held.len(), "a port handed out twice");
         // The union 31300..=31313 has 7 even ports with room for RTCP.
         assert_eq!(held.len(), 7, "{ports:?}");
+    }
+
+    #[test]
+    fn a_group_of_one_and_stored_names() {
+        let ifs =
+            Interfaces::build(&config(&["pub:1/127.0.0.1", "b/127.0.0.2"]), 31220, 31223).unwrap();
+        assert_eq!(ifs.get_or_default(Some("pub")).name, "pub:1");
+        assert_eq!(ifs.resolve(Some("pub:1")).name, "pub:1");
+        assert_eq!(ifs.resolve(Some("b")).name, "b");
+    }
+
+    #[test]
+    fn empty_port_ranges_are_refused() {
+        let mut c = config(&["127.0.0.1"]);
+        c.specs[0].port_min = Some(45000);
+        assert!(matches!(
+            Interfaces::build(&c, 30000, 40000),
+            Err(NoInterface::NoPorts { .. })
+        ));
+        let mut c = config(&["127.0.0.1"]);
+        c.specs[0].exclude_ports = vec![31240, 31242];
+        assert!(Interfaces::build(&c, 31240, 31243).is_err());
     }
 
     #[test]

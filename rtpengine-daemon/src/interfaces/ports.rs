@@ -1,6 +1,7 @@
 //! Per-address port pools.
 //!
-//! Each local address has its own pool over `--port-min..=--port-max`, filled
+//! Each local address has its own pool over its range (an `interfaces-config`
+//! section's `port-min..=port-max`, else `--port-min..=--port-max`), filled
 //! in random order at start (as upstream), so ports are hard to predict and
 //! spread evenly. RTP takes an even port and RTCP the next odd one; a single
 //! port (rtcp-mux) still reserves the pair. Ports that fail to bind (in use by
@@ -20,7 +21,7 @@ pub struct PortPool {
     addr: IpAddr,
     free: Mutex<VecDeque<u16>>,
     total: usize,
-    /// `--port-min`, `--port-max`.
+    /// The range's bounds.
     min: u16,
     max: u16,
     /// The last port handed out, 0 before the first (for the CLI).
@@ -93,13 +94,13 @@ impl PortPool {
         self.total
     }
 
-    /// Every port of the configured range (`--port-max - --port-min + 1`),
+    /// Every port of the range (`max - min + 1`, excluded ones included),
     /// as upstream reports it.
     pub fn range(&self) -> usize {
         usize::from(self.max.saturating_sub(self.min)) + 1
     }
 
-    /// `--port-min` and `--port-max`.
+    /// The range's bounds.
     pub fn bounds(&self) -> (u16, u16) {
         (self.min, self.max)
     }

@@ -41,8 +41,8 @@ pub struct ControlStats {
 
 /// Upper bound on distinct proxies tracked; requests from further addresses
 /// are still served but not counted per proxy (a scan from many sources
-/// must not grow the map without limit).
-pub const MAX_PROXIES: usize = 1024;
+/// must not grow the map, nor the exposition, without limit).
+pub const MAX_PROXIES: usize = 256;
 
 impl ControlStats {
     /// Counts one request from `proxy`: `command` if it was understood,
@@ -51,7 +51,9 @@ impl ControlStats {
         // An IPv4 client on a dual-stack socket is the same proxy.
         let proxy = proxy.to_canonical();
         let mut map = self.proxies.lock().unwrap_or_else(PoisonError::into_inner);
-        if !map.contains_key(&proxy) && map.len() >= MAX_PROXIES {
+        // Only a request that decoded to a command makes a sender a proxy:
+        // junk from any (spoofable) address must not take the slots.
+        if !map.contains_key(&proxy) && (command.is_none() || map.len() >= MAX_PROXIES) {
             return;
         }
         let c = map.entry(proxy).or_default();
@@ -84,6 +86,13 @@ mod tests {
         s.record(a, Some(Command::Offer), Duration::from_millis(2), false);
         s.record(a, Some(Command::Offer), Duration::from_millis(3), true);
         s.record(b, None, Duration::ZERO, true);
+        assert_eq!(
+            s.snapshot().len(),
+            1,
+            "junk from a new address is not a proxy"
+        );
+        s.record(b, Some(Command::Ping), Duration::ZERO, false);
+        s.record(b, None, Duration::ZERO, true);
         let snap = s.snapshot();
         assert_eq!(snap.len(), 2);
         let (ip, c) = &snap[0];
@@ -91,7 +100,7 @@ mod tests {
         assert_eq!(c.requests[1], 2, "offer is index 1");
         assert_eq!(c.time[1], Duration::from_millis(5));
         assert_eq!(c.errors, 1);
-        assert_eq!(snap[1].1.requests.iter().sum::<u64>(), 0);
+        assert_eq!(snap[1].1.requests.iter().sum::<u64>(), 1);
         assert_eq!(snap[1].1.errors, 1);
     }
 

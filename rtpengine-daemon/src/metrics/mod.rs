@@ -106,7 +106,10 @@ impl Metrics {
         self.sessions(&b)?;
         self.requests(&b)?;
         self.ports(&b)?;
-        self.kernel(&b)?;
+        // The kernel's maps failing to read must not cost the rest.
+        if let Err(e) = self.kernel(&b) {
+            tracing::warn!(error = %e, "Kernel table metrics unavailable");
+        }
         self.relay_threads(&b)?;
         let mut out = Vec::new();
         TextEncoder::new().encode(&b.registry.gather(), &mut out)?;
@@ -256,10 +259,11 @@ impl Metrics {
         for i in self.calls.interfaces.iter() {
             for a in &i.addrs {
                 let l = [i.name.as_str(), &a.local.to_string()];
-                let (u, r) = (a.pool.used(), a.pool.range());
-                used.with_label_values(&l).set(u as i64);
-                free.with_label_values(&l).set(r.saturating_sub(u) as i64);
-                all.with_label_values(&l).set(r as i64);
+                // Pairs, counted as two ports each (RTP and RTCP).
+                used.with_label_values(&l).set(a.pool.used() as i64);
+                free.with_label_values(&l)
+                    .set(a.pool.available() as i64 * 2);
+                all.with_label_values(&l).set(a.pool.range() as i64);
             }
         }
         Ok(())

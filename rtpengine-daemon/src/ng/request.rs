@@ -107,7 +107,8 @@ impl Command {
         }
     }
 
-    /// The command's position in [`COMMAND_NAMES`].
+    /// The command's position in [`COMMAND_NAMES`] (parsing only yields
+    /// names from that list; tested).
     pub fn index(self) -> usize {
         let name = self.name();
         COMMAND_NAMES
@@ -293,6 +294,17 @@ fn split_token(s: &str) -> (&str, &str) {
 mod tests {
     use super::*;
     use crate::ng::bencode::decode_bencode;
+
+    #[test]
+    fn every_command_name_parses_and_indexes_to_itself() {
+        for (i, name) in COMMAND_NAMES.iter().enumerate() {
+            let c = Command::parse(name.as_bytes()).unwrap();
+            assert_eq!(c.name(), *name);
+            assert_eq!(c.index(), i, "{name}");
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(Command::parse(upper.as_bytes()), Some(c));
+        }
+    }
 
     fn req(b: &[u8]) -> Result<Request, NgError> {
         Request::from_dict(decode_bencode(b).unwrap())

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -135,6 +135,9 @@ pub struct MediaSocket {
     /// The first RTP packet's SSRC and payload type (see [`RtpSeen`]), for
     /// the CLI; 0 until one arrives.
     rtp_seen: AtomicU64,
+    /// Mirrors `SocketState::kernel.is_some()`, so statistics can count
+    /// offloaded streams without taking the lock the relay takes per packet.
+    offloaded: AtomicBool,
     offload: Option<Arc<dyn Offload>>,
     // Declared after `sock` so the port returns to the pool after closing.
     _lease: Arc<PortLease>,
@@ -169,6 +172,7 @@ impl MediaSocket {
             kernel_in: Counters::default(),
             user_last_ms: AtomicU64::new(0),
             rtp_seen: AtomicU64::new(0),
+            offloaded: AtomicBool::new(false),
             offload,
             _lease: lease,
         }))
@@ -330,6 +334,7 @@ impl MediaSocket {
                     st.kernel_seen = KernelCounters::default();
                 }
                 st.kernel = Some(rule);
+                self.offloaded.store(true, Relaxed);
             }
             Err(e) => {
                 tracing::warn!(local = %self.local, error = %format!("{e:#}"), "Failed to kernelize media stream");
@@ -357,6 +362,7 @@ impl MediaSocket {
         self.merge_locked(st);
         offload.remove(self.local);
         st.kernel = None;
+        self.offloaded.store(false, Relaxed);
         tracing::debug!(local = %self.local, reason, "Removing media stream from kernel");
     }
 
@@ -408,6 +414,11 @@ impl MediaSocket {
             }
         }
         st.kernel_seen = now;
+    }
+
+    /// Whether the kernel forwards this socket's packets now.
+    pub fn offloaded(&self) -> bool {
+        self.offloaded.load(Relaxed)
     }
 
     /// The first RTP packet received here, if any.

@@ -71,11 +71,13 @@ impl Rtpproxy {
                 },
             },
             Command::Echo { port, addr } => {
-                warn!(%peer, line = %text.trim_end(), "Unparseable rtpproxy update, answering with its own address");
+                // Debug only: anyone can send junk, and a line each would let
+                // them flood the log.
+                debug!(%peer, line = %text.trim_end(), "Unparseable rtpproxy update, answering with its own address");
                 format!("{port} {addr}")
             }
             Command::Invalid => {
-                warn!(%peer, line = %text.trim_end(), "Unsupported or invalid rtpproxy command");
+                debug!(%peer, line = %text.trim_end(), "Unsupported or invalid rtpproxy command, answering E8");
                 ERROR.to_owned()
             }
             // The commands that change or read calls run once per cookie.
@@ -170,7 +172,16 @@ impl Rtpproxy {
             // A rejected stream (port 0) has no address in the SDP; upstream
             // answers with the recipient's interface address.
             Ok(_) if u.port == 0 => {
-                let iface = ifaces.get_or_default(oa.to_interface.as_deref());
+                // The interface the recipient's side got (no new pick).
+                let chosen = self.calls.with_call(u.call_id, |c| {
+                    let tag = if u.offer { to_tag } else { Some(u.tag1) };
+                    let party = match tag {
+                        Some(t) => c.party(t),
+                        None => c.party(u.tag1).and_then(|p| c.parties[p].peer),
+                    };
+                    party.and_then(|p| c.parties[p].interface.clone())
+                });
+                let iface = ifaces.resolve(chosen.flatten().as_deref());
                 let addr = iface
                     .address(u.addr.is_ipv4())
                     .or_else(|| iface.addrs.first())

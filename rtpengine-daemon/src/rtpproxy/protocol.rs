@@ -161,9 +161,7 @@ fn parse_command<'a>(cmd: &'a str, args: &[&'a str]) -> Command<'a> {
             match args {
                 // An address or port of the right shape that does not parse
                 // (`300.1.2.3`, port 99999) is an error…
-                [_, addr, port, ..]
-                    if looks_like_address(addr) && addr.parse::<IpAddr>().is_err() =>
-                {
+                [_, addr, _, ..] if looks_like_address(addr) && addr.parse::<IpAddr>().is_err() => {
                     Command::Invalid
                 }
                 [_, _, port, ..]

@@ -135,7 +135,7 @@ impl OfferAnswer {
                 let key = call.parties[other].medias[i].rtp_endpoint;
                 let iface = calls
                     .interfaces
-                    .get_or_default(call.parties[idx].interface.as_deref());
+                    .resolve(call.parties[idx].interface.as_deref());
                 let m = &mut call.parties[idx].medias[i];
                 if m.rejected || call_media_rejected(sdp, i) {
                     m.sockets = None;
