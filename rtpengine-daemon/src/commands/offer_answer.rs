@@ -61,7 +61,8 @@ fn options(
         return Err(NO_TO_TAG);
     }
     let (replace, rtcp_mux) = replace_and_mux(req);
-    let direction = req.words("direction");
+    // Interface names are case-sensitive (as upstream): not canonicalised.
+    let direction = req.strings("direction");
     let from_interface = req
         .nonempty("from-interface")
         .map(str::to_owned)
@@ -125,7 +126,10 @@ fn options(
         source_address,
         policy,
         tos,
-        label: req.nonempty("label").map(str::to_owned),
+        label: req
+            .nonempty("label")
+            .or_else(|| req.nonempty("from-label"))
+            .map(str::to_owned),
         original_sendrecv: req.flag("original-sendrecv"),
         no_rtcp_attr: req.flag("no-rtcp-attribute"),
         full_rtcp_attr: req.flag("full-rtcp-attribute"),

@@ -13,5 +13,6 @@ pub mod cookie_cache;
 pub mod frame;
 pub mod json;
 pub mod request;
+pub mod support;
 pub mod templates;
 pub mod value;

@@ -226,6 +226,20 @@ impl Request {
         }
     }
 
+    /// A list parameter's strings as given (a single string counts as a
+    /// one-element list), for values that are names, not keywords.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            Some(Value::List(l)) => l
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(v) => v.as_str().map(str::to_owned).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Whether a flag was given.
     pub fn flag(&self, name: &str) -> bool {
         self.flags.contains(name)
@@ -254,6 +268,8 @@ impl Request {
 /// the daemon to parse): bare words are flags, `key=value` sets a key, and
 /// `key=[a b]` sets a list. Keys already present in the dictionary win.
 fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut BTreeSet<String>) {
+    // Keys the dictionary itself has: they win over the string's.
+    let explicit: BTreeSet<Vec<u8>> = params.keys().cloned().collect();
     let mut rest = s.trim();
     while !rest.is_empty() {
         let (token, tail) = split_token(rest);
@@ -265,6 +281,20 @@ fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut BTreeSet<String>) {
                     Some(inner) => Value::List(inner.split_whitespace().map(Value::str).collect()),
                     None => Value::str(v),
                 };
+                // `direction=a direction=b` is how Kamailio passes the pair:
+                // repeats append (a key given as a dictionary key still wins).
+                if key == "direction" && !explicit.contains(key.as_bytes()) {
+                    let entry = params
+                        .entry(key.into_bytes())
+                        .or_insert_with(|| Value::List(Vec::new()));
+                    if let Value::List(l) = entry {
+                        match value {
+                            Value::List(items) => l.extend(items),
+                            one => l.push(one),
+                        }
+                    }
+                    continue;
+                }
                 // Prefixed list options (`replace-origin`, `rtcp-mux-demux`) are
                 // folded by the handlers; plain keys go into params.
                 params.entry(key.into_bytes()).or_insert(value);
@@ -386,5 +416,24 @@ mod tests {
         assert!(r.flag("trust-address"));
         assert_eq!(r.str("transport-protocol"), Some("RTP/AVP"));
         assert_eq!(r.words("codec"), vec!["strip", "pcma"]);
+    }
+
+    #[test]
+    fn repeated_direction_in_rtpp_flags_makes_the_pair() {
+        let r = req_of(&[
+            ("command", "offer".into()),
+            (
+                "rtpp-flags",
+                "replace-origin direction=Int direction=ext".into(),
+            ),
+        ]);
+        assert_eq!(r.strings("direction"), vec!["Int", "ext"]);
+        // A `direction` key of the message itself wins.
+        let r = req_of(&[
+            ("command", "offer".into()),
+            ("direction", Value::List(vec!["a".into(), "b".into()])),
+            ("rtpp-flags", "direction=x direction=y".into()),
+        ]);
+        assert_eq!(r.strings("direction"), vec!["a", "b"]);
     }
 }

@@ -14,6 +14,7 @@ use crate::metrics::ControlStats;
 use crate::ng::cookie_cache::{self, CookieCache, Lookup};
 use crate::ng::frame::{self, NgError};
 use crate::ng::request::{Command, Request};
+use crate::ng::support;
 use crate::ng::templates::Templates;
 use crate::ng::value::{Dict, Value};
 
@@ -24,6 +25,28 @@ pub struct Control {
     commands: Commands,
     stats: Arc<ControlStats>,
     templates: Templates,
+    warned: Warned,
+}
+
+/// Which calls were already told (in the log) which unsupported options
+/// they asked for: once per call and text. Bounded: forgotten wholesale
+/// when full, so a flood of call-ids costs a repeat log line, not memory.
+#[derive(Default)]
+struct Warned(std::sync::Mutex<std::collections::HashSet<(String, String)>>);
+
+impl Warned {
+    const MAX: usize = 10_000;
+
+    fn first_time(&self, call_id: &str, text: &str) -> bool {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert((call_id.to_owned(), text.to_owned()))
+    }
 }
 
 impl Control {
@@ -39,6 +62,7 @@ impl Control {
             commands,
             stats: Arc::default(),
             templates,
+            warned: Warned::default(),
         })
     }
 
@@ -120,8 +144,28 @@ impl Control {
             span.record("from_tag", tag);
         }
         debug!(flags = ?req.flags, "Received command");
+        let unsupported = support::unsupported(&req);
         let mut reply = self.commands.run(&req).await?;
         reply.entry(b"result".to_vec()).or_insert(Value::str("ok"));
+        // Never silent: what was asked for and not done is named in the
+        // reply (after a warning of the command's own, as `delete`'s), and
+        // logged once per call.
+        if !unsupported.is_empty()
+            && reply.get(&b"result"[..]).and_then(Value::as_str) == Some("ok")
+        {
+            let text = support::warning(&unsupported);
+            if self
+                .warned
+                .first_time(req.str("call-id").unwrap_or_default(), &text)
+            {
+                warn!("{text}");
+            }
+            let warning = match reply.get(&b"warning"[..]).and_then(Value::as_str) {
+                Some(own) => format!("{own}; {text}"),
+                None => text,
+            };
+            reply.insert(b"warning".to_vec(), Value::str(&warning));
+        }
         Ok(reply)
     }
 }

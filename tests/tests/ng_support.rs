@@ -1,0 +1,94 @@
+//! Never silent: what a request asks for and this daemon does not do is
+//! named in the reply's `warning` (the call still goes ahead, as upstream
+//! would serve it), and a request that asks only for what is implemented
+//! gets no warning. The whole documented list is walked in the daemon's
+//! unit tests (`ng::support`, against `docs/ng-options.tsv`).
+
+use rtpengine_tests::*;
+
+fn warning(d: &Dict) -> Option<&str> {
+    d.get(&b"warning"[..]).and_then(Value::as_str)
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn unsupported_keys_and_flags_are_named_in_the_reply() {
+    let rig = Rig::new("nsup", &[]);
+    // The examples: a codec manipulation and a transport change.
+    let mut codec = Dict::new();
+    codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
+    let r = rig.cmd(sdp_cmd(
+        "offer",
+        "w1",
+        "ft",
+        None,
+        &crlf(OFFER),
+        vec![
+            ("codec", Value::Dict(codec)),
+            ("transport-protocol", Value::str("RTP/SAVP")),
+            (
+                "flags",
+                Value::List(vec![
+                    Value::str("port latching"),
+                    Value::str("trust address"),
+                ]),
+            ),
+        ],
+    ));
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert_eq!(
+        warning(&r),
+        Some("Unsupported, ignored: key 'codec', flag 'port-latching', transport-protocol 'rtp/savp'"),
+        "{r:?}"
+    );
+    // The same through rtpp-flags.
+    let r = rig.cmd(sdp_cmd(
+        "offer",
+        "w2",
+        "ft",
+        None,
+        &crlf(OFFER),
+        vec![(
+            "rtpp-flags",
+            Value::str("replace-origin ICE=force-relay SDES-off debug"),
+        )],
+    ));
+    assert_eq!(
+        warning(&r),
+        Some("Unsupported, ignored: flag 'debug', flag 'sdes-off', ice 'force-relay'"),
+        "{r:?}"
+    );
+    // Only implemented options: no warning.
+    let r = rig.cmd(sdp_cmd(
+        "offer",
+        "w3",
+        "ft",
+        None,
+        &crlf(OFFER),
+        vec![
+            (
+                "replace",
+                Value::List(vec![Value::str("origin"), Value::str("session-name")]),
+            ),
+            ("ICE", Value::str("remove")),
+            ("flags", Value::List(vec![Value::str("strict source")])),
+        ],
+    ));
+    assert_eq!(warning(&r), None, "{r:?}");
+    // delete's own warning comes first.
+    let r = rig.ng_cmd(
+        "delete",
+        vec![
+            ("call-id", Value::str("nope")),
+            (
+                "flags",
+                Value::List(vec![Value::str("discard recording"), Value::str("debug")]),
+            ),
+        ],
+    );
+    assert_eq!(
+        warning(&r),
+        Some("Call-ID not found or tags didn't match; Unsupported, ignored: flag 'debug'"),
+        "{r:?}"
+    );
+}
