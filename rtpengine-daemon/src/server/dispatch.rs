@@ -1,7 +1,9 @@
 //! The dispatcher: one entry point shared by every transport. It answers
 //! retransmissions from the cookie cache, decodes the body, types the
-//! request and hands it to [`Commands`], then encodes the reply in the
-//! request's encoding.
+//! request, puts its templates under it and hands it to [`Commands`], names
+//! in the reply's `warning` what the request asked for that is not
+//! implemented ([`support`]), counts it per proxy, then encodes the reply in
+//! the request's encoding.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
