@@ -62,6 +62,38 @@ fn reoffer_with_new_caller_port() {
     assert_eq!(port_a3, port_a, "earlier endpoint → earlier ports");
 }
 
+/// `port latching`: the same re-offer from a new port keeps the ports the
+/// callee was given, and media follows the new caller port.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn reoffer_with_port_latching_keeps_ports() {
+    require_root();
+    let rig = Rig::new("latch", &[]);
+    let latch = || vec![("flags", Value::List(vec![Value::str("port latching")]))];
+    let r = rig.cmd(sdp_cmd("offer", "pl-1", "ft", None, &crlf(OFFER), latch()));
+    assert_eq!(
+        r.get(&b"warning"[..]),
+        None,
+        "implemented: no warning {r:?}"
+    );
+    let port_a = media_ports(get_str(&r, "sdp"))[0];
+    let port_b = media_ports(&rig.answer("pl-1", "ft", "tt", ANSWER, latch()))[0];
+    let moved = OFFER.replace("m=audio 2010", "m=audio 2014");
+    let port_a2 = media_ports(&rig.offer("pl-1", "ft", &moved, latch()))[0];
+    assert_eq!(port_a2, port_a, "latched: the callee keeps its port");
+    let port_b2 = media_ports(&rig.answer("pl-1", "ft", "tt", ANSWER, latch()))[0];
+    assert_eq!(port_b2, port_b);
+    let a = rig.socket("198.51.100.1:2014");
+    let b = rig.socket("198.51.100.3:2012");
+    let (pa, pb) = (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b));
+    let p = rtp(0, 1, 1, 0x1234, 1);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    let p = rtp(0, 2, 2, 0x5678, 2);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+}
+
 /// `--port-min 30000 --port-max 30003` holds two RTP/RTCP pairs: one call.
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]

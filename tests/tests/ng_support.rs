@@ -29,7 +29,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
             (
                 "flags",
                 Value::List(vec![
-                    Value::str("port latching"),
+                    Value::str("loop protect"),
                     Value::str("trust address"),
                 ]),
             ),
@@ -38,7 +38,9 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
     assert_eq!(
         warning(&r),
-        Some("Unsupported, ignored: key 'codec', flag 'port-latching', transport-protocol 'rtp/savp'"),
+        Some(
+            "Unsupported, ignored: key 'codec', flag 'loop-protect', transport-protocol 'rtp/savp'"
+        ),
         "{r:?}"
     );
     // The same through rtpp-flags.

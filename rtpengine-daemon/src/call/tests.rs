@@ -56,6 +56,7 @@ fn options(side: Side, call: &str, from: &str, to: Option<&str>) -> OfferAnswer 
         to_tag: to.map(Into::into),
         via_branch: None,
         proxy: None,
+        port_latching: false,
         replace: Replace::default(),
         rtcp_mux: RtcpMux::default(),
         from_interface: None,

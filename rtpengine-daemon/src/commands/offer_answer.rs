@@ -133,6 +133,7 @@ fn options(
         original_sendrecv: req.flag("original-sendrecv"),
         no_rtcp_attr: req.flag("no-rtcp-attribute"),
         full_rtcp_attr: req.flag("full-rtcp-attribute"),
+        port_latching: req.flag("port-latching"),
     })
 }
 

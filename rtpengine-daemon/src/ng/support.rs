@@ -96,6 +96,7 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "sip-source-address",
     "trust-address",
     "no-port-latching",
+    "port-latching",
     "full-rtcp-attribute",
     "no-rtcp-attribute",
     "original-sendrecv",
@@ -323,14 +324,14 @@ mod tests {
         d.insert(
             b"flags".to_vec(),
             Value::List(vec![
-                Value::str("port latching"),
+                Value::str("loop protect"),
                 Value::str("trust address"),
             ]),
         );
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: key 'codec', flag 'port-latching', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: key 'codec', flag 'loop-protect', transport-protocol 'rtp/savp'"
         );
     }
 

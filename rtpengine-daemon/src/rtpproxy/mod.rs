@@ -160,6 +160,7 @@ impl Rtpproxy {
             original_sendrecv: false,
             no_rtcp_attr: false,
             full_rtcp_attr: false,
+            port_latching: false,
         };
         let sdp = match crate::sdp::parse(one_stream_sdp(u.addr, u.port).as_bytes()) {
             Ok(s) => s,

@@ -141,9 +141,10 @@ impl OfferAnswer {
                     m.sockets = None;
                     continue;
                 }
+                let latch = self.port_latching;
                 let fits = |s: &Sockets, exact: bool| {
                     s.rtp.local.is_ipv6() == v6
-                        && (s.key == key || (!exact && (s.key.is_none() || key.is_none())))
+                        && (s.key == key || (!exact && (latch || s.key.is_none() || key.is_none())))
                 };
                 if m.sockets.as_ref().is_some_and(|s| fits(s, false)) {
                     if let (Some(s), Some(k)) = (m.sockets.as_mut(), key) {

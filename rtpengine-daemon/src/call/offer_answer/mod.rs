@@ -102,6 +102,9 @@ pub struct OfferAnswer {
     pub no_rtcp_attr: bool,
     /// `full rtcp attribute`.
     pub full_rtcp_attr: bool,
+    /// `port latching`: keep the local ports when the peer's endpoint
+    /// changes (instead of new ports for a new endpoint).
+    pub port_latching: bool,
 }
 
 impl Calls {
