@@ -47,15 +47,7 @@ fn reoffer_with_new_caller_port() {
     assert_eq!(port_b2, port_b, "caller-facing ports stay");
 
     // Media follows the new SDP: A (now on 2014) and B talk via the new port.
-    let a = rig.socket("198.51.100.1:2014");
-    let b = rig.socket("198.51.100.3:2012");
-    let (pa, pb) = (sa("203.0.113.1", port_a2), sa("203.0.113.1", port_b2));
-    let p = rtp(0, 1, 1, 0x1234, 1);
-    a.send_to(&p, pb).unwrap();
-    expect_packet(&b, pa, &p);
-    let p = rtp(0, 1, 1, 0x5678, 2);
-    b.send_to(&p, pa).unwrap();
-    expect_packet(&a, pb, &p);
+    moved_caller_talks(&rig, port_a2, port_b2);
 
     // Back to the original endpoint: the original ports again.
     let port_a3 = media_ports(&rig.offer("re-1", "ft", OFFER, vec![]))[0];
@@ -83,15 +75,22 @@ fn reoffer_with_port_latching_keeps_ports() {
     assert_eq!(port_a2, port_a, "latched: the callee keeps its port");
     let port_b2 = media_ports(&rig.answer("pl-1", "ft", "tt", ANSWER, latch()))[0];
     assert_eq!(port_b2, port_b);
+    moved_caller_talks(&rig, port_a, port_b);
+}
+
+/// The caller, now on port 2014, and the callee exchange a packet each way
+/// through the daemon's ports `to_callee` (given to the callee) and
+/// `to_caller` (given to the caller).
+fn moved_caller_talks(rig: &Rig, to_callee: u16, to_caller: u16) {
     let a = rig.socket("198.51.100.1:2014");
     let b = rig.socket("198.51.100.3:2012");
-    let (pa, pb) = (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b));
+    let (pa, pb) = (sa("203.0.113.1", to_callee), sa("203.0.113.1", to_caller));
     let p = rtp(0, 1, 1, 0x1234, 1);
-    b.send_to(&p, pa).unwrap();
-    expect_packet(&a, pb, &p);
-    let p = rtp(0, 2, 2, 0x5678, 2);
     a.send_to(&p, pb).unwrap();
     expect_packet(&b, pa, &p);
+    let p = rtp(0, 2, 2, 0x5678, 2);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
 }
 
 /// `--port-min 30000 --port-max 30003` holds two RTP/RTCP pairs: one call.
