@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::interfaces::{parse_interface, Interfaces};
-use crate::relay::learning::{EndpointLearning, Policy};
+use crate::relay::learning::EndpointLearning;
 use crate::relay::poller::Poller;
 use crate::sdp;
 
@@ -49,33 +49,7 @@ fn registry() -> Calls {
 }
 
 fn options(side: Side, call: &str, from: &str, to: Option<&str>) -> OfferAnswer {
-    OfferAnswer {
-        side,
-        call_id: call.into(),
-        from_tag: from.into(),
-        to_tag: to.map(Into::into),
-        via_branch: None,
-        proxy: None,
-        port_latching: false,
-        replace: Replace::default(),
-        rtcp_mux: RtcpMux::default(),
-        from_interface: None,
-        to_interface: None,
-        ipv6: None,
-        media_address: None,
-        source_address: None,
-        policy: Policy {
-            mode: EndpointLearning::Heuristic,
-            strict: false,
-            handover: false,
-            asymmetric: false,
-        },
-        tos: None,
-        label: None,
-        original_sendrecv: false,
-        no_rtcp_attr: false,
-        full_rtcp_attr: false,
-    }
+    OfferAnswer::new(side, call, from, to, EndpointLearning::Heuristic)
 }
 
 fn offer(call: &str) -> OfferAnswer {

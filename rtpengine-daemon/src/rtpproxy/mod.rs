@@ -27,10 +27,9 @@ use std::sync::Arc;
 
 use tracing::{debug, info_span, warn, Instrument};
 
-use crate::call::{self, Calls, Delete, Deleted, OfferAnswer, Replace, RtcpMux, Side};
+use crate::call::{self, Calls, Delete, Deleted, OfferAnswer, Side};
 use crate::clock;
 use crate::ng::cookie_cache::{self, CookieCache, Lookup};
-use crate::relay::learning::Policy;
 use protocol::{Command, Dialogue, Direction, Update};
 
 /// Upstream's only error code on this protocol.
@@ -131,14 +130,8 @@ impl Rtpproxy {
         let interface =
             |d: Option<Direction>| d.filter(|_| named).map(|d| d.interface().to_owned());
         let oa = OfferAnswer {
-            side,
-            call_id: u.call_id.to_owned(),
-            from_tag: u.tag1.to_owned(),
-            to_tag: to_tag.map(str::to_owned),
             via_branch: u.branch.map(str::to_owned),
             proxy: Some(peer),
-            replace: Replace::default(),
-            rtcp_mux: RtcpMux::default(),
             from_interface: interface(from_dir),
             to_interface: interface(to_dir),
             // Without interfaces of those names, upstream reads I as IPv4 and
@@ -147,20 +140,13 @@ impl Rtpproxy {
                 .then_some(to_dir)
                 .flatten()
                 .map(|d| d == Direction::External),
-            media_address: None,
-            source_address: None,
-            policy: Policy {
-                mode: self.calls.settings().learning,
-                strict: false,
-                handover: false,
-                asymmetric: false,
-            },
-            tos: None,
-            label: None,
-            original_sendrecv: false,
-            no_rtcp_attr: false,
-            full_rtcp_attr: false,
-            port_latching: false,
+            ..OfferAnswer::new(
+                side,
+                u.call_id,
+                u.tag1,
+                to_tag,
+                self.calls.settings().learning,
+            )
         };
         let sdp = match crate::sdp::parse(one_stream_sdp(u.addr, u.port).as_bytes()) {
             Ok(s) => s,

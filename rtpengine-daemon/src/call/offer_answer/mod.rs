@@ -107,6 +107,47 @@ pub struct OfferAnswer {
     pub port_latching: bool,
 }
 
+impl OfferAnswer {
+    /// An offer or answer with nothing but its dialogue: every option at
+    /// its default (learning as `learning`), for callers that set a few
+    /// with struct-update syntax.
+    pub fn new(
+        side: Side,
+        call_id: &str,
+        from_tag: &str,
+        to_tag: Option<&str>,
+        learning: crate::relay::learning::EndpointLearning,
+    ) -> OfferAnswer {
+        OfferAnswer {
+            side,
+            call_id: call_id.to_owned(),
+            from_tag: from_tag.to_owned(),
+            to_tag: to_tag.map(str::to_owned),
+            via_branch: None,
+            proxy: None,
+            replace: Replace::default(),
+            rtcp_mux: RtcpMux::default(),
+            from_interface: None,
+            to_interface: None,
+            ipv6: None,
+            media_address: None,
+            source_address: None,
+            policy: Policy {
+                mode: learning,
+                strict: false,
+                handover: false,
+                asymmetric: false,
+            },
+            tos: None,
+            label: None,
+            original_sendrecv: false,
+            no_rtcp_attr: false,
+            full_rtcp_attr: false,
+            port_latching: false,
+        }
+    }
+}
+
 impl Calls {
     /// Runs an offer or answer and returns the SDP for the other party.
     pub fn offer_answer(&self, oa: &OfferAnswer, sdp: &Session) -> Result<Vec<u8>, Error> {
