@@ -62,8 +62,11 @@ impl Config {
         };
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading config file {}", file.display()))?;
-        let section = parse_ini(&text, &cli.config_section)
+        // Parsed once: the options' section, and the sections other options
+        // point at (`interfaces-config`, `templates`).
+        let sections = parse_ini_sections(&text)
             .with_context(|| format!("parsing config file {}", file.display()))?;
+        let section = section_of(&sections, &cli.config_section);
 
         let mut merged: Vec<OsString> =
             vec![args.first().cloned().unwrap_or_else(|| "rtpengine".into())];
@@ -107,7 +110,7 @@ impl Config {
         let matches = cmd.try_get_matches_from(merged).map_err(clap_err)?;
         let mut cfg = Config::from_arg_matches(&matches).map_err(clap_err)?;
         cfg.log_levels = subsystem_levels(&matches);
-        cfg.read_sections(&text)
+        cfg.read_sections(&sections)
             .with_context(|| format!("config file {}", file.display()))?;
         cfg.validate()?;
         Ok((cfg, unimplemented_given(&matches)))
@@ -117,8 +120,7 @@ impl Config {
 impl Config {
     /// The sections other options point at: `interfaces-config` (every
     /// `[PREFIX-NAME]`) and `templates` (one section).
-    fn read_sections(&mut self, text: &str) -> anyhow::Result<()> {
-        let sections = parse_ini_sections(text)?;
+    fn read_sections(&mut self, sections: &[(String, Section)]) -> anyhow::Result<()> {
         if let Some(prefix) = self.interfaces_config.as_deref().filter(|p| !p.is_empty()) {
             let head = format!("{prefix}-");
             self.interface_sections = sections
@@ -248,15 +250,18 @@ pub type Section = BTreeMap<String, Vec<String>>;
 /// keys in order; list values are split by the caller, which knows which
 /// options are lists).
 pub fn parse_ini(text: &str, section: &str) -> anyhow::Result<Section> {
-    Ok(parse_ini_sections(text)?
-        .into_iter()
-        .filter(|(name, _)| name == section)
-        .fold(Section::new(), |mut all, (_, keys)| {
-            for (k, v) in keys {
-                all.entry(k).or_default().extend(v);
-            }
-            all
-        }))
+    Ok(section_of(&parse_ini_sections(text)?, section))
+}
+
+/// The keys of `section` (all its occurrences merged).
+fn section_of(sections: &[(String, Section)], section: &str) -> Section {
+    let mut all = Section::new();
+    for (_, keys) in sections.iter().filter(|(name, _)| name == section) {
+        for (k, v) in keys {
+            all.entry(k.clone()).or_default().extend(v.iter().cloned());
+        }
+    }
+    all
 }
 
 /// Every section of an INI file, in file order.
