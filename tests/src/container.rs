@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::daemon::daemon_bin;
-use crate::util::{run_timeout, tests_dir};
+use crate::util::{run_timeout, scratch_dir, tests_dir};
 
 /// The image the tests build.
 pub const IMAGE: &str = "localhost/rtpengine-rs:test";
@@ -88,7 +88,7 @@ impl Podman {
         if exists("debian:bookworm") && exists("debian:bookworm-slim") {
             return Ok(());
         }
-        let root = tempdir("bookworm-rootfs")?;
+        let root = scratch_dir("bookworm-rootfs");
         let mirror = "http://deb.debian.org/debian";
         let ran = run_timeout(
             Command::new("debootstrap")
@@ -134,7 +134,7 @@ impl Podman {
     /// binaries this test run built (`RTPENGINE_BUILD=prebuilt`; the source
     /// stage needs Docker Hub and rustup, which are not reachable here).
     pub fn build(&self) -> anyhow::Result<()> {
-        let ctx = tempdir("rtpengine-image")?;
+        let ctx = scratch_dir("rtpengine-image");
         let release = ctx.join("target/release");
         std::fs::create_dir_all(&release)?;
         std::fs::create_dir_all(ctx.join("docker"))?;
@@ -193,13 +193,6 @@ fn hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
         return 1 << 20;
     }
     r.rlim_max
-}
-
-fn tempdir(tag: &str) -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
 }
 
 /// A container, removed (forcibly) on drop.

@@ -172,6 +172,13 @@ impl Drop for Daemon {
     }
 }
 
+/// Pings `ng` from the calling thread's namespace until it answers or
+/// `timeout` passes (a daemon the test did not start itself: a container,
+/// a detached daemon).
+pub fn wait_pong(ng: SocketAddr, timeout: Duration) -> bool {
+    crate::util::wait_until(timeout, || ping_once(ng))
+}
+
 fn ping_once(ng: SocketAddr) -> bool {
     let Ok(c) = NgClient::new(ng) else {
         return false;

@@ -75,24 +75,10 @@ fn udp(addr: &str) -> UdpSocket {
     s
 }
 
-/// ng ping until it answers (the container is starting).
+/// An ng client once the container answers ping (it is starting).
 fn wait_ng(ng: SocketAddr) -> NgClient {
-    let client = NgClient::new(ng).unwrap();
-    client
-        .sock
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let ok = wait_until(Duration::from_secs(15), || {
-        client
-            .call(&dict([("command", Value::str("ping"))]))
-            .is_ok_and(|r| get_str(&r, "result") == "pong")
-    });
-    assert!(ok, "no pong from {ng}");
-    client
-        .sock
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    client
+    assert!(wait_pong(ng, Duration::from_secs(15)), "no pong from {ng}");
+    NgClient::new(ng).unwrap()
 }
 
 #[test]

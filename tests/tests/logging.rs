@@ -21,9 +21,7 @@ struct Syslog {
 
 impl Syslog {
     fn new(tag: &str) -> Syslog {
-        let dir = std::env::temp_dir().join(format!("rtpe-dev-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir(&format!("rtpe-dev-{tag}"));
         std::fs::write(dir.join("null"), b"").unwrap();
         let sock = UnixDatagram::bind(dir.join("log")).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -73,14 +71,7 @@ impl Drop for Syslog {
 }
 
 fn ping(ng: std::net::SocketAddr) {
-    let c = NgClient::new(ng).unwrap();
-    c.sock
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let ok = wait_until(Duration::from_secs(10), || {
-        c.call(&dict([("command", Value::str("ping"))])).is_ok()
-    });
-    assert!(ok, "no pong from {ng}");
+    assert!(wait_pong(ng, Duration::from_secs(10)), "no pong from {ng}");
 }
 
 #[test]

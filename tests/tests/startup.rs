@@ -101,8 +101,7 @@ fn debian_stock_config_file() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn interfaces_config_sections_round_robin_aliases_and_templates() {
-    let dir = std::env::temp_dir().join(format!("rtpe-ifcfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("rtpe-ifcfg");
     let conf = dir.join("rtpengine.conf");
     std::fs::write(
         &conf,

@@ -53,10 +53,8 @@ fn unit_capabilities_open_the_kernel_table() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn notifies_ready_after_binding_and_stopping_on_term() {
-    let dir = std::env::temp_dir().join(format!("rtpe-notify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("rtpe-notify");
     let path = dir.join("notify.sock");
-    let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
