@@ -74,6 +74,13 @@ pub struct Rates {
     pub kernel: Totals,
 }
 
+impl Rates {
+    /// The share relayed in userspace.
+    pub fn userspace(&self) -> Totals {
+        self.relayed.since(self.kernel)
+    }
+}
+
 /// Daemon-wide counters for `statistics`.
 #[derive(Debug)]
 pub struct GlobalStats {
@@ -174,6 +181,22 @@ impl StatsSnapshot {
         } else {
             self.call_duration_secs / self.managed as f64
         }
+    }
+
+    /// Standard deviation of the ended calls' durations, seconds.
+    pub fn call_duration_stddev(&self) -> f64 {
+        if self.managed == 0 {
+            return 0.0;
+        }
+        let mean = self.avg_call_duration();
+        (self.call_duration2_secs / self.managed as f64 - mean * mean)
+            .max(0.0)
+            .sqrt()
+    }
+
+    /// The share of what was relayed that went through userspace.
+    pub fn userspace(&self) -> Totals {
+        self.relayed.since(self.kernel)
     }
 }
 

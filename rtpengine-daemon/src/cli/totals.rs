@@ -50,8 +50,7 @@ fn line(out: &mut String, descr: &str, value: impl std::fmt::Display) {
 
 /// The per-second rate lines (`list counters` and the current section).
 fn rates(out: &mut String, s: &StatsSnapshot) {
-    let (total, kernel) = (s.rates.relayed, s.rates.kernel);
-    let user = total.since(kernel);
+    let (total, kernel, user) = (s.rates.relayed, s.rates.kernel, s.rates.userspace());
     line(out, "Packets per second (userspace)", user.packets);
     line(out, "Bytes per second (userspace)", user.bytes);
     line(out, "Errors per second (userspace)", user.errors);
@@ -61,16 +60,6 @@ fn rates(out: &mut String, s: &StatsSnapshot) {
     line(out, "Packets per second (total)", total.packets);
     line(out, "Bytes per second (total)", total.bytes);
     line(out, "Errors per second (total)", total.errors);
-}
-
-/// Standard deviation of the ended calls' durations.
-fn duration_stddev(s: &StatsSnapshot) -> f64 {
-    if s.managed == 0 {
-        return 0.0;
-    }
-    let n = s.managed as f64;
-    let mean = s.call_duration_secs / n;
-    (s.call_duration2_secs / n - mean * mean).max(0.0).sqrt()
 }
 
 /// `list counters`.
@@ -126,7 +115,7 @@ pub(super) fn totals(cli: &Cli, _: &str) -> String {
     );
     line(&mut out, "Total regular terminated sessions", s.regular);
     line(&mut out, "Total forced terminated sessions", s.forced);
-    let user = s.relayed.since(s.kernel);
+    let user = s.userspace();
     line(&mut out, "Total relayed packets (userspace)", user.packets);
     line(
         &mut out,
@@ -165,7 +154,7 @@ pub(super) fn totals(cli: &Cli, _: &str) -> String {
     line(
         &mut out,
         "Total calls duration standard deviation",
-        secs(duration_stddev(&s)),
+        secs(s.call_duration_stddev()),
     );
     out.push_str("\n\nControl statistics:\n\n");
     let _ = write!(out, " {:>20} ", "Proxy");
@@ -220,9 +209,8 @@ pub(super) fn interfaces(cli: &Cli, _: &str) -> String {
 /// upstream's keys (no newline at the end, as upstream).
 pub(super) fn jsonstats(cli: &Cli, _: &str) -> String {
     let s = cli.calls.statistics();
-    let (rate, krate) = (s.rates.relayed, s.rates.kernel);
-    let urate = rate.since(krate);
-    let user = s.relayed.since(s.kernel);
+    let (rate, krate, urate) = (s.rates.relayed, s.rates.kernel, s.rates.userspace());
+    let user = s.userspace();
     let proxies: Vec<Value> = cli
         .control
         .snapshot()
@@ -293,7 +281,7 @@ pub(super) fn jsonstats(cli: &Cli, _: &str) -> String {
             "avgcallduration": s.avg_call_duration(),
             "totalcallsduration": s.call_duration_secs,
             "totalcallsduration2": s.call_duration2_secs,
-            "totalcallsduration_stddev": duration_stddev(&s),
+            "totalcallsduration_stddev": s.call_duration_stddev(),
         },
         "controlstatistics": { "proxies": proxies },
         "interfaces": interfaces,

@@ -23,7 +23,7 @@ fn tree(s: &StatsSnapshot) -> Dict {
     put(&mut cur, "packetrate", rate);
     put(&mut cur, "byterate", s.rates.relayed.bytes);
     put(&mut cur, "errorrate", s.rates.relayed.errors);
-    put(&mut cur, "packetrate_user", rate.saturating_sub(krate));
+    put(&mut cur, "packetrate_user", s.rates.userspace().packets);
     put(&mut cur, "packetrate_kernel", krate);
 
     let mut tot = Dict::new();
@@ -39,11 +39,7 @@ fn tree(s: &StatsSnapshot) -> Dict {
     put(&mut tot, "relayedpackets", s.relayed.packets);
     put(&mut tot, "relayedbytes", s.relayed.bytes);
     put(&mut tot, "relayedpacketerrors", s.relayed.errors);
-    put(
-        &mut tot,
-        "relayedpackets_user",
-        s.relayed.packets.saturating_sub(s.kernel.packets),
-    );
+    put(&mut tot, "relayedpackets_user", s.userspace().packets);
     put(&mut tot, "relayedpackets_kernel", s.kernel.packets);
     put(&mut tot, "zerowaystreams", s.zero_streams);
     put(&mut tot, "onewaystreams", s.one_way_streams);

@@ -159,7 +159,7 @@ impl Metrics {
         ] {
             closed.with_label_values(&[reason]).inc_by(n);
         }
-        let user = s.relayed.since(s.kernel);
+        let user = s.userspace();
         for (name, help, u, k) in [
             (
                 "packets_total",
