@@ -246,7 +246,8 @@ impl Logging {
 
     /// The `core` level.
     pub fn level(&self) -> i32 {
-        self.levels().first().copied().unwrap_or(6)
+        let levels = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        levels.first().copied().unwrap_or(6)
     }
 
     /// Sets every subsystem's level (clamped to 0..=7) and returns it.
