@@ -14,9 +14,11 @@ fn warning(d: &Dict) -> Option<&str> {
 #[ignore = "privileged: run with cargo xtask test"]
 fn unsupported_keys_and_flags_are_named_in_the_reply() {
     let rig = Rig::new("nsup", &[]);
-    // The examples: a codec manipulation and a transport change.
+    // The examples (a codec manipulation and a transport change),
+    // with what is still not done: transcoding and SRTP.
     let mut codec = Dict::new();
     codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
+    codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
     let r = rig.cmd(sdp_cmd(
         "offer",
         "w1",
@@ -39,7 +41,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     assert_eq!(
         warning(&r),
         Some(
-            "Unsupported, ignored: key 'codec', flag 'loop-protect', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'loop-protect', codec 'transcode', transport-protocol 'rtp/savp'"
         ),
         "{r:?}"
     );

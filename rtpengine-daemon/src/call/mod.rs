@@ -70,6 +70,24 @@ pub struct PartyMedia {
     /// Sockets tied to earlier peer endpoints, kept so a return to one of
     /// them gets its ports back (at most [`MAX_PREVIOUS_SOCKETS`]).
     pub previous: Vec<Sockets>,
+    /// What the SDP exchange decided beyond addresses and ports.
+    pub negotiated: Negotiated,
+}
+
+/// Per-media results of the SDP exchange that a later message needs.
+#[derive(Debug, Clone, Default)]
+pub struct Negotiated {
+    /// The codecs last written to this party (its answer may only pick
+    /// from these; `static codecs` writes them again).
+    pub codecs_sent: Vec<crate::sdp::codecs::Codec>,
+    /// The `a=ptime` value this party announced, if any.
+    pub ptime: Option<String>,
+    /// `ptime-reverse` of this party's offer: the ptime written into the
+    /// answer to it.
+    pub ptime_reverse: Option<u32>,
+    /// The section was left out of the SDP written to this party
+    /// (`sdp-media-remove`); its answer lacks it.
+    pub removed: bool,
 }
 
 /// Most parties one call may have (forks and re-offers with new tags add

@@ -11,6 +11,7 @@ mod list;
 mod offer_answer;
 mod ping;
 mod query;
+mod sdp_options;
 mod statistics;
 
 use std::sync::Arc;

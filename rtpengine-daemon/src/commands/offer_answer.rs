@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_LIMIT};
 use super::put;
+use super::sdp_options::sdp_options;
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
@@ -134,6 +135,7 @@ fn options(
         no_rtcp_attr: req.flag("no-rtcp-attribute"),
         full_rtcp_attr: req.flag("full-rtcp-attribute"),
         port_latching: req.flag("port-latching"),
+        sdp: sdp_options(req, side)?,
     })
 }
 

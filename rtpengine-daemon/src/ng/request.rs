@@ -145,6 +145,10 @@ pub struct Request {
     pub params: Dict,
     /// Flags from `flags` and `rtpp-flags`, canonicalised.
     pub flags: BTreeSet<String>,
+    /// The same flags as given, in order: the prefixed families carry
+    /// values (`codec-strip-PCMA`, `sdp-attr-add-audio-X-Foo:1`) whose
+    /// case matters.
+    pub raw_flags: Vec<String>,
     /// The control client that sent it (set by the transport; upstream
     /// shows it as the call's "proxy").
     pub peer: Option<SocketAddr>,
@@ -165,9 +169,11 @@ impl Request {
                 .and_then(Command::parse)
                 .ok_or(NgError::UnknownCommand)?,
         };
-        let mut flags = BTreeSet::new();
+        let mut flags = Flags::default();
         if let Some(Value::List(list)) = params.get(&b"flags"[..]) {
-            flags.extend(list.iter().filter_map(Value::as_bytes).map(canonical));
+            for f in list.iter().filter_map(Value::as_str) {
+                flags.add(f);
+            }
         }
         if let Some(rtpp) = params.get(&b"rtpp-flags"[..]).and_then(Value::as_str) {
             let rtpp = rtpp.to_owned();
@@ -176,7 +182,8 @@ impl Request {
         Ok(Request {
             command,
             params,
-            flags,
+            flags: flags.canonical,
+            raw_flags: flags.raw,
             peer: None,
         })
     }
@@ -244,6 +251,29 @@ impl Request {
     pub fn flag(&self, name: &str) -> bool {
         self.flags.contains(name)
     }
+
+    /// The values of the flags of a prefixed family (`prefix` canonical,
+    /// e.g. `codec-strip-`), as given.
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.raw_flags.iter().filter_map(move |f| {
+            let head = f.get(..prefix.len())?;
+            (canonical(head.as_bytes()) == prefix).then(|| &f[prefix.len()..])
+        })
+    }
+}
+
+/// Flags being collected: canonical for lookup, raw for values.
+#[derive(Default)]
+struct Flags {
+    canonical: BTreeSet<String>,
+    raw: Vec<String>,
+}
+
+impl Flags {
+    fn add(&mut self, f: &str) {
+        self.canonical.insert(canonical(f.as_bytes()));
+        self.raw.push(f.to_owned());
+    }
 }
 
 impl Request {
@@ -254,22 +284,46 @@ impl Request {
             return;
         }
         let mut params = Dict::new();
+        let mut flags = Flags::default();
         for t in templates {
             let mut p = Dict::new();
-            parse_rtpp_flags(t, &mut p, &mut self.flags);
+            parse_rtpp_flags(t, &mut p, &mut flags);
             params.extend(p);
         }
         params.extend(std::mem::take(&mut self.params));
         self.params = params;
+        self.flags.extend(flags.canonical);
+        self.raw_flags.extend(flags.raw);
     }
 }
 
+/// `codec-…=` keys of `rtpp-flags` that stand for a codec list entry,
+/// folded into the flag family `codec-…-<value>` (upstream accepts both
+/// `codec-strip=PCMA` and `codec-strip-PCMA`).
+const RTPP_CODEC_KEYS: &[&str] = &[
+    "codec-strip",
+    "codec-offer",
+    "codec-mask",
+    "codec-set",
+    "codec-accept",
+    "codec-except",
+    "codec-consume",
+    "codec-ignore",
+    "codec-transcode",
+    "transcode",
+];
+
 /// Parses the `rtpp-flags` string (newer Kamailio sends the whole flag string for
-/// the daemon to parse): bare words are flags, `key=value` sets a key, and
-/// `key=[a b]` sets a list. Keys already present in the dictionary win.
-fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut BTreeSet<String>) {
+/// the daemon to parse) as upstream's parser does: bare words are flags,
+/// `key=value` sets a key and `key=[a b]` a list; `direction=` (or a bare
+/// `internal`/`external`) given twice makes the interface pair; the
+/// transport tokens (`RTP/AVPF`, or `RTP`, `AVP`, `AVPF`, `SRTP`, `DTLS`
+/// combined) set `transport-protocol`; `to-tag=` also sets the `to-tag`
+/// flag. Keys already present in the dictionary win.
+fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut Flags) {
     // Keys the dictionary itself has: they win over the string's.
     let explicit: BTreeSet<Vec<u8>> = params.keys().cloned().collect();
+    let mut transport = Transport::default();
     let mut rest = s.trim();
     while !rest.is_empty() {
         let (token, tail) = split_token(rest);
@@ -277,32 +331,98 @@ fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut BTreeSet<String>) {
         match token.split_once('=') {
             Some((k, v)) => {
                 let key = canonical(k.as_bytes());
+                if RTPP_CODEC_KEYS.contains(&key.as_str()) {
+                    let family = match key.as_str() {
+                        "transcode" => "codec-transcode",
+                        k => k,
+                    };
+                    flags.add(&format!("{family}-{v}"));
+                    continue;
+                }
+                if key == "to-tag" {
+                    flags.add("to-tag");
+                }
                 let value = match v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
                     Some(inner) => Value::List(inner.split_whitespace().map(Value::str).collect()),
                     None => Value::str(v),
                 };
                 // `direction=a direction=b` is how Kamailio passes the pair:
                 // repeats append (a key given as a dictionary key still wins).
-                if key == "direction" && !explicit.contains(key.as_bytes()) {
-                    let entry = params
-                        .entry(key.into_bytes())
-                        .or_insert_with(|| Value::List(Vec::new()));
-                    if let Value::List(l) = entry {
-                        match value {
-                            Value::List(items) => l.extend(items),
-                            one => l.push(one),
-                        }
-                    }
+                if key == "direction" {
+                    push_direction(params, &explicit, value);
                     continue;
                 }
                 // Prefixed list options (`replace-origin`, `rtcp-mux-demux`) are
                 // folded by the handlers; plain keys go into params.
                 params.entry(key.into_bytes()).or_insert(value);
             }
-            None => {
-                flags.insert(canonical(token.as_bytes()));
+            None if token == "internal" || token == "external" => {
+                push_direction(params, &explicit, Value::str(token));
             }
+            None if transport.token(token) => {}
+            None => flags.add(token),
         }
+    }
+    if let Some(t) = transport.protocol() {
+        params
+            .entry(b"transport-protocol".to_vec())
+            .or_insert(Value::str(t));
+    }
+}
+
+/// Appends an interface name to `direction` (unless the dictionary set it).
+fn push_direction(params: &mut Dict, explicit: &BTreeSet<Vec<u8>>, value: Value) {
+    if explicit.contains(&b"direction"[..]) {
+        return;
+    }
+    let entry = params
+        .entry(b"direction".to_vec())
+        .or_insert_with(|| Value::List(Vec::new()));
+    if let Value::List(l) = entry {
+        match value {
+            Value::List(items) => l.extend(items),
+            one => l.push(one),
+        }
+    }
+}
+
+/// The transport tokens of `rtpp-flags`, combined as upstream combines them:
+/// a whole protocol sets the bits, `SRTP` (1), `AVPF` (2) and `DTLS` (4) add
+/// one, `RTP` and `AVP` take away SRTP and AVPF.
+#[derive(Default)]
+struct Transport(Option<usize>);
+
+impl Transport {
+    /// Indexed by the bits; DTLS with SRTP names no protocol (upstream too).
+    const BY_BITS: [Option<&'static str>; 8] = [
+        Some("RTP/AVP"),
+        Some("RTP/SAVP"),
+        Some("RTP/AVPF"),
+        Some("RTP/SAVPF"),
+        Some("UDP/TLS/RTP/SAVP"),
+        None,
+        Some("UDP/TLS/RTP/SAVPF"),
+        None,
+    ];
+
+    fn token(&mut self, t: &str) -> bool {
+        let bits = self.0.unwrap_or(0);
+        self.0 = Some(match t {
+            "RTP" => bits & !1,
+            "AVP" => bits & !2,
+            "SRTP" => bits | 1,
+            "AVPF" => bits | 2,
+            "DTLS" => bits | 4,
+            _ => match Self::BY_BITS.iter().position(|p| *p == Some(t)) {
+                Some(b) => b,
+                None => return false,
+            },
+        });
+        true
+    }
+
+    fn protocol(&self) -> Option<&'static str> {
+        Self::BY_BITS[self.0? & 7]
     }
 }
 

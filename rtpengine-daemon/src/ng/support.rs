@@ -80,6 +80,14 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
     "dtmf-security",
     "dtls",
     "sdes",
+    "codec",
+    "codecs",
+    "sdp-attr",
+    "sdp-media-remove",
+    "extmap",
+    "ptime",
+    "ptime-reverse",
+    "reverse-ptime",
 ];
 
 /// Keys of `delete` beyond the common ones.
@@ -112,6 +120,29 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "asymmetric-codecs",
     "symmetric-codecs",
     "reorder-codecs",
+    "allow-no-codec-media",
+    "allow-no-codec-medias",
+    "allow-empty-codec-media",
+    "allow-empty-codec-medias",
+    "single-codec",
+    "static-codecs",
+    "static-codec",
+    "strip-extmap",
+];
+
+/// Flag families whose members carry a value (`codec-strip-PCMA`,
+/// `sdp-attr-add-audio-ptime:20`), honoured whatever the value.
+const FLAG_PREFIXES: &[&str] = &[
+    "codec-strip-",
+    "codec-offer-",
+    "codec-except-",
+    "codec-mask-",
+    "codec-consume-",
+    "codec-accept-",
+    "codec-set-",
+    "sdp-attr-add-",
+    "sdp-attr-remove-",
+    "sdp-attr-substitute-",
 ];
 
 /// Flags of `delete`.
@@ -142,7 +173,25 @@ const VALUES: &[(&str, &[&str])] = &[
         &["off", "immediate", "delayed", "heuristic"],
     ),
     ("address-family", &["ip4", "ip6"]),
-    ("transport-protocol", &["accept"]),
+    // Switching between the two plain-RTP protocols needs no SRTP.
+    ("transport-protocol", &["accept", "rtp/avp", "rtp/avpf"]),
+    // Dictionaries: their keys are checked. Without transcoding, `mask`
+    // and `consume` strip; `accept` and `set` only ever act on a
+    // transcoded codec, so they change nothing here (as upstream when it
+    // does not transcode).
+    (
+        "codec",
+        &[
+            "strip", "offer", "except", "mask", "consume", "accept", "set",
+        ],
+    ),
+    (
+        "codecs",
+        &[
+            "strip", "offer", "except", "mask", "consume", "accept", "set",
+        ],
+    ),
+    ("extmap", &["strip"]),
     ("record-call", &["no", "off"]),
     ("drop-traffic", &["stop"]),
     ("alias-key", &["none", "no", "off"]),
@@ -193,7 +242,10 @@ pub fn unsupported(req: &Request) -> Vec<Unsupported> {
         };
         let given: Vec<String> = match v {
             Value::List(l) => l.iter().filter_map(Value::as_str).map(canonical).collect(),
-            Value::Dict(_) => vec!["(dictionary)".to_owned()],
+            Value::Dict(d) => d
+                .keys()
+                .map(|k| canonical(&String::from_utf8_lossy(k)))
+                .collect(),
             other => other.as_str().map(canonical).into_iter().collect(),
         };
         for g in given {
@@ -203,7 +255,9 @@ pub fn unsupported(req: &Request) -> Vec<Unsupported> {
         }
     }
     for f in &req.flags {
-        if flags.contains(&f.as_str()) {
+        if flags.contains(&f.as_str())
+            || (flags == OFFER_ANSWER_FLAGS && FLAG_PREFIXES.iter().any(|p| f.starts_with(p)))
+        {
             continue;
         }
         let family = FLAG_FAMILIES
@@ -286,6 +340,8 @@ mod tests {
                 let req = match kind {
                     "key" => request(cmd, Some((&canon, Value::str("1"))), None),
                     "flag" => request(cmd, None, Some(&canon)),
+                    // An `rtpp-flags` token, as given (tokens are case-sensitive).
+                    "token" => request(cmd, Some(("rtpp-flags", Value::str(name))), None),
                     "value" => {
                         let (k, v) = canon.split_once('=').unwrap();
                         request(cmd, Some((k, Value::List(vec![Value::str(v)]))), None)
@@ -300,6 +356,8 @@ mod tests {
                     ("value", Unsupported::Value(k, v)) => canon == format!("{k}={v}"),
                     // A value of a key that is missing altogether.
                     ("value", Unsupported::Key(k)) => canon.starts_with(&format!("{k}=")),
+                    // A token stands for something else (a transport protocol).
+                    ("token", _) => true,
                     _ => false,
                 });
                 match state {
@@ -319,6 +377,7 @@ mod tests {
         d.insert(b"command".to_vec(), Value::str("offer"));
         let mut codec = Dict::new();
         codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
+        codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
         d.insert(b"codec".to_vec(), Value::Dict(codec));
         d.insert(b"transport-protocol".to_vec(), Value::str("RTP/SAVP"));
         d.insert(
@@ -331,7 +390,7 @@ mod tests {
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: key 'codec', flag 'loop-protect', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'loop-protect', codec 'transcode', transport-protocol 'rtp/savp'"
         );
     }
 

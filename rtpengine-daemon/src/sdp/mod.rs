@@ -7,6 +7,8 @@
 //! understand through, in order. The format is line-based and small, so the
 //! parser here is a few hundred lines with a test for every error path.
 
+pub mod attr_ops;
+pub mod codecs;
 mod parse;
 mod write;
 
@@ -186,6 +188,17 @@ impl Media {
     /// Whether `a=rtcp-mux` is present.
     pub fn rtcp_mux(&self) -> bool {
         self.has_attr("rtcp-mux")
+    }
+
+    /// Sets the first attribute named `name` to `value`, or appends one.
+    pub fn set_attr(&mut self, name: &str, value: Option<String>) {
+        match self.attributes.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.value = value,
+            None => self.attributes.push(Attribute {
+                name: name.to_owned(),
+                value,
+            }),
+        }
     }
 
     /// Whether the media carries RTP (and so RTCP) by its protocol.

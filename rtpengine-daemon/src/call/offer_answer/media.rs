@@ -47,6 +47,7 @@ impl OfferAnswer {
                 rejected: m.port == 0,
                 sockets: None,
                 previous: Vec::new(),
+                negotiated: Default::default(),
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
@@ -54,6 +55,7 @@ impl OfferAnswer {
                     *old = PartyMedia {
                         sockets: old.sockets.take(),
                         previous: std::mem::take(&mut old.previous),
+                        negotiated: std::mem::take(&mut old.negotiated),
                         mux: old.mux,
                         mux_override: old.mux_override,
                         ..pm
@@ -76,6 +78,7 @@ impl OfferAnswer {
                     rejected: false,
                     sockets: None,
                     previous: Vec::new(),
+                    negotiated: Default::default(),
                 });
             }
         }

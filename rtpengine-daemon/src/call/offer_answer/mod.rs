@@ -7,7 +7,10 @@
 //! [`media`], the SDP written for the receiver in [`sdp_out`].
 
 mod media;
+mod outgoing;
 mod sdp_out;
+
+pub use outgoing::{SdpOptions, SWITCHABLE};
 
 use std::net::IpAddr;
 
@@ -105,6 +108,8 @@ pub struct OfferAnswer {
     /// `port latching`: keep the local ports when the peer's endpoint
     /// changes (instead of new ports for a new endpoint).
     pub port_latching: bool,
+    /// Codec, protocol and attribute options for the SDP written onwards.
+    pub sdp: SdpOptions,
 }
 
 impl OfferAnswer {
@@ -144,6 +149,7 @@ impl OfferAnswer {
             no_rtcp_attr: false,
             full_rtcp_attr: false,
             port_latching: false,
+            sdp: SdpOptions::default(),
         }
     }
 }
@@ -266,20 +272,25 @@ impl OfferAnswer {
             }
         }
 
-        // 1. The sender's media from its SDP; 2. who multiplexes RTCP.
-        self.update_sender_media(call, snd, rcv, sdp);
+        // 1. The sender's media from its SDP (an answer to a narrowed offer
+        // gets the left-out sections back first); 2. what goes on to the
+        // receiver (codecs, protocol, ptime); 3. who multiplexes RTCP.
+        let sdp = self.with_removed(call, snd, sdp);
+        self.update_sender_media(call, snd, rcv, &sdp);
+        let out = self.outgoing(call, snd, rcv, &sdp);
         self.decide_mux(call, snd, rcv, sdp.media.len());
 
-        // 3. Sockets. A failure (out of ports) still wires what was
-        // committed, so media keeps flowing on the streams that have sockets.
-        let allocated = self.allocate(calls, call, snd, rcv, sdp, policy);
+        // 4. Sockets (none for sections the outgoing SDP rejects). A failure
+        // (out of ports) still wires what was committed, so media keeps
+        // flowing on the streams that have sockets.
+        let allocated = self.allocate(calls, call, snd, rcv, &out, policy);
 
-        // 4. Wire both directions and restart learning.
+        // 5. Wire both directions and restart learning.
         wire(call, snd, rcv, policy);
         allocated?;
 
-        // 5. The SDP for the receiver.
-        Ok(self.write_sdp(call, snd, rcv, sdp))
+        // 6. The SDP for the receiver.
+        Ok(self.write_sdp(call, snd, rcv, &out))
     }
 }
 

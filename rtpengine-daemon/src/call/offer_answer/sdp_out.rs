@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{OfferAnswer, Side};
 use crate::call::{Call, SdpOutState};
-use crate::sdp::{self, Direction, MediaOut, Origin, RtcpOut, Session, SessionOut};
+use crate::sdp::{self, attr_ops, Direction, MediaOut, Origin, RtcpOut, Session, SessionOut};
 
 impl OfferAnswer {
     pub(super) fn write_sdp(
@@ -80,8 +80,22 @@ impl OfferAnswer {
             .iter()
             .map(|m| m.address)
             .find(|a| !a.is_unspecified());
+        // Sections `sdp-media-remove` left out of this party's SDP.
+        let removed: Vec<bool> = (0..sdp.media.len())
+            .map(|i| call.parties[rcv].medias[i].negotiated.removed && self.side == Side::Offer)
+            .collect();
+        let sdp = if removed.contains(&true) {
+            let mut kept = sdp.clone();
+            let mut i = 0;
+            kept.media.retain(|_| (!removed[i], i += 1).0);
+            let mut i = 0;
+            media_out.retain(|_| (!removed[i], i += 1).0);
+            std::borrow::Cow::Owned(kept)
+        } else {
+            std::borrow::Cow::Borrowed(sdp)
+        };
         let st = &mut call.parties[rcv].sdp_out;
-        self.finish_sdp(sdp, st, local, &media_out)
+        self.finish_sdp(&sdp, st, local, &media_out)
     }
 
     /// Applies the `replace` options to `o=` and `s=`, then writes.
@@ -119,14 +133,12 @@ impl OfferAnswer {
         } else {
             sdp.name.clone()
         };
-        let mut out = sdp::write(
-            sdp,
-            &SessionOut {
-                origin: origin.clone(),
-                name: name.clone(),
-            },
-            media,
-        );
+        // `sdp-attr` works on the finished text, so it reaches every line.
+        let render = |s: &SessionOut| attr_ops::apply(&sdp::write(sdp, s, media), &self.sdp.attrs);
+        let mut out = render(&SessionOut {
+            origin: origin.clone(),
+            name: name.clone(),
+        });
         let body = without_origin(&out);
         let bump = r.force_increment_sdp_version;
         if r.sdp_version || bump || r.origin_full {
@@ -140,7 +152,7 @@ impl OfferAnswer {
             st.version = Some(version);
             if version.to_string() != origin.version {
                 origin.version = version.to_string();
-                out = sdp::write(sdp, &SessionOut { origin, name }, media);
+                out = render(&SessionOut { origin, name });
             }
         }
         st.last_body = Some(body);

@@ -1,0 +1,224 @@
+//! The sender's SDP as it goes on to the receiver, before addresses and
+//! ports: codecs narrowed (`codec`, the answer to what was offered,
+//! `single codec`), the transport protocol, `a=ptime`, stripped header
+//! extensions, and the sections `sdp-media-remove` leaves out. What a
+//! later message needs (the codecs sent, the ptimes) is kept on the media.
+
+use std::borrow::Cow;
+
+use super::{OfferAnswer, Side};
+use crate::call::Call;
+use crate::sdp::attr_ops::{AttrOps, MEDIA_TYPES};
+use crate::sdp::codecs::{self, CodecOps, Outcome};
+use crate::sdp::{Media, Session};
+
+/// The transport protocols this daemon switches between: both plain RTP,
+/// so switching needs no media processing beyond RTCP feedback.
+pub const SWITCHABLE: &[&str] = &["RTP/AVP", "RTP/AVPF"];
+
+/// The options that shape the SDP written onwards, beyond addresses and ports.
+#[derive(Debug, Clone, Default)]
+pub struct SdpOptions {
+    /// `codec` strip/except/offer/mask/consume (offer only).
+    pub codecs: CodecOps,
+    /// `allow no codec media`: a media left without codecs is rejected.
+    pub allow_no_codec_media: bool,
+    /// `single codec` (answer): only the first codec stays.
+    pub single_codec: bool,
+    /// `static codecs` (offer): a re-offer writes the codecs written before.
+    pub static_codecs: bool,
+    /// `sdp-attr`.
+    pub attrs: AttrOps,
+    /// `sdp-media-remove`: media types (lower case, or `other`).
+    pub media_remove: Vec<String>,
+    /// `ptime` (offer): `a=ptime` towards the answerer.
+    pub ptime: Option<u32>,
+    /// `ptime-reverse` (offer): `a=ptime` in the answer towards the offerer.
+    pub ptime_reverse: Option<u32>,
+    /// `transport-protocol`: one of [`SWITCHABLE`].
+    pub transport: Option<&'static str>,
+    /// `transport-protocol: accept` (answer): keep the answerer's protocol.
+    pub accept_transport: bool,
+    /// `extmap: strip` (and `strip extmap`): extension names, or `all`.
+    pub extmap_strip: Vec<String>,
+}
+
+impl OfferAnswer {
+    /// An answer to an offer that `sdp-media-remove` narrowed has fewer
+    /// sections than the call: the left-out ones come back as rejected
+    /// sections, so indexes line up and the offerer gets a zeroed section
+    /// for each (RFC 3264 wants every offered section answered).
+    pub(super) fn with_removed<'a>(
+        &self,
+        call: &Call,
+        snd: usize,
+        sdp: &'a Session,
+    ) -> Cow<'a, Session> {
+        let medias = &call.parties[snd].medias;
+        let removed = medias.iter().filter(|m| m.negotiated.removed).count();
+        if self.side != Side::Answer || removed == 0 || sdp.media.len() + removed != medias.len() {
+            return Cow::Borrowed(sdp);
+        }
+        let mut full = sdp.clone();
+        let mut answered = sdp.media.iter();
+        full.media = medias
+            .iter()
+            .map(|pm| match pm.negotiated.removed {
+                true => placeholder(pm),
+                // Counted above: there is one answered section per kept one.
+                false => answered.next().cloned().unwrap_or_else(|| placeholder(pm)),
+            })
+            .collect();
+        Cow::Owned(full)
+    }
+
+    /// The sender's SDP with this request's codec, protocol and attribute
+    /// options applied, for the receiver; remembers on the media what the
+    /// answer will need.
+    pub(super) fn outgoing(
+        &self,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        sdp: &Session,
+    ) -> Session {
+        let o = &self.sdp;
+        let mut out = sdp.clone();
+        for (i, m) in out.media.iter_mut().enumerate() {
+            let kind = m.kind.to_ascii_lowercase();
+            let own_ptime = m.attr("ptime").and_then(|a| a.value.clone());
+            call.parties[snd].medias[i].negotiated.ptime = own_ptime;
+            match self.side {
+                Side::Offer => {
+                    let removed = o.media_remove.iter().any(|t| {
+                        *t == kind || (t == "other" && !MEDIA_TYPES.contains(&kind.as_str()))
+                    });
+                    let neg = &mut call.parties[rcv].medias[i].negotiated;
+                    neg.removed = removed;
+                    if removed {
+                        // Its payload types stand in the rejected section
+                        // the answer gets back.
+                        neg.codecs_sent = codecs::codecs(m);
+                        m.port = 0;
+                        continue;
+                    }
+                    self.offer_media(call, snd, rcv, i, m);
+                }
+                Side::Answer => {
+                    if call.parties[snd].medias[i].negotiated.removed {
+                        continue;
+                    }
+                    self.answer_media(call, snd, rcv, i, m);
+                }
+            }
+            strip_extmap(m, &o.extmap_strip);
+        }
+        out
+    }
+
+    fn offer_media(&self, call: &mut Call, snd: usize, rcv: usize, i: usize, m: &mut Media) {
+        let o = &self.sdp;
+        if !m.is_rtp() {
+            return;
+        }
+        if let Some(t) = o
+            .transport
+            .filter(|_| SWITCHABLE.contains(&m.protocol.as_str()))
+        {
+            m.protocol = t.to_owned();
+        }
+        let sent = &call.parties[rcv].medias[i].negotiated.codecs_sent;
+        if o.static_codecs && !sent.is_empty() {
+            m.formats = sent.iter().map(|c| c.pt.clone()).collect();
+        } else {
+            match codecs::apply_offer(m, &o.codecs, o.allow_no_codec_media) {
+                Outcome::Kept => {}
+                Outcome::Empty => {
+                    tracing::info!(
+                        media = i,
+                        "No codecs left: media rejected (allow no codec media)"
+                    );
+                }
+                Outcome::Restored => tracing::warn!(
+                    media = i,
+                    "Usage error: list of codecs empty, restoring the original list of codecs"
+                ),
+            }
+        }
+        if let Some(p) = o.ptime.filter(|_| m.kind.eq_ignore_ascii_case("audio")) {
+            m.set_attr("ptime", Some(p.to_string()));
+        }
+        call.parties[rcv].medias[i].negotiated.codecs_sent = codecs::codecs(m);
+        call.parties[snd].medias[i].negotiated.ptime_reverse = o.ptime_reverse;
+    }
+
+    fn answer_media(&self, call: &mut Call, snd: usize, rcv: usize, i: usize, m: &mut Media) {
+        let o = &self.sdp;
+        if !m.is_rtp() {
+            return;
+        }
+        let offered = &call.parties[snd].medias[i].negotiated.codecs_sent;
+        codecs::narrow_answer(m, offered, o.single_codec);
+        let offerer = &call.parties[rcv].medias[i];
+        // The offerer hears back the protocol it offered, unless the answer
+        // sets one or `accept`s the answerer's (upstream's rule).
+        let protocol = match o.transport {
+            Some(t) => Some(t),
+            None if o.accept_transport => None,
+            None => SWITCHABLE.iter().find(|p| **p == offerer.protocol).copied(),
+        };
+        if let Some(p) = protocol.filter(|_| SWITCHABLE.contains(&m.protocol.as_str())) {
+            m.protocol = p.to_owned();
+        }
+        match (offerer.negotiated.ptime_reverse, &offerer.negotiated.ptime) {
+            (Some(p), _) => m.set_attr("ptime", Some(p.to_string())),
+            // An answer without a ptime gets the offerer's own back (upstream).
+            (None, Some(p)) if !m.has_attr("ptime") => m.set_attr("ptime", Some(p.clone())),
+            _ => {}
+        }
+    }
+}
+
+/// A rejected section standing in for one the answer does not have: the
+/// type, protocol and payload types of the offered one.
+fn placeholder(pm: &crate::call::PartyMedia) -> Media {
+    let mut formats: Vec<String> = pm
+        .negotiated
+        .codecs_sent
+        .iter()
+        .map(|c| c.pt.clone())
+        .collect();
+    if formats.is_empty() {
+        formats.push("0".to_owned());
+    }
+    Media {
+        kind: pm.kind.clone(),
+        port: 0,
+        port_count: None,
+        protocol: pm.protocol.clone(),
+        formats,
+        info: None,
+        connection: None,
+        bandwidth: Vec::new(),
+        attributes: Vec::new(),
+    }
+}
+
+/// Removes `a=extmap` lines naming one of `names` (or all with `all`).
+fn strip_extmap(m: &mut Media, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let all = names.iter().any(|n| n.eq_ignore_ascii_case("all"));
+    m.attributes.retain(|a| {
+        if a.name != "extmap" {
+            return true;
+        }
+        let uri = a
+            .value
+            .as_deref()
+            .and_then(|v| v.split_whitespace().nth(1))
+            .unwrap_or_default();
+        !(all || names.iter().any(|n| n == uri))
+    });
+}
