@@ -74,6 +74,7 @@ pub fn sdp(data: &[u8]) {
                 direction: m.direction(s),
                 rtcp: RtcpOut::Port(30001 + 2 * i as u16),
                 rtcp_mux: m.rtcp_mux(),
+                passthrough: false,
             })
             .collect();
         sdp::write(s, &so, &media)

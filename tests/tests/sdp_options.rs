@@ -224,10 +224,7 @@ fn no_codec_left_rejects_the_section_when_allowed() {
         &format!(
             "{HEAD}
             m=audio 0 RTP/AVP 0
-            c=IN IP4 0.0.0.0
-            a=rtpmap:0 PCMU/8000
-            a=sendrecv
-            a=ptime:20"
+            c=IN IP4 0.0.0.0"
         ),
     );
 }
@@ -633,8 +630,7 @@ fn media_sections_removed_from_the_offer() {
         a=rtcp:PORT
         a=ptime:20
         m=video 0 RTP/AVPF 96
-        c=IN IP4 0.0.0.0
-        a=sendrecv",
+        c=IN IP4 203.0.113.1",
     );
     let a = rig.socket("198.51.100.1:2000");
     let b = rig.socket("198.51.100.3:3000");

@@ -556,4 +556,51 @@ mod tests {
         ]);
         assert_eq!(r.strings("direction"), vec!["a", "b"]);
     }
+
+    #[test]
+    fn rtpp_flags_grammar() {
+        let r = |s: &str| req_of(&[("command", "offer".into()), ("rtpp-flags", s.into())]);
+        // Transport tokens combine as upstream's bits do.
+        for (s, want) in [
+            ("RTP/AVPF", Some("RTP/AVPF")),
+            ("RTP/AVPF AVP", Some("RTP/AVP")),
+            ("RTP AVPF", Some("RTP/AVPF")),
+            ("SRTP AVPF", Some("RTP/SAVPF")),
+            ("DTLS AVPF", Some("UDP/TLS/RTP/SAVPF")),
+            ("DTLS SRTP", None),
+            ("rtp/avp", None),
+        ] {
+            assert_eq!(r(s).str("transport-protocol"), want, "{s}");
+        }
+        // A dictionary key wins over the string.
+        let q = req_of(&[
+            ("command", "offer".into()),
+            ("transport-protocol", "RTP/AVP".into()),
+            ("rtpp-flags", "RTP/AVPF".into()),
+        ]);
+        assert_eq!(q.str("transport-protocol"), Some("RTP/AVP"));
+        // Bare internal/external are the direction pair.
+        assert_eq!(
+            r("internal external").strings("direction"),
+            ["internal", "external"]
+        );
+        // codec-x=Y is the flag codec-x-Y, case kept; to-tag= also sets the flag.
+        let q = r("codec-strip=PCMA transcode=G722 to-tag=abc");
+        assert_eq!(q.prefixed("codec-strip-").collect::<Vec<_>>(), ["PCMA"]);
+        assert_eq!(q.prefixed("codec-transcode-").collect::<Vec<_>>(), ["G722"]);
+        assert_eq!(q.str("to-tag"), Some("abc"));
+        assert!(q.flag("to-tag"));
+        // Prefixed families keep their value's case from `flags` too.
+        let q = req_of(&[
+            ("command", "offer".into()),
+            (
+                "flags",
+                Value::List(vec!["SDP-attr-add-audio-X-Foo:1".into()]),
+            ),
+        ]);
+        assert_eq!(
+            q.prefixed("sdp-attr-add-").collect::<Vec<_>>(),
+            ["audio-X-Foo:1"]
+        );
+    }
 }

@@ -201,6 +201,14 @@ impl Media {
         }
     }
 
+    /// Media over TCP (MSRP, BFCP, RFC 4571 RTP): not relayed, passed
+    /// through as received.
+    pub fn is_passthrough(&self) -> bool {
+        self.protocol
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case("TCP"))
+    }
+
     /// Whether the media carries RTP (and so RTCP) by its protocol.
     pub fn is_rtp(&self) -> bool {
         self.protocol.contains("RTP/")

@@ -50,7 +50,10 @@ pub fn parse(body: &[u8]) -> Result<Session, SdpError> {
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l).trim_end())
         .enumerate()
-        .filter(|(_, l)| !l.is_empty())
+        // A blank line ends the SDP (upstream stops there too): what
+        // follows is not part of it.
+        .skip_while(|(_, l)| l.is_empty())
+        .take_while(|(_, l)| !l.is_empty())
         .map(|(n, l)| (n + 1, l));
 
     match lines.next() {
@@ -175,7 +178,9 @@ fn parse_media_line(v: &str) -> Option<Media> {
     };
     let protocol = it.next()?.to_owned();
     let formats: Vec<String> = it.map(str::to_owned).collect();
-    if formats.is_empty() {
+    // A rejected section may come as `m=application 0 *` (no protocol,
+    // no formats); anything else needs at least one format.
+    if formats.is_empty() && !(port == 0 && protocol == "*") {
         return None;
     }
     Some(Media {

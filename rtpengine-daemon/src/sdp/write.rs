@@ -47,6 +47,9 @@ pub struct MediaOut {
     pub rtcp: RtcpOut,
     /// Whether to write `a=rtcp-mux`.
     pub rtcp_mux: bool,
+    /// Written exactly as received, with `port` and `address` (media this
+    /// daemon does not relay, such as TCP-based MSRP).
+    pub passthrough: bool,
 }
 
 const ICE: &[&str] = &[
@@ -147,7 +150,21 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
     } else {
         m.formats.iter().map(String::as_str).collect()
     };
-    let _ = write!(out, " {} {}\r\n", m.protocol, formats.join(" "));
+    let _ = write!(out, " {}", m.protocol);
+    for f in formats {
+        let _ = write!(out, " {f}");
+    }
+    out.push_str("\r\n");
+    if mo.port == 0 && !mo.passthrough {
+        // A rejected section: the m= line and an address, nothing else
+        // (upstream's layout; its attributes would describe nothing).
+        let _ = write!(out, "c=IN {} {}\r\n", addr_type(mo.address), mo.address);
+        return;
+    }
+    if mo.passthrough {
+        write_passthrough(out, m, mo);
+        return;
+    }
     if let Some(i) = &m.info {
         let _ = write!(out, "i={i}\r\n");
     }
@@ -201,6 +218,24 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
         "maxptime",
     ] {
         for a in named(name) {
+            attr_line(out, a);
+        }
+    }
+}
+
+/// A section this daemon does not relay: everything as received, in order.
+fn write_passthrough(out: &mut String, m: &Media, mo: &MediaOut) {
+    if let Some(i) = &m.info {
+        let _ = write!(out, "i={i}\r\n");
+    }
+    let _ = write!(out, "c=IN {} {}\r\n", addr_type(mo.address), mo.address);
+    for b in &m.bandwidth {
+        let _ = write!(out, "b={b}\r\n");
+    }
+    for a in &m.attributes {
+        if a.name == "k=" {
+            let _ = write!(out, "k={}\r\n", a.value.as_deref().unwrap_or(""));
+        } else {
             attr_line(out, a);
         }
     }
@@ -274,6 +309,7 @@ mod tests {
                 direction: m.direction(s),
                 rtcp: RtcpOut::Port(port + 1),
                 rtcp_mux: false,
+                passthrough: false,
             })
             .collect();
         write(s, &so, &mo)
@@ -343,6 +379,7 @@ mod tests {
                     direction: Direction::Inactive,
                     rtcp: RtcpOut::None,
                     rtcp_mux: false,
+                    passthrough: false,
                 },
                 MediaOut {
                     port: 30000,
@@ -350,12 +387,13 @@ mod tests {
                     direction: Direction::SendRecv,
                     rtcp: RtcpOut::Full(30000, a6),
                     rtcp_mux: true,
+                    passthrough: false,
                 },
             ],
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nc=IN IP6 ::\r\na=rtpmap:0 PCMU/8000\r\na=inactive\r\n\
+            "v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nc=IN IP6 ::\r\n\
              m=video 30000 RTP/AVP 96\r\nc=IN IP6 2001:db8::9\r\na=sendrecv\r\na=rtcp:30000 IN IP6 2001:db8::9\r\na=rtcp-mux\r\n"
         );
     }

@@ -21,7 +21,11 @@ impl OfferAnswer {
     ) {
         for (i, m) in sdp.media.iter().enumerate() {
             let announced = m.address(sdp);
-            let zero = announced.is_some_and(|a| a.is_unspecified());
+            // A zero address is hold, except as a trickle-ICE placeholder
+            // (`c=0.0.0.0`, port 9 or `a=ice-options:trickle`, with ICE
+            // credentials): the address comes with the candidates later.
+            let zero =
+                announced.is_some_and(|a| a.is_unspecified()) && !trickle_placeholder(m, sdp);
             let address = self
                 .media_address
                 .or(self.source_address)
@@ -193,7 +197,18 @@ impl OfferAnswer {
     }
 }
 
+fn trickle_placeholder(m: &crate::sdp::Media, sdp: &Session) -> bool {
+    let session_or_media = |name: &str| m.attr(name).or_else(|| sdp.attr(name));
+    let trickle = session_or_media("ice-options")
+        .and_then(|a| a.value.as_deref())
+        .is_some_and(|v| v.split_whitespace().any(|o| o == "trickle"));
+    session_or_media("ice-ufrag").is_some() && (m.port == 9 || trickle)
+}
+
 /// Whether a media section was rejected by the SDP being processed.
+/// (or is passed through without relaying).
 fn call_media_rejected(sdp: &Session, i: usize) -> bool {
-    sdp.media.get(i).is_some_and(|m| m.port == 0)
+    sdp.media
+        .get(i)
+        .is_some_and(|m| m.port == 0 || m.is_passthrough())
 }

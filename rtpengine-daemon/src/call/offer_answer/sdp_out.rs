@@ -16,23 +16,43 @@ impl OfferAnswer {
         sdp: &Session,
     ) -> Vec<u8> {
         let mut media_out = Vec::with_capacity(sdp.media.len());
+        // Sections rejected by their sender: written with our address once
+        // it is known (upstream does the same).
+        let mut rejected = Vec::new();
         for (i, m) in sdp.media.iter().enumerate() {
             let smedia = &call.parties[snd].medias[i];
             let rmedia = &call.parties[rcv].medias[i];
+            let v6 = m.address(sdp).is_some_and(|a| a.is_ipv6());
+            if m.is_passthrough() {
+                media_out.push(MediaOut {
+                    port: m.port,
+                    address: m.address(sdp).unwrap_or(zero(v6)),
+                    direction: m.direction(sdp),
+                    rtcp: RtcpOut::None,
+                    rtcp_mux: false,
+                    passthrough: true,
+                });
+                continue;
+            }
             let Some(sockets) = rmedia.sockets.as_ref().filter(|_| !smedia.rejected) else {
-                let v6 = m.address(sdp).is_some_and(|a| a.is_ipv6());
+                if smedia.rejected {
+                    rejected.push(i);
+                }
                 media_out.push(MediaOut {
                     port: 0,
                     address: zero(v6),
                     direction: m.direction(sdp),
                     rtcp: RtcpOut::None,
                     rtcp_mux: false,
+                    passthrough: false,
                 });
                 continue;
             };
             let port = sockets.rtp.local.port();
-            let hold = smedia.zero_address && !self.replace.zero_address;
-            let address = if hold {
+            // A zero address is hold (RFC 2543): the direction says so too;
+            // `replace: zero-address` only writes our address instead.
+            let hold = smedia.zero_address;
+            let address = if hold && !self.replace.zero_address {
                 zero(sockets.advertised.is_ipv6())
             } else {
                 sockets.advertised
@@ -61,7 +81,7 @@ impl OfferAnswer {
             } else {
                 port + 1
             };
-            let rtcp = if self.no_rtcp_attr {
+            let rtcp = if self.no_rtcp_attr || !m.is_rtp() {
                 RtcpOut::None
             } else if self.full_rtcp_attr {
                 RtcpOut::Full(rtcp_port, address)
@@ -73,13 +93,18 @@ impl OfferAnswer {
                 address,
                 direction,
                 rtcp,
-                rtcp_mux: mux_attr,
+                rtcp_mux: mux_attr && m.is_rtp(),
+                passthrough: false,
             });
         }
         let local = media_out
             .iter()
+            .filter(|m| !m.passthrough)
             .map(|m| m.address)
             .find(|a| !a.is_unspecified());
+        for i in rejected {
+            media_out[i].address = local.unwrap_or(media_out[i].address);
+        }
         // Sections `sdp-media-remove` left out of this party's SDP.
         let removed: Vec<bool> = (0..sdp.media.len())
             .map(|i| call.parties[rcv].medias[i].negotiated.removed && self.side == Side::Offer)
@@ -113,13 +138,13 @@ impl OfferAnswer {
             origin.address = local.to_string();
         }
         if r.origin_full {
-            let pinned = st.origin.get_or_insert_with(|| Origin {
-                username: "-".into(),
-                session_id: rand::random::<u32>().to_string(),
-                ..origin.clone()
-            });
-            origin.username = pinned.username.clone();
-            origin.session_id = pinned.session_id.clone();
+            // The first o= line this party got (with our address) stays,
+            // all but its version, for the whole call (master's rule).
+            let pinned = st.origin.get_or_insert_with(|| origin.clone());
+            origin = Origin {
+                version: origin.version,
+                ..pinned.clone()
+            };
         }
         if r.username {
             origin.username = st
