@@ -130,6 +130,9 @@ pub struct Party {
     pub medias: Vec<PartyMedia>,
     /// State of the SDP sent to it.
     pub sdp_out: SdpOutState,
+    /// When a delayed `delete` of this party (a branch) is due
+    /// ([`clock::now_ms`]).
+    pub delete_at_ms: Option<u64>,
 }
 
 impl Party {
@@ -145,6 +148,7 @@ impl Party {
             interface: None,
             medias: Vec::new(),
             sdp_out: SdpOutState::default(),
+            delete_at_ms: None,
         }
     }
 }
@@ -214,18 +218,11 @@ impl Call {
             .position(|p| p.tag.as_deref() == Some(tag))
     }
 
-    /// Whether the call has a party `from` whose peer is tagged `to`
-    /// (any peer when `to` is `None`).
-    pub fn has_dialogue(&self, from: &str, to: Option<&str>) -> bool {
-        self.party(from).is_some_and(|i| match to {
-            None => true,
-            Some(to) => {
-                self.parties[i]
-                    .peer
-                    .and_then(|p| self.parties[p].tag.as_deref())
-                    == Some(to)
-            }
-        })
+    /// Index of the party created by the offer with `via-branch` `v`.
+    pub fn branch(&self, v: &str) -> Option<usize> {
+        self.parties
+            .iter()
+            .position(|p| p.via_branch.as_deref() == Some(v))
     }
 
     /// Every local socket of the call.

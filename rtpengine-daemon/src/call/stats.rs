@@ -235,6 +235,21 @@ impl GlobalStats {
         self.ended_kernel.add(kernel(call));
     }
 
+    /// Adds what the sockets of a deleted branch (parties removed from a
+    /// call that goes on) relayed, so the totals never go back.
+    pub fn branch_ended(&self, sockets: &[super::Sockets]) {
+        for s in sockets.iter().flat_map(super::Sockets::all) {
+            s.merge_kernel();
+            let mut t = Totals::default();
+            t.add(&s.stats_out);
+            t.errors += s.stats_in.errors.load(Relaxed);
+            self.ended_relayed.add(t);
+            let mut k = Totals::default();
+            k.add(&s.kernel_in);
+            self.ended_kernel.add(k);
+        }
+    }
+
     /// What ended calls plus `live` ones relayed since start, and the share
     /// forwarded in the kernel.
     pub fn relayed_since_start(&self, live: &Live) -> (Totals, Totals) {

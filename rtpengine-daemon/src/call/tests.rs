@@ -335,6 +335,7 @@ fn delete_now_later_and_by_tags() {
         call_id: "del",
         from_tag: from,
         to_tag: to,
+        via_branch: None,
         delay_secs,
     };
     let tags = |call: &Call| call.parties.len();
@@ -357,6 +358,93 @@ fn delete_now_later_and_by_tags() {
     }
     assert!(calls.is_empty());
     assert_eq!(calls.statistics().regular, 1);
+}
+
+/// Forks (upstream's via-branch model, checked side by side with 10.5): each
+/// branch of an offer gets a callee party with its own ports; an answer
+/// picks its branch; deleting one callee leaves the caller talking to the
+/// other, and deleting the last one ends the call.
+#[test]
+fn forked_offers_and_branch_deletes() {
+    let mut s = settings();
+    s.offer_timeout = 3600;
+    let calls = registry_with(s, 16);
+    let pool = calls.interfaces.get_or_default(None).addrs[0].pool.clone();
+    let branch = |side: Side, to: Option<&str>, v: &str| OfferAnswer {
+        via_branch: Some(v.to_owned()),
+        ..options(side, "fork", "caller", to)
+    };
+    let caller = sdp_from("192.0.2.10", 5000, &[]);
+    let to_b1 = run(&calls, &branch(Side::Offer, None, "v1"), &caller);
+    let to_b2 = run(&calls, &branch(Side::Offer, None, "v2"), &caller);
+    assert_ne!(
+        media_endpoint(&to_b1),
+        media_endpoint(&to_b2),
+        "each fork has its own ports"
+    );
+    // A retransmission of a branch's offer keeps that branch's ports.
+    assert_eq!(
+        media_endpoint(&run(&calls, &branch(Side::Offer, None, "v1"), &caller)),
+        media_endpoint(&to_b1)
+    );
+    run(
+        &calls,
+        &branch(Side::Answer, Some("b1"), "v1"),
+        &sdp_from("192.0.2.21", 6000, &[]),
+    );
+    run(
+        &calls,
+        &branch(Side::Answer, Some("b2"), "v2"),
+        &sdp_from("192.0.2.22", 6002, &[]),
+    );
+    let tags = |call: &Call| {
+        call.parties
+            .iter()
+            .map(|p| p.tag.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        calls.with_call("fork", tags).unwrap(),
+        ["caller", "b1", "b2"]
+    );
+    let used = pool.total() - pool.available();
+    let d = |to: Option<&'static str>, v: Option<&'static str>, delay_secs| Delete {
+        call_id: "fork",
+        from_tag: Some("caller"),
+        to_tag: to,
+        via_branch: v,
+        delay_secs,
+    };
+    // b1 goes, with its ports; the caller stays with b2.
+    match calls.delete(&d(Some("b1"), None, 0), tags) {
+        Deleted::Branch { report, sockets } => {
+            assert_eq!(report, ["caller", "b1", "b2"]);
+            assert_eq!(sockets.len(), 1);
+            drop(sockets);
+        }
+        _ => panic!("branch deleted"),
+    }
+    assert_eq!(calls.with_call("fork", tags).unwrap(), ["caller", "b2"]);
+    // b1's pair is free; the caller keeps the pair it had for b1's
+    // endpoint among its earlier sockets (as upstream: only b1's own close).
+    assert_eq!(
+        pool.total() - pool.available(),
+        used - 1,
+        "b1's pair is free"
+    );
+    // A delayed delete of the last branch (by via-branch) ends the call
+    // when the timer sees it due.
+    assert!(matches!(
+        calls.delete(&d(None, Some("v2"), 1), tags),
+        Deleted::Later { .. }
+    ));
+    assert_eq!(calls.expire(), 0);
+    if let Some(c) = calls.lock().get_mut("fork") {
+        c.parties[1].delete_at_ms = Some(0);
+    }
+    assert_eq!(calls.expire(), 1);
+    assert!(calls.is_empty());
+    assert_eq!(pool.available(), pool.total());
 }
 
 #[test]

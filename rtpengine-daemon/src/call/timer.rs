@@ -64,8 +64,12 @@ impl Calls {
         let s = &self.settings();
         let mut map = self.lock();
         let mut ending = Vec::new();
-        for (id, c) in map.iter() {
-            let why = if c.destroy_at_ms.is_some_and(|t| t <= now) {
+        for (id, c) in map.iter_mut() {
+            // Branches whose delayed delete is due go first; a call left
+            // with no dialogue ends with them.
+            let (gone, call_ends) = c.remove_due_branches(now);
+            self.stats.branch_ended(&gone);
+            let why = if call_ends || c.destroy_at_ms.is_some_and(|t| t <= now) {
                 Some(EndReason::Deleted)
             } else if s.final_timeout > 0
                 && now.saturating_sub(c.created_ms) >= s.final_timeout * 1000

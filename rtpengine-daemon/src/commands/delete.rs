@@ -20,8 +20,9 @@ pub(super) async fn run(calls: &Calls, req: &Request) -> Result<Dict, NgError> {
     let d = Delete {
         call_id,
         from_tag: req.nonempty("from-tag"),
-        // The to-tag only narrows the match with the `to-tag` flag.
-        to_tag: req.flag("to-tag").then(|| req.nonempty("to-tag")).flatten(),
+        // Upstream honours a given to-tag with or without the `to-tag` flag.
+        to_tag: req.nonempty("to-tag"),
+        via_branch: req.nonempty("via-branch"),
         delay_secs,
     };
     let fast = req.flag("fast");
@@ -41,6 +42,12 @@ pub(super) async fn run(calls: &Calls, req: &Request) -> Result<Dict, NgError> {
             Ok(d)
         }
         Deleted::Later { report } => Ok(report),
+        Deleted::Branch { report, sockets } => {
+            for s in sockets {
+                s.close().await;
+            }
+            Ok(report)
+        }
         Deleted::Now { report, call } => {
             call.close().await;
             Ok(report)

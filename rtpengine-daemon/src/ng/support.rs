@@ -91,7 +91,7 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
 ];
 
 /// Keys of `delete` beyond the common ones.
-const DELETE_KEYS: &[&str] = &["delete-delay"];
+const DELETE_KEYS: &[&str] = &["delete-delay", "via-branch"];
 
 /// Flags of `offer` and `answer`. Several are no-ops because the behaviour
 /// they ask for is this daemon's only one (`trust address`, `no port

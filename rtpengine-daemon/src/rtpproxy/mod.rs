@@ -215,12 +215,19 @@ impl Rtpproxy {
             call_id: d.call_id,
             from_tag: None,
             to_tag: None,
+            via_branch: None,
             delay_secs: self.calls.settings().delete_delay,
         };
         match self.calls.delete(&del, |_| ()) {
             Deleted::NotFound => ERROR.to_owned(),
             Deleted::Now { call, .. } => {
                 call.close().await;
+                "0".to_owned()
+            }
+            Deleted::Branch { sockets, .. } => {
+                for s in sockets {
+                    s.close().await;
+                }
                 "0".to_owned()
             }
             Deleted::Later { .. } => "0".to_owned(),

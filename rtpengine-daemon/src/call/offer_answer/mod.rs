@@ -204,7 +204,7 @@ impl OfferAnswer {
                 };
                 let b = match receiver_tag.and_then(|t| call.party(t)) {
                     Some(i) => i,
-                    None => match call.parties[a].peer {
+                    None => match self.branch_party(call, a) {
                         Some(i) => i,
                         None => {
                             let mut p = Party::new(receiver_tag.cloned());
@@ -223,14 +223,45 @@ impl OfferAnswer {
                 let to_tag = self.to_tag.as_deref().unwrap_or_default();
                 let b = match call.party(to_tag) {
                     Some(b) => b,
-                    // The callee gets its tag with the answer; a later answer
-                    // with another tag (a different fork) takes over the leg.
-                    None => call.parties[a].peer.ok_or(Error::InvalidDialogue)?,
+                    // The callee gets its tag with the answer: the branch
+                    // the answer names, else the caller's current peer (an
+                    // answer from another fork without via-branch takes
+                    // over the leg).
+                    None => self
+                        .via_branch
+                        .as_deref()
+                        .and_then(|v| call.branch(v))
+                        .filter(|&b| b != a && call.parties[b].tag.is_none())
+                        .or(call.parties[a].peer)
+                        .ok_or(Error::InvalidDialogue)?,
                 };
                 call.parties[b].tag = Some(to_tag.to_owned());
                 call.parties[a].peer = Some(b);
                 call.parties[b].peer = Some(a);
                 Ok((b, a))
+            }
+        }
+    }
+
+    /// The callee an offer from party `a` without a known to-tag goes to:
+    /// the party of its `via-branch` (a retransmission, or a fork seen
+    /// before), else `a`'s current peer unless that one belongs to another
+    /// branch (then this offer is a new fork and gets a party of its own,
+    /// with its own ports, as upstream).
+    fn branch_party(&self, call: &mut Call, a: usize) -> Option<usize> {
+        let Some(v) = self.via_branch.as_deref() else {
+            return call.parties[a].peer;
+        };
+        if let Some(b) = call.branch(v).filter(|&b| b != a) {
+            return Some(b);
+        }
+        let peer = call.parties[a].peer?;
+        match &call.parties[peer].via_branch {
+            Some(other) if other != v && call.parties[peer].tag.is_none() => None,
+            Some(_) => Some(peer),
+            None => {
+                call.parties[peer].via_branch = Some(v.to_owned());
+                Some(peer)
             }
         }
     }
