@@ -506,3 +506,44 @@ fn nat_caller_gets_media_at_its_learned_address() {
         "relayedpackets_kernel"
     ) >= 17));
 }
+
+/// `block media` takes the blocked party's flow out of the kernel (the
+/// relay drops its packets), the other direction stays offloaded; after
+/// `unblock media` the next packet puts the flow back.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn blocked_media_leaves_the_kernel_and_comes_back() {
+    let t = Topology::new("oblk");
+    let p = start_proxy(&t, &[]).unwrap();
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "kb", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    exchange(&a, &b, to_a, to_b, 2, 1);
+    assert!(dump_table(&p.pin_dir, 0).contains("2 flow(s)"));
+    let control = |cmd: &str| {
+        let r =
+            p.ng.call(&dict([
+                ("command", Value::str(cmd)),
+                ("call-id", Value::str("kb")),
+                ("from-tag", Value::str("ft")),
+                ("flags", strs(&["directional"])),
+            ]))
+            .unwrap();
+        assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    };
+    control("block media");
+    let d = dump_table(&p.pin_dir, 0);
+    assert!(d.contains("kernel table 0: 1 flow(s)"), "{d}");
+    assert!(!stream_flags(&p, "kb", "ft").contains(&"kernelized".to_owned()));
+    let blocked = rtp(8, 10, 1600, 0x1111, 1);
+    a.send_to(&blocked, to_a).unwrap();
+    expect_silence(&b);
+    let q = rtp(8, 10, 1600, 0x2222, 2);
+    b.send_to(&q, to_b).unwrap();
+    expect_packet(&a, to_a, &q);
+    control("unblock media");
+    exchange(&a, &b, to_a, to_b, 2, 20);
+    let d = dump_table(&p.pin_dir, 0);
+    assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+}

@@ -16,6 +16,7 @@
 //! or the command line: requests arrive as plain option structs and replies
 //! are built by the command handlers from what this module exposes.
 
+pub mod controls;
 mod delete;
 mod error;
 pub mod offer_answer;
@@ -85,6 +86,9 @@ pub struct Negotiated {
     /// `ptime-reverse` of this party's offer: the ptime written into the
     /// answer to it.
     pub ptime_reverse: Option<u32>,
+    /// The codecs of this party's own latest SDP (the payload types it
+    /// sends with).
+    pub codecs_own: Vec<crate::sdp::codecs::Codec>,
     /// The section was left out of the SDP written to this party
     /// (`sdp-media-remove`); its answer lacks it.
     pub removed: bool,
@@ -133,6 +137,8 @@ pub struct Party {
     /// When a delayed `delete` of this party (a branch) is due
     /// ([`clock::now_ms`]).
     pub delete_at_ms: Option<u64>,
+    /// `block media`/`block DTMF`/`silence media` on what it sends.
+    pub controls: controls::Controls,
 }
 
 impl Party {
@@ -149,6 +155,7 @@ impl Party {
             medias: Vec::new(),
             sdp_out: SdpOutState::default(),
             delete_at_ms: None,
+            controls: controls::Controls::default(),
         }
     }
 }
@@ -192,6 +199,8 @@ pub struct Call {
     pub tos: Option<u8>,
     /// Learning and source policy of the last offer (an answer adds to it).
     pub policy: Option<Policy>,
+    /// Call-wide `block media`/`block DTMF`/`silence media`.
+    pub controls: controls::Controls,
 }
 
 impl Call {
@@ -208,6 +217,7 @@ impl Call {
             destroy_at_ms: None,
             tos: None,
             policy: None,
+            controls: controls::Controls::default(),
         }
     }
 

@@ -8,6 +8,7 @@ mod call_stats;
 mod delete;
 pub mod error;
 mod list;
+mod media_control;
 mod offer_answer;
 mod ping;
 mod query;
@@ -44,6 +45,7 @@ impl Commands {
             Command::Query => query::run(&self.calls, req),
             Command::List => list::run(&self.calls, req),
             Command::Statistics => Ok(statistics::run(&self.calls)),
+            Command::Control(which, on) => media_control::run(&self.calls, req, which, on),
             Command::Unsupported(_) => Err(error::UNSUPPORTED),
         }
     }

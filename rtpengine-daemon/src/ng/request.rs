@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use super::frame::NgError;
 use super::value::{Dict, Value};
+use crate::call::controls::Control;
 
 /// The ng commands (`NG_COMMANDS` upstream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +29,9 @@ pub enum Command {
     List,
     /// `statistics`
     Statistics,
+    /// `block media`, `unblock media`, `block DTMF`, `unblock DTMF`,
+    /// `silence media`, `unsilence media`: what they switch, and on/off.
+    Control(crate::call::controls::Control, bool),
     /// A command upstream knows that this daemon does not implement (recording,
     /// DTMF, media playback, pub/sub, …); answered with an error that says so.
     Unsupported(&'static str),
@@ -84,6 +88,12 @@ impl Command {
             "query" => Command::Query,
             "list" => Command::List,
             "statistics" => Command::Statistics,
+            "block media" => Command::Control(Control::BlockMedia, true),
+            "unblock media" => Command::Control(Control::BlockMedia, false),
+            "block dtmf" => Command::Control(Control::BlockDtmf, true),
+            "unblock dtmf" => Command::Control(Control::BlockDtmf, false),
+            "silence media" => Command::Control(Control::SilenceMedia, true),
+            "unsilence media" => Command::Control(Control::SilenceMedia, false),
             _ => Command::Unsupported(
                 COMMAND_NAMES
                     .iter()
@@ -103,6 +113,14 @@ impl Command {
             Command::Query => "query",
             Command::List => "list",
             Command::Statistics => "statistics",
+            Command::Control(c, on) => match (c, on) {
+                (Control::BlockMedia, true) => "block media",
+                (Control::BlockMedia, false) => "unblock media",
+                (Control::BlockDtmf, true) => "block DTMF",
+                (Control::BlockDtmf, false) => "unblock DTMF",
+                (Control::SilenceMedia, true) => "silence media",
+                (Control::SilenceMedia, false) => "unsilence media",
+            },
             Command::Unsupported(n) => n,
         }
     }

@@ -145,6 +145,14 @@ const FLAG_PREFIXES: &[&str] = &[
     "sdp-attr-substitute-",
 ];
 
+/// Keys of the media control commands (`block media`, `silence media`, …)
+/// beyond the common ones. DTMF blocking modes other than dropping
+/// (`DTMF-security`), triggers and delay buffers are reported.
+const CONTROL_KEYS: &[&str] = &["label", "to-label", "address", "all", "set-label"];
+
+/// Flags of the media control commands.
+const CONTROL_FLAGS: &[&str] = &["directional", "all"];
+
 /// Flags of `delete`.
 const DELETE_FLAGS: &[&str] = &["fatal", "fast", "to-tag", "discard-recording"];
 
@@ -207,6 +215,16 @@ const VALUES: &[(&str, &[&str])] = &[
     ("dtls", &["off", "no", "disable", "disabled"]),
     ("sdes", &["off", "no", "disable", "disabled"]),
     ("supports", &["load-limit"]),
+    (
+        "all",
+        &[
+            "all",
+            "none",
+            "offer-answer",
+            "except-offer-answer",
+            "flows",
+        ],
+    ),
 ];
 
 /// Flag families `PREFIX-VALUE` that stand for a key's value.
@@ -221,13 +239,15 @@ fn values_of(key: &str) -> Option<&'static [&'static str]> {
     VALUES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-/// What `req` asks for that this daemon does not do (only for `offer`,
-/// `answer`, `delete` and `query`), sorted, each once.
+/// What `req` asks for that this daemon does not do (for `offer`,
+/// `answer`, `delete`, `query` and the media control commands), sorted,
+/// each once.
 pub fn unsupported(req: &Request) -> Vec<Unsupported> {
     let (keys, flags): (&[&[&str]], &[&str]) = match req.command {
         Command::Offer | Command::Answer => (&[COMMON_KEYS, OFFER_ANSWER_KEYS], OFFER_ANSWER_FLAGS),
         Command::Delete => (&[COMMON_KEYS, DELETE_KEYS], DELETE_FLAGS),
         Command::Query => (&[COMMON_KEYS], &[]),
+        Command::Control(..) => (&[COMMON_KEYS, CONTROL_KEYS], CONTROL_FLAGS),
         _ => return Vec::new(),
     };
     let mut out = Vec::new();

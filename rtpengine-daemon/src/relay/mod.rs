@@ -13,6 +13,7 @@
 //! (tens of thousands of sockets), and a full send buffer drops the packet
 //! (counted as an error) instead of stalling the stream.
 
+pub mod filter;
 pub mod learning;
 pub mod offload;
 pub mod poller;

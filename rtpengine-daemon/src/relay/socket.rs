@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
+use super::filter::{Action, Filter};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::{is_rtcp, Counters, Totals, MAX_PACKET};
@@ -36,6 +37,8 @@ pub struct SocketState {
     kernel_seen: KernelCounters,
     /// Offloading failed once for this socket; do not retry every packet.
     kernel_failed: bool,
+    /// `block media` / `block DTMF` / `silence media` on what the party sends.
+    filter: Filter,
 }
 
 impl SocketState {
@@ -51,6 +54,7 @@ impl SocketState {
             kernel: None,
             kernel_seen: KernelCounters::default(),
             kernel_failed: false,
+            filter: Filter::default(),
         }
     }
 }
@@ -183,6 +187,19 @@ impl MediaSocket {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sets the filter on what the party sends here; an active one takes the
+    /// stream out of the kernel (the relay re-offloads it once lifted).
+    pub fn set_filter(&self, filter: Filter) {
+        let mut st = self.state();
+        if st.filter == filter {
+            return;
+        }
+        st.filter = filter;
+        if filter.active() {
+            self.unoffload_locked(&mut st, "media filtered");
+        }
+    }
+
     /// Sets the IPv4 TOS / IPv6 traffic class of packets sent from here.
     pub fn set_tos(&self, tos: u8) -> io::Result<()> {
         crate::net::set_tos(self.sock.as_raw_fd(), self.local.is_ipv6(), tos)
@@ -210,7 +227,7 @@ impl MediaSocket {
     /// (two sockets forwarding to each other would otherwise deadlock).
     fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
         let now_ms = clock::ms_of(now);
-        let (target, peers) = {
+        let (target, peers, filter) = {
             let mut st = self.state();
             let st = &mut *st;
             let before = (st.endpoint.learned, st.endpoint.confirmed);
@@ -227,7 +244,13 @@ impl MediaSocket {
                 .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
             let rtcp = self.is_rtcp || (st.muxed && is_rtcp(pkt));
             let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
-            (target.upgrade(), peers)
+            // RTCP passes filters even where it arrives unannounced on an
+            // RTP port.
+            let filter = st
+                .filter
+                .active()
+                .then(|| st.filter.decide(pkt, rtcp || is_rtcp(pkt)));
+            (target.upgrade(), peers, filter)
         };
         // Once per socket: one relaxed load per packet after that.
         if self.rtp_seen.load(Relaxed) == 0 && !self.is_rtcp {
@@ -250,6 +273,18 @@ impl MediaSocket {
         self.stats_in.count(pkt.len(), now_ms);
         self.user_last_ms.store(now_ms, Relaxed);
         let Some(target) = target else { return };
+        // Only a silenced stream pays for a copy (no buffer on the common path).
+        let silenced: Vec<u8>;
+        let pkt = match filter {
+            None | Some(Action::Forward) => pkt,
+            Some(Action::Drop) => return,
+            Some(Action::Silence(start, end, byte)) => {
+                let mut out = pkt.to_vec();
+                out[start..end].fill(byte);
+                silenced = out;
+                &silenced
+            }
+        };
         let (dst, dst_final, tos) = target.destination();
         let Some(dst) = dst else { return };
         // Install the kernel rule before sending: once the peer has this
@@ -298,7 +333,7 @@ impl MediaSocket {
     fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
         let Some(offload) = &self.offload else { return };
         let mut st = self.state();
-        if st.kernel_failed {
+        if st.kernel_failed || st.filter.active() {
             return;
         }
         let expected = if fixed_destination(&st.policy) {

@@ -316,8 +316,10 @@ impl OfferAnswer {
         // flowing on the streams that have sockets.
         let allocated = self.allocate(calls, call, snd, rcv, &out, policy);
 
-        // 5. Wire both directions and restart learning.
+        // 5. Wire both directions and restart learning; new sockets get the
+        // call's media controls.
         wire(call, snd, rcv, policy);
+        call.apply_filters();
         allocated?;
 
         // 6. The SDP for the receiver.

@@ -87,7 +87,9 @@ impl OfferAnswer {
         for (i, m) in out.media.iter_mut().enumerate() {
             let kind = m.kind.to_ascii_lowercase();
             let own_ptime = m.attr("ptime").and_then(|a| a.value.clone());
-            call.parties[snd].medias[i].negotiated.ptime = own_ptime;
+            let neg = &mut call.parties[snd].medias[i].negotiated;
+            neg.ptime = own_ptime;
+            neg.codecs_own = codecs::codecs(m);
             match self.side {
                 Side::Offer => {
                     let removed = o.media_remove.iter().any(|t| {

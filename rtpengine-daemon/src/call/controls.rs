@@ -1,0 +1,240 @@
+//! `block media`, `block DTMF`, `silence media` and their opposites: flags
+//! on the whole call or on one party (what that party sends), turned into
+//! a [`Filter`] on the sockets the party sends to.
+//!
+//! Selection as upstream: the whole call unless a party is named by `label`,
+//! by `address` (its SDP media address) or by `from-tag` (for the block
+//! commands only with the `directional` flag; `all` forces the whole call).
+//! A media flow to one receiver (`to-tag`/`to-label`, `all=offer-answer`,
+//! `all=flows`) is the named party's one flow here: each party sends to its
+//! one peer (no subscriptions), so it is that party's flag once the flow is
+//! checked to exist.
+
+use std::net::IpAddr;
+
+use super::{Call, Calls};
+use crate::relay::filter::{Filter, PayloadTypes};
+use crate::sdp::codecs::Codec;
+
+/// What a command switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Control {
+    /// `block media` / `unblock media`.
+    BlockMedia,
+    /// `block DTMF` / `unblock DTMF`.
+    BlockDtmf,
+    /// `silence media` / `unsilence media`.
+    SilenceMedia,
+}
+
+/// The switches of a call or a party.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Controls {
+    /// Media (not DTMF) dropped.
+    pub block_media: bool,
+    /// DTMF events dropped.
+    pub block_dtmf: bool,
+    /// G.711/G.722 payloads replaced with silence.
+    pub silence: bool,
+}
+
+impl Controls {
+    fn set(&mut self, which: Control, on: bool) {
+        match which {
+            Control::BlockMedia => self.block_media = on,
+            Control::BlockDtmf => self.block_dtmf = on,
+            Control::SilenceMedia => self.silence = on,
+        }
+    }
+
+    fn or(self, other: Controls) -> Controls {
+        Controls {
+            block_media: self.block_media || other.block_media,
+            block_dtmf: self.block_dtmf || other.block_dtmf,
+            silence: self.silence || other.silence,
+        }
+    }
+}
+
+/// How a party is named.
+#[derive(Debug, Clone, Copy)]
+pub enum Selector<'a> {
+    /// By `from-tag` / `to-tag`.
+    Tag(&'a str),
+    /// By `label` / `to-label`.
+    Label(&'a str),
+    /// By its SDP media address.
+    Address(IpAddr),
+}
+
+/// Which flows of the named party (`to-tag`, `to-label`, `all=…`).
+#[derive(Debug, Clone, Copy)]
+pub enum Flows<'a> {
+    /// The party itself (no receiver named).
+    Party,
+    /// The flow to this receiver.
+    To(Selector<'a>),
+    /// `all=offer-answer` or `all=flows`: every flow (here: its one).
+    All,
+    /// `all=except-offer-answer`: flows not from offer/answer (none here).
+    NotOfferAnswer,
+}
+
+/// A control request.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlRequest<'a> {
+    /// The call.
+    pub call_id: &'a str,
+    /// What to switch.
+    pub which: Control,
+    /// On or off.
+    pub on: bool,
+    /// The party, or `None` for the whole call.
+    pub party: Option<Selector<'a>>,
+    /// Its flows.
+    pub flows: Flows<'a>,
+    /// `all`: turning the call's switch off also turns every party's off.
+    pub all: bool,
+    /// `set-label`: give the named party this label.
+    pub set_label: Option<&'a str>,
+}
+
+/// Why a control request failed (upstream's texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No such call.
+    #[error("Unknown call-ID")]
+    UnknownCall,
+    /// `from-tag` names no party.
+    #[error("From-tag given, but no such tag exists")]
+    NoTag,
+    /// `label` names no party.
+    #[error("No monologue matching the given label")]
+    NoLabel,
+    /// `address` matches no party.
+    #[error("Failed to match address to any tag")]
+    NoAddress,
+    /// `to-tag` names no party.
+    #[error("Media flow not found (to-tag not found)")]
+    NoToTag,
+    /// `to-label` names no party.
+    #[error("Media flow not found (to-label not found)")]
+    NoToLabel,
+    /// The receiver is not in dialogue with the party.
+    #[error("Media flow not found (to-tag not subscribed)")]
+    NotSubscribed,
+    /// `all=…` but the party sends nowhere.
+    #[error("No eligible media subscriptions found")]
+    NoFlows,
+}
+
+impl Call {
+    fn select(&self, s: Selector<'_>) -> Option<usize> {
+        match s {
+            Selector::Tag(t) => self.party(t),
+            Selector::Label(l) => self
+                .parties
+                .iter()
+                .position(|p| p.label.as_deref() == Some(l)),
+            Selector::Address(a) => self.parties.iter().position(|p| {
+                p.medias
+                    .iter()
+                    .any(|m| m.rtp_endpoint.is_some_and(|e| e.ip() == a))
+            }),
+        }
+    }
+
+    /// Sets the filters of every socket from the call's and the parties'
+    /// switches (after a control command, and after every offer/answer,
+    /// which may bring new sockets).
+    pub(crate) fn apply_filters(&self) {
+        for p in &self.parties {
+            let c = self.controls.or(p.controls);
+            for m in &p.medias {
+                let Some(sockets) = &m.sockets else { continue };
+                let filter = Filter {
+                    block_media: c.block_media,
+                    block_dtmf: c.block_dtmf,
+                    silence: c.silence,
+                    pts: payload_types(&[&m.negotiated.codecs_own, &m.negotiated.codecs_sent]),
+                };
+                sockets.all().for_each(|s| s.set_filter(filter));
+            }
+        }
+    }
+}
+
+/// The payload types of `lists` the filters act on.
+fn payload_types(lists: &[&Vec<Codec>]) -> PayloadTypes {
+    let mut pts = PayloadTypes::default();
+    for c in lists.iter().copied().flatten() {
+        let Ok(pt) = c.pt.parse::<u8>() else { continue };
+        let set = match c.encoding.to_ascii_uppercase().as_str() {
+            "TELEPHONE-EVENT" => &mut pts.dtmf,
+            "PCMU" => &mut pts.pcmu,
+            "PCMA" => &mut pts.pcma,
+            "G722" => &mut pts.g722,
+            _ => continue,
+        };
+        set.insert(pt);
+    }
+    pts
+}
+
+impl Calls {
+    /// Runs a control request.
+    pub fn control(&self, r: &ControlRequest<'_>) -> Result<(), ControlError> {
+        let mut map = self.lock();
+        let call = map.get_mut(r.call_id).ok_or(ControlError::UnknownCall)?;
+        let party = match r.party {
+            None => None,
+            Some(s) => Some(call.select(s).ok_or(match s {
+                Selector::Tag(_) => ControlError::NoTag,
+                Selector::Label(_) => ControlError::NoLabel,
+                Selector::Address(_) => ControlError::NoAddress,
+            })?),
+        };
+        match party {
+            None => {
+                call.controls.set(r.which, r.on);
+                if !r.on && r.all {
+                    for p in &mut call.parties {
+                        p.controls.set(r.which, false);
+                    }
+                }
+                tracing::info!(call_id = %r.call_id, control = ?r.which, on = r.on, "Media control (entire call)");
+            }
+            Some(p) => {
+                match r.flows {
+                    Flows::Party => {}
+                    Flows::To(s) => {
+                        let to = call.select(s).ok_or(match s {
+                            Selector::Label(_) => ControlError::NoToLabel,
+                            _ => ControlError::NoToTag,
+                        })?;
+                        let talking =
+                            call.parties[p].peer == Some(to) || call.parties[to].peer == Some(p);
+                        if !talking {
+                            return Err(ControlError::NotSubscribed);
+                        }
+                    }
+                    Flows::All if call.parties[p].peer.is_some() => {}
+                    Flows::All | Flows::NotOfferAnswer => return Err(ControlError::NoFlows),
+                }
+                if let Some(l) = r.set_label {
+                    call.parties[p].label = Some(l.to_owned());
+                }
+                call.parties[p].controls.set(r.which, r.on);
+                tracing::info!(
+                    call_id = %r.call_id,
+                    tag = call.parties[p].tag.as_deref().unwrap_or_default(),
+                    control = ?r.which,
+                    on = r.on,
+                    "Media control (directional)"
+                );
+            }
+        }
+        call.apply_filters();
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! What the `block media`, `block DTMF` and `silence media` commands do to
+//! the RTP a party sends: drop it, drop its RFC 4733 events, or replace its
+//! G.711/G.722 payload with silence. RTCP always passes (as upstream, whose
+//! blocking sits in the RTP codec handlers).
+//!
+//! A socket with an active filter is never offloaded: the kernel program
+//! forwards whole flows, so a filtered flow stays in userspace until the
+//! filter is lifted (upstream's module likewise takes such flows out of the
+//! kernel).
+
+/// Silence payload bytes of the codecs `silence media` supports
+/// (upstream's codec definitions: one byte repeated).
+const PCMU_SILENCE: u8 = 0xff;
+const PCMA_SILENCE: u8 = 0xd5;
+const G722_SILENCE: u8 = 0xfa;
+
+/// A set of RTP payload types (0–127).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PtSet(u128);
+
+impl PtSet {
+    /// Adds payload type `pt` (ignored above 127).
+    pub fn insert(&mut self, pt: u8) {
+        if pt < 128 {
+            self.0 |= 1 << pt;
+        }
+    }
+
+    /// Whether `pt` is in the set.
+    pub fn contains(self, pt: u8) -> bool {
+        pt < 128 && self.0 & (1 << pt) != 0
+    }
+}
+
+/// The payload types a party uses, by what the filters need to know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PayloadTypes {
+    /// `telephone-event` (RFC 4733).
+    pub dtmf: PtSet,
+    /// PCMU.
+    pub pcmu: PtSet,
+    /// PCMA.
+    pub pcma: PtSet,
+    /// G.722.
+    pub g722: PtSet,
+}
+
+/// The filter on packets a party sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Drop RTP except DTMF events.
+    pub block_media: bool,
+    /// Drop DTMF events.
+    pub block_dtmf: bool,
+    /// Replace G.711/G.722 payloads with silence.
+    pub silence: bool,
+    /// The party's payload types.
+    pub pts: PayloadTypes,
+}
+
+/// What to do with one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Forward as is.
+    Forward,
+    /// Drop it.
+    Drop,
+    /// Forward with the payload (this range) filled with this byte.
+    Silence(usize, usize, u8),
+}
+
+impl Filter {
+    /// Whether the filter changes anything (an active filter keeps the
+    /// stream out of the kernel).
+    pub fn active(&self) -> bool {
+        self.block_media || self.block_dtmf || self.silence
+    }
+
+    /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
+    pub fn decide(&self, pkt: &[u8], rtcp: bool) -> Action {
+        if rtcp || pkt.len() < 12 || pkt[0] >> 6 != 2 {
+            return Action::Forward;
+        }
+        let pt = pkt[1] & 0x7f;
+        if self.pts.dtmf.contains(pt) {
+            return match self.block_dtmf {
+                true => Action::Drop,
+                false => Action::Forward,
+            };
+        }
+        if self.block_media {
+            return Action::Drop;
+        }
+        if !self.silence {
+            return Action::Forward;
+        }
+        let pattern = if self.pts.pcmu.contains(pt) {
+            PCMU_SILENCE
+        } else if self.pts.pcma.contains(pt) {
+            PCMA_SILENCE
+        } else if self.pts.g722.contains(pt) {
+            G722_SILENCE
+        } else {
+            return Action::Forward;
+        };
+        match payload(pkt) {
+            Some((start, end)) => Action::Silence(start, end, pattern),
+            None => Action::Forward,
+        }
+    }
+}
+
+/// The payload range of an RTP packet: after the CSRCs and the header
+/// extension, before the padding. `None` for a malformed packet.
+fn payload(pkt: &[u8]) -> Option<(usize, usize)> {
+    let cc = usize::from(pkt[0] & 0x0f);
+    let mut start = 12 + 4 * cc;
+    if pkt[0] & 0x10 != 0 {
+        let words = pkt.get(start + 2..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    let mut end = pkt.len();
+    if pkt[0] & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*pkt.last()?))?;
+    }
+    (start <= end).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(pt: u8, first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![first, pt, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9];
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn filter(block_media: bool, block_dtmf: bool, silence: bool) -> Filter {
+        let mut pts = PayloadTypes::default();
+        pts.dtmf.insert(101);
+        pts.pcmu.insert(0);
+        pts.pcma.insert(8);
+        pts.g722.insert(9);
+        Filter {
+            block_media,
+            block_dtmf,
+            silence,
+            pts,
+        }
+    }
+
+    #[test]
+    fn blocking() {
+        let audio = rtp(0, 0x80, &[1; 160]);
+        let dtmf = rtp(101, 0x80, &[1, 2, 3, 4]);
+        let f = filter(true, false, false);
+        assert_eq!(f.decide(&audio, false), Action::Drop);
+        assert_eq!(
+            f.decide(&dtmf, false),
+            Action::Forward,
+            "DTMF passes media blocking"
+        );
+        assert_eq!(f.decide(&audio, true), Action::Forward, "RTCP passes");
+        let f = filter(false, true, false);
+        assert_eq!(f.decide(&audio, false), Action::Forward);
+        assert_eq!(f.decide(&dtmf, false), Action::Drop);
+        assert!(!Filter::default().active());
+        // Not RTP version 2, or too short: forwarded untouched.
+        assert_eq!(
+            filter(true, true, true).decide(&[0x40; 20], false),
+            Action::Forward
+        );
+        assert_eq!(
+            filter(true, true, true).decide(&[0x80; 8], false),
+            Action::Forward
+        );
+    }
+
+    #[test]
+    fn silence_ranges() {
+        let f = filter(false, false, true);
+        assert_eq!(
+            f.decide(&rtp(0, 0x80, &[1; 160]), false),
+            Action::Silence(12, 172, 0xff)
+        );
+        assert_eq!(
+            f.decide(&rtp(8, 0x80, &[1; 160]), false),
+            Action::Silence(12, 172, 0xd5)
+        );
+        assert_eq!(
+            f.decide(&rtp(9, 0x80, &[1; 160]), false),
+            Action::Silence(12, 172, 0xfa)
+        );
+        // Other codecs and DTMF are left alone.
+        assert_eq!(f.decide(&rtp(96, 0x80, &[1; 10]), false), Action::Forward);
+        assert_eq!(f.decide(&rtp(101, 0x80, &[1; 4]), false), Action::Forward);
+        // Two CSRCs, a one-word extension and 3 bytes of padding.
+        let mut p = rtp(0, 0x80 | 0x20 | 0x10 | 2, &[0; 8]);
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 1, 2, 3, 4]);
+        p.extend_from_slice(&[7; 20]);
+        p.extend_from_slice(&[0, 0, 3]);
+        assert_eq!(f.decide(&p, false), Action::Silence(28, p.len() - 3, 0xff));
+        // A truncated extension or padding longer than the packet: untouched.
+        let short = rtp(0, 0x80 | 0x10, &[0, 0]);
+        assert_eq!(f.decide(&short, false), Action::Forward);
+        let mut pad = rtp(0, 0x80 | 0x20, &[0; 3]);
+        pad.push(200);
+        assert_eq!(f.decide(&pad, false), Action::Forward);
+    }
+}
