@@ -30,10 +30,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
             ("transport-protocol", Value::str("RTP/SAVP")),
             (
                 "flags",
-                Value::List(vec![
-                    Value::str("loop protect"),
-                    Value::str("trust address"),
-                ]),
+                Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
             ),
         ],
     ));
@@ -41,7 +38,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     assert_eq!(
         warning(&r),
         Some(
-            "Unsupported, ignored: flag 'loop-protect', codec 'transcode', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'rtp/savp'"
         ),
         "{r:?}"
     );

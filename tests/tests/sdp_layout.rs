@@ -185,3 +185,37 @@ fn rejected_answers_and_origin_full() {
         "{again}"
     );
 }
+
+/// 10.5: `loop protect` marks our SDP with `a=rtpengine:<instance id>`
+/// (first at session level); the same SDP offered again with the flag comes
+/// back untouched and creates no call, without the flag it is processed
+/// (the mark passes through like any attribute).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn loop_protect() {
+    let rig = Rig::new("sdploop", &[]);
+    let flag = || vec![("flags", strs(&["loop protect"]))];
+    let first = rig.offer("lp1", "a", &audio("198.51.100.1", "a=sendrecv"), flag());
+    let mark = first
+        .split("\r\n")
+        .find(|l| l.starts_with("a=rtpengine:"))
+        .unwrap_or_else(|| panic!("no mark in {first}"));
+    let id = &mark["a=rtpengine:".len()..];
+    assert!(
+        id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{mark}"
+    );
+    assert!(
+        first.contains(&format!("t=0 0\r\n{mark}\r\nm=audio")),
+        "{first}"
+    );
+    let r = rig.cmd(sdp_cmd("offer", "lp2", "x", None, &first, flag()));
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert_eq!(get_str(&r, "sdp"), first, "returned untouched");
+    assert!(!rig.list_calls().contains(&"lp2".to_owned()));
+    let again = rig.offer("lp3", "x", &first, vec![]);
+    assert!(
+        again.contains(mark) && media_ports(&again) != media_ports(&first),
+        "{again}"
+    );
+}

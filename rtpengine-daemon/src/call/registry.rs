@@ -60,6 +60,9 @@ pub struct Calls {
     pub offload: Option<Arc<dyn Offload>>,
     /// The relay threads media sockets are served by.
     pub media: Arc<Poller>,
+    /// This daemon's instance id: what `loop protect` writes into SDP
+    /// (`a=rtpengine:<id>`) to recognise its own SDP coming back.
+    pub instance_id: String,
 }
 
 impl Calls {
@@ -77,6 +80,8 @@ impl Calls {
             stats: GlobalStats::default(),
             offload,
             media,
+            // 12 hex digits, as upstream's.
+            instance_id: format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
         }
     }
 

@@ -22,11 +22,22 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         .and_then(Value::as_bytes)
         .filter(|b| !b.is_empty())
         .ok_or(NO_SDP)?;
-    let oa = options(req, side, calls.settings().learning)?;
+    let mut oa = options(req, side, calls.settings().learning)?;
     let sdp = sdp::parse(body).map_err(|e| {
         tracing::warn!(error = %e, "Failed to parse SDP");
         BAD_SDP
     })?;
+    if req.flag("loop-protect") {
+        // Our own SDP coming back (a signalling loop): returned untouched,
+        // no call is created or changed (upstream's rule).
+        if carries_instance(&sdp, &calls.instance_id) {
+            tracing::info!(call_id = %oa.call_id, "Loop protection: SDP already rewritten by this daemon, left untouched");
+            let mut d = Dict::new();
+            put(&mut d, "sdp", Value::Bytes(body.to_vec()));
+            return Ok(d);
+        }
+        oa.sdp.loop_protect = Some(calls.instance_id.clone());
+    }
     match calls.offer_answer(&oa, &sdp) {
         Ok(out) => {
             let mut d = Dict::new();
@@ -43,6 +54,14 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `sdp` has `a=rtpengine:<id>` (session or media level).
+fn carries_instance(sdp: &sdp::Session, id: &str) -> bool {
+    sdp.attributes
+        .iter()
+        .chain(sdp.media.iter().flat_map(|m| m.attributes.iter()))
+        .any(|a| a.name == "rtpengine" && a.value.as_deref() == Some(id))
 }
 
 fn supports_load_limit(req: &Request) -> bool {

@@ -128,6 +128,7 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "static-codecs",
     "static-codec",
     "strip-extmap",
+    "loop-protect",
 ];
 
 /// Flag families whose members carry a value (`codec-strip-PCMA`,
@@ -402,15 +403,12 @@ mod tests {
         d.insert(b"transport-protocol".to_vec(), Value::str("RTP/SAVP"));
         d.insert(
             b"flags".to_vec(),
-            Value::List(vec![
-                Value::str("loop protect"),
-                Value::str("trust address"),
-            ]),
+            Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
         );
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: flag 'loop-protect', codec 'transcode', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'rtp/savp'"
         );
     }
 

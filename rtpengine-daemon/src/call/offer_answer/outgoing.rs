@@ -41,6 +41,8 @@ pub struct SdpOptions {
     pub accept_transport: bool,
     /// `extmap: strip` (and `strip extmap`): extension names, or `all`.
     pub extmap_strip: Vec<String>,
+    /// `loop protect`: write `a=rtpengine:<instance id>` at session level.
+    pub loop_protect: Option<String>,
 }
 
 impl OfferAnswer {
@@ -84,6 +86,16 @@ impl OfferAnswer {
     ) -> Session {
         let o = &self.sdp;
         let mut out = sdp.clone();
+        if let Some(id) = &o.loop_protect {
+            // First among the session attributes, as upstream writes it.
+            out.attributes.insert(
+                0,
+                crate::sdp::Attribute {
+                    name: "rtpengine".to_owned(),
+                    value: Some(id.clone()),
+                },
+            );
+        }
         for (i, m) in out.media.iter_mut().enumerate() {
             let kind = m.kind.to_ascii_lowercase();
             let own_ptime = m.attr("ptime").and_then(|a| a.value.clone());
