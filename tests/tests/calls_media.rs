@@ -284,3 +284,25 @@ fn rtcp_both_ways() {
     assert_eq!(int(s, &["stats", "packets"]), 3, "{s:?}");
     assert_eq!(int(s, &["stats_out", "packets"]), 1, "{s:?}");
 }
+
+/// `NAT-wait`: nothing goes to a party before it has sent something (its
+/// NAT binding is open only then); afterwards media flows both ways.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn nat_wait_holds_media_until_the_party_has_sent() {
+    require_root();
+    let rig = Rig::new("natwait", &[]);
+    let (pa, pb) = setup(&rig, "nw-1", || vec![("flags", strs(&["NAT-wait"]))]);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    // b has not sent yet: a's packet goes nowhere.
+    a.send_to(&rtp(0, 1, 160, 0x1234, 1), pb).unwrap();
+    expect_silence(&b);
+    // b sends (a has sent, so this one reaches a), then a reaches b.
+    let p = rtp(0, 1, 160, 0x5678, 2);
+    b.send_to(&p, pa).unwrap();
+    expect_packet(&a, pb, &p);
+    let p = rtp(0, 2, 320, 0x1234, 3);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+}

@@ -121,6 +121,7 @@ fn options(
         strict: req.flag("strict-source"),
         handover: req.flag("media-handover"),
         asymmetric: req.flag("asymmetric"),
+        nat_wait: req.flag("nat-wait"),
     };
     let tos = match req.int("tos") {
         Ok(Some(t)) => u8::try_from(t).ok(),

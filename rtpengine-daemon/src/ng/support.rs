@@ -129,6 +129,7 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "static-codec",
     "strip-extmap",
     "loop-protect",
+    "nat-wait",
 ];
 
 /// Flag families whose members carry a value (`codec-strip-PCMA`,

@@ -60,6 +60,9 @@ pub struct Policy {
     pub handover: bool,
     /// `asymmetric`: never learn; always send to the SDP address.
     pub asymmetric: bool,
+    /// `NAT-wait`: send nothing to the party before it has sent something
+    /// (so its NAT binding is open first).
+    pub nat_wait: bool,
 }
 
 /// What the party announced and what has been learned about it.
@@ -76,6 +79,9 @@ pub struct Endpoint {
     pub window_end: Instant,
     /// Whether both sides of the stream have been negotiated.
     pub answered: bool,
+    /// A packet from the party has been accepted since its SDP address
+    /// last changed (`NAT-wait`).
+    pub heard: bool,
 }
 
 /// The decision for one packet.
@@ -97,6 +103,7 @@ impl Endpoint {
             score: 0,
             window_end: now + LEARNING_WINDOW,
             answered: false,
+            heard: false,
         }
     }
 
@@ -108,6 +115,7 @@ impl Endpoint {
             self.learned = None;
             self.confirmed = false;
             self.score = 0;
+            self.heard = false;
         }
         self.answered = answered;
         self.window_end = now + LEARNING_WINDOW;
@@ -115,6 +123,9 @@ impl Endpoint {
 
     /// Where packets to this party go.
     pub fn destination(&self, policy: &Policy) -> Option<SocketAddr> {
+        if policy.nat_wait && !self.heard {
+            return None;
+        }
         if policy.asymmetric || policy.mode == EndpointLearning::Off {
             return self.sdp;
         }
@@ -211,6 +222,7 @@ mod tests {
             strict: false,
             handover: false,
             asymmetric: false,
+            nat_wait: false,
         }
     }
 
@@ -319,12 +331,14 @@ mod tests {
         let mut e = answered(sdp, now);
         let p = Policy {
             asymmetric: true,
+            nat_wait: false,
             ..policy(EndpointLearning::Heuristic)
         };
         assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Accept);
         assert_eq!(e.destination(&p), Some(a(sdp)));
         let p = Policy {
             asymmetric: true,
+            nat_wait: false,
             strict: true,
             ..policy(EndpointLearning::Heuristic)
         };
@@ -345,5 +359,22 @@ mod tests {
         e.signal(Some(a("198.51.100.1:2020")), true, now);
         assert!(!e.confirmed);
         assert_eq!(e.destination(&p), Some(a("198.51.100.1:2020")));
+    }
+
+    #[test]
+    fn nat_wait_sends_nothing_before_the_party_was_heard() {
+        let now = Instant::now();
+        let sdp = Some("192.0.2.1:4000".parse().unwrap());
+        let p = Policy {
+            nat_wait: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        let mut e = Endpoint::new(sdp, now);
+        assert_eq!(e.destination(&p), None);
+        e.heard = true;
+        assert_eq!(e.destination(&p), sdp);
+        // A new SDP address waits again.
+        e.signal(Some("192.0.2.2:4000".parse().unwrap()), true, now);
+        assert_eq!(e.destination(&p), None);
     }
 }

@@ -235,6 +235,7 @@ impl MediaSocket {
                 self.stats_in.error();
                 return;
             }
+            st.endpoint.heard = true;
             // The sockets sending to this party care when its address becomes
             // final (they may offload now) or moves (media handover: their
             // rules are stale).

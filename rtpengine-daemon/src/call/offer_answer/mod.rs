@@ -142,6 +142,7 @@ impl OfferAnswer {
                 strict: false,
                 handover: false,
                 asymmetric: false,
+                nat_wait: false,
             },
             tos: None,
             label: None,
@@ -276,6 +277,7 @@ impl OfferAnswer {
                 strict: offer.strict || self.policy.strict,
                 handover: offer.handover || self.policy.handover,
                 asymmetric: offer.asymmetric || self.policy.asymmetric,
+                nat_wait: offer.nat_wait || self.policy.nat_wait,
             },
             _ => self.policy,
         };
