@@ -19,6 +19,10 @@ TUID=${TUID:-61234}
 NS=rtpe-unitcaps-$$
 WORK=$(mktemp -d /tmp/rtpe-unitcaps.XXXXXX)
 chmod 755 "$WORK"
+# The unit's user must be able to execute the daemon wherever the checkout
+# is (a clone under a 0700 directory is not reachable for it): run a copy.
+install -m 0755 "$BIN" "$WORK/rtpengine"
+BIN=$WORK/rtpengine
 fails=0
 cleanup() {
   for f in "$WORK"/*.pid; do [ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
