@@ -1,5 +1,6 @@
 //! Payload classification: which packets of an offloaded flow still belong to
-//! userspace (STUN for ICE consent checks, DTLS handshakes).
+//! userspace (STUN for ICE consent checks, DTLS handshakes, RTCP arriving on
+//! an RTP port that is not muxed), and RTP/RTCP demultiplexing.
 //!
 //! The dataplane reads only fixed-size prefixes, so the helpers take the payload
 //! length and the first bytes separately; [`is_stun_packet`] and
@@ -31,6 +32,19 @@ pub fn looks_dtls(first: u8) -> bool {
     (20..=63).contains(&first)
 }
 
+/// Whether a payload starting with `head` looks like RTCP (RFC 5761
+/// demultiplexing: version 2, packet type 192..=223, which RTP payload
+/// types never use).
+#[inline(always)]
+pub fn is_rtcp(head: &[u8; 2]) -> bool {
+    head[0] >> 6 == 2 && head[1] >= 192 && head[1] <= 223
+}
+
+/// [`is_rtcp`] on a whole payload (an RTCP packet has at least 8 bytes).
+pub fn is_rtcp_packet(payload: &[u8]) -> bool {
+    payload.len() >= 8 && is_rtcp(&[payload[0], payload[1]])
+}
+
 /// [`is_stun`] on a whole payload.
 pub fn is_stun_packet(payload: &[u8]) -> bool {
     match payload.get(..8) {
@@ -51,6 +65,20 @@ pub fn looks_dtls_packet(payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtcp() {
+        assert!(is_rtcp_packet(&[0x80, 200, 0, 6, 0, 0, 0, 1]));
+        assert!(is_rtcp_packet(&[0x81, 223, 0, 1, 0, 0, 0, 1]));
+        assert!(!is_rtcp_packet(&[0x80, 0, 0, 1, 0, 0, 0, 1]), "RTP PT 0");
+        assert!(
+            !is_rtcp_packet(&[0x80, 96 | 0x80, 0, 1, 0, 0, 0, 1]),
+            "RTP PT 96 with marker"
+        );
+        assert!(!is_rtcp_packet(&[0x40, 200, 0, 1, 0, 0, 0, 1]), "version 1");
+        assert!(!is_rtcp_packet(&[0x80, 200, 0, 1]), "too short");
+        assert!(!is_rtcp_packet(&[0x00, 200, 0, 6, 0, 0, 0, 1]), "version 0");
+    }
 
     #[test]
     fn stun() {

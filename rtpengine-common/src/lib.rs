@@ -157,7 +157,8 @@ pub struct FlowTarget {
     /// Owning table (0..63): the daemon instance that installed the entry.
     pub table: u32,
     /// Policy bits: [`STRICT_SOURCE`](Self::STRICT_SOURCE),
-    /// [`PASS_ON_MISMATCH`](Self::PASS_ON_MISMATCH), [`SET_TOS`](Self::SET_TOS).
+    /// [`PASS_ON_MISMATCH`](Self::PASS_ON_MISMATCH), [`SET_TOS`](Self::SET_TOS),
+    /// [`PUNT_RTCP`](Self::PUNT_RTCP).
     pub flags: u32,
     /// [`FAMILY_V4`] or [`FAMILY_V6`]; must equal the key's family.
     pub family: u8,
@@ -186,8 +187,13 @@ impl FlowTarget {
     pub const PASS_ON_MISMATCH: u32 = 1 << 1;
     /// Rewrite the IPv4 TOS / IPv6 traffic class to [`tos`](Self::tos).
     pub const SET_TOS: u32 = 1 << 2;
+    /// Hand RTCP to userspace: the key is an RTP port whose party does not
+    /// multiplex, so RTCP arriving there goes to the peer's RTCP port, not
+    /// to [`dst`](Self::dst).
+    pub const PUNT_RTCP: u32 = 1 << 3;
     /// All defined flag bits.
-    pub const ALL_FLAGS: u32 = Self::STRICT_SOURCE | Self::PASS_ON_MISMATCH | Self::SET_TOS;
+    pub const ALL_FLAGS: u32 =
+        Self::STRICT_SOURCE | Self::PASS_ON_MISMATCH | Self::SET_TOS | Self::PUNT_RTCP;
 }
 
 /// Value of [`FLOW_STATS_MAP`]: counters of one flow, updated atomically by the

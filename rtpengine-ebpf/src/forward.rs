@@ -87,7 +87,7 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
         return PASS;
     }
     let payload_len = udp_len - UdpHdr::LEN;
-    if userspace_payload(ctx, PAYLOAD_OFF, payload_len) {
+    if userspace_payload(ctx, PAYLOAD_OFF, payload_len, t.flags) {
         return PASS;
     }
     let src_ok = ip_r.src_addr == first4(&t.expected_src.addr) && udp_r.src == t.expected_src.port;
@@ -213,7 +213,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         return PASS;
     }
     let data_len = udp_len - UdpHdr::LEN;
-    if userspace_payload(ctx, PAYLOAD_OFF, data_len) {
+    if userspace_payload(ctx, PAYLOAD_OFF, data_len, t.flags) {
         return PASS;
     }
     // SAFETY: the headers are inside the packet (checked above).
@@ -285,9 +285,10 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     transmit(ctx, fib.ifindex)
 }
 
-/// Whether the payload belongs to userspace (DTLS, STUN), or cannot be read.
+/// Whether the payload belongs to userspace (DTLS, STUN, RTCP with
+/// `PUNT_RTCP`), or cannot be read.
 #[inline(always)]
-fn userspace_payload(ctx: &XdpContext, off: usize, len: usize) -> bool {
+fn userspace_payload(ctx: &XdpContext, off: usize, len: usize, flags: u32) -> bool {
     if len == 0 {
         return false;
     }
@@ -297,6 +298,15 @@ fn userspace_payload(ctx: &XdpContext, off: usize, len: usize) -> bool {
     // SAFETY: bounds-checked.
     if classify::looks_dtls(unsafe { *first }) {
         return true;
+    }
+    if flags & FlowTarget::PUNT_RTCP != 0 && len >= 2 {
+        let Some(head) = ptr_at::<[u8; 2]>(ctx, off) else {
+            return true;
+        };
+        // SAFETY: bounds-checked.
+        if classify::is_rtcp(unsafe { &*head }) {
+            return true;
+        }
     }
     if len >= classify::STUN_HEADER_LEN {
         let Some(head) = ptr_at::<[u8; 8]>(ctx, off) else {

@@ -285,6 +285,91 @@ fn rtcp_both_ways() {
     assert_eq!(int(s, &["stats_out", "packets"]), 1, "{s:?}");
 }
 
+/// `query` in master's layout: the call's `SSRC` table, each media's
+/// ingress and egress SSRCs and received codec, each stream's first SSRC,
+/// the parties' subscriptions/subscribers and (empty) VSC list.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn query_reports_ssrcs_and_subscriptions() {
+    require_root();
+    let rig = Rig::new("qssrc", &[]);
+    let (pa, pb) = setup(&rig, "qs-1", Vec::new);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    for i in 0..3u16 {
+        let p = rtp(8, 100 + i, 160 * u32::from(i), 0x1234, 1);
+        a.send_to(&p, pb).unwrap();
+        expect_packet(&b, pa, &p);
+    }
+    let q = rig.query("qs-1");
+    assert!(
+        get_int(&q, &["created_ts"]) > 1_000_000_000_000_000,
+        "{q:?}"
+    );
+    assert_eq!(get_int(&q, &["SSRC", "4660", "packets"]), 3, "{q:?}");
+    assert_eq!(get_int(&q, &["SSRC", "4660", "last RTP seq"]), 102, "{q:?}");
+    assert_eq!(
+        get_int(&q, &["SSRC", "4660", "last RTP timestamp"]),
+        320,
+        "{q:?}"
+    );
+    let media = |tag: &str| {
+        let Some(Value::List(m)) = dig(&q, &["tags", tag, "medias"]) else {
+            panic!("{q:?}")
+        };
+        m[0].clone()
+    };
+    let ft = media("ft");
+    assert_eq!(text(&ft, &["codec"]), "PCMA/8000", "{ft:?}");
+    let Some(Value::List(ingress)) = ft.get("ingress SSRCs") else {
+        panic!("{ft:?}")
+    };
+    assert_eq!(int(&ingress[0], &["SSRC"]), 0x1234);
+    assert_eq!(int(&ingress[0], &["bytes"]), 3 * 172);
+    assert_eq!(int(stream(&q, "ft", 0), &["SSRC"]), 0x1234);
+    let tt = media("tt");
+    assert_eq!(tt.get("ingress SSRCs"), Some(&Value::List(Vec::new())));
+    let Some(Value::List(egress)) = tt.get("egress SSRCs") else {
+        panic!("{tt:?}")
+    };
+    assert_eq!(int(&egress[0], &["SSRC"]), 0x1234);
+    for (tag, other) in [("ft", "tt"), ("tt", "ft")] {
+        for key in ["subscriptions", "subscribers"] {
+            let Some(Value::List(l)) = dig(&q, &["tags", tag, key]) else {
+                panic!("{q:?}")
+            };
+            assert_eq!(l.len(), 1, "{tag} {key}");
+            assert_eq!(text(&l[0], &["tag"]), other);
+            assert_eq!(text(&l[0], &["type"]), "offer/answer");
+        }
+        assert_eq!(
+            dig(&q, &["tags", tag, "VSC"]),
+            Some(&Value::List(Vec::new()))
+        );
+    }
+}
+
+/// RTCP a party sends to its RTP port without announcing rtcp-mux goes to
+/// the other party's RTCP port (upstream demultiplexes it); RTP on the same
+/// port still goes to the RTP port.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn unannounced_rtcp_on_the_rtp_port_goes_to_the_rtcp_port() {
+    require_root();
+    let rig = Rig::new("rtcpdemux", &[]);
+    let (pa, pb) = setup(&rig, "rd-1", Vec::new);
+    let a = rig.socket("198.51.100.1:2010");
+    let b = rig.socket("198.51.100.3:2012");
+    let b1 = rig.socket("198.51.100.3:2013");
+    let sr = rtcp_sr(0x1234);
+    a.send_to(&sr, pb).unwrap();
+    expect_packet(&b1, sa("203.0.113.1", pa.port() + 1), &sr);
+    expect_silence(&b);
+    let p = rtp(0, 1, 160, 0x1234, 1);
+    a.send_to(&p, pb).unwrap();
+    expect_packet(&b, pa, &p);
+}
+
 /// `NAT-wait`: nothing goes to a party before it has sent something (its
 /// NAT binding is open only then); afterwards media flows both ways.
 #[test]

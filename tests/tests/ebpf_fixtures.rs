@@ -493,6 +493,39 @@ fn packets_the_program_does_not_own_pass_untouched() {
     });
 }
 
+/// `PUNT_RTCP`: on an RTP port whose party does not mux, RTCP goes to
+/// userspace untouched (it belongs at the peer's RTCP port) while RTP is
+/// forwarded; without the flag RTCP is forwarded like RTP (a muxed port).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn rtcp_on_an_rtp_port_goes_to_userspace_when_asked() {
+    with_rig(|rig| {
+        rig.install(
+            "10.10.0.1:30000",
+            target("10.20.0.1:30002", "10.20.0.2:6000")
+                .punt_rtcp()
+                .build(),
+        );
+        rig.install(
+            "10.10.0.1:30010",
+            target("10.20.0.1:30012", "10.20.0.2:6010").build(),
+        );
+        let sr = [
+            0x80u8, 200, 0, 6, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0,
+        ];
+        let to_punting = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000));
+        let pkt = to_punting.build(&sr);
+        let (action, out) = rig.run(&pkt);
+        assert_eq!((action, &out), (XDP_PASS, &pkt));
+        let (action, _) = rig.run(&to_punting.build(&rtp_payload(1, 172)));
+        assert_eq!(action, XDP_REDIRECT, "RTP is still forwarded");
+        let (action, _) = rig.run(&V4::new(("10.10.0.2", 5010), ("10.10.0.1", 30010)).build(&sr));
+        assert_eq!(action, XDP_REDIRECT, "RTCP on a muxed port is forwarded");
+        assert_eq!(rig.stats("10.10.0.1:30000").packets, 1);
+    });
+}
+
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn source_policies() {

@@ -214,6 +214,10 @@ fn offloaded_call(v6: bool) {
         Some(102),
         "{q:?}"
     );
+    // The SSRC table counts them too: the kernel's packets go to the SSRC
+    // userspace saw (0x1111 = 4369 from the caller, 0x2222 = 8738 back).
+    assert_eq!(dig_int(&q, &["SSRC", "4369", "packets"]), Some(51), "{q:?}");
+    assert_eq!(dig_int(&q, &["SSRC", "8738", "packets"]), Some(51), "{q:?}");
 
     // Delete takes the flows out of the kernel.
     let r =

@@ -8,6 +8,7 @@ use super::put;
 use crate::call::{Call, Party};
 use crate::clock;
 use crate::ng::value::{Dict, Value};
+use crate::relay::ssrc::SsrcStats;
 use crate::relay::{StreamInfo, Totals};
 use crate::sdp::Direction;
 
@@ -35,6 +36,32 @@ fn endpoint_dict(ep: SocketAddr) -> Value {
     Value::Dict(d)
 }
 
+/// One SSRC's counters (upstream's `ng_stats_ssrc_1`), with its `SSRC`
+/// key in lists.
+fn ssrc_dict(e: &SsrcStats, with_ssrc: bool) -> Value {
+    let mut d = Dict::new();
+    if with_ssrc {
+        put(&mut d, "SSRC", u64::from(e.ssrc));
+    }
+    put(&mut d, "bytes", e.bytes);
+    put(&mut d, "packets", e.packets);
+    put(&mut d, "last RTP timestamp", u64::from(e.last_ts));
+    put(&mut d, "last RTP seq", u64::from(e.last_seq));
+    Value::Dict(d)
+}
+
+fn ssrc_list(entries: &[SsrcStats]) -> Value {
+    Value::List(entries.iter().map(|e| ssrc_dict(e, true)).collect())
+}
+
+/// The RTP ingress SSRCs of a media's sockets.
+fn media_ssrcs(m: &crate::call::PartyMedia) -> Vec<SsrcStats> {
+    m.sockets
+        .as_ref()
+        .map(|s| s.rtp.info().ssrcs)
+        .unwrap_or_default()
+}
+
 fn stream_dict(s: &StreamInfo, created: u64) -> Value {
     let mut d = Dict::new();
     put(&mut d, "local port", u64::from(s.local.port()));
@@ -56,6 +83,9 @@ fn stream_dict(s: &StreamInfo, created: u64) -> Value {
     put(&mut d, "last packet", unix(s.last_packet_ms));
     put(&mut d, "last user packet", unix(s.last_user_packet_ms));
     put(&mut d, "last kernel packet", unix(s.last_kernel_packet_ms));
+    if let Some(first) = s.ssrcs.first() {
+        put(&mut d, "SSRC", u64::from(first.ssrc));
+    }
     let mut flags = vec![Value::str(if s.is_rtcp { "RTCP" } else { "RTP" })];
     if s.endpoint.is_some() {
         flags.push(Value::str("filled"));
@@ -80,7 +110,8 @@ fn stream_dict(s: &StreamInfo, created: u64) -> Value {
     Value::Dict(d)
 }
 
-fn party_dict(call: &Call, p: &Party) -> Value {
+fn party_dict(call: &Call, me: usize) -> Value {
+    let p = &call.parties[me];
     let mut d = Dict::new();
     put(&mut d, "tag", p.tag.clone().unwrap_or_default());
     put(&mut d, "created", p.created);
@@ -90,13 +121,31 @@ fn party_dict(call: &Call, p: &Party) -> Value {
     if let Some(l) = &p.label {
         put(&mut d, "label", l.clone());
     }
-    if let Some(peer) = p.peer.and_then(|i| call.parties.get(i)) {
-        put(
-            &mut d,
-            "in dialogue with",
-            peer.tag.clone().unwrap_or_default(),
-        );
-    }
+    // Each party receives from its peer and sends to it; a caller with
+    // forked callees is what several of them send to (subscribers).
+    let tag_of = |q: &Party| q.tag.clone().unwrap_or_default();
+    let link = |q: &Party| {
+        let mut l = Dict::new();
+        put(&mut l, "tag", tag_of(q));
+        put(&mut l, "type", "offer/answer");
+        Value::Dict(l)
+    };
+    let subscriptions: Vec<Value> = p
+        .peer
+        .and_then(|i| call.parties.get(i))
+        .map(link)
+        .into_iter()
+        .collect();
+    let subscribers: Vec<Value> = call
+        .parties
+        .iter()
+        .filter(|q| q.peer == Some(me))
+        .map(link)
+        .collect();
+    put(&mut d, "subscriptions", Value::List(subscriptions));
+    put(&mut d, "subscribers", Value::List(subscribers));
+    // No DTMF triggers here (VSC are reported as upstream does, empty).
+    put(&mut d, "VSC", Value::List(Vec::new()));
     let medias = p
         .medias
         .iter()
@@ -106,6 +155,17 @@ fn party_dict(call: &Call, p: &Party) -> Value {
             put(&mut md, "index", (i + 1) as u64);
             put(&mut md, "type", m.kind.clone());
             put(&mut md, "protocol", m.protocol.clone());
+            // The codec of the payload type received (upstream: once RTP came).
+            let seen = m.sockets.as_ref().and_then(|s| s.rtp.rtp_seen());
+            if let Some(codec) = seen.and_then(|r| {
+                let pt = r.payload_type().to_string();
+                m.negotiated
+                    .codecs_own
+                    .iter()
+                    .find(|c| c.pt == pt && !c.rtpmap.is_empty())
+            }) {
+                put(&mut md, "codec", codec.rtpmap.clone());
+            }
             let mut flags = vec![Value::str("initialized")];
             if m.direction.sends() && !m.zero_address {
                 flags.push(Value::str("send"));
@@ -123,6 +183,16 @@ fn party_dict(call: &Call, p: &Party) -> Value {
                 .map(|s| s.all().map(|s| stream_dict(&s.info(), p.created)).collect())
                 .unwrap_or_default();
             put(&mut md, "streams", Value::List(streams));
+            // What this party sends (ingress) and what it gets: its peer's
+            // ingress on the same section (egress).
+            put(&mut md, "ingress SSRCs", ssrc_list(&media_ssrcs(m)));
+            let egress = p
+                .peer
+                .and_then(|q| call.parties.get(q))
+                .and_then(|q| q.medias.get(i))
+                .map(media_ssrcs)
+                .unwrap_or_default();
+            put(&mut md, "egress SSRCs", ssrc_list(&egress));
             Value::Dict(md)
         })
         .collect();
@@ -140,12 +210,28 @@ pub(super) fn call_stats(call: &Call, only: &[&str]) -> Dict {
         "created_us",
         u64::from(call.created.subsec_micros()),
     );
+    put(
+        &mut d,
+        "created_ts",
+        u64::try_from(call.created.as_micros()).unwrap_or(u64::MAX),
+    );
     put(&mut d, "last signal", clock::unix_secs(call.last_signal_ms));
     put(&mut d, "last redis update", 0u64);
-    put(&mut d, "SSRC", Value::Dict(Dict::new()));
+    let mut ssrcs = Dict::new();
+    for e in call
+        .parties
+        .iter()
+        .flat_map(|p| p.medias.iter())
+        .flat_map(media_ssrcs)
+    {
+        ssrcs
+            .entry(e.ssrc.to_string().into_bytes())
+            .or_insert_with(|| ssrc_dict(&e, false));
+    }
+    put(&mut d, "SSRC", Value::Dict(ssrcs));
     let mut tags = Dict::new();
     let mut untagged = 0;
-    for p in &call.parties {
+    for (i, p) in call.parties.iter().enumerate() {
         let key = match &p.tag {
             Some(t) => t.clone(),
             None => {
@@ -156,7 +242,7 @@ pub(super) fn call_stats(call: &Call, only: &[&str]) -> Dict {
         if !only.is_empty() && !p.tag.as_deref().is_some_and(|t| only.contains(&t)) {
             continue;
         }
-        tags.insert(key.clone().into_bytes(), party_dict(call, p));
+        tags.insert(key.clone().into_bytes(), party_dict(call, i));
     }
     put(&mut d, "tags", Value::Dict(tags));
     let (mut rtp, mut rtcp) = (Totals::default(), Totals::default());

@@ -96,7 +96,12 @@ pub fn format_entries(
         } else {
             String::new()
         };
-        let _ = writeln!(out, "    {policy}{tos}{ttl}");
+        let rtcp = if t.flags & FlowTarget::PUNT_RTCP != 0 {
+            ", RTCP to userspace"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    {policy}{tos}{ttl}{rtcp}");
         let last = if s.last_seen_ns == 0 {
             "never".to_string()
         } else {

@@ -21,6 +21,9 @@ impl Offload for Kernel {
         if let Some(tos) = rule.tos {
             b = b.tos(tos);
         }
+        if rule.punt_rtcp {
+            b = b.punt_rtcp();
+        }
         Kernel::install(self, flow_key(local), b.build())
     }
 

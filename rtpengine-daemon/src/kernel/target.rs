@@ -84,6 +84,12 @@ impl FlowTargetBuilder {
         self
     }
 
+    /// Hands RTCP arriving at the key's (RTP) port to userspace.
+    pub fn punt_rtcp(mut self) -> FlowTargetBuilder {
+        self.t.flags |= FlowTarget::PUNT_RTCP;
+        self
+    }
+
     /// Sets the TTL / hop limit of forwarded packets (default 64; 0 keeps the
     /// received value).
     pub fn ttl(mut self, ttl: u8) -> FlowTargetBuilder {

@@ -18,6 +18,7 @@ pub mod learning;
 pub mod offload;
 pub mod poller;
 mod socket;
+pub mod ssrc;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -99,25 +100,5 @@ impl Totals {
 }
 
 /// RTCP packet types 192–223 (RFC 5761 §4): how RTCP is told apart from RTP
-/// on a multiplexed port.
-pub fn is_rtcp(pkt: &[u8]) -> bool {
-    pkt.len() >= 8 && pkt[0] >> 6 == 2 && (192..=223).contains(&pkt[1])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rtcp_classification() {
-        assert!(is_rtcp(&[0x80, 200, 0, 6, 0, 0, 0, 1]));
-        assert!(is_rtcp(&[0x81, 201, 0, 1, 0, 0, 0, 1]));
-        assert!(!is_rtcp(&[0x80, 0, 0, 1, 0, 0, 0, 1]), "RTP PT 0");
-        assert!(
-            !is_rtcp(&[0x80, 0x80 | 8, 0, 1, 0, 0, 0, 1]),
-            "RTP PT 8 with marker"
-        );
-        assert!(!is_rtcp(&[0x80, 200]), "too short");
-        assert!(!is_rtcp(&[0x00, 200, 0, 6, 0, 0, 0, 1]), "not version 2");
-    }
-}
+/// on a multiplexed port (the same test the kernel program makes).
+pub use rtpengine_common::classify::is_rtcp_packet as is_rtcp;

@@ -23,6 +23,9 @@ pub struct Rule {
     pub punt_mismatch: bool,
     /// TOS / traffic class to set.
     pub tos: Option<u8>,
+    /// Hand RTCP to userspace (an RTP port whose party does not mux: RTCP
+    /// arriving there goes to the peer's RTCP port).
+    pub punt_rtcp: bool,
 }
 
 /// Kernel counters of one offloaded socket since it was installed.

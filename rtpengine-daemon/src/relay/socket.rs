@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::filter::{Action, Filter};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
+use super::ssrc::{SsrcStats, SsrcTable};
 use super::{is_rtcp, Counters, Totals, MAX_PACKET};
 use crate::clock;
 use crate::interfaces::PortLease;
@@ -39,6 +40,8 @@ pub struct SocketState {
     kernel_failed: bool,
     /// `block media` / `block DTMF` / `silence media` on what the party sends.
     filter: Filter,
+    /// Per-SSRC counters of the RTP received.
+    ssrcs: SsrcTable,
 }
 
 impl SocketState {
@@ -55,6 +58,7 @@ impl SocketState {
             kernel_seen: KernelCounters::default(),
             kernel_failed: false,
             filter: Filter::default(),
+            ssrcs: SsrcTable::default(),
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct StreamInfo {
     pub received: Totals,
     /// Packets to the party.
     pub sent: Totals,
+    /// Per-SSRC counters of the RTP received, in the order first seen.
+    pub ssrcs: Vec<SsrcStats>,
 }
 
 /// One local media port.
@@ -243,14 +249,17 @@ impl MediaSocket {
             let moved = before.1 && st.endpoint.learned != before.0;
             let peers = (confirmed_now || moved)
                 .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
-            let rtcp = self.is_rtcp || (st.muxed && is_rtcp(pkt));
+            // RTCP arriving on the RTP port of a party that does not mux
+            // (unannounced) goes to the peer's RTCP port all the same, as
+            // upstream demultiplexes it.
+            let rtcp = self.is_rtcp || is_rtcp(pkt);
+            if !rtcp {
+                st.ssrcs.record(pkt, now_ms);
+            }
             let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
             // RTCP passes filters even where it arrives unannounced on an
             // RTP port.
-            let filter = st
-                .filter
-                .active()
-                .then(|| st.filter.decide(pkt, rtcp || is_rtcp(pkt)));
+            let filter = st.filter.active().then(|| st.filter.decide(pkt, rtcp));
             (target.upgrade(), peers, filter)
         };
         // Once per socket: one relaxed load per packet after that.
@@ -358,6 +367,7 @@ impl MediaSocket {
             strict: st.policy.strict,
             punt_mismatch: st.policy.handover,
             tos,
+            punt_rtcp: !self.is_rtcp && !st.muxed,
         };
         if st.kernel == Some(rule) {
             return;
@@ -428,6 +438,7 @@ impl MediaSocket {
         let dp = now.packets.saturating_sub(base.packets);
         let db = now.bytes.saturating_sub(base.bytes);
         let de = now.errors.saturating_sub(base.errors);
+        st.ssrcs.add_kernel(dp, db);
         for c in [&self.stats_in, &self.kernel_in] {
             c.packets.fetch_add(dp, Relaxed);
             c.bytes.fetch_add(db, Relaxed);
@@ -488,6 +499,7 @@ impl MediaSocket {
             last_kernel_packet_ms: self.kernel_in.last_ms.load(Relaxed),
             received: Totals::of(&self.stats_in),
             sent: Totals::of(&self.stats_out),
+            ssrcs: st.ssrcs.entries(),
         }
     }
 }
