@@ -109,10 +109,13 @@ fn block_media_and_dtmf() {
     c.check(true, 0, false);
     c.check(true, 101, true);
     c.check(false, 0, true);
-    // RTCP passes media blocking (here on the RTP port: no mux).
+    // RTCP passes media blocking (here sent to the RTP port without mux:
+    // it reaches b's RTCP port).
     let sr = rtcp_sr(0x1234);
+    let b_rtcp = rig.socket("198.51.100.3:3001");
     c.a.send_to(&sr, c.to_a).unwrap();
-    expect_packet(&c.b, c.to_b, &sr);
+    let from = SocketAddr::new(c.to_b.ip(), c.to_b.port() + 1);
+    expect_packet(&b_rtcp, from, &sr);
     ok(&control(&rig, "unblock media", dir()));
     c.check(true, 0, true);
     // A from-tag without `directional` is the whole call.
@@ -269,4 +272,54 @@ fn errors_are_upstreams() {
         "Unsupported, ignored: key 'dtmf-security'",
         "{r:?}"
     );
+}
+
+/// `media echo` (upstream's modes, relative to the message's sender): the
+/// echoed party gets its own packets back from the port it sends to, RTP
+/// with another SSRC; a blackholed party's packets go nowhere.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn media_echo_modes() {
+    let rig = Rig::new("mecho", &[]);
+    let c = Call::new(&rig, "mc");
+    let echo = |mode: &str| {
+        rig.offer("mc", "a", OFFER, vec![("media echo", Value::str(mode))]);
+    };
+    let p = rtp(0, 50, 8000, 0x1234, 7);
+    let mut back = p.clone();
+    back[8..12].copy_from_slice(&(0x1234u32 ^ 0x4563_686f).to_be_bytes());
+    // backwards: the sender (a) hears itself, b's media is dropped.
+    echo("backwards");
+    c.a.send_to(&p, c.to_a).unwrap();
+    expect_packet(&c.a, c.to_a, &back);
+    expect_silence(&c.b);
+    c.b.send_to(&p, c.to_b).unwrap();
+    expect_silence(&c.a);
+    expect_silence(&c.b);
+    let q = rig.query("mc");
+    let Some(Value::List(m)) = dig(&q, &["tags", "a", "medias"]) else {
+        panic!("{q:?}")
+    };
+    assert!(
+        matches!(m[0].get("flags"), Some(Value::List(f)) if f.contains(&Value::str("echo"))),
+        "{q:?}"
+    );
+    // forward: the receiver (b) hears itself.
+    echo("forward");
+    c.b.send_to(&p, c.to_b).unwrap();
+    expect_packet(&c.b, c.to_b, &back);
+    c.a.send_to(&p, c.to_a).unwrap();
+    expect_silence(&c.b);
+    expect_silence(&c.a);
+    // both, then blackhole.
+    echo("both");
+    c.a.send_to(&p, c.to_a).unwrap();
+    expect_packet(&c.a, c.to_a, &back);
+    c.b.send_to(&p, c.to_b).unwrap();
+    expect_packet(&c.b, c.to_b, &back);
+    echo("blackhole");
+    c.a.send_to(&p, c.to_a).unwrap();
+    c.b.send_to(&p, c.to_b).unwrap();
+    expect_silence(&c.a);
+    expect_silence(&c.b);
 }

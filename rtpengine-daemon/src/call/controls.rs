@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use super::{Call, Calls};
-use crate::relay::filter::{Filter, PayloadTypes};
+use crate::relay::filter::{Echo, Filter, PayloadTypes};
 use crate::sdp::codecs::Codec;
 
 /// What a command switches.
@@ -157,9 +157,46 @@ impl Call {
                     block_dtmf: c.block_dtmf,
                     silence: c.silence,
                     pts: payload_types(&[&m.negotiated.codecs_own, &m.negotiated.codecs_sent]),
+                    echo: p.echo,
                 };
                 sockets.all().for_each(|s| s.set_filter(filter));
             }
+        }
+    }
+}
+
+/// `media echo` of an offer or answer, relative to the message's sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEcho {
+    /// `forward`: the receiver's media comes back to it; the sender's is dropped.
+    Forward,
+    /// `backwards`: the sender's media comes back to it; the receiver's is dropped.
+    Backwards,
+    /// `both`: each side hears itself.
+    Both,
+    /// `blackhole`: everything is dropped.
+    Blackhole,
+}
+
+impl MediaEcho {
+    /// Parses upstream's spellings.
+    pub fn parse(s: &str) -> Option<MediaEcho> {
+        Some(match s {
+            "blackhole" | "sinkhole" => MediaEcho::Blackhole,
+            "forward" | "fwd" | "fw" => MediaEcho::Forward,
+            "backward" | "backwards" | "reverse" | "back" | "bkw" | "bk" => MediaEcho::Backwards,
+            "both" => MediaEcho::Both,
+            _ => return None,
+        })
+    }
+
+    /// What the sender's and the receiver's packets get.
+    pub fn modes(self) -> (Echo, Echo) {
+        match self {
+            MediaEcho::Forward => (Echo::Blackhole, Echo::Reflect),
+            MediaEcho::Backwards => (Echo::Reflect, Echo::Blackhole),
+            MediaEcho::Both => (Echo::Reflect, Echo::Reflect),
+            MediaEcho::Blackhole => (Echo::Blackhole, Echo::Blackhole),
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct Party {
     pub delete_at_ms: Option<u64>,
     /// `block media`/`block DTMF`/`silence media` on what it sends.
     pub controls: controls::Controls,
+    /// `media echo` on what it sends.
+    pub echo: crate::relay::filter::Echo,
 }
 
 impl Party {
@@ -156,6 +158,7 @@ impl Party {
             sdp_out: SdpOutState::default(),
             delete_at_ms: None,
             controls: controls::Controls::default(),
+            echo: crate::relay::filter::Echo::Off,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::put;
 use crate::call::{Call, Party};
 use crate::clock;
 use crate::ng::value::{Dict, Value};
+use crate::relay::filter::Echo;
 use crate::relay::ssrc::SsrcStats;
 use crate::relay::{StreamInfo, Totals};
 use crate::sdp::Direction;
@@ -175,6 +176,11 @@ fn party_dict(call: &Call, me: usize) -> Value {
             }
             if m.mux {
                 flags.push(Value::str("rtcp-mux"));
+            }
+            match p.echo {
+                Echo::Off => {}
+                Echo::Reflect => flags.push(Value::str("echo")),
+                Echo::Blackhole => flags.push(Value::str("blackhole")),
             }
             put(&mut md, "flags", Value::List(flags));
             let streams = m

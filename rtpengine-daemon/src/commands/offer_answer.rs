@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_LIMIT};
 use super::put;
 use super::sdp_options::sdp_options;
+use crate::call::controls::MediaEcho;
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
@@ -156,6 +157,16 @@ fn options(
         full_rtcp_attr: req.flag("full-rtcp-attribute"),
         port_latching: req.flag("port-latching"),
         sdp: sdp_options(req, side)?,
+        media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
+            None => None,
+            Some(v) => match MediaEcho::parse(&v) {
+                Some(e) => Some(e),
+                None => {
+                    tracing::warn!("Unknown 'media-echo' flag encountered: '{v}'");
+                    None
+                }
+            },
+        },
     })
 }
 

@@ -88,6 +88,7 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
     "ptime",
     "ptime-reverse",
     "reverse-ptime",
+    "media-echo",
 ];
 
 /// Keys of `delete` beyond the common ones.
@@ -217,6 +218,23 @@ const VALUES: &[(&str, &[&str])] = &[
     ("dtls", &["off", "no", "disable", "disabled"]),
     ("sdes", &["off", "no", "disable", "disabled"]),
     ("supports", &["load-limit"]),
+    (
+        "media-echo",
+        &[
+            "blackhole",
+            "sinkhole",
+            "forward",
+            "fwd",
+            "fw",
+            "backward",
+            "backwards",
+            "reverse",
+            "back",
+            "bkw",
+            "bk",
+            "both",
+        ],
+    ),
     (
         "all",
         &[

@@ -45,6 +45,22 @@ pub struct PayloadTypes {
     pub g722: PtSet,
 }
 
+/// `media echo` on a party's packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Echo {
+    /// Relayed to the peer.
+    #[default]
+    Off,
+    /// Sent back to the party itself (RTP with another SSRC).
+    Reflect,
+    /// Dropped.
+    Blackhole,
+}
+
+/// XORed into the SSRC of reflected packets, so the party does not see its
+/// own SSRC come back (upstream gives echoed RTP a new SSRC).
+pub const ECHO_SSRC_XOR: u32 = 0x4563_686f;
+
 /// The filter on packets a party sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -56,6 +72,8 @@ pub struct Filter {
     pub silence: bool,
     /// The party's payload types.
     pub pts: PayloadTypes,
+    /// `media echo`.
+    pub echo: Echo,
 }
 
 /// What to do with one packet.
@@ -67,17 +85,31 @@ pub enum Action {
     Drop,
     /// Forward with the payload (this range) filled with this byte.
     Silence(usize, usize, u8),
+    /// Send it back to the party, its SSRC (at this offset) changed.
+    Reflect(Option<usize>),
 }
 
 impl Filter {
     /// Whether the filter changes anything (an active filter keeps the
     /// stream out of the kernel).
     pub fn active(&self) -> bool {
-        self.block_media || self.block_dtmf || self.silence
+        self.block_media || self.block_dtmf || self.silence || self.echo != Echo::Off
     }
 
     /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
     pub fn decide(&self, pkt: &[u8], rtcp: bool) -> Action {
+        match self.echo {
+            Echo::Off => {}
+            Echo::Blackhole => return Action::Drop,
+            // The SSRC: RTP's at 8, an RTCP sender's at 4.
+            Echo::Reflect => {
+                let at = match rtcp {
+                    true => 4,
+                    false => 8,
+                };
+                return Action::Reflect((pkt.len() >= at + 4 && pkt[0] >> 6 == 2).then_some(at));
+            }
+        }
         if rtcp || pkt.len() < 12 || pkt[0] >> 6 != 2 {
             return Action::Forward;
         }
@@ -147,6 +179,7 @@ mod tests {
             block_dtmf,
             silence,
             pts,
+            echo: Echo::Off,
         }
     }
 
@@ -175,6 +208,25 @@ mod tests {
             filter(true, true, true).decide(&[0x80; 8], false),
             Action::Forward
         );
+    }
+
+    #[test]
+    fn echo() {
+        let audio = rtp(0, 0x80, &[1; 160]);
+        let sr = [0x80, 200, 0, 6, 0, 0, 0, 9];
+        let f = Filter {
+            echo: Echo::Reflect,
+            ..Filter::default()
+        };
+        assert!(f.active());
+        assert_eq!(f.decide(&audio, false), Action::Reflect(Some(8)));
+        assert_eq!(f.decide(&sr, true), Action::Reflect(Some(4)));
+        assert_eq!(f.decide(&[0x40; 20], false), Action::Reflect(None));
+        let f = Filter {
+            echo: Echo::Blackhole,
+            ..Filter::default()
+        };
+        assert_eq!(f.decide(&sr, true), Action::Drop);
     }
 
     #[test]

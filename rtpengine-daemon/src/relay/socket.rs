@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use super::filter::{Action, Filter};
+use super::filter::{Action, Filter, ECHO_SSRC_XOR};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::ssrc::{SsrcStats, SsrcTable};
@@ -282,12 +282,16 @@ impl MediaSocket {
         }
         self.stats_in.count(pkt.len(), now_ms);
         self.user_last_ms.store(now_ms, Relaxed);
+        if let Some(Action::Reflect(ssrc_at)) = filter {
+            self.reflect(pkt, ssrc_at, now_ms);
+            return;
+        }
         let Some(target) = target else { return };
         // Only a silenced stream pays for a copy (no buffer on the common path).
         let silenced: Vec<u8>;
         let pkt = match filter {
             None | Some(Action::Forward) => pkt,
-            Some(Action::Drop) => return,
+            Some(Action::Drop) | Some(Action::Reflect(_)) => return,
             Some(Action::Silence(start, end, byte)) => {
                 let mut out = pkt.to_vec();
                 out[start..end].fill(byte);
@@ -306,6 +310,22 @@ impl MediaSocket {
         match crate::net::send_to(target.sock.as_raw_fd(), pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
+        }
+    }
+
+    /// `media echo`: sends `pkt` back to this socket's own party, with the
+    /// SSRC at `ssrc_at` changed.
+    fn reflect(&self, pkt: &[u8], ssrc_at: Option<usize>, now_ms: u64) {
+        let (dst, _, _) = self.destination();
+        let Some(dst) = dst else { return };
+        let mut out = pkt.to_vec();
+        if let Some(at) = ssrc_at {
+            let ssrc = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+            out[at..at + 4].copy_from_slice(&(ssrc ^ ECHO_SSRC_XOR).to_be_bytes());
+        }
+        match crate::net::send_to(self.sock.as_raw_fd(), &out, dst) {
+            Ok(_) => self.stats_out.count(out.len(), now_ms),
+            Err(_) => self.stats_out.error(),
         }
     }
 

@@ -110,6 +110,8 @@ pub struct OfferAnswer {
     pub port_latching: bool,
     /// Codec, protocol and attribute options for the SDP written onwards.
     pub sdp: SdpOptions,
+    /// `media echo`.
+    pub media_echo: Option<crate::call::controls::MediaEcho>,
 }
 
 impl OfferAnswer {
@@ -151,6 +153,7 @@ impl OfferAnswer {
             full_rtcp_attr: false,
             port_latching: false,
             sdp: SdpOptions::default(),
+            media_echo: None,
         }
     }
 }
@@ -291,6 +294,9 @@ impl OfferAnswer {
         }
         if let Some(l) = &self.label {
             call.parties[snd].label = Some(l.clone());
+        }
+        if let Some(echo) = self.media_echo {
+            (call.parties[snd].echo, call.parties[rcv].echo) = echo.modes();
         }
         for (idx, iface) in [(snd, &self.from_interface), (rcv, &self.to_interface)] {
             let p = &mut call.parties[idx];
