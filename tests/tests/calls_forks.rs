@@ -125,3 +125,38 @@ fn a_two_party_call_ends_by_either_tag() {
         assert!(rig.list_calls().is_empty(), "{tag}");
     }
 }
+
+/// `alias key` (master; 10.5 lacks it): an offer from an unknown from-tag
+/// with the same SDP (`SDP`) or first endpoint (`address`) as an earlier
+/// offer is the same party under a new tag, with the same ports; the old tag
+/// still names it and shows up as a tag alias.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn alias_keys_make_a_new_from_tag_the_same_party() {
+    let rig = Rig::new("aliaskey", &[]);
+    let other = CALLER.replace("o=- 1 1", "o=- 1 2");
+    for (i, (key, second, same)) in [
+        ("SDP", CALLER.to_owned(), true),
+        ("SDP", other.clone(), false),
+        ("address", other, true),
+        ("off", CALLER.to_owned(), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("ak{i}");
+        let opt = || vec![("alias key", Value::str(key))];
+        let first = port(&rig.offer(&id, "a", CALLER, opt()));
+        let again = port(&rig.offer(&id, "a2", &second, opt()));
+        assert_eq!(first == again, same, "{key}: ports {first} {again}");
+        let q = rig.query(&id);
+        let aliases = dig(&q, &["tags", "a2", "tag-aliases"]);
+        if same {
+            assert_eq!(aliases, Some(&Value::List(vec![Value::str("a")])), "{q:?}");
+            // The old tag still names the party: an answer to it works.
+            rig.answer(&id, "a", "b", &callee("198.51.100.3", 3000), vec![]);
+        } else {
+            assert_eq!(aliases, None, "{q:?}");
+        }
+    }
+}

@@ -141,6 +141,21 @@ pub struct Party {
     pub controls: controls::Controls,
     /// `media echo` on what it sends.
     pub echo: crate::relay::filter::Echo,
+    /// What `alias key` matches a later offer from an unknown from-tag
+    /// against (set by an offer with `alias key`).
+    pub alias_key: Option<AliasKey>,
+    /// Earlier from-tags of this party (`alias key` matched).
+    pub tag_aliases: Vec<String>,
+}
+
+/// What an offer's `alias key` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasKey {
+    /// `SDP`: the whole SDP body as received (a 64-bit hash of it; only
+    /// parties of one call are compared).
+    Sdp(u64),
+    /// `address`/`endpoint`: the first media section's address and port.
+    Address(SocketAddr),
 }
 
 impl Party {
@@ -159,6 +174,8 @@ impl Party {
             delete_at_ms: None,
             controls: controls::Controls::default(),
             echo: crate::relay::filter::Echo::Off,
+            alias_key: None,
+            tag_aliases: Vec::new(),
         }
     }
 }
@@ -229,6 +246,12 @@ impl Call {
         self.parties
             .iter()
             .position(|p| p.tag.as_deref() == Some(tag))
+            // Earlier tags of a party (`alias key`) still name it.
+            .or_else(|| {
+                self.parties
+                    .iter()
+                    .position(|p| p.tag_aliases.iter().any(|a| a == tag))
+            })
     }
 
     /// Index of the party created by the offer with `via-branch` `v`.

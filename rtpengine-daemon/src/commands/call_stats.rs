@@ -119,6 +119,10 @@ fn party_dict(call: &Call, me: usize) -> Value {
     if let Some(v) = &p.via_branch {
         put(&mut d, "via-branch", v.clone());
     }
+    if !p.tag_aliases.is_empty() {
+        let aliases = p.tag_aliases.iter().map(Value::str).collect();
+        put(&mut d, "tag-aliases", Value::List(aliases));
+    }
     if let Some(l) = &p.label {
         put(&mut d, "label", l.clone());
     }

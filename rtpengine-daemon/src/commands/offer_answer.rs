@@ -28,6 +28,9 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         tracing::warn!(error = %e, "Failed to parse SDP");
         BAD_SDP
     })?;
+    if side == Side::Offer {
+        oa.alias_key = alias_key(req, body, &sdp);
+    }
     if req.flag("loop-protect") {
         // Our own SDP coming back (a signalling loop): returned untouched,
         // no call is created or changed (upstream's rule).
@@ -54,6 +57,27 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
             Ok(d)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The offer's `alias key` (`SDP`, `address`/`endpoint`; `off` and
+/// unknown values: none).
+fn alias_key(req: &Request, body: &[u8], sdp: &sdp::Session) -> Option<call::AliasKey> {
+    match req.str("alias-key")?.to_ascii_lowercase().as_str() {
+        "sdp" => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut h);
+            Some(call::AliasKey::Sdp(h.finish()))
+        }
+        "address" | "endpoint" => {
+            let m = sdp.media.first()?;
+            Some(call::AliasKey::Address(std::net::SocketAddr::new(
+                m.address(sdp)?,
+                m.port,
+            )))
+        }
+        _ => None,
     }
 }
 
@@ -157,6 +181,7 @@ fn options(
         full_rtcp_attr: req.flag("full-rtcp-attribute"),
         port_latching: req.flag("port-latching"),
         sdp: sdp_options(req, side)?,
+        alias_key: None,
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {

@@ -205,7 +205,10 @@ const VALUES: &[(&str, &[&str])] = &[
     ("extmap", &["strip"]),
     ("record-call", &["no", "off"]),
     ("drop-traffic", &["stop"]),
-    ("alias-key", &["none", "no", "off"]),
+    (
+        "alias-key",
+        &["none", "no", "off", "sdp", "address", "endpoint"],
+    ),
     (
         "audio-player",
         &["default", "off", "no", "disable", "disabled"],

@@ -112,6 +112,8 @@ pub struct OfferAnswer {
     pub sdp: SdpOptions,
     /// `media echo`.
     pub media_echo: Option<crate::call::controls::MediaEcho>,
+    /// `alias key`: this offer's key (its SDP or first media endpoint).
+    pub alias_key: Option<crate::call::AliasKey>,
 }
 
 impl OfferAnswer {
@@ -154,6 +156,7 @@ impl OfferAnswer {
             port_latching: false,
             sdp: SdpOptions::default(),
             media_echo: None,
+            alias_key: None,
         }
     }
 }
@@ -199,7 +202,7 @@ impl OfferAnswer {
         }
         match self.side {
             Side::Offer => {
-                let a = match call.party(&self.from_tag) {
+                let a = match call.party(&self.from_tag).or_else(|| self.alias_of(call)) {
                     Some(i) => i,
                     None => {
                         add_party(call, Party::new(sender_tag.cloned()))?;
@@ -220,6 +223,9 @@ impl OfferAnswer {
                 };
                 call.parties[a].peer = Some(b);
                 call.parties[b].peer = Some(a);
+                if self.alias_key.is_some() {
+                    call.parties[a].alias_key = self.alias_key;
+                }
                 Ok((a, b))
             }
             Side::Answer => {
@@ -245,6 +251,20 @@ impl OfferAnswer {
                 Ok((b, a))
             }
         }
+    }
+
+    /// `alias key`: an offer from an unknown from-tag whose key matches a
+    /// party's (same SDP, or same first endpoint) is that party under a new
+    /// tag; the old one is kept as an alias (upstream's rule).
+    fn alias_of(&self, call: &mut Call) -> Option<usize> {
+        let key = self.alias_key?;
+        let i = call.parties.iter().position(|p| p.alias_key == Some(key))?;
+        let p = &mut call.parties[i];
+        if let Some(old) = p.tag.replace(self.from_tag.clone()) {
+            tracing::info!(call_id = %self.call_id, old = %old, new = %self.from_tag, "From-tag alias");
+            p.tag_aliases.push(old);
+        }
+        Some(i)
     }
 
     /// The callee an offer from party `a` without a known to-tag goes to:
