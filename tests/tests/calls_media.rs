@@ -391,3 +391,59 @@ fn nat_wait_holds_media_until_the_party_has_sent() {
     a.send_to(&p, pb).unwrap();
     expect_packet(&b, pa, &p);
 }
+
+/// `transport-protocol: RTP/AVP` towards a party that announced no
+/// `a=rtcp-fb`: RTCP feedback (RTPFB, PSFB) from the AVPF side is removed
+/// from compound RTCP, the rest passes; the other direction is untouched;
+/// an answerer that announces `a=rtcp-fb` gets it all (upstream's AVPF to
+/// AVP filter).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn rtcp_feedback_is_filtered_towards_avp() {
+    require_root();
+    let rig = Rig::new("rtcpfb", &[]);
+    let offer = "v=0\no=- 1 1 IN IP4 198.51.100.1\ns=-\nt=0 0\nm=video 2000 RTP/AVPF 96\n\
+                 c=IN IP4 198.51.100.1\na=rtpmap:96 VP8/90000\na=rtcp-fb:96 nack pli\na=sendrecv";
+    let answer = |fb: &str| {
+        format!(
+            "v=0\no=- 2 1 IN IP4 198.51.100.3\ns=-\nt=0 0\nm=video 3000 RTP/AVP 96\n\
+             c=IN IP4 198.51.100.3\na=rtpmap:96 VP8/90000\n{fb}a=sendrecv"
+        )
+    };
+    let rr: Vec<u8> = [&[0x81u8, 201, 0, 7][..], &[0; 28]].concat();
+    let pli = [0x81u8, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2];
+    let compound = [&rr[..], &pli].concat();
+    let a = rig.socket("198.51.100.1:2001");
+    let b = rig.socket("198.51.100.3:3001");
+    for (i, (fb, stripped)) in [("", true), ("a=rtcp-fb:96 nack pli\n", false)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("fb{i}");
+        let to_b = rig.offer(
+            &id,
+            "a",
+            offer,
+            vec![("transport-protocol", Value::str("RTP/AVP"))],
+        );
+        assert!(
+            to_b.contains("m=video") && to_b.contains(" RTP/AVP 96"),
+            "{to_b}"
+        );
+        let to_a = rig.answer(&id, "a", "b", &answer(fb), vec![]);
+        let pa1 = sa("203.0.113.1", media_ports(&to_a)[0] + 1);
+        let pb1 = sa("203.0.113.1", media_ports(&to_b)[0] + 1);
+        a.send_to(&compound, pa1).unwrap();
+        expect_packet(&b, pb1, if stripped { &rr } else { &compound });
+        // A datagram of feedback only is dropped altogether.
+        a.send_to(&pli, pa1).unwrap();
+        if stripped {
+            expect_silence(&b);
+        } else {
+            expect_packet(&b, pb1, &pli);
+        }
+        b.send_to(&compound, pb1).unwrap();
+        expect_packet(&a, pa1, &compound);
+        rig.delete_now(&id);
+    }
+}

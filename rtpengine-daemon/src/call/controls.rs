@@ -150,16 +150,42 @@ impl Call {
     pub(crate) fn apply_filters(&self) {
         for p in &self.parties {
             let c = self.controls.or(p.controls);
-            for m in &p.medias {
+            for (i, m) in p.medias.iter().enumerate() {
                 let Some(sockets) = &m.sockets else { continue };
+                // RTCP feedback from an AVPF party to a peer given RTP/AVP
+                // that announced none is removed (upstream's AVPF -> AVP
+                // filter); only the sockets RTCP arrives on are filtered, so
+                // RTP of a party that does not mux stays offloadable.
+                let peer = p
+                    .peer
+                    .and_then(|q| self.parties.get(q))
+                    .and_then(|q| q.medias.get(i));
+                // The peer's protocol: its own SDP's once it sent one, else
+                // what it was offered.
+                let strip_fb = m.protocol.ends_with("AVPF")
+                    && peer.is_some_and(|q| {
+                        let n = &q.negotiated;
+                        !n.rtcp_fb
+                            && n.protocol_own
+                                .as_deref()
+                                .or(n.protocol_sent.as_deref())
+                                .is_some_and(|s| s.starts_with("RTP/") && !s.ends_with("AVPF"))
+                    });
                 let filter = Filter {
                     block_media: c.block_media,
                     block_dtmf: c.block_dtmf,
                     silence: c.silence,
                     pts: payload_types(&[&m.negotiated.codecs_own, &m.negotiated.codecs_sent]),
                     echo: p.echo,
+                    strip_rtcp_fb: false,
                 };
-                sockets.all().for_each(|s| s.set_filter(filter));
+                for s in sockets.all() {
+                    let carries_rtcp = s.is_rtcp || m.mux;
+                    s.set_filter(Filter {
+                        strip_rtcp_fb: strip_fb && carries_rtcp,
+                        ..filter
+                    });
+                }
             }
         }
     }

@@ -89,6 +89,13 @@ pub struct Negotiated {
     /// The codecs of this party's own latest SDP (the payload types it
     /// sends with).
     pub codecs_own: Vec<crate::sdp::codecs::Codec>,
+    /// The transport protocol last written to this party.
+    pub protocol_sent: Option<String>,
+    /// The transport protocol of this party's own latest SDP.
+    pub protocol_own: Option<String>,
+    /// This party's own SDP announced `a=rtcp-fb` (it takes RTCP feedback
+    /// whatever its protocol says).
+    pub rtcp_fb: bool,
     /// The section was left out of the SDP written to this party
     /// (`sdp-media-remove`); its answer lacks it.
     pub removed: bool,

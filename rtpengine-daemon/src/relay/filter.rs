@@ -74,6 +74,10 @@ pub struct Filter {
     pub pts: PayloadTypes,
     /// `media echo`.
     pub echo: Echo,
+    /// Remove RTCP feedback (RTPFB, PSFB) from compound RTCP: the peer was
+    /// given RTP/AVP and announced no `a=rtcp-fb` (upstream's AVPF → AVP
+    /// filter).
+    pub strip_rtcp_fb: bool,
 }
 
 /// What to do with one packet.
@@ -87,13 +91,19 @@ pub enum Action {
     Silence(usize, usize, u8),
     /// Send it back to the party, its SSRC (at this offset) changed.
     Reflect(Option<usize>),
+    /// RTCP with feedback packets: forward [`strip_feedback`]'s result.
+    StripFeedback,
 }
 
 impl Filter {
     /// Whether the filter changes anything (an active filter keeps the
     /// stream out of the kernel).
     pub fn active(&self) -> bool {
-        self.block_media || self.block_dtmf || self.silence || self.echo != Echo::Off
+        self.block_media
+            || self.block_dtmf
+            || self.silence
+            || self.echo != Echo::Off
+            || self.strip_rtcp_fb
     }
 
     /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
@@ -110,7 +120,13 @@ impl Filter {
                 return Action::Reflect((pkt.len() >= at + 4 && pkt[0] >> 6 == 2).then_some(at));
             }
         }
-        if rtcp || pkt.len() < 12 || pkt[0] >> 6 != 2 {
+        if rtcp {
+            return match self.strip_rtcp_fb && has_feedback(pkt) {
+                true => Action::StripFeedback,
+                false => Action::Forward,
+            };
+        }
+        if pkt.len() < 12 || pkt[0] >> 6 != 2 {
             return Action::Forward;
         }
         let pt = pkt[1] & 0x7f;
@@ -140,6 +156,40 @@ impl Filter {
             None => Action::Forward,
         }
     }
+}
+
+/// RTCP feedback packet types (RFC 4585): transport-layer and
+/// payload-specific.
+const RTPFB: u8 = 205;
+const PSFB: u8 = 206;
+
+/// The packets of a compound RTCP datagram: (type, whole packet); stops at
+/// the first malformed length.
+fn rtcp_packets(pkt: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut rest = pkt;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 || rest[0] >> 6 != 2 {
+            return None;
+        }
+        let len = 4 * (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1);
+        let (one, tail) = (rest.get(..len)?, &rest[len..]);
+        rest = tail;
+        Some((one[1], one))
+    })
+}
+
+fn has_feedback(pkt: &[u8]) -> bool {
+    rtcp_packets(pkt).any(|(pt, _)| pt == RTPFB || pt == PSFB)
+}
+
+/// A compound RTCP datagram without its feedback packets (`None`: nothing
+/// left to send). A malformed tail is dropped with them.
+pub fn strip_feedback(pkt: &[u8]) -> Option<Vec<u8>> {
+    let out: Vec<u8> = rtcp_packets(pkt)
+        .filter(|(pt, _)| *pt != RTPFB && *pt != PSFB)
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    (!out.is_empty()).then_some(out)
 }
 
 /// The payload range of an RTP packet: after the CSRCs and the header
@@ -180,6 +230,7 @@ mod tests {
             silence,
             pts,
             echo: Echo::Off,
+            strip_rtcp_fb: false,
         }
     }
 
@@ -227,6 +278,35 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(f.decide(&sr, true), Action::Drop);
+    }
+
+    #[test]
+    fn feedback_is_stripped_from_compound_rtcp() {
+        let rr = [
+            0x81u8, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0,
+        ];
+        let pli = [0x81u8, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2];
+        let nack = [0x81u8, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 5, 0, 0];
+        let f = Filter {
+            strip_rtcp_fb: true,
+            ..Filter::default()
+        };
+        let compound = [&rr[..], &pli, &nack].concat();
+        assert_eq!(f.decide(&compound, true), Action::StripFeedback);
+        assert_eq!(strip_feedback(&compound), Some(rr.to_vec()));
+        assert_eq!(f.decide(&rr, true), Action::Forward, "nothing to strip");
+        assert_eq!(
+            strip_feedback(&[&pli[..], &nack].concat()),
+            None,
+            "nothing left"
+        );
+        // A length running past the end ends the compound there.
+        let mut broken = rr.to_vec();
+        broken.extend_from_slice(&[0x81, 206, 0, 9, 0, 0]);
+        assert_eq!(strip_feedback(&broken), Some(rr.to_vec()));
+        // RTP is untouched by this filter.
+        assert_eq!(f.decide(&rtp(0, 0x80, &[1; 160]), false), Action::Forward);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use super::filter::{Action, Filter, ECHO_SSRC_XOR};
+use super::filter::{strip_feedback, Action, Filter, ECHO_SSRC_XOR};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::ssrc::{SsrcStats, SsrcTable};
@@ -287,7 +287,7 @@ impl MediaSocket {
             return;
         }
         let Some(target) = target else { return };
-        // Only a silenced stream pays for a copy (no buffer on the common path).
+        // Only a rewritten packet pays for a copy (no buffer on the common path).
         let silenced: Vec<u8>;
         let pkt = match filter {
             None | Some(Action::Forward) => pkt,
@@ -298,6 +298,13 @@ impl MediaSocket {
                 silenced = out;
                 &silenced
             }
+            Some(Action::StripFeedback) => match strip_feedback(pkt) {
+                Some(out) => {
+                    silenced = out;
+                    &silenced
+                }
+                None => return,
+            },
         };
         let (dst, dst_final, tos) = target.destination();
         let Some(dst) = dst else { return };

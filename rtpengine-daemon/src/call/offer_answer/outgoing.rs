@@ -102,6 +102,8 @@ impl OfferAnswer {
             let neg = &mut call.parties[snd].medias[i].negotiated;
             neg.ptime = own_ptime;
             neg.codecs_own = codecs::codecs(m);
+            neg.rtcp_fb = m.has_attr("rtcp-fb");
+            neg.protocol_own = Some(m.protocol.clone());
             match self.side {
                 Side::Offer => {
                     let removed = o.media_remove.iter().any(|t| {
@@ -126,6 +128,7 @@ impl OfferAnswer {
                 }
             }
             strip_extmap(m, &o.extmap_strip);
+            call.parties[rcv].medias[i].negotiated.protocol_sent = Some(m.protocol.clone());
         }
         out
     }
