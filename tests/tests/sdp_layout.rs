@@ -219,3 +219,37 @@ fn loop_protect() {
         "{again}"
     );
 }
+
+/// 10.5: a section the answerer rejected (port 0) is opened again by a
+/// later re-offer: the answerer is offered real ports, and media flows once
+/// it accepts.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_rejected_section_is_reopened_by_a_re_offer() {
+    let rig = Rig::new("sdpreopen", &[]);
+    let offer = audio(
+        "198.51.100.1",
+        "m=video 2002 RTP/AVP 96\nc=IN IP4 198.51.100.1\na=rtpmap:96 VP8/90000",
+    );
+    let answer = |video_port: u16| {
+        format!(
+            "v=0\no=- 2 1 IN IP4 198.51.100.3\ns=-\nt=0 0\nm=audio 3000 RTP/AVP 0\nc=IN IP4 198.51.100.3\n\
+             m=video {video_port} RTP/AVP 96\nc=IN IP4 198.51.100.3\na=rtpmap:96 VP8/90000"
+        )
+    };
+    rig.offer("ro", "a", &offer, vec![]);
+    let back = rig.answer("ro", "a", "b", &answer(0), vec![]);
+    assert_eq!(media_ports(&back)[1], 0, "{back}");
+    let again = rig.offer("ro", "a", &offer, vec![]);
+    let to_b = media_ports(&again)[1];
+    assert_ne!(to_b, 0, "re-offered video has ports: {again}");
+    let back = rig.answer("ro", "a", "b", &answer(3002), vec![]);
+    let to_a = media_ports(&back)[1];
+    assert_ne!(to_a, 0, "{back}");
+    let a = rig.socket("198.51.100.1:2002");
+    let b = rig.socket("198.51.100.3:3002");
+    let at = |p: u16| std::net::SocketAddr::from(([203, 0, 113, 1], p));
+    let p = rtp(96, 1, 3000, 0x77, 1);
+    a.send_to(&p, at(to_a)).unwrap();
+    expect_packet(&b, at(to_b), &p);
+}

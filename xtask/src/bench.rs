@@ -22,7 +22,9 @@ pub fn bench(root: &Path, quick: bool, args: &[String]) -> anyhow::Result<()> {
     }
     toolchain::ensure(true)?;
     ensure_upstream()?;
-    if !quick || args.iter().any(|a| a.starts_with("--plot")) {
+    // Only the plot needs matplotlib (a run without `--plot` must not
+    // depend on installing it).
+    if args.iter().any(|a| a.starts_with("--plot")) {
         ensure_matplotlib()?;
     }
     status(cargo().args([

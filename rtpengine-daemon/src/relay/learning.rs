@@ -143,15 +143,23 @@ impl Endpoint {
 
     /// Checks a packet from `src` and updates what is learned.
     pub fn check(&mut self, src: SocketAddr, policy: &Policy, now: Instant) -> Verdict {
-        if policy.asymmetric || policy.mode == EndpointLearning::Off {
+        if policy.mode == EndpointLearning::Off {
             // Nothing is learned; strict source compares with the SDP address.
             return match (policy.strict, self.sdp) {
                 (true, Some(sdp)) if sdp != src => Verdict::Reject,
                 _ => Verdict::Accept,
             };
         }
+        // `asymmetric` learns like the others (what strict source checks
+        // against), only the destination stays the SDP address.
         if self.confirmed {
             if self.learned == Some(src) {
+                return Verdict::Accept;
+            }
+            // Upstream's "other options before dropping": the address the
+            // party announced is good too (except for asymmetric streams,
+            // whose announced address is where they receive, not send).
+            if !policy.asymmetric && self.sdp == Some(src) {
                 return Verdict::Accept;
             }
             if policy.handover {
@@ -182,7 +190,9 @@ impl Endpoint {
                 self.confirm(best);
             }
             EndpointLearning::Heuristic => {
-                if self.learned.is_none() || score > self.score {
+                // One candidate per rank, the latest of a rank replacing the
+                // earlier one (upstream's detected_endpoints slots).
+                if self.learned.is_none() || score >= self.score {
                     self.learned = Some(src);
                     self.score = score;
                 } else if policy.strict && score < self.score {
@@ -199,6 +209,21 @@ impl Endpoint {
             return Verdict::Reject;
         }
         Verdict::Accept
+    }
+
+    /// Checks a packet that must not teach anything (RTCP arriving on an
+    /// RTP port the party does not mux: upstream does not learn from it):
+    /// strict source still applies once the address is confirmed.
+    pub fn admit(&self, src: SocketAddr, policy: &Policy) -> Verdict {
+        let expected = match policy.mode {
+            EndpointLearning::Off => self.sdp,
+            _ if self.confirmed => self.learned,
+            _ => None,
+        };
+        match expected {
+            Some(e) if policy.strict && e != src && self.sdp != Some(src) => Verdict::Reject,
+            _ => Verdict::Accept,
+        }
     }
 
     fn confirm(&mut self, src: SocketAddr) {
@@ -328,21 +353,35 @@ mod tests {
         e.check(a(sdp), &p, now);
         assert_eq!(e.check(a("198.51.100.6:2012"), &p, now), Verdict::Reject);
 
+        // asymmetric: it learns (strict source checks the learned source)
+        // but always sends to the SDP address.
         let mut e = answered(sdp, now);
         let p = Policy {
             asymmetric: true,
-            nat_wait: false,
-            ..policy(EndpointLearning::Heuristic)
+            strict: true,
+            ..policy(EndpointLearning::Immediate)
         };
         assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Accept);
+        assert!(e.confirmed);
         assert_eq!(e.destination(&p), Some(a(sdp)));
+        assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Accept);
+        // Its SDP address is where it receives: not a valid source.
+        assert_eq!(e.check(a(sdp), &p, now), Verdict::Reject);
+        assert_eq!(e.check(a("192.0.2.7:9"), &p, now), Verdict::Reject);
+
+        // Strict source after confirmation still takes the SDP address
+        // (upstream's second chance), and RTCP that must not teach is
+        // checked the same way.
+        let mut e = answered(sdp, now);
         let p = Policy {
-            asymmetric: true,
-            nat_wait: false,
             strict: true,
-            ..policy(EndpointLearning::Heuristic)
+            ..policy(EndpointLearning::Immediate)
         };
-        assert_eq!(e.check(a("192.0.2.1:9"), &p, now), Verdict::Reject);
+        e.check(a("198.51.100.1:40000"), &p, now);
+        assert_eq!(e.check(a(sdp), &p, now), Verdict::Accept);
+        assert_eq!(e.learned, Some(a("198.51.100.1:40000")), "not re-learned");
+        assert_eq!(e.admit(a("198.51.100.9:1"), &p), Verdict::Reject);
+        assert_eq!(e.admit(a(sdp), &p), Verdict::Accept);
 
         let mut e = answered(sdp, now);
         let p = policy(EndpointLearning::Off);
@@ -359,6 +398,21 @@ mod tests {
         e.signal(Some(a("198.51.100.1:2020")), true, now);
         assert!(!e.confirmed);
         assert_eq!(e.destination(&p), Some(a("198.51.100.1:2020")));
+    }
+
+    /// Equal ranks: the latest source of a rank is the candidate (upstream
+    /// overwrites its slot).
+    #[test]
+    fn heuristic_ties_go_to_the_latest() {
+        let now = Instant::now();
+        let mut e = answered("198.51.100.1:2010", now);
+        let p = policy(EndpointLearning::Heuristic);
+        e.check(a("198.51.100.1:4000"), &p, now);
+        e.check(a("198.51.100.1:4002"), &p, now);
+        assert_eq!(e.learned, Some(a("198.51.100.1:4002")));
+        // A worse rank does not displace it.
+        e.check(a("203.0.113.9:4000"), &p, now);
+        assert_eq!(e.learned, Some(a("198.51.100.1:4002")));
     }
 
     #[test]

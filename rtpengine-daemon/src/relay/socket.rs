@@ -237,7 +237,14 @@ impl MediaSocket {
             let mut st = self.state();
             let st = &mut *st;
             let before = (st.endpoint.learned, st.endpoint.confirmed);
-            if st.endpoint.check(src, &st.policy, now) == Verdict::Reject {
+            // RTCP on the RTP port of a party that does not mux teaches
+            // nothing about where its RTP comes from (upstream #697).
+            let stray_rtcp = !self.is_rtcp && !st.muxed && is_rtcp(pkt);
+            let verdict = match stray_rtcp {
+                true => st.endpoint.admit(src, &st.policy),
+                false => st.endpoint.check(src, &st.policy, now),
+            };
+            if verdict == Verdict::Reject {
                 self.stats_in.error();
                 return;
             }
@@ -373,7 +380,10 @@ impl MediaSocket {
         if st.kernel_failed || st.filter.active() {
             return;
         }
-        let expected = if fixed_destination(&st.policy) {
+        // The source the kernel expects: the SDP address when nothing is
+        // learned, else the confirmed one (asymmetric streams learn their
+        // source too, they only send to the SDP address).
+        let expected = if st.policy.mode == EndpointLearning::Off {
             st.endpoint.sdp
         } else {
             st.endpoint.learned.filter(|_| st.endpoint.confirmed)

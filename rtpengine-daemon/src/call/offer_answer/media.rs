@@ -84,6 +84,10 @@ impl OfferAnswer {
                     previous: Vec::new(),
                     negotiated: Default::default(),
                 });
+            } else if self.side == Side::Offer && m.port != 0 {
+                // A section the receiver rejected earlier is offered again:
+                // it answers anew, so it gets ports (upstream re-opens it).
+                rmedias[i].rejected = false;
             }
         }
     }
