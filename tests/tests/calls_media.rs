@@ -447,3 +447,39 @@ fn rtcp_feedback_is_filtered_towards_avp() {
         rig.delete_now(&id);
     }
 }
+
+/// Upstream's loop detection: a party announcing one of our own endpoints
+/// (our address, a port of our range) gets its streams checked for runs of
+/// duplicates; the 31st identical packet within a second is dropped, a
+/// different one passes. `query` shows the media's "loop check" flag.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn duplicate_runs_from_our_own_endpoint_are_dropped() {
+    require_root();
+    let rig = Rig::new("loopchk", &[]);
+    let offer = OFFER
+        .replace("198.51.100.1 ", "203.0.113.1 ")
+        .replace("c=IN IP4 198.51.100.1", "c=IN IP4 203.0.113.1")
+        .replace("m=audio 2010", "m=audio 39990");
+    // As `setup`: pa is where B sends (offered to B), pb where A sends.
+    let pa = media_ports(&rig.offer("lc-1", "ft", &offer, vec![]))[0];
+    let pb = media_ports(&rig.answer("lc-1", "ft", "tt", ANSWER, vec![]))[0];
+    let (pa, pb) = (sa("203.0.113.1", pa), sa("203.0.113.1", pb));
+    let a = rig.socket("203.0.113.1:39990");
+    let b = rig.socket("198.51.100.3:2012");
+    let p = rtp(0, 7, 160, 0x1234, 9);
+    for _ in 0..31 {
+        a.send_to(&p, pb).unwrap();
+        expect_packet(&b, pa, &p);
+    }
+    a.send_to(&p, pb).unwrap();
+    expect_silence(&b);
+    let q = rtp(0, 8, 320, 0x1234, 9);
+    a.send_to(&q, pb).unwrap();
+    expect_packet(&b, pa, &q);
+    let query = rig.query("lc-1");
+    let Some(Value::List(m)) = dig(&query, &["tags", "ft", "medias"]) else {
+        panic!("{query:?}")
+    };
+    assert!(flags(&m[0]).contains(&"loop check".to_owned()), "{query:?}");
+}

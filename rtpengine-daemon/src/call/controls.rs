@@ -178,6 +178,7 @@ impl Call {
                     pts: payload_types(&[&m.negotiated.codecs_own, &m.negotiated.codecs_sent]),
                     echo: p.echo,
                     strip_rtcp_fb: false,
+                    loop_check: m.loop_check,
                 };
                 for s in sockets.all() {
                     let carries_rtcp = s.is_rtcp || m.mux;

@@ -73,6 +73,8 @@ pub struct PartyMedia {
     pub previous: Vec<Sockets>,
     /// What the SDP exchange decided beyond addresses and ports.
     pub negotiated: Negotiated,
+    /// The party announced one of our own addresses (upstream's loop check).
+    pub loop_check: bool,
 }
 
 /// Per-media results of the SDP exchange that a later message needs.

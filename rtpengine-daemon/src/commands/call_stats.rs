@@ -181,6 +181,9 @@ fn party_dict(call: &Call, me: usize) -> Value {
             if m.mux {
                 flags.push(Value::str("rtcp-mux"));
             }
+            if m.loop_check {
+                flags.push(Value::str("loop check"));
+            }
             match p.echo {
                 Echo::Off => {}
                 Echo::Reflect => flags.push(Value::str("echo")),

@@ -242,6 +242,17 @@ impl Interfaces {
             .unwrap_or_else(|| self.default_interface())
     }
 
+    /// Whether `ep` is one of our media endpoints (a local or advertised
+    /// address with a port of its range): a party announcing it points at
+    /// this daemon itself (upstream's `is_local_endpoint`). A PBX on the same
+    /// host, on ports outside the range, is not.
+    pub fn is_ours(&self, ep: std::net::SocketAddr) -> bool {
+        self.iter().flat_map(|i| i.addrs.iter()).any(|a| {
+            let (min, max) = a.pool.bounds();
+            (a.local == ep.ip() || a.advertised == ep.ip()) && (min..=max).contains(&ep.port())
+        })
+    }
+
     /// All interfaces.
     pub fn iter(&self) -> impl Iterator<Item = &Interface> {
         self.list.iter()

@@ -78,6 +78,9 @@ pub struct Filter {
     /// given RTP/AVP and announced no `a=rtcp-fb` (upstream's AVPF → AVP
     /// filter).
     pub strip_rtcp_fb: bool,
+    /// The party announced one of our own addresses: media may loop through
+    /// this daemon; runs of duplicate packets are dropped ([`LoopDetect`]).
+    pub loop_check: bool,
 }
 
 /// What to do with one packet.
@@ -104,6 +107,7 @@ impl Filter {
             || self.silence
             || self.echo != Echo::Off
             || self.strip_rtcp_fb
+            || self.loop_check
     }
 
     /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
@@ -155,6 +159,53 @@ impl Filter {
             Some((start, end)) => Action::Silence(start, end, pattern),
             None => Action::Forward,
         }
+    }
+}
+
+/// Bytes of a packet compared to find duplicates (upstream's
+/// RTP_LOOP_PROTECT), packets remembered, and the run of duplicates after
+/// which they are dropped (RTP_LOOP_MAX_COUNT).
+const LOOP_BYTES: usize = 28;
+const LOOP_PACKETS: usize = 2;
+const LOOP_MAX: u32 = 30;
+
+/// Upstream's loop detection: the same packet coming back again and again
+/// within a second means media loops through this daemon.
+#[derive(Debug, Clone, Default)]
+pub struct LoopDetect {
+    seen: [(usize, [u8; LOOP_BYTES], u64); LOOP_PACKETS],
+    next: usize,
+    count: u32,
+}
+
+impl LoopDetect {
+    /// Whether `pkt` (received at `now_ms`) is to be dropped as looping.
+    pub fn looping(&mut self, pkt: &[u8], now_ms: u64) -> bool {
+        let n = pkt.len().min(LOOP_BYTES);
+        let mut head = [0u8; LOOP_BYTES];
+        head[..n].copy_from_slice(&pkt[..n]);
+        if let Some(e) = self
+            .seen
+            .iter_mut()
+            .find(|e| e.0 == pkt.len() && e.1 == head)
+        {
+            // Duplicates more than a second apart are no loop.
+            if now_ms.saturating_sub(e.2) > 1000 {
+                self.count = 0;
+                e.2 = now_ms;
+                return false;
+            }
+            e.2 = now_ms;
+            if self.count >= LOOP_MAX {
+                return true;
+            }
+            self.count += 1;
+            return false;
+        }
+        self.count = 0;
+        self.seen[self.next] = (pkt.len(), head, now_ms);
+        self.next = (self.next + 1) % LOOP_PACKETS;
+        false
     }
 }
 
@@ -231,6 +282,7 @@ mod tests {
             pts,
             echo: Echo::Off,
             strip_rtcp_fb: false,
+            loop_check: false,
         }
     }
 
@@ -307,6 +359,23 @@ mod tests {
         assert_eq!(strip_feedback(&broken), Some(rr.to_vec()));
         // RTP is untouched by this filter.
         assert_eq!(f.decide(&rtp(0, 0x80, &[1; 160]), false), Action::Forward);
+    }
+
+    #[test]
+    fn loops_are_runs_of_duplicates_within_a_second() {
+        let mut l = LoopDetect::default();
+        let p = rtp(0, 0x80, &[3; 160]);
+        assert!(!l.looping(&p, 0));
+        for i in 0..LOOP_MAX {
+            assert!(!l.looping(&p, 10 + u64::from(i)), "duplicate {i}");
+        }
+        assert!(l.looping(&p, 100), "the run is too long");
+        // A different packet resets the run; a duplicate after a second is fine.
+        assert!(!l.looping(&rtp(0, 0x80, &[4; 160]), 101));
+        let mut l = LoopDetect::default();
+        for t in 0..50u64 {
+            assert!(!l.looping(&p, t * 1100));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use super::filter::{strip_feedback, Action, Filter, ECHO_SSRC_XOR};
+use super::filter::{strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::ssrc::{SsrcStats, SsrcTable};
@@ -42,6 +42,9 @@ pub struct SocketState {
     filter: Filter,
     /// Per-SSRC counters of the RTP received.
     ssrcs: SsrcTable,
+    /// Duplicate runs, when the filter asks for loop checks (boxed: rare,
+    /// and every socket would carry it).
+    loops: Option<Box<LoopDetect>>,
 }
 
 impl SocketState {
@@ -59,6 +62,7 @@ impl SocketState {
             kernel_failed: false,
             filter: Filter::default(),
             ssrcs: SsrcTable::default(),
+            loops: None,
         }
     }
 }
@@ -245,6 +249,11 @@ impl MediaSocket {
                 false => st.endpoint.check(src, &st.policy, now),
             };
             if verdict == Verdict::Reject {
+                self.stats_in.error();
+                return;
+            }
+            if st.filter.loop_check && st.loops.get_or_insert_default().looping(pkt, now_ms) {
+                tracing::warn!(local = %self.local, %src, "More than 30 duplicate packets: dropped to avoid a media loop");
                 self.stats_in.error();
                 return;
             }

@@ -52,6 +52,7 @@ impl OfferAnswer {
                 sockets: None,
                 previous: Vec::new(),
                 negotiated: Default::default(),
+                loop_check: false,
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
@@ -83,6 +84,7 @@ impl OfferAnswer {
                     sockets: None,
                     previous: Vec::new(),
                     negotiated: Default::default(),
+                    loop_check: false,
                 });
             } else if self.side == Side::Offer && m.port != 0 {
                 // A section the receiver rejected earlier is offered again:

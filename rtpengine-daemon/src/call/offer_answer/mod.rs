@@ -336,6 +336,11 @@ impl OfferAnswer {
         // receiver (codecs, protocol, ptime); 3. who multiplexes RTCP.
         let sdp = self.with_removed(call, snd, sdp);
         self.update_sender_media(call, snd, rcv, &sdp);
+        // A party announcing our own address may loop media through us:
+        // such streams get upstream's duplicate check.
+        for m in &mut call.parties[snd].medias {
+            m.loop_check = m.rtp_endpoint.is_some_and(|e| calls.interfaces.is_ours(e));
+        }
         let out = self.outgoing(call, snd, rcv, &sdp);
         self.decide_mux(call, snd, rcv, sdp.media.len());
 
