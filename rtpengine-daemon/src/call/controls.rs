@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use super::{Call, Calls};
-use crate::relay::filter::{Echo, Filter, PayloadTypes};
+use crate::relay::filter::{Echo, ExtIds, Filter, PayloadTypes};
 use crate::sdp::codecs::Codec;
 
 /// What a command switches.
@@ -179,6 +179,7 @@ impl Call {
                     echo: p.echo,
                     strip_rtcp_fb: false,
                     loop_check: m.loop_check,
+                    strip_ext: ext_ids(&m.negotiated.ext_strip_ids),
                 };
                 for s in sockets.all() {
                     let carries_rtcp = s.is_rtcp || m.mux;
@@ -226,6 +227,14 @@ impl MediaEcho {
             MediaEcho::Blackhole => (Echo::Blackhole, Echo::Blackhole),
         }
     }
+}
+
+fn ext_ids(ids: &[u8]) -> ExtIds {
+    let mut set = ExtIds::default();
+    for &i in ids {
+        set.insert(i);
+    }
+    set
 }
 
 /// The payload types of `lists` the filters act on.

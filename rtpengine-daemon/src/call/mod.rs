@@ -93,6 +93,12 @@ pub struct Negotiated {
     pub codecs_own: Vec<crate::sdp::codecs::Codec>,
     /// The transport protocol last written to this party.
     pub protocol_sent: Option<String>,
+    /// Header extension IDs (this party's numbering) of the extensions
+    /// `extmap` strip/mask took out: removed from the RTP it sends.
+    pub ext_strip_ids: Vec<u8>,
+    /// Its `a=extmap` lines `extmap` mask took out of the offer: the answer
+    /// to it carries them back (masked extensions stay accepted from it).
+    pub ext_masked: Vec<crate::sdp::Attribute>,
     /// The transport protocol of this party's own latest SDP.
     pub protocol_own: Option<String>,
     /// This party's own SDP announced `a=rtcp-fb` (it takes RTCP feedback

@@ -92,6 +92,7 @@ pub(super) fn sdp_options(req: &Request, side: Side) -> Result<SdpOptions, NgErr
     }
     if let Some(e) = req.get("extmap") {
         o.extmap_strip = sub(e, "strip").map(strings).unwrap_or_default();
+        o.extmap_mask = sub(e, "mask").map(strings).unwrap_or_default();
     }
     if req.flag("strip-extmap") {
         o.extmap_strip.push("all".to_owned());

@@ -202,7 +202,7 @@ const VALUES: &[(&str, &[&str])] = &[
             "strip", "offer", "except", "mask", "consume", "accept", "set",
         ],
     ),
-    ("extmap", &["strip"]),
+    ("extmap", &["strip", "mask"]),
     ("record-call", &["no", "off"]),
     ("drop-traffic", &["stop"]),
     (

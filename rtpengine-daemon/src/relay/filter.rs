@@ -81,6 +81,30 @@ pub struct Filter {
     /// The party announced one of our own addresses: media may loop through
     /// this daemon; runs of duplicate packets are dropped ([`LoopDetect`]).
     pub loop_check: bool,
+    /// RTP header extension IDs (the party's numbering) removed before
+    /// forwarding: `extmap` strip/mask.
+    pub strip_ext: ExtIds,
+}
+
+/// A set of RTP header extension IDs (1–255).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtIds([u128; 2]);
+
+impl ExtIds {
+    /// Adds `id`.
+    pub fn insert(&mut self, id: u8) {
+        self.0[usize::from(id >> 7)] |= 1 << (id & 0x7f);
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(self, id: u8) -> bool {
+        self.0[usize::from(id >> 7)] & (1 << (id & 0x7f)) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == [0, 0]
+    }
 }
 
 /// What to do with one packet.
@@ -96,6 +120,9 @@ pub enum Action {
     Reflect(Option<usize>),
     /// RTCP with feedback packets: forward [`strip_feedback`]'s result.
     StripFeedback,
+    /// RTP with header extensions to remove: forward [`strip_extensions`]'s
+    /// result.
+    StripExtensions,
 }
 
 impl Filter {
@@ -108,6 +135,7 @@ impl Filter {
             || self.echo != Echo::Off
             || self.strip_rtcp_fb
             || self.loop_check
+            || !self.strip_ext.is_empty()
     }
 
     /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
@@ -143,6 +171,9 @@ impl Filter {
         if self.block_media {
             return Action::Drop;
         }
+        if !self.strip_ext.is_empty() && pkt[0] & 0x10 != 0 {
+            return Action::StripExtensions;
+        }
         if !self.silence {
             return Action::Forward;
         }
@@ -160,6 +191,65 @@ impl Filter {
             None => Action::Forward,
         }
     }
+}
+
+/// An RTP packet without the header extension elements whose IDs are in
+/// `ids` (RFC 8285 one-byte and two-byte forms; padding dropped, the block
+/// re-padded to 32 bits); without any left, the block goes and the X bit is
+/// cleared. `None`: the extension block is malformed (forward unchanged).
+pub fn strip_extensions(pkt: &[u8], ids: ExtIds) -> Option<Vec<u8>> {
+    let cc = usize::from(pkt[0] & 0x0f);
+    let start = 12 + 4 * cc;
+    let head = pkt.get(start..start + 4)?;
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let body = pkt.get(start + 4..start + 4 + 4 * words)?;
+    let payload = &pkt[start + 4 + 4 * words..];
+    let two_byte = profile & 0xfff0 == 0x1000;
+    if profile != 0xbede && !two_byte {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let (id, len, hdr) = if two_byte {
+            if body[i] == 0 {
+                i += 1;
+                continue;
+            }
+            (body[i], usize::from(*body.get(i + 1)?), 2)
+        } else {
+            if body[i] == 0 {
+                i += 1;
+                continue;
+            }
+            let id = body[i] >> 4;
+            if id == 15 {
+                break;
+            }
+            (id, usize::from(body[i] & 0x0f) + 1, 1)
+        };
+        let element = body.get(i..i + hdr + len)?;
+        if !ids.contains(id) {
+            kept.extend_from_slice(element);
+        }
+        i += hdr + len;
+    }
+    let mut out = Vec::with_capacity(pkt.len());
+    out.extend_from_slice(&pkt[..start]);
+    if kept.is_empty() {
+        out[0] &= !0x10;
+    } else {
+        while kept.len() % 4 != 0 {
+            kept.push(0);
+        }
+        out.extend_from_slice(&profile.to_be_bytes());
+        let words = u16::try_from(kept.len() / 4).ok()?;
+        out.extend_from_slice(&words.to_be_bytes());
+        out.extend_from_slice(&kept);
+    }
+    out.extend_from_slice(payload);
+    Some(out)
 }
 
 /// Bytes of a packet compared to find duplicates (upstream's
@@ -283,6 +373,7 @@ mod tests {
             echo: Echo::Off,
             strip_rtcp_fb: false,
             loop_check: false,
+            strip_ext: ExtIds::default(),
         }
     }
 
@@ -376,6 +467,52 @@ mod tests {
         for t in 0..50u64 {
             assert!(!l.looping(&p, t * 1100));
         }
+    }
+
+    #[test]
+    fn header_extensions_are_removed_by_id() {
+        let mut ids = ExtIds::default();
+        ids.insert(2);
+        let f = Filter {
+            strip_ext: ids,
+            ..Filter::default()
+        };
+        // One-byte form: id 1 (2 bytes), padding, id 2 (1 byte), padded.
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        p.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x11, 0xaa, 0xbb, 0x00, 0x20, 0xcc, 0, 0]);
+        p.extend_from_slice(&[7; 10]);
+        assert_eq!(f.decide(&p, false), Action::StripExtensions);
+        let out = strip_extensions(&p, ids).unwrap();
+        let mut want = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        want.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x11, 0xaa, 0xbb, 0x00]);
+        want.extend_from_slice(&[7; 10]);
+        assert_eq!(out, want);
+        // Nothing left: no block, no X bit.
+        let mut only2 = vec![
+            0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 0x20, 0xcc, 0, 0,
+        ];
+        only2.extend_from_slice(&[7; 4]);
+        let out = strip_extensions(&only2, ids).unwrap();
+        assert_eq!(out[0], 0x80);
+        assert_eq!(&out[12..], &[7; 4]);
+        // Two-byte form with a CSRC.
+        let mut two = vec![0x91, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4];
+        two.extend_from_slice(&[0x10, 0x00, 0, 2, 2, 1, 0xcc, 3, 2, 0xdd, 0xee, 0]);
+        two.extend_from_slice(&[5; 3]);
+        let out = strip_extensions(&two, ids).unwrap();
+        let mut want = vec![0x91, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4];
+        want.extend_from_slice(&[0x10, 0x00, 0, 1, 3, 2, 0xdd, 0xee]);
+        want.extend_from_slice(&[5; 3]);
+        assert_eq!(out, want);
+        // Malformed (length past the end) or unknown profile: untouched.
+        let bad = vec![
+            0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0, 9, 0x20,
+        ];
+        assert_eq!(strip_extensions(&bad, ids), None);
+        let other = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0x12, 0x34, 0, 0];
+        assert_eq!(strip_extensions(&other, ids), None);
+        // No X bit: nothing to do.
+        assert_eq!(f.decide(&rtp(0, 0x80, &[1; 10]), false), Action::Forward);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
-use super::filter::{strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
+use super::filter::{strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::ssrc::{SsrcStats, SsrcTable};
@@ -237,7 +237,7 @@ impl MediaSocket {
     /// (two sockets forwarding to each other would otherwise deadlock).
     fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
         let now_ms = clock::ms_of(now);
-        let (target, peers, filter) = {
+        let (target, peers, filter, filter_ext) = {
             let mut st = self.state();
             let st = &mut *st;
             let before = (st.endpoint.learned, st.endpoint.confirmed);
@@ -276,7 +276,7 @@ impl MediaSocket {
             // RTCP passes filters even where it arrives unannounced on an
             // RTP port.
             let filter = st.filter.active().then(|| st.filter.decide(pkt, rtcp));
-            (target.upgrade(), peers, filter)
+            (target.upgrade(), peers, filter, st.filter.strip_ext)
         };
         // Once per socket: one relaxed load per packet after that.
         if self.rtp_seen.load(Relaxed) == 0 && !self.is_rtcp {
@@ -314,6 +314,13 @@ impl MediaSocket {
                 silenced = out;
                 &silenced
             }
+            Some(Action::StripExtensions) => match strip_extensions(pkt, filter_ext) {
+                Some(out) => {
+                    silenced = out;
+                    &silenced
+                }
+                None => pkt,
+            },
             Some(Action::StripFeedback) => match strip_feedback(pkt) {
                 Some(out) => {
                     silenced = out;

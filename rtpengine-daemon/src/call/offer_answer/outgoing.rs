@@ -41,6 +41,8 @@ pub struct SdpOptions {
     pub accept_transport: bool,
     /// `extmap: strip` (and `strip extmap`): extension names, or `all`.
     pub extmap_strip: Vec<String>,
+    /// `extmap: mask`: extension names, or `all`.
+    pub extmap_mask: Vec<String>,
     /// `loop protect`: write `a=rtpengine:<instance id>` at session level.
     pub loop_protect: Option<String>,
 }
@@ -127,7 +129,14 @@ impl OfferAnswer {
                     self.answer_media(call, snd, rcv, i, m);
                 }
             }
+            let (ids, masked) = extmap_taken(m, &o.extmap_strip, &o.extmap_mask);
+            let neg = &mut call.parties[snd].medias[i].negotiated;
+            neg.ext_strip_ids = ids;
+            if self.side == Side::Offer {
+                neg.ext_masked = masked;
+            }
             strip_extmap(m, &o.extmap_strip);
+            strip_extmap(m, &o.extmap_mask);
             call.parties[rcv].medias[i].negotiated.protocol_sent = Some(m.protocol.clone());
         }
         out
@@ -187,6 +196,13 @@ impl OfferAnswer {
         if let Some(p) = protocol.filter(|_| SWITCHABLE.contains(&m.protocol.as_str())) {
             m.protocol = p.to_owned();
         }
+        // Masked extensions stay accepted from the offerer: its answer
+        // lists them again.
+        for a in &offerer.negotiated.ext_masked {
+            if !m.attributes.contains(a) {
+                m.attributes.push(a.clone());
+            }
+        }
         match (offerer.negotiated.ptime_reverse, &offerer.negotiated.ptime) {
             (Some(p), _) => m.set_attr("ptime", Some(p.to_string())),
             // An answer without a ptime gets the offerer's own back (upstream).
@@ -219,6 +235,39 @@ fn placeholder(pm: &crate::call::PartyMedia) -> Media {
         bandwidth: Vec::new(),
         attributes: Vec::new(),
     }
+}
+
+/// The IDs of `m`'s extensions named in `strip` or `mask` (or all), and the
+/// `a=extmap` lines named in `mask`.
+fn extmap_taken(
+    m: &Media,
+    strip: &[String],
+    mask: &[String],
+) -> (Vec<u8>, Vec<crate::sdp::Attribute>) {
+    let named = |list: &[String], uri: &str| {
+        list.iter()
+            .any(|n| n.eq_ignore_ascii_case("all") || n == uri)
+    };
+    let mut ids = Vec::new();
+    let mut masked = Vec::new();
+    for a in m.attributes.iter().filter(|a| a.name == "extmap") {
+        let mut words = a.value.as_deref().unwrap_or_default().split_whitespace();
+        let id = words
+            .next()
+            .and_then(|i| i.split('/').next())
+            .and_then(|i| i.parse::<u8>().ok());
+        let uri = words.next().unwrap_or_default();
+        let Some(id) = id.filter(|&i| i > 0) else {
+            continue;
+        };
+        if named(strip, uri) || named(mask, uri) {
+            ids.push(id);
+        }
+        if named(mask, uri) {
+            masked.push(a.clone());
+        }
+    }
+    (ids, masked)
 }
 
 /// Removes `a=extmap` lines naming one of `names` (or all with `all`).
