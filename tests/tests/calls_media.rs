@@ -231,6 +231,11 @@ fn tos_from_offer() {
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     assert_eq!(tos_of_relayed(&a, &b, pa, pb), (184, 184));
+    // A re-offer changes the running streams' TOS; a negative one keeps it.
+    rig.offer("tos-1", "ft", OFFER, vec![("TOS", Value::Int(96))]);
+    assert_eq!(tos_of_relayed(&a, &b, pa, pb), (96, 96));
+    rig.offer("tos-1", "ft", OFFER, vec![("TOS", Value::Int(-1))]);
+    assert_eq!(tos_of_relayed(&a, &b, pa, pb), (96, 96));
 
     // A second call without TOS, on other phone ports.
     let port_a = media_ports(&rig.offer("tos-2", "ft", &OFFER.replace("2010", "2110"), vec![]))[0];

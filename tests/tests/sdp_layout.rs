@@ -253,3 +253,76 @@ fn a_rejected_section_is_reopened_by_a_re_offer() {
     a.send_to(&p, at(to_a)).unwrap();
     expect_packet(&b, at(to_b), &p);
 }
+
+/// Upstream's legacy and alternative spellings: `direction` `internal`/
+/// `external` without interfaces of those names select IPv4/IPv6 for the
+/// receiver (as a list, or bare in `rtpp-flags`); `address family` in an
+/// answer turns the offerer's side; `received-from` as one string; `flags`
+/// as one comma-separated string.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn legacy_selectors_and_spellings() {
+    let rig = Rig::new(
+        "sdplegacy",
+        &["-i", "203.0.113.1", "-i", "2001:db8:4321::1"],
+    );
+    let offer = audio("198.51.100.1", "a=sendrecv");
+    let c_line = |sdp: &str| {
+        sdp.split("\r\n")
+            .find(|l| l.starts_with("c="))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let to_b = rig.offer(
+        "lg1",
+        "a",
+        &offer,
+        vec![("direction", strs(&["internal", "external"]))],
+    );
+    assert_eq!(c_line(&to_b), "c=IN IP6 2001:db8:4321::1");
+    let to_b = rig.offer(
+        "lg2",
+        "a",
+        &offer,
+        vec![("rtpp-flags", Value::str("internal external"))],
+    );
+    assert_eq!(c_line(&to_b), "c=IN IP6 2001:db8:4321::1");
+    let to_b = rig.offer(
+        "lg3",
+        "a",
+        &offer,
+        vec![("direction", strs(&["external", "internal"]))],
+    );
+    assert_eq!(c_line(&to_b), "c=IN IP4 203.0.113.1");
+    // address family in the answer: the caller is told IPv6.
+    let answer = "v=0\no=- 2 1 IN IP4 198.51.100.3\ns=-\nt=0 0\nm=audio 3000 RTP/AVP 0\nc=IN IP4 198.51.100.3\na=sendrecv";
+    let to_a = rig.answer(
+        "lg3",
+        "a",
+        "b",
+        answer,
+        vec![("address family", Value::str("IP6"))],
+    );
+    assert_eq!(c_line(&to_a), "c=IN IP6 2001:db8:4321::1");
+    // received-from as one string, flags as one comma-separated string.
+    rig.offer(
+        "lg4",
+        "a",
+        &offer,
+        vec![
+            ("received-from", Value::str("IP4 198.51.100.6")),
+            ("flags", Value::str("SIP source address, trust address")),
+        ],
+    );
+    let q = rig.query("lg4");
+    let Some(Value::List(m)) = dig(&q, &["tags", "a", "medias"]) else {
+        panic!("{q:?}")
+    };
+    let Some(Value::List(streams)) = m[0].get("streams") else {
+        panic!("{q:?}")
+    };
+    let adv = streams[0]
+        .get("advertised endpoint")
+        .and_then(|e| e.get("address"));
+    assert_eq!(adv, Some(&Value::str("198.51.100.6")), "{q:?}");
+}

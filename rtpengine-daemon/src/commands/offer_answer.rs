@@ -24,6 +24,7 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         .filter(|b| !b.is_empty())
         .ok_or(NO_SDP)?;
     let mut oa = options(req, side, calls.settings().learning)?;
+    legacy_direction(&mut oa, &calls.interfaces);
     let sdp = sdp::parse(body).map_err(|e| {
         tracing::warn!(error = %e, "Failed to parse SDP");
         BAD_SDP
@@ -148,10 +149,9 @@ fn options(
         asymmetric: req.flag("asymmetric"),
         nat_wait: req.flag("nat-wait"),
     };
-    let tos = match req.int("tos") {
-        Ok(Some(t)) => u8::try_from(t).ok(),
-        _ => None,
-    };
+    let tos_value = req.int("tos").ok().flatten();
+    let tos = tos_value.and_then(|t| u8::try_from(t).ok());
+    let tos_keep = tos_value.is_some_and(|t| t < 0);
     match req.str("ice").map(str::to_ascii_lowercase).as_deref() {
         None | Some("remove") | Some("default") => {}
         Some(other) => tracing::warn!("ICE '{other}' is not supported: ICE attributes are removed"),
@@ -172,6 +172,7 @@ fn options(
         source_address,
         policy,
         tos,
+        tos_keep,
         label: req
             .nonempty("label")
             .or_else(|| req.nonempty("from-label"))
@@ -235,9 +236,31 @@ fn replace_and_mux(req: &Request) -> (Replace, RtcpMux) {
 }
 
 /// The address of `received-from: [family, address]`.
+/// `direction` with `internal`/`external` and no interfaces of those names:
+/// upstream's legacy selectors, IPv4 and IPv6 for the receiver's side (the
+/// sender's family is its SDP's).
+fn legacy_direction(oa: &mut OfferAnswer, interfaces: &crate::interfaces::Interfaces) {
+    let legacy = |i: &Option<String>| {
+        matches!(i.as_deref(), Some("internal" | "external"))
+            && interfaces.get(i.as_deref().unwrap_or_default()).is_none()
+    };
+    if legacy(&oa.from_interface) {
+        oa.from_interface = None;
+    }
+    if legacy(&oa.to_interface) {
+        if oa.ipv6.is_none() {
+            oa.ipv6 = Some(oa.to_interface.as_deref() == Some("external"));
+        }
+        oa.to_interface = None;
+    }
+}
+
+/// The address of `received-from`: `[family, address]`, or the same as
+/// one string (`"IP4 192.0.2.1"`) as upstream also takes it.
 fn received_from(req: &Request) -> Option<IpAddr> {
     match req.get("received-from") {
         Some(Value::List(l)) => l.get(1).and_then(Value::as_str)?.parse().ok(),
-        _ => None,
+        Some(v) => v.as_str()?.split_whitespace().last()?.parse().ok(),
+        None => None,
     }
 }

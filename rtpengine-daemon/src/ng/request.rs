@@ -188,10 +188,22 @@ impl Request {
                 .ok_or(NgError::UnknownCommand)?,
         };
         let mut flags = Flags::default();
-        if let Some(Value::List(list)) = params.get(&b"flags"[..]) {
-            for f in list.iter().filter_map(Value::as_str) {
-                flags.add(f);
+        match params.get(&b"flags"[..]) {
+            Some(Value::List(list)) => {
+                for f in list.iter().filter_map(Value::as_str) {
+                    flags.add(f);
+                }
             }
+            // Upstream also takes one comma-separated string.
+            Some(v) => {
+                for f in v.as_str().unwrap_or_default().split(',') {
+                    let f = f.trim();
+                    if !f.is_empty() {
+                        flags.add(f);
+                    }
+                }
+            }
+            None => {}
         }
         if let Some(rtpp) = params.get(&b"rtpp-flags"[..]).and_then(Value::as_str) {
             let rtpp = rtpp.to_owned();
@@ -360,10 +372,7 @@ fn parse_rtpp_flags(s: &str, params: &mut Dict, flags: &mut Flags) {
                 if key == "to-tag" {
                     flags.add("to-tag");
                 }
-                let value = match v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
-                    Some(inner) => Value::List(inner.split_whitespace().map(Value::str).collect()),
-                    None => Value::str(v),
-                };
+                let value = rtpp_value(v, 0);
                 // `direction=a direction=b` is how Kamailio passes the pair:
                 // repeats append (a key given as a dictionary key still wins).
                 if key == "direction" {
@@ -442,6 +451,43 @@ impl Transport {
     fn protocol(&self) -> Option<&'static str> {
         Self::BY_BITS[self.0? & 7]
     }
+}
+
+/// Deepest `[...]` nesting read from `rtpp-flags` (upstream's values nest
+/// three levels at most: `sdp-attr=[audio=[add=[x]]]`).
+const MAX_RTPP_DEPTH: usize = 4;
+
+/// A value of `rtpp-flags`: `[a b]` is a list, `[k=v k2=[x y]]` a
+/// dictionary (nested as deep as [`MAX_RTPP_DEPTH`]), anything else a
+/// string.
+fn rtpp_value(v: &str, depth: usize) -> Value {
+    let Some(inner) = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) else {
+        return Value::str(v);
+    };
+    if depth >= MAX_RTPP_DEPTH {
+        return Value::str(v);
+    }
+    let mut tokens = Vec::new();
+    let mut rest = inner.trim();
+    while !rest.is_empty() {
+        let (t, tail) = split_token(rest);
+        tokens.push(t);
+        rest = tail.trim_start();
+    }
+    // A key is a token with `=` before any `[`.
+    fn key_of(t: &str) -> Option<(&str, &str)> {
+        let eq = t.find('=')?;
+        (t.find('[').is_none_or(|b| eq < b)).then(|| (&t[..eq], &t[eq + 1..]))
+    }
+    if !tokens.is_empty() && tokens.iter().all(|t| key_of(t).is_some()) {
+        let mut d = Dict::new();
+        for (k, v) in tokens.iter().filter_map(|t| key_of(t)) {
+            d.entry(k.as_bytes().to_vec())
+                .or_insert_with(|| rtpp_value(v, depth + 1));
+        }
+        return Value::Dict(d);
+    }
+    Value::List(tokens.iter().map(|t| rtpp_value(t, depth + 1)).collect())
 }
 
 /// Splits off one whitespace-separated token, keeping `[...]` groups whole.
@@ -573,6 +619,46 @@ mod tests {
             ("rtpp-flags", "direction=x direction=y".into()),
         ]);
         assert_eq!(r.strings("direction"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn rtpp_flags_nested_values_and_comma_flags() {
+        let r = req_of(&[
+            ("command", "offer".into()),
+            (
+                "rtpp-flags",
+                "codec=[strip=[PCMA PCMU] except=[G722]] sdp-attr=[audio=[add=[ptime:20 x]]] replace=[origin]".into(),
+            ),
+        ]);
+        let Some(Value::Dict(codec)) = r.get("codec") else {
+            panic!("{:?}", r.get("codec"))
+        };
+        assert_eq!(
+            codec.get(&b"strip"[..]),
+            Some(&Value::List(vec!["PCMA".into(), "PCMU".into()]))
+        );
+        assert_eq!(
+            codec.get(&b"except"[..]),
+            Some(&Value::List(vec!["G722".into()]))
+        );
+        let Some(Value::Dict(attr)) = r.get("sdp-attr") else {
+            panic!()
+        };
+        let Some(Value::Dict(audio)) = attr.get(&b"audio"[..]) else {
+            panic!()
+        };
+        assert_eq!(
+            audio.get(&b"add"[..]),
+            Some(&Value::List(vec!["ptime:20".into(), "x".into()]))
+        );
+        assert_eq!(r.words("replace"), ["origin"]);
+        // Too deep stays text.
+        assert_eq!(rtpp_value("[a=[b=[c=[d=[e]]]]]", 0).as_str(), None);
+        let r = req_of(&[
+            ("command", "offer".into()),
+            ("flags", "trust address, SIP-source-address".into()),
+        ]);
+        assert!(r.flag("trust-address") && r.flag("sip-source-address"));
     }
 
     #[test]

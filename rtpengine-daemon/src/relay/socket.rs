@@ -215,6 +215,20 @@ impl MediaSocket {
         crate::net::set_tos(self.sock.as_raw_fd(), self.local.is_ipv6(), tos)
     }
 
+    /// Changes the TOS of a running stream (the call's `TOS` changed): the
+    /// socket option, and the kernel rule, which the next packet re-installs.
+    pub fn change_tos(&self, tos: u8) {
+        let mut st = self.state();
+        if st.tos == Some(tos) {
+            return;
+        }
+        if let Err(e) = self.set_tos(tos) {
+            tracing::warn!(local = %self.local, error = %e, "Failed to set TOS");
+        }
+        st.tos = Some(tos);
+        self.unoffload_locked(&mut st, "TOS changed");
+    }
+
     /// Relays what is queued (one `recvmmsg`); returns how many datagrams
     /// were taken.
     pub(crate) fn drain(&self, batch: &mut RecvBatch) -> usize {

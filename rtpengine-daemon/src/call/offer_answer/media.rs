@@ -136,13 +136,17 @@ impl OfferAnswer {
         let tos = call.tos;
         for i in 0..sdp.media.len() {
             let snd_v6 = sdp.media[i].address(sdp).is_some_and(|a| a.is_ipv6());
+            // `address family` picks the family of the SDP written (in an
+            // answer too: the offerer is then told the other family).
             let rcv_v6 = match self.side {
                 Side::Offer => self.ipv6.unwrap_or(snd_v6),
-                Side::Answer => call.parties[rcv].medias[i]
-                    .sockets
-                    .as_ref()
-                    .map(|s| s.rtp.local.is_ipv6())
-                    .unwrap_or(snd_v6),
+                Side::Answer => self.ipv6.unwrap_or_else(|| {
+                    call.parties[rcv].medias[i]
+                        .sockets
+                        .as_ref()
+                        .map(|s| s.rtp.local.is_ipv6())
+                        .unwrap_or(snd_v6)
+                }),
             };
             for (idx, other, v6) in [(snd, rcv, snd_v6), (rcv, snd, rcv_v6)] {
                 let key = call.parties[other].medias[i].rtp_endpoint;

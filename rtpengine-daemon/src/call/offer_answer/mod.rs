@@ -97,6 +97,8 @@ pub struct OfferAnswer {
     pub policy: Policy,
     /// `TOS`.
     pub tos: Option<u8>,
+    /// `TOS` was negative: keep the call's TOS as it is.
+    pub tos_keep: bool,
     /// `label`.
     pub label: Option<String>,
     /// `original sendrecv`.
@@ -149,6 +151,7 @@ impl OfferAnswer {
                 nat_wait: false,
             },
             tos: None,
+            tos_keep: false,
             label: None,
             original_sendrecv: false,
             no_rtcp_attr: false,
@@ -309,8 +312,15 @@ impl OfferAnswer {
         if self.side == Side::Answer {
             call.answered = true;
         }
-        if let Some(t) = self.tos.or(calls.settings().tos) {
-            call.tos = Some(t);
+        // `TOS`: a value sets it, a negative one keeps it, none (or one
+        // too large) reverts to `--tos`; the call's running streams follow.
+        if !self.tos_keep {
+            if let Some(t) = self.tos.or(calls.settings().tos) {
+                if call.tos != Some(t) {
+                    call.tos = Some(t);
+                    call.sockets().for_each(|s| s.change_tos(t));
+                }
+            }
         }
         if let Some(l) = &self.label {
             call.parties[snd].label = Some(l.clone());
