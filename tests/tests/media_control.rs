@@ -323,3 +323,33 @@ fn media_echo_modes() {
     expect_silence(&c.a);
     expect_silence(&c.b);
 }
+
+/// `drop-traffic` (call-wide, `stop` wins) and the offer flag `block DTMF`
+/// (DTMF from the offer's sender dropped).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn drop_traffic_and_the_block_dtmf_flag() {
+    let rig = Rig::new("mdrop", &[]);
+    let c = Call::new(&rig, "mc");
+    rig.offer(
+        "mc",
+        "a",
+        OFFER,
+        vec![("drop-traffic", Value::str("start"))],
+    );
+    c.check(true, 0, false);
+    c.check(false, 0, false);
+    c.check(false, 101, false);
+    rig.offer(
+        "mc",
+        "a",
+        OFFER,
+        vec![("drop-traffic", strs(&["start", "stop"]))],
+    );
+    c.check(true, 0, true);
+    c.check(false, 0, true);
+    rig.offer("mc", "a", OFFER, vec![("flags", strs(&["block DTMF"]))]);
+    c.check(true, 101, false);
+    c.check(true, 0, true);
+    c.check(false, 101, true);
+}

@@ -36,6 +36,8 @@ pub struct Controls {
     pub block_dtmf: bool,
     /// G.711/G.722 payloads replaced with silence.
     pub silence: bool,
+    /// `drop-traffic: start` (call-wide): every packet dropped.
+    pub drop_all: bool,
 }
 
 impl Controls {
@@ -52,6 +54,7 @@ impl Controls {
             block_media: self.block_media || other.block_media,
             block_dtmf: self.block_dtmf || other.block_dtmf,
             silence: self.silence || other.silence,
+            drop_all: self.drop_all || other.drop_all,
         }
     }
 }
@@ -172,6 +175,7 @@ impl Call {
                                 .is_some_and(|s| s.starts_with("RTP/") && !s.ends_with("AVPF"))
                     });
                 let filter = Filter {
+                    drop_all: c.drop_all,
                     block_media: c.block_media,
                     block_dtmf: c.block_dtmf,
                     silence: c.silence,

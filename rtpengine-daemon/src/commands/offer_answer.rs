@@ -183,6 +183,18 @@ fn options(
         port_latching: req.flag("port-latching"),
         sdp: sdp_options(req, side)?,
         alias_key: None,
+        // `stop` wins over `start` (upstream).
+        drop_traffic: {
+            let v = req.words("drop-traffic");
+            if v.iter().any(|w| w == "stop") {
+                Some(false)
+            } else if v.iter().any(|w| w == "start") {
+                Some(true)
+            } else {
+                None
+            }
+        },
+        block_dtmf: req.flag("block-dtmf"),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {

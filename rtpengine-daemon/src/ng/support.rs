@@ -131,6 +131,7 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "strip-extmap",
     "loop-protect",
     "nat-wait",
+    "block-dtmf",
 ];
 
 /// Flag families whose members carry a value (`codec-strip-PCMA`,
@@ -204,7 +205,7 @@ const VALUES: &[(&str, &[&str])] = &[
     ),
     ("extmap", &["strip", "mask"]),
     ("record-call", &["no", "off"]),
-    ("drop-traffic", &["stop"]),
+    ("drop-traffic", &["start", "stop"]),
     (
         "alias-key",
         &["none", "no", "off", "sdp", "address", "endpoint"],

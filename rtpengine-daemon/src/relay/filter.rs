@@ -64,6 +64,8 @@ pub const ECHO_SSRC_XOR: u32 = 0x4563_686f;
 /// The filter on packets a party sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// Drop everything (`drop-traffic: start`).
+    pub drop_all: bool,
     /// Drop RTP except DTMF events.
     pub block_media: bool,
     /// Drop DTMF events.
@@ -129,7 +131,8 @@ impl Filter {
     /// Whether the filter changes anything (an active filter keeps the
     /// stream out of the kernel).
     pub fn active(&self) -> bool {
-        self.block_media
+        self.drop_all
+            || self.block_media
             || self.block_dtmf
             || self.silence
             || self.echo != Echo::Off
@@ -140,6 +143,9 @@ impl Filter {
 
     /// The action for `pkt`; `rtcp` says the relay classified it as RTCP.
     pub fn decide(&self, pkt: &[u8], rtcp: bool) -> Action {
+        if self.drop_all {
+            return Action::Drop;
+        }
         match self.echo {
             Echo::Off => {}
             Echo::Blackhole => return Action::Drop,
@@ -366,6 +372,7 @@ mod tests {
         pts.pcma.insert(8);
         pts.g722.insert(9);
         Filter {
+            drop_all: false,
             block_media,
             block_dtmf,
             silence,
@@ -421,6 +428,13 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(f.decide(&sr, true), Action::Drop);
+        let f = Filter {
+            drop_all: true,
+            echo: Echo::Reflect,
+            ..Filter::default()
+        };
+        assert!(f.active());
+        assert_eq!(f.decide(&sr, true), Action::Drop, "drop-traffic wins");
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct OfferAnswer {
     pub media_echo: Option<crate::call::controls::MediaEcho>,
     /// `alias key`: this offer's key (its SDP or first media endpoint).
     pub alias_key: Option<crate::call::AliasKey>,
+    /// `drop-traffic`: `Some(true)` start, `Some(false)` stop (call-wide).
+    pub drop_traffic: Option<bool>,
+    /// Flag `block DTMF`: DTMF from the sender of this message is dropped.
+    pub block_dtmf: bool,
 }
 
 impl OfferAnswer {
@@ -160,6 +164,8 @@ impl OfferAnswer {
             sdp: SdpOptions::default(),
             media_echo: None,
             alias_key: None,
+            drop_traffic: None,
+            block_dtmf: false,
         }
     }
 }
@@ -327,6 +333,12 @@ impl OfferAnswer {
         }
         if let Some(echo) = self.media_echo {
             (call.parties[snd].echo, call.parties[rcv].echo) = echo.modes();
+        }
+        if let Some(drop) = self.drop_traffic {
+            call.controls.drop_all = drop;
+        }
+        if self.block_dtmf {
+            call.parties[snd].controls.block_dtmf = true;
         }
         for (idx, iface) in [(snd, &self.from_interface), (rcv, &self.to_interface)] {
             let p = &mut call.parties[idx];
