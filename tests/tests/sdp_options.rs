@@ -657,3 +657,25 @@ fn media_sections_removed_from_the_offer() {
         "{r:?}"
     );
 }
+
+/// `reuse codecs` (and `no codec renegotiation`): a re-offer keeps the codec
+/// the earlier answer settled on first; without it the order is the
+/// offerer's.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn reuse_codecs_keeps_the_settled_codec_first() {
+    let rig = Rig::new("sdpreuse", &[]);
+    let answer = "v=0\no=- 2 1 IN IP4 198.51.100.3\ns=-\nt=0 0\nm=audio 3000 RTP/AVP 8\nc=IN IP4 198.51.100.3\na=sendrecv";
+    for (i, flag) in ["reuse codecs", "no codec renegotiation"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("ru{i}");
+        rig.offer(&id, "a", &offer_sdp(), vec![]);
+        rig.answer(&id, "a", "b", answer, vec![]);
+        let again = rig.offer(&id, "a", &offer_sdp(), vec![("flags", strs(&[flag]))]);
+        match_sdp(&again, &offer_out("8 96 0 101 102 13", "20"));
+        let plain = rig.offer(&id, "a", &offer_sdp(), vec![]);
+        match_sdp(&plain, &offer_out("96 0 8 101 102 13", "20"));
+    }
+}

@@ -93,6 +93,9 @@ pub struct Negotiated {
     pub codecs_own: Vec<crate::sdp::codecs::Codec>,
     /// The transport protocol last written to this party.
     pub protocol_sent: Option<String>,
+    /// The codec the last answer settled on (its first real codec), for
+    /// `reuse codecs`.
+    pub preferred: Option<crate::sdp::codecs::Codec>,
     /// Header extension IDs (this party's numbering) of the extensions
     /// `extmap` strip/mask took out: removed from the RTP it sends.
     pub ext_strip_ids: Vec<u8>,

@@ -458,3 +458,24 @@ fn unanswered_calls_expire_on_the_offer_timeout() {
     let stats = calls.statistics();
     assert_eq!((stats.offer_timeout, stats.managed), (1, 1));
 }
+
+/// `reuse codecs`: the codec the answer settled on stays first in a
+/// re-offer.
+#[test]
+fn reuse_codecs_keeps_the_settled_codec_first() {
+    let calls = registry();
+    let offer_sdp = sdp::parse(b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=t\r\nt=0 0\r\nm=audio 2000 RTP/AVP 96 0 8\r\nc=IN IP4 192.0.2.10\r\na=rtpmap:96 opus/48000/2\r\n").unwrap();
+    let ans = sdp::parse(b"v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=t\r\nt=0 0\r\nm=audio 3000 RTP/AVP 8\r\nc=IN IP4 192.0.2.20\r\n").unwrap();
+    run(&calls, &offer("ru"), &offer_sdp);
+    run(&calls, &answer("ru"), &ans);
+    let mut o = offer("ru");
+    o.sdp.reuse_codecs = true;
+    assert_eq!(
+        run(&calls, &o, &offer_sdp).media[0].formats,
+        ["8", "96", "0"]
+    );
+    assert_eq!(
+        run(&calls, &offer("ru"), &offer_sdp).media[0].formats,
+        ["96", "0", "8"]
+    );
+}

@@ -66,6 +66,7 @@ pub(super) fn sdp_options(req: &Request, side: Side) -> Result<SdpOptions, NgErr
         single_codec: side == Side::Answer && req.flag("single-codec"),
         static_codecs: side == Side::Offer
             && (req.flag("static-codecs") || req.flag("static-codec")),
+        reuse_codecs: req.flag("reuse-codecs") || req.flag("no-codec-renegotiation"),
         ..SdpOptions::default()
     };
     if side == Side::Offer {

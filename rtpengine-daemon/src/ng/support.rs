@@ -132,6 +132,8 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "loop-protect",
     "nat-wait",
     "block-dtmf",
+    "reuse-codecs",
+    "no-codec-renegotiation",
 ];
 
 /// Flag families whose members carry a value (`codec-strip-PCMA`,

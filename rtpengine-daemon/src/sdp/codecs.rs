@@ -237,6 +237,18 @@ pub fn narrow_answer(m: &mut Media, offered: &[Codec], single: bool) -> bool {
     true
 }
 
+/// Moves the codec that is `preferred` (same encoding, rate, channels) to
+/// the front of `m`'s payload types, if it is there (`reuse codecs`).
+pub fn prefer(m: &mut Media, preferred: &Codec) {
+    let Some(c) = codecs(m).into_iter().find(|c| c.same_as(preferred)) else {
+        return;
+    };
+    if let Some(i) = m.formats.iter().position(|f| *f == c.pt) {
+        let pt = m.formats.remove(i);
+        m.formats.insert(0, pt);
+    }
+}
+
 /// Parses a codec list value: names as given, `--` read as `=` (the
 /// flag-form escape upstream accepts everywhere).
 pub fn names(list: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -331,6 +343,25 @@ mod tests {
         let mut m = parse(b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 2 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/48000\r\n").unwrap().media.remove(0);
         apply_offer(&mut m, &ops(&["PCMA"], &[], &[]), false);
         assert_eq!(m.formats, ["0", "101"]);
+    }
+
+    #[test]
+    fn the_preferred_codec_moves_first() {
+        let mut m = media();
+        let pcma = codecs(&m)
+            .into_iter()
+            .find(|c| c.encoding == "PCMA")
+            .unwrap();
+        prefer(&mut m, &pcma);
+        assert_eq!(m.formats, ["8", "96", "0", "101", "102", "13"]);
+        let g722 = Codec {
+            encoding: "G722".into(),
+            rate: 8000,
+            channels: 1,
+            ..pcma
+        };
+        prefer(&mut m, &g722);
+        assert_eq!(m.formats[0], "8", "absent: unchanged");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct SdpOptions {
     pub single_codec: bool,
     /// `static codecs` (offer): a re-offer writes the codecs written before.
     pub static_codecs: bool,
+    /// `reuse codecs` / `no codec renegotiation`: a re-offer keeps the
+    /// codec settled on first.
+    pub reuse_codecs: bool,
     /// `sdp-attr`.
     pub attrs: AttrOps,
     /// `sdp-media-remove`: media types (lower case, or `other`).
@@ -171,6 +174,11 @@ impl OfferAnswer {
                 ),
             }
         }
+        if o.reuse_codecs {
+            if let Some(p) = &call.parties[snd].medias[i].negotiated.preferred {
+                codecs::prefer(m, p);
+            }
+        }
         if let Some(p) = o.ptime.filter(|_| m.kind.eq_ignore_ascii_case("audio")) {
             m.set_attr("ptime", Some(p.to_string()));
         }
@@ -185,6 +193,10 @@ impl OfferAnswer {
         }
         let offered = &call.parties[snd].medias[i].negotiated.codecs_sent;
         codecs::narrow_answer(m, offered, o.single_codec);
+        // What this exchange settled on, for `reuse codecs` later.
+        let settled = codecs::codecs(m).into_iter().find(|c| !c.supplemental());
+        call.parties[snd].medias[i].negotiated.preferred = settled.clone();
+        call.parties[rcv].medias[i].negotiated.preferred = settled;
         let offerer = &call.parties[rcv].medias[i];
         // The offerer hears back the protocol it offered, unless the answer
         // sets one or `accept`s the answerer's (upstream's rule).
