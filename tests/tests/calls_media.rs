@@ -281,7 +281,16 @@ fn rtcp_both_ways() {
     let sr = rtcp_sr(0x5678);
     b1.send_to(&sr, pa1).unwrap();
     expect_packet(&a1, pb1, &sr);
-    let q = rig.query("rtcp-1");
+    // The relay counts a packet as sent once `sendto` returned, which may
+    // be just after the receiver has it: give the counter a moment.
+    let mut q = rig.query("rtcp-1");
+    for _ in 0..20 {
+        if int(stream(&q, "ft", 1), &["stats_out", "packets"]) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        q = rig.query("rtcp-1");
+    }
     assert_eq!(get_int(&q, &["totals", "RTCP", "packets"]), 4, "{q:?}");
     assert_eq!(get_int(&q, &["totals", "RTCP", "bytes"]), 4 * 28);
     assert_eq!(get_int(&q, &["totals", "RTP", "packets"]), 0);

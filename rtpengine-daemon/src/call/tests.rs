@@ -479,3 +479,27 @@ fn reuse_codecs_keeps_the_settled_codec_first() {
         ["96", "0", "8"]
     );
 }
+
+/// `endpoint-learning` in an answer replaces the offer's mode; without it
+/// the offer's stays.
+#[test]
+fn an_answers_endpoint_learning_replaces_the_offers() {
+    use crate::relay::learning::EndpointLearning;
+    let calls = registry();
+    let sdp = sdp_from("192.0.2.10", 5000, &[]);
+    let mut o = offer("el");
+    o.policy.mode = EndpointLearning::Delayed;
+    run(&calls, &o, &sdp);
+    run(&calls, &answer("el"), &sdp_from("192.0.2.20", 6000, &[]));
+    let mode = || {
+        calls
+            .with_call("el", |c| c.policy.map(|p| p.mode))
+            .flatten()
+    };
+    assert_eq!(mode(), Some(EndpointLearning::Delayed));
+    let mut a = answer("el");
+    a.policy.mode = EndpointLearning::Immediate;
+    a.learning_given = true;
+    run(&calls, &a, &sdp_from("192.0.2.20", 6000, &[]));
+    assert_eq!(mode(), Some(EndpointLearning::Immediate));
+}

@@ -138,10 +138,9 @@ fn options(
     } else {
         None
     };
-    let mode = req
-        .str("endpoint-learning")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(default_learning);
+    let given: Option<crate::relay::learning::EndpointLearning> =
+        req.str("endpoint-learning").and_then(|m| m.parse().ok());
+    let mode = given.unwrap_or(default_learning);
     let policy = Policy {
         mode,
         strict: req.flag("strict-source"),
@@ -173,6 +172,7 @@ fn options(
         policy,
         tos,
         tos_keep,
+        learning_given: given.is_some(),
         label: req
             .nonempty("label")
             .or_else(|| req.nonempty("from-label"))

@@ -104,7 +104,7 @@ fn extend_seq(last: u32, seq: u16) -> u32 {
     let rolled = seq < low && low - seq > 0x8000;
     let back = seq > low && seq - low > 0x8000 && cycles > 0;
     match (rolled, back) {
-        (true, _) => (cycles + 0x1_0000) | u32::from(seq),
+        (true, _) => cycles.wrapping_add(0x1_0000) | u32::from(seq),
         // A late packet from before the last roll-over: keep the newer one.
         (_, true) => last,
         _ if seq < low => last,

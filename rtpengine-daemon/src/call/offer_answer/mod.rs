@@ -99,6 +99,8 @@ pub struct OfferAnswer {
     pub tos: Option<u8>,
     /// `TOS` was negative: keep the call's TOS as it is.
     pub tos_keep: bool,
+    /// `endpoint-learning` was given (an answer's then replaces the offer's).
+    pub learning_given: bool,
     /// `label`.
     pub label: Option<String>,
     /// `original sendrecv`.
@@ -156,6 +158,7 @@ impl OfferAnswer {
             },
             tos: None,
             tos_keep: false,
+            learning_given: false,
             label: None,
             original_sendrecv: false,
             no_rtcp_attr: false,
@@ -305,7 +308,11 @@ impl OfferAnswer {
         // An answer adds its source flags to the offer's; it does not clear them.
         let policy = match (self.side, call.policy) {
             (Side::Answer, Some(offer)) => Policy {
-                mode: offer.mode,
+                // The offer's mode, unless the answer names one.
+                mode: match self.learning_given {
+                    true => self.policy.mode,
+                    false => offer.mode,
+                },
                 strict: offer.strict || self.policy.strict,
                 handover: offer.handover || self.policy.handover,
                 asymmetric: offer.asymmetric || self.policy.asymmetric,
