@@ -326,3 +326,35 @@ fn legacy_selectors_and_spellings() {
         .and_then(|e| e.get("address"));
     assert_eq!(adv, Some(&Value::str("198.51.100.6")), "{q:?}");
 }
+
+/// Master: `a=extmap` lines with an ID RFC 8285 does not allow (0, 15, 256
+/// and above, not a number) are dropped; valid ones, with a direction too,
+/// and `a=extmap-allow-mixed` pass. (10.5 passes them all.)
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn invalid_extmap_ids_are_dropped() {
+    let rig = Rig::new("sdpextmap", &[]);
+    let out = rig.offer(
+        "ex",
+        "a",
+        &audio(
+            "198.51.100.1",
+            "a=extmap-allow-mixed\na=extmap:0 urn:zero\na=extmap:15 urn:fifteen\na=extmap:16 urn:sixteen\n\
+             a=extmap:256 urn:big\na=extmap:x urn:garbage\na=extmap:3/sendonly urn:ok\na=sendrecv",
+        ),
+        vec![],
+    );
+    let extmaps: Vec<&str> = out
+        .split("\r\n")
+        .filter(|l| l.starts_with("a=extmap"))
+        .collect();
+    assert_eq!(
+        extmaps,
+        [
+            "a=extmap:16 urn:sixteen",
+            "a=extmap:3/sendonly urn:ok",
+            "a=extmap-allow-mixed"
+        ],
+        "{out}"
+    );
+}

@@ -91,6 +91,11 @@ impl OfferAnswer {
     ) -> Session {
         let o = &self.sdp;
         let mut out = sdp.clone();
+        // RFC 8285 IDs: 1-14 and 16-255; master drops other a=extmap lines.
+        out.attributes.retain(valid_extmap);
+        for m in &mut out.media {
+            m.attributes.retain(valid_extmap);
+        }
         if let Some(id) = &o.loop_protect {
             // First among the session attributes, as upstream writes it.
             out.attributes.insert(
@@ -247,6 +252,22 @@ fn placeholder(pm: &crate::call::PartyMedia) -> Media {
         bandwidth: Vec::new(),
         attributes: Vec::new(),
     }
+}
+
+/// Whether an attribute is not an `a=extmap` with an invalid ID (0, 15,
+/// 256 and above, or not a number), as master's parser decides.
+fn valid_extmap(a: &crate::sdp::Attribute) -> bool {
+    if a.name != "extmap" {
+        return true;
+    }
+    let digits: String = a
+        .value
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    matches!(digits.parse::<u32>(), Ok(1..=14 | 16..=255))
 }
 
 /// The IDs of `m`'s extensions named in `strip` or `mask` (or all), and the
