@@ -165,25 +165,33 @@ impl Call {
                     .and_then(|q| q.medias.get(i));
                 // The peer's protocol: its own SDP's once it sent one, else
                 // what it was offered.
-                let strip_fb = m.protocol.ends_with("AVPF")
+                // Plain RTCP only: SRTCP (SAVPF) passes through encrypted
+                // and must not be touched.
+                let strip_fb = m.protocol == "RTP/AVPF"
                     && peer.is_some_and(|q| {
                         let n = &q.negotiated;
                         !n.rtcp_fb
-                            && n.protocol_own
-                                .as_deref()
-                                .or(n.protocol_sent.as_deref())
-                                .is_some_and(|s| s.starts_with("RTP/") && !s.ends_with("AVPF"))
+                            && n.protocol_own.as_deref().or(n.protocol_sent.as_deref())
+                                == Some("RTP/AVP")
                     });
+                // SRTP passes through encrypted and authenticated: nothing
+                // that rewrites payload or header may touch it (silence,
+                // header extensions, the echo's new SSRC).
+                let encrypted = m.protocol.contains("SAVP");
                 let filter = Filter {
                     drop_all: c.drop_all,
                     block_media: c.block_media,
                     block_dtmf: c.block_dtmf,
-                    silence: c.silence,
+                    silence: c.silence && !encrypted,
+                    encrypted,
                     pts: payload_types(&[&m.negotiated.codecs_own, &m.negotiated.codecs_sent]),
                     echo: p.echo,
                     strip_rtcp_fb: false,
                     loop_check: m.loop_check,
-                    strip_ext: ext_ids(&m.negotiated.ext_strip_ids),
+                    strip_ext: match encrypted {
+                        true => ExtIds::default(),
+                        false => ext_ids(&m.negotiated.ext_strip_ids),
+                    },
                 };
                 for s in sockets.all() {
                     let carries_rtcp = s.is_rtcp || m.mux;

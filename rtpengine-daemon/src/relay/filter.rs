@@ -76,6 +76,8 @@ pub struct Filter {
     pub pts: PayloadTypes,
     /// `media echo`.
     pub echo: Echo,
+    /// The stream is SRTP (passed through): echoed packets keep their SSRC.
+    pub encrypted: bool,
     /// Remove RTCP feedback (RTPFB, PSFB) from compound RTCP: the peer was
     /// given RTP/AVP and announced no `a=rtcp-fb` (upstream's AVPF → AVP
     /// filter).
@@ -155,7 +157,8 @@ impl Filter {
                     true => 4,
                     false => 8,
                 };
-                return Action::Reflect((pkt.len() >= at + 4 && pkt[0] >> 6 == 2).then_some(at));
+                let rewrite = !self.encrypted && pkt.len() >= at + 4 && pkt[0] >> 6 == 2;
+                return Action::Reflect(rewrite.then_some(at));
             }
         }
         if rtcp {
@@ -378,6 +381,7 @@ mod tests {
             silence,
             pts,
             echo: Echo::Off,
+            encrypted: false,
             strip_rtcp_fb: false,
             loop_check: false,
             strip_ext: ExtIds::default(),
@@ -423,6 +427,12 @@ mod tests {
         assert_eq!(f.decide(&audio, false), Action::Reflect(Some(8)));
         assert_eq!(f.decide(&sr, true), Action::Reflect(Some(4)));
         assert_eq!(f.decide(&[0x40; 20], false), Action::Reflect(None));
+        // SRTP keeps its SSRC (it is authenticated).
+        let f = Filter {
+            encrypted: true,
+            ..f
+        };
+        assert_eq!(f.decide(&audio, false), Action::Reflect(None));
         let f = Filter {
             echo: Echo::Blackhole,
             ..Filter::default()
