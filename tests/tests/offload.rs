@@ -479,9 +479,11 @@ fn two_daemons_on_tables_0_and_1() {
     );
 }
 
-/// A caller behind NAT: it announces one port and sends from another. The
-/// callee's rule must point at the caller's learned address, never at the
-/// unconfirmed SDP one, even when the callee is confirmed first.
+/// A caller behind NAT: it announces one port and sends from another. As
+/// upstream, the callee's stream goes to the kernel once the callee is
+/// confirmed, towards the caller's known address (its SDP one until it has
+/// sent: where userspace would send too); the caller's first packet moves
+/// the rule to its learned address.
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn nat_caller_gets_media_at_its_learned_address() {
@@ -495,16 +497,14 @@ fn nat_caller_gets_media_at_its_learned_address() {
     b.send_to(&rtp(8, 1, 0, 0x2222, 1), to_b).unwrap();
     expect_silence(&a);
     let d = t.dump_table(0);
-    assert!(
-        !d.contains("-> 10.1.0.2:5000"),
-        "rule to an unconfirmed address:\n{d}"
-    );
+    assert!(d.contains("-> 10.1.0.2:5000"), "{d}");
     // The caller's first packet confirms 10.1.0.2:5050; from then on both
     // directions use it, in the kernel.
     exchange(&a, &b, to_a, to_b, 10, 10);
     let d = t.dump_table(0);
     assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
     assert!(d.contains("-> 10.1.0.2:5050"), "{d}");
+    assert!(!d.contains("-> 10.1.0.2:5000"), "{d}");
     assert!(wait_until(Duration::from_secs(3), || stat(
         &p,
         "relayedpackets_kernel"
@@ -550,4 +550,45 @@ fn blocked_media_leaves_the_kernel_and_comes_back() {
     exchange(&a, &b, to_a, to_b, 2, 20);
     let d = dump_table(&p.pin_dir, 0);
     assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+}
+
+/// One-way media (the callee never sends: an announcement, music on hold)
+/// goes to the kernel once the caller is confirmed, towards the callee's
+/// SDP address, as upstream does; when the callee then sends from another
+/// address (NAT), the caller's rule follows it.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn one_way_media_is_offloaded_and_follows_a_learned_sink() {
+    let t = Topology::new("oow");
+    let p = start_proxy(&t, &[]).unwrap();
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "ow", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    // The first packet confirms the caller (exact SDP match) and installs
+    // the rule; the rest is forwarded by the kernel.
+    for i in 0..20u16 {
+        let p = rtp(8, i, 160 * u32::from(i), 0x1111, i as u8);
+        a.send_to(&p, to_a).unwrap();
+        expect_packet(&b, to_b, &p);
+    }
+    let d = dump_table(&p.pin_dir, 0);
+    assert!(d.contains("kernel table 0: 1 flow(s)"), "{d}");
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(&p, "relayedpackets_kernel")
+            == 19),
+        "kernel counted {}",
+        stat(&p, "relayedpackets_kernel")
+    );
+    // The callee answers from another port (NAT): once learned, the
+    // caller's packets go there, still in the kernel.
+    let b2 = t.callee.bind_udp("10.2.0.2:6100");
+    let q = rtp(8, 1, 160, 0x2222, 1);
+    b2.send_to(&q, to_b).unwrap();
+    expect_packet(&a, to_a, &q);
+    let p2 = rtp(8, 30, 4800, 0x1111, 30);
+    a.send_to(&p2, to_a).unwrap();
+    expect_packet(&b2, to_b, &p2);
+    let d = dump_table(&p.pin_dir, 0);
+    assert!(d.contains("10.2.0.2:6100"), "{d}");
 }

@@ -255,6 +255,7 @@ impl MediaSocket {
             let mut st = self.state();
             let st = &mut *st;
             let before = (st.endpoint.learned, st.endpoint.confirmed);
+            let dest_before = st.endpoint.destination(&st.policy);
             // RTCP on the RTP port of a party that does not mux teaches
             // nothing about where its RTP comes from (upstream #697).
             let stray_rtcp = !self.is_rtcp && !st.muxed && is_rtcp(pkt);
@@ -272,12 +273,14 @@ impl MediaSocket {
                 return;
             }
             st.endpoint.heard = true;
-            // The sockets sending to this party care when its address becomes
-            // final (they may offload now) or moves (media handover: their
-            // rules are stale).
+            // The sockets sending to this party care when where it receives
+            // changes (a learned or first-heard address: their kernel rules
+            // follow), when it becomes final, or when it moves (media
+            // handover: their rules are stale).
             let confirmed_now = !before.1 && st.endpoint.confirmed;
             let moved = before.1 && st.endpoint.learned != before.0;
-            let peers = (confirmed_now || moved)
+            let dest_changed = st.endpoint.destination(&st.policy) != dest_before;
+            let peers = (confirmed_now || moved || dest_changed)
                 .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
             // RTCP arriving on the RTP port of a party that does not mux
             // (unannounced) goes to the peer's RTCP port all the same, as
@@ -343,12 +346,15 @@ impl MediaSocket {
                 None => return,
             },
         };
-        let (dst, dst_final, tos) = target.destination();
+        let (dst, tos) = target.destination();
         let Some(dst) = dst else { return };
         // Install the kernel rule before sending: once the peer has this
         // packet it may answer at once, and its reply should already find
-        // the rule in place.
-        if self.offload.is_some() && dst_final {
+        // the rule in place. As upstream, a stream goes to the kernel once
+        // its source is confirmed and its sink's address is known (from SDP
+        // or learned, not necessarily confirmed): one-way media too; a sink
+        // learned later updates the rule (see `dest_changed`).
+        if self.offload.is_some() {
             self.offload_to(target.local, dst, tos);
         }
         match crate::net::send_to(target.sock.as_raw_fd(), pkt, dst) {
@@ -360,7 +366,7 @@ impl MediaSocket {
     /// `media echo`: sends `pkt` back to this socket's own party, with the
     /// SSRC at `ssrc_at` changed.
     fn reflect(&self, pkt: &[u8], ssrc_at: Option<usize>, now_ms: u64) {
-        let (dst, _, _) = self.destination();
+        let (dst, _) = self.destination();
         let Some(dst) = dst else { return };
         let mut out = pkt.to_vec();
         if let Some(at) = ssrc_at {
@@ -373,17 +379,17 @@ impl MediaSocket {
         }
     }
 
-    /// Where packets to this socket's party go, whether that address is
-    /// final (confirmed, or nothing is learned), and the TOS to send with.
-    fn destination(&self) -> (Option<SocketAddr>, bool, Option<u8>) {
+    /// Where packets to this socket's party go (learned, else announced;
+    /// none before it was heard with `NAT-wait`), and the TOS to send with.
+    fn destination(&self) -> (Option<SocketAddr>, Option<u8>) {
         let st = self.state();
-        let fixed = st.endpoint.confirmed || fixed_destination(&st.policy);
-        (st.endpoint.destination(&st.policy), fixed, st.tos)
+        (st.endpoint.destination(&st.policy), st.tos)
     }
 
-    /// Offloads this socket if its path is ready (called when the party it
-    /// sends to becomes final, so the first reply need not wait for another
-    /// packet through userspace).
+    /// Offloads this socket if its path is ready (called when where the
+    /// party it sends to receives changed or became final, so the rule
+    /// follows and the first reply need not wait for another packet
+    /// through userspace).
     fn try_offload(&self) {
         let target = {
             let st = self.state();
@@ -395,7 +401,7 @@ impl MediaSocket {
             t.upgrade()
         };
         let Some(target) = target else { return };
-        if let (Some(dst), true, tos) = target.destination() {
+        if let (Some(dst), tos) = target.destination() {
             self.offload_to(target.local, dst, tos);
         }
     }
@@ -579,10 +585,4 @@ impl Drop for MediaSocket {
             offload.remove(self.local);
         }
     }
-}
-
-/// Whether a stream sends to the SDP address no matter what arrives
-/// (nothing is learned, so that address is final at once).
-fn fixed_destination(policy: &Policy) -> bool {
-    policy.asymmetric || policy.mode == EndpointLearning::Off
 }
