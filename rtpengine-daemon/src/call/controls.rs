@@ -102,32 +102,33 @@ pub struct ControlRequest<'a> {
     pub set_label: Option<&'a str>,
 }
 
-/// Why a control request failed (upstream's texts).
+/// Why a control request failed. The text upstream answers each with on
+/// the wire is mapped in one table at the ng edge (`commands::error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// No such call.
-    #[error("Unknown call-ID")]
+    #[error("unknown call")]
     UnknownCall,
     /// `from-tag` names no party.
-    #[error("From-tag given, but no such tag exists")]
+    #[error("no party with that from-tag")]
     NoTag,
     /// `label` names no party.
-    #[error("No monologue matching the given label")]
+    #[error("no party with that label")]
     NoLabel,
     /// `address` matches no party.
-    #[error("Failed to match address to any tag")]
+    #[error("no party with that media address")]
     NoAddress,
     /// `to-tag` names no party.
-    #[error("Media flow not found (to-tag not found)")]
+    #[error("no party with that to-tag")]
     NoToTag,
     /// `to-label` names no party.
-    #[error("Media flow not found (to-label not found)")]
+    #[error("no party with that to-label")]
     NoToLabel,
     /// The receiver is not in dialogue with the party.
-    #[error("Media flow not found (to-tag not subscribed)")]
+    #[error("no media flow between the two parties")]
     NotSubscribed,
     /// `all=…` but the party sends nowhere.
-    #[error("No eligible media subscriptions found")]
+    #[error("the party has no media flow")]
     NoFlows,
 }
 

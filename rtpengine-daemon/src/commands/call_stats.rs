@@ -59,7 +59,7 @@ fn ssrc_list(entries: &[SsrcStats]) -> Value {
 fn media_ssrcs(m: &crate::call::PartyMedia) -> Vec<SsrcStats> {
     m.sockets
         .as_ref()
-        .map(|s| s.rtp.info().ssrcs)
+        .map(|s| s.rtp.ssrcs())
         .unwrap_or_default()
 }
 

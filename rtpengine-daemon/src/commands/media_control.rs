@@ -3,27 +3,12 @@
 //! [`ControlRequest`] for the call model (see `call::controls` for what
 //! they select).
 
-use super::error::NO_CALL_ID;
-use crate::call::controls::{Control, ControlError, ControlRequest, Flows, Selector};
+use super::error::{BAD_ADDRESS, NO_CALL_ID};
+use crate::call::controls::{Control, ControlRequest, Flows, Selector};
 use crate::call::Calls;
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
 use crate::ng::value::Dict;
-
-impl From<ControlError> for NgError {
-    fn from(e: ControlError) -> NgError {
-        NgError::Other(match e {
-            ControlError::UnknownCall => "Unknown call-ID",
-            ControlError::NoTag => "From-tag given, but no such tag exists",
-            ControlError::NoLabel => "No monologue matching the given label",
-            ControlError::NoAddress => "Failed to match address to any tag",
-            ControlError::NoToTag => "Media flow not found (to-tag not found)",
-            ControlError::NoToLabel => "Media flow not found (to-label not found)",
-            ControlError::NotSubscribed => "Media flow not found (to-tag not subscribed)",
-            ControlError::NoFlows => "No eligible media subscriptions found",
-        })
-    }
-}
 
 /// Runs one of the six commands.
 pub(super) fn run(calls: &Calls, req: &Request, which: Control, on: bool) -> Result<Dict, NgError> {
@@ -39,9 +24,7 @@ pub(super) fn run(calls: &Calls, req: &Request, which: Control, on: bool) -> Res
     } else if let Some(l) = req.nonempty("label") {
         Some(Selector::Label(l))
     } else if let Some(a) = req.nonempty("address") {
-        Some(Selector::Address(a.parse().map_err(|_| {
-            NgError::Other("Failed to parse network address")
-        })?))
+        Some(Selector::Address(a.parse().map_err(|_| BAD_ADDRESS)?))
     } else {
         req.nonempty("from-tag")
             .filter(|_| from_tag_counts)

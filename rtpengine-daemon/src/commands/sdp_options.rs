@@ -4,6 +4,7 @@
 //! `sdp-attr-add-audio-ptime:20`) and `rtpp-flags` form, read into one
 //! [`SdpOptions`].
 
+use super::error::{TOO_MANY_CODECS, WRONG_TYPE};
 use crate::call::offer_answer::{SdpOptions, SWITCHABLE};
 use crate::call::Side;
 use crate::ng::frame::NgError;
@@ -11,34 +12,6 @@ use crate::ng::request::Request;
 use crate::ng::value::Value;
 use crate::sdp::attr_ops::{AttrCommand, AttrOpError, AttrOps, MEDIA_TYPES};
 use crate::sdp::codecs::{self, CodecOps, MAX_CODEC_NAMES};
-
-/// Upstream's error strings for a malformed `sdp-attr`.
-const WRONG_TYPE: NgError = NgError::Other("wrong type used");
-const TOO_MANY_CODECS: NgError = NgError::Other("too many codecs listed");
-
-impl From<AttrOpError> for NgError {
-    fn from(e: AttrOpError) -> NgError {
-        NgError::Other(match e {
-            AttrOpError::Scope(_) => "unsupported sdp section",
-            AttrOpError::Command(_) => "unknown manipulation command",
-            AttrOpError::Substitute(_) => "invalid token given",
-            AttrOpError::Value(_) => "invalid sdp-attr value",
-            AttrOpError::TooMany => "too many sdp-attr operations",
-        })
-    }
-}
-
-/// The strings of a list value (a single string counts as a list of one).
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::List(l) => l
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        other => other.as_str().map(str::to_owned).into_iter().collect(),
-    }
-}
 
 /// A sub-key of a dictionary value, matched in canonical form.
 fn sub<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -92,8 +65,8 @@ pub(super) fn sdp_options(req: &Request, side: Side) -> Result<SdpOptions, NgErr
         None => {}
     }
     if let Some(e) = req.get("extmap") {
-        o.extmap_strip = sub(e, "strip").map(strings).unwrap_or_default();
-        o.extmap_mask = sub(e, "mask").map(strings).unwrap_or_default();
+        o.extmap_strip = sub(e, "strip").map(Value::strings).unwrap_or_default();
+        o.extmap_mask = sub(e, "mask").map(Value::strings).unwrap_or_default();
     }
     if req.flag("strip-extmap") {
         o.extmap_strip.push("all".to_owned());
@@ -108,7 +81,7 @@ fn codec_ops(req: &Request) -> Result<CodecOps, NgError> {
         let mut out = Vec::new();
         for key in keys {
             if let Some(v) = dict.and_then(|d| sub(d, key)) {
-                out.extend(codecs::names(strings(v)));
+                out.extend(codecs::names(v.strings()));
             }
             let prefix = format!("codec-{key}-");
             out.extend(codecs::names(req.prefixed(&prefix).map(str::to_owned)));

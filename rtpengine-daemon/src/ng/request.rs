@@ -266,15 +266,7 @@ impl Request {
     /// A list parameter's strings as given (a single string counts as a
     /// one-element list), for values that are names, not keywords.
     pub fn strings(&self, key: &str) -> Vec<String> {
-        match self.get(key) {
-            Some(Value::List(l)) => l
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            Some(v) => v.as_str().map(str::to_owned).into_iter().collect(),
-            None => Vec::new(),
-        }
+        self.get(key).map(Value::strings).unwrap_or_default()
     }
 
     /// Whether a flag was given.

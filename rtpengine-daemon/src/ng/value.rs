@@ -84,6 +84,19 @@ impl Value {
         self.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
     }
 
+    /// The UTF-8 strings of a list value (a single string counts as a list
+    /// of one; other items are skipped).
+    pub fn strings(&self) -> Vec<String> {
+        match self {
+            Value::List(l) => l
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            other => other.as_str().map(str::to_owned).into_iter().collect(),
+        }
+    }
+
     /// Convenience constructor for a string value.
     pub fn str(s: impl AsRef<str>) -> Value {
         Value::Bytes(s.as_ref().as_bytes().to_vec())

@@ -14,23 +14,43 @@ const PCMU_SILENCE: u8 = 0xff;
 const PCMA_SILENCE: u8 = 0xd5;
 const G722_SILENCE: u8 = 0xfa;
 
-/// A set of RTP payload types (0–127).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PtSet(u128);
+/// A set of small numbers below `128 * N` (payload types, header
+/// extension IDs), one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitSet<const N: usize>([u128; N]);
 
-impl PtSet {
-    /// Adds payload type `pt` (ignored above 127).
-    pub fn insert(&mut self, pt: u8) {
-        if pt < 128 {
-            self.0 |= 1 << pt;
+impl<const N: usize> Default for BitSet<N> {
+    fn default() -> Self {
+        BitSet([0; N])
+    }
+}
+
+impl<const N: usize> BitSet<N> {
+    /// Adds `v` (ignored when out of range).
+    pub fn insert(&mut self, v: u8) {
+        if let Some(w) = self.0.get_mut(usize::from(v >> 7)) {
+            *w |= 1 << (v & 0x7f);
         }
     }
 
-    /// Whether `pt` is in the set.
-    pub fn contains(self, pt: u8) -> bool {
-        pt < 128 && self.0 & (1 << pt) != 0
+    /// Whether `v` is in the set.
+    pub fn contains(self, v: u8) -> bool {
+        self.0
+            .get(usize::from(v >> 7))
+            .is_some_and(|w| w & (1 << (v & 0x7f)) != 0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0.iter().all(|w| *w == 0)
     }
 }
+
+/// RTP payload types (0–127).
+pub type PtSet = BitSet<1>;
+
+/// RTP header extension IDs (1–255).
+pub type ExtIds = BitSet<2>;
 
 /// The payload types a party uses, by what the filters need to know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,27 +108,6 @@ pub struct Filter {
     /// RTP header extension IDs (the party's numbering) removed before
     /// forwarding: `extmap` strip/mask.
     pub strip_ext: ExtIds,
-}
-
-/// A set of RTP header extension IDs (1–255).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExtIds([u128; 2]);
-
-impl ExtIds {
-    /// Adds `id`.
-    pub fn insert(&mut self, id: u8) {
-        self.0[usize::from(id >> 7)] |= 1 << (id & 0x7f);
-    }
-
-    /// Whether `id` is in the set.
-    pub fn contains(self, id: u8) -> bool {
-        self.0[usize::from(id >> 7)] & (1 << (id & 0x7f)) != 0
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == [0, 0]
-    }
 }
 
 /// What to do with one packet.

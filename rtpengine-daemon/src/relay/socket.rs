@@ -549,6 +549,11 @@ impl MediaSocket {
         }
     }
 
+    /// Per-SSRC counters of the RTP received, in the order first seen.
+    pub fn ssrcs(&self) -> Vec<SsrcStats> {
+        self.state().ssrcs.entries()
+    }
+
     /// Whether an offload backend exists at all.
     pub fn kernel_capable(&self) -> bool {
         self.offload.is_some()

@@ -106,16 +106,24 @@ impl OfferAnswer {
             media_out[i].address = local.unwrap_or(media_out[i].address);
         }
         // Sections `sdp-media-remove` left out of this party's SDP.
-        let removed: Vec<bool> = (0..sdp.media.len())
-            .map(|i| call.parties[rcv].medias[i].negotiated.removed && self.side == Side::Offer)
-            .collect();
-        let sdp = if removed.contains(&true) {
-            let mut kept = sdp.clone();
-            let mut i = 0;
-            kept.media.retain(|_| (!removed[i], i += 1).0);
-            let mut i = 0;
-            media_out.retain(|_| (!removed[i], i += 1).0);
-            std::borrow::Cow::Owned(kept)
+        let kept =
+            |i: usize| self.side != Side::Offer || !call.parties[rcv].medias[i].negotiated.removed;
+        let sdp = if !(0..sdp.media.len()).all(kept) {
+            let mut narrowed = sdp.clone();
+            narrowed.media = sdp
+                .media
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| kept(*i))
+                .map(|(_, m)| m.clone())
+                .collect();
+            media_out = media_out
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| kept(*i))
+                .map(|(_, m)| m)
+                .collect();
+            std::borrow::Cow::Owned(narrowed)
         } else {
             std::borrow::Cow::Borrowed(sdp)
         };
