@@ -21,6 +21,12 @@
 //! increments done concurrently by the dataplane. Per-table totals live in a
 //! 64-entry per-CPU array, [`TABLE_STATS_MAP`], indexed by table id.
 //!
+//! Each table holds a lease in [`TABLE_LEASE_MAP`] (a 64-entry array): the
+//! owning daemon renews it every fraction of a second, and the dataplane
+//! forwards a table's flows only while it is current. A daemon that dies
+//! (SIGKILL, crash, a frozen control runtime) thus stops forwarding within
+//! the lease, instead of relaying its old calls forever.
+//!
 //! Addresses and ports are network-order byte arrays everywhere, exactly as they
 //! appear in packets, so neither side ever converts byte order.
 #![no_std]
@@ -37,7 +43,7 @@ pub const MAX_TABLES: u32 = 64;
 
 /// Version of the pinned map layout. Bump it whenever a shared type changes, so a
 /// daemon never reuses maps pinned by an incompatible build (aya does not check).
-pub const MAP_LAYOUT_VERSION: u32 = 1;
+pub const MAP_LAYOUT_VERSION: u32 = 2;
 
 /// Capacity of [`FLOWS_MAP`] and [`FLOW_STATS_MAP`], shared by all tables
 /// (a call usually needs four entries: RTP and RTCP in each direction).
@@ -49,6 +55,8 @@ pub const FLOWS_MAP: &str = "FLOWS";
 pub const FLOW_STATS_MAP: &str = "FLOW_STATS";
 /// Name of the per-table counters map (`PerCpuArray<TableStats>`, [`MAX_TABLES`] entries).
 pub const TABLE_STATS_MAP: &str = "TABLE_STATS";
+/// Name of the per-table lease map (`Array<TableLease>`, [`MAX_TABLES`] entries).
+pub const TABLE_LEASE_MAP: &str = "TABLE_LEASE";
 /// Name of the XDP program in the object file.
 pub const XDP_PROGRAM: &str = "rtpengine_xdp";
 
@@ -227,6 +235,19 @@ pub struct TableStats {
     /// Packets of offloaded flows handed to userspace because the kernel could not
     /// forward them (no neighbour entry yet, forwarding disabled, MTU, …).
     pub fallback: u64,
+    /// Packets of the table's flows handed to the stack because its lease had
+    /// expired (the owning daemon stopped renewing it).
+    pub expired: u64,
+}
+
+/// Value of [`TABLE_LEASE_MAP`]: until when a table's flows may be forwarded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct TableLease {
+    /// CLOCK_MONOTONIC nanoseconds after which the dataplane stops forwarding
+    /// the table's flows (compared with `bpf_ktime_get_coarse_ns()`); 0 =
+    /// never renewed (expired), `u64::MAX` = never expires.
+    pub expires_ns: u64,
 }
 
 #[cfg(feature = "user")]
@@ -241,6 +262,8 @@ mod pod {
     unsafe impl aya::Pod for super::FlowStats {}
     // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::TableStats {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
+    unsafe impl aya::Pod for super::TableLease {}
 }
 
 #[cfg(test)]
@@ -254,7 +277,8 @@ mod tests {
         assert_eq!(size_of::<Endpoint>(), 20);
         assert_eq!(size_of::<FlowTarget>(), 72);
         assert_eq!(size_of::<FlowStats>(), 32);
-        assert_eq!(size_of::<TableStats>(), 32);
+        assert_eq!(size_of::<TableStats>(), 40);
+        assert_eq!(size_of::<TableLease>(), 8);
     }
 
     #[test]

@@ -138,6 +138,9 @@ async fn serve(
         }
     }
     let kernel = open_kernel(cfg, &interfaces)?;
+    if let Some(k) = &kernel {
+        tokio::spawn(rtpengine::kernel::keep_renewing(Arc::clone(k)));
+    }
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
     let calls = Arc::new(Calls::new(
         interfaces,
@@ -252,6 +255,7 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
         devices: devices.clone(),
         mode: cfg.xdp_mode,
         pin_dir: cfg.bpf_pin_dir.clone(),
+        lease: cfg.kernel_lease(),
     };
     match Kernel::open_with(&kcfg) {
         Ok(k) => {

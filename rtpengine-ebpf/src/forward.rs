@@ -2,7 +2,8 @@
 //!
 //! Order of operations for a packet to a known local endpoint:
 //! 1. sanity (no IP options, no fragments, lengths consistent) else `XDP_PASS`;
-//! 2. STUN / DTLS payload → `XDP_PASS` (userspace handles ICE and handshakes);
+//! 2. the owning table's lease has expired (its daemon is gone) → `XDP_PASS`;
+//!    STUN / DTLS payload → `XDP_PASS` (userspace handles ICE and handshakes);
 //! 3. source check per the target's flags (drop + error, or pass);
 //! 4. `bpf_fib_lookup` with the **rewritten** addresses, before touching the
 //!    packet, so every `XDP_PASS` hands the stack the original packet;
@@ -27,7 +28,7 @@ use rtpengine_common::{classify, csum, FlowKey, FlowStats, FlowTarget, FAMILY_V4
 
 use rtpengine_ebpf::ptr_at;
 
-use crate::{FLOWS, FLOW_STATS, TABLE_STATS};
+use crate::{FLOWS, FLOW_STATS, TABLE_LEASE, TABLE_STATS};
 
 const ETH_LEN: usize = EthHdr::LEN;
 const AF_INET: u8 = 2;
@@ -83,7 +84,7 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     // SAFETY: a map value pointer from a successful lookup; hash values stay
     // valid for the whole program run (RCU), even if userspace replaces them.
     let t: &FlowTarget = unsafe { &*tp };
-    if t.family != FAMILY_V4 {
+    if t.family != FAMILY_V4 || lease_expired(t.table) {
         return PASS;
     }
     let payload_len = udp_len - UdpHdr::LEN;
@@ -209,7 +210,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     };
     // SAFETY: a map value pointer from a successful lookup (valid for the run).
     let t: &FlowTarget = unsafe { &*tp };
-    if t.family != FAMILY_V6 {
+    if t.family != FAMILY_V6 || lease_expired(t.table) {
         return PASS;
     }
     let data_len = udp_len - UdpHdr::LEN;
@@ -283,6 +284,26 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     }
     count_forward(&key, t.table, data_len as u64);
     transmit(ctx, fib.ifindex)
+}
+
+/// Whether `table`'s lease has run out: its daemon stopped renewing it (killed,
+/// crashed, frozen), so its flows go to the stack, which has no socket for
+/// them any more (or a restarted daemon's). Counted per table.
+#[inline(always)]
+fn lease_expired(table: u32) -> bool {
+    let Some(lease) = TABLE_LEASE.get(table) else {
+        return true;
+    };
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if now <= lease.expires_ns {
+        return false;
+    }
+    if let Some(s) = TABLE_STATS.get_ptr_mut(table) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe { (*s).expired += 1 };
+    }
+    true
 }
 
 /// Whether the payload belongs to userspace (DTLS, STUN, RTCP with

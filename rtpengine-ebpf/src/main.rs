@@ -33,12 +33,14 @@ mod forward;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{HashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, PerCpuArray},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use network_types::eth::{EthHdr, EtherType};
-use rtpengine_common::{FlowKey, FlowStats, FlowTarget, TableStats, MAX_FLOWS, MAX_TABLES};
+use rtpengine_common::{
+    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, MAX_FLOWS, MAX_TABLES,
+};
 use rtpengine_ebpf::ptr_at;
 
 /// Flow table shared by all daemons: local endpoint → target (owner table inside).
@@ -52,6 +54,11 @@ static FLOW_STATS: HashMap<FlowKey, FlowStats, { MAX_FLOWS as usize }> = HashMap
 /// Per-table totals, one slot per table id, per CPU.
 #[btf_map]
 static TABLE_STATS: PerCpuArray<TableStats, { MAX_TABLES as usize }> = PerCpuArray::new();
+
+/// Per-table leases: a table's flows are forwarded only until its owner
+/// stops renewing them.
+#[btf_map]
+static TABLE_LEASE: Array<TableLease, { MAX_TABLES as usize }> = Array::new();
 
 /// Entry point attached to the interfaces that carry media addresses.
 #[xdp]

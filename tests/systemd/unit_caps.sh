@@ -103,8 +103,8 @@ eff=$(awk '/^CapEff/{print $2}' /proc/$P/status); amb=$(awk '/^CapAmb/{print $2}
 check "CapEff = CapAmb = CapBnd ($eff) and exactly {$CAPS}" \
   '[ "$eff" = "$amb" ] && [ "$eff" = "$bnd" ] && [ "$(capsh --decode=$eff | sed "s/.*=//" | tr , "\n" | sed s/cap_// | sort | tr "\n" " ")" = "$(echo $CAPS | tr " " "\n" | sort | tr "\n" " ")" ]'
 check "XDP on vt0, created by uid $TUID" 'ip -n "$NS" -d link show vt0 | grep -q "created_by_uid $TUID"'
-check "pins owned by $TUID"       '[ "$(stat -c %u /proc/$P/root/sys/fs/bpf/rtpengine/v1/FLOWS)" = "$TUID" ]'
-check "--dump-table reads them"   'nsenter --mount=/proc/$P/ns/mnt "$BIN" --config-file=none --dump-table=0 --bpf-pin-dir=/sys/fs/bpf/rtpengine/v1 | grep -q "kernel table 0: 0 flow(s)"'
+check "pins owned by $TUID"       '[ "$(stat -c %u /proc/$P/root/sys/fs/bpf/rtpengine/v2/FLOWS)" = "$TUID" ]'
+check "--dump-table reads them"   'nsenter --mount=/proc/$P/ns/mnt "$BIN" --config-file=none --dump-table=0 --bpf-pin-dir=/sys/fs/bpf/rtpengine/v2 | grep -q "kernel table 0: 0 flow(s)"'
 nof=$(awk '/^Max open files/{print $4"/"$5}' /proc/$P/limits)
 check "soft NOFILE raised to the hard limit ($nof), without CAP_SYS_RESOURCE" '[ "${nof%/*}" = "${nof#*/}" ]'
 stop pos
@@ -129,7 +129,7 @@ echo "## pin directory not prepared (bpffs 0700 root, nothing else)"
 start noprep "$CAPS" none
 stop noprep
 check "exits 1"                   '[ "$(cat "$WORK/noprep.rc")" = 1 ]'
-check "log: creating pin directory ... Permission denied" 'log noprep | grep -q "creating pin directory /sys/fs/bpf/rtpengine/v1: Permission denied"'
+check "log: creating pin directory ... Permission denied" 'log noprep | grep -q "creating pin directory /sys/fs/bpf/rtpengine/v2: Permission denied"'
 
 echo "## $fails failure(s)"
 [ "$fails" = 0 ]

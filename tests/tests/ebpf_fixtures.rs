@@ -225,8 +225,14 @@ impl Rig {
     }
 }
 
-/// Builds the namespace and runs `f` inside it with a loaded program.
+/// Builds the namespace and runs `f` inside it with a loaded program whose
+/// table never expires.
 fn with_rig(f: impl FnOnce(&Rig) + Send + 'static) {
+    with_rig_lease(None, f);
+}
+
+/// [`with_rig`] with the table's lease.
+fn with_rig_lease(lease: Option<std::time::Duration>, f: impl FnOnce(&Rig) + Send + 'static) {
     require_root();
     let ns = Netns::new("xdp").unwrap();
     for cmd in [
@@ -274,6 +280,7 @@ fn with_rig(f: impl FnOnce(&Rig) + Send + 'static) {
             devices: vec![],
             mode: XdpAttachMode::Auto,
             pin_dir,
+            lease,
         })
         .unwrap();
         let rig = Rig {
@@ -610,6 +617,34 @@ fn routing_outcomes() {
         let (action, out) = rig.run(&pkt);
         assert_eq!(action, XDP_PASS);
         assert_eq!(out, pkt);
+    });
+}
+
+/// A table whose daemon stopped renewing its lease is not forwarded: its
+/// packets go to the stack untouched (counted), and forwarding resumes as
+/// soon as the lease is renewed (a restart within the lease).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn an_expired_lease_hands_the_flows_to_the_stack() {
+    let lease = std::time::Duration::from_millis(200);
+    with_rig_lease(Some(lease), move |rig| {
+        rig.install(
+            "10.10.0.1:30000",
+            target("10.20.0.1:30002", "10.20.0.2:6000").build(),
+        );
+        let pkt = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&rtp_payload(1, 172));
+        rig.kernel.renew_lease().unwrap();
+        assert_eq!(rig.run(&pkt).0, XDP_REDIRECT, "within the lease");
+        std::thread::sleep(lease + std::time::Duration::from_millis(50));
+        let (action, out) = rig.run(&pkt);
+        assert_eq!(action, XDP_PASS, "after the lease");
+        assert_eq!(out, pkt, "an expired table's packet goes up untouched");
+        let t = rig.kernel.table_stats().unwrap();
+        assert_eq!((t.packets, t.expired), (1, 1));
+        assert_eq!(rig.stats("10.10.0.1:30000").packets, 1);
+        rig.kernel.renew_lease().unwrap();
+        assert_eq!(rig.run(&pkt).0, XDP_REDIRECT, "renewed");
+        assert_eq!(rig.kernel.table_stats().unwrap().packets, 2);
     });
 }
 

@@ -24,6 +24,7 @@ fn tables_are_isolated_and_flushed() {
         devices: vec![],
         mode: XdpAttachMode::Auto,
         pin_dir: pins.0.clone(),
+        lease: None,
     };
     let t1 = Kernel::open_with(&cfg(1)).unwrap();
     let t2 = Kernel::open_with(&cfg(2)).unwrap();
@@ -171,6 +172,7 @@ fn end_to_end(mode: XdpAttachMode) {
             devices: vec!["p0".into(), "p1".into()],
             mode,
             pin_dir,
+            lease: None,
         })
         .unwrap()
     });
@@ -309,6 +311,7 @@ fn open_in(ns: &Netns, n: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kern
             devices: vec!["p0".into(), "p1".into()],
             mode: XdpAttachMode::Generic,
             pin_dir,
+            lease: None,
         })
     })
 }
@@ -506,6 +509,7 @@ fn crash_child() {
             devices: vec!["p0".into(), "p1".into()],
             mode: XdpAttachMode::Generic,
             pin_dir: pin_dir.into(),
+            lease: None,
         })
         .unwrap();
         install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);

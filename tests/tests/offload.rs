@@ -17,6 +17,15 @@ struct Proxy {
 }
 
 fn start_proxy(t: &Topology, extra: &[&str]) -> anyhow::Result<Proxy> {
+    start_proxy_logged(t, extra, None)
+}
+
+/// [`start_proxy`], with the daemon's log appended to `log` when given.
+fn start_proxy_logged(
+    t: &Topology,
+    extra: &[&str],
+    log: Option<&std::path::Path>,
+) -> anyhow::Result<Proxy> {
     let pin_dir = t.pin_dir();
     let mut args = vec![
         "--table=0",
@@ -35,7 +44,11 @@ fn start_proxy(t: &Topology, extra: &[&str]) -> anyhow::Result<Proxy> {
     let pin_arg = format!("--bpf-pin-dir={pin_dir}");
     args.push(&pin_arg);
     args.extend(extra);
-    let daemon = Daemon::start_with(Some(&t.proxy.name), "127.0.0.1:2223".parse()?, &args)?;
+    let ng = "127.0.0.1:2223".parse()?;
+    let daemon = match log {
+        Some(log) => Daemon::start_logged(Some(&t.proxy.name), ng, &args, "", log)?,
+        None => Daemon::start_with(Some(&t.proxy.name), ng, &args)?,
+    };
     let ng = t
         .proxy
         .run(|| NgClient::new("127.0.0.1:2223".parse().unwrap()))?;
@@ -591,4 +604,151 @@ fn one_way_media_is_offloaded_and_follows_a_learned_sink() {
     expect_packet(&b2, to_b, &p2);
     let d = dump_table(&p.pin_dir, 0);
     assert!(d.contains("10.2.0.2:6100"), "{d}");
+}
+
+/// The table's lease: a frozen daemon (SIGSTOP, shorter than the lease)
+/// keeps its media flowing in the kernel; a killed one (SIGKILL) stops
+/// forwarding once the lease runs out, instead of relaying its old calls
+/// for ever.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_killed_daemon_stops_forwarding_within_its_lease() {
+    let t = Topology::new("olease");
+    let mut p = start_proxy(&t, &["--kernel-lease=2"]).unwrap();
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "ls", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    exchange(&a, &b, to_a, to_b, 1, 1);
+    assert!(dump_table(&p.pin_dir, 0).contains("kernel table 0: 2 flow(s)"));
+
+    // Frozen for 1.5 s (< the 2 s lease, renewed every 400 ms): every
+    // packet still crosses, so the kernel alone carried them.
+    p.daemon.signal(libc::SIGSTOP).unwrap();
+    let start = std::time::Instant::now();
+    let mut seq = 10;
+    while start.elapsed() < Duration::from_millis(1500) {
+        exchange(&a, &b, to_a, to_b, 1, seq);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.daemon.signal(libc::SIGCONT).unwrap();
+    assert!(seq > 40, "sent {seq} packets while frozen");
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Killed: forwarding goes on until the lease runs out, then stops.
+    p.daemon.signal(libc::SIGKILL).unwrap();
+    p.daemon.wait(Duration::from_secs(5)).unwrap();
+    let killed = std::time::Instant::now();
+    exchange(&a, &b, to_a, to_b, 1, 500);
+    let mut last_forwarded = killed;
+    b.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    while killed.elapsed() < Duration::from_secs(4) {
+        a.send_to(&rtp(8, seq, 0, 0x1111, 0), to_a).unwrap();
+        seq += 1;
+        if b.recv_from(&mut buf).is_ok() {
+            last_forwarded = std::time::Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let forwarded_for = last_forwarded - killed;
+    assert!(
+        forwarded_for < Duration::from_millis(2600),
+        "media still forwarded {forwarded_for:?} after SIGKILL with a 2 s lease"
+    );
+    assert!(
+        forwarded_for > Duration::from_millis(1000),
+        "forwarding stopped after {forwarded_for:?}, before the lease ran out"
+    );
+    // The stale flows stay until the table is opened again.
+    assert!(dump_table(&p.pin_dir, 0).contains("kernel table 0: 2 flow(s)"));
+}
+
+/// The shared flow map full: the stream that does not fit stays in
+/// userspace (its media still flows), the refusal is counted in
+/// `statistics` and `/metrics` and logged once, not per stream; when room
+/// comes back, new streams go to the kernel again (logged too).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_full_kernel_table_leaves_new_streams_in_userspace() {
+    use rtpengine::kernel::{
+        flow_key, FlowTargetBuilder, Kernel, KernelConfig, TableId, XdpAttachMode, MAX_FLOWS,
+    };
+    let t = Topology::new("ofull");
+    let log = std::env::temp_dir().join(format!("rtpe-full-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let p = start_proxy_logged(&t, &["--listen-http=127.0.0.1:2280"], Some(&log)).unwrap();
+    // Another table (this test, as a second daemon would) takes all but one
+    // entry of the map the tables share.
+    let pin_dir = p.pin_dir.clone();
+    let filler = t.proxy.run(move || {
+        let k = Kernel::open_with(&KernelConfig {
+            table: TableId::new(1).unwrap(),
+            devices: vec![],
+            mode: XdpAttachMode::Auto,
+            pin_dir: pin_dir.into(),
+            lease: None,
+        })
+        .unwrap();
+        let target = FlowTargetBuilder::new(sa("198.19.0.1", 1), sa("198.19.0.2", 2))
+            .unwrap()
+            .build();
+        for i in 0..MAX_FLOWS - 1 {
+            let local = sa(&format!("198.18.{}.{}", i >> 8, i & 0xff), 10000);
+            k.install(flow_key(local), target).unwrap();
+        }
+        k
+    });
+
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("10.2.0.2:6000");
+    let (pa, pb) = setup_call(&p, "f1", ("10.1.0.2", 5000), ("10.2.0.2", 6000), vec![]);
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("10.2.0.1", pb));
+    // The caller's stream takes the last entry; the callee's does not fit
+    // and stays in userspace, where its media still flows.
+    exchange(&a, &b, to_a, to_b, 20, 1);
+    assert!(stream_flags(&p, "f1", "ft").contains(&"kernelized".to_owned()));
+    assert!(!stream_flags(&p, "f1", "tt").contains(&"kernelized".to_owned()));
+    assert!(dump_table(&p.pin_dir, 0).contains("kernel table 0: 1 flow(s)"));
+    assert_eq!(stat(&p, "kernelrefusedstreams"), 1);
+
+    // A second call: both streams refused, still relayed.
+    let c = t.caller.bind_udp("10.1.0.2:5002");
+    let d = t.callee.bind_udp("10.2.0.2:6002");
+    let (pc, pd) = setup_call(&p, "f2", ("10.1.0.2", 5002), ("10.2.0.2", 6002), vec![]);
+    exchange(&c, &d, sa("10.1.0.1", pc), sa("10.2.0.1", pd), 10, 1);
+    assert_eq!(stat(&p, "kernelrefusedstreams"), 3);
+    let m = scrape(Some(&t.proxy.name), sa("127.0.0.1", 2280)).unwrap();
+    let full = [("table", "0"), ("reason", "full")];
+    assert_eq!(
+        m.value("rtpengine_kernel_refused_streams_total", &full),
+        3.0
+    );
+    assert_eq!(
+        m.value("rtpengine_mediastreams", &[("type", "userspace")]),
+        3.0
+    );
+
+    // Room again: the other table goes away; a new call is offloaded.
+    t.proxy.run(move || drop(filler));
+    let e = t.caller.bind_udp("10.1.0.2:5004");
+    let f = t.callee.bind_udp("10.2.0.2:6004");
+    let (pe, pf) = setup_call(&p, "f3", ("10.1.0.2", 5004), ("10.2.0.2", 6004), vec![]);
+    exchange(&e, &f, sa("10.1.0.1", pe), sa("10.2.0.1", pf), 2, 1);
+    assert!(stream_flags(&p, "f3", "tt").contains(&"kernelized".to_owned()));
+    assert_eq!(stat(&p, "kernelrefusedstreams"), 3);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("Kernel refused a media stream").count(),
+        1,
+        "logged once per episode:\n{text}"
+    );
+    assert!(text.contains("kernel flow table full"), "{text}");
+    assert!(
+        text.contains("Kernel accepts media streams again"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&log);
 }

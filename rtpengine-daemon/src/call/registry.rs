@@ -215,6 +215,10 @@ impl Calls {
     /// Everything `statistics` reports: the counters of ended calls plus
     /// the live ones.
     pub fn statistics(&self) -> StatsSnapshot {
-        self.stats.snapshot(&self.live())
+        let mut s = self.stats.snapshot(&self.live());
+        if let Some(o) = &self.offload {
+            s.kernel_refusals = o.refusals();
+        }
+        s
     }
 }

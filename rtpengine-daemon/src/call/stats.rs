@@ -171,6 +171,9 @@ pub struct StatsSnapshot {
     pub one_way_streams: u64,
     /// The live calls' media streams.
     pub streams: Streams,
+    /// Streams the kernel refused (table full, entry rejected): they stayed
+    /// in userspace.
+    pub kernel_refusals: crate::relay::offload::Refusals,
 }
 
 impl StatsSnapshot {
@@ -294,6 +297,7 @@ impl GlobalStats {
             zero_streams: self.zero_streams.load(Relaxed),
             one_way_streams: self.one_way_streams.load(Relaxed),
             streams: live.streams,
+            kernel_refusals: Default::default(),
         }
     }
 }

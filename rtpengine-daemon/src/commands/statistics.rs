@@ -41,6 +41,8 @@ fn tree(s: &StatsSnapshot) -> Dict {
     put(&mut tot, "relayedpacketerrors", s.relayed.errors);
     put(&mut tot, "relayedpackets_user", s.userspace().packets);
     put(&mut tot, "relayedpackets_kernel", s.kernel.packets);
+    // Ours: streams the kernel refused (table full, entry rejected).
+    put(&mut tot, "kernelrefusedstreams", s.kernel_refusals.total());
     put(&mut tot, "zerowaystreams", s.zero_streams);
     put(&mut tot, "onewaystreams", s.one_way_streams);
     put(&mut tot, "avgcallduration", s.avg_call_duration() as u64);

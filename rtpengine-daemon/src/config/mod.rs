@@ -63,8 +63,13 @@ pub struct Config {
     #[arg(long, value_name = "auto|native|generic", default_value = "auto")]
     pub xdp_mode: XdpAttachMode,
     /// bpffs directory of the shared forwarding maps.
-    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/rtpengine/v1")]
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::kernel::default_pin_dir())]
     pub bpf_pin_dir: PathBuf,
+    /// Seconds the kernel keeps forwarding this table's media after the
+    /// daemon stopped renewing its lease (killed, crashed, frozen); 0 = for
+    /// ever, as rtpengine's kernel module.
+    #[arg(long, value_name = "SECS", default_value_t = crate::kernel::DEFAULT_LEASE.as_secs())]
+    pub kernel_lease: u64,
     /// Print the entries of kernel table N (from the pinned maps) and exit.
     #[arg(long, value_name = "N")]
     pub dump_table: Option<TableId>,
@@ -228,6 +233,11 @@ impl Config {
     /// The kernel table to own (`None`: userspace relaying only).
     pub fn kernel_table(&self) -> anyhow::Result<Option<TableId>> {
         TableId::from_option(self.table).context("invalid --table (0..63, or negative for none)")
+    }
+
+    /// `--kernel-lease` (`None`: never expires).
+    pub fn kernel_lease(&self) -> Option<std::time::Duration> {
+        (self.kernel_lease > 0).then(|| std::time::Duration::from_secs(self.kernel_lease))
     }
 
     /// What the call model needs of the options.

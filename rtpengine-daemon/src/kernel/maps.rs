@@ -3,9 +3,11 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
-use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
-use rtpengine_common::{FlowKey, FlowStats, FlowTarget, TableStats, FAMILY_V4, FAMILY_V6};
+use rtpengine_common::{
+    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, FAMILY_V4, FAMILY_V6,
+};
 
 use super::{format_entries, now_ns, Kernel};
 
@@ -13,13 +15,24 @@ pub(super) struct Maps {
     pub(super) flows: HashMap<MapData, FlowKey, FlowTarget>,
     pub(super) stats: HashMap<MapData, FlowKey, FlowStats>,
     pub(super) table_stats: PerCpuArray<MapData, TableStats>,
+    pub(super) lease: Array<MapData, TableLease>,
 }
+
+/// The shared flow table has no room for another entry (`E2BIG` from the
+/// hash map): [`MAX_FLOWS`](rtpengine_common::MAX_FLOWS) entries across all
+/// tables.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "kernel flow table full ({} entries shared by all tables)",
+    rtpengine_common::MAX_FLOWS
+)]
+pub struct TableFull;
 
 const BPF_ANY: u64 = 0;
 const BPF_NOEXIST: u64 = 1;
 
 impl Kernel {
-    fn maps(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Maps>> {
+    pub(super) fn maps(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Maps>> {
         self.maps
             .lock()
             .map_err(|_| anyhow!("kernel map state poisoned"))
@@ -70,6 +83,11 @@ impl Kernel {
         if let Err(e) = maps.flows.insert(key, target, BPF_ANY) {
             if !replacing {
                 let _ = maps.stats.remove(&key);
+            }
+            if matches!(&e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG))
+            {
+                return Err(anyhow::Error::new(TableFull))
+                    .with_context(|| format!("installing kernel flow {}", fmt_key(&key)));
             }
             return Err(e).with_context(|| format!("installing kernel flow {}", fmt_key(&key)));
         }
@@ -236,6 +254,7 @@ fn sum_table_stats<'s, I: Iterator<Item = &'s TableStats>>(it: I) -> TableStats 
         bytes: a.bytes + s.bytes,
         errors: a.errors + s.errors,
         fallback: a.fallback + s.fallback,
+        expired: a.expired + s.expired,
     })
 }
 

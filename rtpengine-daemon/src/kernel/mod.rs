@@ -44,11 +44,15 @@
 //!   link is gone.
 //!
 //! **Restart semantics.** A daemon that crashes (or is killed) leaves its pin
-//! and its entries: the kernel keeps forwarding its existing calls, as classic
-//! rtpengine did while the daemon restarted. The next open of the same table
-//! shares the pinned link and flushes the stale entries (the restarted daemon
-//! re-installs entries for the calls it knows). A clean close of the last
-//! daemon detaches the program.
+//! and its entries. The kernel keeps forwarding its existing calls for the
+//! rest of the table's [lease](lease) (renewed by the daemon several times
+//! per lease), then hands their packets to the stack: a restart within the
+//! lease continues without a gap, as classic rtpengine did while the daemon
+//! restarted, but a daemon that is gone for good does not leave media flowing
+//! to its old peers. The next open of the same table shares the pinned link
+//! and flushes the stale entries (the restarted daemon re-installs entries
+//! for the calls it knows). A clean close of the last daemon detaches the
+//! program.
 //!
 //! # Limits
 //!
@@ -69,8 +73,9 @@
 //! This file holds the handle's lifecycle (open, close); [`attach`]-ing the
 //! program to devices (with the raw link calls in `xdp_link`) and reading
 //! and writing the maps (`maps`) are beside it, with `dump` for listings,
-//! `target` for building entries, `offload` for the relay's view and
-//! `table` for the validated table id.
+//! `target` for building entries, `offload` for the relay's view (and the
+//! refusals it counts), `lease` for the table's lease and `table` for the
+//! validated table id.
 //!
 //! # Integration
 //!
@@ -85,6 +90,7 @@
 mod attach;
 mod bpffs;
 mod dump;
+mod lease;
 mod maps;
 mod offload;
 mod table;
@@ -96,6 +102,7 @@ mod xdp_link;
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use aya::maps::MapInfo;
@@ -105,11 +112,13 @@ pub use rtpengine_common::{
     Endpoint, FlowKey, FlowStats, FlowTarget, TableStats, FAMILY_V4, FAMILY_V6, MAP_LAYOUT_VERSION,
     MAX_FLOWS, MAX_TABLES,
 };
-use rtpengine_common::{FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP, XDP_PROGRAM};
+use rtpengine_common::{FLOWS_MAP, FLOW_STATS_MAP, TABLE_LEASE_MAP, TABLE_STATS_MAP, XDP_PROGRAM};
 
 pub use attach::Attachment;
 use attach::{forwarding_check, Prog};
 pub use dump::{dump, dump_from, format_entries};
+pub use lease::{keep_renewing, DEFAULT_LEASE};
+pub use maps::TableFull;
 use maps::{take_map, Maps};
 pub use table::{TableId, TableOutOfRange};
 pub use target::{flow_key, FlowTargetBuilder, SourcePolicy};
@@ -192,6 +201,9 @@ pub struct KernelConfig {
     /// Pin directory of the shared maps ([`default_pin_dir`] normally; tests use
     /// their own so they cannot disturb a running daemon).
     pub pin_dir: PathBuf,
+    /// How long the dataplane keeps forwarding the table's flows after the
+    /// daemon last renewed its lease (`None`: for ever).
+    pub lease: Option<Duration>,
 }
 
 impl KernelConfig {
@@ -202,6 +214,7 @@ impl KernelConfig {
             devices: devices.to_vec(),
             mode,
             pin_dir: default_pin_dir(),
+            lease: Some(DEFAULT_LEASE),
         }
     }
 }
@@ -213,6 +226,8 @@ pub struct Kernel {
     pin_dir: PathBuf,
     maps: Mutex<Maps>,
     prog: Mutex<Prog>,
+    lease: Option<Duration>,
+    refusals: offload::RefusalLog,
     closed: bool,
 }
 
@@ -233,10 +248,12 @@ impl Kernel {
         let flows_pin = cfg.pin_dir.join(FLOWS_MAP);
         let stats_pin = cfg.pin_dir.join(FLOW_STATS_MAP);
         let table_pin = cfg.pin_dir.join(TABLE_STATS_MAP);
+        let lease_pin = cfg.pin_dir.join(TABLE_LEASE_MAP);
         let mut ebpf = EbpfLoader::new()
             .map_pin_path(FLOWS_MAP, flows_pin.as_path())
             .map_pin_path(FLOW_STATS_MAP, stats_pin.as_path())
             .map_pin_path(TABLE_STATS_MAP, table_pin.as_path())
+            .map_pin_path(TABLE_LEASE_MAP, lease_pin.as_path())
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 anyhow!(
@@ -252,6 +269,7 @@ impl Kernel {
             flows: take_map(&mut ebpf, FLOWS_MAP, &cfg.pin_dir)?,
             stats: take_map(&mut ebpf, FLOW_STATS_MAP, &cfg.pin_dir)?,
             table_stats: take_map(&mut ebpf, TABLE_STATS_MAP, &cfg.pin_dir)?,
+            lease: take_map(&mut ebpf, TABLE_LEASE_MAP, &cfg.pin_dir)?,
         };
 
         let prog: &mut Xdp = ebpf
@@ -271,8 +289,13 @@ impl Kernel {
                 ebpf,
                 links: Vec::new(),
             }),
+            lease: cfg.lease,
+            refusals: offload::RefusalLog::default(),
             closed: false,
         };
+        // Renewed before the flush: no entry of ours is ever forwarded under
+        // a lease this handle did not set.
+        kernel.renew_lease()?;
         let flushed = kernel.flush()?;
         if flushed > 0 {
             tracing::warn!(
@@ -405,7 +428,7 @@ mod tests {
     #[test]
     fn the_embedded_object_holds_only_the_dataplane() {
         assert!(contains(EBPF_OBJECT, XDP_PROGRAM));
-        for map in [FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP] {
+        for map in [FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP, TABLE_LEASE_MAP] {
             assert!(contains(EBPF_OBJECT, map), "{map}");
         }
         for floor in [

@@ -285,6 +285,16 @@ impl Metrics {
         b.gauges("kernel_flows", "Flows in the kernel table", &["table"])?
             .with_label_values(&l)
             .set(flows as i64);
+        let refused = crate::relay::offload::Offload::refusals(k.as_ref());
+        let c = b.counters(
+            "kernel_refused_streams_total",
+            "Media streams the kernel table refused (they stay in userspace)",
+            &["table", "reason"],
+        )?;
+        c.with_label_values(&[table.as_str(), "full"])
+            .inc_by(refused.full);
+        c.with_label_values(&[table.as_str(), "rejected"])
+            .inc_by(refused.rejected);
         for (name, help, v) in [
             (
                 "kernel_packets_total",
@@ -305,6 +315,11 @@ impl Metrics {
                 "kernel_fallback_total",
                 "Packets of kernel flows handed to userspace",
                 stats.fallback,
+            ),
+            (
+                "kernel_lease_expired_total",
+                "Packets of kernel flows handed to the stack because the table's lease had expired",
+                stats.expired,
             ),
         ] {
             b.counters(name, help, &["table"])?

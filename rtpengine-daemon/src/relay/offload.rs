@@ -41,12 +41,42 @@ pub struct KernelCounters {
     pub last_ms: u64,
 }
 
+/// Why the kernel refused a rule; the stream stays in userspace.
+#[derive(Debug, thiserror::Error)]
+pub enum OffloadError {
+    /// The flow table has no room.
+    #[error("kernel flow table full")]
+    Full,
+    /// Anything else (the map or the program refused the entry).
+    #[error(transparent)]
+    Rejected(#[from] anyhow::Error),
+}
+
+/// Streams the kernel refused since start (they stayed in userspace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Refused because the flow table was full.
+    pub full: u64,
+    /// Refused for any other reason.
+    pub rejected: u64,
+}
+
+impl Refusals {
+    /// Both reasons together.
+    pub fn total(&self) -> u64 {
+        self.full + self.rejected
+    }
+}
+
 /// An in-kernel forwarding backend.
 pub trait Offload: Send + Sync {
-    /// Installs or replaces the rule for `local`.
-    fn install(&self, local: SocketAddr, rule: &Rule) -> anyhow::Result<()>;
+    /// Installs or replaces the rule for `local`. A refusal is counted and
+    /// logged by the backend (once per episode, not per stream).
+    fn install(&self, local: SocketAddr, rule: &Rule) -> Result<(), OffloadError>;
     /// Removes the rule for `local` (absent is fine).
     fn remove(&self, local: SocketAddr);
     /// Counters of `local` since its rule was (re)installed.
     fn counters(&self, local: SocketAddr) -> Option<KernelCounters>;
+    /// Streams refused since start.
+    fn refusals(&self) -> Refusals;
 }

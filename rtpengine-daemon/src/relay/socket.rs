@@ -456,7 +456,10 @@ impl MediaSocket {
                 self.offloaded.store(true, Relaxed);
             }
             Err(e) => {
-                tracing::warn!(local = %self.local, error = %format!("{e:#}"), "Failed to kernelize media stream");
+                // The backend counts and logs refusals (once per episode: a
+                // full table would otherwise log every new stream). The
+                // stream stays in userspace until its path changes.
+                tracing::debug!(local = %self.local, error = %format!("{e:#}"), "Kernel refused media stream");
                 st.kernel_failed = true;
             }
         }
