@@ -19,7 +19,7 @@ struct Cli {
     /// a configuration does not run, loses > 1 %, or relays from a wrong source.
     #[arg(long)]
     quick: bool,
-    /// Daemons to measure: ours, ours-kernel, upstream, floor, socket-floor,
+    /// Daemons to measure: ours, ours-kernel, ours-kernel-fib, upstream, floor, socket-floor,
     /// uring-floor, xsk-floor, external [default: all but external].
     #[arg(long, value_delimiter = ',', value_parser = Kind::parse, value_name = "LIST")]
     daemons: Vec<Kind>,
@@ -41,6 +41,10 @@ struct Cli {
     /// Total packets/s instead, spread over all streams (for scaling runs).
     #[arg(long, value_name = "R")]
     total_pps: Option<f64>,
+    /// One-way media: only the callers send (announcements, music on hold,
+    /// early media); `--pps-per-stream` then gives half the packets.
+    #[arg(long)]
+    one_way: bool,
     /// Skip the flat-out intervals.
     #[arg(long)]
     no_flat_out: bool,
@@ -125,6 +129,8 @@ pub struct Opts {
     pub pps_per_stream: f64,
     /// Total packets/s override.
     pub total_pps: Option<f64>,
+    /// Only callers send.
+    pub one_way: bool,
     /// Flat-out intervals.
     pub flat_out: bool,
     /// Max-rate search.
@@ -211,6 +217,7 @@ impl Opts {
             pairs: c.pairs.unwrap_or(if quick { 2 } else { 3 }),
             pps_per_stream: c.pps_per_stream,
             total_pps: c.total_pps,
+            one_way: c.one_way,
             flat_out: !c.no_flat_out,
             max_rate: if c.max_rate {
                 true

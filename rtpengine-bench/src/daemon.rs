@@ -17,6 +17,9 @@ pub enum Kind {
     Ours,
     /// This project with in-kernel (XDP) forwarding (`--table=N`).
     OursKernel,
+    /// The same with the per-packet FIB lookup for next hops
+    /// (`--xdp-next-hop=fib`) instead of the ones the daemon resolves.
+    OursKernelFib,
     /// Debian's upstream rtpengine, userspace relaying.
     Upstream,
     /// A daemon started by someone else (ng address and pid given).
@@ -37,6 +40,7 @@ impl Kind {
         Ok(match s {
             "ours" => Kind::Ours,
             "ours-kernel" | "kernel" => Kind::OursKernel,
+            "ours-kernel-fib" => Kind::OursKernelFib,
             "upstream" => Kind::Upstream,
             "external" => Kind::External,
             "floor" => Kind::Floor,
@@ -44,7 +48,7 @@ impl Kind {
             "xsk-floor" => Kind::XskFloor,
             "uring-floor" => Kind::UringFloor,
             _ => bail!(
-                "unknown daemon {s:?} (ours, ours-kernel, upstream, external, floor, socket-floor, xsk-floor, uring-floor)"
+                "unknown daemon {s:?} (ours, ours-kernel, ours-kernel-fib, upstream, external, floor, socket-floor, xsk-floor, uring-floor)"
             ),
         })
     }
@@ -54,6 +58,7 @@ impl Kind {
         match self {
             Kind::Ours => "ours",
             Kind::OursKernel => "ours-kernel",
+            Kind::OursKernelFib => "ours-kernel-fib",
             Kind::Upstream => "upstream",
             Kind::External => "external",
             Kind::Floor => "floor",
@@ -121,10 +126,13 @@ impl DaemonProc {
                 args.push("--table=-1".into());
                 &l.ours_bin
             }
-            Kind::OursKernel => {
+            Kind::OursKernel | Kind::OursKernelFib => {
                 args.push(format!("--table={}", l.table));
                 if !l.xdp_mode.is_empty() {
                     args.push(format!("--xdp-mode={}", l.xdp_mode));
+                }
+                if *kind == Kind::OursKernelFib {
+                    args.push("--xdp-next-hop=fib".into());
                 }
                 &l.ours_bin
             }

@@ -296,7 +296,7 @@ fn scenario(
     launch: &Launch,
 ) -> anyhow::Result<Json> {
     let mut daemon = match kind {
-        Kind::Ours | Kind::OursKernel | Kind::Upstream => {
+        Kind::Ours | Kind::OursKernel | Kind::OursKernelFib | Kind::Upstream => {
             Some(DaemonProc::start(kind, topo, launch)?)
         }
         Kind::External | Kind::Floor | Kind::SocketFloor | Kind::XskFloor | Kind::UringFloor => {
@@ -342,6 +342,7 @@ fn scenario(
     socks.extend(bind_sockets(&topo.callee, ports)?);
     let rss0 = pid.map_or(0, cpu::rss_kib);
     let mut out = json!({"daemon": kind.name(), "calls": n, "round": round, "sockets_per_side": k,
+                         "one_way": o.one_way,
                          "softirqd_threads": meter.softirqd_threads()});
 
     // Signalling: offer + answer for every call.
@@ -377,11 +378,13 @@ fn scenario(
         Some(ngc)
     };
 
-    // Streams: caller → callee on caller socket j, callee → caller on callee socket j.
-    let mut streams = Vec::with_capacity(2 * n);
-    let mut call_streams = vec![(0usize, 0usize); n];
+    // Streams: caller → callee on caller socket j, callee → caller on callee
+    // socket j (not with --one-way: the callee only receives).
+    let sides_sending = if o.one_way { 1 } else { 2 };
+    let mut streams = Vec::with_capacity(sides_sending * n);
+    let mut call_streams = vec![(0usize, None::<usize>); n];
     let callee_port = caller_port;
-    for side in 0..2 {
+    for side in 0..sides_sending {
         for j in 0..k {
             for c in (j..n).step_by(k) {
                 let (Some(cd), Some(ed)) = (sides.caller_dst[c], sides.callee_dst[c]) else {
@@ -399,7 +402,7 @@ fn scenario(
                         SocketAddrV4::new(topo::DIRECT_CALLER_IP, cp),
                     )
                 } else {
-                    call_streams[c].1 = streams.len();
+                    call_streams[c].1 = Some(streams.len());
                     Stream::new(
                         k + j,
                         ed,
@@ -413,7 +416,9 @@ fn scenario(
         }
     }
     let mut media = Media::new(socks, streams)?;
-    let rate = o.total_pps.unwrap_or(o.pps_per_stream * 2.0 * n as f64);
+    let rate = o
+        .total_pps
+        .unwrap_or(o.pps_per_stream * (sides_sending * n) as f64);
     let iv_dur = Duration::from_secs_f64(o.interval);
     let drain = Duration::from_millis(300);
     out["rate_pps"] = json!(rate);
@@ -436,7 +441,7 @@ fn scenario(
     out["rss_kib"] = json!({"before": rss0, "with_calls": rss1,
                             "per_1000_calls": (rss1 as f64 - rss0 as f64) * 1000.0 / n as f64});
     out["xdp"] = json!({"p0": topo.xdp_state("p0"), "p1": topo.xdp_state("p1")});
-    if *kind == Kind::OursKernel
+    if matches!(kind, Kind::OursKernel | Kind::OursKernelFib)
         && daemon
             .as_ref()
             .is_some_and(|d| d.log_contains("KERNEL FORWARDING DISABLED"))
@@ -602,8 +607,9 @@ fn scenario(
         let (mut checked, mut bad, mut dsum, mut tsum, mut rsum) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut samples = Vec::new();
         for (c, &(a, b)) in call_streams.iter().enumerate() {
-            let tx = media.streams[a].tx_proxy + media.streams[b].tx_proxy;
-            let rx = media.streams[a].rx_proxy + media.streams[b].rx_proxy;
+            let back = |f: fn(&Stream) -> u64| b.map_or(0, |b| f(&media.streams[b]));
+            let tx = media.streams[a].tx_proxy + back(|s| s.tx_proxy);
+            let rx = media.streams[a].rx_proxy + back(|s| s.rx_proxy);
             tsum += tx;
             rsum += rx;
             if let Some(d) = daemon_pkts[c] {

@@ -204,8 +204,9 @@ impl Topology {
             "via",
             &PROXY_CALLEE_IP.to_string(),
         ])?;
-        // The in-kernel dataplane's FIB lookup needs forwarding enabled on the
-        // proxy's devices; set for every configuration so all share one setup.
+        // The in-kernel dataplane's FIB mode (`ours-kernel-fib`) needs
+        // forwarding enabled on the proxy's devices (the default mode does
+        // not); set for every configuration so all share one setup.
         sh(&[
             "ip",
             "netns",
