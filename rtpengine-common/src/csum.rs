@@ -46,12 +46,14 @@ pub fn add<const N: usize>(mut acc: u64, bytes: &[u8; N]) -> u64 {
 
 /// Adds the RFC 1624 difference `~m + m'` for a field changing from `old` to
 /// `new` (field boundaries must be 16-bit aligned in the checksummed data; an
-/// odd trailing byte is treated as the high-address byte of a word).
+/// odd trailing byte is treated as the high-address byte of a word). The two
+/// may differ in length: an IPv4 address in a pseudo-header replaced by an
+/// IPv6 one.
 ///
 /// Uses `Σ~m = k·0xFFFF − Σm` for the `k` 16-bit words of the field, which
 /// never underflows.
 #[inline(always)]
-pub fn replace<const N: usize>(acc: u64, old: &[u8; N], new: &[u8; N]) -> u64 {
+pub fn replace<const N: usize, const M: usize>(acc: u64, old: &[u8; N], new: &[u8; M]) -> u64 {
     let words = N.div_ceil(2) as u64;
     // Fold the (at most 32-bit-word) sum of `old` to 16 bits first so that
     // `k·0xFFFF − Σm` stays non-negative.
@@ -188,6 +190,27 @@ mod tests {
         }
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
+        }
+    }
+
+    /// Translating a datagram between IPv4 and IPv6 only swaps the
+    /// pseudo-header's addresses (protocol and length sum the same): the
+    /// incremental update equals a full recomputation, both ways.
+    #[test]
+    fn replacing_addresses_across_families() {
+        let mut rng = Rng(0x5eed_cafe);
+        for _ in 0..500 {
+            let (s4, d4) = (rng.bytes::<4>(), rng.bytes::<4>());
+            let (s6, d6) = (rng.bytes::<16>(), rng.bytes::<16>());
+            let len = 8 + rng.below(200) as usize;
+            let mut udp: std::vec::Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            udp[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+            let c4 = udp4_checksum(s4, d4, &udp);
+            let c6 = udp6_checksum(s6, d6, &udp);
+            let to6 = update_udp(c4, replace(replace(0, &s4, &s6), &d4, &d6));
+            assert_eq!(to6, c6);
+            let to4 = update_udp(c6, replace(replace(0, &s6, &s4), &d6, &d4));
+            assert_eq!(to4, c4);
         }
     }
 

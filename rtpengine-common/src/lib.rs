@@ -157,8 +157,10 @@ pub fn family_of(sa: &core::net::SocketAddr) -> u8 {
 /// Value of [`FLOWS_MAP`]: what to do with a packet that hit a local endpoint.
 ///
 /// The forwarded packet leaves from [`src`](Self::src) (the local socket the peer
-/// knows) to [`dst`](Self::dst). Both sides have the same family; IPv4↔IPv6 is
-/// never offloaded.
+/// knows) to [`dst`](Self::dst), both of [`family`](Self::family). When that
+/// differs from the key's family the dataplane translates between IPv4 and
+/// IPv6 (only with [`NEXT_HOP`](Self::NEXT_HOP)); [`expected_src`](Self::expected_src)
+/// is of the key's family.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FlowTarget {
@@ -166,9 +168,10 @@ pub struct FlowTarget {
     pub table: u32,
     /// Policy bits: [`STRICT_SOURCE`](Self::STRICT_SOURCE),
     /// [`PASS_ON_MISMATCH`](Self::PASS_ON_MISMATCH), [`SET_TOS`](Self::SET_TOS),
-    /// [`PUNT_RTCP`](Self::PUNT_RTCP).
+    /// [`PUNT_RTCP`](Self::PUNT_RTCP), [`NEXT_HOP`](Self::NEXT_HOP).
     pub flags: u32,
-    /// [`FAMILY_V4`] or [`FAMILY_V6`]; must equal the key's family.
+    /// [`FAMILY_V4`] or [`FAMILY_V6`]: the family of [`src`](Self::src) and
+    /// [`dst`](Self::dst) (the key's, unless the flow is translated).
     pub family: u8,
     /// TOS / IPv6 traffic class written when [`SET_TOS`](Self::SET_TOS) is set.
     pub tos: u8,
@@ -184,6 +187,16 @@ pub struct FlowTarget {
     pub src: Endpoint,
     /// Destination of forwarded packets: the peer.
     pub dst: Endpoint,
+    /// Egress device of the resolved next hop (with [`NEXT_HOP`](Self::NEXT_HOP)).
+    pub oif: u32,
+    /// Source MAC (the egress device's) of the resolved next hop.
+    pub smac: [u8; 6],
+    /// Destination MAC (the neighbour's) of the resolved next hop.
+    pub dmac: [u8; 6],
+    /// MTU of the egress device: longer IP packets go to the stack.
+    pub mtu: u16,
+    /// Always zero.
+    pub _pad2: [u8; 2],
 }
 
 impl FlowTarget {
@@ -199,9 +212,18 @@ impl FlowTarget {
     /// multiplex, so RTCP arriving there goes to the peer's RTCP port, not
     /// to [`dst`](Self::dst).
     pub const PUNT_RTCP: u32 = 1 << 3;
+    /// The daemon resolved the next hop ([`oif`](Self::oif),
+    /// [`smac`](Self::smac), [`dmac`](Self::dmac), [`mtu`](Self::mtu)) over
+    /// rtnetlink: send there without the kernel's FIB lookup, which answers
+    /// only on devices with IP forwarding enabled. Without it the dataplane
+    /// asks the FIB.
+    pub const NEXT_HOP: u32 = 1 << 4;
     /// All defined flag bits.
-    pub const ALL_FLAGS: u32 =
-        Self::STRICT_SOURCE | Self::PASS_ON_MISMATCH | Self::SET_TOS | Self::PUNT_RTCP;
+    pub const ALL_FLAGS: u32 = Self::STRICT_SOURCE
+        | Self::PASS_ON_MISMATCH
+        | Self::SET_TOS
+        | Self::PUNT_RTCP
+        | Self::NEXT_HOP;
 }
 
 /// Value of [`FLOW_STATS_MAP`]: counters of one flow, updated atomically by the
@@ -275,7 +297,7 @@ mod tests {
     fn sizes_are_stable() {
         assert_eq!(size_of::<FlowKey>(), 20);
         assert_eq!(size_of::<Endpoint>(), 20);
-        assert_eq!(size_of::<FlowTarget>(), 72);
+        assert_eq!(size_of::<FlowTarget>(), 92);
         assert_eq!(size_of::<FlowStats>(), 32);
         assert_eq!(size_of::<TableStats>(), 40);
         assert_eq!(size_of::<TableLease>(), 8);

@@ -256,6 +256,7 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
         mode: cfg.xdp_mode,
         pin_dir: cfg.bpf_pin_dir.clone(),
         lease: cfg.kernel_lease(),
+        next_hop: cfg.xdp_next_hop,
     };
     match Kernel::open_with(&kcfg) {
         Ok(k) => {

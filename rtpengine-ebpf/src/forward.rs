@@ -5,10 +5,14 @@
 //! 2. the owning table's lease has expired (its daemon is gone) → `XDP_PASS`;
 //!    STUN / DTLS payload → `XDP_PASS` (userspace handles ICE and handshakes);
 //! 3. source check per the target's flags (drop + error, or pass);
-//! 4. `bpf_fib_lookup` with the **rewritten** addresses, before touching the
-//!    packet, so every `XDP_PASS` hands the stack the original packet;
+//! 4. the next hop: the one the daemon resolved over rtnetlink (`NEXT_HOP`:
+//!    device, MACs, MTU; no forwarding sysctl needed), else `bpf_fib_lookup`
+//!    with the **rewritten** addresses; both before touching the packet, so
+//!    every `XDP_PASS` hands the stack the original packet;
 //! 5. rewrite MACs, addresses, ports, TOS/TTL with incremental checksums (direct
 //!    writes, no checksum helpers), count, and `XDP_TX` / redirect.
+//!
+//! A target of the other family is translated (`xlate.rs`) after step 3.
 
 use aya_ebpf::{
     bindings::{
@@ -28,14 +32,14 @@ use rtpengine_common::{classify, csum, FlowKey, FlowStats, FlowTarget, FAMILY_V4
 
 use rtpengine_ebpf::ptr_at;
 
-use crate::{FLOWS, FLOW_STATS, TABLE_LEASE, TABLE_STATS};
+use crate::{xlate, FLOWS, FLOW_STATS, TABLE_LEASE, TABLE_STATS};
 
-const ETH_LEN: usize = EthHdr::LEN;
+pub(crate) const ETH_LEN: usize = EthHdr::LEN;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-const IPPROTO_UDP: u8 = 17;
+pub(crate) const IPPROTO_UDP: u8 = 17;
 const PASS: u32 = xdp_action::XDP_PASS;
-const DROP: u32 = xdp_action::XDP_DROP;
+pub(crate) const DROP: u32 = xdp_action::XDP_DROP;
 
 /// IPv4/UDP packet after the Ethernet header. Inlined (BPF subprograms would
 /// receive `ctx` in a form the verifier rejects after LLVM's zero-extension).
@@ -84,7 +88,7 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     // SAFETY: a map value pointer from a successful lookup; hash values stay
     // valid for the whole program run (RCU), even if userspace replaces them.
     let t: &FlowTarget = unsafe { &*tp };
-    if t.family != FAMILY_V4 || lease_expired(t.table) {
+    if lease_expired(t.table) {
         return PASS;
     }
     let payload_len = udp_len - UdpHdr::LEN;
@@ -94,6 +98,12 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     let src_ok = ip_r.src_addr == first4(&t.expected_src.addr) && udp_r.src == t.expected_src.port;
     if let Some(verdict) = source_verdict(src_ok, t, &key) {
         return verdict;
+    }
+    if t.family == FAMILY_V6 {
+        return xlate::v4_to_v6(ctx, t, &key, &ip_r, &udp_r, udp_len);
+    }
+    if t.family != FAMILY_V4 {
+        return PASS;
     }
 
     let new_src = first4(&t.src.addr);
@@ -121,26 +131,42 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     // See ipv6: keep the sums from being sunk past the helper call.
     let (ip_d, udp_d) = (pin(ip_d), pin(udp_d));
 
-    // SAFETY: all-zero is a valid bpf_fib_lookup.
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET;
-    fib.l4_protocol = IPPROTO_UDP;
-    fib.sport = u16::from_ne_bytes(t.src.port);
-    fib.dport = u16::from_ne_bytes(t.dst.port);
-    fib.__bindgen_anon_1.tot_len = tot_len as u16;
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    fib.__bindgen_anon_2.tos = new_tos;
-    fib.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(new_src);
-    fib.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(new_dst);
-    if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
-        return verdict;
-    }
+    let hop = if t.flags & FlowTarget::NEXT_HOP != 0 {
+        if tot_len > usize::from(t.mtu) {
+            return fallback(t.table);
+        }
+        Hop {
+            ifindex: t.oif,
+            smac: t.smac,
+            dmac: t.dmac,
+        }
+    } else {
+        // SAFETY: all-zero is a valid bpf_fib_lookup.
+        let mut fib: FibParams = unsafe { core::mem::zeroed() };
+        fib.family = AF_INET;
+        fib.l4_protocol = IPPROTO_UDP;
+        fib.sport = u16::from_ne_bytes(t.src.port);
+        fib.dport = u16::from_ne_bytes(t.dst.port);
+        fib.__bindgen_anon_1.tot_len = tot_len as u16;
+        fib.ifindex = ctx.ingress_ifindex() as u32;
+        fib.__bindgen_anon_2.tos = new_tos;
+        fib.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(new_src);
+        fib.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(new_dst);
+        if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
+            return verdict;
+        }
+        Hop {
+            ifindex: fib.ifindex,
+            smac: fib.smac,
+            dmac: fib.dmac,
+        }
+    };
 
     // SAFETY: bounds-checked pointers into the packet (see above); the FIB helper
     // does not change packet data, so they are still valid.
     unsafe {
-        (*eth).dst_addr = fib.dmac;
-        (*eth).src_addr = fib.smac;
+        (*eth).dst_addr = hop.dmac;
+        (*eth).src_addr = hop.smac;
         (*ip).tos = new_tos;
         (*ip).ttl = new_ttl;
         (*ip).src_addr = new_src;
@@ -151,7 +177,7 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
         (*udp).check = csum::update_udp4(udp_r.check, udp_d);
     }
     count_forward(&key, t.table, payload_len as u64);
-    transmit(ctx, fib.ifindex)
+    transmit(ctx, hop.ifindex)
 }
 
 /// IPv6/UDP packet (UDP directly after the fixed header) after the Ethernet
@@ -210,7 +236,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     };
     // SAFETY: a map value pointer from a successful lookup (valid for the run).
     let t: &FlowTarget = unsafe { &*tp };
-    if t.family != FAMILY_V6 || lease_expired(t.table) {
+    if lease_expired(t.table) {
         return PASS;
     }
     let data_len = udp_len - UdpHdr::LEN;
@@ -222,6 +248,12 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         unsafe { eq16(&(*ip).src_addr, &t.expected_src.addr) && (*udp).src == t.expected_src.port };
     if let Some(verdict) = source_verdict(src_ok, t, &key) {
         return verdict;
+    }
+    if t.family == FAMILY_V4 {
+        return xlate::v6_to_v4(ctx, t, &key, udp_len);
+    }
+    if t.family != FAMILY_V6 {
+        return PASS;
     }
 
     // SAFETY: the IPv6 header is inside the packet (checked above).
@@ -251,27 +283,43 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     // past the helper call and keeps ~64 loaded bytes alive (spilled) across it.
     let d = pin(d);
 
-    // SAFETY: all-zero is a valid bpf_fib_lookup.
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET6;
-    fib.l4_protocol = IPPROTO_UDP;
-    fib.sport = u16::from_ne_bytes(t.src.port);
-    fib.dport = u16::from_ne_bytes(t.dst.port);
-    fib.__bindgen_anon_1.tot_len = (Ipv6Hdr::LEN + payload_len) as u16;
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    fib.__bindgen_anon_2.flowinfo =
-        u32::from_ne_bytes([new_vcf[0] & 0x0f, new_vcf[1], new_vcf[2], new_vcf[3]]);
-    fib.__bindgen_anon_3.ipv6_src = words(&t.src.addr);
-    fib.__bindgen_anon_4.ipv6_dst = words(&t.dst.addr);
-    if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
-        return verdict;
-    }
+    let hop = if t.flags & FlowTarget::NEXT_HOP != 0 {
+        if Ipv6Hdr::LEN + payload_len > usize::from(t.mtu) {
+            return fallback(t.table);
+        }
+        Hop {
+            ifindex: t.oif,
+            smac: t.smac,
+            dmac: t.dmac,
+        }
+    } else {
+        // SAFETY: all-zero is a valid bpf_fib_lookup.
+        let mut fib: FibParams = unsafe { core::mem::zeroed() };
+        fib.family = AF_INET6;
+        fib.l4_protocol = IPPROTO_UDP;
+        fib.sport = u16::from_ne_bytes(t.src.port);
+        fib.dport = u16::from_ne_bytes(t.dst.port);
+        fib.__bindgen_anon_1.tot_len = (Ipv6Hdr::LEN + payload_len) as u16;
+        fib.ifindex = ctx.ingress_ifindex() as u32;
+        fib.__bindgen_anon_2.flowinfo =
+            u32::from_ne_bytes([new_vcf[0] & 0x0f, new_vcf[1], new_vcf[2], new_vcf[3]]);
+        fib.__bindgen_anon_3.ipv6_src = words(&t.src.addr);
+        fib.__bindgen_anon_4.ipv6_dst = words(&t.dst.addr);
+        if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
+            return verdict;
+        }
+        Hop {
+            ifindex: fib.ifindex,
+            smac: fib.smac,
+            dmac: fib.dmac,
+        }
+    };
 
     // SAFETY: the headers are inside the packet (checked above); the FIB
     // helper does not move packet data, so the pointers are still valid.
     unsafe {
-        (*eth).dst_addr = fib.dmac;
-        (*eth).src_addr = fib.smac;
+        (*eth).dst_addr = hop.dmac;
+        (*eth).src_addr = hop.smac;
         (*ip).vcf = new_vcf;
         if t.ttl != 0 {
             (*ip).hop_limit = t.ttl;
@@ -283,7 +331,7 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         (*udp).check = csum::update_udp(udp_check, d);
     }
     count_forward(&key, t.table, data_len as u64);
-    transmit(ctx, fib.ifindex)
+    transmit(ctx, hop.ifindex)
 }
 
 /// Whether `table`'s lease has run out: its daemon stopped renewing it (killed,
@@ -387,16 +435,29 @@ fn fib_verdict(
     }
     // NO_NEIGH (the stack resolves it; later packets go fast), FWD_DISABLED,
     // FRAG_NEEDED, NOT_FWDED, UNSUPP_LWT, NO_SRC_ADDR, errors: userspace relays.
-    if let Some(s) = TABLE_STATS.get_ptr_mut(t.table) {
+    Some(fallback(t.table))
+}
+
+/// The device and MACs a rewritten packet leaves with.
+struct Hop {
+    ifindex: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+/// Hands an offloaded flow's packet to userspace untouched, counted.
+#[inline(always)]
+pub(crate) fn fallback(table: u32) -> u32 {
+    if let Some(s) = TABLE_STATS.get_ptr_mut(table) {
         // SAFETY: per-CPU slot, only this CPU writes it while we run.
         unsafe { (*s).fallback += 1 };
     }
-    Some(PASS)
+    PASS
 }
 
 /// `XDP_TX` when leaving through the ingress device, else redirect.
 #[inline(always)]
-fn transmit(ctx: &XdpContext, ifindex: u32) -> u32 {
+pub(crate) fn transmit(ctx: &XdpContext, ifindex: u32) -> u32 {
     if ifindex == ctx.ingress_ifindex() as u32 {
         xdp_action::XDP_TX
     } else {
@@ -440,7 +501,7 @@ unsafe fn atomic_add(p: *mut u64, v: u64) {
 }
 
 #[inline(always)]
-fn count_forward(key: &FlowKey, table: u32, bytes: u64) {
+pub(crate) fn count_forward(key: &FlowKey, table: u32, bytes: u64) {
     if let Some(s) = flow_stats(key) {
         // SAFETY: a valid, aligned map value pointer that other CPUs only
         // touch atomically; the counters are added atomically (results
@@ -476,7 +537,7 @@ fn count_error(key: &FlowKey, table: u32) {
 }
 
 #[inline(always)]
-fn first4(a: &[u8; 16]) -> [u8; 4] {
+pub(crate) fn first4(a: &[u8; 16]) -> [u8; 4] {
     [a[0], a[1], a[2], a[3]]
 }
 

@@ -10,7 +10,8 @@
 //! prohibit for an offloaded flow.
 //!
 //! Module layout: this file holds the maps and the entry point; `forward.rs`
-//! the per-family parse/check/rewrite logic; bounds-checked packet access is
+//! the per-family parse/check/rewrite logic, `xlate.rs` the IPv4↔IPv6
+//! translation; bounds-checked packet access is
 //! in the crate's library (`lib.rs`). Checksum arithmetic and payload
 //! classification are in `rtpengine-common` so they are unit-tested on the
 //! host.
@@ -30,6 +31,7 @@
 )]
 
 mod forward;
+mod xlate;
 
 use aya_ebpf::{
     bindings::xdp_action,

@@ -55,8 +55,20 @@ impl Netns {
         s
     }
 
-    /// `Udp: InCsumErrors` of `/proc/net/snmp` inside the namespace.
+    /// UDP datagrams dropped for a bad checksum inside the namespace, IPv4
+    /// and IPv6 (`Udp: InCsumErrors` of `/proc/net/snmp` plus
+    /// `Udp6InCsumErrors` of `/proc/net/snmp6`).
     pub fn udp_in_csum_errors(&self) -> u64 {
+        let snmp6 = self.exec(&["cat", "/proc/net/snmp6"]).unwrap();
+        let v6: u64 = snmp6
+            .lines()
+            .find_map(|l| l.strip_prefix("Udp6InCsumErrors"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        v6 + self.udp4_in_csum_errors()
+    }
+
+    fn udp4_in_csum_errors(&self) -> u64 {
         let snmp = self.exec(&["cat", "/proc/net/snmp"]).unwrap();
         let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
         let (names, values) = (udp.next().unwrap(), udp.next().unwrap());

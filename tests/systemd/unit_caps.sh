@@ -96,6 +96,7 @@ WRAP="prlimit --nofile=1024:20000 --"; start pos "$CAPS" unit; WRAP=""
 P=$(cat "$WORK/pos.pid" 2>/dev/null)
 check "table opens"               'log pos | grep -q "kernel forwarding table open table=0"'
 check "no fallback line"          '! log pos | grep -q "KERNEL FORWARDING DISABLED"'
+check "next hops over rtnetlink"  '! log pos | grep -qE "No rtnetlink socket|Cannot follow neighbour"'
 check "still running"             '[ ! -e "$WORK/pos.rc" ] && kill -0 "$P"'
 check "uid is $TUID"              'grep -Eq "^Uid:\s+$TUID\s+$TUID\s+$TUID\s+$TUID" /proc/$P/status'
 check "NoNewPrivs 1"              'grep -Eq "^NoNewPrivs:\s+1" /proc/$P/status'

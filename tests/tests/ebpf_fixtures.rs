@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::TestRunOptions;
 use rtpengine::kernel::{
-    flow_key, FlowStats, FlowTarget, Kernel, KernelConfig, SourcePolicy, XdpAttachMode,
+    flow_key, FlowStats, FlowTarget, Kernel, KernelConfig, NextHopMode, SourcePolicy, XdpAttachMode,
 };
 use rtpengine_common::csum;
 use rtpengine_tests::*;
@@ -50,6 +50,7 @@ struct V4 {
     eth_src: [u8; 6],
     tos: u8,
     ttl: u8,
+    id: [u8; 2],
     frags: [u8; 2],
     src: (Ipv4Addr, u16),
     dst: (Ipv4Addr, u16),
@@ -63,6 +64,7 @@ impl V4 {
             eth_src: MAC_IN_SRC,
             tos: 0,
             ttl: 63,
+            id: [0x12, 0x34],
             frags: [0x40, 0], // DF
             src: (src.0.parse().unwrap(), src.1),
             dst: (dst.0.parse().unwrap(), dst.1),
@@ -78,7 +80,7 @@ impl V4 {
         let tot = (20 + 8 + payload.len()) as u16;
         let mut ip = vec![0x45, self.tos];
         ip.extend(tot.to_be_bytes());
-        ip.extend([0x12, 0x34]);
+        ip.extend(self.id);
         ip.extend(self.frags);
         ip.extend([self.ttl, 17, 0, 0]);
         ip.extend(self.src.0.octets());
@@ -226,13 +228,17 @@ impl Rig {
 }
 
 /// Builds the namespace and runs `f` inside it with a loaded program whose
-/// table never expires.
+/// table never expires and whose next hops the daemon resolves.
 fn with_rig(f: impl FnOnce(&Rig) + Send + 'static) {
-    with_rig_lease(None, f);
+    with_rig_opts(None, NextHopMode::Resolve, f);
 }
 
-/// [`with_rig`] with the table's lease.
-fn with_rig_lease(lease: Option<std::time::Duration>, f: impl FnOnce(&Rig) + Send + 'static) {
+/// [`with_rig`] with the table's lease and next-hop mode.
+fn with_rig_opts(
+    lease: Option<std::time::Duration>,
+    next_hop: NextHopMode,
+    f: impl FnOnce(&Rig) + Send + 'static,
+) {
     require_root();
     let ns = Netns::new("xdp").unwrap();
     for cmd in [
@@ -281,6 +287,7 @@ fn with_rig_lease(lease: Option<std::time::Duration>, f: impl FnOnce(&Rig) + Sen
             mode: XdpAttachMode::Auto,
             pin_dir,
             lease,
+            next_hop,
         })
         .unwrap();
         let rig = Rig {
@@ -299,7 +306,25 @@ fn with_rig_lease(lease: Option<std::time::Duration>, f: impl FnOnce(&Rig) + Sen
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn ipv4_rewrite_and_redirect() {
-    with_rig(|rig| {
+    with_rig(ipv4_rewrite);
+}
+
+/// The same with the per-packet FIB lookup (`--xdp-next-hop=fib`).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv4_rewrite_and_redirect_with_the_fib() {
+    with_rig_opts(None, NextHopMode::Fib, |rig| {
+        ipv4_rewrite(rig);
+        let t = rig
+            .kernel
+            .target(flow_key("10.10.0.1:30000".parse().unwrap()))
+            .unwrap();
+        assert_eq!(t.flags & FlowTarget::NEXT_HOP, 0, "{t:?}");
+    });
+}
+
+fn ipv4_rewrite(rig: &Rig) {
+    {
         rig.install(
             "10.10.0.1:30000",
             target("10.20.0.1:30002", "10.20.0.2:6000")
@@ -323,7 +348,7 @@ fn ipv4_rewrite_and_redirect() {
         let t = rig.kernel.table_stats().unwrap();
         assert_eq!((t.packets, t.bytes), (1, 172));
         let _ = rig.b0;
-    });
+    }
 }
 
 #[test]
@@ -377,7 +402,18 @@ fn ipv4_zero_udp_checksum_stays_zero() {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn ipv6_rewrite_and_redirect() {
-    with_rig(|rig| {
+    with_rig(ipv6_rewrite);
+}
+
+/// The same with the per-packet FIB lookup (`--xdp-next-hop=fib`).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv6_rewrite_and_redirect_with_the_fib() {
+    with_rig_opts(None, NextHopMode::Fib, ipv6_rewrite);
+}
+
+fn ipv6_rewrite(rig: &Rig) {
+    {
         rig.install(
             "[2001:db8:10::1]:30000",
             target("[2001:db8:20::1]:30002", "[2001:db8:20::2]:6000")
@@ -398,7 +434,7 @@ fn ipv6_rewrite_and_redirect() {
         assert_eq!(out, exp.build(&payload));
         let s = rig.stats("[2001:db8:10::1]:30000");
         assert_eq!((s.packets, s.bytes), (1, 172));
-    });
+    }
 }
 
 #[test]
@@ -607,16 +643,199 @@ fn routing_outcomes() {
         assert_eq!(rig.run(&pkt).0, XDP_DROP);
         assert_eq!(rig.stats("10.10.0.1:30002").errors, 1);
 
-        // Forwarding disabled on the ingress device: FWD_DISABLED → pass.
+        // Forwarding disabled on every device: a flow whose next hop the
+        // daemon resolved (route, device MAC and MTU, neighbour MAC) is
+        // still forwarded without the FIB, to exactly that hop...
         rig.install(
             "10.10.0.1:30004",
             target("10.20.0.1:30006", "10.20.0.2:6000").build(),
         );
-        sh(&["sysctl", "-qw", "net.ipv4.conf.a0.forwarding=0"]).unwrap();
+        let t = rig
+            .kernel
+            .target(flow_key("10.10.0.1:30004".parse().unwrap()))
+            .unwrap();
+        assert_ne!(t.flags & FlowTarget::NEXT_HOP, 0, "{t:?}");
+        assert_eq!(
+            (t.oif, t.smac, t.dmac, t.mtu),
+            (rig.b0, MAC_B0, MAC_B_PEER, 1500)
+        );
+        for sysctl in [
+            "net.ipv4.conf.all.forwarding=0",
+            "net.ipv4.conf.a0.forwarding=0",
+            "net.ipv4.conf.b0.forwarding=0",
+        ] {
+            sh(&["sysctl", "-qw", sysctl]).unwrap();
+        }
         let pkt = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30004)).build(&rtp);
         let (action, out) = rig.run(&pkt);
+        assert_eq!(action, XDP_REDIRECT);
+        let mut exp = V4::new(("10.20.0.1", 30006), ("10.20.0.2", 6000));
+        exp.eth_dst = MAC_B_PEER;
+        exp.eth_src = MAC_B0;
+        exp.ttl = 64;
+        assert_eq!(out, exp.build(&rtp));
+        // ...while one without a resolved neighbour asks the FIB, which
+        // answers FWD_DISABLED: the packet goes up untouched.
+        let (action, out) =
+            rig.run(&V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&rtp));
         assert_eq!(action, XDP_PASS);
-        assert_eq!(out, pkt);
+        assert_eq!(
+            out,
+            V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&rtp)
+        );
+        // A packet longer than the egress MTU goes to the stack too.
+        sh(&["ip", "link", "set", "b0", "mtu", "1280"]).unwrap();
+        assert!(wait_until(std::time::Duration::from_secs(2), || {
+            rig.kernel
+                .target(flow_key("10.10.0.1:30004".parse().unwrap()))
+                .is_some_and(|t| t.mtu == 1280)
+        }));
+        let big = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30004)).build(&rtp_payload(2, 1300));
+        assert_eq!(rig.run(&big).0, XDP_PASS);
+        assert_eq!(rig.run(&pkt).0, XDP_REDIRECT);
+    });
+}
+
+/// The next hop follows the neighbour table: a new MAC for the peer is in
+/// the flow at once; a removed neighbour takes the next hop out (the FIB
+/// or userspace take over) until it is known again.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn the_next_hop_follows_neighbour_changes() {
+    with_rig(|rig| {
+        let key = flow_key("10.10.0.1:30000".parse().unwrap());
+        rig.install(
+            "10.10.0.1:30000",
+            target("10.20.0.1:30002", "10.20.0.2:6000").build(),
+        );
+        assert_eq!(rig.kernel.target(key).unwrap().dmac, MAC_B_PEER);
+        let moved = [0x02, 0, 0, 0, 0x0b, 0x99];
+        sh(&[
+            "ip",
+            "neigh",
+            "replace",
+            "10.20.0.2",
+            "lladdr",
+            &mac(&moved),
+            "dev",
+            "b0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+        assert!(
+            wait_until(std::time::Duration::from_secs(2), || rig
+                .kernel
+                .target(key)
+                .is_some_and(|t| t.dmac == moved)),
+            "{:?}",
+            rig.kernel.target(key)
+        );
+        let rtp = rtp_payload(1, 172);
+        let pkt = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&rtp);
+        let (action, out) = rig.run(&pkt);
+        assert_eq!(action, XDP_REDIRECT);
+        assert_eq!(out[..6], moved);
+        sh(&["ip", "neigh", "del", "10.20.0.2", "dev", "b0"]).unwrap();
+        assert!(wait_until(std::time::Duration::from_secs(2), || rig
+            .kernel
+            .target(key)
+            .is_some_and(|t| t.flags & FlowTarget::NEXT_HOP == 0)));
+        // Removing the flow forgets it: nothing resurrects it.
+        rig.kernel.remove(key).unwrap();
+        sh(&[
+            "ip",
+            "neigh",
+            "replace",
+            "10.20.0.2",
+            "lladdr",
+            &mac(&MAC_B_PEER),
+            "dev",
+            "b0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(rig.kernel.target(key).is_none());
+    });
+}
+
+/// IPv4 in, IPv6 out: the head grows by 20 bytes, a fresh IPv6 header
+/// (traffic class from the TOS, hop limit 64), the UDP checksum updated for
+/// the new pseudo-header; the receiver's from-scratch checksum must match.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv4_to_ipv6_translation() {
+    with_rig(|rig| {
+        rig.install(
+            "10.10.0.1:30000",
+            target("[2001:db8:20::1]:30002", "[2001:db8:20::2]:6000")
+                .expect_source("10.10.0.2:5000".parse().unwrap(), SourcePolicy::Drop)
+                .unwrap()
+                .build(),
+        );
+        let payload = rtp_payload(7, 160);
+        let mut inp = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000));
+        inp.tos = 0xb8;
+        let (action, out) = rig.run(&inp.build(&payload));
+        assert_eq!(action, XDP_REDIRECT);
+        let mut exp = V6::new(("2001:db8:20::1", 30002), ("2001:db8:20::2", 6000));
+        exp.eth_dst = MAC_B_PEER;
+        exp.eth_src = MAC_B0;
+        exp.tclass = 0xb8;
+        exp.flow = 0;
+        exp.hop = 64;
+        assert_eq!(out, exp.build(&payload));
+        let s = rig.stats("10.10.0.1:30000");
+        assert_eq!((s.packets, s.bytes), (1, 160));
+        // A wrong source is still dropped before translating.
+        let stray = V4::new(("10.10.0.9", 5000), ("10.10.0.1", 30000)).build(&payload);
+        assert_eq!(rig.run(&stray).0, XDP_DROP);
+        // No UDP checksum over IPv4: IPv6 needs one, userspace computes it.
+        let mut bare = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000));
+        bare.udp_csum = false;
+        let pkt = bare.build(&payload);
+        assert_eq!(rig.run(&pkt), (XDP_PASS, pkt));
+    });
+}
+
+/// IPv6 in, IPv4 out: the head shrinks by 20 bytes, a fresh IPv4 header
+/// (DF, ID 0, TOS from the target, TTL 64) with its checksum, the UDP
+/// checksum updated; both must match the receiver's own computation.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv6_to_ipv4_translation() {
+    with_rig(|rig| {
+        rig.install(
+            "[2001:db8:10::1]:30010",
+            target("10.20.0.1:30012", "10.20.0.2:6010")
+                .expect_source("[2001:db8:10::2]:5010".parse().unwrap(), SourcePolicy::Drop)
+                .unwrap()
+                .tos(0x2e)
+                .build(),
+        );
+        let payload = rtp_payload(9, 172);
+        let inp = V6::new(("2001:db8:10::2", 5010), ("2001:db8:10::1", 30010));
+        let (action, out) = rig.run(&inp.build(&payload));
+        assert_eq!(action, XDP_REDIRECT);
+        let mut exp = V4::new(("10.20.0.1", 30012), ("10.20.0.2", 6010));
+        exp.eth_dst = MAC_B_PEER;
+        exp.eth_src = MAC_B0;
+        exp.tos = 0x2e;
+        exp.ttl = 64;
+        exp.id = [0, 0];
+        assert_eq!(out, exp.build(&payload));
+        assert_v4_checksums_valid(&out);
+        assert_eq!(rig.stats("[2001:db8:10::1]:30010").packets, 1);
+        // Without a resolved next hop (no neighbour), no translation: the
+        // packet goes to userspace untouched.
+        rig.install(
+            "[2001:db8:10::1]:30020",
+            target("10.20.0.1:30022", "10.20.0.3:6020").build(),
+        );
+        let pkt = V6::new(("2001:db8:10::2", 5020), ("2001:db8:10::1", 30020)).build(&payload);
+        assert_eq!(rig.run(&pkt), (XDP_PASS, pkt));
     });
 }
 
@@ -627,7 +846,7 @@ fn routing_outcomes() {
 #[ignore = "privileged: run with cargo xtask test"]
 fn an_expired_lease_hands_the_flows_to_the_stack() {
     let lease = std::time::Duration::from_millis(200);
-    with_rig_lease(Some(lease), move |rig| {
+    with_rig_opts(Some(lease), NextHopMode::Resolve, move |rig| {
         rig.install(
             "10.10.0.1:30000",
             target("10.20.0.1:30002", "10.20.0.2:6000").build(),

@@ -25,6 +25,7 @@ fn tables_are_isolated_and_flushed() {
         mode: XdpAttachMode::Auto,
         pin_dir: pins.0.clone(),
         lease: None,
+        next_hop: Default::default(),
     };
     let t1 = Kernel::open_with(&cfg(1)).unwrap();
     let t2 = Kernel::open_with(&cfg(2)).unwrap();
@@ -173,6 +174,7 @@ fn end_to_end(mode: XdpAttachMode) {
             mode,
             pin_dir,
             lease: None,
+            next_hop: Default::default(),
         })
         .unwrap()
     });
@@ -312,6 +314,7 @@ fn open_in(ns: &Netns, n: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kern
             mode: XdpAttachMode::Generic,
             pin_dir,
             lease: None,
+            next_hop: Default::default(),
         })
     })
 }
@@ -510,6 +513,7 @@ fn crash_child() {
             mode: XdpAttachMode::Generic,
             pin_dir: pin_dir.into(),
             lease: None,
+            next_hop: Default::default(),
         })
         .unwrap();
         install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);

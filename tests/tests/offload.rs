@@ -690,6 +690,7 @@ fn a_full_kernel_table_leaves_new_streams_in_userspace() {
             mode: XdpAttachMode::Auto,
             pin_dir: pin_dir.into(),
             lease: None,
+            next_hop: Default::default(),
         })
         .unwrap();
         let target = FlowTargetBuilder::new(sa("198.19.0.1", 1), sa("198.19.0.2", 2))
@@ -751,4 +752,150 @@ fn a_full_kernel_table_leaves_new_streams_in_userspace() {
         "{text}"
     );
     let _ = std::fs::remove_file(&log);
+}
+
+/// IP forwarding off on every device of the proxy, IPv4 and IPv6: the
+/// daemon resolves next hops itself (route, device, neighbour over
+/// rtnetlink), so calls are still forwarded in the kernel and the host
+/// routes nothing else.
+fn offloaded_without_forwarding(v6: bool) {
+    let t = Topology::new(if v6 { "onf6" } else { "onf4" });
+    let p = start_proxy(&t, &[]).unwrap();
+    for s in [
+        "net.ipv4.conf.all.forwarding=0",
+        "net.ipv4.conf.default.forwarding=0",
+        "net.ipv4.conf.p0.forwarding=0",
+        "net.ipv4.conf.p1.forwarding=0",
+        "net.ipv6.conf.all.forwarding=0",
+        "net.ipv6.conf.p0.forwarding=0",
+        "net.ipv6.conf.p1.forwarding=0",
+    ] {
+        t.proxy.exec(&["sysctl", "-qw", s]).unwrap();
+    }
+    // No static neighbours: the stack resolves them when userspace relays
+    // the first packets, and the daemon picks that up from rtnetlink.
+    for (ip, dev) in [
+        ("10.1.0.2", "p0"),
+        ("fd00:1::2", "p0"),
+        ("10.2.0.2", "p1"),
+        ("fd00:2::2", "p1"),
+    ] {
+        t.proxy
+            .exec(&["ip", "neigh", "del", ip, "dev", dev])
+            .unwrap();
+    }
+    let (caller_ip, proxy_int, proxy_ext, callee_ip) = if v6 {
+        ("fd00:1::2", "fd00:1::1", "fd00:2::1", "fd00:2::2")
+    } else {
+        ("10.1.0.2", "10.1.0.1", "10.2.0.1", "10.2.0.2")
+    };
+    let a = t.caller.bind_udp(&sa(caller_ip, 5000).to_string());
+    let b = t.callee.bind_udp(&sa(callee_ip, 6000).to_string());
+    let (pa, pb) = setup_call(&p, "nf", (caller_ip, 5000), (callee_ip, 6000), vec![]);
+    let (to_a, to_b) = (sa(proxy_int, pa), sa(proxy_ext, pb));
+    // Userspace relays the first packets, which makes the stack resolve
+    // the neighbours; the daemon then completes the flows' next hops.
+    exchange(&a, &b, to_a, to_b, 2, 1);
+    assert!(
+        wait_until(Duration::from_secs(3), || dump_table(&p.pin_dir, 0)
+            .matches("next hop: device")
+            .count()
+            == 2),
+        "{}",
+        dump_table(&p.pin_dir, 0)
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let user_before = stat(&p, "relayedpackets_user");
+    let kernel_before = stat(&p, "relayedpackets_kernel");
+    exchange(&a, &b, to_a, to_b, 50, 100);
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(&p, "relayedpackets_kernel")
+            == kernel_before + 100),
+        "kernel counted {} (from {kernel_before})",
+        stat(&p, "relayedpackets_kernel")
+    );
+    assert_eq!(stat(&p, "relayedpackets_user"), user_before);
+    // Forwarding really is off: the proxy does not route between the sides.
+    let fwd = if v6 {
+        "/proc/sys/net/ipv6/conf/all/forwarding"
+    } else {
+        "/proc/sys/net/ipv4/conf/all/forwarding"
+    };
+    assert_eq!(t.proxy.exec(&["cat", fwd]).unwrap().trim(), "0");
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv4_offloaded_without_ip_forwarding() {
+    offloaded_without_forwarding(false);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv6_offloaded_without_ip_forwarding() {
+    offloaded_without_forwarding(true);
+}
+
+/// A caller on IPv4 bridged to a callee on IPv6 (`address family: IP6`):
+/// both directions are translated in the kernel, and each receiver's stack
+/// verifies the checksums of what arrives (none may be bad).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ipv4_to_ipv6_bridging_in_the_kernel() {
+    let t = Topology::new("oxl");
+    let p = start_proxy(&t, &[]).unwrap();
+    let a = t.caller.bind_udp("10.1.0.2:5000");
+    let b = t.callee.bind_udp("[fd00:2::2]:6000");
+    let mut offer = sdp_cmd(
+        "offer",
+        "x1",
+        "ft",
+        None,
+        &sdp("10.1.0.2", 5000),
+        vec![("address family", Value::str("IP6"))],
+    );
+    offer.insert(
+        b"direction".to_vec(),
+        Value::List(vec!["int".into(), "ext".into()]),
+    );
+    let r = p.ng.call(&offer).unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert!(get_str(&r, "sdp").contains("c=IN IP6 fd00:2::1"), "{r:?}");
+    let pb = media_ports(get_str(&r, "sdp"))[0];
+    let r =
+        p.ng.call(&sdp_cmd(
+            "answer",
+            "x1",
+            "ft",
+            Some("tt"),
+            &sdp("fd00:2::2", 6000),
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert!(get_str(&r, "sdp").contains("c=IN IP4 10.1.0.1"), "{r:?}");
+    let pa = media_ports(get_str(&r, "sdp"))[0];
+    let (to_a, to_b) = (sa("10.1.0.1", pa), sa("fd00:2::1", pb));
+    let csum = (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors());
+
+    exchange(&a, &b, to_a, to_b, 1, 1);
+    let d = dump_table(&p.pin_dir, 0);
+    assert!(d.contains("kernel table 0: 2 flow(s)"), "{d}");
+    assert!(d.contains("-> [fd00:2::2]:6000"), "{d}");
+    assert!(d.contains("-> 10.1.0.2:5000"), "{d}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let user_before = stat(&p, "relayedpackets_user");
+    exchange(&a, &b, to_a, to_b, 50, 100);
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(&p, "relayedpackets_kernel")
+            == 100),
+        "kernel counted {}",
+        stat(&p, "relayedpackets_kernel")
+    );
+    assert_eq!(stat(&p, "relayedpackets_user"), user_before);
+    assert_eq!(
+        (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors()),
+        csum,
+        "receivers saw bad UDP checksums"
+    );
 }

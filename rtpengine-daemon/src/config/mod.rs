@@ -62,6 +62,11 @@ pub struct Config {
     /// generic), native or generic.
     #[arg(long, value_name = "auto|native|generic", default_value = "auto")]
     pub xdp_mode: XdpAttachMode,
+    /// Next hops of kernel flows: resolved by the daemon over rtnetlink (no
+    /// IP forwarding needed), or looked up in the FIB per packet (needs
+    /// forwarding enabled on the media devices).
+    #[arg(long, value_name = "resolve|fib", default_value = "resolve")]
+    pub xdp_next_hop: crate::kernel::NextHopMode,
     /// bpffs directory of the shared forwarding maps.
     #[arg(long, value_name = "DIR", default_value_os_t = crate::kernel::default_pin_dir())]
     pub bpf_pin_dir: PathBuf,

@@ -316,23 +316,3 @@ fn program_info(prog_id: u32) -> ProgInfo {
         })
         .unwrap_or_default()
 }
-
-/// Warns when `bpf_fib_lookup` will answer FWD_DISABLED for packets entering
-/// `dev` (then every packet falls back to userspace).
-pub(super) fn forwarding_check(dev: &str) {
-    for (fam, path) in [
-        ("ipv4", format!("/proc/sys/net/ipv4/conf/{dev}/forwarding")),
-        ("ipv6", format!("/proc/sys/net/ipv6/conf/{dev}/forwarding")),
-    ] {
-        if let Ok(v) = std::fs::read_to_string(&path) {
-            if v.trim() == "0" {
-                tracing::warn!(
-                    device = dev,
-                    "{fam} forwarding is disabled on {dev}: the XDP FIB lookup fails and \
-                     {fam} media stays in userspace (set {path} to 1, and drop routed \
-                     non-media traffic with nftables if the host must not route)"
-                );
-            }
-        }
-    }
-}

@@ -79,10 +79,17 @@ pub fn format_entries(
             ep(&t.dst),
             ep(&t.src)
         );
+        // Packets arrive in the key's family (the target's may differ: then
+        // the dataplane translates).
+        let expected = t
+            .expected_src
+            .socket_addr(k.family)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "?".into());
         let policy = if t.flags & FlowTarget::STRICT_SOURCE != 0 {
-            format!("expect {} (strict: drop others)", ep(&t.expected_src))
+            format!("expect {expected} (strict: drop others)")
         } else if t.flags & FlowTarget::PASS_ON_MISMATCH != 0 {
-            format!("expect {} (others to userspace)", ep(&t.expected_src))
+            format!("expect {expected} (others to userspace)")
         } else {
             "any source".to_string()
         };
@@ -102,6 +109,24 @@ pub fn format_entries(
             ""
         };
         let _ = writeln!(out, "    {policy}{tos}{ttl}{rtcp}");
+        if t.flags & FlowTarget::NEXT_HOP != 0 {
+            let mac = |m: &[u8; 6]| {
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            };
+            let _ = writeln!(
+                out,
+                "    next hop: device {}, {} -> {}, mtu {}",
+                t.oif,
+                mac(&t.smac),
+                mac(&t.dmac),
+                t.mtu
+            );
+        } else {
+            let _ = writeln!(out, "    next hop: FIB lookup");
+        }
         let last = if s.last_seen_ns == 0 {
             "never".to_string()
         } else {
@@ -144,11 +169,23 @@ mod tests {
             last_seen_ns: 1_000_000_000,
         };
         let text = format_entries(3, &[(k, t, s)], 1_500_000_000);
+        let mut resolved = t;
+        resolved.flags |= FlowTarget::NEXT_HOP;
+        resolved.oif = 4;
+        resolved.smac = [2, 0, 0, 0, 0, 1];
+        resolved.dmac = [2, 0, 0, 0, 0, 0xaa];
+        resolved.mtu = 1500;
+        assert!(
+            format_entries(3, &[(k, resolved, s)], 1_500_000_000).contains(
+                "    next hop: device 4, 02:00:00:00:00:01 -> 02:00:00:00:00:aa, mtu 1500\n"
+            )
+        );
         assert_eq!(
             text,
             "kernel table 3: 1 flow(s)\n\
              local 192.0.2.1:30000 -> 198.51.100.7:6000 (source rewritten to 192.0.2.1:30002)\n    \
              expect 198.51.100.5:5000 (strict: drop others), ttl 64\n    \
+             next hop: FIB lookup\n    \
              packets 5, bytes 860, errors 1, last packet 0.5 s ago\n"
         );
     }

@@ -38,24 +38,46 @@ impl Kernel {
             .map_err(|_| anyhow!("kernel map state poisoned"))
     }
 
+    fn nexthops(&self) -> std::sync::MutexGuard<'_, super::nexthop::NextHops> {
+        self.nexthops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Installs (or replaces) the entry for local endpoint `key`. The target's
-    /// `table` is set to this handle's table; counters of an existing entry are
+    /// `table` is set to this handle's table and its next hop to the one the
+    /// daemon resolved (see `nexthop`); counters of an existing entry are
     /// kept. Fails if the key belongs to another table or the entry is invalid
     /// (family mismatch, unknown flags).
     pub fn install(&self, key: FlowKey, target: FlowTarget) -> anyhow::Result<()> {
         let key = normalize_key(key)?;
+        // Held while writing, so the monitor cannot replace this next hop
+        // between the lookup and the write.
+        let mut hops = self.nexthops();
+        let mut target = target;
+        hops.fill(key, &mut target);
+        let written = self.write(key, target);
+        if written.is_err() {
+            hops.forget(&key);
+        }
+        written
+    }
+
+    fn write(&self, key: FlowKey, target: FlowTarget) -> anyhow::Result<()> {
         let mut target = target;
         target.table = self.table.get();
         target._pad = 0;
         target.expected_src._pad = [0; 2];
         target.src._pad = [0; 2];
         target.dst._pad = [0; 2];
-        if target.family != key.family {
+        target._pad2 = [0; 2];
+        // A target family other than the key's is translated by the
+        // dataplane.
+        if target.family != FAMILY_V4 && target.family != FAMILY_V6 {
             bail!(
-                "flow {}: target family {} differs from the local family {} (no IPv4/IPv6 translation in the kernel)",
+                "flow {}: unknown target family {}",
                 fmt_key(&key),
-                target.family,
-                key.family
+                target.family
             );
         }
         if target.flags & !FlowTarget::ALL_FLAGS != 0 {
@@ -98,6 +120,8 @@ impl Kernel {
     /// entries of other tables).
     pub fn remove(&self, key: FlowKey) -> anyhow::Result<()> {
         let key = normalize_key(key)?;
+        // Only this table's keys are in the cache.
+        self.nexthops().forget(&key);
         let mut maps = self.maps()?;
         match maps.flows.get(&key, 0) {
             Ok(t) if t.table != self.table.get() => bail!(
@@ -173,6 +197,8 @@ impl Kernel {
 
     /// Removes every entry of this table (returns how many).
     pub fn flush(&self) -> anyhow::Result<usize> {
+        let mut hops = self.nexthops();
+        hops.clear();
         let mut maps = self.maps()?;
         let mine: Vec<FlowKey> = maps
             .flows

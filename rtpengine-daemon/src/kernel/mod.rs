@@ -92,7 +92,9 @@ mod bpffs;
 mod dump;
 mod lease;
 mod maps;
+mod nexthop;
 mod offload;
+mod rtnl;
 mod table;
 mod target;
 #[cfg(feature = "testing")]
@@ -101,7 +103,8 @@ mod xdp_link;
 
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
@@ -115,7 +118,7 @@ pub use rtpengine_common::{
 use rtpengine_common::{FLOWS_MAP, FLOW_STATS_MAP, TABLE_LEASE_MAP, TABLE_STATS_MAP, XDP_PROGRAM};
 
 pub use attach::Attachment;
-use attach::{forwarding_check, Prog};
+use attach::Prog;
 pub use dump::{dump, dump_from, format_entries};
 pub use lease::{keep_renewing, DEFAULT_LEASE};
 pub use maps::TableFull;
@@ -188,6 +191,41 @@ impl std::str::FromStr for XdpAttachMode {
     }
 }
 
+/// Where the dataplane takes a flow's next hop from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NextHopMode {
+    /// Resolved by the daemon over rtnetlink (route, device, neighbour) and
+    /// kept in the flow, followed on changes; the FIB lookup only where that
+    /// is not possible yet. No IP forwarding needed.
+    #[default]
+    Resolve,
+    /// `bpf_fib_lookup` per packet, as before: needs IP forwarding enabled
+    /// on the media devices (kept for comparison and for routing the FIB
+    /// decides per packet, e.g. multipath).
+    Fib,
+}
+
+impl std::fmt::Display for NextHopMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NextHopMode::Resolve => "resolve",
+            NextHopMode::Fib => "fib",
+        })
+    }
+}
+
+impl std::str::FromStr for NextHopMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "resolve" => Ok(NextHopMode::Resolve),
+            "fib" => Ok(NextHopMode::Fib),
+            _ => Err(format!("unknown next-hop mode '{s}' (resolve, fib)")),
+        }
+    }
+}
+
 /// Everything [`Kernel::open_with`] needs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
@@ -204,6 +242,8 @@ pub struct KernelConfig {
     /// How long the dataplane keeps forwarding the table's flows after the
     /// daemon last renewed its lease (`None`: for ever).
     pub lease: Option<Duration>,
+    /// Where next hops come from.
+    pub next_hop: NextHopMode,
 }
 
 impl KernelConfig {
@@ -215,6 +255,7 @@ impl KernelConfig {
             mode,
             pin_dir: default_pin_dir(),
             lease: Some(DEFAULT_LEASE),
+            next_hop: NextHopMode::Resolve,
         }
     }
 }
@@ -224,7 +265,9 @@ impl KernelConfig {
 pub struct Kernel {
     table: TableId,
     pin_dir: PathBuf,
-    maps: Mutex<Maps>,
+    maps: Arc<Mutex<Maps>>,
+    nexthops: Arc<Mutex<nexthop::NextHops>>,
+    monitor_stop: Arc<AtomicBool>,
     prog: Mutex<Prog>,
     lease: Option<Duration>,
     refusals: offload::RefusalLog,
@@ -284,7 +327,11 @@ impl Kernel {
         let mut kernel = Kernel {
             table: cfg.table,
             pin_dir: cfg.pin_dir.clone(),
-            maps: Mutex::new(maps),
+            maps: Arc::new(Mutex::new(maps)),
+            nexthops: Arc::new(Mutex::new(nexthop::NextHops::new(
+                cfg.next_hop == NextHopMode::Resolve,
+            ))),
+            monitor_stop: Arc::new(AtomicBool::new(false)),
             prog: Mutex::new(Prog {
                 ebpf,
                 links: Vec::new(),
@@ -296,6 +343,16 @@ impl Kernel {
         // Renewed before the flush: no entry of ours is ever forwarded under
         // a lease this handle did not set.
         kernel.renew_lease()?;
+        if cfg.next_hop == NextHopMode::Resolve {
+            if let Err(e) = nexthop::spawn_monitor(
+                Arc::downgrade(&kernel.nexthops),
+                Arc::downgrade(&kernel.maps),
+                cfg.table.get(),
+                Arc::clone(&kernel.monitor_stop),
+            ) {
+                tracing::warn!(error = %e, "Cannot follow neighbour and route changes: kernel flows keep the next hop they were installed with");
+            }
+        }
         let flushed = kernel.flush()?;
         if flushed > 0 {
             tracing::warn!(
@@ -316,7 +373,6 @@ impl Kernel {
                 // On error, `kernel` drops: links made so far are released
                 // like at close.
                 kernel.attach(&links_dir, dev, cfg.mode, flows_id)?;
-                forwarding_check(dev);
             }
         }
         tracing::info!(
@@ -349,6 +405,7 @@ impl Kernel {
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
+        self.monitor_stop.store(true, Relaxed);
         let mut result = Ok(());
         match self.flush() {
             Ok(n) => tracing::info!(

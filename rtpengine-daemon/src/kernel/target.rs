@@ -39,11 +39,12 @@ pub enum SourcePolicy {
 }
 
 impl FlowTargetBuilder {
-    /// Forward from local `src` to peer `dst` (both the same family).
+    /// Forward from local `src` to peer `dst` (both the same family, which
+    /// may differ from the key's: the dataplane then translates).
     pub fn new(src: SocketAddr, dst: SocketAddr) -> anyhow::Result<FlowTargetBuilder> {
         let (src, dst) = (canonical(src), canonical(dst));
         if src.is_ipv4() != dst.is_ipv4() {
-            bail!("cannot offload {src} -> {dst}: IPv4/IPv6 translation stays in userspace");
+            bail!("cannot offload {src} -> {dst}: a packet leaves with one address family");
         }
         Ok(FlowTargetBuilder {
             t: FlowTarget {
@@ -57,16 +58,14 @@ impl FlowTargetBuilder {
         })
     }
 
-    /// Checks the packets' source against `expected` with `policy`.
+    /// Checks the packets' source against `expected` with `policy` (of the
+    /// key's family: packets arrive with it).
     pub fn expect_source(
         mut self,
         expected: SocketAddr,
         policy: SourcePolicy,
     ) -> anyhow::Result<FlowTargetBuilder> {
         let expected = canonical(expected);
-        if family_of(&expected) != self.t.family {
-            bail!("expected source {expected} has the wrong address family");
-        }
         self.t.expected_src = Endpoint::from_socket_addr(expected);
         self.t.flags &= !(FlowTarget::STRICT_SOURCE | FlowTarget::PASS_ON_MISMATCH);
         self.t.flags |= match policy {
@@ -131,6 +130,21 @@ mod tests {
             "[2001:db8::1]:2".parse().unwrap()
         )
         .is_err());
+        // An IPv4 local socket bridged to an IPv6 peer: the target has the
+        // egress family, the expected source the ingress one.
+        let x = FlowTargetBuilder::new(
+            "[2001:db8::a]:30002".parse().unwrap(),
+            "[2001:db8::7]:6000".parse().unwrap(),
+        )
+        .unwrap()
+        .expect_source("198.51.100.5:5000".parse().unwrap(), SourcePolicy::Drop)
+        .unwrap()
+        .build();
+        assert_eq!(x.family, 6);
+        assert_eq!(
+            x.expected_src.socket_addr(4),
+            Some("198.51.100.5:5000".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The seam between the userspace relay and in-kernel forwarding.
 //!
 //! The relay decides *when* a socket's traffic may bypass it (peer endpoint
-//! confirmed, one destination, same address family) and *what* the kernel
+//! confirmed, one destination) and *what* the kernel
 //! must do with it ([`Rule`]); an [`Offload`] implementation (the eBPF
 //! dataplane in [`crate::kernel`]) does it. Offloaded packets never reach the
 //! relay, so the kernel's counters are merged back once a second.

@@ -409,7 +409,7 @@ impl MediaSocket {
     /// Hands this socket's traffic to the kernel: packets from its party go
     /// out of `src` (the peer's socket) to the peer's final address `dst`.
     /// Only once this party's address is final too, and only for one plain
-    /// same-family path.
+    /// path (IPv4 and IPv6 sides are translated by the dataplane).
     fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
         let Some(offload) = &self.offload else { return };
         let mut st = self.state();
@@ -429,8 +429,10 @@ impl MediaSocket {
         if st.muxed && !Weak::ptr_eq(&st.peer_rtp, &st.peer_rtcp) {
             return;
         }
-        let v6 = self.local.is_ipv6();
-        if [expected, src, dst].iter().any(|a| a.is_ipv6() != v6) {
+        // Packets arrive in the local socket's family and leave in the
+        // peer's; the dataplane translates between IPv4 and IPv6.
+        let family = |a: &SocketAddr| a.ip().to_canonical().is_ipv6();
+        if family(&expected) != family(&self.local) || family(&src) != family(&dst) {
             return;
         }
         let rule = Rule {

@@ -1,0 +1,294 @@
+//! Next hops resolved by the daemon, so the dataplane never needs the
+//! kernel's FIB lookup (which answers only on devices with IP forwarding
+//! enabled: a media server would have to be a router).
+//!
+//! Every entry [`Kernel::install`](super::Kernel::install) writes gets the
+//! next hop of its (local source, peer) pair: the egress device, its MAC and
+//! MTU, and the neighbour's MAC, as the kernel would use for a packet sent
+//! from the local socket (`ip route get PEER from LOCAL`, then the neighbour
+//! table). Pairs are cached with the flows using them. A monitor thread
+//! follows rtnetlink: a neighbour change (new MAC, entry failed or removed)
+//! rewrites the flows behind it at once; a route or link change (or lost
+//! events) resolves every pair again. A pair without a usable next hop yet
+//! (neighbour not resolved: the first packets, relayed in userspace, make
+//! the stack resolve it, and the monitor then completes the flows), or
+//! without one at all (local, blackhole or non-Ethernet routes), is written
+//! without [`FlowTarget::NEXT_HOP`], and the dataplane falls back to the FIB
+//! lookup (which works where forwarding is on) or to userspace.
+//!
+//! Lock order: the cache, then the maps (both installs and the monitor), so
+//! a flow is never written with a next hop the monitor has already
+//! replaced.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use rtpengine_common::{FlowKey, FlowTarget};
+
+use super::maps::Maps;
+use super::rtnl::{Event, Link, Monitor, Route, Rtnl};
+
+/// How often the monitor looks at its stop flag.
+const TICK: Duration = Duration::from_millis(200);
+
+/// A pair: local source address, peer address.
+type Pair = (IpAddr, IpAddr);
+
+/// What is known about one pair.
+#[derive(Debug, Default)]
+struct Entry {
+    route: Option<(Route, Link)>,
+    dmac: Option<[u8; 6]>,
+    flows: HashSet<FlowKey>,
+}
+
+impl Entry {
+    /// Writes this entry's next hop into `t` (or clears it).
+    fn apply(&self, t: &mut FlowTarget) {
+        match (self.route, self.dmac) {
+            (Some((route, link)), Some(dmac)) => {
+                t.flags |= FlowTarget::NEXT_HOP;
+                t.oif = route.oif;
+                t.smac = link.mac;
+                t.dmac = dmac;
+                t.mtu = link.mtu;
+            }
+            _ => {
+                t.flags &= !FlowTarget::NEXT_HOP;
+                t.oif = 0;
+                t.smac = [0; 6];
+                t.dmac = [0; 6];
+                t.mtu = 0;
+            }
+        }
+    }
+}
+
+/// The cache of resolved pairs and the flows using them.
+pub(super) struct NextHops {
+    rtnl: Option<Rtnl>,
+    pairs: HashMap<Pair, Entry>,
+    by_flow: HashMap<FlowKey, Pair>,
+}
+
+impl NextHops {
+    /// A cache with its query socket (`resolve` false, or no socket, e.g.
+    /// no permission: every flow uses the FIB lookup; logged once).
+    pub(super) fn new(resolve: bool) -> NextHops {
+        let rtnl = if resolve {
+            Rtnl::new()
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "No rtnetlink socket: the kernel dataplane uses the FIB lookup, which needs IP forwarding on the media devices");
+                })
+                .ok()
+        } else {
+            None
+        };
+        NextHops {
+            rtnl,
+            pairs: HashMap::new(),
+            by_flow: HashMap::new(),
+        }
+    }
+
+    /// Fills `t`'s next hop for flow `key`, resolving its pair on a miss,
+    /// and remembers that `key` uses it.
+    pub(super) fn fill(&mut self, key: FlowKey, t: &mut FlowTarget) {
+        let Some(pair) = pair_of(t) else {
+            Entry::default().apply(t);
+            return;
+        };
+        self.forget(&key);
+        if !self.pairs.contains_key(&pair) {
+            let entry = match &mut self.rtnl {
+                Some(rtnl) => resolve(rtnl, pair),
+                None => Entry::default(),
+            };
+            self.pairs.insert(pair, entry);
+        }
+        if let Some(e) = self.pairs.get_mut(&pair) {
+            e.apply(t);
+            e.flows.insert(key);
+        }
+        self.by_flow.insert(key, pair);
+    }
+
+    /// `key` no longer exists (removed, flushed, or failed to install).
+    pub(super) fn forget(&mut self, key: &FlowKey) {
+        let Some(pair) = self.by_flow.remove(key) else {
+            return;
+        };
+        if let Some(e) = self.pairs.get_mut(&pair) {
+            e.flows.remove(key);
+            if e.flows.is_empty() {
+                self.pairs.remove(&pair);
+            }
+        }
+    }
+
+    fn pair_list(&self) -> Vec<Pair> {
+        self.pairs.keys().copied().collect()
+    }
+
+    /// Forgets every flow (the table was flushed).
+    pub(super) fn clear(&mut self) {
+        self.pairs.clear();
+        self.by_flow.clear();
+    }
+
+    /// Applies a neighbour change; returns the pairs whose next hop changed.
+    fn neighbour(&mut self, ifindex: u32, ip: IpAddr, mac: Option<[u8; 6]>) -> Vec<Pair> {
+        let mut changed = Vec::new();
+        for (pair, e) in &mut self.pairs {
+            let Some((route, _)) = e.route else { continue };
+            if route.oif == ifindex && route.via == ip && e.dmac != mac {
+                e.dmac = mac;
+                changed.push(*pair);
+            }
+        }
+        changed
+    }
+}
+
+/// The route, link and neighbour of `pair`, as far as known.
+fn resolve(rtnl: &mut Rtnl, (src, dst): Pair) -> Entry {
+    let looked_up = (|| -> std::io::Result<Entry> {
+        let Some(route) = rtnl.route(src, dst)? else {
+            return Ok(Entry::default());
+        };
+        let Some(link) = rtnl.link(route.oif)? else {
+            return Ok(Entry::default());
+        };
+        let dmac = rtnl.neighbour(route.oif, route.via)?;
+        Ok(Entry {
+            route: Some((route, link)),
+            dmac,
+            flows: HashSet::new(),
+        })
+    })();
+    looked_up.unwrap_or_else(|e| {
+        tracing::debug!(%src, %dst, error = %e, "Resolving the next hop failed; the dataplane uses the FIB lookup");
+        Entry::default()
+    })
+}
+
+/// The (local source, peer) pair of a target.
+fn pair_of(t: &FlowTarget) -> Option<Pair> {
+    let src = t.src.socket_addr(t.family)?.ip();
+    let dst = t.dst.socket_addr(t.family)?.ip();
+    Some((src, dst))
+}
+
+/// Rewrites the next hop of every flow of `pairs` in `FLOWS` (entries that
+/// vanished or were replaced for another peer are left alone).
+fn rewrite(hops: &NextHops, maps: &Mutex<Maps>, table: u32, pairs: &[Pair]) {
+    let mut maps = maps.lock().unwrap_or_else(PoisonError::into_inner);
+    for pair in pairs {
+        let Some(e) = hops.pairs.get(pair) else {
+            continue;
+        };
+        for key in &e.flows {
+            let Ok(mut t) = maps.flows.get(key, 0) else {
+                continue;
+            };
+            if t.table != table || pair_of(&t) != Some(*pair) {
+                continue;
+            }
+            e.apply(&mut t);
+            // BPF_EXIST: never re-create an entry removed meanwhile.
+            if let Err(err) = maps.flows.insert(key, t, 2) {
+                tracing::debug!(key = %super::maps::fmt_key(key), error = %err, "Updating a flow's next hop failed");
+            }
+        }
+    }
+}
+
+/// Follows rtnetlink changes for the cache until `stop` is set or the cache
+/// is gone.
+pub(super) fn spawn_monitor(
+    hops: Weak<Mutex<NextHops>>,
+    maps: Weak<Mutex<Maps>>,
+    table: u32,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let mut monitor = Monitor::new(TICK)?;
+    let mut rtnl = Rtnl::new()?;
+    std::thread::Builder::new()
+        .name("rtpe-nexthop".into())
+        .spawn(move || {
+            let mut failing = false;
+            while !stop.load(Relaxed) {
+                let events = match monitor.recv() {
+                    Ok(ev) => {
+                        failing = false;
+                        ev
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "Reading rtnetlink changes failed");
+                            failing = true;
+                        }
+                        std::thread::sleep(TICK);
+                        vec![Event::Topology]
+                    }
+                };
+                if events.is_empty() {
+                    continue;
+                }
+                let (Some(hops), Some(maps)) = (hops.upgrade(), maps.upgrade()) else {
+                    return;
+                };
+                let mut topology = false;
+                for ev in events {
+                    match ev {
+                        Event::Neighbour { ifindex, ip, mac } => {
+                            let mut h = hops.lock().unwrap_or_else(PoisonError::into_inner);
+                            let changed = h.neighbour(ifindex, ip, mac);
+                            if !changed.is_empty() {
+                                tracing::debug!(%ip, ifindex, ?mac, pairs = changed.len(), "Neighbour changed: updating kernel flows");
+                                rewrite(&h, &maps, table, &changed);
+                            }
+                        }
+                        Event::Topology => topology = true,
+                    }
+                }
+                if topology {
+                    resync(&hops, &maps, table, &mut rtnl);
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Resolves every cached pair again (routes or links changed) and rewrites
+/// the flows of those that changed. Queries run without the cache locked.
+fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) {
+    // The snapshot releases the lock before the queries.
+    let pairs = hops
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pair_list();
+    let resolved: Vec<(Pair, Entry)> = pairs.into_iter().map(|p| (p, resolve(rtnl, p))).collect();
+    let mut h = hops.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut changed = Vec::new();
+    for (pair, fresh) in resolved {
+        let Some(e) = h.pairs.get_mut(&pair) else {
+            continue;
+        };
+        if e.route != fresh.route || e.dmac != fresh.dmac {
+            e.route = fresh.route;
+            e.dmac = fresh.dmac;
+            changed.push(pair);
+        }
+    }
+    if !changed.is_empty() {
+        tracing::debug!(
+            pairs = changed.len(),
+            "Routes changed: updating kernel flows"
+        );
+        rewrite(&h, maps, table, &changed);
+    }
+}
