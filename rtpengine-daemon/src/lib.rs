@@ -26,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod ng;
+pub mod persist;
 pub mod relay;
 pub mod rtpproxy;
 pub mod sdp;

@@ -153,6 +153,9 @@ async fn serve(
         Commands::new(Arc::clone(&calls)),
         Templates::new(&cfg.template_values),
     );
+    if cfg.redis.is_some() {
+        restore_calls(cfg, &control, &calls, kernel.as_deref()).await?;
+    }
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
         logging: Arc::clone(logging),
@@ -201,7 +204,13 @@ async fn serve(
             notify(&[sd_notify::NotifyState::Stopping]);
             // A clean stop takes this table's entries out of the kernel (the
             // program detaches when the last handle drops with the runtime).
-            if let Some(k) = &kernel {
+            if let Some(k) = kernel.as_ref().filter(|k| k.keeps_flows()) {
+                // The calls are in Redis: their flows carry the media while
+                // the daemon restarts.
+                k.retain_for_restart();
+                info!(table = %k.table(), "Kernel flows kept for the restart");
+            }
+            if let Some(k) = kernel.as_ref().filter(|k| !k.keeps_flows()) {
                 match k.flush() {
                     Ok(n) => info!(table = %k.table(), flows = n, "Kernel table flushed"),
                     Err(e) => warn!("Failed to flush kernel table: {e:#}"),
@@ -210,6 +219,52 @@ async fn serve(
             Ok(stop)
         }
     }
+}
+
+/// Connects to `--redis`, restores the calls stored there (adopting the
+/// kernel flows the previous process kept for them) and journals every
+/// change from now on. Without Redis the daemon does not start, unless
+/// `--no-redis-required` (then nothing is restored or persisted, and the
+/// kept flows are removed).
+async fn restore_calls(
+    cfg: &Config,
+    control: &Control,
+    calls: &Arc<Calls>,
+    kernel: Option<&Kernel>,
+) -> anyhow::Result<()> {
+    use rtpengine::persist::{self, Persist, RedisTarget, Store};
+    let Some(read) = &cfg.redis else {
+        return Ok(());
+    };
+    let read = RedisTarget::parse(read, "RTPENGINE_REDIS_AUTH_PW").context("--redis")?;
+    let write = cfg
+        .redis_write
+        .as_deref()
+        .map(|w| RedisTarget::parse(w, "RTPENGINE_REDIS_WRITE_AUTH_PW"))
+        .transpose()
+        .context("--redis-write")?;
+    let expires = std::time::Duration::from_secs(cfg.redis_expires);
+    let store = match Store::connect(&read, write.as_ref(), expires).await {
+        Ok(s) => s,
+        Err(e) if cfg.no_redis_required => {
+            warn!("{e:#}: starting without Redis (--no-redis-required): no call is restored or persisted");
+            if let Some(k) = kernel {
+                k.adopt_flows(|_, _, _| false);
+            }
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(
+                e.context("Redis is required (--redis; --no-redis-required starts without it)")
+            )
+        }
+    };
+    info!(redis = %read, "Call persistence in Redis");
+    let persist = Persist::new(store);
+    control.set_persist(Arc::clone(&persist));
+    persist::restore(&persist, control, calls, kernel).await?;
+    calls.on_end(move |id| persist.ended(id));
+    Ok(())
 }
 
 /// Reports to the service manager (systemd `Type=notify`); failures are
@@ -257,6 +312,8 @@ fn open_kernel(cfg: &Config, interfaces: &Interfaces) -> anyhow::Result<Option<A
         pin_dir: cfg.bpf_pin_dir.clone(),
         lease: cfg.kernel_lease(),
         next_hop: cfg.xdp_next_hop,
+        // With Redis the calls come back after a restart: their flows stay.
+        keep_flows: cfg.redis.is_some(),
     };
     match Kernel::open_with(&kcfg) {
         Ok(k) => {

@@ -11,7 +11,8 @@
 //! [`ebpf`] (pin directories, flow targets, payloads for the eBPF tests),
 //! [`netns`] and [`topology`] (namespaces), [`rig`] (a daemon in a namespace
 //! with its client), [`sdp`] (fixtures and matching), [`packets`] (RTP/RTCP
-//! on sockets), [`util`] (ports, processes, waiting). Everything is
+//! on sockets), [`redis`] (a server of the test's own), [`proxy`] (the kernel-forwarding proxy of a [`topology`]),
+//! [`util`] (ports, processes, waiting). Everything is
 //! re-exported at the root, so tests `use rtpengine_tests::*`.
 
 pub mod container;
@@ -22,6 +23,8 @@ pub mod metrics;
 pub mod netns;
 pub mod ng;
 pub mod packets;
+pub mod proxy;
+pub mod redis;
 pub mod rig;
 pub mod sdp;
 pub mod topology;
@@ -34,6 +37,8 @@ pub use metrics::*;
 pub use netns::*;
 pub use ng::*;
 pub use packets::*;
+pub use proxy::*;
+pub use redis::*;
 pub use rig::*;
 pub use rtpengine::ng::bencode::{decode_bencode, encode_bencode};
 pub use rtpengine::ng::value::{Dict, Value};

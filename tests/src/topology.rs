@@ -153,7 +153,7 @@ impl Topology {
 
     /// The directory to give the daemon as `--bpf-pin-dir`.
     pub fn pin_dir(&self) -> String {
-        self.pins.join("v1").to_string_lossy().into_owned()
+        self.pins.join("maps").to_string_lossy().into_owned()
     }
 
     /// `rtpengine --dump-table=<table>` against the daemon's pins in

@@ -288,6 +288,7 @@ fn with_rig_opts(
             pin_dir,
             lease,
             next_hop,
+            keep_flows: false,
         })
         .unwrap();
         let rig = Rig {

@@ -26,6 +26,7 @@ fn tables_are_isolated_and_flushed() {
         pin_dir: pins.0.clone(),
         lease: None,
         next_hop: Default::default(),
+        keep_flows: false,
     };
     let t1 = Kernel::open_with(&cfg(1)).unwrap();
     let t2 = Kernel::open_with(&cfg(2)).unwrap();
@@ -175,6 +176,7 @@ fn end_to_end(mode: XdpAttachMode) {
             pin_dir,
             lease: None,
             next_hop: Default::default(),
+            keep_flows: false,
         })
         .unwrap()
     });
@@ -315,6 +317,7 @@ fn open_in(ns: &Netns, n: u32, pin_dir: &std::path::Path) -> anyhow::Result<Kern
             pin_dir,
             lease: None,
             next_hop: Default::default(),
+            keep_flows: false,
         })
     })
 }
@@ -514,6 +517,7 @@ fn crash_child() {
             pin_dir: pin_dir.into(),
             lease: None,
             next_hop: Default::default(),
+            keep_flows: false,
         })
         .unwrap();
         install_call(&k, "10.1.0.1", "10.2.0.1", 30000, 5000, 6000);

@@ -5,148 +5,9 @@
 //! source, payload and checksum while the daemon's userspace counters stay
 //! flat and the kernel's grow.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use rtpengine_tests::*;
-
-struct Proxy {
-    daemon: Daemon,
-    ng: NgClient,
-    pin_dir: String,
-}
-
-fn start_proxy(t: &Topology, extra: &[&str]) -> anyhow::Result<Proxy> {
-    start_proxy_logged(t, extra, None)
-}
-
-/// [`start_proxy`], with the daemon's log appended to `log` when given.
-fn start_proxy_logged(
-    t: &Topology,
-    extra: &[&str],
-    log: Option<&std::path::Path>,
-) -> anyhow::Result<Proxy> {
-    let pin_dir = t.pin_dir();
-    let mut args = vec![
-        "--table=0",
-        "--xdp-mode=native",
-        "--xdp-device=p0",
-        "--xdp-device=p1",
-        "-i",
-        "int/10.1.0.1",
-        "-i",
-        "int/fd00:1::1",
-        "-i",
-        "ext/10.2.0.1",
-        "-i",
-        "ext/fd00:2::1",
-    ];
-    let pin_arg = format!("--bpf-pin-dir={pin_dir}");
-    args.push(&pin_arg);
-    args.extend(extra);
-    let ng = "127.0.0.1:2223".parse()?;
-    let daemon = match log {
-        Some(log) => Daemon::start_logged(Some(&t.proxy.name), ng, &args, "", log)?,
-        None => Daemon::start_with(Some(&t.proxy.name), ng, &args)?,
-    };
-    let ng = t
-        .proxy
-        .run(|| NgClient::new("127.0.0.1:2223".parse().unwrap()))?;
-    Ok(Proxy {
-        daemon,
-        ng,
-        pin_dir,
-    })
-}
-
-fn sdp(addr: &str, port: u16) -> String {
-    let fam = if addr.contains(':') { "IP6" } else { "IP4" };
-    crlf(&format!(
-        "v=0\no=- 1 1 IN {fam} {addr}\ns=-\nt=0 0\nm=audio {port} RTP/AVP 0 8\nc=IN {fam} {addr}\na=sendrecv\n"
-    ))
-}
-
-/// Offer from caller, answer from callee; returns (port the caller sends
-/// to, port the callee sends to).
-fn setup_call(
-    p: &Proxy,
-    id: &str,
-    caller: (&str, u16),
-    callee: (&str, u16),
-    extra: Vec<(&str, Value)>,
-) -> (u16, u16) {
-    let mut offer = sdp_cmd(
-        "offer",
-        id,
-        "ft",
-        None,
-        &sdp(caller.0, caller.1),
-        extra.clone(),
-    );
-    offer.insert(
-        b"direction".to_vec(),
-        Value::List(vec!["int".into(), "ext".into()]),
-    );
-    let r = p.ng.call(&offer).unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let callee_port = media_ports(get_str(&r, "sdp"))[0];
-    let r =
-        p.ng.call(&sdp_cmd(
-            "answer",
-            id,
-            "ft",
-            Some("tt"),
-            &sdp(callee.0, callee.1),
-            extra,
-        ))
-        .unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let caller_port = media_ports(get_str(&r, "sdp"))[0];
-    (caller_port, callee_port)
-}
-
-fn stat(p: &Proxy, key: &str) -> i64 {
-    let d =
-        p.ng.call(&dict([("command", Value::str("statistics"))]))
-            .unwrap();
-    dig_int(&d, &["statistics", "totalstatistics", key])
-        .unwrap_or_else(|| panic!("no {key} in {d:?}"))
-}
-
-fn stream_flags(p: &Proxy, id: &str, tag: &str) -> Vec<String> {
-    let q =
-        p.ng.call(&dict([
-            ("command", Value::str("query")),
-            ("call-id", Value::str(id)),
-        ]))
-        .unwrap();
-    let Some(Value::List(medias)) = dig(&q, &["tags", tag, "medias"]) else {
-        panic!("{q:?}")
-    };
-    let Some(Value::List(streams)) = medias[0].get("streams") else {
-        panic!("{q:?}")
-    };
-    match streams[0].get("flags") {
-        Some(Value::List(f)) => f
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => panic!("{q:?}"),
-    }
-}
-
-/// Sends `n` packets each way and asserts every one arrives from the
-/// proxy's socket with its payload intact.
-fn exchange(a: &UdpSocket, b: &UdpSocket, to_b: SocketAddr, to_a: SocketAddr, n: u16, seq0: u16) {
-    for i in 0..n {
-        let p = rtp(8, seq0 + i, 160 * u32::from(i), 0x1111, i as u8);
-        a.send_to(&p, to_b).unwrap();
-        expect_packet(b, to_a, &p);
-        let q = rtp(8, seq0 + i, 160 * u32::from(i), 0x2222, !(i as u8));
-        b.send_to(&q, to_a).unwrap();
-        expect_packet(a, to_b, &q);
-    }
-}
 
 fn offloaded_call(v6: bool) {
     let t = Topology::new(if v6 { "o6" } else { "o4" });
@@ -691,6 +552,7 @@ fn a_full_kernel_table_leaves_new_streams_in_userspace() {
             pin_dir: pin_dir.into(),
             lease: None,
             next_hop: Default::default(),
+            keep_flows: false,
         })
         .unwrap();
         let target = FlowTargetBuilder::new(sa("198.19.0.1", 1), sa("198.19.0.2", 2))
@@ -851,7 +713,7 @@ fn ipv4_to_ipv6_bridging_in_the_kernel() {
         "x1",
         "ft",
         None,
-        &sdp("10.1.0.2", 5000),
+        &phone_sdp("10.1.0.2", 5000),
         vec![("address family", Value::str("IP6"))],
     );
     offer.insert(
@@ -868,7 +730,7 @@ fn ipv4_to_ipv6_bridging_in_the_kernel() {
             "x1",
             "ft",
             Some("tt"),
-            &sdp("fd00:2::2", 6000),
+            &phone_sdp("fd00:2::2", 6000),
             vec![],
         ))
         .unwrap();

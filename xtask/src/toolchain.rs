@@ -62,6 +62,10 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     ("podman", "podman"),
     ("runc", "runc"),
     ("debootstrap", "debootstrap"),
+    // Call persistence (tests/tests/restart.rs): the tests start their own
+    // server (never the packaged service) and use redis-cli.
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not

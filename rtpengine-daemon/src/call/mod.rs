@@ -239,6 +239,21 @@ pub struct Call {
     pub policy: Option<Policy>,
     /// Call-wide `block media`/`block DTMF`/`silence media`.
     pub controls: controls::Controls,
+    /// The requests that shaped the call, in order, for persistence
+    /// (`--redis`): opaque here, replayed after a restart.
+    pub journal: Vec<JournalEntry>,
+    /// Every RTP socket allocated for the call, in order: a replay of the
+    /// journal allocates the same ones again ([`Calls::plan_ports`]).
+    pub ports: Vec<SocketAddr>,
+}
+
+/// One request of a call's [`Call::journal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The request as received (bencoded dictionary).
+    pub request: Vec<u8>,
+    /// The control client that sent it.
+    pub peer: SocketAddr,
 }
 
 impl Call {
@@ -256,6 +271,8 @@ impl Call {
             tos: None,
             policy: None,
             controls: controls::Controls::default(),
+            journal: Vec::new(),
+            ports: Vec::new(),
         }
     }
 

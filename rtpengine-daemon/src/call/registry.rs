@@ -1,7 +1,8 @@
 //! The registry of calls and the daemon-wide settings the call model needs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::stats::{kernel, relayed, streams, Live, StatsSnapshot};
 use super::{Call, EndReason, Error, GlobalStats};
@@ -47,6 +48,9 @@ impl Default for Settings {
     }
 }
 
+/// What [`Calls::on_end`] registers.
+type OnEnd = Box<dyn Fn(&str) + Send + Sync>;
+
 /// The registry of calls.
 pub struct Calls {
     calls: Mutex<HashMap<String, Call>>,
@@ -63,6 +67,10 @@ pub struct Calls {
     /// This daemon's instance id: what `loop protect` writes into SDP
     /// (`a=rtpengine:<id>`) to recognise its own SDP coming back.
     pub instance_id: String,
+    /// Ports a restore allocates again, per call-id, in order.
+    planned: Mutex<HashMap<String, VecDeque<SocketAddr>>>,
+    /// Told the call-id of every call that ends (persistence forgets it).
+    on_end: OnceLock<OnEnd>,
 }
 
 impl Calls {
@@ -82,7 +90,43 @@ impl Calls {
             media,
             // 12 hex digits, as upstream's.
             instance_id: format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
+            planned: Mutex::new(HashMap::new()),
+            on_end: OnceLock::new(),
         }
+    }
+
+    /// Has `f` told the call-id of every call that ends from now on (set
+    /// once; persistence).
+    pub fn on_end(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.on_end.set(Box::new(f));
+    }
+
+    /// Makes the next socket allocations of call `id` use `ports`, in order
+    /// (replaying a restored call's journal gets its ports back).
+    pub fn plan_ports(&self, id: &str, ports: Vec<SocketAddr>) {
+        let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
+        if ports.is_empty() {
+            planned.remove(id);
+        } else {
+            planned.insert(id.to_owned(), ports.into());
+        }
+    }
+
+    /// The port call `id`'s next allocation should take, if planned.
+    pub(crate) fn next_planned(&self, id: &str) -> Option<SocketAddr> {
+        let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
+        let q = planned.get_mut(id)?;
+        let next = q.pop_front();
+        if q.is_empty() {
+            planned.remove(id);
+        }
+        next
+    }
+
+    /// Runs `f` on call `id` mutably, without merging kernel counters.
+    /// `f` runs with the call table locked.
+    pub fn with_call_mut<R>(&self, id: &str, f: impl FnOnce(&mut Call) -> R) -> Option<R> {
+        self.lock().get_mut(id).map(f)
     }
 
     /// The settings now.
@@ -128,6 +172,9 @@ impl Calls {
         call.merge_kernel();
         self.stats.ended(&call, why);
         tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
+        if let Some(f) = self.on_end.get() {
+            f(id);
+        }
         Some(call)
     }
 

@@ -54,7 +54,12 @@ impl Sockets {
     }
 }
 
-/// Allocates sockets for a party's media on `addr` and starts their loops.
+/// Allocates sockets for a party's media on `addr` and starts their loops;
+/// on `planned` (a restored call's port) if it is free.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, the socket's whole setup"
+)]
 pub(crate) fn allocate_sockets(
     addr: &LocalAddress,
     single: bool,
@@ -63,15 +68,25 @@ pub(crate) fn allocate_sockets(
     tos: Option<u8>,
     offload: Option<&Arc<dyn Offload>>,
     media: &Poller,
+    planned: Option<SocketAddr>,
 ) -> Result<Sockets, Error> {
-    let pair = addr.pool.allocate(single).ok_or_else(|| {
-        tracing::error!(
-            "Failed to get {} consecutive ports on interface {}",
-            if single { 1 } else { 2 },
-            addr.local
-        );
-        Error::OutOfPorts
-    })?;
+    let again = planned.filter(|p| p.ip() == addr.local).and_then(|p| {
+        let pair = addr.pool.allocate_at(p.port(), single);
+        if pair.is_none() {
+            tracing::warn!(port = %p, "A restored call's port is taken; it gets another one");
+        }
+        pair
+    });
+    let pair = again
+        .or_else(|| addr.pool.allocate(single))
+        .ok_or_else(|| {
+            tracing::error!(
+                "Failed to get {} consecutive ports on interface {}",
+                if single { 1 } else { 2 },
+                addr.local
+            );
+            Error::OutOfPorts
+        })?;
     let lease = Arc::new(pair.lease);
     let now = Instant::now();
     let state = || SocketState::new(Endpoint::new(None, now), policy, tos);

@@ -75,6 +75,23 @@ pub struct Config {
     /// ever, as rtpengine's kernel module.
     #[arg(long, value_name = "SECS", default_value_t = crate::kernel::DEFAULT_LEASE.as_secs())]
     pub kernel_lease: u64,
+    /// Redis database for call persistence, `[PW@]HOST:PORT/DB` (the
+    /// password may come from RTPENGINE_REDIS_AUTH_PW): calls are restored
+    /// from it at start and every change is written to it.
+    #[arg(short = 'r', long, value_name = "[PW@]HOST:PORT/DB")]
+    pub redis: Option<String>,
+    /// A separate Redis database for the writes (RTPENGINE_REDIS_WRITE_AUTH_PW).
+    #[arg(short = 'w', long, value_name = "[PW@]HOST:PORT/DB")]
+    pub redis_write: Option<String>,
+    /// Upstream's restore threads; accepted (the journals replay in order).
+    #[arg(long, value_name = "INT", default_value_t = 4)]
+    pub redis_num_threads: u32,
+    /// Expiry of the Redis keys, seconds.
+    #[arg(long, value_name = "INT", default_value_t = 86400)]
+    pub redis_expires: u64,
+    /// Start even when Redis cannot be reached (nothing restored).
+    #[arg(short = 'q', long)]
+    pub no_redis_required: bool,
     /// Print the entries of kernel table N (from the pinned maps) and exit.
     #[arg(long, value_name = "N")]
     pub dump_table: Option<TableId>,

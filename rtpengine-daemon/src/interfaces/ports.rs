@@ -122,31 +122,53 @@ impl PortPool {
         let tries = self.available();
         for _ in 0..tries {
             let port = self.lock().pop_front()?;
-            let bound = bind(SocketAddr::new(self.addr, port)).and_then(|rtp| {
-                let rtcp = if single {
-                    None
-                } else {
-                    Some(bind(SocketAddr::new(self.addr, port + 1))?)
-                };
-                Ok((rtp, rtcp))
-            });
-            match bound {
-                Ok((rtp, rtcp)) => {
-                    self.last.store(port, Relaxed);
-                    return Some(BoundPair {
-                        rtp,
-                        rtcp,
-                        lease: PortLease {
-                            pool: self.clone(),
-                            port,
-                        },
-                    });
-                }
-                // In use by someone else: retry it later.
-                Err(_) => self.lock().push_back(port),
+            if let Some(pair) = self.bind_pair(port, single) {
+                self.last.store(port, Relaxed);
+                return Some(pair);
             }
         }
         None
+    }
+}
+
+impl PortPool {
+    /// Binds the pair on `port` (even) if it is free: a restored call gets
+    /// its ports back. `None` if it is taken or out of the range.
+    pub fn allocate_at(self: &Arc<Self>, port: u16, single: bool) -> Option<BoundPair> {
+        {
+            let mut free = self.lock();
+            let at = free.iter().position(|&p| p == port)?;
+            free.remove(at);
+        }
+        self.bind_pair(port, single)
+    }
+
+    /// Binds `port` (and `port + 1` unless `single`), taken from the free
+    /// list by the caller; on failure (in use by someone else) the port goes
+    /// back to the end of the list, to be retried later.
+    fn bind_pair(self: &Arc<Self>, port: u16, single: bool) -> Option<BoundPair> {
+        let bound = bind(SocketAddr::new(self.addr, port)).and_then(|rtp| {
+            let rtcp = if single {
+                None
+            } else {
+                Some(bind(SocketAddr::new(self.addr, port + 1))?)
+            };
+            Ok((rtp, rtcp))
+        });
+        match bound {
+            Ok((rtp, rtcp)) => Some(BoundPair {
+                rtp,
+                rtcp,
+                lease: PortLease {
+                    pool: self.clone(),
+                    port,
+                },
+            }),
+            Err(_) => {
+                self.lock().push_back(port);
+                None
+            }
+        }
     }
 }
 
@@ -192,5 +214,29 @@ mod tests {
             (true, true) => assert!(p.is_none(), "every port busy"),
             _ => assert!(p.is_some()),
         }
+    }
+
+    /// A restored call gets its ports back: the planned pair if it is free,
+    /// `None` when it is taken (by the pool or from outside) or not in the
+    /// range; releasing it returns it to the pool.
+    #[test]
+    fn allocates_a_planned_pair() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41200, 41207, &[]);
+        let p = pool.allocate_at(41204, false).expect("free");
+        assert_eq!(p.lease.port(), 41204);
+        assert_eq!(p.rtcp.as_ref().unwrap().local_addr().unwrap().port(), 41205);
+        assert_eq!(pool.available(), 3);
+        assert!(
+            pool.allocate_at(41204, false).is_none(),
+            "taken by the pool"
+        );
+        assert!(pool.allocate_at(41300, false).is_none(), "out of range");
+        let outside = UdpSocket::bind("127.0.0.1:41206");
+        if outside.is_ok() {
+            assert!(pool.allocate_at(41206, true).is_none(), "bound elsewhere");
+            assert_eq!(pool.available(), 3, "a failed bind gives the port back");
+        }
+        drop(p);
+        assert_eq!(pool.available(), 4);
     }
 }

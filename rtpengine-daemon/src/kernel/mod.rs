@@ -244,6 +244,11 @@ pub struct KernelConfig {
     pub lease: Option<Duration>,
     /// Where next hops come from.
     pub next_hop: NextHopMode,
+    /// Keep the table's flows at open and close instead of flushing them:
+    /// the calls are restored after a restart (Redis) and their flows
+    /// adopted ([`Kernel::adopt_flows`]), so media never stops; a daemon
+    /// that does not come back leaves them to the lease.
+    pub keep_flows: bool,
 }
 
 impl KernelConfig {
@@ -256,6 +261,7 @@ impl KernelConfig {
             pin_dir: default_pin_dir(),
             lease: Some(DEFAULT_LEASE),
             next_hop: NextHopMode::Resolve,
+            keep_flows: false,
         }
     }
 }
@@ -270,6 +276,10 @@ pub struct Kernel {
     monitor_stop: Arc<AtomicBool>,
     prog: Mutex<Prog>,
     lease: Option<Duration>,
+    keep_flows: bool,
+    /// Set when a daemon with `keep_flows` stops: the closing sockets leave
+    /// their flows for the restarted daemon.
+    retaining: AtomicBool,
     refusals: offload::RefusalLog,
     closed: bool,
 }
@@ -337,6 +347,8 @@ impl Kernel {
                 links: Vec::new(),
             }),
             lease: cfg.lease,
+            keep_flows: cfg.keep_flows,
+            retaining: AtomicBool::new(false),
             refusals: offload::RefusalLog::default(),
             closed: false,
         };
@@ -353,7 +365,7 @@ impl Kernel {
                 tracing::warn!(error = %e, "Cannot follow neighbour and route changes: kernel flows keep the next hop they were installed with");
             }
         }
-        let flushed = kernel.flush()?;
+        let flushed = if cfg.keep_flows { 0 } else { kernel.flush()? };
         if flushed > 0 {
             tracing::warn!(
                 table = %cfg.table,
@@ -407,6 +419,14 @@ impl Kernel {
     fn shutdown(&mut self) -> anyhow::Result<()> {
         self.monitor_stop.store(true, Relaxed);
         let mut result = Ok(());
+        if self.keep_flows {
+            tracing::info!(table = %self.table, "kernel forwarding table closed, its flows kept for the restart (the lease ends them otherwise)");
+            // The attachments stay pinned: the flows need the program.
+            if let Ok(prog) = self.prog.get_mut() {
+                prog.links.clear();
+            }
+            return result;
+        }
         match self.flush() {
             Ok(n) => tracing::info!(
                 table = %self.table,

@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use super::{flow_key, now_ns, FlowTargetBuilder, Kernel, SourcePolicy, TableFull};
+use super::{
+    flow_key, now_ns, FlowKey, FlowStats, FlowTarget, FlowTargetBuilder, Kernel, SourcePolicy,
+    TableFull,
+};
 use crate::clock;
 use crate::relay::offload::{KernelCounters, Offload, OffloadError, Refusals, Rule};
 
@@ -60,27 +63,94 @@ impl Offload for Kernel {
     }
 
     fn remove(&self, local: SocketAddr) {
+        // Stopping for a restart: the flow stays for the next daemon.
+        if self.retaining.load(Relaxed) {
+            return;
+        }
         if let Err(e) = Kernel::remove(self, flow_key(local)) {
             tracing::warn!(%local, error = %format!("{e:#}"), "Failed to remove kernel flow");
         }
     }
 
     fn counters(&self, local: SocketAddr) -> Option<KernelCounters> {
-        let s = self.stats(flow_key(local))?;
-        // The kernel stamps CLOCK_MONOTONIC_COARSE; map it onto the relay's
-        // clock by its age.
-        let last_ms = if s.last_seen_ns == 0 {
-            0
-        } else {
-            let age_ms = now_ns().saturating_sub(s.last_seen_ns) / 1_000_000;
-            clock::now_ms().saturating_sub(age_ms).max(1)
-        };
-        Some(KernelCounters {
-            packets: s.packets,
-            bytes: s.bytes,
-            errors: s.errors,
-            last_ms,
-        })
+        self.stats(flow_key(local)).map(counters_of)
+    }
+}
+
+/// The relay's view of a flow's counters. The kernel stamps
+/// CLOCK_MONOTONIC_COARSE; it is mapped onto the relay's clock by its age.
+fn counters_of(s: FlowStats) -> KernelCounters {
+    let last_ms = if s.last_seen_ns == 0 {
+        0
+    } else {
+        let age_ms = now_ns().saturating_sub(s.last_seen_ns) / 1_000_000;
+        clock::now_ms().saturating_sub(age_ms).max(1)
+    };
+    KernelCounters {
+        packets: s.packets,
+        bytes: s.bytes,
+        errors: s.errors,
+        last_ms,
+    }
+}
+
+/// The relay's rule of an installed flow.
+fn rule_of(key: &FlowKey, t: &FlowTarget) -> Option<Rule> {
+    Some(Rule {
+        expected_src: t.expected_src.socket_addr(key.family)?,
+        src: t.src.socket_addr(t.family)?,
+        dst: t.dst.socket_addr(t.family)?,
+        strict: t.flags & FlowTarget::STRICT_SOURCE != 0,
+        punt_mismatch: t.flags & FlowTarget::PASS_ON_MISMATCH != 0,
+        tos: (t.flags & FlowTarget::SET_TOS != 0).then_some(t.tos),
+        punt_rtcp: t.flags & FlowTarget::PUNT_RTCP != 0,
+    })
+}
+
+impl Kernel {
+    /// Whether this table keeps its flows across a restart (`keep_flows`).
+    pub fn keeps_flows(&self) -> bool {
+        self.keep_flows
+    }
+
+    /// The daemon stops and will be restarted with its calls (`keep_flows`):
+    /// from now on the sockets that close leave their flows in place, for
+    /// the next daemon to adopt (or the lease to end).
+    pub fn retain_for_restart(&self) {
+        if self.keep_flows {
+            self.retaining.store(true, Relaxed);
+        }
+    }
+
+    /// After a restart that kept the table's flows: offers each to `adopt`
+    /// (the restored socket with that local address takes it over, with its
+    /// rule and counters) and removes the ones nobody took. The adopted ones
+    /// are written again, so their next hops are tracked by this process.
+    /// Returns (adopted, removed).
+    pub fn adopt_flows(
+        &self,
+        mut adopt: impl FnMut(SocketAddr, Rule, KernelCounters) -> bool,
+    ) -> (usize, usize) {
+        let (mut adopted, mut removed) = (0, 0);
+        for (key, t, s) in self.entries() {
+            // Written again first: a socket only takes over a flow that is
+            // there, with its next hop tracked by this process.
+            let taken = match (key.socket_addr(), rule_of(&key, &t)) {
+                (Some(local), Some(rule)) => {
+                    Kernel::install(self, key, t).is_ok() && adopt(local, rule, counters_of(s))
+                }
+                _ => false,
+            };
+            if taken {
+                adopted += 1;
+            } else {
+                if let Err(e) = Kernel::remove(self, key) {
+                    tracing::warn!(error = %format!("{e:#}"), "Failed to remove a kernel flow left over by the previous process");
+                }
+                removed += 1;
+            }
+        }
+        (adopted, removed)
     }
 }
 

@@ -125,6 +125,14 @@ impl Command {
         }
     }
 
+    /// Whether a successful run changes a call (what persistence journals).
+    pub fn changes_calls(self) -> bool {
+        matches!(
+            self,
+            Command::Offer | Command::Answer | Command::Delete | Command::Control(..)
+        )
+    }
+
     /// The command's position in [`COMMAND_NAMES`] (parsing only yields
     /// names from that list; tested).
     pub fn index(self) -> usize {

@@ -121,6 +121,14 @@ impl Endpoint {
         self.window_end = now + LEARNING_WINDOW;
     }
 
+    /// Takes `addr` as the confirmed source: what a kernel flow adopted
+    /// after a restart expects (the previous process had confirmed it).
+    pub fn adopt(&mut self, addr: SocketAddr) {
+        self.learned = Some(addr);
+        self.confirmed = true;
+        self.heard = true;
+    }
+
     /// Where packets to this party go.
     pub fn destination(&self, policy: &Policy) -> Option<SocketAddr> {
         if policy.nat_wait && !self.heard {

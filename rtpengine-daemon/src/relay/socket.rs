@@ -541,6 +541,19 @@ impl MediaSocket {
         st.kernel_seen = now;
     }
 
+    /// Takes over a kernel flow a previous process installed for this
+    /// socket (a restart with the calls restored): its rule, its confirmed
+    /// source, and its counters so far as already counted (they belong to
+    /// the previous process's statistics).
+    pub fn adopt(&self, rule: Rule, counters: KernelCounters) {
+        let mut st = self.state();
+        st.endpoint.adopt(rule.expected_src);
+        st.kernel = Some(rule);
+        st.kernel_seen = counters;
+        st.kernel_failed = false;
+        self.offloaded.store(true, Relaxed);
+    }
+
     /// Whether the kernel forwards this socket's packets now.
     pub fn offloaded(&self) -> bool {
         self.offloaded.load(Relaxed)

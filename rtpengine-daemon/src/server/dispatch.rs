@@ -23,6 +23,8 @@ use crate::ng::value::{Dict, Value};
 /// The control plane: cookie cache, command handlers, and the per-proxy
 /// counters of what it ran.
 pub struct Control {
+    /// Persistence (`--redis`), once set.
+    persist: std::sync::OnceLock<Arc<crate::persist::Persist>>,
     cache: CookieCache,
     commands: Commands,
     stats: Arc<ControlStats>,
@@ -60,6 +62,7 @@ impl Control {
     /// The same, with signalling templates (`--templates`).
     pub fn with_templates(commands: Commands, templates: Templates) -> Arc<Control> {
         Arc::new(Control {
+            persist: std::sync::OnceLock::new(),
             cache: CookieCache::default(),
             commands,
             stats: Arc::default(),
@@ -69,6 +72,18 @@ impl Control {
     }
 
     /// The per-proxy request counters (for `/metrics`).
+    /// Journals every request that changes a call from now on (set once).
+    pub fn set_persist(&self, p: Arc<crate::persist::Persist>) {
+        let _ = self.persist.set(p);
+    }
+
+    /// Runs a stored request again (restoring a call after a restart):
+    /// the same path as one received from `peer`, without the cookie cache.
+    pub async fn replay(&self, request: &[u8], peer: SocketAddr) -> Result<Dict, NgError> {
+        let dict = crate::ng::bencode::decode_bencode(request).map_err(|_| NgError::BadBencode)?;
+        self.dispatch(dict, peer, &mut None).await
+    }
+
     pub fn stats(&self) -> Arc<ControlStats> {
         Arc::clone(&self.stats)
     }
@@ -133,6 +148,11 @@ impl Control {
         peer: SocketAddr,
         command: &mut Option<Command>,
     ) -> Result<Dict, NgError> {
+        // As received: what a restart replays.
+        let raw = self
+            .persist
+            .get()
+            .map(|_| crate::ng::bencode::encode_bencode(&dict));
         let mut req = Request::from_dict(dict)?;
         req.peer = Some(peer);
         self.templates.apply(&mut req);
@@ -148,6 +168,12 @@ impl Control {
         debug!(flags = ?req.flags, "Received command");
         let unsupported = support::unsupported(&req);
         let mut reply = self.commands.run(&req).await?;
+        if let (Some(p), Some(raw), Some(id)) = (self.persist.get(), raw, req.str("call-id")) {
+            if req.command.changes_calls() {
+                let write = !req.flag("no-redis-update");
+                p.record(&self.commands.calls, id, raw, peer, write);
+            }
+        }
         reply.entry(b"result".to_vec()).or_insert(Value::str("ok"));
         // Never silent: what was asked for and not done is named in the
         // reply (after a warning of the command's own, as `delete`'s), and

@@ -182,7 +182,8 @@ impl OfferAnswer {
                             Error::OutOfPorts
                         })?;
                         let single = m.mux && self.rtcp_mux.require && idx == rcv;
-                        allocate_sockets(
+                        let planned = calls.next_planned(&call.id);
+                        let s = allocate_sockets(
                             addr,
                             single,
                             key,
@@ -190,7 +191,10 @@ impl OfferAnswer {
                             tos,
                             calls.offload.as_ref(),
                             &calls.media,
-                        )?
+                            planned,
+                        )?;
+                        call.ports.push(s.rtp.local);
+                        s
                     }
                 };
                 m.sockets = Some(sockets);

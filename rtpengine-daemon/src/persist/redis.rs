@@ -1,0 +1,281 @@
+//! The Redis side: upstream's address syntax, the read connection (restore)
+//! and the writer task.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands as _;
+use tokio::sync::mpsc;
+
+use super::Record;
+
+/// Most writes queued before new ones are dropped (and logged): a Redis that
+/// cannot keep up costs persistence, never signalling.
+const QUEUE: usize = 65536;
+
+/// A database as upstream writes it: `[PW@]HOST:PORT/DB` (the password may
+/// also come from an environment variable).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    host: String,
+    port: u16,
+    db: i64,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}/{}", self.host, self.port, self.db)
+        } else {
+            write!(f, "{}:{}/{}", self.host, self.port, self.db)
+        }
+    }
+}
+
+impl std::fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl RedisTarget {
+    /// Parses `[PW@]HOST:PORT/DB` (IPv6 hosts in brackets); `env_pw` is the
+    /// variable upstream reads the password from when none is given.
+    pub fn parse(s: &str, env_pw: &str) -> anyhow::Result<RedisTarget> {
+        let (password, rest) = match s.rsplit_once('@') {
+            Some((pw, rest)) => (Some(pw.to_owned()), rest),
+            None => (std::env::var(env_pw).ok().filter(|p| !p.is_empty()), s),
+        };
+        let (hostport, db) = rest
+            .rsplit_once('/')
+            .with_context(|| format!("'{rest}' is not HOST:PORT/DB"))?;
+        let db: i64 = db
+            .parse()
+            .with_context(|| format!("'{db}' is not a database number"))?;
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .with_context(|| format!("'{hostport}' is not HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("'{port}' is not a port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || db < 0 {
+            bail!("'{s}' is not [PW@]HOST:PORT/DB");
+        }
+        Ok(RedisTarget {
+            host: host.to_owned(),
+            port,
+            db,
+            password,
+        })
+    }
+
+    fn client(&self) -> anyhow::Result<redis::Client> {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let auth = self.password.as_ref().map_or(String::new(), |p| {
+            format!(
+                ":{}@",
+                percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC)
+            )
+        });
+        let url = format!("redis://{auth}{host}:{}/{}", self.port, self.db);
+        redis::Client::open(url).with_context(|| format!("Redis {self}"))
+    }
+}
+
+/// A write for the writer task.
+enum Op {
+    Set(Record),
+    Del(String),
+}
+
+/// Reads from `--redis`, writes to `--redis-write` (or the same).
+pub struct Store {
+    read: ConnectionManager,
+    target: RedisTarget,
+    queue: mpsc::Sender<Op>,
+}
+
+impl Store {
+    /// Connects to `read` (and `write`, if another) and starts the writer.
+    /// Keys expire after `expires` (upstream's `--redis-expires`).
+    pub async fn connect(
+        read: &RedisTarget,
+        write: Option<&RedisTarget>,
+        expires: Duration,
+    ) -> anyhow::Result<Store> {
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let connect = |t: &RedisTarget| {
+            let cfg = cfg.clone();
+            let t = t.clone();
+            async move {
+                let client = t.client()?;
+                ConnectionManager::new_with_config(client, cfg)
+                    .await
+                    .with_context(|| format!("connecting to Redis {t}"))
+            }
+        };
+        let read_con = connect(read).await?;
+        let write_con = match write {
+            Some(w) if w != read => connect(w).await?,
+            _ => read_con.clone(),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(write_con, rx, expires));
+        Ok(Store {
+            read: read_con,
+            target: read.clone(),
+            queue: tx,
+        })
+    }
+
+    /// Stores a call (asynchronously).
+    pub fn set(&self, r: Record) {
+        self.push(Op::Set(r));
+    }
+
+    /// Forgets a call (asynchronously).
+    pub fn delete(&self, call_id: &str) {
+        self.push(Op::Del(call_id.to_owned()));
+    }
+
+    fn push(&self, op: Op) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(op) {
+            tracing::warn!("Redis write queue full: a call change is not persisted");
+        }
+    }
+
+    /// Every record stored in the read database (other keys are skipped,
+    /// counted in the second value).
+    pub async fn load(&self) -> anyhow::Result<(Vec<Record>, usize)> {
+        let mut con = self.read.clone();
+        let keys: Vec<String> = {
+            let mut it = con
+                .scan::<String>()
+                .await
+                .with_context(|| format!("listing the keys of Redis {}", self.target))?;
+            let mut keys = Vec::new();
+            while let Some(k) = futures_next(&mut it).await {
+                keys.push(k);
+            }
+            keys
+        };
+        let mut records = Vec::with_capacity(keys.len());
+        let mut foreign = 0;
+        for k in keys {
+            let v: Option<String> = con
+                .get(&k)
+                .await
+                .with_context(|| format!("reading {k} from Redis {}", self.target))?;
+            match v.as_deref().and_then(Record::from_json) {
+                Some(r) if r.call_id == k => records.push(r),
+                _ => foreign += 1,
+            }
+        }
+        Ok((records, foreign))
+    }
+}
+
+/// The next item of a Redis scan (the iterator is a stream; this avoids a
+/// futures dependency for one call).
+async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
+    loop {
+        match it.next_item().await {
+            Some(Ok(k)) => return Some(k),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Redis scan item unreadable");
+                continue;
+            }
+            None => return None,
+        }
+    }
+}
+
+/// Writes queued changes, the latest per call in each batch.
+async fn writer(mut con: ConnectionManager, mut rx: mpsc::Receiver<Op>, expires: Duration) {
+    let mut failing = false;
+    let mut batch: Vec<Op> = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        // The latest change per call wins.
+        let mut latest: HashMap<String, Op> = HashMap::new();
+        let mut order = Vec::new();
+        for op in batch.drain(..) {
+            let key = match &op {
+                Op::Set(r) => r.call_id.clone(),
+                Op::Del(id) => id.clone(),
+            };
+            if latest.insert(key.clone(), op).is_none() {
+                order.push(key);
+            }
+        }
+        let mut pipe = redis::pipe();
+        for key in order {
+            match latest.remove(&key) {
+                Some(Op::Set(r)) => {
+                    pipe.cmd("SET")
+                        .arg(&key)
+                        .arg(r.to_json())
+                        .arg("EX")
+                        .arg(expires.as_secs().max(1))
+                        .ignore();
+                }
+                Some(Op::Del(_)) => {
+                    pipe.cmd("DEL").arg(&key).ignore();
+                }
+                None => {}
+            }
+        }
+        match pipe.query_async::<()>(&mut con).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("Redis writes succeed again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(error = %e, "Redis write failed: call changes are not persisted until it recovers");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_upstreams_address_syntax() {
+        let t = RedisTarget::parse("127.0.0.1:6379/12", "RTPE_TEST_NO_SUCH_VAR").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.db, t.password.as_deref()),
+            ("127.0.0.1", 6379, 12, None)
+        );
+        let t = RedisTarget::parse("s3cr@t@[::1]:6380/0", "X").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.db, t.password.as_deref()),
+            ("::1", 6380, 0, Some("s3cr@t"))
+        );
+        assert_eq!(format!("{t}"), "[::1]:6380/0", "no password in logs");
+        for bad in [
+            "127.0.0.1:6379",
+            "127.0.0.1/1",
+            "h:p/1",
+            "h:1/x",
+            ":1/1",
+            "h:1/-1",
+        ] {
+            assert!(RedisTarget::parse(bad, "X").is_err(), "{bad}");
+        }
+    }
+}

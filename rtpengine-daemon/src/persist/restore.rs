@@ -1,0 +1,102 @@
+//! Restoring the calls stored in Redis at start, and adopting the kernel
+//! flows the previous process left for them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use super::Persist;
+use crate::call::{Call, Calls};
+use crate::kernel::Kernel;
+use crate::relay::MediaSocket;
+use crate::server::dispatch::Control;
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Calls back.
+    pub calls: usize,
+    /// Stored calls whose journal did not replay fully (those that did not
+    /// come back at all are dropped from Redis).
+    pub failed: usize,
+    /// Keys that are not ours.
+    pub foreign: usize,
+    /// Kernel flows taken over by restored sockets.
+    pub adopted: usize,
+    /// Kernel flows of the previous process nobody took (removed).
+    pub removed: usize,
+}
+
+/// Replays every stored call's journal through `control` with its ports
+/// planned, then hands the table's kept flows to the restored sockets. Runs
+/// before the control listeners open.
+pub async fn restore(
+    persist: &Arc<Persist>,
+    control: &Control,
+    calls: &Calls,
+    kernel: Option<&Kernel>,
+) -> anyhow::Result<Restored> {
+    let (records, foreign) = persist.store.load().await?;
+    let mut done = Restored {
+        foreign,
+        ..Restored::default()
+    };
+    persist.restoring.store(true, Relaxed);
+    for r in &records {
+        calls.plan_ports(&r.call_id, r.ports.clone());
+        let mut ok = true;
+        for e in &r.journal {
+            if let Err(err) = control.replay(&e.request, e.peer).await {
+                tracing::warn!(call_id = %r.call_id, error = %err, "A stored request no longer applies");
+                ok = false;
+            }
+        }
+        calls.plan_ports(&r.call_id, Vec::new());
+        let back = calls.with_call_mut(&r.call_id, |_| ()).is_some();
+        if back && ok {
+            done.calls += 1;
+        } else if back {
+            // Partly restored: keep what replayed, and store that.
+            done.calls += 1;
+            done.failed += 1;
+        } else {
+            done.failed += 1;
+            persist.store.delete(&r.call_id);
+        }
+    }
+    persist.restoring.store(false, Relaxed);
+    // Store what replayed (identical unless something failed).
+    for r in &records {
+        if let Some(rec) = calls.with_call_mut(&r.call_id, |c| super::Record::of(c)) {
+            if rec != *r {
+                persist.store.set(rec);
+            }
+        }
+    }
+    if let Some(k) = kernel {
+        let sockets: HashMap<SocketAddr, Arc<MediaSocket>> = calls
+            .lock()
+            .values()
+            .flat_map(Call::sockets)
+            .map(|s| (s.local, Arc::clone(s)))
+            .collect();
+        let (adopted, removed) = k.adopt_flows(|local, rule, counters| {
+            sockets
+                .get(&local)
+                .map(|s| s.adopt(rule, counters))
+                .is_some()
+        });
+        done.adopted = adopted;
+        done.removed = removed;
+    }
+    tracing::info!(
+        calls = done.calls,
+        failed = done.failed,
+        foreign_keys = done.foreign,
+        kernel_flows_adopted = done.adopted,
+        kernel_flows_removed = done.removed,
+        "Restored calls from Redis"
+    );
+    Ok(done)
+}
