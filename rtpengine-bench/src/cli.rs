@@ -45,6 +45,11 @@ struct Cli {
     /// early media); `--pps-per-stream` then gives half the packets.
     #[arg(long)]
     one_way: bool,
+    /// The callee side speaks IPv6: offers ask for it (`address family`)
+    /// and the daemon bridges IPv4 callers to IPv6 callees (no floors: they
+    /// forward IPv4 only).
+    #[arg(long)]
+    callee_ipv6: bool,
     /// Skip the flat-out intervals.
     #[arg(long)]
     no_flat_out: bool,
@@ -131,6 +136,8 @@ pub struct Opts {
     pub total_pps: Option<f64>,
     /// Only callers send.
     pub one_way: bool,
+    /// The callee side speaks IPv6.
+    pub callee_ipv6: bool,
     /// Flat-out intervals.
     pub flat_out: bool,
     /// Max-rate search.
@@ -218,6 +225,7 @@ impl Opts {
             pps_per_stream: c.pps_per_stream,
             total_pps: c.total_pps,
             one_way: c.one_way,
+            callee_ipv6: c.callee_ipv6,
             flat_out: !c.no_flat_out,
             max_rate: if c.max_rate {
                 true
@@ -260,6 +268,16 @@ impl Opts {
         }
         if o.sockets == 0 || o.window == 0 {
             return Err("--sockets and --window must be positive".into());
+        }
+        if o.callee_ipv6
+            && o.daemons.iter().any(|d| {
+                matches!(
+                    d,
+                    Kind::Floor | Kind::SocketFloor | Kind::XskFloor | Kind::UringFloor
+                )
+            })
+        {
+            return Err("--callee-ipv6 measures daemons only (the floors forward IPv4)".into());
         }
         Ok(o)
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use super::ng::Ng;
-use super::topo::{in_ns, Topology, PROXY_CALLEE_IP, PROXY_CALLER_IP};
+use super::topo::{in_ns, Topology, PROXY_CALLEE_IP, PROXY_CALLEE_IP6, PROXY_CALLER_IP};
 
 /// Which daemon a scenario measures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +114,8 @@ impl DaemonProc {
             "--log-stderr".into(),
             format!("--interface=caller/{PROXY_CALLER_IP}"),
             format!("--interface=callee/{PROXY_CALLEE_IP}"),
+            // IPv6 too, for `--callee-ipv6` (offers then ask for it).
+            format!("--interface=callee/{PROXY_CALLEE_IP6}"),
             format!("--listen-ng={ng}"),
             format!("--port-min={}", l.port_min),
             format!("--port-max={}", l.port_max),

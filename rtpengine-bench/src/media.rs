@@ -7,8 +7,12 @@
 //! magic, a 32-bit sequence number, the path (proxy/direct) and the interval id,
 //! so late packets of an earlier interval are not counted in the next one and
 //! the expected source can be checked per path.
+//!
+//! Sockets are dual-stack (bound on `[::]`): IPv4 peers are written as
+//! IPv4-mapped IPv6 addresses, so one code path (`sockaddr_in6`) serves both
+//! families and a call may bridge an IPv4 caller to an IPv6 callee.
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -49,14 +53,14 @@ impl Path {
 pub struct Stream {
     /// Index of the sending socket.
     pub sock: usize,
-    /// Destination through the proxy.
-    pub via_proxy: SocketAddrV4,
+    /// Destination through the proxy (IPv4 as mapped IPv6, see [`mapped`]).
+    pub via_proxy: SocketAddrV6,
     /// Destination on the direct path.
-    pub via_direct: SocketAddrV4,
+    pub via_direct: SocketAddrV6,
     /// Source the receiver must see on the proxy path.
-    pub src_proxy: SocketAddrV4,
+    pub src_proxy: SocketAddrV6,
     /// Source the receiver must see on the direct path.
-    pub src_direct: SocketAddrV4,
+    pub src_direct: SocketAddrV6,
     seq: u32,
     rx_next: u32,
     /// Packets sent through the proxy (all intervals).
@@ -69,17 +73,17 @@ impl Stream {
     /// A stream sent from socket `sock`.
     pub fn new(
         sock: usize,
-        via_proxy: SocketAddrV4,
-        via_direct: SocketAddrV4,
-        src_proxy: SocketAddrV4,
-        src_direct: SocketAddrV4,
+        via_proxy: SocketAddr,
+        via_direct: SocketAddr,
+        src_proxy: SocketAddr,
+        src_direct: SocketAddr,
     ) -> Stream {
         Stream {
             sock,
-            via_proxy,
-            via_direct,
-            src_proxy,
-            src_direct,
+            via_proxy: mapped(via_proxy),
+            via_direct: mapped(via_direct),
+            src_proxy: mapped(src_proxy),
+            src_direct: mapped(src_direct),
             seq: 0,
             rx_next: 0,
             tx_proxy: 0,
@@ -146,12 +150,12 @@ pub struct Media {
     cursor: usize,
     interval_id: u8,
     send_bufs: Vec<[u8; PACKET]>,
-    send_addrs: Vec<libc::sockaddr_in>,
+    send_addrs: Vec<libc::sockaddr_in6>,
     send_iovs: Vec<libc::iovec>,
     send_hdrs: Vec<libc::mmsghdr>,
     send_idx: Vec<usize>,
     recv_bufs: Vec<[u8; RXBUF]>,
-    recv_addrs: Vec<libc::sockaddr_in>,
+    recv_addrs: Vec<libc::sockaddr_in6>,
     recv_iovs: Vec<libc::iovec>,
     recv_hdrs: Vec<libc::mmsghdr>,
 }
@@ -160,13 +164,13 @@ pub struct Media {
 // before every syscall and never dereferenced by Rust code.
 unsafe impl Send for Media {}
 
-/// Binds `ports` on the wildcard address inside namespace `ns`, non-blocking,
-/// with large socket buffers.
+/// Binds `ports` on the dual-stack wildcard address inside namespace `ns`,
+/// non-blocking, with large socket buffers.
 pub fn bind_sockets(ns: &str, ports: Vec<u16>) -> anyhow::Result<Vec<UdpSocket>> {
     in_ns(ns, move || {
         let mut out = Vec::with_capacity(ports.len());
         for p in ports {
-            let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p))
+            let s = UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, p, 0, 0))
                 .with_context(|| format!("binding UDP port {p}"))?;
             s.set_nonblocking(true)?;
             for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
@@ -188,21 +192,32 @@ pub fn bind_sockets(ns: &str, ports: Vec<u16>) -> anyhow::Result<Vec<UdpSocket>>
     })
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+/// `a` as the sockets see it: IPv6, IPv4 as mapped IPv6.
+pub fn mapped(a: SocketAddr) -> SocketAddrV6 {
+    match a {
+        SocketAddr::V4(v4) => SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0),
+        SocketAddr::V6(v6) => v6,
     }
 }
 
-fn from_sockaddr(s: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr)),
-        u16::from_be(s.sin_port),
+fn sockaddr(a: SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: a.port().to_be(),
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: a.ip().octets(),
+        },
+        sin6_scope_id: 0,
+    }
+}
+
+fn from_sockaddr(s: &libc::sockaddr_in6) -> SocketAddrV6 {
+    SocketAddrV6::new(
+        Ipv6Addr::from(s.sin6_addr.s6_addr),
+        u16::from_be(s.sin6_port),
+        0,
+        0,
     )
 }
 
@@ -232,7 +247,7 @@ impl Media {
                 return Err(std::io::Error::last_os_error()).context("epoll_ctl");
             }
         }
-        let zero_sa = sockaddr(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let zero_sa = sockaddr(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
         let zero_iov = libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -305,7 +320,7 @@ impl Media {
                 };
                 let h = &mut self.send_hdrs[i].msg_hdr;
                 h.msg_name = &mut self.send_addrs[i] as *mut _ as *mut libc::c_void;
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
                 h.msg_iov = &mut self.send_iovs[i];
                 h.msg_iovlen = 1;
                 h.msg_control = std::ptr::null_mut();
@@ -372,7 +387,7 @@ impl Media {
             };
             let h = &mut self.recv_hdrs[i].msg_hdr;
             h.msg_name = &mut self.recv_addrs[i] as *mut _ as *mut libc::c_void;
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             h.msg_iov = &mut self.recv_iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = std::ptr::null_mut();

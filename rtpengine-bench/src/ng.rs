@@ -3,7 +3,7 @@
 //! dictionaries, and the SDP a phone would send.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -46,12 +46,13 @@ pub fn encode(pairs: &[(&str, B<'_>)]) -> Vec<u8> {
 }
 
 /// The SDP of a G.711 phone at `addr:port`, CRLF line endings.
-pub fn phone_sdp(addr: Ipv4Addr, port: u16, session: u64) -> String {
+pub fn phone_sdp(addr: IpAddr, port: u16, session: u64) -> String {
+    let fam = if addr.is_ipv4() { "IP4" } else { "IP6" };
     [
         "v=0".to_string(),
-        format!("o=- {session} 1 IN IP4 {addr}"),
+        format!("o=- {session} 1 IN {fam} {addr}"),
         "s=-".into(),
-        format!("c=IN IP4 {addr}"),
+        format!("c=IN {fam} {addr}"),
         "t=0 0".into(),
         format!("m=audio {port} RTP/AVP 0 8 101"),
         "a=rtpmap:0 PCMU/8000".into(),
@@ -67,10 +68,10 @@ pub fn phone_sdp(addr: Ipv4Addr, port: u16, session: u64) -> String {
 
 /// The media address of the first audio stream of `sdp` (media-level `c=`
 /// wins over session-level).
-pub fn media_addr(sdp: &str) -> Option<SocketAddrV4> {
-    let mut session_c: Option<Ipv4Addr> = None;
+pub fn media_addr(sdp: &str) -> Option<SocketAddr> {
+    let mut session_c: Option<IpAddr> = None;
     let mut port: Option<u16> = None;
-    let mut media_c: Option<Ipv4Addr> = None;
+    let mut media_c: Option<IpAddr> = None;
     for line in sdp.lines().map(str::trim_end) {
         if let Some(m) = line.strip_prefix("m=") {
             if port.is_some() {
@@ -80,7 +81,10 @@ pub fn media_addr(sdp: &str) -> Option<SocketAddrV4> {
             if f.next() == Some("audio") {
                 port = f.next().and_then(|p| p.parse().ok());
             }
-        } else if let Some(c) = line.strip_prefix("c=IN IP4 ") {
+        } else if let Some(c) = line
+            .strip_prefix("c=IN IP4 ")
+            .or_else(|| line.strip_prefix("c=IN IP6 "))
+        {
             let a = c.split('/').next().and_then(|a| a.trim().parse().ok());
             if port.is_some() {
                 media_c = a;
@@ -89,7 +93,7 @@ pub fn media_addr(sdp: &str) -> Option<SocketAddrV4> {
             }
         }
     }
-    Some(SocketAddrV4::new(media_c.or(session_c)?, port?))
+    Some(SocketAddr::new(media_c.or(session_c)?, port?))
 }
 
 /// A string from a reply dictionary.

@@ -3,7 +3,7 @@
 //! flat out, max-rate search), signalling under media load, delete and check
 //! the daemon's counters, stop the daemon.
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -155,41 +155,58 @@ pub fn run_all(o: &Opts) -> anyhow::Result<()> {
 
 struct Sides {
     /// Where the caller sends (the daemon's caller-facing port).
-    caller_dst: Vec<Option<SocketAddrV4>>,
+    caller_dst: Vec<Option<SocketAddr>>,
     /// Where the callee sends (the daemon's callee-facing port).
-    callee_dst: Vec<Option<SocketAddrV4>>,
+    callee_dst: Vec<Option<SocketAddr>>,
 }
 
 fn call_id(round: usize, n: usize, c: usize) -> String {
     format!("bench-{}-{round}-{n}-{c}", std::process::id())
 }
 
-fn offer_body(cid: &str, port: u16, session: u64) -> Vec<u8> {
-    let sdp = phone_sdp(topo::CALLER_IP, port, session);
+/// The callee's address: IPv6 with `--callee-ipv6`.
+fn callee_ip(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(topo::CALLEE_IP6)
+    } else {
+        IpAddr::V4(topo::CALLEE_IP)
+    }
+}
+
+fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+    let sdp = phone_sdp(IpAddr::V4(topo::CALLER_IP), port, session);
     let caller_ip = topo::CALLER_IP.to_string();
-    encode(&[
+    let received_from = ["IP4", caller_ip.as_str()];
+    let mut pairs = vec![
         ("supports", B::L(&["load limit"])),
         ("sdp", B::S(&sdp)),
         ("ICE", B::S("remove")),
         ("replace", B::L(&["origin"])),
         ("direction", B::L(&["caller", "callee"])),
         ("call-id", B::S(cid)),
-        ("received-from", B::L(&["IP4", &caller_ip])),
+        ("received-from", B::L(&received_from)),
         ("from-tag", B::S("ftag")),
         ("command", B::S("offer")),
-    ])
+    ];
+    if v6 {
+        // The daemon bridges: the offer to the callee carries IPv6.
+        pairs.push(("address family", B::S("IP6")));
+    }
+    encode(&pairs)
 }
 
-fn answer_body(cid: &str, port: u16, session: u64) -> Vec<u8> {
-    let sdp = phone_sdp(topo::CALLEE_IP, port, session);
-    let callee_ip = topo::CALLEE_IP.to_string();
+fn answer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+    let ip = callee_ip(v6);
+    let sdp = phone_sdp(ip, port, session);
+    let callee_ip = ip.to_string();
+    let fam = if v6 { "IP6" } else { "IP4" };
     encode(&[
         ("supports", B::L(&["load limit"])),
         ("sdp", B::S(&sdp)),
         ("ICE", B::S("remove")),
         ("replace", B::L(&["origin"])),
         ("call-id", B::S(cid)),
-        ("received-from", B::L(&["IP4", &callee_ip])),
+        ("received-from", B::L(&[fam, &callee_ip])),
         ("from-tag", B::S("ftag")),
         ("to-tag", B::S("ttag")),
         ("command", B::S("answer")),
@@ -210,11 +227,12 @@ fn setup_calls(
     ngc: &Ng,
     n: usize,
     k: usize,
-    window: usize,
+    o: &Opts,
     ids: &dyn Fn(usize) -> String,
     mut sides: Option<&mut Sides>,
     label: &str,
 ) -> anyhow::Result<PipeStats> {
+    let (window, v6) = (o.window, o.callee_ipv6);
     let mut stage = vec![0u8; n];
     let st = ngc.pipeline(
         n,
@@ -225,7 +243,7 @@ fn setup_calls(
             let port = caller_port(c, k);
             let Some(reply) = reply else {
                 stage[c] = 1;
-                return Ok(Some(offer_body(&cid, port, 1000 + c as u64)));
+                return Ok(Some(offer_body(&cid, port, 1000 + c as u64, v6)));
             };
             let sdp = ng::get_str(reply, "sdp").context("reply without sdp")?;
             let addr = media_addr(sdp).context("no audio address in the rewritten SDP")?;
@@ -234,7 +252,7 @@ fn setup_calls(
                 if let Some(s) = sides.as_deref_mut() {
                     s.callee_dst[c] = Some(addr);
                 }
-                Ok(Some(answer_body(&cid, port, 2000 + c as u64)))
+                Ok(Some(answer_body(&cid, port, 2000 + c as u64, v6)))
             } else {
                 if let Some(s) = sides.as_deref_mut() {
                     s.caller_dst[c] = Some(addr);
@@ -342,7 +360,7 @@ fn scenario(
     socks.extend(bind_sockets(&topo.callee, ports)?);
     let rss0 = pid.map_or(0, cpu::rss_kib);
     let mut out = json!({"daemon": kind.name(), "calls": n, "round": round, "sockets_per_side": k,
-                         "one_way": o.one_way,
+                         "one_way": o.one_way, "callee_ipv6": o.callee_ipv6,
                          "softirqd_threads": meter.softirqd_threads()});
 
     // Signalling: offer + answer for every call.
@@ -354,8 +372,8 @@ fn scenario(
     let ngc = if floor_kind {
         for c in 0..n {
             let p = FLOOR_PORT_BASE + 2 * c as u16;
-            sides.caller_dst[c] = Some(SocketAddrV4::new(topo::PROXY_CALLER_IP, p));
-            sides.callee_dst[c] = Some(SocketAddrV4::new(topo::PROXY_CALLEE_IP, p));
+            sides.caller_dst[c] = Some(SocketAddr::new(topo::PROXY_CALLER_IP.into(), p));
+            sides.callee_dst[c] = Some(SocketAddr::new(topo::PROXY_CALLEE_IP.into(), p));
         }
         if *kind == Kind::Floor {
             _floor = Some(install_floor(topo, n, k)?);
@@ -364,7 +382,7 @@ fn scenario(
     } else {
         let ngc = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
         let ids = |c: usize| call_id(round, n, c);
-        let st = setup_calls(&ngc, n, k, o.window, &ids, Some(&mut sides), "setup")?;
+        let st = setup_calls(&ngc, n, k, o, &ids, Some(&mut sides), "setup")?;
         eprintln!(
             "bench:   setup: {} calls in {:.2} s ({:.0} calls/s), latency p50 {} µs p99 {} µs",
             st.completed,
@@ -392,23 +410,32 @@ fn scenario(
                 };
                 let cp = caller_port(c, k);
                 let ep = callee_port(c, k);
+                // The direct pair speaks the callee side's family.
+                let (dcaller, dcallee): (IpAddr, IpAddr) = if o.callee_ipv6 {
+                    (
+                        topo::DIRECT_CALLER_IP6.into(),
+                        topo::DIRECT_CALLEE_IP6.into(),
+                    )
+                } else {
+                    (topo::DIRECT_CALLER_IP.into(), topo::DIRECT_CALLEE_IP.into())
+                };
                 let s = if side == 0 {
                     call_streams[c].0 = streams.len();
                     Stream::new(
                         j,
                         cd,
-                        SocketAddrV4::new(topo::DIRECT_CALLEE_IP, ep),
+                        SocketAddr::new(dcallee, ep),
                         ed,
-                        SocketAddrV4::new(topo::DIRECT_CALLER_IP, cp),
+                        SocketAddr::new(dcaller, cp),
                     )
                 } else {
                     call_streams[c].1 = Some(streams.len());
                     Stream::new(
                         k + j,
                         ed,
-                        SocketAddrV4::new(topo::DIRECT_CALLER_IP, cp),
+                        SocketAddr::new(dcaller, cp),
                         cd,
-                        SocketAddrV4::new(topo::DIRECT_CALLEE_IP, ep),
+                        SocketAddr::new(dcallee, ep),
                     )
                 };
                 streams.push(s);
@@ -521,17 +548,16 @@ fn scenario(
                 )
             });
             std::thread::sleep(Duration::from_millis(200));
-            let sig =
-                setup_calls(ngc, m, k, o.window, &ids, None, "setup under load").and_then(|st| {
-                    let del = ngc.pipeline(
-                        m,
-                        o.window,
-                        "l",
-                        |c, r| Ok(r.is_none().then(|| delete_body(&ids(c)))),
-                        |_| {},
-                    )?;
-                    Ok((st, del))
-                });
+            let sig = setup_calls(ngc, m, k, o, &ids, None, "setup under load").and_then(|st| {
+                let del = ngc.pipeline(
+                    m,
+                    o.window,
+                    "l",
+                    |c, r| Ok(r.is_none().then(|| delete_body(&ids(c)))),
+                    |_| {},
+                )?;
+                Ok((st, del))
+            });
             stop.store(true, Ordering::Relaxed);
             (sig, bg.join())
         });

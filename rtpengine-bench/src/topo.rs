@@ -14,7 +14,7 @@
 //! other side over d0/d1 (the baseline). All addresses exist only inside the
 //! namespaces; deleting the namespaces (on drop) removes everything.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
@@ -31,6 +31,15 @@ pub const CALLEE_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 pub const DIRECT_CALLER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 3, 1);
 /// Callee's address on the direct pair (d1).
 pub const DIRECT_CALLEE_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 3, 2);
+
+/// Proxy's callee-side IPv6 address (p1), for `--callee-ipv6`.
+pub const PROXY_CALLEE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd77, 2, 0, 0, 0, 0, 0, 2);
+/// Callee's IPv6 address on e0.
+pub const CALLEE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd77, 2, 0, 0, 0, 0, 0, 1);
+/// Caller's IPv6 address on the direct pair (d0).
+pub const DIRECT_CALLER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd77, 3, 0, 0, 0, 0, 0, 1);
+/// Callee's IPv6 address on the direct pair (d1).
+pub const DIRECT_CALLEE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd77, 3, 0, 0, 0, 0, 0, 2);
 
 /// Prefix of every namespace this tool creates.
 pub const NS_PREFIX: &str = "rtpb-";
@@ -180,6 +189,15 @@ impl Topology {
         for (ns, dev, a) in &addrs {
             sh(&["ip", "-n", ns, "addr", "add", a, "dev", dev])?;
             sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
+        }
+        // IPv6 on the callee side and the direct pair (`--callee-ipv6`).
+        for (ns, dev, a) in [
+            (p, "p1", format!("{PROXY_CALLEE_IP6}/64")),
+            (e, "e0", format!("{CALLEE_IP6}/64")),
+            (c, "d0", format!("{DIRECT_CALLER_IP6}/64")),
+            (e, "d1", format!("{DIRECT_CALLEE_IP6}/64")),
+        ] {
+            sh(&["ip", "-n", ns, "-6", "addr", "add", &a, "dev", dev, "nodad"])?;
         }
         for ns in [c, p, e] {
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;

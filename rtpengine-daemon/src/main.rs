@@ -155,6 +155,8 @@ async fn serve(
     );
     if cfg.redis.is_some() {
         restore_calls(cfg, &control, &calls, kernel.as_deref()).await?;
+    } else if !cfg.subscribe_keyspace.is_empty() {
+        anyhow::bail!("--subscribe-keyspace needs --redis (where the calls are read from)");
     }
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
@@ -228,7 +230,7 @@ async fn serve(
 /// kept flows are removed).
 async fn restore_calls(
     cfg: &Config,
-    control: &Control,
+    control: &Arc<Control>,
     calls: &Arc<Calls>,
     kernel: Option<&Kernel>,
 ) -> anyhow::Result<()> {
@@ -260,10 +262,30 @@ async fn restore_calls(
         }
     };
     info!(redis = %read, "Call persistence in Redis");
+    let standby = !cfg.subscribe_keyspace.is_empty();
+    if standby {
+        // The standby's copies bind the media address before a failover
+        // brings it here.
+        rtpengine::interfaces::set_freebind(true);
+    }
     let persist = Persist::new(store);
     control.set_persist(Arc::clone(&persist));
-    persist::restore(&persist, control, calls, kernel).await?;
-    calls.on_end(move |id| persist.ended(id));
+    persist::restore(&persist, control, calls, kernel, standby).await?;
+    calls.set_events(persist.clone());
+    if standby {
+        let target = match &cfg.redis_subscribe {
+            Some(s) => RedisTarget::parse_subscribe(s, "RTPENGINE_REDIS_SUBSCRIBE_AUTH_PW")
+                .context("--redis-subscribe")?,
+            None => read,
+        };
+        tokio::spawn(persist::follow_keyspaces(
+            persist,
+            Arc::clone(control),
+            Arc::clone(calls),
+            target,
+            cfg.subscribe_keyspace.clone(),
+        ));
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use crate::util::wait_until;
 pub struct RedisServer {
     child: Child,
     ns: String,
+    host: String,
     port: u16,
     dir: PathBuf,
 }
@@ -22,10 +23,15 @@ impl RedisServer {
     /// Starts one on 127.0.0.1:`port` inside namespace `ns`, without
     /// persistence of its own, and waits until it answers.
     pub fn start(ns: &str, port: u16) -> anyhow::Result<RedisServer> {
+        Self::start_on(ns, "127.0.0.1", port)
+    }
+
+    /// [`RedisServer::start`] on address `host` of the namespace.
+    pub fn start_on(ns: &str, host: &str, port: u16) -> anyhow::Result<RedisServer> {
         let dir = std::env::temp_dir().join(format!("rtpe-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "redis-server", "--bind", "127.0.0.1"])
+            .args(["netns", "exec", ns, "redis-server", "--bind", host])
             .args([
                 "--port",
                 &port.to_string(),
@@ -35,6 +41,8 @@ impl RedisServer {
                 "no",
             ])
             .args(["--dir", &dir.to_string_lossy()])
+            // Clients on a LAN of namespaces, without a password.
+            .args(["--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -42,6 +50,7 @@ impl RedisServer {
         let r = RedisServer {
             child,
             ns: ns.to_owned(),
+            host: host.to_owned(),
             port,
             dir,
         };
@@ -53,17 +62,12 @@ impl RedisServer {
         Ok(r)
     }
 
-    /// `redis-cli -p PORT ARGS…` in the namespace; its output.
+    /// `redis-cli -h HOST -p PORT ARGS…` in the namespace; its output.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let port = self.port.to_string();
         let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                "redis-cli",
-                "-p",
-                &self.port.to_string(),
-            ])
+            .args(["netns", "exec", &self.ns, "redis-cli", "-h", &self.host])
+            .args(["-p", &port])
             .args(args)
             .output()
             .context("running redis-cli")?;

@@ -216,3 +216,168 @@ fn calls_survive_a_restart_with_redis_in_the_kernel() {
 fn calls_survive_a_restart_with_redis_in_userspace() {
     restart_under_load(false);
 }
+
+/// Failover to a standby (`--subscribe-keyspace`, as upstream): on one LAN
+/// (a bridge) the active daemon owns media address 10.9.0.100 and writes
+/// its calls to Redis; the standby follows them through keyspace
+/// notifications, binding the same ports on the address it does not have
+/// yet. The active is killed, the address moves to the standby (as a
+/// floating IP would) and the phones learn its MAC: media continues on the
+/// same ports through the standby, which takes the calls over (written by
+/// it from then on) and ends them on `delete`.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_standby_takes_the_calls_over_when_the_active_dies() {
+    const N: u16 = 10;
+    let sw = Netns::new("sbsw").unwrap();
+    let caller = Netns::new("sbc").unwrap();
+    let callee = Netns::new("sbe").unwrap();
+    let a = Netns::new("sba").unwrap();
+    let b = Netns::new("sbb").unwrap();
+    for cmd in [
+        "ip link set lo up",
+        "ip link add br0 type bridge",
+        "ip link set br0 up",
+        "ip addr add 10.9.0.1/24 dev br0",
+    ] {
+        sw.exec(&cmd.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    for (i, (ns, ip)) in [
+        (&caller, "10.9.0.2"),
+        (&callee, "10.9.0.3"),
+        (&a, "10.9.0.10"),
+        (&b, "10.9.0.11"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = format!("v{i}");
+        sw.exec(&[
+            "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ])
+        .unwrap();
+        sw.exec(&["ip", "link", "set", &port, "master", "br0"])
+            .unwrap();
+        sw.exec(&["ip", "link", "set", &port, "up"]).unwrap();
+        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+            .unwrap();
+        ns.exec(&["ip", "link", "set", "eth0", "up"]).unwrap();
+        ns.exec(&["ip", "link", "set", "lo", "up"]).unwrap();
+    }
+    a.exec(&["ip", "addr", "add", "10.9.0.100/24", "dev", "eth0"])
+        .unwrap();
+    let redis = RedisServer::start_on(&sw.name, "10.9.0.1", 6391).unwrap();
+    let common = [
+        "--table=-1",
+        "-i",
+        "10.9.0.100",
+        "--redis=10.9.0.1:6391/2",
+        "--delete-delay=0",
+    ];
+    let mut active = Daemon::start_with(Some(&a.name), sa("10.9.0.10", 2223), &common).unwrap();
+    let log = std::env::temp_dir().join(format!("rtpe-standby-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut standby_args = common.to_vec();
+    standby_args.push("--subscribe-keyspace=2");
+    let _standby = Daemon::start_logged(
+        Some(&b.name),
+        sa("10.9.0.11", 2223),
+        &standby_args,
+        "",
+        &log,
+    )
+    .unwrap();
+    let ng_a = a.run(|| NgClient::new(sa("10.9.0.10", 2223)).unwrap());
+    let ng_b = b.run(|| NgClient::new(sa("10.9.0.11", 2223)).unwrap());
+    let listed = |ng: &NgClient| match ng
+        .call(&dict([
+            ("command", Value::str("list")),
+            ("limit", Value::Int(100)),
+        ]))
+        .ok()
+        .and_then(|r| r.get(&b"calls"[..]).cloned())
+    {
+        Some(Value::List(l)) => l.len(),
+        _ => usize::MAX,
+    };
+
+    let mut phones = Vec::new();
+    for i in 0..N {
+        let (cp, ep) = (5000 + 2 * i, 6000 + 2 * i);
+        let id = format!("sb{i}");
+        let r = ng_a
+            .call(&sdp_cmd(
+                "offer",
+                &id,
+                "ft",
+                None,
+                &phone_sdp("10.9.0.2", cp),
+                vec![],
+            ))
+            .unwrap();
+        assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+        let to_callee_port = media_ports(get_str(&r, "sdp"))[0];
+        let r = ng_a
+            .call(&sdp_cmd(
+                "answer",
+                &id,
+                "ft",
+                Some("tt"),
+                &phone_sdp("10.9.0.3", ep),
+                vec![],
+            ))
+            .unwrap();
+        assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+        let to_caller_port = media_ports(get_str(&r, "sdp"))[0];
+        let x = caller.bind_udp(&format!("10.9.0.2:{cp}"));
+        let y = callee.bind_udp(&format!("10.9.0.3:{ep}"));
+        let (to_x, to_y) = (
+            sa("10.9.0.100", to_caller_port),
+            sa("10.9.0.100", to_callee_port),
+        );
+        exchange(&x, &y, to_x, to_y, 3, 1);
+        phones.push((x, y, to_x, to_y));
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || listed(&ng_b) == usize::from(N)),
+        "the standby follows {} calls",
+        listed(&ng_b)
+    );
+    assert_eq!(redis.dbsize(2), usize::from(N));
+
+    // Failover.
+    active.signal(libc::SIGKILL).unwrap();
+    active.wait(Duration::from_secs(5)).unwrap();
+    a.exec(&["ip", "addr", "del", "10.9.0.100/24", "dev", "eth0"])
+        .unwrap();
+    b.exec(&["ip", "addr", "add", "10.9.0.100/24", "dev", "eth0"])
+        .unwrap();
+    for ns in [&caller, &callee] {
+        ns.exec(&["ip", "neigh", "flush", "dev", "eth0"]).unwrap();
+    }
+    // Media continues on the same ports, now through the standby.
+    for (x, y, to_x, to_y) in &phones {
+        exchange(x, y, *to_x, *to_y, 3, 100);
+    }
+    // Media made the calls the standby's own: it writes them now, and a
+    // delete through it ends them in Redis too.
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log)
+            .is_ok_and(
+                |t| t.matches("taking it over").count() == usize::from(N)
+            )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let r = ng_b
+        .call(&dict([
+            ("command", Value::str("delete")),
+            ("call-id", Value::str("sb0")),
+        ]))
+        .unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert!(wait_until(Duration::from_secs(3), || redis.dbsize(2)
+        == usize::from(N) - 1));
+    assert_eq!(listed(&ng_b), usize::from(N) - 1);
+    let _ = std::fs::remove_file(&log);
+}

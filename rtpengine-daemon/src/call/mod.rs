@@ -31,7 +31,7 @@ mod tests;
 pub use delete::{Delete, Deleted};
 pub use error::Error;
 pub use offer_answer::{OfferAnswer, Replace, RtcpMux, Side};
-pub use registry::{Calls, Settings};
+pub use registry::{CallEvents, Calls, Settings};
 pub use sockets::Sockets;
 pub use stats::{kernel, relayed, GlobalStats, Live, StatsSnapshot, Streams};
 
@@ -245,6 +245,10 @@ pub struct Call {
     /// Every RTP socket allocated for the call, in order: a replay of the
     /// journal allocates the same ones again ([`Calls::plan_ports`]).
     pub ports: Vec<SocketAddr>,
+    /// A standby's copy of another daemon's call ([`clock::now_ms`] of its
+    /// last sync): not ours until a request or media for it arrives here,
+    /// exempt from timeouts meanwhile.
+    pub foreign_since_ms: Option<u64>,
 }
 
 /// One request of a call's [`Call::journal`].
@@ -273,6 +277,7 @@ impl Call {
             controls: controls::Controls::default(),
             journal: Vec::new(),
             ports: Vec::new(),
+            foreign_since_ms: None,
         }
     }
 

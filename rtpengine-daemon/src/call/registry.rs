@@ -48,8 +48,14 @@ impl Default for Settings {
     }
 }
 
-/// What [`Calls::on_end`] registers.
-type OnEnd = Box<dyn Fn(&str) + Send + Sync>;
+/// What the registry tells persistence about calls it changes on its own
+/// (not through a request).
+pub trait CallEvents: Send + Sync {
+    /// Call `id` ended (timeout, delete delay, operator).
+    fn ended(&self, id: &str);
+    /// A standby's foreign call saw media here: it is ours now.
+    fn taken_over(&self, call: &Call);
+}
 
 /// The registry of calls.
 pub struct Calls {
@@ -69,8 +75,8 @@ pub struct Calls {
     pub instance_id: String,
     /// Ports a restore allocates again, per call-id, in order.
     planned: Mutex<HashMap<String, VecDeque<SocketAddr>>>,
-    /// Told the call-id of every call that ends (persistence forgets it).
-    on_end: OnceLock<OnEnd>,
+    /// Told about calls that end or are taken over (persistence).
+    events: OnceLock<Arc<dyn CallEvents>>,
 }
 
 impl Calls {
@@ -91,14 +97,19 @@ impl Calls {
             // 12 hex digits, as upstream's.
             instance_id: format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
             planned: Mutex::new(HashMap::new()),
-            on_end: OnceLock::new(),
+            events: OnceLock::new(),
         }
     }
 
-    /// Has `f` told the call-id of every call that ends from now on (set
-    /// once; persistence).
-    pub fn on_end(&self, f: impl Fn(&str) + Send + Sync + 'static) {
-        let _ = self.on_end.set(Box::new(f));
+    /// Tells `events` about calls that end or are taken over from now on
+    /// (set once; persistence).
+    pub fn set_events(&self, events: Arc<dyn CallEvents>) {
+        let _ = self.events.set(events);
+    }
+
+    /// The registered [`CallEvents`], if any.
+    pub(crate) fn events(&self) -> Option<&Arc<dyn CallEvents>> {
+        self.events.get()
     }
 
     /// Makes the next socket allocations of call `id` use `ports`, in order
@@ -172,8 +183,8 @@ impl Calls {
         call.merge_kernel();
         self.stats.ended(&call, why);
         tracing::info!(call_id = %id, reason = ?why, "Call destroyed");
-        if let Some(f) = self.on_end.get() {
-            f(id);
+        if let Some(e) = self.events.get() {
+            e.ended(id);
         }
         Some(call)
     }

@@ -65,6 +65,19 @@ impl Calls {
         let mut map = self.lock();
         let mut ending = Vec::new();
         for (id, c) in map.iter_mut() {
+            // A standby's copy of another daemon's call: media reaching it
+            // here means its address moved to us (failover); until then it
+            // is not ours to time out.
+            if let Some(since) = c.foreign_since_ms {
+                if c.last_activity_ms() <= since {
+                    continue;
+                }
+                c.foreign_since_ms = None;
+                tracing::info!(call_id = %id, "Media arrived for a foreign call: taking it over");
+                if let Some(e) = self.events() {
+                    e.taken_over(c);
+                }
+            }
             // Branches whose delayed delete is due go first; a call left
             // with no dialogue ends with them.
             let (gone, call_ends) = c.remove_due_branches(now);

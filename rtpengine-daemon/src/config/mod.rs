@@ -89,6 +89,18 @@ pub struct Config {
     /// Expiry of the Redis keys, seconds.
     #[arg(long, value_name = "INT", default_value_t = 86400)]
     pub redis_expires: u64,
+    /// Follow another daemon's calls as a standby: Redis keyspace numbers
+    /// (DBs) whose notifications create, update and delete foreign calls.
+    #[arg(short = 'k', long, value_name = "INT", value_delimiter = ';')]
+    pub subscribe_keyspace: Vec<i64>,
+    /// The Redis server to subscribe to (default: `--redis`'s);
+    /// RTPENGINE_REDIS_SUBSCRIBE_AUTH_PW for its password.
+    #[arg(long, value_name = "[PW@]HOST:PORT[/DB]")]
+    pub redis_subscribe: Option<String>,
+    /// Activity on a foreign call makes it ours: always so here (accepted
+    /// for upstream's configurations).
+    #[arg(long)]
+    pub active_switchover: bool,
     /// Start even when Redis cannot be reached (nothing restored).
     #[arg(short = 'q', long)]
     pub no_redis_required: bool,

@@ -10,6 +10,7 @@
 //! through all interfaces.
 
 mod ports;
+pub use ports::set_freebind;
 pub mod spec;
 
 use std::net::IpAddr;

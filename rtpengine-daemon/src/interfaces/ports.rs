@@ -172,10 +172,28 @@ impl PortPool {
     }
 }
 
+/// Whether media sockets bind with `IP_FREEBIND` (a standby: its media
+/// address arrives with a failover). Set once at start.
+static FREEBIND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every media socket bound from now on use `IP_FREEBIND`, so ports
+/// on an address this host does not have yet can be taken (a standby's
+/// copies of another daemon's calls).
+pub fn set_freebind(on: bool) {
+    FREEBIND.store(on, Relaxed);
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
+    }
+    if FREEBIND.load(Relaxed) {
+        if addr.is_ipv6() {
+            s.set_freebind_v6(true)?;
+        } else {
+            s.set_freebind_v4(true)?;
+        }
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;

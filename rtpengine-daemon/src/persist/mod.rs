@@ -20,20 +20,31 @@
 //! Writes are asynchronous (a bounded queue to one writer task, coalesced
 //! per call), so Redis never delays a reply; a full queue or a Redis that is
 //! down costs persistence, logged, never signalling.
+//!
+//! # Standby
+//!
+//! With `--subscribe-keyspace` the daemon follows another daemon's calls
+//! through Redis keyspace notifications ([`follow_keyspaces`]): a `SET`
+//! replays the new part of the call's journal, a `DEL` (or expiry) drops
+//! it. Such *foreign* calls bind their ports (with `IP_FREEBIND`: the media
+//! address arrives with a failover), are not written back and do not time
+//! out; the first request or media for one here makes it ours.
 
 mod redis;
 mod restore;
+mod standby;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::json;
 
-use crate::call::{Call, Calls, JournalEntry};
+use crate::call::{Call, CallEvents, Calls, JournalEntry};
 
 pub use self::redis::{RedisTarget, Store};
-pub use restore::restore;
+pub use restore::{restore, Restored};
+pub use standby::follow_keyspaces;
 
 /// Version of [`Record`]'s layout.
 pub const RECORD_VERSION: u64 = 1;
@@ -123,9 +134,18 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// The control path's handle on persistence.
 pub struct Persist {
     store: Store,
-    /// Replaying journals at start: they rebuild themselves, nothing is
-    /// written.
-    restoring: AtomicBool,
+    /// Calls of another daemon this one follows as a standby
+    /// (`--subscribe-keyspace`), with how many journal entries were replayed.
+    foreign: Mutex<HashMap<String, usize>>,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A control client.
+    Live,
+    /// A stored journal, replayed (restore, or a standby following).
+    Replay,
 }
 
 impl Persist {
@@ -133,39 +153,73 @@ impl Persist {
     pub fn new(store: Store) -> Arc<Persist> {
         Arc::new(Persist {
             store,
-            restoring: AtomicBool::new(false),
+            foreign: Mutex::new(HashMap::new()),
         })
     }
 
+    fn foreign(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.foreign.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Appends a request that changed call `call_id` to its journal and
-    /// stores the call (or forgets it, if the request ended it). With
-    /// `write` false (the `no-redis-update` flag) the change is journaled
-    /// but not written now: the next change of the call writes it.
+    /// stores the call (or forgets it, if the request ended it). Replays
+    /// write nothing: the journal rebuilds what is stored. With `write`
+    /// false (the `no-redis-update` flag) the change is journaled but not
+    /// written now: the next change of the call writes it. A live request
+    /// for a foreign call takes it over.
     pub fn record(
         &self,
         calls: &Calls,
         call_id: &str,
         request: Vec<u8>,
         peer: SocketAddr,
+        origin: Origin,
         write: bool,
     ) {
+        let take_over = origin == Origin::Live && self.foreign().remove(call_id).is_some();
         let record = calls.with_call_mut(call_id, |call| {
             call.journal.push(JournalEntry { request, peer });
+            if take_over {
+                call.foreign_since_ms = None;
+                tracing::info!(%call_id, "Request for a foreign call: taking it over");
+            }
             Record::of(call)
         });
-        if self.restoring.load(Relaxed) {
+        if origin == Origin::Replay {
             return;
         }
         match record {
-            Some(r) if write => self.store.set(r),
+            Some(r) if write || take_over => self.store.set(r),
             Some(_) => {}
             None => self.store.delete(call_id),
         }
     }
 
-    /// Call `call_id` ended.
-    pub fn ended(&self, call_id: &str) {
-        self.store.delete(call_id);
+    /// Marks call `call_id` foreign (a standby's copy) with `replayed`
+    /// journal entries applied.
+    fn follow(&self, calls: &Calls, call_id: &str, replayed: usize) {
+        let now = crate::clock::now_ms();
+        if calls
+            .with_call_mut(call_id, |c| c.foreign_since_ms = Some(now))
+            .is_some()
+        {
+            self.foreign().insert(call_id.to_owned(), replayed);
+        }
+    }
+}
+
+impl CallEvents for Persist {
+    fn ended(&self, id: &str) {
+        // A foreign call that ends here (its owner deleted it) is not ours
+        // to delete from Redis.
+        if self.foreign().remove(id).is_none() {
+            self.store.delete(id);
+        }
+    }
+
+    fn taken_over(&self, call: &Call) {
+        self.foreign().remove(&call.id);
+        self.store.set(Record::of(call));
     }
 }
 

@@ -43,6 +43,17 @@ impl std::fmt::Display for RedisTarget {
 }
 
 impl RedisTarget {
+    /// `--redis-subscribe`'s `[PW@]HOST:PORT[/DB]` (the database does not
+    /// matter for a subscription).
+    pub fn parse_subscribe(s: &str, env_pw: &str) -> anyhow::Result<RedisTarget> {
+        let tail = s.rsplit_once('@').map_or(s, |(_, t)| t);
+        if tail.rsplit_once(']').map_or(tail, |(_, t)| t).contains('/') {
+            Self::parse(s, env_pw)
+        } else {
+            Self::parse(&format!("{s}/0"), env_pw)
+        }
+    }
+
     /// Parses `[PW@]HOST:PORT/DB` (IPv6 hosts in brackets); `env_pw` is the
     /// variable upstream reads the password from when none is given.
     pub fn parse(s: &str, env_pw: &str) -> anyhow::Result<RedisTarget> {
@@ -74,7 +85,7 @@ impl RedisTarget {
         })
     }
 
-    fn client(&self) -> anyhow::Result<redis::Client> {
+    pub(super) fn client(&self) -> anyhow::Result<redis::Client> {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -173,16 +184,26 @@ impl Store {
         let mut records = Vec::with_capacity(keys.len());
         let mut foreign = 0;
         for k in keys {
-            let v: Option<String> = con
-                .get(&k)
-                .await
-                .with_context(|| format!("reading {k} from Redis {}", self.target))?;
-            match v.as_deref().and_then(Record::from_json) {
-                Some(r) if r.call_id == k => records.push(r),
-                _ => foreign += 1,
+            match self.get(&k).await? {
+                Some(r) => records.push(r),
+                None => foreign += 1,
             }
         }
         Ok((records, foreign))
+    }
+}
+
+impl Store {
+    /// The record stored under `key` (`None`: absent, or not ours).
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<Record>> {
+        let mut con = self.read.clone();
+        let v: Option<String> = con
+            .get(key)
+            .await
+            .with_context(|| format!("reading {key} from Redis {}", self.target))?;
+        Ok(v.as_deref()
+            .and_then(Record::from_json)
+            .filter(|r| r.call_id == key))
     }
 }
 
@@ -267,6 +288,10 @@ mod tests {
             ("::1", 6380, 0, Some("s3cr@t"))
         );
         assert_eq!(format!("{t}"), "[::1]:6380/0", "no password in logs");
+        let t = RedisTarget::parse_subscribe("10.0.0.1:6379", "X").unwrap();
+        assert_eq!((t.port, t.db), (6379, 0));
+        let t = RedisTarget::parse_subscribe("pw@[::1]:6379/4", "X").unwrap();
+        assert_eq!((t.port, t.db, t.password.as_deref()), (6379, 4, Some("pw")));
         for bad in [
             "127.0.0.1:6379",
             "127.0.0.1/1",

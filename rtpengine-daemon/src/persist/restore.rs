@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::Persist;
@@ -30,30 +29,26 @@ pub struct Restored {
 
 /// Replays every stored call's journal through `control` with its ports
 /// planned, then hands the table's kept flows to the restored sockets. Runs
-/// before the control listeners open.
+/// before the control listeners open. A `standby` restores them as foreign
+/// calls (another daemon owns them).
 pub async fn restore(
     persist: &Arc<Persist>,
     control: &Control,
     calls: &Calls,
     kernel: Option<&Kernel>,
+    standby: bool,
 ) -> anyhow::Result<Restored> {
     let (records, foreign) = persist.store.load().await?;
     let mut done = Restored {
         foreign,
         ..Restored::default()
     };
-    persist.restoring.store(true, Relaxed);
     for r in &records {
-        calls.plan_ports(&r.call_id, r.ports.clone());
-        let mut ok = true;
-        for e in &r.journal {
-            if let Err(err) = control.replay(&e.request, e.peer).await {
-                tracing::warn!(call_id = %r.call_id, error = %err, "A stored request no longer applies");
-                ok = false;
-            }
-        }
-        calls.plan_ports(&r.call_id, Vec::new());
+        let ok = replay(control, calls, r, 0, 0).await;
         let back = calls.with_call_mut(&r.call_id, |_| ()).is_some();
+        if back && standby {
+            persist.follow(calls, &r.call_id, r.journal.len());
+        }
         if back && ok {
             done.calls += 1;
         } else if back {
@@ -62,12 +57,14 @@ pub async fn restore(
             done.failed += 1;
         } else {
             done.failed += 1;
-            persist.store.delete(&r.call_id);
+            if !standby {
+                persist.store.delete(&r.call_id);
+            }
         }
     }
-    persist.restoring.store(false, Relaxed);
-    // Store what replayed (identical unless something failed).
-    for r in &records {
+    // Store what replayed (identical unless something failed); a standby
+    // leaves the owner's data alone.
+    for r in records.iter().filter(|_| !standby) {
         if let Some(rec) = calls.with_call_mut(&r.call_id, |c| super::Record::of(c)) {
             if rec != *r {
                 persist.store.set(rec);
@@ -91,6 +88,7 @@ pub async fn restore(
         done.removed = removed;
     }
     tracing::info!(
+        standby,
         calls = done.calls,
         failed = done.failed,
         foreign_keys = done.foreign,
@@ -99,4 +97,28 @@ pub async fn restore(
         "Restored calls from Redis"
     );
     Ok(done)
+}
+
+/// Replays `r`'s journal from entry `from` on, with its ports from
+/// `ports_from` on planned; whether every entry applied.
+pub(super) async fn replay(
+    control: &Control,
+    calls: &Calls,
+    r: &super::Record,
+    from: usize,
+    ports_from: usize,
+) -> bool {
+    calls.plan_ports(
+        &r.call_id,
+        r.ports.get(ports_from..).unwrap_or_default().to_vec(),
+    );
+    let mut ok = true;
+    for e in r.journal.get(from..).unwrap_or_default() {
+        if let Err(err) = control.replay(&e.request, e.peer).await {
+            tracing::warn!(call_id = %r.call_id, error = %err, "A stored request no longer applies");
+            ok = false;
+        }
+    }
+    calls.plan_ports(&r.call_id, Vec::new());
+    ok
 }

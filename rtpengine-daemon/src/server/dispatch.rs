@@ -19,6 +19,7 @@ use crate::ng::request::{Command, Request};
 use crate::ng::support;
 use crate::ng::templates::Templates;
 use crate::ng::value::{Dict, Value};
+use crate::persist::Origin;
 
 /// The control plane: cookie cache, command handlers, and the per-proxy
 /// counters of what it ran.
@@ -81,7 +82,7 @@ impl Control {
     /// the same path as one received from `peer`, without the cookie cache.
     pub async fn replay(&self, request: &[u8], peer: SocketAddr) -> Result<Dict, NgError> {
         let dict = crate::ng::bencode::decode_bencode(request).map_err(|_| NgError::BadBencode)?;
-        self.dispatch(dict, peer, &mut None).await
+        self.dispatch(dict, peer, &mut None, Origin::Replay).await
     }
 
     pub fn stats(&self) -> Arc<ControlStats> {
@@ -129,7 +130,7 @@ impl Control {
         let (enc, dict) = frame::decode_body(body);
         let mut command = None;
         let reply = match dict {
-            Ok(dict) => self.dispatch(dict, peer, &mut command).await,
+            Ok(dict) => self.dispatch(dict, peer, &mut command, Origin::Live).await,
             Err(e) => Err(e),
         };
         self.stats
@@ -147,6 +148,7 @@ impl Control {
         dict: Dict,
         peer: SocketAddr,
         command: &mut Option<Command>,
+        origin: Origin,
     ) -> Result<Dict, NgError> {
         // As received: what a restart replays.
         let raw = self
@@ -171,7 +173,7 @@ impl Control {
         if let (Some(p), Some(raw), Some(id)) = (self.persist.get(), raw, req.str("call-id")) {
             if req.command.changes_calls() {
                 let write = !req.flag("no-redis-update");
-                p.record(&self.commands.calls, id, raw, peer, write);
+                p.record(&self.commands.calls, id, raw, peer, origin, write);
             }
         }
         reply.entry(b"result".to_vec()).or_insert(Value::str("ok"));
