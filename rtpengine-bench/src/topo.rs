@@ -223,8 +223,9 @@ impl Topology {
             &PROXY_CALLEE_IP.to_string(),
         ])?;
         // The in-kernel dataplane's FIB mode (`ours-kernel-fib`) needs
-        // forwarding enabled on the proxy's devices (the default mode does
-        // not); set for every configuration so all share one setup.
+        // forwarding enabled on the proxy's devices (the default mode only
+        // falls back to the FIB while a neighbour is unknown); set for every
+        // configuration so all share one setup.
         sh(&[
             "ip",
             "netns",

@@ -153,11 +153,13 @@ async fn serve(
         Commands::new(Arc::clone(&calls)),
         Templates::new(&cfg.template_values),
     );
-    if cfg.redis.is_some() {
-        restore_calls(cfg, &control, &calls, kernel.as_deref()).await?;
+    let persist = if cfg.redis.is_some() {
+        restore_calls(cfg, &control, &calls, kernel.as_deref()).await?
     } else if !cfg.subscribe_keyspace.is_empty() {
         anyhow::bail!("--subscribe-keyspace needs --redis (where the calls are read from)");
-    }
+    } else {
+        None
+    };
     let cli_handle = Arc::new(Cli {
         calls: Arc::clone(&calls),
         logging: Arc::clone(logging),
@@ -204,6 +206,9 @@ async fn serve(
         stop = signals.stop(logging) => {
             info!("Shutting down");
             notify(&[sd_notify::NotifyState::Stopping]);
+            if let Some(p) = &persist {
+                p.flush(std::time::Duration::from_secs(3)).await;
+            }
             // A clean stop takes this table's entries out of the kernel (the
             // program detaches when the last handle drops with the runtime).
             if let Some(k) = kernel.as_ref().filter(|k| k.keeps_flows()) {
@@ -233,10 +238,10 @@ async fn restore_calls(
     control: &Arc<Control>,
     calls: &Arc<Calls>,
     kernel: Option<&Kernel>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Arc<rtpengine::persist::Persist>>> {
     use rtpengine::persist::{self, Persist, RedisTarget, Store};
     let Some(read) = &cfg.redis else {
-        return Ok(());
+        return Ok(None);
     };
     let read = RedisTarget::parse(read, "RTPENGINE_REDIS_AUTH_PW").context("--redis")?;
     let write = cfg
@@ -252,8 +257,9 @@ async fn restore_calls(
             warn!("{e:#}: starting without Redis (--no-redis-required): no call is restored or persisted");
             if let Some(k) = kernel {
                 k.adopt_flows(|_, _, _| false);
+                k.drop_flows_at_stop();
             }
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => {
             return Err(
@@ -270,8 +276,9 @@ async fn restore_calls(
     }
     let persist = Persist::new(store);
     control.set_persist(Arc::clone(&persist));
-    persist::restore(&persist, control, calls, kernel, standby).await?;
+    // Before the restore: a call the timer ends meanwhile is forgotten too.
     calls.set_events(persist.clone());
+    persist::restore(&persist, control, calls, kernel, standby).await?;
     if standby {
         let target = match &cfg.redis_subscribe {
             Some(s) => RedisTarget::parse_subscribe(s, "RTPENGINE_REDIS_SUBSCRIBE_AUTH_PW")
@@ -279,14 +286,14 @@ async fn restore_calls(
             None => read,
         };
         tokio::spawn(persist::follow_keyspaces(
-            persist,
+            Arc::clone(&persist),
             Arc::clone(control),
             Arc::clone(calls),
             target,
             cfg.subscribe_keyspace.clone(),
         ));
     }
-    Ok(())
+    Ok(Some(persist))
 }
 
 /// Reports to the service manager (systemd `Type=notify`); failures are

@@ -123,7 +123,17 @@ fn restart_under_load(kernel: bool) {
     let tx = pump(Arc::clone(&streams), Arc::clone(&stop));
 
     // Media settles (learning, offload), then the restart.
-    std::thread::sleep(Duration::from_millis(1500));
+    let flows = |p: &Proxy| dumped_flows(&dump_table(&p.pin_dir, 0));
+    if kernel {
+        assert!(
+            wait_until(Duration::from_secs(5), || flows(&p)
+                == Some(2 * usize::from(CALLS))),
+            "{:?} flows",
+            flows(&p)
+        );
+    } else {
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     let down = Instant::now();
     p.daemon.terminate().unwrap();
     drop(p);
@@ -181,6 +191,10 @@ fn restart_under_load(kernel: bool) {
             lost, 0,
             "the kept kernel flows carry media across the restart"
         );
+        // The new daemon adopted them: they are its streams' flows, their
+        // packets count in its statistics.
+        assert!(stream_flags(&p, "r7", "ft").contains(&"kernelized".to_owned()));
+        assert!(stat(&p, "relayedpackets_kernel") > 0);
     }
     // Media flows after the restart in every stream: the last second is
     // complete.
@@ -203,6 +217,10 @@ fn restart_under_load(kernel: bool) {
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
     assert!(wait_until(Duration::from_secs(3), || redis.dbsize(3)
         == usize::from(CALLS) - 1));
+    if kernel {
+        // Its adopted flows went with it.
+        assert_eq!(flows(&p), Some(2 * (usize::from(CALLS) - 1)));
+    }
 }
 
 #[test]

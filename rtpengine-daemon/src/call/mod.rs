@@ -245,6 +245,10 @@ pub struct Call {
     /// Every RTP socket allocated for the call, in order: a replay of the
     /// journal allocates the same ones again ([`Calls::plan_ports`]).
     pub ports: Vec<SocketAddr>,
+    /// How many of [`Call::ports`] the journal accounts for: ports a failed
+    /// request allocated are dropped from the list (a replay would not
+    /// allocate them).
+    pub ports_journaled: usize,
     /// A standby's copy of another daemon's call ([`clock::now_ms`] of its
     /// last sync): not ours until a request or media for it arrives here,
     /// exempt from timeouts meanwhile.
@@ -277,6 +281,7 @@ impl Call {
             controls: controls::Controls::default(),
             journal: Vec::new(),
             ports: Vec::new(),
+            ports_journaled: 0,
             foreign_since_ms: None,
         }
     }

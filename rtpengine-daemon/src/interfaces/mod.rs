@@ -254,6 +254,14 @@ impl Interfaces {
         })
     }
 
+    /// The port pool of local address `ip`, if it is one of ours.
+    pub fn pool_of(&self, ip: IpAddr) -> Option<&Arc<PortPool>> {
+        self.iter()
+            .flat_map(|i| i.addrs.iter())
+            .find(|a| a.local == ip)
+            .map(|a| &a.pool)
+    }
+
     /// All interfaces.
     pub fn iter(&self) -> impl Iterator<Item = &Interface> {
         self.list.iter()

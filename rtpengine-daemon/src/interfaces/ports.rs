@@ -20,6 +20,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub struct PortPool {
     addr: IpAddr,
     free: Mutex<VecDeque<u16>>,
+    /// Ports held for the calls a restore is replaying: only
+    /// [`PortPool::allocate_at`] takes them.
+    reserved: Mutex<std::collections::HashSet<u16>>,
     total: usize,
     /// The range's bounds.
     min: u16,
@@ -77,6 +80,7 @@ impl PortPool {
             max,
             last: AtomicU16::new(0),
             free: Mutex::new(ports.into()),
+            reserved: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -135,12 +139,44 @@ impl PortPool {
     /// Binds the pair on `port` (even) if it is free: a restored call gets
     /// its ports back. `None` if it is taken or out of the range.
     pub fn allocate_at(self: &Arc<Self>, port: u16, single: bool) -> Option<BoundPair> {
-        {
+        let was_reserved = self
+            .reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&port);
+        if !was_reserved {
             let mut free = self.lock();
             let at = free.iter().position(|&p| p == port)?;
             free.remove(at);
         }
         self.bind_pair(port, single)
+    }
+
+    /// Holds `port` for [`PortPool::allocate_at`] only (a restore plans
+    /// every stored call's ports before replaying any, so no call's random
+    /// allocation takes another's). `false` if it is not free.
+    pub fn reserve(&self, port: u16) -> bool {
+        let mut free = self.lock();
+        let Some(at) = free.iter().position(|&p| p == port) else {
+            return false;
+        };
+        free.remove(at);
+        self.reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port);
+        true
+    }
+
+    /// Returns the reserved ports nobody took to the free list.
+    pub fn release_reserved(&self) {
+        let left: Vec<u16> = self
+            .reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        self.lock().extend(left);
     }
 
     /// Binds `port` (and `port + 1` unless `single`), taken from the free
@@ -232,6 +268,26 @@ mod tests {
             (true, true) => assert!(p.is_none(), "every port busy"),
             _ => assert!(p.is_some()),
         }
+    }
+
+    /// Reserved ports are only handed out by `allocate_at`, and go back to
+    /// the pool when released.
+    #[test]
+    fn reserved_ports_wait_for_their_call() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41300, 41303, &[]);
+        assert!(pool.reserve(41300));
+        assert!(!pool.reserve(41300), "already reserved");
+        let other = pool.allocate(false).expect("the other pair");
+        assert_eq!(other.lease.port(), 41302);
+        assert!(
+            pool.allocate(false).is_none(),
+            "the reserved pair is not handed out"
+        );
+        let mine = pool.allocate_at(41300, false).expect("the reserved pair");
+        drop(mine);
+        assert!(pool.reserve(41300));
+        pool.release_reserved();
+        assert_eq!(pool.available(), 1);
     }
 
     /// A restored call gets its ports back: the planned pair if it is free,

@@ -35,6 +35,15 @@ impl Kernel {
             .context("renewing the kernel table's lease")
     }
 
+    /// Whether the table's lease (as the previous owner left it) has run
+    /// out, or was never set.
+    pub(super) fn lease_ran_out(&self) -> bool {
+        let Ok(maps) = self.maps() else { return true };
+        maps.lease
+            .get(&self.table.get(), 0)
+            .map_or(true, |l| l.expires_ns < now_ns())
+    }
+
     /// How often to renew: five times per lease, so a late tick or two never
     /// lets it lapse, but at most once a second and at least every 100 ms.
     pub fn renew_interval(&self) -> Duration {

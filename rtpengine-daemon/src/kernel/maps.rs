@@ -38,7 +38,7 @@ impl Kernel {
             .map_err(|_| anyhow!("kernel map state poisoned"))
     }
 
-    fn nexthops(&self) -> std::sync::MutexGuard<'_, super::nexthop::NextHops> {
+    pub(super) fn nexthops(&self) -> std::sync::MutexGuard<'_, super::nexthop::NextHops> {
         self.nexthops
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

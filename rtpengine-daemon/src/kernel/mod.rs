@@ -276,7 +276,7 @@ pub struct Kernel {
     monitor_stop: Arc<AtomicBool>,
     prog: Mutex<Prog>,
     lease: Option<Duration>,
-    keep_flows: bool,
+    keep_flows: AtomicBool,
     /// Set when a daemon with `keep_flows` stops: the closing sockets leave
     /// their flows for the restarted daemon.
     retaining: AtomicBool,
@@ -347,11 +347,15 @@ impl Kernel {
                 links: Vec::new(),
             }),
             lease: cfg.lease,
-            keep_flows: cfg.keep_flows,
+            keep_flows: AtomicBool::new(cfg.keep_flows),
             retaining: AtomicBool::new(false),
             refusals: offload::RefusalLog::default(),
             closed: false,
         };
+        // Flows kept for a restart are only worth keeping while their lease
+        // runs: after it, media has stopped anyway and the calls behind them
+        // may be gone.
+        let keep = cfg.keep_flows && !kernel.lease_ran_out();
         // Renewed before the flush: no entry of ours is ever forwarded under
         // a lease this handle did not set.
         kernel.renew_lease()?;
@@ -362,10 +366,11 @@ impl Kernel {
                 cfg.table.get(),
                 Arc::clone(&kernel.monitor_stop),
             ) {
-                tracing::warn!(error = %e, "Cannot follow neighbour and route changes: kernel flows keep the next hop they were installed with");
+                tracing::warn!(error = %e, "Cannot follow neighbour and route changes: next hops come from the FIB lookup (which needs IP forwarding)");
+                kernel.nexthops().disable();
             }
         }
-        let flushed = if cfg.keep_flows { 0 } else { kernel.flush()? };
+        let flushed = if keep { 0 } else { kernel.flush()? };
         if flushed > 0 {
             tracing::warn!(
                 table = %cfg.table,
@@ -386,6 +391,19 @@ impl Kernel {
                 // like at close.
                 kernel.attach(&links_dir, dev, cfg.mode, flows_id)?;
             }
+            // A native redirect needs the program on the egress device too:
+            // next hops through other devices are left to the FIB/userspace.
+            let egress = cfg
+                .devices
+                .iter()
+                .filter_map(|d| {
+                    let name = std::ffi::CString::new(d.as_str()).ok()?;
+                    // SAFETY: a NUL-terminated name.
+                    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
+                    (i != 0).then_some(i)
+                })
+                .collect();
+            kernel.nexthops().set_egress(egress);
         }
         tracing::info!(
             table = %cfg.table,
@@ -419,7 +437,7 @@ impl Kernel {
     fn shutdown(&mut self) -> anyhow::Result<()> {
         self.monitor_stop.store(true, Relaxed);
         let mut result = Ok(());
-        if self.keep_flows {
+        if self.keep_flows.load(Relaxed) {
             tracing::info!(table = %self.table, "kernel forwarding table closed, its flows kept for the restart (the lease ends them otherwise)");
             // The attachments stay pinned: the flows need the program.
             if let Ok(prog) = self.prog.get_mut() {

@@ -54,7 +54,7 @@ impl Entry {
                 t.oif = route.oif;
                 t.smac = link.mac;
                 t.dmac = dmac;
-                t.mtu = link.mtu;
+                t.mtu = route.mtu.map_or(link.mtu, |m| m.min(link.mtu));
             }
             _ => {
                 t.flags &= !FlowTarget::NEXT_HOP;
@@ -70,6 +70,10 @@ impl Entry {
 /// The cache of resolved pairs and the flows using them.
 pub(super) struct NextHops {
     rtnl: Option<Rtnl>,
+    /// Devices a redirect may leave through (those carrying the program:
+    /// a native redirect to a device without it is dropped); `None` = any
+    /// (a handle attached nowhere, as the packet tests use).
+    egress: Option<HashSet<u32>>,
     pairs: HashMap<Pair, Entry>,
     by_flow: HashMap<FlowKey, Pair>,
 }
@@ -89,9 +93,24 @@ impl NextHops {
         };
         NextHops {
             rtnl,
+            egress: None,
             pairs: HashMap::new(),
             by_flow: HashMap::new(),
         }
+    }
+
+    /// Only next hops through these devices are used; the others are left
+    /// to the FIB lookup or userspace.
+    pub(super) fn set_egress(&mut self, ifindexes: HashSet<u32>) {
+        self.egress = Some(ifindexes);
+    }
+
+    /// No daemon-resolved next hops any more (nothing would keep them
+    /// current): the FIB lookup or userspace for every flow.
+    pub(super) fn disable(&mut self) {
+        self.rtnl = None;
+        self.pairs.clear();
+        self.by_flow.clear();
     }
 
     /// Fills `t`'s next hop for flow `key`, resolving its pair on a miss,
@@ -104,7 +123,7 @@ impl NextHops {
         self.forget(&key);
         if !self.pairs.contains_key(&pair) {
             let entry = match &mut self.rtnl {
-                Some(rtnl) => resolve(rtnl, pair),
+                Some(rtnl) => resolve(rtnl, pair, self.egress.as_ref()),
                 None => Entry::default(),
             };
             self.pairs.insert(pair, entry);
@@ -153,12 +172,16 @@ impl NextHops {
     }
 }
 
-/// The route, link and neighbour of `pair`, as far as known.
-fn resolve(rtnl: &mut Rtnl, (src, dst): Pair) -> Entry {
+/// The route, link and neighbour of `pair`, as far as known (nothing for
+/// a route through a device not in `egress`).
+fn resolve(rtnl: &mut Rtnl, (src, dst): Pair, egress: Option<&HashSet<u32>>) -> Entry {
     let looked_up = (|| -> std::io::Result<Entry> {
         let Some(route) = rtnl.route(src, dst)? else {
             return Ok(Entry::default());
         };
+        if egress.is_some_and(|e| !e.contains(&route.oif)) {
+            return Ok(Entry::default());
+        }
         let Some(link) = rtnl.link(route.oif)? else {
             return Ok(Entry::default());
         };
@@ -267,11 +290,14 @@ pub(super) fn spawn_monitor(
 /// the flows of those that changed. Queries run without the cache locked.
 fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) {
     // The snapshot releases the lock before the queries.
-    let pairs = hops
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pair_list();
-    let resolved: Vec<(Pair, Entry)> = pairs.into_iter().map(|p| (p, resolve(rtnl, p))).collect();
+    let (pairs, egress) = {
+        let h = hops.lock().unwrap_or_else(PoisonError::into_inner);
+        (h.pair_list(), h.egress.clone())
+    };
+    let resolved: Vec<(Pair, Entry)> = pairs
+        .into_iter()
+        .map(|p| (p, resolve(rtnl, p, egress.as_ref())))
+        .collect();
     let mut h = hops.lock().unwrap_or_else(PoisonError::into_inner);
     let mut changed = Vec::new();
     for (pair, fresh) in resolved {

@@ -108,18 +108,31 @@ fn rule_of(key: &FlowKey, t: &FlowTarget) -> Option<Rule> {
 }
 
 impl Kernel {
-    /// Whether this table keeps its flows across a restart (`keep_flows`).
+    /// Whether this table keeps its flows across a restart (`keep_flows`,
+    /// unless persistence turned out unavailable).
     pub fn keeps_flows(&self) -> bool {
-        self.keep_flows
+        self.keep_flows.load(Relaxed)
+    }
+
+    /// Persistence is not available after all: flows go at a clean stop.
+    pub fn drop_flows_at_stop(&self) {
+        self.keep_flows.store(false, Relaxed);
     }
 
     /// The daemon stops and will be restarted with its calls (`keep_flows`):
     /// from now on the sockets that close leave their flows in place, for
     /// the next daemon to adopt (or the lease to end).
     pub fn retain_for_restart(&self) {
-        if self.keep_flows {
+        if self.keeps_flows() {
             self.retaining.store(true, Relaxed);
         }
+    }
+
+    /// While `on`, sockets that close leave the table's flows alone (a
+    /// restore replaying calls; [`Kernel::adopt_flows`] then removes the
+    /// flows nobody took).
+    pub fn hold_flows(&self, on: bool) {
+        self.retaining.store(on, Relaxed);
     }
 
     /// After a restart that kept the table's flows: offers each to `adopt`

@@ -14,7 +14,9 @@ use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -28,6 +30,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) struct Route {
     pub oif: u32,
     pub via: IpAddr,
+    /// The route's MTU (a configured `mtu`, or a learned path MTU), if any.
+    pub mtu: Option<u16>,
 }
 
 /// An Ethernet device's MAC and MTU.
@@ -87,15 +91,24 @@ impl Rtnl {
         }
         let mut oif = None;
         let mut via = dst;
+        let mut mtu = None;
         for a in &r.attributes {
             match a {
                 RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Metrics(m) => {
+                    mtu = m.iter().find_map(|m| match m {
+                        RouteMetric::Mtu(v) if *v > 0 => {
+                            Some(u16::try_from(*v).unwrap_or(u16::MAX))
+                        }
+                        _ => None,
+                    });
+                }
                 RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = IpAddr::V4(*g),
                 RouteAttribute::Gateway(RouteAddress::Inet6(g)) => via = IpAddr::V6(*g),
                 _ => {}
             }
         }
-        Ok(oif.map(|oif| Route { oif, via }))
+        Ok(oif.map(|oif| Route { oif, via, mtu }))
     }
 
     /// Device `index`'s MAC and MTU (`None`: not Ethernet).

@@ -179,6 +179,7 @@ impl Persist {
         let take_over = origin == Origin::Live && self.foreign().remove(call_id).is_some();
         let record = calls.with_call_mut(call_id, |call| {
             call.journal.push(JournalEntry { request, peer });
+            call.ports_journaled = call.ports.len();
             if take_over {
                 call.foreign_since_ms = None;
                 tracing::info!(%call_id, "Request for a foreign call: taking it over");
@@ -193,6 +194,18 @@ impl Persist {
             Some(_) => {}
             None => self.store.delete(call_id),
         }
+    }
+
+    /// Waits (at most `timeout`) until every change so far is in Redis.
+    pub async fn flush(&self, timeout: std::time::Duration) {
+        self.store.flush(timeout).await;
+    }
+
+    /// A request for call `call_id` failed: it is not journaled, so the
+    /// ports it allocated leave the call's port list (the positions of the
+    /// later ones must match what a replay allocates).
+    pub fn failed(&self, calls: &Calls, call_id: &str) {
+        calls.with_call_mut(call_id, |call| call.ports.truncate(call.ports_journaled));
     }
 
     /// Marks call `call_id` foreign (a standby's copy) with `replayed`

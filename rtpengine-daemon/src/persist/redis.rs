@@ -75,7 +75,7 @@ impl RedisTarget {
             .with_context(|| format!("'{port}' is not a port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || db < 0 {
-            bail!("'{s}' is not [PW@]HOST:PORT/DB");
+            bail!("'{rest}' is not HOST:PORT/DB");
         }
         Ok(RedisTarget {
             host: host.to_owned(),
@@ -106,6 +106,8 @@ impl RedisTarget {
 enum Op {
     Set(Record),
     Del(String),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Reads from `--redis`, writes to `--redis-write` (or the same).
@@ -160,6 +162,20 @@ impl Store {
         self.push(Op::Del(call_id.to_owned()));
     }
 
+    /// Waits (at most `timeout`) until the changes queued so far are
+    /// written: a clean stop must not lose the last ones.
+    pub async fn flush(&self, timeout: Duration) {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        // A marker behind everything queued: the writer answers it once the
+        // batch holding it is written.
+        if self.queue.send(Op::Flush(done_tx)).await.is_err() {
+            return;
+        }
+        if !matches!(tokio::time::timeout(timeout, done_rx).await, Ok(Ok(()))) {
+            tracing::error!("Redis did not take the last call changes before the stop");
+        }
+    }
+
     fn push(&self, op: Op) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(op) {
             tracing::warn!("Redis write queue full: a call change is not persisted");
@@ -184,9 +200,14 @@ impl Store {
         let mut records = Vec::with_capacity(keys.len());
         let mut foreign = 0;
         for k in keys {
-            match self.get(&k).await? {
-                Some(r) => records.push(r),
-                None => foreign += 1,
+            // One key of another type or program must not stop the start.
+            match self.get(&k).await {
+                Ok(Some(r)) => records.push(r),
+                Ok(None) => foreign += 1,
+                Err(e) => {
+                    tracing::warn!(key = %k, error = %format!("{e:#}"), "Skipping a Redis key that is not a stored call");
+                    foreign += 1;
+                }
             }
         }
         Ok((records, foreign))
@@ -197,11 +218,12 @@ impl Store {
     /// The record stored under `key` (`None`: absent, or not ours).
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<Record>> {
         let mut con = self.read.clone();
-        let v: Option<String> = con
+        let v: Option<Vec<u8>> = con
             .get(key)
             .await
             .with_context(|| format!("reading {key} from Redis {}", self.target))?;
         Ok(v.as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(Record::from_json)
             .filter(|r| r.call_id == key))
     }
@@ -222,51 +244,76 @@ async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
     }
 }
 
-/// Writes queued changes, the latest per call in each batch.
+/// Writes queued changes, the latest per call. A failed write keeps its
+/// changes pending and retries every second (newer changes of the same call
+/// replace them), so an outage of Redis delays persistence but loses
+/// nothing; a [`Store::flush`] marker is answered once everything queued
+/// before it is written.
 async fn writer(mut con: ConnectionManager, mut rx: mpsc::Receiver<Op>, expires: Duration) {
     let mut failing = false;
+    let mut pending: HashMap<String, Op> = HashMap::new();
+    let mut waiters: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     let mut batch: Vec<Op> = Vec::new();
-    while rx.recv_many(&mut batch, 1024).await > 0 {
-        // The latest change per call wins.
-        let mut latest: HashMap<String, Op> = HashMap::new();
-        let mut order = Vec::new();
-        for op in batch.drain(..) {
-            let key = match &op {
-                Op::Set(r) => r.call_id.clone(),
-                Op::Del(id) => id.clone(),
-            };
-            if latest.insert(key.clone(), op).is_none() {
-                order.push(key);
+    loop {
+        if pending.is_empty() {
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+            if rx.recv_many(&mut batch, 1024).await == 0 {
+                return;
+            }
+        } else {
+            // Whatever arrived meanwhile joins the retry.
+            while let Ok(op) = rx.try_recv() {
+                batch.push(op);
             }
         }
+        for op in batch.drain(..) {
+            match op {
+                Op::Flush(w) => waiters.push(w),
+                Op::Set(r) => {
+                    pending.insert(r.call_id.clone(), Op::Set(r));
+                }
+                Op::Del(id) => {
+                    pending.insert(id.clone(), Op::Del(id));
+                }
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
         let mut pipe = redis::pipe();
-        for key in order {
-            match latest.remove(&key) {
-                Some(Op::Set(r)) => {
+        for (key, op) in &pending {
+            match op {
+                Op::Set(r) => {
                     pipe.cmd("SET")
-                        .arg(&key)
+                        .arg(key)
                         .arg(r.to_json())
                         .arg("EX")
                         .arg(expires.as_secs().max(1))
                         .ignore();
                 }
-                Some(Op::Del(_)) => {
-                    pipe.cmd("DEL").arg(&key).ignore();
+                Op::Del(_) => {
+                    pipe.cmd("DEL").arg(key).ignore();
                 }
-                None => {}
+                Op::Flush(_) => {}
             }
         }
         match pipe.query_async::<()>(&mut con).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("Redis writes succeed again");
+            Ok(()) => {
+                pending.clear();
+                if failing {
+                    failing = false;
+                    tracing::info!("Redis writes succeed again");
+                }
             }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
-                tracing::error!(error = %e, "Redis write failed: call changes are not persisted until it recovers");
+            Err(e) => {
+                if !failing {
+                    failing = true;
+                    tracing::error!(error = %e, pending = pending.len(), "Redis write failed: call changes are kept and retried");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(_) => {}
         }
     }
 }

@@ -43,6 +43,20 @@ pub async fn restore(
         foreign,
         ..Restored::default()
     };
+    // Every stored call's ports are held for it before any replays: a call
+    // that cannot get one of its own then takes a random port, never
+    // another call's.
+    for p in records.iter().flat_map(|r| r.ports.iter()) {
+        if let Some(pool) = calls.interfaces.pool_of(p.ip()) {
+            pool.reserve(p.port());
+        }
+    }
+    // Sockets that a replay opens and closes again (replaced ports, a
+    // replayed delete) must not take the kept flows with them: the flows
+    // nobody adopts are removed at the end.
+    if let Some(k) = kernel {
+        k.hold_flows(true);
+    }
     for r in &records {
         let ok = replay(control, calls, r, 0, 0).await;
         let back = calls.with_call_mut(&r.call_id, |_| ()).is_some();
@@ -60,6 +74,13 @@ pub async fn restore(
             if !standby {
                 persist.store.delete(&r.call_id);
             }
+        }
+        // Replays never wait: let the lease renewal and the timer run.
+        tokio::task::yield_now().await;
+    }
+    for i in calls.interfaces.iter() {
+        for a in &i.addrs {
+            a.pool.release_reserved();
         }
     }
     // Store what replayed (identical unless something failed); a standby
@@ -79,11 +100,9 @@ pub async fn restore(
             .map(|s| (s.local, Arc::clone(s)))
             .collect();
         let (adopted, removed) = k.adopt_flows(|local, rule, counters| {
-            sockets
-                .get(&local)
-                .map(|s| s.adopt(rule, counters))
-                .is_some()
+            sockets.get(&local).is_some_and(|s| s.adopt(rule, counters))
         });
+        k.hold_flows(false);
         done.adopted = adopted;
         done.removed = removed;
     }

@@ -544,14 +544,26 @@ impl MediaSocket {
     /// Takes over a kernel flow a previous process installed for this
     /// socket (a restart with the calls restored): its rule, its confirmed
     /// source, and its counters so far as already counted (they belong to
-    /// the previous process's statistics).
-    pub fn adopt(&self, rule: Rule, counters: KernelCounters) {
+    /// the previous process's statistics). Refused (`false`) unless the
+    /// rule leaves from this socket's peer and nothing filters the stream:
+    /// a flow of another path must not be taken for this one.
+    pub fn adopt(&self, rule: Rule, counters: KernelCounters) -> bool {
         let mut st = self.state();
+        let peer = if self.is_rtcp {
+            &st.peer_rtcp
+        } else {
+            &st.peer_rtp
+        };
+        let from_peer = peer.upgrade().is_some_and(|p| p.local == rule.src);
+        if !from_peer || st.filter.active() {
+            return false;
+        }
         st.endpoint.adopt(rule.expected_src);
         st.kernel = Some(rule);
         st.kernel_seen = counters;
         st.kernel_failed = false;
         self.offloaded.store(true, Relaxed);
+        true
     }
 
     /// Whether the kernel forwards this socket's packets now.

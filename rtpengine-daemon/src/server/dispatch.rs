@@ -169,7 +169,13 @@ impl Control {
         }
         debug!(flags = ?req.flags, "Received command");
         let unsupported = support::unsupported(&req);
-        let mut reply = self.commands.run(&req).await?;
+        let ran = self.commands.run(&req).await;
+        if let (Err(_), Some(p), Some(id)) = (&ran, self.persist.get(), req.str("call-id")) {
+            if req.command.changes_calls() {
+                p.failed(&self.commands.calls, id);
+            }
+        }
+        let mut reply = ran?;
         if let (Some(p), Some(raw), Some(id)) = (self.persist.get(), raw, req.str("call-id")) {
             if req.command.changes_calls() {
                 let write = !req.flag("no-redis-update");
