@@ -454,6 +454,21 @@ fn one_way_media_is_offloaded_and_follows_a_learned_sink() {
         "kernel counted {}",
         stat(&p, "relayedpackets_kernel")
     );
+    // With the daemon frozen, the one-way stream still flows: the kernel
+    // alone carries it.
+    p.daemon.signal(libc::SIGSTOP).unwrap();
+    for i in 20..40u16 {
+        let pkt = rtp(8, i, 160 * u32::from(i), 0x1111, i as u8);
+        a.send_to(&pkt, to_a).unwrap();
+        expect_packet(&b, to_b, &pkt);
+    }
+    p.daemon.signal(libc::SIGCONT).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || stat(&p, "relayedpackets_kernel")
+            == 39),
+        "kernel counted {}",
+        stat(&p, "relayedpackets_kernel")
+    );
     // The callee answers from another port (NAT): once learned, the
     // caller's packets go there, still in the kernel.
     let b2 = t.callee.bind_udp("10.2.0.2:6100");

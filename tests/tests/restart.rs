@@ -79,8 +79,21 @@ fn collect(
     })
 }
 
-fn restart_under_load(kernel: bool) {
-    let t = Topology::new(if kernel { "rsk" } else { "rsu" });
+/// How the daemon goes down.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// `systemctl restart`: SIGTERM, then start.
+    Clean,
+    /// A crash: SIGKILL, then start (within the kernel lease).
+    Crash,
+}
+
+fn restart_under_load(kernel: bool, stop_how: Stop) {
+    let t = Topology::new(match (kernel, stop_how) {
+        (true, Stop::Clean) => "rsk",
+        (true, Stop::Crash) => "rsc",
+        (false, _) => "rsu",
+    });
     let redis = RedisServer::start(&t.proxy.name, 6390).unwrap();
     let mut args = vec!["--redis=127.0.0.1:6390/3", "--delete-delay=0"];
     if !kernel {
@@ -135,7 +148,15 @@ fn restart_under_load(kernel: bool) {
         std::thread::sleep(Duration::from_millis(1500));
     }
     let down = Instant::now();
-    p.daemon.terminate().unwrap();
+    match stop_how {
+        Stop::Clean => {
+            p.daemon.terminate().unwrap();
+        }
+        Stop::Crash => {
+            p.daemon.signal(libc::SIGKILL).unwrap();
+            p.daemon.wait(Duration::from_secs(5)).unwrap();
+        }
+    }
     drop(p);
     let p = start_proxy(&t, &args).unwrap();
     let restart = down.elapsed();
@@ -175,12 +196,17 @@ fn restart_under_load(kernel: bool) {
     }
     let total = usize::from(sent) * got.len();
     println!(
-        "restart ({}) under {CALLS} calls, {} streams at 50 packets/s: daemon down for {:.0} ms; \
+        "restart ({}, {}) under {CALLS} calls, {} streams at 50 packets/s: daemon down for {:.0} ms; \
          {lost} of {total} packets lost, longest gap {worst_gap} packets ({} ms)",
         if kernel {
             "in-kernel forwarding"
         } else {
             "userspace relaying"
+        },
+        if stop_how == Stop::Clean {
+            "SIGTERM"
+        } else {
+            "SIGKILL"
         },
         got.len(),
         restart.as_secs_f64() * 1000.0,
@@ -226,13 +252,19 @@ fn restart_under_load(kernel: bool) {
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn calls_survive_a_restart_with_redis_in_the_kernel() {
-    restart_under_load(true);
+    restart_under_load(true, Stop::Clean);
+}
+
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn calls_survive_a_crash_with_redis_in_the_kernel() {
+    restart_under_load(true, Stop::Crash);
 }
 
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn calls_survive_a_restart_with_redis_in_userspace() {
-    restart_under_load(false);
+    restart_under_load(false, Stop::Clean);
 }
 
 /// Failover to a standby (`--subscribe-keyspace`, as upstream): on one LAN
