@@ -31,3 +31,4 @@ pub mod relay;
 pub mod rtpproxy;
 pub mod sdp;
 pub mod server;
+pub mod supervise;

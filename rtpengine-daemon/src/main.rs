@@ -139,7 +139,10 @@ async fn serve(
     }
     let kernel = open_kernel(cfg, &interfaces)?;
     if let Some(k) = &kernel {
-        tokio::spawn(rtpengine::kernel::keep_renewing(Arc::clone(k)));
+        let k = Arc::clone(k);
+        rtpengine::supervise::spawn("kernel lease", move || {
+            rtpengine::kernel::keep_renewing(Arc::clone(&k))
+        });
     }
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
     let calls = Arc::new(Calls::new(
@@ -148,7 +151,10 @@ async fn serve(
         offload,
         Arc::clone(&media),
     ));
-    tokio::spawn(call::timer::run(Arc::clone(&calls)));
+    {
+        let calls = Arc::clone(&calls);
+        rtpengine::supervise::spawn("timer", move || call::timer::run(Arc::clone(&calls)));
+    }
     let control = Control::with_templates(
         Commands::new(Arc::clone(&calls)),
         Templates::new(&cfg.template_values),
@@ -285,13 +291,21 @@ async fn restore_calls(
                 .context("--redis-subscribe")?,
             None => read,
         };
-        tokio::spawn(persist::follow_keyspaces(
+        let (p, c, k, dbs) = (
             Arc::clone(&persist),
             Arc::clone(control),
             Arc::clone(calls),
-            target,
             cfg.subscribe_keyspace.clone(),
-        ));
+        );
+        rtpengine::supervise::spawn("Redis keyspace follower", move || {
+            persist::follow_keyspaces(
+                Arc::clone(&p),
+                Arc::clone(&c),
+                Arc::clone(&k),
+                target.clone(),
+                dbs.clone(),
+            )
+        });
     }
     Ok(Some(persist))
 }

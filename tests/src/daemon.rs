@@ -74,6 +74,34 @@ impl Daemon {
         Self::spawn(cmd, ns, ng)
     }
 
+    /// [`Daemon::start`] with at most `nofile` open descriptors (soft and
+    /// hard limit), as a host or container would cap it.
+    pub fn start_with_nofile(args: &[&str], nofile: u64) -> anyhow::Result<Daemon> {
+        let ng: SocketAddr = ([127, 0, 0, 1], free_udp_port()).into();
+        let mut cmd = command(None, ng, args);
+        if std::env::var_os("RTPENGINE_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe; it only touches the
+            // child between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: nofile,
+                        rlim_max: nofile,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Self::spawn(cmd, None, ng)
+    }
+
     /// Spawns `cmd` and waits until the daemon answers ping on `ng`.
     fn spawn(mut cmd: Command, ns: Option<&str>, ng: SocketAddr) -> anyhow::Result<Daemon> {
         let child = cmd.spawn().context("spawning rtpengine")?;

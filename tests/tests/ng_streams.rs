@@ -57,6 +57,50 @@ fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
 
 const PONG: &[u8] = b"d6:result4:ponge";
 
+/// Out of descriptors, the ng TCP listener keeps going: the connections it
+/// cannot accept wait in the backlog, the daemon (and its calls) survive,
+/// and once descriptors are free again new connections are served. (Before,
+/// one failed accept ended the daemon.)
+#[test]
+fn tcp_listener_survives_running_out_of_descriptors() {
+    let tcp: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+    let mut d = Daemon::start_with_nofile(&[&format!("--listen-tcp-ng={tcp}")], 64).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || TcpStream::connect(
+        tcp
+    )
+    .is_ok()));
+    // More connections than the daemon has descriptors for.
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(tcp).ok())
+        .collect();
+    assert!(held.len() > 64, "only {} connections", held.len());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.alive(), "the daemon exited when accept failed");
+    let ng = NgClient::new(d.ng).unwrap();
+    let r = ng.call(&dict([("command", Value::str("ping"))])).unwrap();
+    assert_eq!(get_str(&r, "result"), "pong");
+    drop(held);
+    // Descriptors free again: a new connection is served.
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(mut s) = TcpStream::connect(tcp) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            if s.write_all(b"c1 d7:command4:pinge").is_ok() {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf) {
+                    ok = buf[..n].ends_with(PONG);
+                }
+            }
+        }
+        if ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "no pong over TCP after descriptors were freed");
+    assert!(d.alive());
+}
+
 #[test]
 fn tcp_batched_split_and_garbage() {
     let st = start();

@@ -111,6 +111,7 @@ impl Metrics {
             tracing::warn!(error = %e, "Kernel table metrics unavailable");
         }
         self.relay_threads(&b)?;
+        self.listeners(&b)?;
         let mut out = Vec::new();
         TextEncoder::new().encode(&b.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
@@ -330,6 +331,20 @@ impl Metrics {
     }
 
     /// The relay threads: wake-ups and sockets drained per thread.
+    /// The control listeners and the supervised background tasks.
+    fn listeners(&self, b: &Builder) -> prometheus::Result<()> {
+        b.counter(
+            "accept_failures_total",
+            "Connections the TCP listeners (ng, CLI) failed to accept (e.g. out of descriptors)",
+            crate::server::ACCEPT_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        b.counter(
+            "task_panics_total",
+            "Panics of background tasks (timer, lease renewal, Redis follower), each restarted",
+            crate::supervise::TASK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     fn relay_threads(&self, b: &Builder) -> prometheus::Result<()> {
         let threads = self.media.thread_stats();
         b.gauge(

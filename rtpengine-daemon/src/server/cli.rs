@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn, Instrument as _};
+use tracing::{debug, info, Instrument as _};
 
 use crate::cli::Cli;
 
@@ -31,17 +31,9 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Accepts connections until cancelled.
 pub async fn serve(listener: TcpListener, cli: Arc<Cli>) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for CLI commands");
+    let mut errors = super::AcceptErrors::new("CLI");
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // One failed accept (e.g. out of descriptors) must not end
-                // the listener.
-                warn!(error = %e, "Failed to accept a CLI connection");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = super::accept(&listener, &mut errors).await;
         let cli = Arc::clone(&cli);
         tokio::spawn(
             async move {

@@ -25,8 +25,9 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Accepts connections until cancelled.
 pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over TCP");
+    let mut errors = super::AcceptErrors::new("ng TCP");
     loop {
-        let (stream, peer) = listener.accept().await.context("accepting ng TCP")?;
+        let (stream, peer) = super::accept(&listener, &mut errors).await;
         let control = control.clone();
         tokio::spawn(
             async move {
