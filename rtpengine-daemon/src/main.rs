@@ -190,6 +190,7 @@ async fn serve(
     for a in cfg.tcp_ng_addrs()? {
         servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control)));
     }
+    let origins: Arc<[String]> = cfg.http_allow_origins.clone().into();
     for a in cfg.http_addrs()? {
         let (control, cli) = (Arc::clone(&control), Arc::clone(&cli_handle));
         servers.spawn(http::serve(
@@ -197,6 +198,7 @@ async fn serve(
             control,
             cli,
             Arc::clone(&metrics),
+            Arc::clone(&origins),
         ));
     }
     for a in cfg.cli_addrs()? {

@@ -21,13 +21,19 @@ fn free_tcp_port() -> u16 {
 }
 
 fn start() -> Streams {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Streams {
     let tcp: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
     let http: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
-    let d = Daemon::start(&[
-        &format!("--listen-tcp-ng={tcp}"),
-        &format!("--listen-http={http}"),
-    ])
-    .expect("daemon");
+    let (tcp_arg, http_arg) = (
+        format!("--listen-tcp-ng={tcp}"),
+        format!("--listen-http={http}"),
+    );
+    let mut args = vec![tcp_arg.as_str(), http_arg.as_str()];
+    args.extend(extra);
+    let d = Daemon::start(&args).expect("daemon");
     // The TCP/HTTP listeners come up with the UDP one; wait until they accept.
     for _ in 0..100 {
         if TcpStream::connect(http).is_ok() && TcpStream::connect(tcp).is_ok() {
@@ -157,6 +163,18 @@ fn http(
     ctype: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    http_with(addr, method, path, ctype, &[], body)
+}
+
+/// [`http`] with extra request headers.
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut req = format!(
@@ -165,6 +183,9 @@ fn http(
     );
     if let Some(ct) = ctype {
         req.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
@@ -218,10 +239,24 @@ fn http_ng_and_ng_plain() {
         st.http,
         "POST",
         "/ng-plain",
-        Some("application/x-rtpengine-ng-plain"),
+        Some("application/x-rtpengine-ng"),
         b"d7:command4:pinge",
     );
     assert_eq!((code, body.as_slice()), (200, PONG));
+    // The ng endpoints insist on their media types (as upstream): a plain
+    // HTML form (text/plain, form types) or no type at all cannot post.
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        assert_eq!(
+            http(st.http, "POST", "/ng-plain", ct, br#"{"command":"ping"}"#).0,
+            415,
+            "{ct:?}"
+        );
+    }
     let (code, body) = http(st.http, "GET", "/ping", None, b"");
     assert_eq!((code, body.as_slice()), (200, &b"pong"[..]));
 
@@ -242,7 +277,10 @@ fn http_ng_and_ng_plain() {
         400,
         "no cookie"
     );
-    assert_eq!(http(st.http, "POST", "/ng-plain", None, b"").0, 400);
+    assert_eq!(
+        http(st.http, "POST", "/ng-plain", Some("application/json"), b"").0,
+        400
+    );
     assert_eq!(http(st.http, "GET", "/nothing", None, b"").0, 404);
     let big = vec![b'x'; 200_000];
     assert_eq!(http(st.http, "POST", "/ng", Some(ng), &big).0, 413);
@@ -251,6 +289,60 @@ fn http_ng_and_ng_plain() {
         http(st.http, "POST", "/ng", Some(ng), b"h3 d7:command4:pinge").1,
         b"h3 d6:result4:ponge"
     );
+}
+
+/// A web page cannot drive the daemon through a browser: requests with an
+/// `Origin` (POSTs, fetches, WebSocket upgrades) or cross-site fetch
+/// metadata (an image pointing at `/cli/…`) are refused unless the origin
+/// is allowed with `--http-allow-origin`.
+#[test]
+fn browser_requests_need_an_allowed_origin() {
+    use tungstenite::client::IntoClientRequest;
+    let st = start_with(&["--http-allow-origin=https://ops.example"]);
+    let json = Some("application/json");
+    let ping = br#"{"command":"ping"}"#;
+    let evil = [("Origin", "http://evil.example")];
+    assert_eq!(
+        http_with(st.http, "POST", "/ng-plain", json, &evil, ping).0,
+        403
+    );
+    assert_eq!(
+        http_with(
+            st.http,
+            "POST",
+            "/ng",
+            Some("application/x-rtpengine-ng"),
+            &evil,
+            b"o1 d7:command4:pinge"
+        )
+        .0,
+        403
+    );
+    let img = [("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(
+        http_with(st.http, "GET", "/cli/list+totals", None, &img, b"").0,
+        403
+    );
+    assert_eq!(
+        http(st.http, "GET", "/cli/list+totals", None, b"").0,
+        200,
+        "a script, no browser headers"
+    );
+    let ops = [("Origin", "https://ops.example")];
+    let (code, body) = http_with(st.http, "POST", "/ng-plain", json, &ops, ping);
+    assert_eq!((code, body.as_slice()), (200, &br#"{"result":"pong"}"#[..]));
+    // WebSocket upgrades from a foreign page are refused too.
+    let mut req = format!("ws://{}/", st.http).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "ng.rtpengine.com".parse().unwrap(),
+    );
+    req.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    match tungstenite::connect(req) {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("foreign WebSocket accepted: {:?}", other.map(|_| ())),
+    }
 }
 
 #[test]

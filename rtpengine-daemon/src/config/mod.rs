@@ -144,6 +144,12 @@ pub struct Config {
     /// (repeatable).
     #[arg(long, value_name = "[IP:]PORT")]
     pub listen_http: Vec<String>,
+    /// Origins (`scheme://host[:port]`, or `*`) whose browser pages may use
+    /// the HTTP/WebSocket listener; by default none: requests a browser
+    /// makes for a page (an `Origin` header, cross-site fetch metadata) are
+    /// refused.
+    #[arg(long = "http-allow-origin", value_name = "ORIGIN")]
+    pub http_allow_origins: Vec<String>,
     /// TCP address for the CLI (`rtpengine-ctl`), `[IP:]PORT` (repeatable).
     #[arg(short = 'c', long, value_name = "[IP:]PORT")]
     pub listen_cli: Vec<String>,

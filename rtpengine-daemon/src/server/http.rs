@@ -1,7 +1,8 @@
 //! ng over HTTP and WebSocket (`--listen-http`), with axum.
 //!
 //! - `POST /ng`: cookie-framed body, content type `application/x-rtpengine-ng`.
-//! - `POST /ng-plain`: body without cookie, bencode or JSON.
+//! - `POST /ng-plain`: body without cookie, bencode or JSON, content type
+//!   `application/x-rtpengine-ng` or `application/json` (as upstream).
 //! - `GET /ping`: `pong`.
 //! - `GET /cli/<command>`: the CLI ([`crate::cli`]), as upstream.
 //! - `GET /metrics`: Prometheus text exposition ([`crate::metrics`]).
@@ -11,6 +12,15 @@
 //!
 //! Bodies and messages are limited to [`MAX_MESSAGE`]; larger ones are
 //! refused (413, or the WebSocket is closed).
+//!
+//! **Browsers.** A web page must not be able to drive the daemon through a
+//! browser that can reach it (upstream does not guard against this). Every
+//! request that carries an `Origin` header (browsers send one with POSTs,
+//! fetches and WebSocket upgrades) or `Sec-Fetch-Site: cross-site` /
+//! `same-site` (image and link loads of `/cli/…`) is refused with 403,
+//! unless its origin is allowed with `--http-allow-origin`; SIP proxies and
+//! scripts send neither. The ng endpoints also insist on their media types,
+//! so a plain HTML form (`text/plain`, form types) cannot post to them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +30,8 @@ use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Request, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -40,12 +51,14 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     super::tcp_listener(addr).with_context(|| format!("binding ng HTTP socket {addr}"))
 }
 
-/// Serves HTTP and WebSocket until cancelled.
+/// Serves HTTP and WebSocket until cancelled. Browser requests are only
+/// served from `allowed_origins` (`*`: any).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Arc<Control>,
     cli: Arc<Cli>,
     metrics: Arc<Metrics>,
+    allowed_origins: Arc<[String]>,
 ) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
     let app = Router::new()
@@ -55,6 +68,7 @@ pub async fn serve(
         .route("/cli/{*command}", get(cli_command))
         .route("/metrics", get(metrics_text))
         .fallback(websocket)
+        .layer(middleware::from_fn_with_state(allowed_origins, browsers))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
         .with_state(Shared {
             control,
@@ -112,6 +126,43 @@ async fn cli_command(State(cli): State<Arc<Cli>>, uri: Uri) -> Response {
     ([(header::CONTENT_TYPE, "text/plain")], reply).into_response()
 }
 
+/// Refuses requests a browser makes on behalf of a page from an origin not
+/// in `allowed` (see the module documentation).
+async fn browsers(
+    State(allowed): State<Arc<[String]>>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let h = req.headers();
+    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let cross = h
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site")
+        });
+    let permitted = |o: &str| {
+        allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+    };
+    let refused = match origin {
+        Some(o) => !permitted(o),
+        None => cross && !allowed.iter().any(|a| a == "*"),
+    };
+    if refused {
+        warn!(origin = origin.unwrap_or("-"), path = %req.uri().path(), "Refused a browser request from an origin not allowed (--http-allow-origin)");
+        return plain_error(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    next.run(req).await
+}
+
+/// The request's media type (without parameters), lower case.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(v.split(';').next()?.trim().to_ascii_lowercase())
+}
+
 fn plain_error(status: StatusCode, msg: &str) -> Response {
     (status, format!("{msg}\n")).into_response()
 }
@@ -122,11 +173,7 @@ async fn ng(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with(NG_CONTENT_TYPE) {
+    if media_type(&headers).as_deref() != Some(NG_CONTENT_TYPE) {
         return plain_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &format!("POST /ng wants Content-Type: {NG_CONTENT_TYPE}"),
@@ -144,15 +191,25 @@ async fn ng(
 async fn ng_plain(
     State(control): State<Arc<Control>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !matches!(
+        media_type(&headers).as_deref(),
+        Some(NG_CONTENT_TYPE | "application/json")
+    ) {
+        return plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("POST /ng-plain wants Content-Type: {NG_CONTENT_TYPE} or application/json"),
+        );
+    }
     if body.is_empty() {
         return plain_error(StatusCode::BAD_REQUEST, "empty body");
     }
     let ct = if body.first() == Some(&b'{') {
         "application/json"
     } else {
-        "application/x-rtpengine-ng-plain"
+        NG_CONTENT_TYPE
     };
     let reply = control.handle_body(&body, peer).await;
     ([(header::CONTENT_TYPE, ct)], reply).into_response()
