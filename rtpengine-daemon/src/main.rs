@@ -131,6 +131,8 @@ async fn serve(
     logging: &Arc<Logging>,
     mut signals: Signals,
 ) -> anyhow::Result<Stop> {
+    // Before any listener exists.
+    rtpengine::server::sources::allow_only(cfg.ng_allow_from.clone());
     let interfaces = Interfaces::build(&cfg.interface_config()?, cfg.port_min, cfg.port_max)?;
     for i in interfaces.iter() {
         for a in &i.addrs {

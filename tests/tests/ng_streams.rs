@@ -398,3 +398,52 @@ fn websocket_subprotocols_and_frames() {
         Message::Binary(b"w3 d6:result4:ponge".to_vec().into())
     );
 }
+
+/// `--ng-allow-from`: only the listed sources are served; others get no
+/// UDP reply, their TCP connections are closed and HTTP answers 403, and
+/// every refusal is counted in `/metrics` (scraped from an allowed source).
+#[test]
+fn control_sources_outside_the_allow_list_are_refused() {
+    let st = start_with(&["--ng-allow-from=127.0.0.1/32,::1"]);
+    let ng = st._d.ng;
+    // From 127.0.0.2 (loopback, but not in the list).
+    let udp = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    udp.send_to(b"s1 d7:command4:pinge", ng).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "a refused source got a reply"
+    );
+    let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    tcp.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    tcp.connect(&st.tcp.into()).unwrap();
+    let mut tcp: TcpStream = tcp.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = tcp.write_all(b"s2 d7:command4:pinge");
+    assert_closed(&mut tcp);
+    let http = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    http.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    http.connect(&st.http.into()).unwrap();
+    let mut http: TcpStream = http.into();
+    http.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    http.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = http.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    // The allowed source is served, and sees the refusals counted.
+    let ok = NgClient::new(ng).unwrap();
+    assert_eq!(
+        get_str(
+            &ok.call(&dict([("command", Value::str("ping"))])).unwrap(),
+            "result"
+        ),
+        "pong"
+    );
+    let m = scrape(None, st.http).unwrap();
+    assert_eq!(m.value("rtpengine_control_refused_total", &[]), 3.0);
+}

@@ -150,6 +150,15 @@ pub struct Config {
     /// refused.
     #[arg(long = "http-allow-origin", value_name = "ORIGIN")]
     pub http_allow_origins: Vec<String>,
+    /// Sources (`ADDR[/LEN]`, repeatable or comma-separated) that may send
+    /// control requests (ng on every transport, rtpproxy); others are
+    /// dropped and counted. Default: anyone, as upstream.
+    #[arg(
+        long = "ng-allow-from",
+        value_name = "ADDR[/LEN]",
+        value_delimiter = ','
+    )]
+    pub ng_allow_from: Vec<crate::server::sources::Prefix>,
     /// TCP address for the CLI (`rtpengine-ctl`), `[IP:]PORT` (repeatable).
     #[arg(short = 'c', long, value_name = "[IP:]PORT")]
     pub listen_cli: Vec<String>,

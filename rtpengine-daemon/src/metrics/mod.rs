@@ -339,6 +339,11 @@ impl Metrics {
             crate::server::ACCEPT_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
         )?;
         b.counter(
+            "control_refused_total",
+            "Control requests and connections refused: source not in --ng-allow-from",
+            crate::server::sources::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        b.counter(
             "task_panics_total",
             "Panics of background tasks (timer, lease renewal, Redis follower), each restarted",
             crate::supervise::TASK_PANICS.load(std::sync::atomic::Ordering::Relaxed),

@@ -69,6 +69,7 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .fallback(websocket)
         .layer(middleware::from_fn_with_state(allowed_origins, browsers))
+        .layer(middleware::from_fn(sources))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
         .with_state(Shared {
             control,
@@ -153,6 +154,18 @@ async fn browsers(
     if refused {
         warn!(origin = origin.unwrap_or("-"), path = %req.uri().path(), "Refused a browser request from an origin not allowed (--http-allow-origin)");
         return plain_error(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    next.run(req).await
+}
+
+/// Refuses requests from sources outside `--ng-allow-from`.
+async fn sources(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    if !super::sources::allows(peer.ip()) {
+        return plain_error(StatusCode::FORBIDDEN, "source not allowed");
     }
     next.run(req).await
 }

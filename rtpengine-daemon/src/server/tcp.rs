@@ -28,6 +28,10 @@ pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Resu
     let mut errors = super::AcceptErrors::new("ng TCP");
     loop {
         let (stream, peer) = super::accept(&listener, &mut errors).await;
+        if !super::sources::allows(peer.ip()) {
+            drop(stream);
+            continue;
+        }
         let control = control.clone();
         tokio::spawn(
             async move {

@@ -33,6 +33,9 @@ impl Datagrams for Control {
     const NAME: &'static str = "ng";
 
     async fn reply(&self, msg: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+        if !super::sources::allows(peer.ip()) {
+            return None;
+        }
         self.handle_framed(&msg, peer).await
     }
 }
@@ -41,6 +44,9 @@ impl Datagrams for Rtpproxy {
     const NAME: &'static str = "rtpproxy";
 
     async fn reply(&self, msg: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+        if !super::sources::allows(peer.ip()) {
+            return None;
+        }
         self.handle(&msg, peer).await
     }
 }
