@@ -121,3 +121,66 @@ fn port_exhaustion() {
     assert_eq!(used, vec![30000, 30002]);
     assert_eq!(rig.list_calls(), vec!["ex-4".to_string()]);
 }
+
+/// An SDP of `n` audio sections from `addr`, ports from `base`.
+fn many_media(addr: &str, base: u16, n: u16) -> String {
+    let mut s = format!("v=0\no=- 1 1 IN IP4 {addr}\ns=-\nc=IN IP4 {addr}\nt=0 0\n");
+    for i in 0..n {
+        s.push_str(&format!("m=audio {} RTP/AVP 0\na=sendrecv\n", base + 2 * i));
+    }
+    s
+}
+
+/// Bounds on what one call can take: at most 64 media sections per SDP and
+/// 256 port pairs per call (current and kept earlier sockets); beyond them
+/// the request fails with a clear error and other calls are undisturbed.
+/// (Ours: upstream bounds neither, so one call-id could hold ~20 000 ports.)
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn one_call_cannot_take_the_port_range() {
+    require_root();
+    let rig = Rig::new("bounds", &["-m", "30000", "-M", "34999"]);
+    let err = |r: &Dict| get_str(r, "error-reason").to_owned();
+    let r = rig.cmd(sdp_cmd(
+        "offer",
+        "big",
+        "ft",
+        None,
+        &crlf(&many_media("198.51.100.1", 4000, 65)),
+        vec![],
+    ));
+    // Upstream's text; the log says why (more than 64 media sections).
+    assert_eq!(err(&r), "Failed to parse SDP", "{r:?}");
+    // 64 sections: 64 pairs for each party.
+    rig.offer("big", "ft", &many_media("198.51.100.1", 4000, 64), vec![]);
+    rig.answer(
+        "big",
+        "ft",
+        "tt",
+        &many_media("198.51.100.3", 6000, 64),
+        vec![],
+    );
+    // A re-INVITE moving both sides takes 128 more pairs (the old ones are
+    // kept for a return): 256 in all.
+    rig.offer("big", "ft", &many_media("198.51.100.1", 8000, 64), vec![]);
+    rig.answer(
+        "big",
+        "ft",
+        "tt",
+        &many_media("198.51.100.3", 10000, 64),
+        vec![],
+    );
+    // Moving again would need more than 256.
+    let r = rig.cmd(sdp_cmd(
+        "offer",
+        "big",
+        "ft",
+        None,
+        &crlf(&many_media("198.51.100.1", 12000, 64)),
+        vec![],
+    ));
+    assert_eq!(err(&r), "Too many ports for one call", "{r:?}");
+    // Other calls are served.
+    let o = rig.offer("small", "ft", OFFER, vec![]);
+    assert_eq!(media_ports(&o).len(), 1);
+}

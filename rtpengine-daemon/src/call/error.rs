@@ -17,4 +17,7 @@ pub enum Error {
     /// `--max-sessions` reached.
     #[error("session limit reached")]
     SessionLimit,
+    /// The call would hold more than [`super::MAX_PORT_PAIRS`] port pairs.
+    #[error("too many ports for one call")]
+    TooManyPorts,
 }

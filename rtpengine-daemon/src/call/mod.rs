@@ -116,6 +116,12 @@ pub struct Negotiated {
 /// parties; a bound keeps a misbehaving client from growing a call forever).
 pub const MAX_PARTIES: usize = 32;
 
+/// Most port pairs one call may hold, its parties' current and kept earlier
+/// sockets together: one call-id must not take a large share of the port
+/// range (upstream bounds it only through its other limits, ~20 000 ports).
+/// One SDP has at most 64 media sections (the SDP parser refuses more).
+pub const MAX_PORT_PAIRS: usize = 256;
+
 /// How many earlier socket sets a media keeps.
 pub const MAX_PREVIOUS_SOCKETS: usize = 4;
 
@@ -304,6 +310,15 @@ impl Call {
         self.parties
             .iter()
             .position(|p| p.via_branch.as_deref() == Some(v))
+    }
+
+    /// Port pairs the call holds (current and kept earlier sockets).
+    pub fn port_pairs(&self) -> usize {
+        self.parties
+            .iter()
+            .flat_map(|p| p.medias.iter())
+            .map(|m| usize::from(m.sockets.is_some()) + m.previous.len())
+            .sum()
     }
 
     /// Every local socket of the call.

@@ -34,6 +34,8 @@ impl From<call::Error> for NgError {
             call::Error::InvalidDialogue => "Invalid dialogue association",
             call::Error::OutOfPorts => "Ran out of ports",
             call::Error::SessionLimit => SESSION_LIMIT,
+            // Ours (upstream has no such limit).
+            call::Error::TooManyPorts => "Too many ports for one call",
         })
     }
 }

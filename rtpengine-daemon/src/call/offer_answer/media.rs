@@ -149,6 +149,7 @@ impl OfferAnswer {
                 }),
             };
             for (idx, other, v6) in [(snd, rcv, snd_v6), (rcv, snd, rcv_v6)] {
+                let held = call.port_pairs();
                 let key = call.parties[other].medias[i].rtp_endpoint;
                 let iface = calls
                     .interfaces
@@ -182,6 +183,10 @@ impl OfferAnswer {
                             Error::OutOfPorts
                         })?;
                         let single = m.mux && self.rtcp_mux.require && idx == rcv;
+                        if held >= super::super::MAX_PORT_PAIRS {
+                            tracing::warn!(call_id = %call.id, pairs = held, "Call refused more ports: at its limit");
+                            return Err(Error::TooManyPorts);
+                        }
                         let planned = calls.next_planned(&call.id);
                         let s = allocate_sockets(
                             addr,
