@@ -189,8 +189,9 @@ async fn serve(
             servers.spawn(udp::serve(udp::bind(a)?, Arc::clone(&rtpproxy)));
         }
     }
+    let bounds = cfg.control_bounds();
     for a in cfg.tcp_ng_addrs()? {
-        servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control)));
+        servers.spawn(tcp::serve(tcp::bind(a)?, Arc::clone(&control), bounds));
     }
     let origins: Arc<[String]> = cfg.http_allow_origins.clone().into();
     for a in cfg.http_addrs()? {
@@ -201,10 +202,11 @@ async fn serve(
             cli,
             Arc::clone(&metrics),
             Arc::clone(&origins),
+            bounds,
         ));
     }
     for a in cfg.cli_addrs()? {
-        servers.spawn(cli::serve(cli::bind(a)?, Arc::clone(&cli_handle)));
+        servers.spawn(cli::serve(cli::bind(a)?, Arc::clone(&cli_handle), bounds));
     }
     info!("Startup complete, version {}", env!("CARGO_PKG_VERSION"));
     // Every listener is bound: tell systemd (Type=notify) we are ready. A

@@ -447,3 +447,47 @@ fn control_sources_outside_the_allow_list_are_refused() {
     let m = scrape(None, st.http).unwrap();
     assert_eq!(m.value("rtpengine_control_refused_total", &[]), 3.0);
 }
+
+/// Connection bounds: at most N connections from one source per TCP
+/// listener (the next is closed at once, counted), and an ng TCP connection
+/// that stays silent is closed after the idle timeout, making room again.
+#[test]
+fn connection_bounds_and_idle_timeout() {
+    let st = start_with(&[
+        "--control-max-connections-per-source=3",
+        "--control-idle-timeout=1",
+    ]);
+    // Let the start-up probes' connections go.
+    std::thread::sleep(Duration::from_millis(300));
+    for addr in [st.tcp, st.http] {
+        let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let _ = extra.write_all(b"x1 d7:command4:pinge");
+        assert_closed(&mut extra);
+        drop(held);
+    }
+    // A silent ng TCP connection is closed after the idle second.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut quiet = TcpStream::connect(st.tcp).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    assert_closed(&mut quiet);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(800),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+    // Room again: served.
+    let mut s = TcpStream::connect(st.tcp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"y1 d7:command4:pinge").unwrap();
+    assert_eq!(read_n(&mut s, 3 + PONG.len()), [&b"y1 "[..], PONG].concat());
+    let m = scrape(None, st.http).unwrap();
+    assert!(m.value("rtpengine_connections_refused_total", &[]) >= 2.0);
+}

@@ -159,6 +159,17 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub ng_allow_from: Vec<crate::server::sources::Prefix>,
+    /// Connections at once per TCP control listener (ng TCP, HTTP, CLI);
+    /// more are closed at once.
+    #[arg(long, value_name = "INT", default_value_t = 1000)]
+    pub control_max_connections: usize,
+    /// Connections at once from one source per TCP control listener.
+    #[arg(long, value_name = "INT", default_value_t = 100)]
+    pub control_max_connections_per_source: usize,
+    /// Seconds an ng TCP connection may stay silent before it is closed;
+    /// 0 = never.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub control_idle_timeout: u64,
     /// TCP address for the CLI (`rtpengine-ctl`), `[IP:]PORT` (repeatable).
     #[arg(short = 'c', long, value_name = "[IP:]PORT")]
     pub listen_cli: Vec<String>,
@@ -282,6 +293,16 @@ impl Config {
     /// The kernel table to own (`None`: userspace relaying only).
     pub fn kernel_table(&self) -> anyhow::Result<Option<TableId>> {
         TableId::from_option(self.table).context("invalid --table (0..63, or negative for none)")
+    }
+
+    /// The bounds of every TCP control listener.
+    pub fn control_bounds(&self) -> crate::server::limits::Bounds {
+        crate::server::limits::Bounds {
+            total: self.control_max_connections,
+            per_source: self.control_max_connections_per_source,
+            idle: (self.control_idle_timeout > 0)
+                .then(|| std::time::Duration::from_secs(self.control_idle_timeout)),
+        }
     }
 
     /// `--kernel-lease` (`None`: never expires).

@@ -339,6 +339,11 @@ impl Metrics {
             crate::server::ACCEPT_FAILURES.load(std::sync::atomic::Ordering::Relaxed),
         )?;
         b.counter(
+            "connections_refused_total",
+            "Control connections closed at once: a listener's connection bounds were reached",
+            crate::server::limits::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        b.counter(
             "control_refused_total",
             "Control requests and connections refused: source not in --ng-allow-from",
             crate::server::sources::REFUSED.load(std::sync::atomic::Ordering::Relaxed),

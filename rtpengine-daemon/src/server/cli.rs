@@ -29,14 +29,24 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Accepts connections until cancelled.
-pub async fn serve(listener: TcpListener, cli: Arc<Cli>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    cli: Arc<Cli>,
+    bounds: super::limits::Bounds,
+) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for CLI commands");
     let mut errors = super::AcceptErrors::new("CLI");
+    let limits = super::limits::Limits::new(bounds);
     loop {
         let (stream, peer) = super::accept(&listener, &mut errors).await;
+        let Some(admitted) = limits.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let cli = Arc::clone(&cli);
         tokio::spawn(
             async move {
+                let _admitted = admitted;
                 debug!("New cli connection");
                 if let Err(e) = connection(stream, &cli).await {
                     debug!(error = %e, "CLI connection closed");

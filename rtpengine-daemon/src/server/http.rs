@@ -34,6 +34,7 @@ use axum::http::{header, HeaderMap, Request, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tracing::{debug, info, warn};
 
@@ -59,6 +60,7 @@ pub async fn serve(
     cli: Arc<Cli>,
     metrics: Arc<Metrics>,
     allowed_origins: Arc<[String]>,
+    bounds: super::limits::Bounds,
 ) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
     let app = Router::new()
@@ -77,6 +79,11 @@ pub async fn serve(
             metrics,
         });
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` (a no-op) gives the wrapped listener axum's ConnectInfo of
+    // the peer address.
+    let listener =
+        super::limits::LimitedListener::new(listener, super::limits::Limits::new(bounds), "HTTP")
+            .tap_io(|_| {});
     axum::serve(listener, app).await.context("HTTP server")
 }
 

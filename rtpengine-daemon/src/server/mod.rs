@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod dispatch;
 pub mod http;
+pub mod limits;
 pub mod sources;
 pub mod tcp;
 pub mod udp;

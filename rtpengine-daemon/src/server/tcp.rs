@@ -22,20 +22,31 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     super::tcp_listener(addr).with_context(|| format!("binding ng TCP socket {addr}"))
 }
 
-/// Accepts connections until cancelled.
-pub async fn serve(listener: TcpListener, control: Arc<Control>) -> anyhow::Result<()> {
+/// Accepts connections until cancelled, within `bounds`.
+pub async fn serve(
+    listener: TcpListener,
+    control: Arc<Control>,
+    bounds: super::limits::Bounds,
+) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over TCP");
     let mut errors = super::AcceptErrors::new("ng TCP");
+    let limits = super::limits::Limits::new(bounds);
     loop {
         let (stream, peer) = super::accept(&listener, &mut errors).await;
         if !super::sources::allows(peer.ip()) {
             drop(stream);
             continue;
         }
+        let Some(admitted) = limits.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let control = control.clone();
+        let idle = limits.idle();
         tokio::spawn(
             async move {
-                match connection(stream, &control, peer).await {
+                let _admitted = admitted;
+                match connection(stream, &control, peer, idle).await {
                     Ok(()) => debug!("ng TCP connection closed"),
                     Err(e) => warn!(error = %e, "ng TCP connection closed"),
                 }
@@ -89,6 +100,7 @@ async fn connection(
     mut stream: TcpStream,
     control: &Control,
     peer: SocketAddr,
+    idle: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     // One write per reply: rtpengine-client's TcpClient cannot split replies.
     stream.set_nodelay(true)?;
@@ -118,7 +130,13 @@ async fn connection(
         // peer that trickles a large message byte by byte from making us
         // rescan the buffer once per byte.
         loop {
-            let n = stream.read(&mut chunk).await?;
+            let n = match idle {
+                Some(idle) => match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+                    Ok(r) => r?,
+                    Err(_) => anyhow::bail!("idle for {} s", idle.as_secs()),
+                },
+                None => stream.read(&mut chunk).await?,
+            };
             if n == 0 {
                 if !buf.is_empty() {
                     anyhow::bail!("peer closed mid-message ({} bytes pending)", buf.len());
