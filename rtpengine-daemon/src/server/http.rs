@@ -159,7 +159,15 @@ async fn browsers(
         None => cross && !allowed.iter().any(|a| a == "*"),
     };
     if refused {
-        warn!(origin = origin.unwrap_or("-"), path = %req.uri().path(), "Refused a browser request from an origin not allowed (--http-allow-origin)");
+        // A page can make requests in a loop: warn once a minute at most.
+        static WARNED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+        let mut last = WARNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            *last = Some(std::time::Instant::now());
+            warn!(origin = origin.unwrap_or("-"), path = %req.uri().path(), "Refused a browser request from an origin not allowed (--http-allow-origin; logged once a minute)");
+        }
         return plain_error(StatusCode::FORBIDDEN, "origin not allowed");
     }
     next.run(req).await
