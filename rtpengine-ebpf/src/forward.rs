@@ -131,34 +131,29 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     // See ipv6: keep the sums from being sunk past the helper call.
     let (ip_d, udp_d) = (pin(ip_d), pin(udp_d));
 
-    let hop = if t.flags & FlowTarget::NEXT_HOP != 0 {
-        if tot_len > usize::from(t.mtu) {
-            return fallback(t.table);
-        }
-        Hop {
-            ifindex: t.oif,
-            smac: t.smac,
-            dmac: t.dmac,
-        }
-    } else {
-        // SAFETY: all-zero is a valid bpf_fib_lookup.
-        let mut fib: FibParams = unsafe { core::mem::zeroed() };
-        fib.family = AF_INET;
-        fib.l4_protocol = IPPROTO_UDP;
-        fib.sport = u16::from_ne_bytes(t.src.port);
-        fib.dport = u16::from_ne_bytes(t.dst.port);
-        fib.__bindgen_anon_1.tot_len = tot_len as u16;
-        fib.ifindex = ctx.ingress_ifindex() as u32;
-        fib.__bindgen_anon_2.tos = new_tos;
-        fib.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(new_src);
-        fib.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(new_dst);
-        if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
-            return verdict;
-        }
-        Hop {
-            ifindex: fib.ifindex,
-            smac: fib.smac,
-            dmac: fib.dmac,
+    let hop = match resolved_hop(t, tot_len) {
+        Some(Ok(hop)) => hop,
+        Some(Err(verdict)) => return verdict,
+        None => {
+            // SAFETY: all-zero is a valid bpf_fib_lookup.
+            let mut fib: FibParams = unsafe { core::mem::zeroed() };
+            fib.family = AF_INET;
+            fib.l4_protocol = IPPROTO_UDP;
+            fib.sport = u16::from_ne_bytes(t.src.port);
+            fib.dport = u16::from_ne_bytes(t.dst.port);
+            fib.__bindgen_anon_1.tot_len = tot_len as u16;
+            fib.ifindex = ctx.ingress_ifindex() as u32;
+            fib.__bindgen_anon_2.tos = new_tos;
+            fib.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(new_src);
+            fib.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(new_dst);
+            if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
+                return verdict;
+            }
+            Hop {
+                ifindex: fib.ifindex,
+                smac: fib.smac,
+                dmac: fib.dmac,
+            }
         }
     };
 
@@ -283,35 +278,30 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
     // past the helper call and keeps ~64 loaded bytes alive (spilled) across it.
     let d = pin(d);
 
-    let hop = if t.flags & FlowTarget::NEXT_HOP != 0 {
-        if Ipv6Hdr::LEN + payload_len > usize::from(t.mtu) {
-            return fallback(t.table);
-        }
-        Hop {
-            ifindex: t.oif,
-            smac: t.smac,
-            dmac: t.dmac,
-        }
-    } else {
-        // SAFETY: all-zero is a valid bpf_fib_lookup.
-        let mut fib: FibParams = unsafe { core::mem::zeroed() };
-        fib.family = AF_INET6;
-        fib.l4_protocol = IPPROTO_UDP;
-        fib.sport = u16::from_ne_bytes(t.src.port);
-        fib.dport = u16::from_ne_bytes(t.dst.port);
-        fib.__bindgen_anon_1.tot_len = (Ipv6Hdr::LEN + payload_len) as u16;
-        fib.ifindex = ctx.ingress_ifindex() as u32;
-        fib.__bindgen_anon_2.flowinfo =
-            u32::from_ne_bytes([new_vcf[0] & 0x0f, new_vcf[1], new_vcf[2], new_vcf[3]]);
-        fib.__bindgen_anon_3.ipv6_src = words(&t.src.addr);
-        fib.__bindgen_anon_4.ipv6_dst = words(&t.dst.addr);
-        if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
-            return verdict;
-        }
-        Hop {
-            ifindex: fib.ifindex,
-            smac: fib.smac,
-            dmac: fib.dmac,
+    let hop = match resolved_hop(t, Ipv6Hdr::LEN + payload_len) {
+        Some(Ok(hop)) => hop,
+        Some(Err(verdict)) => return verdict,
+        None => {
+            // SAFETY: all-zero is a valid bpf_fib_lookup.
+            let mut fib: FibParams = unsafe { core::mem::zeroed() };
+            fib.family = AF_INET6;
+            fib.l4_protocol = IPPROTO_UDP;
+            fib.sport = u16::from_ne_bytes(t.src.port);
+            fib.dport = u16::from_ne_bytes(t.dst.port);
+            fib.__bindgen_anon_1.tot_len = (Ipv6Hdr::LEN + payload_len) as u16;
+            fib.ifindex = ctx.ingress_ifindex() as u32;
+            fib.__bindgen_anon_2.flowinfo =
+                u32::from_ne_bytes([new_vcf[0] & 0x0f, new_vcf[1], new_vcf[2], new_vcf[3]]);
+            fib.__bindgen_anon_3.ipv6_src = words(&t.src.addr);
+            fib.__bindgen_anon_4.ipv6_dst = words(&t.dst.addr);
+            if let Some(verdict) = fib_verdict(ctx, &mut fib, &key, t) {
+                return verdict;
+            }
+            Hop {
+                ifindex: fib.ifindex,
+                smac: fib.smac,
+                dmac: fib.dmac,
+            }
         }
     };
 
@@ -438,11 +428,29 @@ fn fib_verdict(
     Some(fallback(t.table))
 }
 
+/// The next hop the daemon resolved, if the flow has one (`NEXT_HOP`):
+/// `Err(verdict)` when the IP packet (`ip_len` bytes as sent) is longer than
+/// its MTU, so userspace sends it.
+#[inline(always)]
+pub(crate) fn resolved_hop(t: &FlowTarget, ip_len: usize) -> Option<Result<Hop, u32>> {
+    if t.flags & FlowTarget::NEXT_HOP == 0 {
+        return None;
+    }
+    if ip_len > usize::from(t.mtu) {
+        return Some(Err(fallback(t.table)));
+    }
+    Some(Ok(Hop {
+        ifindex: t.oif,
+        smac: t.smac,
+        dmac: t.dmac,
+    }))
+}
+
 /// The device and MACs a rewritten packet leaves with.
-struct Hop {
-    ifindex: u32,
-    smac: [u8; 6],
-    dmac: [u8; 6],
+pub(crate) struct Hop {
+    pub(crate) ifindex: u32,
+    pub(crate) smac: [u8; 6],
+    pub(crate) dmac: [u8; 6],
 }
 
 /// Hands an offloaded flow's packet to userspace untouched, counted.

@@ -22,7 +22,9 @@ use rtpengine_common::{csum, FlowKey, FlowTarget};
 
 use rtpengine_ebpf::ptr_at;
 
-use crate::forward::{count_forward, fallback, first4, transmit, DROP, ETH_LEN, IPPROTO_UDP};
+use crate::forward::{
+    count_forward, fallback, first4, resolved_hop, transmit, DROP, ETH_LEN, IPPROTO_UDP,
+};
 
 /// How much longer an IPv6 header is than an IPv4 one without options.
 const GROWTH: usize = Ipv6Hdr::LEN - Ipv4Hdr::LEN;
@@ -38,12 +40,14 @@ pub fn v4_to_v6(
     udp_r: &UdpHdr,
     udp_len: usize,
 ) -> u32 {
-    if t.flags & FlowTarget::NEXT_HOP == 0
-        || udp_r.check == [0, 0]
-        || Ipv6Hdr::LEN + udp_len > usize::from(t.mtu)
-    {
+    if udp_r.check == [0, 0] {
         return fallback(t.table);
     }
+    let hop = match resolved_hop(t, Ipv6Hdr::LEN + udp_len) {
+        Some(Ok(hop)) => hop,
+        Some(Err(verdict)) => return verdict,
+        None => return fallback(t.table),
+    };
     let old_ports = [udp_r.src[0], udp_r.src[1], udp_r.dst[0], udp_r.dst[1]];
     let new_ports = [t.src.port[0], t.src.port[1], t.dst.port[0], t.dst.port[1]];
     let d = csum::replace(0, &ip_r.src_addr, &t.src.addr);
@@ -74,8 +78,8 @@ pub fn v4_to_v6(
     // SAFETY: the three headers are inside the (grown) packet, checked
     // above; packet memory is writable.
     unsafe {
-        (*eth).dst_addr = t.dmac;
-        (*eth).src_addr = t.smac;
+        (*eth).dst_addr = hop.dmac;
+        (*eth).src_addr = hop.smac;
         (*eth).ether_type = EtherType::Ipv6 as u16;
         (*ip).vcf = [0x60 | (tclass >> 4), tclass << 4, 0, 0];
         (*ip).payload_len = payload_len;
@@ -88,7 +92,7 @@ pub fn v4_to_v6(
         (*udp).check = check;
     }
     count_forward(key, t.table, (udp_len - UdpHdr::LEN) as u64);
-    transmit(ctx, t.oif)
+    transmit(ctx, hop.ifindex)
 }
 
 /// An IPv6 packet to an IPv4 peer (the caller checked lengths, the nonzero
@@ -96,9 +100,11 @@ pub fn v4_to_v6(
 #[inline(always)]
 pub fn v6_to_v4(ctx: &XdpContext, t: &FlowTarget, key: &FlowKey, udp_len: usize) -> u32 {
     let tot_len = Ipv4Hdr::LEN + udp_len;
-    if t.flags & FlowTarget::NEXT_HOP == 0 || tot_len > usize::from(t.mtu) {
-        return fallback(t.table);
-    }
+    let hop = match resolved_hop(t, tot_len) {
+        Some(Ok(hop)) => hop,
+        Some(Err(verdict)) => return verdict,
+        None => return fallback(t.table),
+    };
     let (Some(ip), Some(udp)) = (
         ptr_at::<Ipv6Hdr>(ctx, ETH_LEN),
         ptr_at::<UdpHdr>(ctx, ETH_LEN + Ipv6Hdr::LEN),
@@ -166,8 +172,8 @@ pub fn v6_to_v4(ctx: &XdpContext, t: &FlowTarget, key: &FlowKey, udp_len: usize)
     // SAFETY: the three headers are inside the (shrunk) packet, checked
     // above; packet memory is writable.
     unsafe {
-        (*eth).dst_addr = t.dmac;
-        (*eth).src_addr = t.smac;
+        (*eth).dst_addr = hop.dmac;
+        (*eth).src_addr = hop.smac;
         (*eth).ether_type = EtherType::Ipv4 as u16;
         *ip = hdr;
         (*ip).check = ip_check;
@@ -176,5 +182,5 @@ pub fn v6_to_v4(ctx: &XdpContext, t: &FlowTarget, key: &FlowKey, udp_len: usize)
         (*udp).check = check;
     }
     count_forward(key, t.table, (udp_len - UdpHdr::LEN) as u64);
-    transmit(ctx, t.oif)
+    transmit(ctx, hop.ifindex)
 }

@@ -86,13 +86,27 @@ pub fn setup_call(
     callee: (&str, u16),
     extra: Vec<(&str, Value)>,
 ) -> (u16, u16) {
+    let (to_callee, to_caller) = setup_call_sdps(p, id, caller, callee, extra.clone(), extra);
+    (media_ports(&to_caller)[0], media_ports(&to_callee)[0])
+}
+
+/// [`setup_call`] with its own keys for the offer and the answer; returns
+/// the rewritten SDPs (sent to the callee, sent to the caller).
+pub fn setup_call_sdps(
+    p: &Proxy,
+    id: &str,
+    caller: (&str, u16),
+    callee: (&str, u16),
+    offer_extra: Vec<(&str, Value)>,
+    answer_extra: Vec<(&str, Value)>,
+) -> (String, String) {
     let mut offer = sdp_cmd(
         "offer",
         id,
         "ft",
         None,
         &phone_sdp(caller.0, caller.1),
-        extra.clone(),
+        offer_extra,
     );
     offer.insert(
         b"direction".to_vec(),
@@ -100,7 +114,7 @@ pub fn setup_call(
     );
     let r = p.ng.call(&offer).unwrap();
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let callee_port = media_ports(get_str(&r, "sdp"))[0];
+    let to_callee = get_str(&r, "sdp").to_owned();
     let r =
         p.ng.call(&sdp_cmd(
             "answer",
@@ -108,12 +122,11 @@ pub fn setup_call(
             "ft",
             Some("tt"),
             &phone_sdp(callee.0, callee.1),
-            extra,
+            answer_extra,
         ))
         .unwrap();
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let caller_port = media_ports(get_str(&r, "sdp"))[0];
-    (caller_port, callee_port)
+    (to_callee, get_str(&r, "sdp").to_owned())
 }
 
 /// `statistics` → `totalstatistics` → `key`.

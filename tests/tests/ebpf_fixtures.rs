@@ -325,31 +325,29 @@ fn ipv4_rewrite_and_redirect_with_the_fib() {
 }
 
 fn ipv4_rewrite(rig: &Rig) {
-    {
-        rig.install(
-            "10.10.0.1:30000",
-            target("10.20.0.1:30002", "10.20.0.2:6000")
-                .expect_source("10.10.0.2:5000".parse().unwrap(), SourcePolicy::Drop)
-                .unwrap()
-                .build(),
-        );
-        let payload = rtp_payload(1, 172);
-        let input = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&payload);
-        let (action, out) = rig.run(&input);
-        assert_eq!(action, XDP_REDIRECT, "egress b0 differs from ingress a0");
-        let mut exp = V4::new(("10.20.0.1", 30002), ("10.20.0.2", 6000));
-        exp.eth_dst = MAC_B_PEER;
-        exp.eth_src = MAC_B0;
-        exp.ttl = 64;
-        assert_eq!(out, exp.build(&payload));
-        assert_v4_checksums_valid(&out);
-        let s = rig.stats("10.10.0.1:30000");
-        assert_eq!((s.packets, s.bytes, s.errors), (1, 172, 0));
-        assert_ne!(s.last_seen_ns, 0);
-        let t = rig.kernel.table_stats().unwrap();
-        assert_eq!((t.packets, t.bytes), (1, 172));
-        let _ = rig.b0;
-    }
+    rig.install(
+        "10.10.0.1:30000",
+        target("10.20.0.1:30002", "10.20.0.2:6000")
+            .expect_source("10.10.0.2:5000".parse().unwrap(), SourcePolicy::Drop)
+            .unwrap()
+            .build(),
+    );
+    let payload = rtp_payload(1, 172);
+    let input = V4::new(("10.10.0.2", 5000), ("10.10.0.1", 30000)).build(&payload);
+    let (action, out) = rig.run(&input);
+    assert_eq!(action, XDP_REDIRECT, "egress b0 differs from ingress a0");
+    let mut exp = V4::new(("10.20.0.1", 30002), ("10.20.0.2", 6000));
+    exp.eth_dst = MAC_B_PEER;
+    exp.eth_src = MAC_B0;
+    exp.ttl = 64;
+    assert_eq!(out, exp.build(&payload));
+    assert_v4_checksums_valid(&out);
+    let s = rig.stats("10.10.0.1:30000");
+    assert_eq!((s.packets, s.bytes, s.errors), (1, 172, 0));
+    assert_ne!(s.last_seen_ns, 0);
+    let t = rig.kernel.table_stats().unwrap();
+    assert_eq!((t.packets, t.bytes), (1, 172));
+    let _ = rig.b0;
 }
 
 #[test]
@@ -414,28 +412,26 @@ fn ipv6_rewrite_and_redirect_with_the_fib() {
 }
 
 fn ipv6_rewrite(rig: &Rig) {
-    {
-        rig.install(
-            "[2001:db8:10::1]:30000",
-            target("[2001:db8:20::1]:30002", "[2001:db8:20::2]:6000")
-                .expect_source("[2001:db8:10::2]:5000".parse().unwrap(), SourcePolicy::Drop)
-                .unwrap()
-                .tos(0xb8)
-                .build(),
-        );
-        let payload = rtp_payload(4, 172);
-        let inp = V6::new(("2001:db8:10::2", 5000), ("2001:db8:10::1", 30000));
-        let (action, out) = rig.run(&inp.build(&payload));
-        assert_eq!(action, XDP_REDIRECT);
-        let mut exp = V6::new(("2001:db8:20::1", 30002), ("2001:db8:20::2", 6000));
-        exp.eth_dst = MAC_B_PEER;
-        exp.eth_src = MAC_B0;
-        exp.tclass = 0xb8;
-        exp.hop = 64;
-        assert_eq!(out, exp.build(&payload));
-        let s = rig.stats("[2001:db8:10::1]:30000");
-        assert_eq!((s.packets, s.bytes), (1, 172));
-    }
+    rig.install(
+        "[2001:db8:10::1]:30000",
+        target("[2001:db8:20::1]:30002", "[2001:db8:20::2]:6000")
+            .expect_source("[2001:db8:10::2]:5000".parse().unwrap(), SourcePolicy::Drop)
+            .unwrap()
+            .tos(0xb8)
+            .build(),
+    );
+    let payload = rtp_payload(4, 172);
+    let inp = V6::new(("2001:db8:10::2", 5000), ("2001:db8:10::1", 30000));
+    let (action, out) = rig.run(&inp.build(&payload));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut exp = V6::new(("2001:db8:20::1", 30002), ("2001:db8:20::2", 6000));
+    exp.eth_dst = MAC_B_PEER;
+    exp.eth_src = MAC_B0;
+    exp.tclass = 0xb8;
+    exp.hop = 64;
+    assert_eq!(out, exp.build(&payload));
+    let s = rig.stats("[2001:db8:10::1]:30000");
+    assert_eq!((s.packets, s.bytes), (1, 172));
 }
 
 #[test]

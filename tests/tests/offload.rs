@@ -724,35 +724,17 @@ fn ipv4_to_ipv6_bridging_in_the_kernel() {
     let p = start_proxy(&t, &[]).unwrap();
     let a = t.caller.bind_udp("10.1.0.2:5000");
     let b = t.callee.bind_udp("[fd00:2::2]:6000");
-    let mut offer = sdp_cmd(
-        "offer",
+    let (to_callee, to_caller) = setup_call_sdps(
+        &p,
         "x1",
-        "ft",
-        None,
-        &phone_sdp("10.1.0.2", 5000),
+        ("10.1.0.2", 5000),
+        ("fd00:2::2", 6000),
         vec![("address family", Value::str("IP6"))],
+        vec![],
     );
-    offer.insert(
-        b"direction".to_vec(),
-        Value::List(vec!["int".into(), "ext".into()]),
-    );
-    let r = p.ng.call(&offer).unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    assert!(get_str(&r, "sdp").contains("c=IN IP6 fd00:2::1"), "{r:?}");
-    let pb = media_ports(get_str(&r, "sdp"))[0];
-    let r =
-        p.ng.call(&sdp_cmd(
-            "answer",
-            "x1",
-            "ft",
-            Some("tt"),
-            &phone_sdp("fd00:2::2", 6000),
-            vec![],
-        ))
-        .unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    assert!(get_str(&r, "sdp").contains("c=IN IP4 10.1.0.1"), "{r:?}");
-    let pa = media_ports(get_str(&r, "sdp"))[0];
+    assert!(to_callee.contains("c=IN IP6 fd00:2::1"), "{to_callee}");
+    assert!(to_caller.contains("c=IN IP4 10.1.0.1"), "{to_caller}");
+    let (pa, pb) = (media_ports(&to_caller)[0], media_ports(&to_callee)[0]);
     let (to_a, to_b) = (sa("10.1.0.1", pa), sa("fd00:2::1", pb));
     let csum = (t.caller.udp_in_csum_errors(), t.callee.udp_in_csum_errors());
 

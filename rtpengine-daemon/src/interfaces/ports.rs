@@ -144,23 +144,31 @@ impl PortPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&port);
-        if !was_reserved {
-            let mut free = self.lock();
-            let at = free.iter().position(|&p| p == port)?;
-            free.remove(at);
+        if !was_reserved && !self.take_free(port) {
+            return None;
         }
         self.bind_pair(port, single)
+    }
+
+    /// Takes `port` off the free list; `false` if it is not on it.
+    fn take_free(&self, port: u16) -> bool {
+        let mut free = self.lock();
+        match free.iter().position(|&p| p == port) {
+            Some(at) => {
+                free.remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Holds `port` for [`PortPool::allocate_at`] only (a restore plans
     /// every stored call's ports before replaying any, so no call's random
     /// allocation takes another's). `false` if it is not free.
     pub fn reserve(&self, port: u16) -> bool {
-        let mut free = self.lock();
-        let Some(at) = free.iter().position(|&p| p == port) else {
+        if !self.take_free(port) {
             return false;
-        };
-        free.remove(at);
+        }
         self.reserved
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

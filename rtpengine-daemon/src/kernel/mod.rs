@@ -396,12 +396,7 @@ impl Kernel {
             let egress = cfg
                 .devices
                 .iter()
-                .filter_map(|d| {
-                    let name = std::ffi::CString::new(d.as_str()).ok()?;
-                    // SAFETY: a NUL-terminated name.
-                    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
-                    (i != 0).then_some(i)
-                })
+                .filter_map(|d| xdp_link::ifindex(d).ok())
                 .collect();
             kernel.nexthops().set_egress(egress);
         }
