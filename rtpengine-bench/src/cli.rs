@@ -113,6 +113,29 @@ struct Cli {
     /// Daemon logs [default: /tmp/rtpengine-bench-<pid>].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+    /// Soak mode: SECS of churn (setups, re-INVITEs, deletes, timeouts) and
+    /// media on --calls calls [default 2000; 400 with --quick], then the
+    /// floods; fails on a leak (see BENCHMARKS.md) [default daemon: ours-kernel].
+    #[arg(long, value_name = "SECS")]
+    soak: Option<u64>,
+    /// Soak: seconds between samples [default: 30; 10 with --quick].
+    #[arg(long, value_name = "SECS")]
+    soak_sample: Option<u64>,
+    /// Soak: the daemon's --timeout and --offer-timeout; churn calls live half of it.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    soak_timeout: u64,
+    /// Soak: seconds of each flood (0: none).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    flood_secs: u64,
+    /// Soak: ng requests/s of the ng flood.
+    #[arg(long, value_name = "R", default_value_t = 50_000.0)]
+    ng_flood_rate: f64,
+    /// Soak: packets/s of the RTP flood.
+    #[arg(long, value_name = "R", default_value_t = 50_000.0)]
+    rtp_flood_rate: f64,
+    /// Soak: the most media loss on the stable calls during a phase or a flood.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    flood_max_loss: f64,
 }
 
 /// The options with every default resolved.
@@ -178,6 +201,20 @@ pub struct Opts {
     pub plot: Option<PathBuf>,
     /// Log directory.
     pub log_dir: Option<PathBuf>,
+    /// Soak seconds (0: no soak).
+    pub soak: u64,
+    /// Soak sample interval, s.
+    pub soak_sample: u64,
+    /// Soak daemon timeouts, s.
+    pub soak_timeout: u64,
+    /// Seconds per flood.
+    pub flood_secs: u64,
+    /// ng flood rate.
+    pub ng_flood_rate: f64,
+    /// RTP flood rate.
+    pub rtp_flood_rate: f64,
+    /// Loss bound during the soak and the floods.
+    pub flood_max_loss: f64,
 }
 
 impl Opts {
@@ -194,8 +231,11 @@ impl Opts {
     /// Resolves the defaults of `cli` and checks the combinations.
     fn from(c: Cli) -> Result<Opts, String> {
         let quick = c.quick;
+        let soak = c.soak.unwrap_or(0);
         let daemons = if !c.daemons.is_empty() {
             c.daemons
+        } else if soak > 0 {
+            vec![Kind::OursKernel]
         } else if c.ng.is_some() {
             vec![Kind::External]
         } else {
@@ -214,6 +254,8 @@ impl Opts {
             daemons,
             calls: if !c.calls.is_empty() {
                 c.calls
+            } else if soak > 0 {
+                vec![if quick { 400 } else { 2000 }]
             } else if quick {
                 vec![50]
             } else {
@@ -223,7 +265,13 @@ impl Opts {
             interval: c.interval.unwrap_or(if quick { 1.0 } else { 5.0 }),
             pairs: c.pairs.unwrap_or(if quick { 2 } else { 3 }),
             pps_per_stream: c.pps_per_stream,
-            total_pps: c.total_pps,
+            // The soak's stable calls share 20 000 packets/s (10 000 with
+            // --quick): a long run measures leaks, not throughput.
+            total_pps: c.total_pps.or((soak > 0).then_some(if quick {
+                10_000.0
+            } else {
+                20_000.0
+            })),
             one_way: c.one_way,
             callee_ipv6: c.callee_ipv6,
             flat_out: !c.no_flat_out,
@@ -256,6 +304,13 @@ impl Opts {
             json: c.json,
             plot: c.plot,
             log_dir: c.log_dir,
+            soak,
+            soak_sample: c.soak_sample.unwrap_or(if quick { 10 } else { 30 }),
+            soak_timeout: c.soak_timeout,
+            flood_secs: c.flood_secs,
+            ng_flood_rate: c.ng_flood_rate,
+            rtp_flood_rate: c.rtp_flood_rate,
+            flood_max_loss: c.flood_max_loss,
         };
         if o.daemons.contains(&Kind::External) && o.ng.is_none() {
             return Err("the external daemon needs --ng ADDR --pid PID".into());
@@ -268,6 +323,14 @@ impl Opts {
         }
         if o.sockets == 0 || o.window == 0 {
             return Err("--sockets and --window must be positive".into());
+        }
+        if o.soak > 0 && (o.calls.len() != 1 || o.calls[0] < 4 || o.soak_timeout < 4) {
+            return Err(
+                "--soak takes one --calls count (at least 4) and --soak-timeout ≥ 4".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&o.flood_max_loss) {
+            return Err("--flood-max-loss is a fraction (0..1)".into());
         }
         if o.callee_ipv6
             && o.daemons.iter().any(|d| {

@@ -88,6 +88,8 @@ pub struct Launch {
     pub port_min: u16,
     /// Port range.
     pub port_max: u16,
+    /// `--timeout` (and `--offer-timeout` for ours), s.
+    pub timeout: u64,
 }
 
 /// The ng address daemons we start listen on, inside the proxy namespace.
@@ -119,17 +121,20 @@ impl DaemonProc {
             format!("--listen-ng={ng}"),
             format!("--port-min={}", l.port_min),
             format!("--port-max={}", l.port_max),
-            // Direct-path intervals leave the calls without media for a while.
-            "--timeout=600".into(),
+            // Direct-path intervals leave the calls without media for a
+            // while: 600 s by default; the soak uses a short one.
+            format!("--timeout={}", l.timeout),
             "--log-level=4".into(),
         ];
         let bin = match kind {
             Kind::Ours => {
                 args.push("--table=-1".into());
+                args.push(format!("--offer-timeout={}", l.timeout));
                 &l.ours_bin
             }
             Kind::OursKernel | Kind::OursKernelFib => {
                 args.push(format!("--table={}", l.table));
+                args.push(format!("--offer-timeout={}", l.timeout));
                 if !l.xdp_mode.is_empty() {
                     args.push(format!("--xdp-mode={}", l.xdp_mode));
                 }

@@ -17,6 +17,7 @@ mod media;
 mod ng;
 mod report;
 mod scenario;
+mod soak;
 mod sockfloor;
 mod stop;
 mod topo;

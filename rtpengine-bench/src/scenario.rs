@@ -65,6 +65,7 @@ pub fn run_all(o: &Opts) -> anyhow::Result<()> {
         }),
         port_min: 20000,
         port_max: 59999,
+        timeout: 600,
     };
     let machine = cpu::machine();
     eprintln!(
@@ -92,6 +93,10 @@ pub fn run_all(o: &Opts) -> anyhow::Result<()> {
     } else {
         None
     };
+    if o.soak > 0 {
+        super::soak::run(o, &topo, &launch)?;
+        return Ok(());
+    }
     let floor_ok = xdp::floor_available();
     let total = o.rounds * o.calls.len() * o.daemons.len();
     let mut done = 0usize;
@@ -173,7 +178,7 @@ fn callee_ip(v6: bool) -> IpAddr {
     }
 }
 
-fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+pub(crate) fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
     let sdp = phone_sdp(IpAddr::V4(topo::CALLER_IP), port, session);
     let caller_ip = topo::CALLER_IP.to_string();
     let received_from = ["IP4", caller_ip.as_str()];
@@ -195,7 +200,7 @@ fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
     encode(&pairs)
 }
 
-fn answer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+pub(crate) fn answer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
     let ip = callee_ip(v6);
     let sdp = phone_sdp(ip, port, session);
     let callee_ip = ip.to_string();
@@ -213,7 +218,7 @@ fn answer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
     ])
 }
 
-fn delete_body(cid: &str) -> Vec<u8> {
+pub(crate) fn delete_body(cid: &str) -> Vec<u8> {
     encode(&[
         ("call-id", B::S(cid)),
         ("from-tag", B::S("ftag")),
@@ -278,7 +283,7 @@ fn sig_json(s: &PipeStats) -> Json {
     })
 }
 
-fn iv_json(iv: &Interval) -> Json {
+pub(crate) fn iv_json(iv: &Interval) -> Json {
     json!({
         "path": iv.path, "target_pps": iv.target_pps, "secs": iv.secs,
         "tx": iv.tx, "rx": iv.rx, "late": iv.late, "loss": iv.loss(),
