@@ -145,6 +145,7 @@ impl DaemonProc {
             }
             Kind::Upstream => {
                 args.push("--table=-1".into());
+                args.push(format!("--offer-timeout={}", l.timeout));
                 &l.upstream_bin
             }
             Kind::External

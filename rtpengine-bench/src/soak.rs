@@ -21,14 +21,14 @@
 //! [`RSS_TOLERANCE`]. Samples every `--soak-sample` seconds record RSS,
 //! descriptors, sockets, map entries, relay loss and ng latency.
 //!
-//! Floods (after the soak's churn, while the stable calls' media runs):
-//! ng requests at `--ng-flood-rate` (valid, invalid and unknown-call
-//! requests mixed, without waiting for replies), then RTP at
+//! Floods (at the end of each phase's churn, while the stable calls' media
+//! runs, so the baseline has seen them too): ng requests at
+//! `--ng-flood-rate` (valid, invalid and unknown-call requests mixed, each
+//! with a fresh cookie, without waiting for replies), then RTP at
 //! `--rtp-flood-rate` from a stranger to ports of allocated calls and to
 //! unallocated ports of the range. The loss on the stable calls during each
 //! flood must stay under `--flood-max-loss`.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -46,8 +46,11 @@ use super::scenario::{answer_body, delete_body, iv_json, offer_body};
 use super::topo::{self, in_ns, Topology};
 
 /// How far the resident size may end above the baseline: allocator arenas
-/// and per-thread caches keep some freed memory, and the cookie cache keeps
-/// replies for 30 s. A leak of 1 KiB per call over the soak's churn exceeds it.
+/// and per-thread caches keep some freed memory. Descriptors, sockets,
+/// threads and map entries are compared exactly; memory catches leaks of
+/// about 4 MiB over the soak or more: over 30 minutes of the default churn
+/// (≈ 180 000 calls) that is ~25 bytes per call; over CI's minute of 400
+/// calls (≈ 1 200 calls), ~4 KiB per call.
 pub const RSS_TOLERANCE: (f64, u64) = (0.10, 4096);
 
 /// The churn sockets' port (one per side; every churn call uses it).
@@ -83,33 +86,44 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(pid: u32) -> Snapshot {
+    fn take(pid: u32) -> anyhow::Result<Snapshot> {
         let (mut fds, mut sockets) = (0, 0);
-        if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-            for e in rd.flatten() {
-                fds += 1;
-                if std::fs::read_link(e.path())
-                    .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
-                {
-                    sockets += 1;
-                }
+        let mut map_ids = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+            fds += 1;
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue; // closed meanwhile
+            };
+            let target = target.to_string_lossy();
+            if target.starts_with("socket:") {
+                sockets += 1;
+            } else if target == "anon_inode:bpf-map" {
+                let info = std::fs::read_to_string(format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    e.file_name().to_string_lossy()
+                ))
+                .unwrap_or_default();
+                map_ids.extend(
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("map_id:"))
+                        .and_then(|v| v.trim().parse::<u64>().ok()),
+                );
             }
         }
-        let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Threads:"))
-                    .and_then(|v| v.trim().parse().ok())
-            })
+        map_ids.sort_unstable();
+        map_ids.dedup();
+        let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))?
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        Snapshot {
+        Ok(Snapshot {
             rss_kib: cpu::rss_kib(pid),
             fds,
             sockets,
             threads,
-            map_entries: map_entries(),
-        }
+            map_entries: flow_entries(&map_ids)?,
+        })
     }
 
     fn json(&self) -> Json {
@@ -118,28 +132,28 @@ impl Snapshot {
     }
 }
 
-/// Entries in the daemon's flow maps (`FLOWS`, `FLOW_STATS`), counted by
-/// bpftool from the kernel's side, not from the daemon's bookkeeping.
-fn map_entries() -> u64 {
-    let Ok(out) = topo::sh(&["bpftool", "-j", "map", "show"]) else {
-        return 0;
-    };
-    let Ok(Json::Array(maps)) = serde_json::from_str::<Json>(&out) else {
-        return 0;
-    };
+/// Entries in the daemon's flow maps (`FLOWS`, `FLOW_STATS`) among the maps
+/// `ids` it holds open, counted by bpftool from the kernel's side, not from
+/// the daemon's bookkeeping.
+fn flow_entries(ids: &[u64]) -> anyhow::Result<u64> {
     let mut n = 0;
-    for m in maps {
-        if !matches!(m["name"].as_str(), Some("FLOWS" | "FLOW_STATS")) {
+    for id in ids {
+        let id = id.to_string();
+        let show: Json =
+            serde_json::from_str(&topo::sh(&["bpftool", "-j", "map", "show", "id", &id])?)
+                .context("bpftool map show")?;
+        if !matches!(show["name"].as_str(), Some("FLOWS" | "FLOW_STATS")) {
             continue;
         }
-        let Some(id) = m["id"].as_u64() else { continue };
-        if let Ok(dump) = topo::sh(&["bpftool", "-j", "map", "dump", "id", &id.to_string()]) {
-            if let Ok(Json::Array(e)) = serde_json::from_str::<Json>(&dump) {
-                n += e.len() as u64;
-            }
-        }
+        let dump: Json =
+            serde_json::from_str(&topo::sh(&["bpftool", "-j", "map", "dump", "id", &id])?)
+                .context("bpftool map dump")?;
+        let Json::Array(e) = dump else {
+            bail!("bpftool map dump id {id}: not a list");
+        };
+        n += e.len() as u64;
     }
-    n
+    Ok(n)
 }
 
 /// Runs the soak for every daemon of `o`; fails if one leaked, lost calls
@@ -216,8 +230,6 @@ struct Phase<'a> {
     latencies: Mutex<Vec<u64>>,
     /// ng errors: (count, first samples).
     errors: Mutex<(u64, Vec<String>)>,
-    /// Daemon ports seen in answers (the flood avoids them for "unallocated").
-    ports: Mutex<HashSet<u16>>,
     /// Churn calls set up, deleted, abandoned, only offered.
     churn_counts: Mutex<[u64; 4]>,
     /// Churn media packets received back.
@@ -255,7 +267,7 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
     let ngc = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
     let churn_ng = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
     let meter = Meter::new(Some(pid));
-    let fresh = Snapshot::take(pid);
+    let fresh = Snapshot::take(pid)?;
     let n = o.calls[0].max(4);
     let n_stable = n / 2;
     let k = o.sockets.min(n_stable).min(2000);
@@ -295,7 +307,6 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
             lifetime: (o.soak_timeout / 2).max(2),
             latencies: Mutex::new(Vec::new()),
             errors: Mutex::new((0, Vec::new())),
-            ports: Mutex::new(HashSet::new()),
             churn_counts: Mutex::new([0; 4]),
             churn_rx: Mutex::new(0),
         };
@@ -303,20 +314,12 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
             .iter()
             .map(UdpSocket::try_clone)
             .collect::<Result<_, _>>()?;
-        let r = phase(
-            &ph,
-            &cx,
-            secs,
-            socks,
-            &churn_socks,
-            name == "soak",
-            &mut problems,
-        )?;
+        let r = phase(&ph, &cx, secs, socks, &churn_socks, &mut problems)?;
         if !daemon.alive() {
             bail!("the daemon died; log: {}", daemon.tail_log());
         }
         let idle = wait_idle(&ngc, o.soak_timeout, &mut problems)?;
-        let snap = Snapshot::take(pid);
+        let snap = Snapshot::take(pid)?;
         eprintln!(
             "soak: after {name}: {} (sessions gone after {:.1} s)",
             snap.json(),
@@ -415,7 +418,6 @@ fn phase(
     secs: u64,
     socks: Vec<UdpSocket>,
     churn_socks: &[UdpSocket],
-    floods: bool,
     problems: &mut Vec<String>,
 ) -> anyhow::Result<Json> {
     let (o, k, rate, meter) = (ph.o, cx.k, cx.rate, cx.meter);
@@ -442,7 +444,7 @@ fn phase(
         let r = (|| -> anyhow::Result<()> {
             while t0.elapsed() < Duration::from_secs(secs) {
                 let iv = media.interval(Path::Proxy, Some(rate), sample, drain, meter, None)?;
-                let snap = Snapshot::take(cx.pid);
+                let snap = Snapshot::take(cx.pid)?;
                 let lat = std::mem::take(&mut *ph.latencies.lock().map_err(poisoned)?);
                 let errors = ph.errors.lock().map_err(poisoned)?.0;
                 let row = json!({
@@ -491,7 +493,7 @@ fn phase(
             totals.loss() * 100.0
         ));
     }
-    if floods && o.flood_secs > 0 {
+    if o.flood_secs > 0 {
         res["floods"] = run_floods(ph, cx, &mut media, problems)?;
     }
     // Teardown: delete the stable calls; the churn loop already ended its
@@ -563,9 +565,6 @@ fn setup(
             };
             let sdp = ng::get_str(reply, "sdp").context("reply without sdp")?;
             let addr = media_addr(sdp).context("no audio address in the rewritten SDP")?;
-            if let Ok(mut p) = ph.ports.lock() {
-                p.insert(addr.port());
-            }
             if stage[c] == 1 {
                 stage[c] = 2;
                 callee_dst[c] = addr;
@@ -620,9 +619,6 @@ fn churn_loop(
                 let addr = reply
                     .and_then(|r| ng::get_str(r, "sdp"))
                     .and_then(media_addr);
-                if let (Some(a), Ok(mut p)) = (addr, ph.ports.lock()) {
-                    p.insert(a.port());
-                }
                 match jobs[j] {
                     Job::Delete(slot, g) => Ok(first.then(|| delete_body(&cid(slot, g)))),
                     Job::Setup(slot, g, fate) => {
@@ -778,11 +774,20 @@ fn run_floods(
     let stop = AtomicBool::new(false);
     let (iv, (sent, replies)) = std::thread::scope(|s| -> anyhow::Result<_> {
         let f = s.spawn(|| {
+            let mut framed = Vec::with_capacity(65536);
             paced(
                 o.ng_flood_rate,
                 &stop,
                 |i| {
-                    let m = &msgs[i as usize % msgs.len()];
+                    let m = match &msgs[i as usize % msgs.len()] {
+                        FloodMsg::Raw(m) => m,
+                        FloodMsg::Body(b) => {
+                            framed.clear();
+                            framed.extend_from_slice(format!("fl{}-{i} ", ph.name).as_bytes());
+                            framed.extend_from_slice(b);
+                            &framed
+                        }
+                    };
                     flood_sock.send(m).is_ok()
                 },
                 || {
@@ -827,13 +832,26 @@ fn run_floods(
         .chain(&victim_callees)
         .map(|a| media_v6(*a))
         .collect();
-    let known = ph.ports.lock().map_err(poisoned)?.clone();
-    let unallocated: Vec<SocketAddr> = (20000u16..60000)
-        .step_by(97)
-        .filter(|p| !known.contains(p) && !known.contains(&(p ^ 1)))
-        .take(200)
-        .map(|p| media_v6(SocketAddr::new(topo::PROXY_CALLER_IP.into(), p)))
-        .collect();
+    // Unallocated: ports of the range the daemon does not hold now (the
+    // churn has stopped), found by binding them in its namespace.
+    let unallocated: Vec<SocketAddr> = in_ns(&topo.proxy, || {
+        Ok((20000u16..60000)
+            .step_by(97)
+            .filter(|&p| {
+                let a = SocketAddr::new(topo::PROXY_CALLER_IP.into(), p);
+                UdpSocket::bind(a).is_ok()
+            })
+            .take(200)
+            .map(|p| media_v6(SocketAddr::new(topo::PROXY_CALLER_IP.into(), p)))
+            .collect())
+    })?;
+    if unallocated.is_empty() || allocated.is_empty() {
+        bail!(
+            "no ports to flood ({} allocated, {} free)",
+            allocated.len(),
+            unallocated.len()
+        );
+    }
     let rtp = bind_sockets(&topo.caller, vec![FLOOD_PORT])?;
     let stranger = &rtp[0];
     let mut pkt = [0u8; 172];
@@ -849,7 +867,7 @@ fn run_floods(
                     let to = if i % 2 == 0 {
                         allocated[(i / 2) as usize % allocated.len()]
                     } else {
-                        unallocated[(i / 2) as usize % unallocated.len().max(1)]
+                        unallocated[(i / 2) as usize % unallocated.len()]
                     };
                     stranger.send_to(&pkt, to).is_ok()
                 },
@@ -936,49 +954,43 @@ fn paced(
     (sent, drained + drain())
 }
 
+/// One message of the ng flood: a body sent with a fresh cookie each time
+/// (a repeated cookie would only exercise the cookie cache), or raw bytes.
+enum FloodMsg {
+    Body(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
 /// The ng flood's mix: valid requests (ping, statistics, query and delete of
-/// unknown calls, a JSON ping), malformed ones (no cookie, broken bencode,
-/// not a dictionary, unknown command, a 60 KB string) and garbage.
-fn ng_flood_messages() -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = Vec::new();
-    let mk = |cookie: &str, body: &[u8]| {
-        let mut m = cookie.as_bytes().to_vec();
-        m.push(b' ');
-        m.extend_from_slice(body);
-        m
-    };
+/// unknown calls, a JSON ping), malformed ones (broken bencode, not a
+/// dictionary, unknown command, a 60 KB string), datagrams without a cookie
+/// and garbage.
+fn ng_flood_messages() -> Vec<FloodMsg> {
+    use FloodMsg::{Body, Raw};
+    let mut v = Vec::new();
     for i in 0..16 {
-        let c = format!("fl{i}");
-        v.push(mk(&c, b"d7:command4:pinge"));
-        v.push(mk(
-            &c,
-            &ng::encode(&[
-                ("command", ng::B::S("query")),
-                ("call-id", ng::B::S(&format!("nope-{i}"))),
-            ]),
-        ));
-        v.push(mk(
-            &c,
-            &ng::encode(&[
-                ("command", ng::B::S("delete")),
-                ("call-id", ng::B::S(&format!("nope-{i}"))),
-                ("from-tag", ng::B::S("x")),
-            ]),
-        ));
-        v.push(mk(&c, br#"{"command":"ping"}"#));
-        v.push(mk(&c, b"d7:command"));
-        v.push(mk(&c, b"l4:pinge"));
-        v.push(mk(&c, b"d7:command7:explodee"));
-        v.push(b"no-cookie-here".to_vec());
-        v.push(vec![0xff; 40 + i]);
+        let call = format!("nope-{i}");
+        v.push(Body(b"d7:command4:pinge".to_vec()));
+        v.push(Body(ng::encode(&[
+            ("command", ng::B::S("query")),
+            ("call-id", ng::B::S(&call)),
+        ])));
+        v.push(Body(ng::encode(&[
+            ("command", ng::B::S("delete")),
+            ("call-id", ng::B::S(&call)),
+            ("from-tag", ng::B::S("x")),
+        ])));
+        v.push(Body(br#"{"command":"ping"}"#.to_vec()));
+        v.push(Body(b"d7:command".to_vec()));
+        v.push(Body(b"l4:pinge".to_vec()));
+        v.push(Body(b"d7:command7:explodee".to_vec()));
+        v.push(Raw(b"no-cookie-here".to_vec()));
+        v.push(Raw(vec![0xff; 40 + i]));
     }
-    v.push(mk(
-        "flbig",
-        &ng::encode(&[
-            ("command", ng::B::S("ping")),
-            ("x", ng::B::S(&"a".repeat(60_000))),
-        ]),
-    ));
-    v.push(mk("flst", b"d7:command10:statisticse"));
+    v.push(Body(ng::encode(&[
+        ("command", ng::B::S("ping")),
+        ("x", ng::B::S(&"a".repeat(60_000))),
+    ])));
+    v.push(Body(b"d7:command10:statisticse".to_vec()));
     v
 }

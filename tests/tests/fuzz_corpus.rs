@@ -39,3 +39,13 @@ fn sdp_corpus() {
 fn ng_corpus() {
     replay("ng", fuzz::ng);
 }
+
+#[test]
+fn transports_corpus() {
+    replay("transports", fuzz::transports);
+}
+
+#[test]
+fn relay_corpus() {
+    replay("relay", fuzz::relay);
+}

@@ -450,7 +450,8 @@ fn control_sources_outside_the_allow_list_are_refused() {
 
 /// Connection bounds: at most N connections from one source per TCP
 /// listener (the next is closed at once, counted), and an ng TCP connection
-/// that stays silent is closed after the idle timeout, making room again.
+/// that stays silent is closed after the idle timeout, making room again;
+/// so are an HTTP keep-alive connection and a WebSocket.
 #[test]
 fn connection_bounds_and_idle_timeout() {
     let st = start_with(&[
@@ -483,6 +484,44 @@ fn connection_bounds_and_idle_timeout() {
         "closed after {:?}",
         t0.elapsed()
     );
+    // An HTTP keep-alive connection after its request, and a WebSocket
+    // after its upgrade: closed after the idle second too.
+    for (req, status) in [
+        (
+            &b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            "HTTP/1.1 200",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 101",
+        ),
+    ] {
+        let mut c = TcpStream::connect(st.http).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.write_all(req).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            c.read_exact(&mut byte).expect("response head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with(status), "{head}");
+        let t0 = std::time::Instant::now();
+        let mut rest = Vec::new();
+        match c.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("not closed: {e} ({head})"),
+        }
+        assert!(
+            t0.elapsed() >= Duration::from_millis(800)
+                && t0.elapsed() < Duration::from_millis(2900),
+            "closed after {:?} ({head})",
+            t0.elapsed()
+        );
+    }
     // Room again: served.
     let mut s = TcpStream::connect(st.tcp).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

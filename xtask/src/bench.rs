@@ -21,7 +21,9 @@ pub fn bench(root: &Path, quick: bool, args: &[String]) -> anyhow::Result<()> {
         bail!("the benchmark needs root (network namespaces, XDP): run `sudo cargo xtask bench`");
     }
     toolchain::ensure(true)?;
-    ensure_upstream()?;
+    if needs_upstream(args) {
+        ensure_upstream()?;
+    }
     // Only the plot needs matplotlib (a run without `--plot` must not
     // depend on installing it).
     if args.iter().any(|a| a.starts_with("--plot")) {
@@ -47,6 +49,23 @@ pub fn bench(root: &Path, quick: bool, args: &[String]) -> anyhow::Result<()> {
     cmd.args(args);
     step(&format!("running {} {}", bin.display(), args.join(" ")));
     status(&mut cmd)
+}
+
+/// Whether the run measures upstream: named in `--daemons`, or in the
+/// default list (the soak's default is ours-kernel alone).
+fn needs_upstream(args: &[String]) -> bool {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let list = match a.strip_prefix("--daemons") {
+            Some("") => it.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => continue,
+        };
+        return list.is_some_and(|l| l.split(',').any(|d| d == "upstream"));
+    }
+    !args
+        .iter()
+        .any(|a| a == "--soak" || a.starts_with("--soak="))
 }
 
 fn apt_get(args: &[&str]) -> anyhow::Result<()> {
@@ -176,4 +195,31 @@ fn set_mode(path: &str, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_upstream;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn upstream_is_installed_only_when_measured() {
+        assert!(needs_upstream(&args(&[])));
+        assert!(needs_upstream(&args(&["--calls", "100"])));
+        assert!(!needs_upstream(&args(&["--soak", "60"])));
+        assert!(!needs_upstream(&args(&[
+            "--soak",
+            "60",
+            "--daemons",
+            "ours,ours-kernel"
+        ])));
+        assert!(needs_upstream(&args(&[
+            "--soak=60",
+            "--daemons=ours,upstream"
+        ])));
+        assert!(!needs_upstream(&args(&["--daemons", "ours-kernel"])));
+    }
 }

@@ -14,7 +14,7 @@ use crate::status;
 use crate::toolchain::{self, output, step};
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: &[&str] = &["codecs", "sdp", "ng"];
+pub const TARGETS: &[&str] = &["codecs", "sdp", "ng", "transports", "relay"];
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
@@ -46,7 +46,7 @@ pub fn fuzz(root: &Path, secs: u64, targets: &[String]) -> anyhow::Result<()> {
             .arg(format!("-max_total_time={secs}"))
             .arg("-max_len=8192")
             .arg("-print_final_stats=1");
-        if t == "ng" {
+        if matches!(t, "ng" | "transports") {
             cmd.arg(format!("-dict={}", dir.join("ng.dict").display()));
         }
         status(&mut cmd)?;

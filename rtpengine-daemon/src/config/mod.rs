@@ -166,8 +166,8 @@ pub struct Config {
     /// Connections at once from one source per TCP control listener.
     #[arg(long, value_name = "INT", default_value_t = 100)]
     pub control_max_connections_per_source: usize,
-    /// Seconds an ng TCP connection may stay silent before it is closed;
-    /// 0 = never.
+    /// Seconds an ng TCP, HTTP (keep-alive) or WebSocket connection may
+    /// stay silent before it is closed; 0 = never.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub control_idle_timeout: u64,
     /// TCP address for the CLI (`rtpengine-ctl`), `[IP:]PORT` (repeatable).

@@ -63,7 +63,25 @@ pub async fn serve(
     bounds: super::limits::Bounds,
 ) -> anyhow::Result<()> {
     info!(local = %listener.local_addr()?, "Listening for ng over HTTP/WebSocket");
-    let app = Router::new()
+    let app = router(control, cli, metrics, allowed_origins);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` (a no-op) gives the wrapped listener axum's ConnectInfo of
+    // the peer address.
+    let listener =
+        super::limits::LimitedListener::new(listener, super::limits::Limits::new(bounds), "HTTP")
+            .tap_io(|_| {});
+    axum::serve(listener, app).await.context("HTTP server")
+}
+
+/// The routes and layers of the HTTP listener. Handlers expect the peer
+/// address as [`ConnectInfo`] (from [`serve`], or a layer that sets it).
+pub fn router(
+    control: Arc<Control>,
+    cli: Arc<Cli>,
+    metrics: Arc<Metrics>,
+    allowed_origins: Arc<[String]>,
+) -> Router {
+    Router::new()
         .route("/ng", post(ng))
         .route("/ng-plain", post(ng_plain))
         .route("/ping", get(|| async { "pong" }))
@@ -77,14 +95,7 @@ pub async fn serve(
             control,
             cli,
             metrics,
-        });
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    // `tap_io` (a no-op) gives the wrapped listener axum's ConnectInfo of
-    // the peer address.
-    let listener =
-        super::limits::LimitedListener::new(listener, super::limits::Limits::new(bounds), "HTTP")
-            .tap_io(|_| {});
-    axum::serve(listener, app).await.context("HTTP server")
+        })
 }
 
 /// What the handlers share.

@@ -1,10 +1,13 @@
 //! Bounds on the connections of one TCP control listener (ng TCP, HTTP and
 //! WebSocket, CLI): at most so many at once, at most so many from one
-//! source, and (ng TCP, CLI) closed after an idle time. A connection over a
+//! source, and closed after an idle time (ng TCP and CLI in their read
+//! loops; HTTP and WebSocket in [`LimitedStream`], so keep-alive connections
+//! and silent WebSockets go too). A connection over a
 //! bound is closed at once and counted (`rtpengine_connections_refused_total`),
 //! so idle or hostile clients cannot use up the daemon's descriptors.
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,8 +29,8 @@ pub struct Bounds {
     pub total: usize,
     /// Connections at once from one source address.
     pub per_source: usize,
-    /// An ng TCP or CLI connection that sends nothing for this long is
-    /// closed (`None`: never).
+    /// A connection that sends nothing for this long is closed (`None`:
+    /// never).
     pub idle: Option<Duration>,
 }
 
@@ -116,9 +119,12 @@ impl LimitedListener {
     }
 }
 
-/// A connection of a [`LimitedListener`], holding its place.
+/// A connection of a [`LimitedListener`], holding its place; a read that
+/// waits longer than the idle timeout since the last read or write fails
+/// (`TimedOut`), which ends the connection.
 pub struct LimitedStream {
     stream: TcpStream,
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
     _admitted: Admitted,
 }
 
@@ -130,9 +136,14 @@ impl axum::serve::Listener for LimitedListener {
         loop {
             let (stream, peer) = super::accept(&self.listener, &mut self.errors).await;
             if let Some(admitted) = self.limits.admit(peer.ip()) {
+                let idle = self
+                    .limits
+                    .idle()
+                    .map(|d| (d, Box::pin(tokio::time::sleep(d))));
                 return (
                     LimitedStream {
                         stream,
+                        idle,
                         _admitted: admitted,
                     },
                     peer,
@@ -146,13 +157,38 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
+impl LimitedStream {
+    /// Progress (a read, or a write: a long response is no idleness):
+    /// the idle time starts again.
+    fn touch(&mut self) {
+        if let Some((d, sleep)) = self.idle.as_mut() {
+            sleep.as_mut().reset(tokio::time::Instant::now() + *d);
+        }
+    }
+}
+
 impl AsyncRead for LimitedStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if let Some((d, sleep)) = this.idle.as_mut() {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("Control connection idle for {} s: closed", d.as_secs());
+                        return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+                    }
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -162,7 +198,12 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -178,7 +219,12 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

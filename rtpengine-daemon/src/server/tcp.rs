@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn, Instrument};
 
 use super::dispatch::Control;
@@ -43,6 +43,10 @@ pub async fn serve(
         };
         let control = control.clone();
         let idle = limits.idle();
+        // One write per reply: rtpengine-client's TcpClient cannot split replies.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(error = %e, "TCP_NODELAY");
+        }
         tokio::spawn(
             async move {
                 let _admitted = admitted;
@@ -96,14 +100,15 @@ fn next_message(buf: &[u8]) -> Next {
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// Serves one connection from `peer` until it closes, goes silent for
+/// `idle`, or sends what can never become a message (an error). Generic
+/// over the stream so the fuzz harness drives it in memory.
+pub async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     control: &Control,
     peer: SocketAddr,
     idle: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    // One write per reply: rtpengine-client's TcpClient cannot split replies.
-    stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
