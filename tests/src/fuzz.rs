@@ -624,13 +624,18 @@ mod tests {
     fn transports_harness_serves_tcp_http_and_websocket() {
         let out = transports_output(&seed("transports", "tcp_split_pings"));
         assert_eq!(
-            String::from_utf8_lossy(&out).matches("d6:result4:ponge").count(),
+            String::from_utf8_lossy(&out)
+                .matches("d6:result4:ponge")
+                .count(),
             3,
             "{out:?}"
         );
         let out = String::from_utf8_lossy(&transports_output(&seed("transports", "http_ng_ping")))
             .into_owned();
-        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("c1 d6:result4:ponge"), "{out}");
+        assert!(
+            out.starts_with("HTTP/1.1 200") && out.ends_with("c1 d6:result4:ponge"),
+            "{out}"
+        );
         let out = String::from_utf8_lossy(&transports_output(&seed(
             "transports",
             "http_origin_refused",

@@ -101,6 +101,32 @@ fn offer_timeout() {
     assert_eq!(total(&rig, "timeoutsessions"), 0);
 }
 
+/// A call without media sections holds no port, but it is a session: an
+/// unanswered one ends on the offer timeout, an answered one on the media
+/// timeout (no media can ever refresh it), not after an hour.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn calls_without_media_expire() {
+    require_root();
+    let rig = Rig::new("nomedia", &["--offer-timeout", "2", "--timeout", "2"]);
+    let no_media = |ip: &str| format!("v=0\no=- 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\n");
+    let start = Instant::now();
+    rig.offer("nm-offered", "ft", &no_media("198.51.100.1"), vec![]);
+    rig.offer("nm-answered", "ft", &no_media("198.51.100.1"), vec![]);
+    rig.answer("nm-answered", "ft", "tt", &no_media("198.51.100.3"), vec![]);
+    let mut calls = rig.list_calls();
+    calls.sort();
+    assert_eq!(calls, ["nm-answered", "nm-offered"]);
+    assert!(
+        wait_until(Duration::from_secs(8), || rig.list_calls().is_empty()),
+        "calls without media still listed: {:?}",
+        rig.list_calls()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(total(&rig, "offertimeoutsessions"), 1);
+    assert_eq!(total(&rig, "timeoutsessions"), 1);
+}
+
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn delete_with_delay() {

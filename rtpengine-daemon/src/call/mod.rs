@@ -370,9 +370,11 @@ impl Call {
 
     /// Whether every media is on hold or inactive (silent timeout applies).
     pub fn all_held(&self) -> bool {
-        self.parties
-            .iter()
-            .flat_map(|p| p.medias.iter())
-            .all(|m| m.rejected || m.zero_address || !m.direction.sends())
+        let mut medias = self.parties.iter().flat_map(|p| p.medias.iter()).peekable();
+        // A call without media sections is not on hold: nothing can ever
+        // flow, so it ends on the media timeout, not after the silent one
+        // (an hour by default).
+        medias.peek().is_some()
+            && medias.all(|m| m.rejected || m.zero_address || !m.direction.sends())
     }
 }
