@@ -349,7 +349,9 @@ pub fn transports_output(data: &[u8]) -> Vec<u8> {
         out
     });
     if pick % 2 == 0 {
-        check_tcp_replies(rest, &out);
+        // The stream as the server saw it (the separators are not sent).
+        let stream: Vec<u8> = split(rest, MESSAGE_SEPARATOR).flatten().copied().collect();
+        check_tcp_replies(&stream, &out);
     } else {
         assert!(
             out.is_empty() || out.starts_with(b"HTTP/1."),
@@ -362,7 +364,7 @@ pub fn transports_output(data: &[u8]) -> Vec<u8> {
 }
 
 /// `out` is a sequence of `cookie SP bencode-dictionary` with a `result`,
-/// each cookie taken from `input`.
+/// each cookie found in the `input` stream.
 fn check_tcp_replies(input: &[u8], mut out: &[u8]) {
     while !out.is_empty() {
         let (cookie, body) = frame::split_cookie(out).unwrap_or_else(|| {
