@@ -161,6 +161,12 @@ async fn serve(
         Commands::new(Arc::clone(&calls)),
         Templates::new(&cfg.template_values),
     );
+    {
+        let control = Arc::clone(&control);
+        rtpengine::supervise::spawn("cookie cache expiry", move || {
+            expire_cookies(Arc::clone(&control))
+        });
+    }
     let persist = if cfg.redis.is_some() {
         restore_calls(cfg, &control, &calls, kernel.as_deref()).await?
     } else if !cfg.subscribe_keyspace.is_empty() {
@@ -456,3 +462,27 @@ impl Signals {
         }
     }
 }
+
+/// Forgets due cookie-cache generations every 5 s (without it a flood's
+/// entries stay until the next requests rotate them out), and after a large
+/// one hands the freed memory back to the system (glibc keeps freed memory
+/// in its arenas; a daemon flooded with distinct cookies stayed hundreds of
+/// MB larger than it needed).
+async fn expire_cookies(control: Arc<Control>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if control.expire_cookies() >= 10_000 {
+            trim_heap();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions; it only returns free pages.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}

@@ -123,6 +123,24 @@ impl CookieCache {
         }
     }
 
+    /// Rotates when a generation is due even if no request comes (after a
+    /// flood the cache would otherwise hold its entries until the next
+    /// request); returns how many entries were forgotten. Their memory is
+    /// freed after the lock is released.
+    pub fn expire(&self) -> usize {
+        let dropped = {
+            let mut inner = self.lock();
+            if inner.rotated.elapsed() < self.generation {
+                return 0;
+            }
+            let current = std::mem::take(&mut inner.current);
+            inner.rotated = Instant::now();
+            inner.bytes = 0;
+            std::mem::replace(&mut inner.previous, current)
+        };
+        dropped.len()
+    }
+
     /// Number of cookies remembered (both generations).
     pub fn len(&self) -> usize {
         let inner = self.lock();
@@ -267,6 +285,24 @@ mod tests {
             }
         }
         assert!(c.len() <= 2 * MAX_ENTRIES, "{} entries", c.len());
+    }
+
+    #[test]
+    fn expire_forgets_without_requests() {
+        let c = CookieCache::new(Duration::from_millis(20));
+        for k in [&b"a"[..], b"b"] {
+            let Lookup::New(t) = c.lookup(k) else {
+                panic!("new")
+            };
+            t.complete(reply("r"));
+        }
+        assert_eq!(c.expire(), 0, "nothing due yet");
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(c.expire(), 0, "rotated into the previous generation");
+        assert_eq!(c.len(), 2);
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(c.expire(), 2);
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -89,6 +89,12 @@ impl Control {
         Arc::clone(&self.stats)
     }
 
+    /// Forgets cookie-cache generations that are due; see
+    /// [`CookieCache::expire`].
+    pub fn expire_cookies(&self) -> usize {
+        self.cache.expire()
+    }
+
     /// Handles one cookie-framed message from `peer` and returns the framed
     /// reply, or `None` when upstream would not answer (no cookie).
     pub async fn handle_framed(&self, msg: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
