@@ -69,39 +69,37 @@ fn probe(tag: &str, mode: &str, flags: &[&str]) -> Outcome {
     let b = rig.socket("198.51.100.3:2012");
     let m = rig.socket("198.51.100.6:2032");
 
+    // Whether `p`, sent from `from` to the daemon's port `to`, reaches `at`.
+    let reaches = |from: &UdpSocket, to: SocketAddr, p: &[u8], at: &UdpSocket| {
+        from.send_to(p, to).unwrap();
+        arrives(at, p)
+    };
+
     // Race: M first.
     let (pa, pb) = setup(&rig, "race", flags);
-    let evil = rtp(0, 7000, 9000, 0xbad, 0xee);
-    m.send_to(&evil, pb).unwrap();
-    let inject_race = arrives(&b, &evil);
+    let inject_race = reaches(&m, pb, &rtp(0, 7000, 9000, 0xbad, 0xee), &b);
     let from_b = rtp(0, 2000, 4000, 0x5678, 1);
-    b.send_to(&from_b, pa).unwrap();
-    let bleed_race = arrives(&m, &from_b);
+    let bleed_race = reaches(&b, pa, &from_b, &m);
     arrives(&a, &from_b);
-    let from_a = rtp(0, 1000, 3000, 0x1234, 2);
-    a.send_to(&from_a, pb).unwrap();
-    arrives(&b, &from_a);
+    reaches(&a, pb, &rtp(0, 1000, 3000, 0x1234, 2), &b);
     let from_b = rtp(0, 2001, 4160, 0x5678, 3);
-    b.send_to(&from_b, pa).unwrap();
-    let bleed_persists = arrives(&m, &from_b);
+    let bleed_persists = reaches(&b, pa, &from_b, &m);
     arrives(&a, &from_b);
 
     // Confirmed: A and B first (after the learning window, so that
     // `delayed` confirms too).
     let (pa, pb) = setup(&rig, "confirmed", flags);
     std::thread::sleep(Duration::from_millis(3300));
-    let from_a = rtp(0, 1100, 3000, 0x1234, 4);
-    a.send_to(&from_a, pb).unwrap();
-    assert!(arrives(&b, &from_a), "A's packet did not reach B");
-    let from_b = rtp(0, 2100, 4000, 0x5678, 5);
-    b.send_to(&from_b, pa).unwrap();
-    assert!(arrives(&a, &from_b), "B's packet did not reach A");
-    let evil = rtp(0, 7100, 9000, 0xbad, 0xef);
-    m.send_to(&evil, pb).unwrap();
-    let inject_confirmed = arrives(&b, &evil);
-    let from_b = rtp(0, 2101, 4160, 0x5678, 6);
-    b.send_to(&from_b, pa).unwrap();
-    let bleed_confirmed = arrives(&m, &from_b);
+    assert!(
+        reaches(&a, pb, &rtp(0, 1100, 3000, 0x1234, 4), &b),
+        "A's packet did not reach B"
+    );
+    assert!(
+        reaches(&b, pa, &rtp(0, 2100, 4000, 0x5678, 5), &a),
+        "B's packet did not reach A"
+    );
+    let inject_confirmed = reaches(&m, pb, &rtp(0, 7100, 9000, 0xbad, 0xef), &b);
+    let bleed_confirmed = reaches(&b, pa, &rtp(0, 2101, 4160, 0x5678, 6), &m);
     Outcome {
         inject_race,
         bleed_race,

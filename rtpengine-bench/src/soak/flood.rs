@@ -9,9 +9,9 @@ use anyhow::bail;
 use serde_json::{json, Value as Json};
 
 use super::{media_v6, setup, Ctx, Phase};
-use crate::media::{bind_sockets, Media, Path};
+use crate::media::{bind_sockets, Interval, Media, Path};
 use crate::ng;
-use crate::scenario::{delete_body, iv_json};
+use crate::scenario::iv_json;
 use crate::topo::{self, in_ns};
 
 /// The RTP flooder's port in the caller namespace.
@@ -44,41 +44,18 @@ pub(super) fn run_floods(
         Ok(s)
     })?;
     let msgs = ng_flood_messages();
-    let stop = AtomicBool::new(false);
-    let (iv, (sent, replies)) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let f = s.spawn(|| {
-            let mut framed = Vec::with_capacity(65536);
-            paced(
-                o.ng_flood_rate,
-                &stop,
-                |i| {
-                    let m = match &msgs[i as usize % msgs.len()] {
-                        FloodMsg::Raw(m) => m,
-                        FloodMsg::Body(b) => {
-                            framed.clear();
-                            framed.extend_from_slice(format!("fl{}-{i} ", ph.name).as_bytes());
-                            framed.extend_from_slice(b);
-                            &framed
-                        }
-                    };
-                    flood_sock.send(m).is_ok()
-                },
-                || {
-                    let mut buf = [0u8; 65536];
-                    let mut n = 0;
-                    while flood_sock.recv(&mut buf).is_ok() {
-                        n += 1;
-                    }
-                    n
-                },
-            )
-        });
-        let iv = media.interval(Path::Proxy, Some(rate), dur, drain, meter, None);
-        stop.store(true, Ordering::Relaxed);
-        let fr = f
-            .join()
-            .map_err(|_| anyhow::anyhow!("ng flood thread panicked"))?;
-        Ok((iv?, fr))
+    let mut framed = Vec::with_capacity(65536);
+    let (iv, sent, replies) = during_flood(cx, media, dur, o.ng_flood_rate, &flood_sock, |i| {
+        let m = match &msgs[i as usize % msgs.len()] {
+            FloodMsg::Raw(m) => m,
+            FloodMsg::Body(b) => {
+                framed.clear();
+                framed.extend_from_slice(format!("fl{}-{i} ", ph.name).as_bytes());
+                framed.extend_from_slice(b);
+                &framed
+            }
+        };
+        flood_sock.send(m).is_ok()
     })?;
     eprintln!(
         "soak: ng flood: {sent} requests ({:.0}/s), {replies} replies; media loss {:.3}%",
@@ -87,13 +64,7 @@ pub(super) fn run_floods(
     );
     let ng_json = json!({"sent": sent, "rate": sent as f64 / iv.secs.max(1e-9),
                          "replies": replies, "media": iv_json(&iv)});
-    if iv.loss() > o.flood_max_loss {
-        problems.push(format!(
-            "ng flood: media loss {:.3} % (bound {:.3} %)",
-            iv.loss() * 100.0,
-            o.flood_max_loss * 100.0
-        ));
-    }
+    check_loss("ng flood", &iv, o.flood_max_loss, problems);
     if !ngc.ping(Duration::from_secs(2)) {
         problems.push("ng flood: no pong afterwards".into());
     }
@@ -130,36 +101,13 @@ pub(super) fn run_floods(
     let mut pkt = [0u8; 172];
     pkt[0] = 0x80;
     pkt[8..12].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-    let stop = AtomicBool::new(false);
-    let (iv, (sent, _)) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let f = s.spawn(|| {
-            paced(
-                o.rtp_flood_rate,
-                &stop,
-                |i| {
-                    let to = if i % 2 == 0 {
-                        allocated[(i / 2) as usize % allocated.len()]
-                    } else {
-                        unallocated[(i / 2) as usize % unallocated.len()]
-                    };
-                    stranger.send_to(&pkt, to).is_ok()
-                },
-                || {
-                    let mut buf = [0u8; 2048];
-                    let mut n = 0;
-                    while stranger.recv_from(&mut buf).is_ok() {
-                        n += 1;
-                    }
-                    n
-                },
-            )
-        });
-        let iv = media.interval(Path::Proxy, Some(rate), dur, drain, meter, None);
-        stop.store(true, Ordering::Relaxed);
-        let fr = f
-            .join()
-            .map_err(|_| anyhow::anyhow!("RTP flood thread panicked"))?;
-        Ok((iv?, fr))
+    let (iv, sent, _) = during_flood(cx, media, dur, o.rtp_flood_rate, stranger, |i| {
+        let to = if i % 2 == 0 {
+            allocated[(i / 2) as usize % allocated.len()]
+        } else {
+            unallocated[(i / 2) as usize % unallocated.len()]
+        };
+        stranger.send_to(&pkt, to).is_ok()
     })?;
     eprintln!(
         "soak: RTP flood: {sent} packets ({:.0}/s) to {} allocated and {} unallocated ports; media loss {:.3}%",
@@ -171,13 +119,7 @@ pub(super) fn run_floods(
     let rtp_json = json!({"sent": sent, "rate": sent as f64 / iv.secs.max(1e-9),
                           "allocated_ports": allocated.len(), "unallocated_ports": unallocated.len(),
                           "media": iv_json(&iv)});
-    if iv.loss() > o.flood_max_loss {
-        problems.push(format!(
-            "RTP flood: media loss {:.3} % (bound {:.3} %)",
-            iv.loss() * 100.0,
-            o.flood_max_loss * 100.0
-        ));
-    }
+    check_loss("RTP flood", &iv, o.flood_max_loss, problems);
     if iv.wrong_src > 0 {
         problems.push(format!(
             "RTP flood: {} packets relayed from a wrong source",
@@ -185,46 +127,80 @@ pub(super) fn run_floods(
         ));
     }
     // The victims go with the stable calls' teardown.
-    let del = ngc.pipeline(
-        FLOOD_VICTIMS,
-        o.window,
-        "vd",
-        |c, r| Ok(r.is_none().then(|| delete_body(&ph.call_id("v", c)))),
-        |_| {},
-    )?;
-    ph.note(&del);
+    ph.delete(ngc, "v", FLOOD_VICTIMS)?;
     Ok(
         json!({"quiet": iv_json(&quiet), "ng": ng_json, "rtp": rtp_json,
               "max_loss": o.flood_max_loss}),
     )
 }
 
-/// Calls `send(i)` at `rate` per second until `stop`, draining with
-/// `drain()` in between; returns (sent, drained).
-fn paced(
+/// Runs one media interval of `dur` on the stable calls while
+/// another thread calls `send(i)` at `rate` per second and drains whatever
+/// comes back on `sock`; returns the interval, the sends that succeeded and
+/// the datagrams drained.
+fn during_flood(
+    cx: &Ctx<'_>,
+    media: &mut Media,
+    dur: Duration,
     rate: f64,
-    stop: &AtomicBool,
-    mut send: impl FnMut(u64) -> bool,
-    mut drain: impl FnMut() -> u64,
-) -> (u64, u64) {
-    let t0 = Instant::now();
-    let (mut i, mut sent, mut drained) = (0u64, 0u64, 0u64);
-    while !stop.load(Ordering::Relaxed) {
-        let due = (rate * t0.elapsed().as_secs_f64()) as u64;
-        let mut burst = 0;
-        while i < due && burst < 256 {
-            if send(i) {
-                sent += 1;
+    sock: &UdpSocket,
+    mut send: impl FnMut(u64) -> bool + Send,
+) -> anyhow::Result<(Interval, u64, u64)> {
+    let stop = AtomicBool::new(false);
+    let drain = || {
+        let mut buf = [0u8; 65536];
+        let mut n = 0;
+        while sock.recv(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    std::thread::scope(|s| {
+        let flooder = s.spawn(|| {
+            let t0 = Instant::now();
+            let (mut i, mut sent, mut drained) = (0u64, 0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let due = (rate * t0.elapsed().as_secs_f64()) as u64;
+                let mut burst = 0;
+                while i < due && burst < 256 {
+                    if send(i) {
+                        sent += 1;
+                    }
+                    i += 1;
+                    burst += 1;
+                }
+                drained += drain();
+                if i >= due {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             }
-            i += 1;
-            burst += 1;
-        }
-        drained += drain();
-        if i >= due {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+            (sent, drained + drain())
+        });
+        let iv = media.interval(
+            Path::Proxy,
+            Some(cx.rate),
+            dur,
+            Duration::from_millis(500),
+            cx.meter,
+            None,
+        );
+        stop.store(true, Ordering::Relaxed);
+        let (sent, drained) = flooder
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
+        Ok((iv?, sent, drained))
+    })
+}
+
+/// Records a problem when the stable calls lost more than `bound` in `iv`.
+pub(super) fn check_loss(what: &str, iv: &Interval, bound: f64, problems: &mut Vec<String>) {
+    if iv.loss() > bound {
+        problems.push(format!(
+            "{what}: media loss {:.3} % on the stable calls (bound {:.3} %)",
+            iv.loss() * 100.0,
+            bound * 100.0
+        ));
     }
-    (sent, drained + drain())
 }
 
 /// One message of the ng flood: a body sent with a fresh cookie each time

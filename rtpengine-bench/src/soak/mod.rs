@@ -48,7 +48,7 @@ use super::ng::{self, get_int, media_addr, Ng};
 use super::scenario::{answer_body, delete_body, offer_body};
 use super::topo::{self, in_ns, Topology};
 use churn::{churn_loop, CHURN_PORT};
-use flood::run_floods;
+use flood::{check_loss, run_floods};
 
 /// How far the resident size may end above the baseline: allocator arenas
 /// and per-thread caches keep some freed memory. Descriptors, sockets,
@@ -234,6 +234,19 @@ impl Phase<'_> {
                 }
             }
         }
+    }
+
+    /// Deletes calls `what-0` .. `what-(count-1)`, noting failures.
+    fn delete(&self, ngc: &Ng, what: &str, count: usize) -> anyhow::Result<()> {
+        let st = ngc.pipeline(
+            count,
+            self.o.window,
+            &format!("{what}d"),
+            |c, r| Ok(r.is_none().then(|| delete_body(&self.call_id(what, c)))),
+            |_| {},
+        )?;
+        self.note(&st);
+        Ok(())
     }
 
     fn call_id(&self, what: &str, i: usize) -> String {
@@ -469,26 +482,13 @@ fn phase(
             ph.name, totals.wrong_src
         ));
     }
-    if totals.loss() > o.flood_max_loss {
-        problems.push(format!(
-            "{}: media loss {:.3} % on the stable calls",
-            ph.name,
-            totals.loss() * 100.0
-        ));
-    }
+    check_loss(ph.name, &totals, o.flood_max_loss, problems);
     if o.flood_secs > 0 {
         res["floods"] = run_floods(ph, cx, &mut media, problems)?;
     }
     // Teardown: delete the stable calls; the churn loop already ended its
     // slots (deleted or left to time out).
-    let del = cx.ngc.pipeline(
-        ph.n_stable,
-        o.window,
-        "sd",
-        |c, r| Ok(r.is_none().then(|| delete_body(&ph.call_id("s", c)))),
-        |_| {},
-    )?;
-    ph.note(&del);
+    ph.delete(cx.ngc, "s", ph.n_stable)?;
     let (errs, samples) = ph.errors.lock().map_err(poisoned)?.clone();
     let counts = *ph.churn_counts.lock().map_err(poisoned)?;
     let churn_rx = *ph.churn_rx.lock().map_err(poisoned)?;
