@@ -246,6 +246,9 @@ impl Ng {
                         Err(e) => stats.note_error(format!("{e:#}")),
                     }
                 }
+                // A signal interrupts a receive with a timeout even under
+                // SA_RESTART (signal(7)); whether to stop is `stop`'s call.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => crate::stop::check()?,
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -216,11 +216,11 @@ fn test(unprivileged: bool, extra: &[String]) -> anyhow::Result<()> {
             "xtask: skipped {ignored} test(s) that need root or the installed clients (--unprivileged)"
         );
     } else if extra.is_empty() {
-        // The leak check: one minute of churn, media and floods per mode
+        // The leak check: two minutes of churn, media and floods per mode
         // (userspace, kernel), then descriptors, sockets, kernel map entries
         // and memory back at the baseline (BENCHMARKS.md, "Soak").
         let root = workspace_root();
-        let soak: Vec<String> = ["--soak", "60", "--daemons", "ours,ours-kernel"]
+        let soak: Vec<String> = ["--soak", "120", "--daemons", "ours,ours-kernel"]
             .map(String::from)
             .to_vec();
         bench::bench(&root, true, &soak)?;

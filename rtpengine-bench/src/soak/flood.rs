@@ -57,6 +57,7 @@ pub(super) fn run_floods(
         };
         flood_sock.send(m).is_ok()
     })?;
+    *ph.ng_flood_end.lock().map_err(super::poisoned)? = Some(Instant::now());
     eprintln!(
         "soak: ng flood: {sent} requests ({:.0}/s), {replies} replies; media loss {:.3}%",
         sent as f64 / iv.secs.max(1e-9),

@@ -58,6 +58,13 @@ use flood::{check_loss, run_floods};
 /// calls (≈ 1 200 calls), ~4 KiB per call.
 pub const RSS_TOLERANCE: (f64, u64) = (0.10, 4096);
 
+/// How long after the ng flood the snapshot waits: the flood's distinct
+/// cookies are remembered for retransmissions (both daemons keep a reply
+/// 30–60 s; ours also bounds them to 2 × 16 MiB and checks every 5 s), and
+/// that bounded, timed memory is not a leak. Measuring before it ends
+/// compared the cache's contents, not what the soak left behind.
+const COOKIE_CACHE_LIFETIME: Duration = Duration::from_secs(70);
+
 /// One resource snapshot of the daemon.
 #[derive(Clone, Debug, Default)]
 struct Snapshot {
@@ -217,6 +224,8 @@ struct Phase<'a> {
     churn_counts: Mutex<[u64; 4]>,
     /// Churn media packets received back.
     churn_rx: Mutex<u64>,
+    /// When the ng flood's last request was sent.
+    ng_flood_end: Mutex<Option<Instant>>,
 }
 
 impl Phase<'_> {
@@ -305,6 +314,7 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
             errors: Mutex::new((0, Vec::new())),
             churn_counts: Mutex::new([0; 4]),
             churn_rx: Mutex::new(0),
+            ng_flood_end: Mutex::new(None),
         };
         let socks: Vec<UdpSocket> = socks
             .iter()
@@ -315,6 +325,15 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
             bail!("the daemon died; log: {}", daemon.tail_log());
         }
         let idle = wait_idle(&ngc, o.soak_timeout, &mut problems)?;
+        let flood_end = *ph.ng_flood_end.lock().map_err(poisoned)?;
+        if let Some(end) = flood_end {
+            let left = COOKIE_CACHE_LIFETIME.saturating_sub(end.elapsed());
+            eprintln!(
+                "soak: waiting {:.0} s for the retransmission cache to forget the ng flood",
+                left.as_secs_f64()
+            );
+            std::thread::sleep(left);
+        }
         let snap = Snapshot::take(pid)?;
         eprintln!(
             "soak: after {name}: {} (sessions gone after {:.1} s)",
