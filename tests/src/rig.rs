@@ -8,7 +8,8 @@ use rtpengine::ng::value::{Dict, Value};
 use crate::daemon::Daemon;
 use crate::netns::Netns;
 use crate::ng::{dict, get_str, NgClient};
-use crate::sdp::crlf;
+use crate::sdp::{crlf, media_ports, ANSWER, OFFER};
+use crate::util::sa;
 
 /// A daemon in its own network namespace with test addresses on `lo`, as
 /// upstream's tests use (203.0.113.x for the daemon, 198.51.100.x for phones).
@@ -106,6 +107,21 @@ impl Rig {
         ));
         assert_eq!(get_str(&r, "result"), "ok", "answer failed: {r:?}");
         get_str(&r, "sdp").to_string()
+    }
+
+    /// Offers [`OFFER`] from tag `ft` and answers it with [`ANSWER`] from
+    /// `tt`, with the keys of `extra` in both requests. Returns where phone
+    /// B and phone A must send: the daemon's port in the rewritten offer
+    /// (relayed to A) and in the rewritten answer (relayed to B), on the
+    /// default interface.
+    pub fn answered_call(
+        &self,
+        call_id: &str,
+        extra: impl Fn() -> Vec<(&'static str, Value)>,
+    ) -> (SocketAddr, SocketAddr) {
+        let pa = media_ports(&self.offer(call_id, "ft", OFFER, extra()))[0];
+        let pb = media_ports(&self.answer(call_id, "ft", "tt", ANSWER, extra()))[0];
+        (sa("203.0.113.1", pa), sa("203.0.113.1", pb))
     }
 
     /// `query` for a call.

@@ -1,22 +1,17 @@
 //! Call lifetime: timeouts, delete delays, session limits, statistics, and
 //! a thousand calls set up and torn down without leaking descriptors.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtpengine_tests::*;
 
-/// Offer + answer; returns the daemon's two RTP ports (B-facing, A-facing).
-fn call(rig: &Rig, id: &str, extra: impl Fn() -> Vec<(&'static str, Value)>) -> (u16, u16) {
-    let pa = media_ports(&rig.offer(id, "ft", OFFER, extra()))[0];
-    let pb = media_ports(&rig.answer(id, "ft", "tt", ANSWER, extra()))[0];
-    (pa, pb)
-}
-
-/// Asserts the daemon no longer holds RTP and RTCP ports of `ports`.
-fn assert_ports_free(rig: &Rig, ports: &[u16]) {
-    for &p in ports {
-        for port in [p, p + 1] {
-            let addr = sa("203.0.113.1", port);
+/// Asserts the daemon no longer holds the RTP ports `rtp` nor their RTCP
+/// ports.
+fn assert_ports_free(rig: &Rig, rtp: &[SocketAddr]) {
+    for a in rtp {
+        for port in [a.port(), a.port() + 1] {
+            let addr = SocketAddr::new(a.ip(), port);
             if let Err(e) = rig.try_bind(addr) {
                 panic!("{addr} still in use: {e}");
             }
@@ -34,7 +29,7 @@ fn timeout_without_media() {
     require_root();
     let rig = Rig::new("timeout", &["--timeout", "2"]);
     let start = Instant::now();
-    let (pa, pb) = call(&rig, "to-1", Vec::new);
+    let (pa, pb) = rig.answered_call("to-1", Vec::new);
     assert!(
         wait_until(Duration::from_secs(6), || rig.list_calls().is_empty()),
         "call still listed after 6 s"
@@ -61,15 +56,15 @@ fn timeout_without_media() {
 fn media_keeps_call_alive() {
     require_root();
     let rig = Rig::new("alive", &["--timeout", "2"]);
-    let (pa, pb) = call(&rig, "alive-1", Vec::new);
+    let (pa, pb) = rig.answered_call("alive-1", Vec::new);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     let start = Instant::now();
     let mut seq = 0u16;
     while start.elapsed() < Duration::from_millis(4500) {
         let p = rtp(0, seq, u32::from(seq) * 160, 0x1234, 0);
-        a.send_to(&p, sa("203.0.113.1", pb)).unwrap();
-        expect_packet(&b, sa("203.0.113.1", pa), &p);
+        a.send_to(&p, pb).unwrap();
+        expect_packet(&b, pa, &p);
         seq += 1;
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -89,7 +84,10 @@ fn offer_timeout() {
     require_root();
     let rig = Rig::new("offerto", &["--offer-timeout", "2"]);
     let start = Instant::now();
-    let pa = media_ports(&rig.offer("ot-1", "ft", OFFER, vec![]))[0];
+    let pa = sa(
+        "203.0.113.1",
+        media_ports(&rig.offer("ot-1", "ft", OFFER, vec![]))[0],
+    );
     assert!(
         wait_until(Duration::from_secs(6), || rig.list_calls().is_empty()),
         "unanswered call still listed after 6 s"
@@ -132,7 +130,7 @@ fn calls_without_media_expire() {
 fn delete_with_delay() {
     require_root();
     let rig = Rig::new("deldelay", &[]);
-    let (pa, pb) = call(&rig, "dd-1", Vec::new);
+    let (pa, pb) = rig.answered_call("dd-1", Vec::new);
     let r = rig.ng_cmd(
         "delete",
         vec![
@@ -175,7 +173,7 @@ fn delete_with_delay() {
 fn delete_at_once_frees_ports() {
     require_root();
     let rig = Rig::new("delnow", &[]);
-    let (pa, pb) = call(&rig, "dn-1", Vec::new);
+    let (pa, pb) = rig.answered_call("dn-1", Vec::new);
     rig.delete_now("dn-1");
     assert_eq!(error_reason(&rig.query("dn-1")), "Unknown call-id");
     assert!(rig.list_calls().is_empty());
@@ -197,7 +195,7 @@ fn delete_at_once_frees_ports() {
 fn max_sessions() {
     require_root();
     let rig = Rig::new("maxsess", &["--max-sessions", "1"]);
-    let (pa, _) = call(&rig, "ms-1", Vec::new);
+    let (pa, _) = rig.answered_call("ms-1", Vec::new);
     let st = rig.statistics();
     assert_eq!(get_int(&st, &["currentstatistics", "sessionsown"]), 1);
     assert_eq!(get_int(&st, &["totalstatistics", "managedsessions"]), 0);
@@ -220,7 +218,7 @@ fn max_sessions() {
 
     // The existing call can still re-offer (same ports).
     let again = media_ports(&rig.offer("ms-1", "ft", OFFER, vec![]))[0];
-    assert_eq!(again, pa);
+    assert_eq!(again, pa.port());
     assert_eq!(total(&rig, "rejectedsessions"), 2);
 
     rig.delete_now("ms-1");
@@ -231,7 +229,7 @@ fn max_sessions() {
         get_int(&st, &["totalstatistics", "regularterminatedsessions"]),
         1
     );
-    call(&rig, "ms-4", Vec::new);
+    rig.answered_call("ms-4", Vec::new);
     assert_eq!(rig.list_calls(), vec!["ms-4".to_string()]);
 }
 
@@ -248,7 +246,7 @@ fn thousand_calls_no_fd_leak() {
 
     const N: usize = 1000;
     for i in 0..N {
-        call(&rig, &format!("scale-{i}"), Vec::new);
+        rig.answered_call(&format!("scale-{i}"), Vec::new);
     }
     assert_eq!(rig.list_calls().len(), N);
     let during = fd_count(pid);

@@ -5,18 +5,6 @@ use std::net::{SocketAddr, UdpSocket};
 
 use rtpengine_tests::*;
 
-/// Offer + answer with `extra` on both; returns (pa, pb): where B and A must
-/// send respectively.
-fn setup(
-    rig: &Rig,
-    call: &str,
-    extra: impl Fn() -> Vec<(&'static str, Value)>,
-) -> (SocketAddr, SocketAddr) {
-    let port_a = media_ports(&rig.offer(call, "ft", OFFER, extra()))[0];
-    let port_b = media_ports(&rig.answer(call, "ft", "tt", ANSWER, extra()))[0];
-    (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
-}
-
 /// The `medias[0].streams[n]` dictionary of party `tag` in a query reply.
 fn stream<'a>(q: &'a Dict, tag: &str, n: usize) -> &'a Value {
     let medias = q
@@ -70,7 +58,7 @@ fn flags(v: &Value) -> Vec<String> {
 fn learning_follows_nat_port() {
     require_root();
     let rig = Rig::new("nat", &["--endpoint-learning=immediate"]);
-    let (pa, pb) = setup(&rig, "nat-1", Vec::new);
+    let (pa, pb) = rig.answered_call("nat-1", Vec::new);
     let a_sdp = rig.socket("198.51.100.1:2010");
     let a_nat = rig.socket("198.51.100.1:2050");
     let b = rig.socket("198.51.100.3:2012");
@@ -113,9 +101,7 @@ fn learning_follows_nat_port() {
 fn strict_source_drops_impostors() {
     require_root();
     let rig = Rig::new("strict", &["--endpoint-learning=heuristic"]);
-    let (pa, pb) = setup(&rig, "strict-1", || {
-        vec![("flags", strs(&["strict source"]))]
-    });
+    let (pa, pb) = rig.answered_call("strict-1", || vec![("flags", strs(&["strict source"]))]);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     let imps = [
@@ -152,7 +138,7 @@ fn strict_source_drops_impostors() {
 fn media_handover_switches_destination() {
     require_root();
     let rig = Rig::new("handover", &["--endpoint-learning=immediate"]);
-    let (pa, pb) = setup(&rig, "ho-1", || vec![("flags", strs(&["media handover"]))]);
+    let (pa, pb) = rig.answered_call("ho-1", || vec![("flags", strs(&["media handover"]))]);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     let b2 = rig.socket("198.51.100.6:2032");
@@ -182,7 +168,7 @@ fn media_handover_switches_destination() {
 fn asymmetric_sends_to_sdp_address() {
     require_root();
     let rig = Rig::new("asym", &[]);
-    let (pa, pb) = setup(&rig, "asym-1", || vec![("flags", strs(&["asymmetric"]))]);
+    let (pa, pb) = rig.answered_call("asym-1", || vec![("flags", strs(&["asymmetric"]))]);
     let a = rig.socket("198.51.100.1:2010");
     let a_src = rig.socket("198.51.100.1:2050");
     let b = rig.socket("198.51.100.3:2012");
@@ -227,7 +213,7 @@ fn tos_of_relayed(a: &UdpSocket, b: &UdpSocket, pa: SocketAddr, pb: SocketAddr) 
 fn tos_from_offer() {
     require_root();
     let rig = Rig::new("tos", &[]);
-    let (pa, pb) = setup(&rig, "tos-1", || vec![("TOS", Value::Int(184))]);
+    let (pa, pb) = rig.answered_call("tos-1", || vec![("TOS", Value::Int(184))]);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     assert_eq!(tos_of_relayed(&a, &b, pa, pb), (184, 184));
@@ -253,7 +239,7 @@ fn tos_from_offer() {
 fn tos_from_config() {
     require_root();
     let rig = Rig::new("tosconf", &["--tos", "160"]);
-    let (pa, pb) = setup(&rig, "tosc-1", Vec::new);
+    let (pa, pb) = rig.answered_call("tosc-1", Vec::new);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     assert_eq!(tos_of_relayed(&a, &b, pa, pb), (160, 160));
@@ -266,7 +252,7 @@ fn tos_from_config() {
 fn rtcp_both_ways() {
     require_root();
     let rig = Rig::new("rtcp", &[]);
-    let (pa, pb) = setup(&rig, "rtcp-1", Vec::new);
+    let (pa, pb) = rig.answered_call("rtcp-1", Vec::new);
     let a1 = rig.socket("198.51.100.1:2011");
     let b1 = rig.socket("198.51.100.3:2013");
     let (pa1, pb1) = (
@@ -307,7 +293,7 @@ fn rtcp_both_ways() {
 fn query_reports_ssrcs_and_subscriptions() {
     require_root();
     let rig = Rig::new("qssrc", &[]);
-    let (pa, pb) = setup(&rig, "qs-1", Vec::new);
+    let (pa, pb) = rig.answered_call("qs-1", Vec::new);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     for i in 0..3u16 {
@@ -371,7 +357,7 @@ fn query_reports_ssrcs_and_subscriptions() {
 fn unannounced_rtcp_on_the_rtp_port_goes_to_the_rtcp_port() {
     require_root();
     let rig = Rig::new("rtcpdemux", &[]);
-    let (pa, pb) = setup(&rig, "rd-1", Vec::new);
+    let (pa, pb) = rig.answered_call("rd-1", Vec::new);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     let b1 = rig.socket("198.51.100.3:2013");
@@ -391,7 +377,7 @@ fn unannounced_rtcp_on_the_rtp_port_goes_to_the_rtcp_port() {
 fn nat_wait_holds_media_until_the_party_has_sent() {
     require_root();
     let rig = Rig::new("natwait", &[]);
-    let (pa, pb) = setup(&rig, "nw-1", || vec![("flags", strs(&["NAT-wait"]))]);
+    let (pa, pb) = rig.answered_call("nw-1", || vec![("flags", strs(&["NAT-wait"]))]);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     // b has not sent yet: a's packet goes nowhere.

@@ -7,18 +7,11 @@ use std::time::{Duration, Instant};
 
 use rtpengine_tests::*;
 
-/// Offer + answer; returns (pa, pb): where B and A must send respectively.
-fn setup(rig: &Rig, call: &str) -> (SocketAddr, SocketAddr) {
-    let port_a = media_ports(&rig.offer(call, "ft", OFFER, Vec::new()))[0];
-    let port_b = media_ports(&rig.answer(call, "ft", "tt", ANSWER, Vec::new()))[0];
-    (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
-}
-
 /// A daemon with `args` and one answered call: (rig, pa, pb, a, b), where
 /// phone B sends to `pa` and phone A to `pb`.
 fn one_call(tag: &str, args: &[&str]) -> (Rig, SocketAddr, SocketAddr, UdpSocket, UdpSocket) {
     let rig = Rig::new(tag, args);
-    let (pa, pb) = setup(&rig, &format!("{tag}-1"));
+    let (pa, pb) = rig.answered_call(&format!("{tag}-1"), Vec::new);
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     (rig, pa, pb, a, b)
@@ -209,7 +202,7 @@ fn a_heavy_pass_is_shared_with_the_helper_thread() {
     // More than one receive batch per socket: carried-over sockets too.
     const EACH: u16 = 40;
     let targets: Vec<(SocketAddr, SocketAddr)> = (0..CALLS)
-        .map(|c| setup(&rig, &format!("split-{c}")))
+        .map(|c| rig.answered_call(&format!("split-{c}"), Vec::new))
         .collect();
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");

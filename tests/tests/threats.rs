@@ -46,20 +46,6 @@ fn arrives(s: &UdpSocket, payload: &[u8]) -> bool {
     false
 }
 
-/// Offer + answer for `call` with `flags`; returns (where B sends, where A sends).
-fn setup(rig: &Rig, call: &str, flags: &[&str]) -> (SocketAddr, SocketAddr) {
-    let extra = || {
-        if flags.is_empty() {
-            Vec::new()
-        } else {
-            vec![("flags", strs(flags))]
-        }
-    };
-    let port_a = media_ports(&rig.offer(call, "ft", OFFER, extra()))[0];
-    let port_b = media_ports(&rig.answer(call, "ft", "tt", ANSWER, extra()))[0];
-    (sa("203.0.113.1", port_a), sa("203.0.113.1", port_b))
-}
-
 /// Runs both moments against a daemon with `--endpoint-learning=mode` and
 /// the call flags `flags`.
 fn probe(tag: &str, mode: &str, flags: &[&str]) -> Outcome {
@@ -68,6 +54,13 @@ fn probe(tag: &str, mode: &str, flags: &[&str]) -> Outcome {
     let a = rig.socket("198.51.100.1:2010");
     let b = rig.socket("198.51.100.3:2012");
     let m = rig.socket("198.51.100.6:2032");
+    let extra = || {
+        if flags.is_empty() {
+            Vec::new()
+        } else {
+            vec![("flags", strs(flags))]
+        }
+    };
 
     // Whether `p`, sent from `from` to the daemon's port `to`, reaches `at`.
     let reaches = |from: &UdpSocket, to: SocketAddr, p: &[u8], at: &UdpSocket| {
@@ -76,7 +69,7 @@ fn probe(tag: &str, mode: &str, flags: &[&str]) -> Outcome {
     };
 
     // Race: M first.
-    let (pa, pb) = setup(&rig, "race", flags);
+    let (pa, pb) = rig.answered_call("race", extra);
     let inject_race = reaches(&m, pb, &rtp(0, 7000, 9000, 0xbad, 0xee), &b);
     let from_b = rtp(0, 2000, 4000, 0x5678, 1);
     let bleed_race = reaches(&b, pa, &from_b, &m);
@@ -88,7 +81,7 @@ fn probe(tag: &str, mode: &str, flags: &[&str]) -> Outcome {
 
     // Confirmed: A and B first (after the learning window, so that
     // `delayed` confirms too).
-    let (pa, pb) = setup(&rig, "confirmed", flags);
+    let (pa, pb) = rig.answered_call("confirmed", extra);
     std::thread::sleep(Duration::from_millis(3300));
     assert!(
         reaches(&a, pb, &rtp(0, 1100, 3000, 0x1234, 4), &b),
