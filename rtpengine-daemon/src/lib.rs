@@ -20,6 +20,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemonize;
+pub mod heap;
 pub mod interfaces;
 pub mod kernel;
 pub mod logging;

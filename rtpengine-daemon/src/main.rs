@@ -20,7 +20,7 @@ use rtpengine::relay::poller::Poller;
 use rtpengine::rtpproxy::Rtpproxy;
 use rtpengine::server::{cli, http, tcp, udp, Control};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 fn main() {
     let (cfg, warnings) = match Config::load() {
@@ -163,9 +163,7 @@ async fn serve(
     );
     {
         let control = Arc::clone(&control);
-        rtpengine::supervise::spawn("cookie cache expiry", move || {
-            expire_cookies(Arc::clone(&control))
-        });
+        rtpengine::supervise::spawn("housekeeping", move || housekeeping(Arc::clone(&control)));
     }
     let persist = if cfg.redis.is_some() {
         restore_calls(cfg, &control, &calls, kernel.as_deref()).await?
@@ -463,26 +461,22 @@ impl Signals {
     }
 }
 
-/// Forgets due cookie-cache generations every 5 s (without it a flood's
-/// entries stay until the next requests rotate them out), and after a large
-/// one hands the freed memory back to the system (glibc keeps freed memory
-/// in its arenas; a daemon flooded with distinct cookies stayed hundreds of
-/// MB larger than it needed).
-async fn expire_cookies(control: Arc<Control>) {
+/// Every 5 s: forgets due cookie-cache generations (without it a flood's
+/// entries stay until the next requests rotate them out), then hands freed
+/// heap memory back to the system when much of it is held
+/// ([`rtpengine::heap`]).
+async fn housekeeping(control: Arc<Control>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut trimmer = rtpengine::heap::Trimmer::default();
     loop {
         tick.tick().await;
-        if control.expire_cookies() >= 10_000 {
-            trim_heap();
+        let forgotten = control.expire_cookies();
+        if let Some(released) = trimmer.tick() {
+            debug!(
+                forgotten_replies = forgotten,
+                released_kib = released >> 10,
+                "Returned freed heap memory to the system"
+            );
         }
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim has no preconditions; it only returns free pages.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
