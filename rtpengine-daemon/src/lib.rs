@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod daemonize;
 pub mod heap;
 pub mod interfaces;
