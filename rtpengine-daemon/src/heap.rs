@@ -2,54 +2,69 @@
 //!
 //! glibc keeps what threads free in its arenas and by itself returns only
 //! the top of the main heap. After a burst (thousands of calls ended, a
-//! flood's cached replies expired) the daemon kept tens of MiB resident that
-//! it no longer used: 44 MiB against a 12.6 MiB baseline after the
-//! 30-minute soak with every call gone, and a daemon that had churned 32 000
-//! calls 17.9 MiB resident with 1 MiB of heap in use, 9 MiB after one
-//! `malloc_trim`. [`Trimmer::tick`], called every 5 s, returns
-//! that memory once the free memory held resident exceeds [`SLACK`]. A trim
-//! walks the allocator's free lists (well under a millisecond for the
-//! soak's 65 MiB heap); with fragmentation a trim cannot undo, it repeats
-//! every tick at that cost.
+//! flood's cached replies expired) a daemon can keep tens of MiB resident
+//! that it no longer uses: one that had churned 32 000 calls stayed at
+//! 17.9 MiB resident with 1 MiB of heap in use, and fell to 9 MiB after one
+//! `malloc_trim`. [`Trimmer::tick`], called every 5 s on a blocking thread
+//! (a trim walks the allocator's free lists under its locks), returns that
+//! memory once more than [`SLACK`] of freed memory is resident beyond what
+//! the last trim could not return.
+
+use std::time::{Duration, Instant};
 
 /// Freed memory the allocator may keep resident before it is returned.
 pub const SLACK: u64 = 2 << 20;
 
+/// What one trim did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Resident bytes released.
+    pub released: u64,
+    /// How long the trim took.
+    pub took: Duration,
+}
+
 /// Watches resident size against the heap in use.
 #[derive(Debug, Default)]
 pub struct Trimmer {
-    /// The least resident memory beyond the heap in use seen at the first
-    /// tick or right after a trim: code, stacks, what no trim returns. The
-    /// least, because right after a trim memory still in use may be freed
-    /// a moment later and then counts as held.
+    /// Resident memory beyond the heap in use at the first tick or right
+    /// after the last trim: code, stacks, and what that trim could not
+    /// return (partial pages, fragments). Taking it from the last trim
+    /// means a trim that returned little is not repeated until another
+    /// [`SLACK`] has been freed.
     floor: Option<u64>,
 }
 
 impl Trimmer {
     /// Returns the allocator's free memory to the system when more than
-    /// [`SLACK`] of it is resident; returns the resident bytes released.
-    pub fn tick(&mut self) -> Option<u64> {
+    /// [`SLACK`] of it is resident beyond the floor.
+    pub fn tick(&mut self) -> Option<Trimmed> {
+        self.tick_with(usage, trim)
+    }
+
+    /// [`Self::tick`] with the measurement and the trim given (tests).
+    fn tick_with(
+        &mut self,
+        mut usage: impl FnMut() -> Option<(u64, u64)>,
+        trim: impl FnOnce(),
+    ) -> Option<Trimmed> {
         let (resident, in_use) = usage()?;
-        if !should_trim(self.floor, resident, in_use) {
-            self.floor.get_or_insert(resident.saturating_sub(in_use));
+        let Some(floor) = self.floor else {
+            self.floor = Some(resident.saturating_sub(in_use));
+            return None;
+        };
+        if resident.saturating_sub(in_use) <= floor + SLACK {
             return None;
         }
+        let start = Instant::now();
         trim();
+        let took = start.elapsed();
         let (after, in_use) = usage()?;
-        let held = after.saturating_sub(in_use);
-        self.floor = self.floor.map(|f| f.min(held));
-        Some(resident.saturating_sub(after))
-    }
-}
-
-/// Whether `resident` exceeds the heap `in_use` by more than [`SLACK`] over
-/// the `floor` that a trim cannot go below.
-fn should_trim(floor: Option<u64>, resident: u64, in_use: u64) -> bool {
-    let held = resident.saturating_sub(in_use);
-    match floor {
-        Some(floor) => held > floor + SLACK,
-        // The first tick only learns the floor.
-        None => false,
+        self.floor = Some(after.saturating_sub(in_use));
+        Some(Trimmed {
+            released: resident.saturating_sub(after),
+            took,
+        })
     }
 }
 
@@ -84,18 +99,48 @@ fn trim() {}
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
 
     const MIB: u64 = 1 << 20;
 
+    /// A heap that frees and trims as told: (resident, in use).
+    fn fake(heap: &Cell<(u64, u64)>) -> impl FnMut() -> Option<(u64, u64)> + '_ {
+        || Some(heap.get())
+    }
+
     #[test]
-    fn trims_only_beyond_the_slack_over_the_floor() {
-        assert!(!should_trim(None, 500 * MIB, MIB));
-        assert!(!should_trim(Some(6 * MIB), 8 * MIB, MIB));
-        assert!(!should_trim(Some(6 * MIB), 9 * MIB, MIB));
-        assert!(should_trim(Some(6 * MIB), 9 * MIB + 1, MIB));
-        // Memory in use is not held: a large live heap never triggers it.
-        assert!(!should_trim(Some(6 * MIB), 400 * MIB, 395 * MIB));
+    fn trims_beyond_the_slack_and_does_not_repeat_a_futile_trim() {
+        let heap = Cell::new((8 * MIB, MIB));
+        let trims = Cell::new(0);
+        let count = || trims.set(trims.get() + 1);
+        let mut t = Trimmer::default();
+        // The first tick learns the floor (7 MiB held).
+        assert_eq!(t.tick_with(fake(&heap), count), None);
+        // A large live heap is not held memory.
+        heap.set((400 * MIB, 393 * MIB));
+        assert_eq!(t.tick_with(fake(&heap), count), None);
+        // 2 MiB freed: within the slack.
+        heap.set((400 * MIB, 391 * MIB));
+        assert_eq!(t.tick_with(fake(&heap), count), None);
+        assert_eq!(trims.get(), 0);
+        // 10 MiB freed; the trim returns 6 of them.
+        heap.set((400 * MIB, 383 * MIB));
+        let r = t.tick_with(fake(&heap), || {
+            count();
+            heap.set((394 * MIB, 383 * MIB));
+        });
+        assert_eq!(r.map(|r| r.released), Some(6 * MIB));
+        // What it could not return is the new floor: no trim every tick.
+        for _ in 0..3 {
+            assert_eq!(t.tick_with(fake(&heap), count), None);
+        }
+        assert_eq!(trims.get(), 1);
+        // Another 3 MiB freed: trimmed again.
+        heap.set((394 * MIB, 380 * MIB));
+        assert!(t.tick_with(fake(&heap), count).is_some());
+        assert_eq!(trims.get(), 2);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -110,7 +155,7 @@ mod tests {
         let kept: Vec<Vec<u8>> = blocks.iter_mut().step_by(64).map(std::mem::take).collect();
         drop(blocks);
         // Other tests run in this process meanwhile: only a lower bound.
-        let released = t.tick().unwrap_or(0);
+        let released = t.tick().map_or(0, |r| r.released);
         assert!(released > 16 * MIB, "released {released} bytes");
         drop(kept);
     }

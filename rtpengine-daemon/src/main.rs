@@ -464,17 +464,28 @@ impl Signals {
 /// Every 5 s: forgets due cookie-cache generations (without it a flood's
 /// entries stay until the next requests rotate them out), then hands freed
 /// heap memory back to the system when much of it is held
-/// ([`rtpengine::heap`]).
+/// ([`rtpengine::heap`]), on a blocking thread: a trim holds the
+/// allocator's locks while it walks the free lists.
 async fn housekeeping(control: Arc<Control>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    let mut trimmer = rtpengine::heap::Trimmer::default();
+    // After a stall, one pass is enough; no burst of catch-up trims.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let trimmer = Arc::new(std::sync::Mutex::new(rtpengine::heap::Trimmer::default()));
     loop {
         tick.tick().await;
         let forgotten = control.expire_cookies();
-        if let Some(released) = trimmer.tick() {
+        let t = Arc::clone(&trimmer);
+        let trimmed = tokio::task::spawn_blocking(move || {
+            t.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .tick()
+        })
+        .await;
+        if let Ok(Some(r)) = trimmed {
             debug!(
                 forgotten_replies = forgotten,
-                released_kib = released >> 10,
+                released_kib = r.released >> 10,
+                took_us = r.took.as_micros(),
                 "Returned freed heap memory to the system"
             );
         }
