@@ -22,7 +22,12 @@ use super::Suite;
 /// Reads keys with or without `=` padding (both occur in the field).
 const DECODE: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        // Keys whose length is not a multiple of 3 bytes leave spare bits
+        // in the last character; careless encoders set them, upstream's
+        // decoder ignores them.
+        .with_decode_allow_trailing_bits(true),
 );
 /// Writes keys as upstream does by default: padding stripped.
 const ENCODE_UNPADDED: GeneralPurpose = GeneralPurpose::new(
@@ -110,7 +115,9 @@ impl Crypto {
             return Err(CryptoError::SeveralKeys);
         }
         let inline = key_params
-            .strip_prefix("inline:")
+            .get(..7)
+            .filter(|m| m.eq_ignore_ascii_case("inline:"))
+            .and_then(|_| key_params.get(7..))
             .ok_or(CryptoError::Malformed("the key method is not inline"))?;
         let mut parts = inline.split('|');
         let key = parts.next().unwrap_or_default();
@@ -130,7 +137,7 @@ impl Crypto {
                     return Err(CryptoError::Malformed("two MKIs"));
                 }
                 mki = Some(parse_mki(value, len)?);
-            } else if lifetime.is_none() && mki.is_none() && is_lifetime(part) {
+            } else if lifetime.is_none() && mki.is_none() && is_lifetime(part)? {
                 lifetime = Some(part.to_string());
             } else {
                 return Err(CryptoError::Malformed("bad lifetime or MKI"));
@@ -146,8 +153,8 @@ impl Crypto {
             unencrypted_srtcp: false,
             unauthenticated_srtp: false,
         };
-        // Other session parameters (KDR, WSH, FEC_*) do not change what
-        // the packets look like; they are accepted and not repeated.
+        // Other session parameters (KDR, WSH, FEC_ORDER, FEC_KEY) are
+        // ignored and not repeated, as upstream does.
         for param in fields {
             match param {
                 "UNENCRYPTED_SRTP" => c.unencrypted_srtp = true,
@@ -192,14 +199,41 @@ impl Crypto {
     }
 }
 
-/// `2^n` or a decimal count of packets.
-fn is_lifetime(s: &str) -> bool {
-    let digits = s.strip_prefix("2^").unwrap_or(s);
-    !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit())
+/// The longest lifetime a master key may have, packets (SRTP's 2^48).
+pub const MAX_LIFETIME: u64 = 1 << 48;
+
+/// Whether `s` is a lifetime (`2^n` or a decimal count of packets); an
+/// error when it is one but out of range (0, or beyond [`MAX_LIFETIME`]).
+fn is_lifetime(s: &str) -> Result<bool, CryptoError> {
+    let (power, digits) = match s.strip_prefix("2^") {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(false);
+    }
+    let bad = CryptoError::Malformed("lifetime out of range");
+    let n: u64 = digits.parse().map_err(|_| bad.clone())?;
+    let packets = match (power, n) {
+        (true, 0..=63) => 1u64 << n,
+        (true, _) => return Err(bad),
+        (false, _) => n,
+    };
+    if packets == 0 || packets > MAX_LIFETIME {
+        return Err(bad);
+    }
+    Ok(true)
 }
 
+/// `<value>:<length>`, both decimal digits only (the length 1 to 3 of them).
 fn parse_mki(value: &str, len: &str) -> Result<Mki, CryptoError> {
     let bad = CryptoError::Malformed("bad MKI");
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(value, 20) || !digits(len, 3) {
+        return Err(bad);
+    }
     let len: u8 = len.parse().map_err(|_| bad.clone())?;
     if len == 0 || len > MAX_MKI_LEN {
         return Err(bad);
@@ -292,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn accepts_what_peers_write() {
+        // Case-insensitive names and method, a decimal lifetime at the
+        // limit, spare bits set in the key's last character (46 bytes).
+        let c = Crypto::parse(
+            "2 aes_256_cm_hmac_sha1_80 INLINE:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLR|281474976710656",
+        )
+        .unwrap();
+        assert_eq!(c.suite, Suite::Aes256CmHmacSha1_80);
+        assert_eq!(c.key_salt, (0..46).collect::<Vec<u8>>());
+        assert_eq!(c.lifetime.as_deref(), Some("281474976710656"));
+        assert!(Crypto::parse(
+            "2 AES_256_CM_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLQ|2^48"
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn session_parameters() {
         let c = Crypto::parse(
             "7 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR KDR=23 UNENCRYPTED_SRTP UNAUTHENTICATED_SRTP",
@@ -342,6 +393,12 @@ mod tests {
             format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:129"),
             format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|256:1"),
             format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4|2^20"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|+1:4"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:0004"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|0"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^49"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^99"),
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|281474976710657"),
         ] {
             assert!(
                 matches!(Crypto::parse(&bad), Err(CryptoError::Malformed(_))),

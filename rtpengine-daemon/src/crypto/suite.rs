@@ -55,9 +55,12 @@ impl Suite {
         }
     }
 
-    /// The suite called `name` (exact, as RFC 4568 names are case-sensitive).
+    /// The suite called `name`, in any case (the names are ABNF literals,
+    /// which are case-insensitive; upstream compares them so too).
     pub fn from_name(name: &str) -> Option<Suite> {
-        SUITES.into_iter().find(|s| s.name() == name)
+        SUITES
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
     }
 
     /// Master key length, bytes. The NULL suites still derive their
@@ -98,7 +101,7 @@ impl Suite {
     }
 
     /// Authentication tag of SRTCP packets, bytes: the `_32` suites shorten
-    /// only SRTP's tag, SRTCP keeps 80 bits (RFC 4568 §6.2.1).
+    /// only SRTP's tag, SRTCP keeps 80 bits (RFC 4568 §6.2).
     pub fn srtcp_tag_len(self) -> usize {
         if self.is_aead() {
             16
@@ -132,7 +135,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), SUITES.len());
-        assert_eq!(Suite::from_name("aes_cm_128_hmac_sha1_80"), None);
+        assert_eq!(
+            Suite::from_name("aes_cm_128_hmac_sha1_80"),
+            Some(Suite::AesCm128HmacSha1_80)
+        );
+        assert_eq!(Suite::from_name("AES_CM_128_HMAC_SHA1"), None);
     }
 
     #[test]
