@@ -3,7 +3,8 @@
 //! SIP proxies resend a request with the same cookie when a reply is late. The
 //! command must run once: a repeat gets the cached reply, and a repeat that
 //! arrives while the first is still being processed waits for it. Replies are
-//! kept in two generations swapped every [`GENERATION`], so each lives 30–60 s,
+//! kept in two generations swapped every [`GENERATION`], so each lives 30–60 s
+//! (plus up to 5 s until the expiry task drops a due generation),
 //! as upstream's `cookie_cache.c`.
 
 use std::collections::HashMap;
