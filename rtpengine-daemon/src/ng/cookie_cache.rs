@@ -44,6 +44,16 @@ struct Inner {
     bytes: usize,
 }
 
+impl Inner {
+    /// Starts a new generation; returns the one that is forgotten.
+    fn rotate(&mut self) -> HashMap<Vec<u8>, Slot> {
+        let current = std::mem::take(&mut self.current);
+        self.rotated = Instant::now();
+        self.bytes = 0;
+        std::mem::replace(&mut self.previous, current)
+    }
+}
+
 /// The cache; shared by every transport.
 pub struct CookieCache {
     inner: Mutex<Inner>,
@@ -100,9 +110,7 @@ impl CookieCache {
             || inner.current.len() >= MAX_ENTRIES
             || inner.bytes >= MAX_BYTES
         {
-            inner.previous = std::mem::take(&mut inner.current);
-            inner.rotated = Instant::now();
-            inner.bytes = 0;
+            inner.rotate();
         }
         let found = inner
             .current
@@ -134,10 +142,7 @@ impl CookieCache {
             if inner.rotated.elapsed() < self.generation {
                 return 0;
             }
-            let current = std::mem::take(&mut inner.current);
-            inner.rotated = Instant::now();
-            inner.bytes = 0;
-            std::mem::replace(&mut inner.previous, current)
+            inner.rotate()
         };
         dropped.len()
     }
