@@ -10,10 +10,27 @@
 //! memory once more than [`SLACK`] of freed memory is resident beyond what
 //! the last trim could not return.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Freed memory the allocator may keep resident before it is returned.
 pub const SLACK: u64 = 2 << 20;
+
+/// Trims done since start (`rtpengine_heap_trims_total`).
+pub static TRIMS: AtomicU64 = AtomicU64::new(0);
+
+/// The process's memory as the kernel and the allocator see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Resident bytes (`/proc/self/statm`).
+    pub resident: u64,
+    /// Heap bytes the program holds: chunks in use in the arenas plus
+    /// blocks mmapped on their own. What grows here is a leak; what
+    /// grows only in `resident` is the allocator's keeping.
+    pub in_use: u64,
+    /// Freed bytes the allocator keeps in its arenas for reuse.
+    pub free: u64,
+}
 
 /// What one trim did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +56,7 @@ impl Trimmer {
     /// Returns the allocator's free memory to the system when more than
     /// [`SLACK`] of it is resident beyond the floor.
     pub fn tick(&mut self) -> Option<Trimmed> {
-        self.tick_with(usage, trim)
+        self.tick_with(|| usage().map(|u| (u.resident, u.in_use)), trim)
     }
 
     /// [`Self::tick`] with the measurement and the trim given (tests).
@@ -58,6 +75,7 @@ impl Trimmer {
         }
         let start = Instant::now();
         trim();
+        TRIMS.fetch_add(1, Ordering::Relaxed);
         let took = start.elapsed();
         let (after, in_use) = usage()?;
         self.floor = Some(after.saturating_sub(in_use));
@@ -68,9 +86,10 @@ impl Trimmer {
     }
 }
 
-/// (resident bytes, heap bytes in use).
+/// The process's memory now; `None` where the allocator cannot say (not
+/// glibc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn usage() -> Option<(u64, u64)> {
+pub fn usage() -> Option<Usage> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
@@ -80,7 +99,11 @@ fn usage() -> Option<(u64, u64)> {
     let info = unsafe { libc::mallinfo2() };
     // Chunks in use in the arenas, plus blocks mmapped on their own.
     let in_use = u64::try_from(info.uordblks + info.hblkhd).ok()?;
-    Some((pages * page, in_use))
+    Some(Usage {
+        resident: pages * page,
+        in_use,
+        free: u64::try_from(info.fordblks).ok()?,
+    })
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -90,7 +113,7 @@ fn trim() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn usage() -> Option<(u64, u64)> {
+pub fn usage() -> Option<Usage> {
     None
 }
 

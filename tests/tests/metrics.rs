@@ -51,6 +51,24 @@ fn metrics_follow_calls_traffic_and_requests() {
     let ports = [("name", "default"), ("address", "203.0.113.1")];
     assert_eq!(m.value("rtpengine_ports", &ports), 10001.0, "30000..=40000");
     assert_eq!(m.value("rtpengine_ports_used", &ports), 0.0);
+    // Memory as the kernel sees it (within the time between the two
+    // reads) and the heap's part of it.
+    let resident = m.value("rtpengine_resident_memory_bytes", &[]);
+    let vm_rss = std::fs::read_to_string(format!("/proc/{}/status", rig.daemon.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap()
+        * 1024.0;
+    assert!(
+        (resident - vm_rss).abs() < vm_rss / 4.0,
+        "resident {resident} vs VmRSS {vm_rss}"
+    );
+    let in_use = m.value("rtpengine_heap_in_use_bytes", &[]);
+    assert!(in_use > 0.0 && in_use < resident, "heap in use {in_use}");
+    assert!(m.value("rtpengine_heap_free_bytes", &[]) >= 0.0);
+    assert!(m.value("rtpengine_heap_trims_total", &[]) >= 0.0);
     // The names on the wire, which the parser may normalise (it reports a
     // counter's samples with `_total` appended): upstream's, exactly.
     let raw = rig.ns.run(move || http_get(http, "/metrics").unwrap());

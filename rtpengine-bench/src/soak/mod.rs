@@ -66,6 +66,10 @@ pub const RSS_TOLERANCE: (f64, u64) = (0.10, 4096);
 /// hence the pings during the wait. 80 s leaves a margin.
 const COOKIE_CACHE_LIFETIME: Duration = Duration::from_secs(80);
 
+/// Where the daemon's `/metrics` is served (`--listen-http`, inside the
+/// proxy namespace); upstream serves it too.
+const METRICS_ADDR: &str = "127.0.0.1:2225";
+
 /// One resource snapshot of the daemon.
 #[derive(Clone, Debug, Default)]
 struct Snapshot {
@@ -74,10 +78,21 @@ struct Snapshot {
     sockets: u64,
     threads: u64,
     map_entries: u64,
+    /// Heap in use and freed heap the allocator keeps, KiB, from
+    /// `/metrics` (ours only): tells a leak from the allocator's keeping.
+    heap_kib: Option<(u64, u64)>,
 }
 
-impl Snapshot {
-    fn take(pid: u32) -> anyhow::Result<Snapshot> {
+/// Takes snapshots of one daemon.
+struct Probe<'a> {
+    pid: u32,
+    /// The proxy namespace, where `/metrics` is reached.
+    ns: &'a str,
+}
+
+impl Probe<'_> {
+    fn take(&self) -> anyhow::Result<Snapshot> {
+        let pid = self.pid;
         let (mut fds, mut sockets) = (0, 0);
         let mut map_ids = Vec::new();
         for e in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
@@ -108,18 +123,58 @@ impl Snapshot {
             .find_map(|l| l.strip_prefix("Threads:"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
+        // After the descriptors are counted: the scrape's connection is
+        // closed before the next snapshot counts them.
+        let heap_kib = self.heap_kib();
         Ok(Snapshot {
             rss_kib: cpu::rss_kib(pid),
             fds,
             sockets,
             threads,
             map_entries: flow_entries(&map_ids)?,
+            heap_kib,
         })
     }
 
+    /// (in use, free) heap KiB from `/metrics`; `None` when the daemon does
+    /// not report them (upstream) or the scrape fails (reported by the
+    /// other figures, not here).
+    fn heap_kib(&self) -> Option<(u64, u64)> {
+        let text = in_ns(self.ns, || http_get(METRICS_ADDR)).ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64 / 1024)
+        };
+        Some((
+            value("rtpengine_heap_in_use_bytes")?,
+            value("rtpengine_heap_free_bytes")?,
+        ))
+    }
+}
+
+/// The body of `GET /metrics` from `addr` (HTTP/1.0: the server closes).
+fn http_get(addr: &str) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let addr: SocketAddr = addr.parse()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+impl Snapshot {
     fn json(&self) -> Json {
-        json!({"rss_kib": self.rss_kib, "fds": self.fds, "sockets": self.sockets,
-               "threads": self.threads, "map_entries": self.map_entries})
+        let mut j = json!({"rss_kib": self.rss_kib, "fds": self.fds, "sockets": self.sockets,
+               "threads": self.threads, "map_entries": self.map_entries});
+        if let Some((in_use, free)) = self.heap_kib {
+            j["heap_in_use_kib"] = json!(in_use);
+            j["heap_free_kib"] = json!(free);
+        }
+        j
     }
 }
 
@@ -201,7 +256,7 @@ struct Ctx<'a> {
     ngc: &'a Ng,
     churn_ng: &'a Ng,
     meter: &'a Meter,
-    pid: u32,
+    probe: &'a Probe<'a>,
     topo: &'a Topology,
     /// Media sockets per side.
     k: usize,
@@ -267,13 +322,18 @@ impl Phase<'_> {
 fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Result<Json> {
     let mut launch = launch.clone();
     launch.timeout = o.soak_timeout;
+    launch.extra.push(format!("--listen-http={METRICS_ADDR}"));
     let mut daemon = DaemonProc::start(kind, topo, &launch)?;
     let pid = daemon.pid;
+    let probe = Probe {
+        pid,
+        ns: &topo.proxy,
+    };
     let ng_addr = daemon.ng;
     let ngc = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
     let churn_ng = in_ns(&topo.proxy, move || Ng::connect(ng_addr))?;
     let meter = Meter::new(Some(pid));
-    let fresh = Snapshot::take(pid)?;
+    let fresh = probe.take()?;
     let n = o.calls[0].max(4);
     let n_stable = n / 2;
     let k = o.sockets.min(n_stable).min(2000);
@@ -296,7 +356,7 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
         ngc: &ngc,
         churn_ng: &churn_ng,
         meter: &meter,
-        pid,
+        probe: &probe,
         topo,
         k,
         rate,
@@ -341,7 +401,7 @@ fn soak(kind: &Kind, topo: &Topology, o: &Opts, launch: &Launch) -> anyhow::Resu
                 std::thread::sleep(left.min(Duration::from_secs(5)));
             }
         }
-        let snap = Snapshot::take(pid)?;
+        let snap = probe.take()?;
         eprintln!(
             "soak: after {name}: {} (sessions gone after {:.1} s)",
             snap.json(),
@@ -383,9 +443,17 @@ fn compare(base: &Snapshot, now: &Snapshot, problems: &mut Vec<String>) {
     }
     let limit = (base.rss_kib as f64 * (1.0 + RSS_TOLERANCE.0)) as u64 + RSS_TOLERANCE.1;
     if now.rss_kib > limit {
+        let heap = |s: &Snapshot| {
+            s.heap_kib.map_or(String::new(), |(u, f)| {
+                format!(" (heap {u} KiB in use, {f} KiB free)")
+            })
+        };
         problems.push(format!(
-            "resident size: {} KiB after the soak, {} KiB at the baseline (limit {limit} KiB)",
-            now.rss_kib, base.rss_kib
+            "resident size: {} KiB{} after the soak, {} KiB{} at the baseline (limit {limit} KiB)",
+            now.rss_kib,
+            heap(now),
+            base.rss_kib,
+            heap(base)
         ));
     }
 }
@@ -466,7 +534,7 @@ fn phase(
         let r = (|| -> anyhow::Result<()> {
             while t0.elapsed() < Duration::from_secs(secs) {
                 let iv = media.interval(Path::Proxy, Some(rate), sample, drain, meter, None)?;
-                let snap = Snapshot::take(cx.pid)?;
+                let snap = cx.probe.take()?;
                 let lat = std::mem::take(&mut *ph.latencies.lock().map_err(poisoned)?);
                 let errors = ph.errors.lock().map_err(poisoned)?.0;
                 let row = json!({
@@ -476,13 +544,14 @@ fn phase(
                     "ng_errors": errors, "daemon": snap.json(),
                 });
                 eprintln!(
-                    "soak: {} {:>5} s: loss {:.3}% ng {} req p99 {} µs, rss {} KiB, fds {}, map {}",
+                    "soak: {} {:>5} s: loss {:.3}% ng {} req p99 {} µs, rss {} KiB (heap {:?}), fds {}, map {}",
                     ph.name,
                     t0.elapsed().as_secs(),
                     iv.loss() * 100.0,
                     lat.len(),
                     ng::percentile(&lat, 99.0),
                     snap.rss_kib,
+                    snap.heap_kib,
                     snap.fds,
                     snap.map_entries
                 );

@@ -112,6 +112,7 @@ impl Metrics {
         }
         self.relay_threads(&b)?;
         self.listeners(&b)?;
+        self.memory(&b)?;
         let mut out = Vec::new();
         TextEncoder::new().encode(&b.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
@@ -330,7 +331,6 @@ impl Metrics {
         Ok(())
     }
 
-    /// The relay threads: wake-ups and sockets drained per thread.
     /// The control listeners and the supervised background tasks.
     fn listeners(&self, b: &Builder) -> prometheus::Result<()> {
         b.counter(
@@ -355,6 +355,37 @@ impl Metrics {
         )
     }
 
+    /// Memory: resident and the heap's view of it, so that a growing
+    /// resident size can be told apart as a leak (in use grows) or the
+    /// allocator's keeping (free grows; see [`crate::heap`]).
+    fn memory(&self, b: &Builder) -> prometheus::Result<()> {
+        b.counter(
+            "heap_trims_total",
+            "Times freed heap memory was returned to the system",
+            crate::heap::TRIMS.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        let Some(u) = crate::heap::usage() else {
+            return Ok(());
+        };
+        let bytes = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        b.gauge(
+            "resident_memory_bytes",
+            "Resident memory of the daemon",
+            bytes(u.resident),
+        )?;
+        b.gauge(
+            "heap_in_use_bytes",
+            "Heap memory allocated and not freed",
+            bytes(u.in_use),
+        )?;
+        b.gauge(
+            "heap_free_bytes",
+            "Freed heap memory the allocator keeps for reuse",
+            bytes(u.free),
+        )
+    }
+
+    /// The relay threads: wake-ups and sockets drained per thread.
     fn relay_threads(&self, b: &Builder) -> prometheus::Result<()> {
         let threads = self.media.thread_stats();
         b.gauge(
