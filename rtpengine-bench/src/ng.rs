@@ -136,15 +136,35 @@ impl Ng {
         Ok(Ng { sock })
     }
 
-    /// One ping; true on pong.
+    /// One ping; true on its pong within `timeout`. Other datagrams on the
+    /// socket (a late duplicate reply to a retransmitted request, an
+    /// earlier ping's late pong) are skipped, not taken for the answer.
     pub fn ping(&self, timeout: Duration) -> bool {
-        if self.sock.set_read_timeout(Some(timeout)).is_err()
-            || self.sock.send(b"bp d7:command4:pinge").is_err()
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let want = format!("bp{n} d6:result4:ponge");
+        let cookie = &want[..want.len() - "d6:result4:ponge".len()];
+        if self
+            .sock
+            .send(format!("{cookie}d7:command4:pinge").as_bytes())
+            .is_err()
         {
             return false;
         }
-        let mut buf = [0u8; 256];
-        matches!(self.sock.recv(&mut buf), Ok(n) if buf[..n].ends_with(b"d6:result4:ponge"))
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.sock.set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match self.sock.recv(&mut buf) {
+                Ok(n) if buf[..n] == *want.as_bytes() => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Runs `jobs` request chains with at most `window` requests in flight.
