@@ -1,0 +1,369 @@
+//! SDES negotiation as upstream does it: which `a=crypto` lines an offer
+//! carries onwards, which one the answer to the offerer carries, and which
+//! keys then protect each direction.
+//!
+//! Per media and party, two lists: what the party put in its SDP (`in`,
+//! its keys: they decrypt what it sends) and what we put in the SDP sent
+//! to it (`out`, our keys: they encrypt what we send it). An offer builds
+//! the receiver's `out` ([`offer`]); the answer narrows it to the line the
+//! answerer chose ([`accept`]) and builds the offerer's `out` ([`answer`]).
+
+use rand::RngCore as _;
+
+use super::sdes::Crypto;
+use super::{Suite, SUITES};
+
+/// Suites as a set (bit n = `SUITES[n]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SuiteSet(u16);
+
+impl SuiteSet {
+    /// Adds `suite`.
+    pub fn insert(&mut self, suite: Suite) {
+        if let Some(i) = SUITES.iter().position(|&s| s == suite) {
+            self.0 |= 1 << i;
+        }
+    }
+
+    /// Whether `suite` is in the set.
+    pub fn contains(self, suite: Suite) -> bool {
+        SUITES
+            .iter()
+            .position(|&s| s == suite)
+            .is_some_and(|i| self.0 & 1 << i != 0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Session parameters to set or clear on the lines we write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParamChange {
+    pub unencrypted_srtp: Option<bool>,
+    pub unencrypted_srtcp: Option<bool>,
+    pub unauthenticated_srtp: Option<bool>,
+}
+
+/// The `SDES` options of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SdesOptions {
+    /// `SDES-off`: no `a=crypto` at all (offers only, as upstream).
+    pub off: bool,
+    /// `SDES-no-<suite>`: neither accepted from the offerer nor generated.
+    pub no: SuiteSet,
+    /// `SDES-only-<suite>`: when not empty, only these (wins over `no`).
+    pub only: SuiteSet,
+    /// `SDES-nonew`: pass on the offered lines, generate none.
+    pub nonew: bool,
+    /// `SDES-static`: an answer keeps the negotiated line if still offered.
+    pub static_keys: bool,
+    /// `SDES-unencrypted_srtp` … (set: offers only) and
+    /// `SDES-encrypted_srtp` … (clear: offers and answers).
+    pub params: ParamChange,
+}
+
+impl SdesOptions {
+    /// Whether `suite` may be used.
+    pub fn allows(&self, suite: Suite) -> bool {
+        if !self.only.is_empty() {
+            return self.only.contains(suite);
+        }
+        !self.no.contains(suite)
+    }
+
+    /// Applies the parameter changes: sets only in offers.
+    fn apply(&self, c: &mut Crypto, offer: bool) {
+        let p = self.params;
+        for (change, field) in [
+            (p.unencrypted_srtp, &mut c.unencrypted_srtp),
+            (p.unencrypted_srtcp, &mut c.unencrypted_srtcp),
+            (p.unauthenticated_srtp, &mut c.unauthenticated_srtp),
+        ] {
+            match change {
+                Some(true) if offer => *field = true,
+                Some(false) => *field = false,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A fresh random master key and salt for `suite` (the thread's CSPRNG,
+/// seeded from the operating system).
+pub fn fresh_key(suite: Suite) -> Vec<u8> {
+    let mut k = vec![0u8; suite.key_salt_len()];
+    rand::rng().fill_bytes(&mut k);
+    k
+}
+
+/// A line of ours: `suite` under `tag` with a fresh key.
+fn generated(tag: u32, suite: Suite) -> Crypto {
+    Crypto {
+        tag,
+        suite,
+        key_salt: fresh_key(suite),
+        lifetime: None,
+        mki: None,
+        unencrypted_srtp: false,
+        unencrypted_srtcp: false,
+        unauthenticated_srtp: false,
+    }
+}
+
+/// The offerer's lines that the options allow; if none, its first line
+/// (upstream never narrows an offer to nothing).
+fn allowed<'a>(offered: &'a [Crypto], opts: &SdesOptions) -> Vec<&'a Crypto> {
+    let ok: Vec<&Crypto> = offered.iter().filter(|c| opts.allows(c.suite)).collect();
+    match (ok.is_empty(), offered.first()) {
+        (true, Some(first)) => vec![first],
+        _ => ok,
+    }
+}
+
+/// The `a=crypto` lines an offer carries to the receiver (its new `out`).
+///
+/// - `offered`: the offerer's lines (empty for a plain offer).
+/// - `previous`: the receiver's `out` so far (after an answer: the line it
+///   accepted), so that a re-offer keeps the accepted key and tag.
+///
+/// The offerer's allowed lines pass on with their tags and keys (the
+/// lifetime dropped); then our earlier lines whose suite was not offered;
+/// then, unless `nonew`, every other allowed suite with a fresh key,
+/// numbered after the highest tag so far, in [`SUITES`] order.
+pub fn offer(offered: &[Crypto], previous: &[Crypto], opts: &SdesOptions) -> Vec<Crypto> {
+    if opts.off {
+        return Vec::new();
+    }
+    let mut out: Vec<Crypto> = Vec::new();
+    let ok: Vec<&Crypto> = offered.iter().filter(|c| opts.allows(c.suite)).collect();
+    for c in ok {
+        out.push(Crypto {
+            lifetime: None,
+            ..c.clone()
+        });
+    }
+    for c in previous {
+        if opts.allows(c.suite) && !out.iter().any(|o| o.suite == c.suite || o.tag == c.tag) {
+            out.push(c.clone());
+        }
+    }
+    if !opts.nonew {
+        let mut tag = out.iter().map(|c| c.tag).max().unwrap_or(0);
+        for suite in SUITES {
+            if opts.allows(suite) && !out.iter().any(|c| c.suite == suite) {
+                tag += 1;
+                out.push(generated(tag, suite));
+            }
+        }
+    }
+    for c in &mut out {
+        opts.apply(c, true);
+    }
+    out
+}
+
+/// The answerer chose `chosen` (its first line) from `out`, the lines
+/// offered to it: `out` keeps only our line with the same tag and suite.
+/// If there is none, `out` ends up empty: upstream answers all the same and
+/// then has no key to encrypt with (said so in the README).
+pub fn accept(out: &mut Vec<Crypto>, chosen: Option<&Crypto>) {
+    match chosen {
+        Some(x) => out.retain(|c| c.tag == x.tag && c.suite == x.suite),
+        None => out.clear(),
+    }
+}
+
+/// The line the answer to the offerer carries (its new `out`).
+///
+/// - `offered`: the offerer's lines.
+/// - `answered`: the answerer's lines (empty when it is plain RTP).
+/// - `previous`: our line in the last answer to the offerer.
+///
+/// When the answerer took a suite the offerer offered (the offerer's
+/// first allowed suite is among the answerer's), its line goes back
+/// verbatim: the keys are then the same end to end. Otherwise the
+/// offerer's first allowed line with our own key (kept from `previous`
+/// when the suite and tag are the same), the offerer's session parameters,
+/// no lifetime, no MKI.
+pub fn answer(
+    offered: &[Crypto],
+    answered: &[Crypto],
+    previous: Option<&Crypto>,
+    opts: &SdesOptions,
+) -> Option<Crypto> {
+    let ok = allowed(offered, opts);
+    let head = *ok.first()?;
+    if let Some(x) = answered.first() {
+        if answered.iter().any(|a| a.suite == head.suite) {
+            let mut x = Crypto {
+                lifetime: None,
+                ..x.clone()
+            };
+            opts.apply(&mut x, false);
+            return Some(x);
+        }
+    }
+    let key_salt = match previous {
+        Some(p) if p.suite == head.suite && p.tag == head.tag => p.key_salt.clone(),
+        _ => fresh_key(head.suite),
+    };
+    let mut line = Crypto {
+        tag: head.tag,
+        suite: head.suite,
+        key_salt,
+        lifetime: None,
+        mki: None,
+        unencrypted_srtp: head.unencrypted_srtp,
+        unencrypted_srtcp: head.unencrypted_srtcp,
+        unauthenticated_srtp: head.unauthenticated_srtp,
+    };
+    opts.apply(&mut line, false);
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(tag: u32, suite: Suite, key: u8) -> Crypto {
+        Crypto {
+            tag,
+            suite,
+            key_salt: vec![key; suite.key_salt_len()],
+            lifetime: Some("2^31".into()),
+            mki: None,
+            unencrypted_srtp: false,
+            unencrypted_srtcp: false,
+            unauthenticated_srtp: false,
+        }
+    }
+
+    fn tags(v: &[Crypto]) -> Vec<(u32, &'static str)> {
+        v.iter().map(|c| (c.tag, c.suite.name())).collect()
+    }
+
+    #[test]
+    fn a_plain_offer_gets_every_suite_numbered_in_upstream_order() {
+        let out = offer(&[], &[], &SdesOptions::default());
+        let want: Vec<(u32, &str)> = SUITES
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32 + 1, s.name()))
+            .collect();
+        assert_eq!(tags(&out), want);
+        assert!(out.iter().all(|c| c.lifetime.is_none() && c.mki.is_none()));
+        // Fresh keys: all different.
+        assert_ne!(out[6].key_salt, out[7].key_salt);
+    }
+
+    #[test]
+    fn excluded_suites_are_left_out_and_tags_stay_contiguous() {
+        let mut opts = SdesOptions::default();
+        opts.no.insert(Suite::AeadAes256Gcm);
+        opts.no.insert(Suite::NullHmacSha1_32);
+        let out = offer(&[], &[], &opts);
+        assert_eq!(out.len(), 10);
+        assert_eq!(tags(&out)[0], (1, "AEAD_AES_128_GCM"));
+        assert_eq!(tags(&out)[9], (10, "NULL_HMAC_SHA1_80"));
+        let mut only = SdesOptions::default();
+        only.only.insert(Suite::AesCm128HmacSha1_80);
+        only.no.insert(Suite::AesCm128HmacSha1_80);
+        assert_eq!(
+            tags(&offer(&[], &[], &only)),
+            [(1, "AES_CM_128_HMAC_SHA1_80")]
+        );
+        let off = SdesOptions {
+            off: true,
+            ..SdesOptions::default()
+        };
+        assert!(offer(&[], &[], &off).is_empty());
+    }
+
+    #[test]
+    fn an_srtp_offer_passes_its_lines_on_and_ours_follow() {
+        let offered = [
+            line(1, Suite::AesCm128HmacSha1_80, 1),
+            line(2, Suite::AesCm128HmacSha1_32, 2),
+            line(3, Suite::Aes256CmHmacSha1_80, 3),
+        ];
+        let out = offer(&offered, &[], &SdesOptions::default());
+        assert_eq!(out.len(), 12);
+        assert_eq!(out[0].key_salt, offered[0].key_salt, "same key");
+        assert_eq!(out[0].lifetime, None, "lifetime dropped");
+        assert_eq!(
+            tags(&out)[3..6],
+            [
+                (4, "AEAD_AES_256_GCM"),
+                (5, "AEAD_AES_128_GCM"),
+                (6, "AES_256_CM_HMAC_SHA1_32")
+            ]
+        );
+        let nonew = SdesOptions {
+            nonew: true,
+            ..SdesOptions::default()
+        };
+        assert_eq!(offer(&offered, &[], &nonew).len(), 3);
+    }
+
+    #[test]
+    fn a_re_offer_keeps_the_accepted_line_and_renews_the_rest() {
+        let mut out = offer(&[], &[], &SdesOptions::default());
+        let chosen = line(7, Suite::AesCm128HmacSha1_80, 9);
+        accept(&mut out, Some(&chosen));
+        assert_eq!(tags(&out), [(7, "AES_CM_128_HMAC_SHA1_80")]);
+        let kept = out[0].key_salt.clone();
+        let again = offer(&[], &out, &SdesOptions::default());
+        assert_eq!(again[0].tag, 7);
+        assert_eq!(again[0].key_salt, kept);
+        assert_eq!(tags(&again)[1], (8, "AEAD_AES_256_GCM"));
+        assert_eq!(again.len(), 12);
+        assert_eq!(again.last().map(|c| c.tag), Some(18));
+    }
+
+    #[test]
+    fn an_answer_with_another_tag_leaves_no_key() {
+        let mut out = offer(&[], &[], &SdesOptions::default());
+        accept(&mut out, Some(&line(1, Suite::AesCm128HmacSha1_80, 9)));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_answer_to_the_offerer() {
+        let offered = [
+            line(1, Suite::AesCm128HmacSha1_80, 1),
+            Crypto {
+                unencrypted_srtcp: true,
+                ..line(2, Suite::Aes256CmHmacSha1_80, 2)
+            },
+        ];
+        let opts = SdesOptions::default();
+        // Plain answerer: the first suite, its tag, our fresh key.
+        let a = answer(&offered, &[], None, &opts).unwrap();
+        assert_eq!((a.tag, a.suite), (1, Suite::AesCm128HmacSha1_80));
+        assert_ne!(a.key_salt, offered[0].key_salt);
+        assert_eq!((a.lifetime.as_deref(), a.mki), (None, None));
+        // Re-answer: our key kept.
+        let b = answer(&offered, &[], Some(&a), &opts).unwrap();
+        assert_eq!(b.key_salt, a.key_salt);
+        // Excluded first suite: the next, with its parameters.
+        let mut no = SdesOptions::default();
+        no.no.insert(Suite::AesCm128HmacSha1_80);
+        let c = answer(&offered, &[], None, &no).unwrap();
+        assert_eq!((c.tag, c.unencrypted_srtcp), (2, true));
+        no.params.unencrypted_srtcp = Some(false);
+        assert!(!answer(&offered, &[], None, &no).unwrap().unencrypted_srtcp);
+        // The answerer took the offerer's suite: its line, verbatim.
+        let x = line(1, Suite::AesCm128HmacSha1_80, 7);
+        let d = answer(&offered, std::slice::from_ref(&x), None, &opts).unwrap();
+        assert_eq!(d.key_salt, x.key_salt);
+        // The answerer took one of ours: the offerer's first, our key.
+        let y = line(4, Suite::AeadAes256Gcm, 7);
+        let e = answer(&offered, &[y], None, &opts).unwrap();
+        assert_eq!((e.tag, e.suite), (1, Suite::AesCm128HmacSha1_80));
+        assert_ne!(e.key_salt, offered[0].key_salt);
+        assert!(answer(&[], &[], None, &opts).is_none());
+    }
+}
