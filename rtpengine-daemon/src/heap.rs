@@ -38,7 +38,8 @@ pub struct Usage {
     /// blocks mmapped on their own. What grows here is a leak; what
     /// grows only in `resident` is the allocator's keeping.
     pub in_use: u64,
-    /// Freed bytes the allocator keeps in its arenas for reuse.
+    /// Freed bytes the allocator keeps in its arenas for reuse, resident
+    /// or not (pages it gave back with `madvise` count too).
     pub free: u64,
 }
 
@@ -60,6 +61,12 @@ pub struct Trimmer {
     /// means a trim that returned little is not repeated until another
     /// [`SLACK`] has been freed.
     floor: Option<u64>,
+    /// The floor of the first tick, and the heap in use at the last trim:
+    /// once the heap in use is below half of that, what a trim under the
+    /// old load could not return (fragments between live blocks) says
+    /// nothing about now, and the first floor applies again.
+    first: u64,
+    in_use_at_trim: u64,
 }
 
 impl Trimmer {
@@ -77,10 +84,14 @@ impl Trimmer {
         trim: impl FnOnce(),
     ) -> Option<Trimmed> {
         let (resident, in_use) = usage()?;
-        let Some(floor) = self.floor else {
-            self.floor = Some(resident.saturating_sub(in_use));
+        let Some(mut floor) = self.floor else {
+            self.first = resident.saturating_sub(in_use);
+            self.floor = Some(self.first);
             return None;
         };
+        if in_use < self.in_use_at_trim / 2 {
+            floor = floor.min(self.first);
+        }
         if resident.saturating_sub(in_use) <= floor + SLACK.max(in_use / SHARE) {
             return None;
         }
@@ -90,6 +101,7 @@ impl Trimmer {
         let took = start.elapsed();
         let (after, in_use) = usage()?;
         self.floor = Some(after.saturating_sub(in_use));
+        self.in_use_at_trim = in_use;
         Some(Trimmed {
             released: resident.saturating_sub(after),
             took,
@@ -197,6 +209,24 @@ mod tests {
             heap.set((20 * MIB, 10 * MIB));
         });
         assert_eq!(r.map(|r| r.released), Some(387 * MIB));
+    }
+
+    #[test]
+    fn a_trim_under_load_does_not_keep_the_idle_daemon_from_trimming() {
+        let heap = Cell::new((8 * MIB, MIB));
+        let mut t = Trimmer::default();
+        assert_eq!(t.tick_with(fake(&heap), || {}), None, "floor: 7 MiB");
+        // Under load, a trim leaves 15 MiB it cannot return (fragments).
+        heap.set((80 * MIB, 40 * MIB));
+        let r = t.tick_with(fake(&heap), || heap.set((55 * MIB, 40 * MIB)));
+        assert!(r.is_some());
+        // The calls end: 16 MiB held, within that trim's floor + slack,
+        // but the load fell, so the first floor applies again.
+        heap.set((20 * MIB, 4 * MIB));
+        let r = t.tick_with(fake(&heap), || heap.set((12 * MIB, 4 * MIB)));
+        assert_eq!(r.map(|r| r.released), Some(8 * MIB));
+        // And not again and again.
+        assert_eq!(t.tick_with(fake(&heap), || {}), None);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

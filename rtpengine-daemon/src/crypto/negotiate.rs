@@ -131,21 +131,26 @@ fn allowed<'a>(offered: &'a [Crypto], opts: &SdesOptions) -> Vec<&'a Crypto> {
 ///
 /// The offerer's allowed lines pass on with their tags and keys (the
 /// lifetime dropped); then our earlier lines whose suite was not offered;
-/// then, unless `nonew`, every other allowed suite with a fresh key,
-/// numbered after the highest tag so far, in [`SUITES`] order.
+/// then every other allowed suite with a fresh key, numbered after the
+/// highest tag so far, in [`SUITES`] order. `nonew`: the offerer's lines
+/// only, all of them (it wins over `no`/`only`, as upstream's). `off`: none,
+/// in a first offer only (upstream ignores it once SDES is negotiated).
 pub fn offer(offered: &[Crypto], previous: &[Crypto], opts: &SdesOptions) -> Vec<Crypto> {
-    if opts.off {
+    if opts.off && previous.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<Crypto> = Vec::new();
-    let ok: Vec<&Crypto> = offered.iter().filter(|c| opts.allows(c.suite)).collect();
+    let ok: Vec<&Crypto> = offered
+        .iter()
+        .filter(|c| opts.nonew || opts.allows(c.suite))
+        .collect();
     for c in ok {
         out.push(Crypto {
             lifetime: None,
             ..c.clone()
         });
     }
-    for c in previous {
+    for c in previous.iter().filter(|_| !opts.nonew) {
         if opts.allows(c.suite) && !out.iter().any(|o| o.suite == c.suite || o.tag == c.tag) {
             out.push(c.clone());
         }
@@ -182,12 +187,12 @@ pub fn accept(out: &mut Vec<Crypto>, chosen: Option<&Crypto>) {
 /// - `answered`: the answerer's lines (empty when it is plain RTP).
 /// - `previous`: our line in the last answer to the offerer.
 ///
-/// When the answerer took a suite the offerer offered (the offerer's
-/// first allowed suite is among the answerer's), its line goes back
-/// verbatim: the keys are then the same end to end. Otherwise the
-/// offerer's first allowed line with our own key (kept from `previous`
-/// when the suite and tag are the same), the offerer's session parameters,
-/// no lifetime, no MKI.
+/// When the answerer took a suite the offerer offered (its first line's
+/// suite is among the offerer's allowed lines, which went to it under the
+/// offerer's tags and keys), that line goes back verbatim: the keys are
+/// then the same end to end. Otherwise the offerer's first allowed line
+/// with our own key (kept from `previous` when the suite and tag are the
+/// same), the offerer's session parameters, no lifetime, no MKI.
 pub fn answer(
     offered: &[Crypto],
     answered: &[Crypto],
@@ -197,7 +202,7 @@ pub fn answer(
     let ok = allowed(offered, opts);
     let head = *ok.first()?;
     if let Some(x) = answered.first() {
-        if answered.iter().any(|a| a.suite == head.suite) {
+        if ok.iter().any(|o| o.suite == x.suite) {
             let mut x = Crypto {
                 lifetime: None,
                 ..x.clone()
@@ -280,6 +285,9 @@ mod tests {
             ..SdesOptions::default()
         };
         assert!(offer(&[], &[], &off).is_empty());
+        // Once negotiated, `off` changes nothing (upstream's rule).
+        let accepted = [line(7, Suite::AesCm128HmacSha1_80, 1)];
+        assert_eq!(offer(&[], &accepted, &off).len(), 12);
     }
 
     #[test]
@@ -301,11 +309,16 @@ mod tests {
                 (6, "AES_256_CM_HMAC_SHA1_32")
             ]
         );
-        let nonew = SdesOptions {
+        let mut nonew = SdesOptions {
             nonew: true,
             ..SdesOptions::default()
         };
-        assert_eq!(offer(&offered, &[], &nonew).len(), 3);
+        nonew.no.insert(Suite::AesCm128HmacSha1_80);
+        assert_eq!(
+            tags(&offer(&offered, &[], &nonew)),
+            tags(&offered),
+            "nonew wins over no-"
+        );
     }
 
     #[test]
@@ -359,6 +372,10 @@ mod tests {
         let x = line(1, Suite::AesCm128HmacSha1_80, 7);
         let d = answer(&offered, std::slice::from_ref(&x), None, &opts).unwrap();
         assert_eq!(d.key_salt, x.key_salt);
+        // The answerer took the offerer's second suite: passed through too.
+        let z = line(2, Suite::Aes256CmHmacSha1_80, 2);
+        let f = answer(&offered, std::slice::from_ref(&z), None, &opts).unwrap();
+        assert_eq!((f.tag, f.key_salt), (2, z.key_salt));
         // The answerer took one of ours: the offerer's first, our key.
         let y = line(4, Suite::AeadAes256Gcm, 7);
         let e = answer(&offered, &[y], None, &opts).unwrap();

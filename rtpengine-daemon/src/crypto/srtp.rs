@@ -36,9 +36,10 @@ use super::Suite;
 
 type HmacSha1 = Hmac<Sha1>;
 
-/// SSRCs whose index and replay state one context keeps; a new one beyond
-/// that replaces the least recently used. Only authenticated packets
-/// create state, so only the key's holders can fill it.
+/// SSRCs whose index and replay state one context keeps; packets of
+/// further SSRCs are refused ([`SrtpError::Ssrcs`]). Unprotecting, only
+/// authenticated packets create state, so only the key's holders can fill
+/// it.
 pub const MAX_SSRCS: usize = 16;
 
 /// Packets behind the newest that are still accepted (once each).
@@ -55,6 +56,8 @@ pub enum SrtpError {
     Replay,
     #[error("unknown MKI")]
     Mki,
+    #[error("too many SSRCs under one key")]
+    Ssrcs,
     #[error("master key of {got} bytes, {suite} needs {expected}")]
     Key {
         suite: &'static str,
@@ -156,7 +159,17 @@ const LABEL_RTCP: u8 = 3;
 impl Session {
     /// Derives the session keys with the AES-CM PRF (RFC 3711 §4.3.3; key
     /// derivation rate 0, as every SDES and DTLS peer uses).
-    fn derive(suite: Suite, master: &Aes, master_salt: &[u8], base: u8) -> Session {
+    fn derive(
+        suite: Suite,
+        master: &Aes,
+        master_salt: &[u8],
+        base: u8,
+    ) -> Result<Session, SrtpError> {
+        let bad = SrtpError::Key {
+            suite: suite.name(),
+            expected: suite.key_salt_len(),
+            got: suite.key_salt_len(),
+        };
         let prf = |label: u8, out: &mut [u8]| {
             let mut iv = [0u8; 16];
             // A 12-byte GCM salt is zero-padded to 14 (RFC 7714 §11).
@@ -170,21 +183,25 @@ impl Session {
         prf(base, key);
         let mut salt = [0u8; 14];
         prf(base + 2, &mut salt[..suite.salt_len()]);
-        let auth = (!suite.is_aead()).then(|| {
-            let mut k = [0u8; 20];
-            prf(base + 1, &mut k);
-            <HmacSha1 as Mac>::new_from_slice(&k).ok()
-        });
+        // Every failure below is a key of the wrong size, which the
+        // suite table rules out; it fails closed all the same, never into
+        // a context that does not encrypt or authenticate.
+        let auth = match suite.is_aead() {
+            true => None,
+            false => {
+                let mut k = [0u8; 20];
+                prf(base + 1, &mut k);
+                Some(<HmacSha1 as Mac>::new_from_slice(&k).map_err(|_| bad)?)
+            }
+        };
         let cipher = match suite {
             Suite::NullHmacSha1_80 | Suite::NullHmacSha1_32 => Cipher::Null,
-            Suite::AeadAes128Gcm => match Aes128Gcm::new_from_slice(key) {
-                Ok(c) => Cipher::Gcm128(Box::new(c)),
-                Err(_) => Cipher::Null,
-            },
-            Suite::AeadAes256Gcm => match Aes256Gcm::new_from_slice(key) {
-                Ok(c) => Cipher::Gcm256(Box::new(c)),
-                Err(_) => Cipher::Null,
-            },
+            Suite::AeadAes128Gcm => {
+                Cipher::Gcm128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| bad)?))
+            }
+            Suite::AeadAes256Gcm => {
+                Cipher::Gcm256(Box::new(Aes256Gcm::new_from_slice(key).map_err(|_| bad)?))
+            }
             Suite::F8_128HmacSha1_80 | Suite::F8_128HmacSha1_32 => {
                 let mut mask = [0x55u8; 16];
                 mask[..14].copy_from_slice(&salt);
@@ -194,21 +211,22 @@ impl Session {
                 }
                 match (Aes::new(key), Aes::new(&masked)) {
                     (Some(key), Some(iv_key)) => Cipher::F8(Box::new(F8Keys { key, iv_key })),
-                    _ => Cipher::Null,
+                    _ => return Err(bad),
                 }
             }
-            _ => Aes::new(key).map_or(Cipher::Null, |a| Cipher::Cm(Box::new(a))),
+            _ => Cipher::Cm(Box::new(Aes::new(key).ok_or(bad)?)),
         };
-        Session {
-            cipher,
-            auth: auth.flatten(),
-            salt,
-        }
+        Ok(Session { cipher, auth, salt })
     }
 
-    /// HMAC-SHA1 of `parts`, truncated to `out.len()`.
+    /// HMAC-SHA1 of `parts`, truncated to `out.len()` (all ones without an
+    /// authentication key, which only the AEAD suites lack and never ask
+    /// for: no tag a peer could forge by sending zeros).
     fn tag(&self, parts: &[&[u8]], out: &mut [u8]) {
-        let Some(mac) = &self.auth else { return };
+        let Some(mac) = &self.auth else {
+            out.fill(0xff);
+            return;
+        };
         let mut mac = mac.clone();
         for p in parts {
             mac.update(p);
@@ -288,23 +306,21 @@ struct SsrcState {
     rtcp_window: u64,
     /// SRTCP sent: the next index.
     rtcp_next: u32,
-    /// For least-recently-used replacement.
-    used: u64,
 }
 
 impl SsrcState {
-    /// The packet index of sequence number `seq` (RFC 3711 Appendix A);
-    /// `None` for a packet from before the first one seen that would need
-    /// a rollover counter below 0.
-    fn estimate(&self, seq: u16) -> Option<u64> {
+    /// The packet index of sequence number `seq` (RFC 3711 Appendix A). At
+    /// rollover counter 0 a sequence number far ahead is a jump forward,
+    /// not a packet from before the first (as upstream and libsrtp).
+    fn estimate(&self, seq: u16) -> u64 {
         if !self.rtp_seen {
-            return Some(u64::from(seq));
+            return u64::from(seq);
         }
         let roc = self.rtp_max >> 16;
         let s_l = self.rtp_max as u16;
         let v = if s_l < 0x8000 {
-            if seq > s_l && seq - s_l > 0x8000 {
-                roc.checked_sub(1)?
+            if seq > s_l && seq - s_l > 0x8000 && roc > 0 {
+                roc - 1
             } else {
                 roc
             }
@@ -314,7 +330,7 @@ impl SsrcState {
         } else {
             roc
         };
-        Some(v << 16 | u64::from(seq))
+        v << 16 | u64::from(seq)
     }
 }
 
@@ -336,7 +352,7 @@ fn record(seen: &mut bool, max: &mut u64, window: &mut u64, index: u64) {
         let shift = index - *max;
         *window = if shift >= 64 { 0 } else { *window << shift } | 1;
         *max = index;
-    } else {
+    } else if *max - index < REPLAY_WINDOW {
         *window |= 1 << (*max - index);
     }
 }
@@ -366,8 +382,6 @@ pub struct Context {
     rtp: Session,
     rtcp: Session,
     ssrcs: Vec<SsrcState>,
-    /// Use counter for [`SsrcState::used`].
-    clock: u64,
 }
 
 impl std::fmt::Debug for Context {
@@ -404,10 +418,9 @@ impl Context {
             suite,
             params,
             mki,
-            rtp: Session::derive(suite, &master, salt, LABEL_RTP),
-            rtcp: Session::derive(suite, &master, salt, LABEL_RTCP),
+            rtp: Session::derive(suite, &master, salt, LABEL_RTP)?,
+            rtcp: Session::derive(suite, &master, salt, LABEL_RTCP)?,
             ssrcs: Vec::new(),
-            clock: 0,
         })
     }
 
@@ -421,10 +434,17 @@ impl Context {
         self.ssrcs.iter().position(|s| s.ssrc == ssrc)
     }
 
-    /// The state of `ssrc`, created (replacing the least recently used one
-    /// when full).
-    fn entry(&mut self, ssrc: u32) -> &mut SsrcState {
-        self.clock += 1;
+    /// Whether `ssrc` has state or there is room for it (checked before an
+    /// unprotect changes the packet).
+    fn room_for(&self, ssrc: u32) -> bool {
+        self.ssrcs.len() < MAX_SSRCS || self.find(ssrc).is_some()
+    }
+
+    /// The state of `ssrc`, created if there is room. State is never
+    /// replaced: a sender's rollover counter and SRTCP index must not start
+    /// over (that would repeat IVs), and a receiver's replay window must
+    /// not be forgotten.
+    fn entry(&mut self, ssrc: u32) -> Result<&mut SsrcState, SrtpError> {
         let i = match self.find(ssrc) {
             Some(i) => i,
             None if self.ssrcs.len() < MAX_SSRCS => {
@@ -434,23 +454,9 @@ impl Context {
                 });
                 self.ssrcs.len() - 1
             }
-            None => {
-                let i = self
-                    .ssrcs
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| s.used)
-                    .map_or(0, |(i, _)| i);
-                self.ssrcs[i] = SsrcState {
-                    ssrc,
-                    ..SsrcState::default()
-                };
-                i
-            }
+            None => return Err(SrtpError::Ssrcs),
         };
-        let s = &mut self.ssrcs[i];
-        s.used = self.clock;
-        s
+        Ok(&mut self.ssrcs[i])
     }
 
     fn mki_len(&self) -> usize {
@@ -485,17 +491,16 @@ impl Context {
         let hdr = rtp_header_len(pkt).ok_or(SrtpError::Short)?;
         let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
         let ssrc = be32(&pkt[8..12]);
-        let st = self.entry(ssrc);
-        // A packet from before the first one sent goes out with ROC 0
-        // (what the receiver assumes of it, too) without moving the state.
-        let index = match st.estimate(seq) {
-            Some(index) => {
-                let (seen, max, window) = (&mut st.rtp_seen, &mut st.rtp_max, &mut st.rtp_window);
-                record(seen, max, window, index);
-                index
-            }
-            None => u64::from(seq),
-        };
+        let st = self.entry(ssrc)?;
+        let index = st.estimate(seq);
+        // An index sent before, or too old to tell, is not sent again:
+        // another packet under the same IV would reveal both (with AES-GCM
+        // even the authentication key). libsrtp refuses them too.
+        if !fresh(st.rtp_seen, st.rtp_max, st.rtp_window, index) {
+            return Err(SrtpError::Replay);
+        }
+        let (seen, max, window) = (&mut st.rtp_seen, &mut st.rtp_max, &mut st.rtp_window);
+        record(seen, max, window, index);
         let roc = (index >> 16) as u32;
         let encrypt = !self.params.unencrypted_srtp;
         match &self.rtp.cipher {
@@ -538,9 +543,12 @@ impl Context {
         };
         let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
         let ssrc = be32(&pkt[8..12]);
+        if !self.room_for(ssrc) {
+            return Err(SrtpError::Ssrcs);
+        }
         let known = self.find(ssrc).map(|i| self.ssrcs[i]);
         let state = known.unwrap_or_default();
-        let guess = state.estimate(seq).ok_or(SrtpError::Replay)?;
+        let guess = state.estimate(seq);
         if !fresh(state.rtp_seen, state.rtp_max, state.rtp_window, guess) {
             return Err(SrtpError::Replay);
         }
@@ -553,7 +561,12 @@ impl Context {
             return Err(SrtpError::Mki);
         }
         // The estimate first, then the rollover counters upstream also
-        // tries (a peer that restarted or jumped).
+        // tries: a sender that jumped ahead by more than half the sequence
+        // space (ROC + 1), or one behind the estimate (ROC − 1, 0), as far
+        // as the replay window below lets it. Unlike upstream, which has
+        // no replay window, a sender that starts its sequence over under
+        // the same SSRC and key is refused until it passes its old
+        // position (libsrtp does the same); a new key starts afresh.
         let roc = (guess >> 16) as u32;
         let guesses = [roc, roc.wrapping_add(1), roc.wrapping_sub(1), 0];
         let mut found = None;
@@ -607,7 +620,7 @@ impl Context {
             _ => {}
         }
         pkt.truncate(plain_end);
-        let st = self.entry(ssrc);
+        let st = self.entry(ssrc)?;
         let (seen, max, window) = (&mut st.rtp_seen, &mut st.rtp_max, &mut st.rtp_window);
         record(seen, max, window, index);
         Ok(())
@@ -620,7 +633,7 @@ impl Context {
             return Err(SrtpError::Short);
         }
         let ssrc = be32(&pkt[4..8]);
-        let st = self.entry(ssrc);
+        let st = self.entry(ssrc)?;
         let index = st.rtcp_next;
         st.rtcp_next = (index + 1) & 0x7fff_ffff;
         // E says whether the payload is encrypted: never with a NULL
@@ -672,6 +685,9 @@ impl Context {
             return Err(SrtpError::Short);
         }
         let ssrc = be32(&pkt[4..8]);
+        if !self.room_for(ssrc) {
+            return Err(SrtpError::Ssrcs);
+        }
         let (word_at, mki_at, tag_at) = match aead {
             // header ‖ ciphertext ‖ tag ‖ E|index ‖ MKI
             true => {
@@ -743,7 +759,7 @@ impl Context {
             }
         }
         pkt.truncate(plain_end);
-        let st = self.entry(ssrc);
+        let st = self.entry(ssrc)?;
         let (seen, max, window) = (&mut st.rtcp_seen, &mut st.rtcp_max, &mut st.rtcp_window);
         record(seen, max, window, u64::from(index));
         Ok(())
@@ -966,6 +982,46 @@ mod tests {
         }
         let st = rx.ssrcs[rx.find(3).unwrap()];
         assert_eq!(st.rtp_max >> 16, 2);
+    }
+
+    #[test]
+    fn jumps_repeats_and_ssrc_bounds() {
+        let suite = Suite::AeadAes128Gcm;
+        let (mut tx, mut rx) = pair(suite, Params::default(), None);
+        // A jump of more than half the sequence space at ROC 0 is a jump
+        // forward (upstream and libsrtp agree), on both sides.
+        for seq in [10u16, 40_000, 40_001] {
+            let mut p = rtp(seq, 1, 20);
+            tx.protect_rtp(&mut p).unwrap();
+            rx.unprotect_rtp(&mut p).unwrap();
+        }
+        // Sending an index again, or one too old for the window, is
+        // refused (no second packet under one IV), and panics nowhere.
+        for seq in [40_001u16, 39_000] {
+            let mut p = rtp(seq, 1, 20);
+            assert_eq!(tx.protect_rtp(&mut p), Err(SrtpError::Replay));
+            assert_eq!(p, rtp(seq, 1, 20));
+        }
+        // A late packet within the window goes out once.
+        let mut p = rtp(39_990, 1, 20);
+        tx.protect_rtp(&mut p).unwrap();
+        rx.unprotect_rtp(&mut p).unwrap();
+        // SSRCs beyond MAX_SSRCS are refused, state never replaced.
+        for ssrc in 2..=MAX_SSRCS as u32 {
+            let mut p = rtp(1, ssrc, 20);
+            tx.protect_rtp(&mut p).unwrap();
+            rx.unprotect_rtp(&mut p).unwrap();
+        }
+        let mut p = rtp(1, 999, 20);
+        assert_eq!(tx.protect_rtp(&mut p), Err(SrtpError::Ssrcs));
+        let mut other = Context::new(suite, &key(suite, 0x5a), Params::default(), None).unwrap();
+        other.protect_rtp(&mut p).unwrap();
+        let sent = p.clone();
+        assert_eq!(rx.unprotect_rtp(&mut p), Err(SrtpError::Ssrcs));
+        assert_eq!(p, sent, "unchanged");
+        let mut c = sr(999);
+        other.protect_rtcp(&mut c).unwrap();
+        assert_eq!(rx.unprotect_rtcp(&mut c), Err(SrtpError::Ssrcs));
     }
 
     #[test]
@@ -1210,7 +1266,7 @@ mod tests {
         ];
         for (suite, mk, ms, ke, ks, ka) in cases {
             let master = Aes::new(&hex(mk)).unwrap();
-            let s = Session::derive(suite, &master, &hex(ms), LABEL_RTP);
+            let s = Session::derive(suite, &master, &hex(ms), LABEL_RTP).unwrap();
             assert_eq!(s.salt[..], hex(ks)[..], "{}", suite.name());
             // The cipher key, seen through its keystream.
             let mut got = [0u8; 32];

@@ -380,7 +380,7 @@ impl Metrics {
         )?;
         b.gauge(
             "heap_free_bytes",
-            "Freed heap memory the allocator keeps for reuse",
+            "Freed heap memory the allocator keeps for reuse, resident or not",
             bytes(u.free),
         )
     }
