@@ -142,8 +142,8 @@ impl Ng {
     pub fn ping(&self, timeout: Duration) -> bool {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let want = format!("bp{n} d6:result4:ponge");
-        let cookie = &want[..want.len() - "d6:result4:ponge".len()];
+        let cookie = format!("bp{n} ");
+        let want = format!("{cookie}d6:result4:ponge");
         if self
             .sock
             .send(format!("{cookie}d7:command4:pinge").as_bytes())

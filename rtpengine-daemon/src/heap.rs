@@ -16,6 +16,7 @@
 //! it holds the arena locks that every allocating thread waits for, and
 //! the pages it returns are faulted back in. With a fixed 2 MiB, a
 //! 2 000-call soak (46 MiB of heap in use) trimmed about every 30 s.
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,11 +62,12 @@ pub struct Trimmer {
     /// means a trim that returned little is not repeated until another
     /// [`SLACK`] has been freed.
     floor: Option<u64>,
-    /// The floor of the first tick, and the heap in use at the last trim:
-    /// once the heap in use is below half of that, what a trim under the
-    /// old load could not return (fragments between live blocks) says
-    /// nothing about now, and the first floor applies again.
+    /// The floor of the first tick: it applies again once the heap in use
+    /// is below half of [`Self::in_use_at_trim`], when what a trim under
+    /// the old load could not return (fragments between live blocks) says
+    /// nothing about now.
     first: u64,
+    /// The heap in use right after the last trim.
     in_use_at_trim: u64,
 }
 

@@ -166,20 +166,6 @@ impl Crypto {
         Ok(c)
     }
 
-    /// The session parameters that change the packets.
-    pub fn params(&self) -> super::srtp::Params {
-        super::srtp::Params {
-            unencrypted_srtp: self.unencrypted_srtp,
-            unencrypted_srtcp: self.unencrypted_srtcp,
-            unauthenticated_srtp: self.unauthenticated_srtp,
-        }
-    }
-
-    /// An SRTP context keyed with this line.
-    pub fn context(&self) -> Result<super::srtp::Context, super::srtp::SrtpError> {
-        super::srtp::Context::new(self.suite, &self.key_salt, self.params(), self.mki)
-    }
-
     /// The attribute's value, to follow `a=crypto:`.
     pub fn write(&self, opts: WriteOptions) -> String {
         let engine = if opts.pad {

@@ -242,6 +242,46 @@ impl Session {
         bool::from(want.ct_eq(tag))
     }
 
+    /// AES-GCM encryption of `data` in place; returns the tag.
+    fn seal(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Result<[u8; 16], SrtpError> {
+        let tag = match &self.cipher {
+            Cipher::Gcm128(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
+            Cipher::Gcm256(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
+            _ => return Err(SrtpError::Short),
+        }
+        .map_err(|_| SrtpError::Short)?;
+        Ok(tag.into())
+    }
+
+    /// AES-GCM decryption of `data` in place with `tag`; false, and `data`
+    /// unchanged, if it does not authenticate (the tag is checked first).
+    fn open(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> bool {
+        if tag.len() != 16 {
+            return false;
+        }
+        let tag = tag.into();
+        match &self.cipher {
+            Cipher::Gcm128(c) => c
+                .decrypt_in_place_detached(iv.into(), aad, data, tag)
+                .is_ok(),
+            Cipher::Gcm256(c) => c
+                .decrypt_in_place_detached(iv.into(), aad, data, tag)
+                .is_ok(),
+            _ => false,
+        }
+    }
+
+    /// XORs the counter-mode keystream (IV from `ssrc` and `index`) or the
+    /// f8 keystream (IV `f8_iv`) into `data`; nothing for the NULL cipher
+    /// and AES-GCM (sealed and opened whole).
+    fn xor(&self, ssrc: u32, index: u64, f8_iv: [u8; 16], data: &mut [u8]) {
+        match &self.cipher {
+            Cipher::Cm(aes) => aes.ctr(&self.cm_iv(ssrc, index), data),
+            Cipher::F8(f8) => f8_xor(&f8.key, &f8.iv_key, &f8_iv, data),
+            Cipher::Null | Cipher::Gcm128(_) | Cipher::Gcm256(_) => {}
+        }
+    }
+
     /// AES-CM's IV (RFC 3711 §4.1.1): salt XOR SSRC·2^64 XOR index·2^16.
     fn cm_iv(&self, ssrc: u32, index: u64) -> [u8; 16] {
         let mut iv = [0u8; 16];
@@ -291,19 +331,54 @@ fn f8_xor(key: &Aes, iv_key: &Aes, iv: &[u8; 16], data: &mut [u8]) {
     }
 }
 
+/// A replay window (RFC 3711 §3.3.2) over packet indexes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    /// Whether an index was recorded.
+    seen: bool,
+    /// The newest index.
+    max: u64,
+    /// Bit n: index `max - n` was recorded.
+    bits: u64,
+}
+
+impl Window {
+    /// Whether `index` is new: ahead of the newest, or behind it within
+    /// the window and not recorded.
+    fn fresh(&self, index: u64) -> bool {
+        if !self.seen || index > self.max {
+            return true;
+        }
+        let behind = self.max - index;
+        behind < REPLAY_WINDOW && self.bits & (1 << behind) == 0
+    }
+
+    /// Records `index`.
+    fn record(&mut self, index: u64) {
+        if !self.seen {
+            *self = Window {
+                seen: true,
+                max: index,
+                bits: 1,
+            };
+        } else if index > self.max {
+            let shift = index - self.max;
+            self.bits = if shift >= 64 { 0 } else { self.bits << shift } | 1;
+            self.max = index;
+        } else if self.max - index < REPLAY_WINDOW {
+            self.bits |= 1 << (self.max - index);
+        }
+    }
+}
+
 /// What a context remembers of one SSRC.
 #[derive(Clone, Copy, Debug, Default)]
 struct SsrcState {
     ssrc: u32,
-    /// SRTP: whether a packet was seen, and the newest index (ROC ‖ SEQ).
-    rtp_seen: bool,
-    rtp_max: u64,
-    /// Bit n: index `rtp_max - n` was seen.
-    rtp_window: u64,
-    /// SRTCP received: the same over the 31-bit SRTCP index.
-    rtcp_seen: bool,
-    rtcp_max: u64,
-    rtcp_window: u64,
+    /// SRTP indexes (ROC ‖ SEQ), sent or received.
+    rtp: Window,
+    /// SRTCP indexes received.
+    rtcp: Window,
     /// SRTCP sent: the next index.
     rtcp_next: u32,
 }
@@ -313,11 +388,11 @@ impl SsrcState {
     /// rollover counter 0 a sequence number far ahead is a jump forward,
     /// not a packet from before the first (as upstream and libsrtp).
     fn estimate(&self, seq: u16) -> u64 {
-        if !self.rtp_seen {
+        if !self.rtp.seen {
             return u64::from(seq);
         }
-        let roc = self.rtp_max >> 16;
-        let s_l = self.rtp_max as u16;
+        let roc = self.rtp.max >> 16;
+        let s_l = self.rtp.max as u16;
         let v = if s_l < 0x8000 {
             if seq > s_l && seq - s_l > 0x8000 && roc > 0 {
                 roc - 1
@@ -331,29 +406,6 @@ impl SsrcState {
             roc
         };
         v << 16 | u64::from(seq)
-    }
-}
-
-/// Replay check (RFC 3711 §3.3.2): `index` against the newest `max` and
-/// the window of those behind it.
-fn fresh(seen: bool, max: u64, window: u64, index: u64) -> bool {
-    if !seen || index > max {
-        return true;
-    }
-    let behind = max - index;
-    behind < REPLAY_WINDOW && window & (1 << behind) == 0
-}
-
-/// Records `index` as seen.
-fn record(seen: &mut bool, max: &mut u64, window: &mut u64, index: u64) {
-    if !*seen {
-        (*seen, *max, *window) = (true, index, 1);
-    } else if index > *max {
-        let shift = index - *max;
-        *window = if shift >= 64 { 0 } else { *window << shift } | 1;
-        *max = index;
-    } else if *max - index < REPLAY_WINDOW {
-        *window |= 1 << (*max - index);
     }
 }
 
@@ -496,23 +548,22 @@ impl Context {
         // An index sent before, or too old to tell, is not sent again:
         // another packet under the same IV would reveal both (with AES-GCM
         // even the authentication key). libsrtp refuses them too.
-        if !fresh(st.rtp_seen, st.rtp_max, st.rtp_window, index) {
+        if !st.rtp.fresh(index) {
             return Err(SrtpError::Replay);
         }
-        let (seen, max, window) = (&mut st.rtp_seen, &mut st.rtp_max, &mut st.rtp_window);
-        record(seen, max, window, index);
+        st.rtp.record(index);
         let roc = (index >> 16) as u32;
         let encrypt = !self.params.unencrypted_srtp;
         match &self.rtp.cipher {
             Cipher::Gcm128(_) | Cipher::Gcm256(_) => {
                 let iv = self.rtp.gcm_iv(ssrc, roc, seq);
                 let (head, payload) = pkt.split_at_mut(hdr);
-                let tag = self.gcm_seal(&iv, head, payload, true)?;
+                let tag = self.rtp.seal(&iv, head, payload)?;
                 pkt.extend_from_slice(&tag);
             }
-            Cipher::Cm(aes) if encrypt => aes.ctr(&self.rtp.cm_iv(ssrc, index), &mut pkt[hdr..]),
-            Cipher::F8(f8) if encrypt => {
-                f8_xor(&f8.key, &f8.iv_key, &f8_rtp_iv(pkt, roc), &mut pkt[hdr..]);
+            _ if encrypt => {
+                let f8_iv = f8_rtp_iv(pkt, roc);
+                self.rtp.xor(ssrc, index, f8_iv, &mut pkt[hdr..]);
             }
             _ => {}
         }
@@ -549,7 +600,7 @@ impl Context {
         let known = self.find(ssrc).map(|i| self.ssrcs[i]);
         let state = known.unwrap_or_default();
         let guess = state.estimate(seq);
-        if !fresh(state.rtp_seen, state.rtp_max, state.rtp_window, guess) {
+        if !state.rtp.fresh(guess) {
             return Err(SrtpError::Replay);
         }
         let (mki_at, tag_at) = match self.suite.is_aead() {
@@ -579,7 +630,7 @@ impl Context {
                     let iv = self.rtp.gcm_iv(ssrc, r, seq);
                     let (body, tag) = pkt[..mki_at].split_at_mut(body_end);
                     let (head, ct) = body.split_at_mut(hdr);
-                    self.gcm_open(&iv, head, ct, tag, true)
+                    self.rtp.open(&iv, head, ct, tag)
                 }
                 false => {
                     tag_len == 0
@@ -599,30 +650,19 @@ impl Context {
         }
         let roc = found.ok_or(SrtpError::Auth)?;
         let index = u64::from(roc) << 16 | u64::from(seq);
-        if found != Some((guess >> 16) as u32)
-            && !fresh(state.rtp_seen, state.rtp_max, state.rtp_window, index)
-        {
+        if found != Some((guess >> 16) as u32) && !state.rtp.fresh(index) {
             return Err(SrtpError::Replay);
         }
         let plain_end = match self.suite.is_aead() {
             true => mki_at - 16,
             false => body_end,
         };
-        let encrypt = !self.params.unencrypted_srtp;
-        match &self.rtp.cipher {
-            Cipher::Cm(aes) if encrypt => {
-                aes.ctr(&self.rtp.cm_iv(ssrc, index), &mut pkt[hdr..plain_end]);
-            }
-            Cipher::F8(f8) if encrypt => {
-                let iv = f8_rtp_iv(pkt, roc);
-                f8_xor(&f8.key, &f8.iv_key, &iv, &mut pkt[hdr..plain_end]);
-            }
-            _ => {}
+        if !self.params.unencrypted_srtp {
+            let f8_iv = f8_rtp_iv(pkt, roc);
+            self.rtp.xor(ssrc, index, f8_iv, &mut pkt[hdr..plain_end]);
         }
         pkt.truncate(plain_end);
-        let st = self.entry(ssrc)?;
-        let (seen, max, window) = (&mut st.rtp_seen, &mut st.rtp_max, &mut st.rtp_window);
-        record(seen, max, window, index);
+        self.entry(ssrc)?.rtp.record(index);
         Ok(())
     }
 
@@ -646,22 +686,19 @@ impl Context {
                 let iv = gcm_rtcp_iv(iv, index);
                 let tag = if e {
                     let (head, payload) = pkt.split_at_mut(8);
-                    self.gcm_seal(&iv, &rtcp_aad(head, word), payload, false)?
+                    self.rtcp.seal(&iv, &rtcp_aad(head, word), payload)?
                 } else {
                     let aad = [&pkt[..], &word[..]].concat();
-                    self.gcm_seal(&iv, &aad, &mut [], false)?
+                    self.rtcp.seal(&iv, &aad, &mut [])?
                 };
                 pkt.extend_from_slice(&tag);
                 pkt.extend_from_slice(&word);
                 self.push_mki(pkt);
                 return Ok(());
             }
-            Cipher::Cm(aes) if e => {
-                aes.ctr(&self.rtcp.cm_iv(ssrc, u64::from(index)), &mut pkt[8..])
-            }
-            Cipher::F8(f8) if e => {
-                let iv = f8_rtcp_iv(pkt, word);
-                f8_xor(&f8.key, &f8.iv_key, &iv, &mut pkt[8..]);
+            _ if e => {
+                let f8_iv = f8_rtcp_iv(pkt, word);
+                self.rtcp.xor(ssrc, u64::from(index), f8_iv, &mut pkt[8..]);
             }
             _ => {}
         }
@@ -709,12 +746,7 @@ impl Context {
         let word = be32(&pkt[word_at..word_at + 4]);
         let (e, index) = (word >> 31 == 1, word & 0x7fff_ffff);
         let state = self.find(ssrc).map(|i| self.ssrcs[i]).unwrap_or_default();
-        if !fresh(
-            state.rtcp_seen,
-            state.rtcp_max,
-            state.rtcp_window,
-            u64::from(index),
-        ) {
+        if !state.rtcp.fresh(u64::from(index)) {
             return Err(SrtpError::Replay);
         }
         let plain_end = match aead {
@@ -727,10 +759,10 @@ impl Context {
             let (body, tag) = pkt[..word_at].split_at_mut(tag_at);
             let ok = if e {
                 let (head, ct) = body.split_at_mut(8);
-                self.gcm_open(&iv, &rtcp_aad(head, word), ct, tag, false)
+                self.rtcp.open(&iv, &rtcp_aad(head, word), ct, tag)
             } else {
                 let aad = [&body[..], &word[..]].concat();
-                self.gcm_open(&iv, &aad, &mut [], tag, false)
+                self.rtcp.open(&iv, &aad, &mut [], tag)
             };
             if !ok {
                 return Err(SrtpError::Auth);
@@ -744,62 +776,15 @@ impl Context {
             }
             // Decrypted only when the sender says it encrypted (E), as
             // upstream; the tag above covers the E bit.
-            match &self.rtcp.cipher {
-                Cipher::Cm(aes) if e => {
-                    aes.ctr(
-                        &self.rtcp.cm_iv(ssrc, u64::from(index)),
-                        &mut pkt[8..plain_end],
-                    );
-                }
-                Cipher::F8(f8) if e => {
-                    let iv = f8_rtcp_iv(pkt, word.to_be_bytes());
-                    f8_xor(&f8.key, &f8.iv_key, &iv, &mut pkt[8..plain_end]);
-                }
-                _ => {}
+            if e {
+                let f8_iv = f8_rtcp_iv(pkt, word.to_be_bytes());
+                self.rtcp
+                    .xor(ssrc, u64::from(index), f8_iv, &mut pkt[8..plain_end]);
             }
         }
         pkt.truncate(plain_end);
-        let st = self.entry(ssrc)?;
-        let (seen, max, window) = (&mut st.rtcp_seen, &mut st.rtcp_max, &mut st.rtcp_window);
-        record(seen, max, window, u64::from(index));
+        self.entry(ssrc)?.rtcp.record(u64::from(index));
         Ok(())
-    }
-
-    /// AES-GCM encryption of `data` in place; returns the tag.
-    fn gcm_seal(
-        &self,
-        iv: &[u8; 12],
-        aad: &[u8],
-        data: &mut [u8],
-        rtp: bool,
-    ) -> Result<[u8; 16], SrtpError> {
-        let s = if rtp { &self.rtp } else { &self.rtcp };
-        let tag = match &s.cipher {
-            Cipher::Gcm128(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
-            Cipher::Gcm256(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
-            _ => return Err(SrtpError::Short),
-        }
-        .map_err(|_| SrtpError::Short)?;
-        Ok(tag.into())
-    }
-
-    /// AES-GCM decryption of `data` in place with `tag`; false, and `data`
-    /// unchanged, if it does not authenticate (the tag is checked first).
-    fn gcm_open(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8], rtp: bool) -> bool {
-        let s = if rtp { &self.rtp } else { &self.rtcp };
-        if tag.len() != 16 {
-            return false;
-        }
-        let tag = tag.into();
-        match &s.cipher {
-            Cipher::Gcm128(c) => c
-                .decrypt_in_place_detached(iv.into(), aad, data, tag)
-                .is_ok(),
-            Cipher::Gcm256(c) => c
-                .decrypt_in_place_detached(iv.into(), aad, data, tag)
-                .is_ok(),
-            _ => false,
-        }
     }
 }
 
@@ -981,7 +966,7 @@ mod tests {
             }
         }
         let st = rx.ssrcs[rx.find(3).unwrap()];
-        assert_eq!(st.rtp_max >> 16, 2);
+        assert_eq!(st.rtp.max >> 16, 2);
     }
 
     #[test]
@@ -1206,8 +1191,8 @@ mod tests {
         };
         for (suite, key, r1, r2, c0, c1, rf, r0) in LIBSRTP {
             let name = suite.name();
-            let mut tx = Context::new(suite, &hex(key), Params::default(), None).unwrap();
-            let mut rx = Context::new(suite, &hex(key), Params::default(), None).unwrap();
+            let ctx = || Context::new(suite, &hex(key), Params::default(), None).unwrap();
+            let (mut tx, mut rx) = (ctx(), ctx());
             for (seq, want) in [(0x1234, r1), (0x1235, r2)] {
                 let mut p = rtp_of(seq);
                 tx.protect_rtp(&mut p).unwrap();
@@ -1222,8 +1207,7 @@ mod tests {
                 rx.unprotect_rtcp(&mut p).unwrap();
                 assert_eq!(p, sr(), "{name} SRTCP");
             }
-            let mut tx = Context::new(suite, &hex(key), Params::default(), None).unwrap();
-            let mut rx = Context::new(suite, &hex(key), Params::default(), None).unwrap();
+            let (mut tx, mut rx) = (ctx(), ctx());
             for (seq, want) in [(0xffff, rf), (0, r0)] {
                 let mut p = rtp_of(seq);
                 tx.protect_rtp(&mut p).unwrap();
