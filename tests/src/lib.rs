@@ -11,7 +11,7 @@
 //! [`ebpf`] (pin directories, flow targets, payloads for the eBPF tests),
 //! [`netns`] and [`topology`] (namespaces), [`rig`] (a daemon in a namespace
 //! with its client), [`sdp`] (fixtures and matching), [`packets`] (RTP/RTCP
-//! on sockets), [`redis`] (a server of the test's own), [`proxy`] (the kernel-forwarding proxy of a [`topology`]),
+//! on sockets), [`srtp`] (a libsrtp endpoint), [`redis`] (a server of the test's own), [`proxy`] (the kernel-forwarding proxy of a [`topology`]),
 //! [`util`] (ports, processes, waiting). Everything is
 //! re-exported at the root, so tests `use rtpengine_tests::*`.
 
@@ -27,6 +27,7 @@ pub mod proxy;
 pub mod redis;
 pub mod rig;
 pub mod sdp;
+pub mod srtp;
 pub mod topology;
 pub mod util;
 
@@ -43,5 +44,6 @@ pub use rig::*;
 pub use rtpengine::ng::bencode::{decode_bencode, encode_bencode};
 pub use rtpengine::ng::value::{Dict, Value};
 pub use sdp::*;
+pub use srtp::*;
 pub use topology::*;
 pub use util::*;

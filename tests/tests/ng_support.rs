@@ -27,7 +27,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
         &crlf(OFFER),
         vec![
             ("codec", Value::Dict(codec)),
-            ("transport-protocol", Value::str("RTP/SAVP")),
+            ("transport-protocol", Value::str("UDP/TLS/RTP/SAVP")),
             (
                 "flags",
                 Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
@@ -38,7 +38,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     assert_eq!(
         warning(&r),
         Some(
-            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udp/tls/rtp/savp'"
         ),
         "{r:?}"
     );
@@ -51,12 +51,12 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
         &crlf(OFFER),
         vec![(
             "rtpp-flags",
-            Value::str("replace-origin ICE=force-relay SDES-off debug"),
+            Value::str("replace-origin ICE=force-relay SDES-prefer debug"),
         )],
     ));
     assert_eq!(
         warning(&r),
-        Some("Unsupported, ignored: flag 'debug', flag 'sdes-off', ice 'force-relay'"),
+        Some("Unsupported, ignored: flag 'debug', ice 'force-relay', sdes 'prefer'"),
         "{r:?}"
     );
     // Only implemented options: no warning.

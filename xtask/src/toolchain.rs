@@ -105,7 +105,48 @@ fn ensure_test_clients() -> anyhow::Result<()> {
             apt_install(&missing)?;
         }
     }
-    ensure_npm_packages()
+    ensure_npm_packages()?;
+    ensure_python_env()
+}
+
+/// The virtual environment the SRTP tests run libsrtp in (target/pyenv,
+/// from tests/python/requirements.txt, pinned): created, or brought up to
+/// date when the requirements changed since.
+fn ensure_python_env() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    let req = root.join("tests/python/requirements.txt");
+    let env = root.join("target/pyenv");
+    let stamp = env.join("requirements.txt");
+    let wanted = std::fs::read(&req).context("tests/python/requirements.txt")?;
+    if std::fs::read(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    if !env.join("bin/python").exists() {
+        let venv_works = Command::new("/usr/bin/python3")
+            .args(["-c", "import ensurepip, venv"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !venv_works {
+            apt_install(&["python3-venv"])?;
+        }
+        step(&format!("creating {}", env.display()));
+        status(
+            Command::new("/usr/bin/python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&env),
+        )?;
+    }
+    step("installing tests/python/requirements.txt (pylibsrtp) with pip");
+    status(
+        Command::new(env.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&req),
+    )?;
+    std::fs::write(&stamp, wanted).context("pyenv stamp")
 }
 
 /// `npm ci` in tests/node when its node_modules lacks what clients.js needs.

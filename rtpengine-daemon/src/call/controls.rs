@@ -164,21 +164,26 @@ impl Call {
                     .peer
                     .and_then(|q| self.parties.get(q))
                     .and_then(|q| q.medias.get(i));
+                // SRTP we unprotect is filtered as the plain RTP it carries;
+                // SRTP passed through (same keys on both sides) stays
+                // encrypted and authenticated: nothing that rewrites payload
+                // or header may touch it (silence, header extensions, the
+                // echo's new SSRC).
+                let terminated = sockets.rtp.state().transform.terminates();
+                let encrypted = m.protocol.contains("SAVP") && !terminated;
                 // The peer's protocol: its own SDP's once it sent one, else
                 // what it was offered.
-                // Plain RTCP only: SRTCP (SAVPF) passes through encrypted
-                // and must not be touched.
-                let strip_fb = m.protocol == "RTP/AVPF"
+                let feedback =
+                    m.protocol == "RTP/AVPF" || (m.protocol == "RTP/SAVPF" && terminated);
+                let strip_fb = feedback
                     && peer.is_some_and(|q| {
                         let n = &q.negotiated;
                         !n.rtcp_fb
-                            && n.protocol_own.as_deref().or(n.protocol_sent.as_deref())
-                                == Some("RTP/AVP")
+                            && matches!(
+                                n.protocol_own.as_deref().or(n.protocol_sent.as_deref()),
+                                Some("RTP/AVP" | "RTP/SAVP")
+                            )
                     });
-                // SRTP passes through encrypted and authenticated: nothing
-                // that rewrites payload or header may touch it (silence,
-                // header extensions, the echo's new SSRC).
-                let encrypted = m.protocol.contains("SAVP");
                 let filter = Filter {
                     drop_all: c.drop_all,
                     block_media: c.block_media,

@@ -75,6 +75,9 @@ pub struct PartyMedia {
     pub negotiated: Negotiated,
     /// The party announced one of our own addresses (upstream's loop check).
     pub loop_check: bool,
+    /// SRTP contexts from the SDES keys in force ([`Negotiated::key_in`],
+    /// [`Negotiated::key_out`]).
+    pub srtp: crate::relay::srtp::MediaSrtp,
 }
 
 /// Per-media results of the SDP exchange that a later message needs.
@@ -110,6 +113,40 @@ pub struct Negotiated {
     /// The section was left out of the SDP written to this party
     /// (`sdp-media-remove`); its answer lacks it.
     pub removed: bool,
+    /// SDES: the `a=crypto` lines of this party's own latest SDP when it
+    /// speaks SRTP.
+    pub crypto_in: Vec<crate::crypto::sdes::Crypto>,
+    /// SDES: our `a=crypto` lines in the latest SDP written to it (all
+    /// those offered; the one line of an answer).
+    pub crypto_out: Vec<crate::crypto::sdes::Crypto>,
+    /// The key it sends with, in force: set by the first offer, then by
+    /// each answer (a re-offer's new keys apply once answered).
+    pub key_in: Option<crate::crypto::sdes::Crypto>,
+    /// Our key towards it, in force: the line its answer accepted (before
+    /// the first answer, the first line offered), or our line in the
+    /// answer to it.
+    pub key_out: Option<crate::crypto::sdes::Crypto>,
+    /// Its leg is SDES-keyed SRTP terminated here: without a key in force,
+    /// its packets are dropped, never relayed as plain RTP.
+    pub srtp: bool,
+    /// The key material of our lines still referenced by `crypto_out` or
+    /// `key_out` that we generated: only those are kept as ours on a
+    /// re-offer or re-answer (never a key a party sends with).
+    pub ours: Vec<Vec<u8>>,
+}
+
+impl Negotiated {
+    /// Whether SDES keys are in use for this party.
+    pub fn sdes(&self) -> bool {
+        self.srtp
+    }
+
+    /// `key_out` if we generated it.
+    pub fn own_key_out(&self) -> Option<&crate::crypto::sdes::Crypto> {
+        self.key_out
+            .as_ref()
+            .filter(|k| self.ours.contains(&k.key_salt))
+    }
 }
 
 /// Most parties one call may have (forks and re-offers with new tags add
@@ -259,6 +296,9 @@ pub struct Call {
     /// last sync): not ours until a request or media for it arrives here,
     /// exempt from timeouts meanwhile.
     pub foreign_since_ms: Option<u64>,
+    /// `recrypt`: SRTP is unprotected and protected again even where both
+    /// sides use the same key (no passthrough).
+    pub recrypt: bool,
 }
 
 /// One request of a call's [`Call::journal`].
@@ -289,6 +329,7 @@ impl Call {
             ports: Vec::new(),
             ports_journaled: 0,
             foreign_since_ms: None,
+            recrypt: false,
         }
     }
 

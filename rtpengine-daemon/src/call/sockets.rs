@@ -126,6 +126,7 @@ pub(crate) fn allocate_sockets(
 pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
     let now = Instant::now();
     let answered = call.answered;
+    let recrypt = call.recrypt;
     let n = call.parties[a]
         .medias
         .len()
@@ -149,6 +150,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 (Some(r), false) => r,
                 _ => &os.rtp,
             };
+            let transform = pm.srtp.transform(&po.srtp, recrypt);
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
                 let peer_rtp = Arc::downgrade(&os.rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
@@ -158,10 +160,12 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                     || st.muxed != muxed
                     || st.endpoint.sdp != ep
                     || !st.peer_rtp.ptr_eq(&peer_rtp)
-                    || !st.peer_rtcp.ptr_eq(&peer_rtcp);
+                    || !st.peer_rtcp.ptr_eq(&peer_rtcp)
+                    || !st.transform.same(&transform);
                 if changed {
                     s.unoffload_locked(&mut st, "signalling changed the stream");
                 }
+                st.transform = transform.clone();
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

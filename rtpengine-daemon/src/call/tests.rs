@@ -503,3 +503,201 @@ fn an_answers_endpoint_learning_replaces_the_offers() {
     run(&calls, &a, &sdp_from("192.0.2.20", 6000, &[]));
     assert_eq!(mode(), Some(EndpointLearning::Immediate));
 }
+
+/// An SDP with `protocol` and `a=crypto` lines.
+fn srtp_sdp(addr: &str, port: u16, protocol: &str, crypto: &[&str]) -> sdp::Session {
+    let mut s = format!(
+        "v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nt=0 0\r\nm=audio {port} {protocol} 0\r\nc=IN IP4 {addr}\r\n"
+    );
+    for c in crypto {
+        s.push_str(&format!("a=crypto:{c}\r\n"));
+    }
+    sdp::parse(s.as_bytes()).unwrap()
+}
+
+fn crypto_values(s: &sdp::Session) -> Vec<String> {
+    s.media[0]
+        .attributes
+        .iter()
+        .filter(|a| a.name == "crypto")
+        .filter_map(|a| a.value.clone())
+        .collect()
+}
+
+/// The context the RTP socket of party `p` protects with (its address).
+fn encrypt_context(calls: &Calls, id: &str, p: usize) -> Option<usize> {
+    calls
+        .with_call(id, |c| {
+            let st = c.parties[p].medias[0].sockets.as_ref().unwrap().rtp.state();
+            st.transform
+                .encrypt
+                .as_ref()
+                .map(|a| Arc::as_ptr(a) as usize)
+        })
+        .unwrap()
+}
+
+/// (decrypt, encrypt) of the RTP socket of party `p`.
+fn transform(calls: &Calls, id: &str, p: usize) -> (bool, bool) {
+    calls
+        .with_call(id, |c| {
+            let st = c.parties[p].medias[0].sockets.as_ref().unwrap().rtp.state();
+            (
+                st.transform.decrypt.is_some(),
+                st.transform.encrypt.is_some(),
+            )
+        })
+        .unwrap()
+}
+
+const KEY1: &str = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+const KEY2: &str = "AES_CM_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+
+#[test]
+fn sdes_between_plain_and_srtp() {
+    let calls = registry();
+    let mut o = offer("sd1");
+    o.sdp.transport = Some("RTP/SAVP");
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(to_callee.media[0].protocol, "RTP/SAVP");
+    let lines = crypto_values(&to_callee);
+    assert_eq!(lines.len(), 12);
+    assert!(lines[6].starts_with("7 AES_CM_128_HMAC_SHA1_80 inline:"));
+    // Before the answer: our first key protects towards the callee.
+    assert_eq!(transform(&calls, "sd1", 0), (false, true));
+    let to_caller = run(
+        &calls,
+        &answer("sd1"),
+        &srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&format!("7 {KEY2}")]),
+    );
+    assert_eq!(to_caller.media[0].protocol, "RTP/AVP");
+    assert!(crypto_values(&to_caller).is_empty());
+    calls.with_call("sd1", |c| {
+        let callee = &c.parties[1].medias[0].negotiated;
+        assert_eq!(callee.crypto_out.len(), 12, "what was offered stays");
+        assert_eq!(
+            callee.key_out.as_ref().map(|k| k.tag),
+            Some(7),
+            "the line taken"
+        );
+        assert_eq!(callee.key_in.as_ref().map(|k| k.tag), Some(7));
+        assert!(!c.parties[0].medias[0].negotiated.sdes());
+    });
+    // The caller's packets are protected, the callee's unprotected.
+    assert_eq!(transform(&calls, "sd1", 0), (false, true));
+    assert_eq!(transform(&calls, "sd1", 1), (true, false));
+}
+
+#[test]
+fn sdes_srtp_caller_to_plain_callee_gets_a_key_of_ours() {
+    let calls = registry();
+    let mut o = offer("sd2");
+    o.sdp.transport = Some("RTP/AVP");
+    let to_callee = run(
+        &calls,
+        &o,
+        &srtp_sdp(
+            "192.0.2.10",
+            5000,
+            "RTP/SAVP",
+            &[&format!("1 {KEY1}"), &format!("2 {KEY2}")],
+        ),
+    );
+    assert_eq!(to_callee.media[0].protocol, "RTP/AVP");
+    assert!(crypto_values(&to_callee).is_empty());
+    let first = run(&calls, &answer("sd2"), &sdp_from("192.0.2.20", 6000, &[]));
+    assert_eq!(first.media[0].protocol, "RTP/SAVP");
+    let back = crypto_values(&first);
+    assert_eq!(back.len(), 1);
+    assert!(back[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+    assert!(
+        !back[0].contains("WVNfX19"),
+        "a key of ours, not the caller's"
+    );
+    assert_eq!(transform(&calls, "sd2", 0), (true, false));
+    assert_eq!(transform(&calls, "sd2", 1), (false, true));
+    // A repeated answer keeps our key and the context with its state.
+    let before = encrypt_context(&calls, "sd2", 1);
+    let again = run(&calls, &answer("sd2"), &sdp_from("192.0.2.20", 6000, &[]));
+    assert_eq!(crypto_values(&again), back);
+    assert_eq!(encrypt_context(&calls, "sd2", 1), before);
+    assert!(before.is_some());
+}
+
+/// The answer names a line that was never offered: nothing is relayed to
+/// the callee (never plain RTP where SRTP was negotiated).
+#[test]
+fn sdes_an_answer_naming_an_unknown_line_gets_no_media() {
+    let calls = registry();
+    let mut o = offer("sd5");
+    o.sdp.transport = Some("RTP/SAVP");
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    let bogus = format!("99 {KEY2}");
+    run(
+        &calls,
+        &answer("sd5"),
+        &srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&bogus]),
+    );
+    let dropped = calls
+        .with_call("sd5", |c| {
+            let s = c.parties[0].medias[0].sockets.as_ref().unwrap();
+            let st = s.rtp.state();
+            st.transform.drop
+        })
+        .unwrap();
+    assert!(dropped);
+}
+
+/// A DTLS-only offer on RTP/SAVPF (a fingerprint, no a=crypto) passes
+/// through untouched: no SDES lines are added.
+#[test]
+fn sdes_leaves_dtls_only_offers_alone() {
+    let calls = registry();
+    let caller = srtp_sdp("192.0.2.10", 5000, "RTP/SAVPF", &[]);
+    let mut caller = caller;
+    caller.media[0].attributes.push(sdp::Attribute {
+        name: "fingerprint".into(),
+        value: Some("sha-256 AB:CD".into()),
+    });
+    let to_callee = run(&calls, &offer("sd6"), &caller);
+    assert!(crypto_values(&to_callee).is_empty());
+    assert!(to_callee.media[0].has_attr("fingerprint"));
+    assert_eq!(transform(&calls, "sd6", 0), (false, false));
+}
+
+#[test]
+fn sdes_same_keys_pass_through_and_a_re_offer_keeps_the_accepted_line() {
+    let calls = registry();
+    let caller = srtp_sdp("192.0.2.10", 5000, "RTP/SAVP", &[&format!("1 {KEY1}")]);
+    let to_callee = run(&calls, &offer("sd3"), &caller);
+    let offered = crypto_values(&to_callee);
+    assert_eq!(offered[0], format!("1 {KEY1}"));
+    assert_eq!(offered.len(), 12);
+    let callee = srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&format!("1 {KEY2}")]);
+    let to_caller = run(&calls, &answer("sd3"), &callee);
+    assert_eq!(crypto_values(&to_caller), [format!("1 {KEY2}")]);
+    assert_eq!(transform(&calls, "sd3", 0), (false, false));
+    assert_eq!(transform(&calls, "sd3", 1), (false, false));
+    // The re-offer: the caller's line first, fresh keys for the others,
+    // tagged after it; the keys in force stay until the answer.
+    let again = crypto_values(&run(&calls, &offer("sd3"), &caller));
+    assert_eq!(again[0], format!("1 {KEY1}"));
+    assert_eq!(again.len(), 12);
+    assert_ne!(again[1], offered[1], "fresh keys for the other suites");
+    assert_eq!(transform(&calls, "sd3", 0), (false, false));
+    // `recrypt`: authenticated, never protected again under the sender's key.
+    let mut r = answer("sd3");
+    r.recrypt = true;
+    run(&calls, &r, &callee);
+    assert_eq!(transform(&calls, "sd3", 0), (true, false));
+    assert_eq!(transform(&calls, "sd3", 1), (true, false));
+}
+
+#[test]
+fn plain_to_plain_passes_osrtp_lines_untouched() {
+    let calls = registry();
+    let caller = srtp_sdp("192.0.2.10", 5000, "RTP/AVP", &[&format!("1 {KEY1}")]);
+    let to_callee = run(&calls, &offer("sd4"), &caller);
+    assert_eq!(crypto_values(&to_callee), [format!("1 {KEY1}")]);
+    assert_eq!(transform(&calls, "sd4", 0), (false, false));
+}

@@ -63,8 +63,11 @@ fn media_ssrcs(m: &crate::call::PartyMedia) -> Vec<SsrcStats> {
         .unwrap_or_default()
 }
 
-fn stream_dict(s: &StreamInfo, created: u64) -> Value {
+fn stream_dict(s: &StreamInfo, created: u64, suite: Option<crate::crypto::Suite>) -> Value {
     let mut d = Dict::new();
+    if let Some(suite) = suite {
+        put(&mut d, "crypto suite", suite.name());
+    }
     put(&mut d, "local port", u64::from(s.local.port()));
     put(&mut d, "local address", s.local.ip().to_string());
     put(&mut d, "family", family(&s.local.ip()));
@@ -181,6 +184,9 @@ fn party_dict(call: &Call, me: usize) -> Value {
             if m.mux {
                 flags.push(Value::str("rtcp-mux"));
             }
+            if m.negotiated.sdes() {
+                flags.push(Value::str("SDES"));
+            }
             if m.loop_check {
                 flags.push(Value::str("loop check"));
             }
@@ -193,7 +199,11 @@ fn party_dict(call: &Call, me: usize) -> Value {
             let streams = m
                 .sockets
                 .as_ref()
-                .map(|s| s.all().map(|s| stream_dict(&s.info(), p.created)).collect())
+                .map(|s| {
+                    s.all()
+                        .map(|s| stream_dict(&s.info(), p.created, m.srtp.suite()))
+                        .collect()
+                })
                 .unwrap_or_default();
             put(&mut md, "streams", Value::List(streams));
             // What this party sends (ingress) and what it gets: its peer's

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_LIMIT};
 use super::put;
-use super::sdp_options::sdp_options;
+use super::sdp_options::{sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::ng::frame::NgError;
@@ -195,6 +195,8 @@ fn options(
             }
         },
         block_dtmf: req.flag("block-dtmf"),
+        sdes: sdes_options(req, side),
+        recrypt: req.flag("recrypt"),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {

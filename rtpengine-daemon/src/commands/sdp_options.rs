@@ -7,6 +7,8 @@
 use super::error::{TOO_MANY_CODECS, WRONG_TYPE};
 use crate::call::offer_answer::{SdpOptions, SWITCHABLE};
 use crate::call::Side;
+use crate::crypto::negotiate::SdesOptions;
+use crate::crypto::Suite;
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
 use crate::ng::value::Value;
@@ -148,4 +150,45 @@ fn attr_ops(req: &Request) -> Result<AttrOps, NgError> {
         }
     }
     Ok(ops)
+}
+
+/// The `SDES` list and the `SDES-…` flags (and the legacy `pad crypto`).
+/// Values this daemon does not act on (`order:`, `offerer_pref:`,
+/// `prefer`, unknown suites) are reported by `ng::support`; the
+/// session-parameter switches take effect in offers as upstream's do
+/// (clearing ones in answers too), `static` in answers, `off` in offers.
+pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
+    let mut words = req.words("sdes");
+    words.extend(
+        req.flags
+            .iter()
+            .filter_map(|f| f.strip_prefix("sdes-"))
+            .map(str::to_owned),
+    );
+    let mut o = SdesOptions::default();
+    o.write.pad = req.flag("pad-crypto");
+    let offer = side == Side::Offer;
+    for w in &words {
+        match w.as_str() {
+            "off" | "no" | "disable" | "disabled" => o.off = offer,
+            "nonew" => o.nonew = true,
+            "pad" => o.write.pad = true,
+            "lifetime" => o.write.lifetime = true,
+            "static" => o.static_keys = side == Side::Answer,
+            "unencrypted-srtp" => o.params.unencrypted_srtp = Some(true),
+            "unencrypted-srtcp" => o.params.unencrypted_srtcp = Some(true),
+            "unauthenticated-srtp" => o.params.unauthenticated_srtp = Some(true),
+            "encrypted-srtp" => o.params.unencrypted_srtp = Some(false),
+            "encrypted-srtcp" => o.params.unencrypted_srtcp = Some(false),
+            "authenticated-srtp" => o.params.unauthenticated_srtp = Some(false),
+            other => {
+                if let Some(s) = other.strip_prefix("no-").and_then(Suite::from_flag) {
+                    o.no.insert(s);
+                } else if let Some(s) = other.strip_prefix("only-").and_then(Suite::from_flag) {
+                    o.only.insert(s);
+                }
+            }
+        }
+    }
+    o
 }

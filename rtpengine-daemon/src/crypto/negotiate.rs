@@ -10,7 +10,7 @@
 
 use rand::RngCore as _;
 
-use super::sdes::Crypto;
+use super::sdes::{Crypto, WriteOptions};
 use super::{Suite, SUITES};
 
 /// Suites as a set (bit n = `SUITES[n]`).
@@ -60,6 +60,8 @@ pub struct SdesOptions {
     pub nonew: bool,
     /// `SDES-static`: an answer keeps the negotiated line if still offered.
     pub static_keys: bool,
+    /// `SDES-pad`, `SDES-lifetime`: how our lines are written.
+    pub write: WriteOptions,
     /// `SDES-unencrypted_srtp` … (set: offers only) and
     /// `SDES-encrypted_srtp` … (clear: offers and answers).
     pub params: ParamChange,
@@ -74,8 +76,14 @@ impl SdesOptions {
         !self.no.contains(suite)
     }
 
-    /// Applies the parameter changes: sets only in offers.
-    fn apply(&self, c: &mut Crypto, offer: bool) {
+    /// Applies the parameter changes (sets only in offers); whether
+    /// anything changed.
+    fn apply(&self, c: &mut Crypto, offer: bool) -> bool {
+        let before = (
+            c.unencrypted_srtp,
+            c.unencrypted_srtcp,
+            c.unauthenticated_srtp,
+        );
         let p = self.params;
         for (change, field) in [
             (p.unencrypted_srtp, &mut c.unencrypted_srtp),
@@ -88,6 +96,12 @@ impl SdesOptions {
                 _ => {}
             }
         }
+        before
+            != (
+                c.unencrypted_srtp,
+                c.unencrypted_srtcp,
+                c.unauthenticated_srtp,
+            )
     }
 }
 
@@ -99,12 +113,16 @@ pub fn fresh_key(suite: Suite) -> Vec<u8> {
     k
 }
 
-/// A line of ours: `suite` under `tag` with a fresh key.
-fn generated(tag: u32, suite: Suite) -> Crypto {
+/// Where our keys come from: [`fresh_key`], or a restored call's keys
+/// (a replay must write the keys the peers already have).
+pub type KeySource<'a> = &'a mut dyn FnMut(Suite) -> Vec<u8>;
+
+/// A line of ours: `suite` under `tag` with a key from `keys`.
+fn generated(tag: u32, suite: Suite, keys: KeySource) -> Crypto {
     Crypto {
         tag,
         suite,
-        key_salt: fresh_key(suite),
+        key_salt: keys(suite),
         lifetime: None,
         mki: None,
         unencrypted_srtp: false,
@@ -126,8 +144,9 @@ fn allowed<'a>(offered: &'a [Crypto], opts: &SdesOptions) -> Vec<&'a Crypto> {
 /// The `a=crypto` lines an offer carries to the receiver (its new `out`).
 ///
 /// - `offered`: the offerer's lines (empty for a plain offer).
-/// - `previous`: the receiver's `out` so far (after an answer: the line it
-///   accepted), so that a re-offer keeps the accepted key and tag.
+/// - `previous`: the line the receiver accepted before, if it is ours (a
+///   key of the offerer's or the answerer's is never kept as ours), so
+///   that a re-offer keeps the accepted key and tag.
 ///
 /// The offerer's allowed lines pass on with their tags and keys (the
 /// lifetime dropped); then our earlier lines whose suite was not offered;
@@ -135,7 +154,12 @@ fn allowed<'a>(offered: &'a [Crypto], opts: &SdesOptions) -> Vec<&'a Crypto> {
 /// highest tag so far, in [`SUITES`] order. `nonew`: the offerer's lines
 /// only, all of them (it wins over `no`/`only`, as upstream's). `off`: none,
 /// in a first offer only (upstream ignores it once SDES is negotiated).
-pub fn offer(offered: &[Crypto], previous: &[Crypto], opts: &SdesOptions) -> Vec<Crypto> {
+pub fn offer(
+    offered: &[Crypto],
+    previous: &[Crypto],
+    opts: &SdesOptions,
+    keys: KeySource,
+) -> Vec<Crypto> {
     if opts.off && previous.is_empty() {
         return Vec::new();
     }
@@ -145,14 +169,23 @@ pub fn offer(offered: &[Crypto], previous: &[Crypto], opts: &SdesOptions) -> Vec
         .filter(|c| opts.nonew || opts.allows(c.suite))
         .collect();
     for c in ok {
-        out.push(Crypto {
+        let mut line = Crypto {
             lifetime: None,
             ..c.clone()
-        });
+        };
+        // A session parameter changed on the offerer's line makes it a line
+        // of ours: its key must not be the offerer's (we would then protect
+        // under a key the offerer sends with).
+        if opts.apply(&mut line, true) {
+            line.key_salt = keys(line.suite);
+        }
+        out.push(line);
     }
     for c in previous.iter().filter(|_| !opts.nonew) {
         if opts.allows(c.suite) && !out.iter().any(|o| o.suite == c.suite || o.tag == c.tag) {
-            out.push(c.clone());
+            let mut c = c.clone();
+            opts.apply(&mut c, true);
+            out.push(c);
         }
     }
     if !opts.nonew {
@@ -160,60 +193,72 @@ pub fn offer(offered: &[Crypto], previous: &[Crypto], opts: &SdesOptions) -> Vec
         for suite in SUITES {
             if opts.allows(suite) && !out.iter().any(|c| c.suite == suite) {
                 tag += 1;
-                out.push(generated(tag, suite));
+                let mut c = generated(tag, suite, keys);
+                opts.apply(&mut c, true);
+                out.push(c);
             }
         }
-    }
-    for c in &mut out {
-        opts.apply(c, true);
     }
     out
 }
 
 /// The answerer chose `chosen` (its first line) from `out`, the lines
-/// offered to it: `out` keeps only our line with the same tag and suite.
-/// If there is none, `out` ends up empty: upstream answers all the same and
-/// then has no key to encrypt with (said so in the README).
-pub fn accept(out: &mut Vec<Crypto>, chosen: Option<&Crypto>) {
-    match chosen {
-        Some(x) => out.retain(|c| c.tag == x.tag && c.suite == x.suite),
-        None => out.clear(),
-    }
+/// offered to it: our line with the same tag and suite, the key we then
+/// send to it with. None if it named a line not offered (the relay then
+/// drops what would go to it rather than send it in the clear).
+pub fn accepted(out: &[Crypto], chosen: Option<&Crypto>) -> Option<Crypto> {
+    let x = chosen?;
+    out.iter()
+        .find(|c| c.tag == x.tag && c.suite == x.suite)
+        .cloned()
 }
 
 /// The line the answer to the offerer carries (its new `out`).
 ///
 /// - `offered`: the offerer's lines.
 /// - `answered`: the answerer's lines (empty when it is plain RTP).
-/// - `previous`: our line in the last answer to the offerer.
+/// - `previous`: our line in the last answer to the offerer, if it is ours
+///   (not a line passed through from the answerer).
 ///
 /// When the answerer took a suite the offerer offered (its first line's
 /// suite is among the offerer's allowed lines, which went to it under the
 /// offerer's tags and keys), that line goes back verbatim: the keys are
 /// then the same end to end. Otherwise the offerer's first allowed line
 /// with our own key (kept from `previous` when the suite and tag are the
-/// same), the offerer's session parameters, no lifetime, no MKI.
+/// same), the offerer's session parameters, no lifetime, no MKI. With
+/// `static`, our previous line stays as long as the offerer still offers
+/// its tag and suite.
 pub fn answer(
     offered: &[Crypto],
     answered: &[Crypto],
     previous: Option<&Crypto>,
     opts: &SdesOptions,
+    keys: KeySource,
 ) -> Option<Crypto> {
     let ok = allowed(offered, opts);
     let head = *ok.first()?;
+    // `static`: the line negotiated before stays while it is still offered.
+    if let Some(p) = previous.filter(|_| opts.static_keys) {
+        if offered.iter().any(|o| o.tag == p.tag && o.suite == p.suite) {
+            return Some(p.clone());
+        }
+    }
     if let Some(x) = answered.first() {
         if ok.iter().any(|o| o.suite == x.suite) {
             let mut x = Crypto {
                 lifetime: None,
                 ..x.clone()
             };
-            opts.apply(&mut x, false);
+            // Changed parameters: no longer the answerer's line, our key.
+            if opts.apply(&mut x, false) {
+                x.key_salt = keys(x.suite);
+            }
             return Some(x);
         }
     }
     let key_salt = match previous {
         Some(p) if p.suite == head.suite && p.tag == head.tag => p.key_salt.clone(),
-        _ => fresh_key(head.suite),
+        _ => keys(head.suite),
     };
     let mut line = Crypto {
         tag: head.tag,
@@ -252,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_plain_offer_gets_every_suite_numbered_in_upstream_order() {
-        let out = offer(&[], &[], &SdesOptions::default());
+        let out = offer(&[], &[], &SdesOptions::default(), &mut fresh_key);
         let want: Vec<(u32, &str)> = SUITES
             .iter()
             .enumerate()
@@ -269,7 +314,7 @@ mod tests {
         let mut opts = SdesOptions::default();
         opts.no.insert(Suite::AeadAes256Gcm);
         opts.no.insert(Suite::NullHmacSha1_32);
-        let out = offer(&[], &[], &opts);
+        let out = offer(&[], &[], &opts, &mut fresh_key);
         assert_eq!(out.len(), 10);
         assert_eq!(tags(&out)[0], (1, "AEAD_AES_128_GCM"));
         assert_eq!(tags(&out)[9], (10, "NULL_HMAC_SHA1_80"));
@@ -277,17 +322,17 @@ mod tests {
         only.only.insert(Suite::AesCm128HmacSha1_80);
         only.no.insert(Suite::AesCm128HmacSha1_80);
         assert_eq!(
-            tags(&offer(&[], &[], &only)),
+            tags(&offer(&[], &[], &only, &mut fresh_key)),
             [(1, "AES_CM_128_HMAC_SHA1_80")]
         );
         let off = SdesOptions {
             off: true,
             ..SdesOptions::default()
         };
-        assert!(offer(&[], &[], &off).is_empty());
+        assert!(offer(&[], &[], &off, &mut fresh_key).is_empty());
         // Once negotiated, `off` changes nothing (upstream's rule).
         let accepted = [line(7, Suite::AesCm128HmacSha1_80, 1)];
-        assert_eq!(offer(&[], &accepted, &off).len(), 12);
+        assert_eq!(offer(&[], &accepted, &off, &mut fresh_key).len(), 12);
     }
 
     #[test]
@@ -297,7 +342,7 @@ mod tests {
             line(2, Suite::AesCm128HmacSha1_32, 2),
             line(3, Suite::Aes256CmHmacSha1_80, 3),
         ];
-        let out = offer(&offered, &[], &SdesOptions::default());
+        let out = offer(&offered, &[], &SdesOptions::default(), &mut fresh_key);
         assert_eq!(out.len(), 12);
         assert_eq!(out[0].key_salt, offered[0].key_salt, "same key");
         assert_eq!(out[0].lifetime, None, "lifetime dropped");
@@ -315,7 +360,7 @@ mod tests {
         };
         nonew.no.insert(Suite::AesCm128HmacSha1_80);
         assert_eq!(
-            tags(&offer(&offered, &[], &nonew)),
+            tags(&offer(&offered, &[], &nonew, &mut fresh_key)),
             tags(&offered),
             "nonew wins over no-"
         );
@@ -323,12 +368,12 @@ mod tests {
 
     #[test]
     fn a_re_offer_keeps_the_accepted_line_and_renews_the_rest() {
-        let mut out = offer(&[], &[], &SdesOptions::default());
+        let out = offer(&[], &[], &SdesOptions::default(), &mut fresh_key);
         let chosen = line(7, Suite::AesCm128HmacSha1_80, 9);
-        accept(&mut out, Some(&chosen));
+        let out: Vec<Crypto> = accepted(&out, Some(&chosen)).into_iter().collect();
         assert_eq!(tags(&out), [(7, "AES_CM_128_HMAC_SHA1_80")]);
         let kept = out[0].key_salt.clone();
-        let again = offer(&[], &out, &SdesOptions::default());
+        let again = offer(&[], &out, &SdesOptions::default(), &mut fresh_key);
         assert_eq!(again[0].tag, 7);
         assert_eq!(again[0].key_salt, kept);
         assert_eq!(tags(&again)[1], (8, "AEAD_AES_256_GCM"));
@@ -338,9 +383,8 @@ mod tests {
 
     #[test]
     fn an_answer_with_another_tag_leaves_no_key() {
-        let mut out = offer(&[], &[], &SdesOptions::default());
-        accept(&mut out, Some(&line(1, Suite::AesCm128HmacSha1_80, 9)));
-        assert!(out.is_empty());
+        let out = offer(&[], &[], &SdesOptions::default(), &mut fresh_key);
+        assert!(accepted(&out, Some(&line(1, Suite::AesCm128HmacSha1_80, 9))).is_none());
     }
 
     #[test]
@@ -354,33 +398,75 @@ mod tests {
         ];
         let opts = SdesOptions::default();
         // Plain answerer: the first suite, its tag, our fresh key.
-        let a = answer(&offered, &[], None, &opts).unwrap();
+        let a = answer(&offered, &[], None, &opts, &mut fresh_key).unwrap();
         assert_eq!((a.tag, a.suite), (1, Suite::AesCm128HmacSha1_80));
         assert_ne!(a.key_salt, offered[0].key_salt);
         assert_eq!((a.lifetime.as_deref(), a.mki), (None, None));
         // Re-answer: our key kept.
-        let b = answer(&offered, &[], Some(&a), &opts).unwrap();
+        let b = answer(&offered, &[], Some(&a), &opts, &mut fresh_key).unwrap();
         assert_eq!(b.key_salt, a.key_salt);
         // Excluded first suite: the next, with its parameters.
         let mut no = SdesOptions::default();
         no.no.insert(Suite::AesCm128HmacSha1_80);
-        let c = answer(&offered, &[], None, &no).unwrap();
+        let c = answer(&offered, &[], None, &no, &mut fresh_key).unwrap();
         assert_eq!((c.tag, c.unencrypted_srtcp), (2, true));
         no.params.unencrypted_srtcp = Some(false);
-        assert!(!answer(&offered, &[], None, &no).unwrap().unencrypted_srtcp);
+        assert!(
+            !answer(&offered, &[], None, &no, &mut fresh_key)
+                .unwrap()
+                .unencrypted_srtcp
+        );
+        // A changed parameter on a line passed on makes it ours: new key.
+        let mut enc = SdesOptions::default();
+        enc.params.unencrypted_srtcp = Some(false);
+        let o = offer(&offered, &[], &enc, &mut fresh_key);
+        assert_eq!(o[0].key_salt, offered[0].key_salt, "unchanged: passed on");
+        assert!(!o[1].unencrypted_srtcp);
+        assert_ne!(o[1].key_salt, offered[1].key_salt, "changed: our key");
         // The answerer took the offerer's suite: its line, verbatim.
         let x = line(1, Suite::AesCm128HmacSha1_80, 7);
-        let d = answer(&offered, std::slice::from_ref(&x), None, &opts).unwrap();
+        let d = answer(
+            &offered,
+            std::slice::from_ref(&x),
+            None,
+            &opts,
+            &mut fresh_key,
+        )
+        .unwrap();
         assert_eq!(d.key_salt, x.key_salt);
         // The answerer took the offerer's second suite: passed through too.
         let z = line(2, Suite::Aes256CmHmacSha1_80, 2);
-        let f = answer(&offered, std::slice::from_ref(&z), None, &opts).unwrap();
-        assert_eq!((f.tag, f.key_salt), (2, z.key_salt));
+        let f = answer(
+            &offered,
+            std::slice::from_ref(&z),
+            None,
+            &opts,
+            &mut fresh_key,
+        )
+        .unwrap();
+        assert_eq!((f.tag, f.key_salt), (2, z.key_salt.clone()));
         // The answerer took one of ours: the offerer's first, our key.
         let y = line(4, Suite::AeadAes256Gcm, 7);
-        let e = answer(&offered, &[y], None, &opts).unwrap();
+        let e = answer(&offered, &[y], None, &opts, &mut fresh_key).unwrap();
         assert_eq!((e.tag, e.suite), (1, Suite::AesCm128HmacSha1_80));
         assert_ne!(e.key_salt, offered[0].key_salt);
-        assert!(answer(&[], &[], None, &opts).is_none());
+        assert!(answer(&[], &[], None, &opts, &mut fresh_key).is_none());
+        // `static`: the previous line stays, even where another would pass through.
+        let st = SdesOptions {
+            static_keys: true,
+            ..SdesOptions::default()
+        };
+        let g = answer(
+            &offered,
+            std::slice::from_ref(&z),
+            Some(&a),
+            &st,
+            &mut fresh_key,
+        )
+        .unwrap();
+        assert_eq!(g, a);
+        // … but not once the offerer no longer offers it.
+        let h = answer(&offered[1..], &[], Some(&a), &st, &mut fresh_key).unwrap();
+        assert_eq!(h.tag, 2);
     }
 }

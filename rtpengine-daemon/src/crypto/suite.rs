@@ -63,6 +63,14 @@ impl Suite {
             .find(|s| s.name().eq_ignore_ascii_case(name))
     }
 
+    /// The suite whose name, with `_` written `-`, is `name` in any case
+    /// (the form ng flags take once canonical: `aes-cm-128-hmac-sha1-80`).
+    pub fn from_flag(name: &str) -> Option<Suite> {
+        SUITES
+            .into_iter()
+            .find(|s| s.name().replace('_', "-").eq_ignore_ascii_case(name))
+    }
+
     /// Master key length, bytes. The NULL suites still derive their
     /// authentication key with the AES-128 counter-mode PRF.
     pub fn key_len(self) -> usize {

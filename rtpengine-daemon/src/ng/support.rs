@@ -134,6 +134,8 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "block-dtmf",
     "reuse-codecs",
     "no-codec-renegotiation",
+    "pad-crypto",
+    "recrypt",
 ];
 
 /// Flag families whose members carry a value (`codec-strip-PCMA`,
@@ -187,8 +189,11 @@ const VALUES: &[(&str, &[&str])] = &[
         &["off", "immediate", "delayed", "heuristic"],
     ),
     ("address-family", &["ip4", "ip6"]),
-    // Switching between the two plain-RTP protocols needs no SRTP.
-    ("transport-protocol", &["accept", "rtp/avp", "rtp/avpf"]),
+    // Plain RTP and SDES-keyed SRTP; DTLS (UDP/TLS/…) is not done here.
+    (
+        "transport-protocol",
+        &["accept", "rtp/avp", "rtp/avpf", "rtp/savp", "rtp/savpf"],
+    ),
     // Dictionaries: their keys are checked. Without transcoding, `mask`
     // and `consume` strip; `accept` and `set` only ever act on a
     // transcoded codec, so they change nothing here (as upstream when it
@@ -219,10 +224,29 @@ const VALUES: &[(&str, &[&str])] = &[
     ("player", &["default", "off", "no", "disable", "disabled"]),
     ("generate-rtcp", &["off"]),
     ("dtmf-security", &["off"]),
-    // Without DTLS/SDES termination, turning them off is what happens
-    // anyway (their attributes pass through).
+    // Without DTLS, turning it off is what happens anyway (its attributes
+    // pass through).
     ("dtls", &["off", "no", "disable", "disabled"]),
-    ("sdes", &["off", "no", "disable", "disabled"]),
+    // Also `no-<suite>` and `only-<suite>` (see `honoured`).
+    (
+        "sdes",
+        &[
+            "off",
+            "no",
+            "disable",
+            "disabled",
+            "nonew",
+            "pad",
+            "lifetime",
+            "static",
+            "unencrypted-srtp",
+            "unencrypted-srtcp",
+            "unauthenticated-srtp",
+            "encrypted-srtp",
+            "encrypted-srtcp",
+            "authenticated-srtp",
+        ],
+    ),
     ("supports", &["load-limit"]),
     (
         "media-echo",
@@ -254,7 +278,11 @@ const VALUES: &[(&str, &[&str])] = &[
 ];
 
 /// Flag families `PREFIX-VALUE` that stand for a key's value.
-const FLAG_FAMILIES: &[(&str, &str)] = &[("replace-", "replace"), ("rtcp-mux-", "rtcp-mux")];
+const FLAG_FAMILIES: &[(&str, &str)] = &[
+    ("replace-", "replace"),
+    ("rtcp-mux-", "rtcp-mux"),
+    ("sdes-", "sdes"),
+];
 
 fn canonical(s: &str) -> String {
     s.to_ascii_lowercase().replace([' ', '_'], "-")
@@ -263,6 +291,20 @@ fn canonical(s: &str) -> String {
 /// The honoured values of `key`, if its values are checked.
 fn values_of(key: &str) -> Option<&'static [&'static str]> {
     VALUES.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Whether `value` of `key` is honoured: listed, or an SDES suite switch
+/// naming a suite this daemon has.
+fn honoured(key: &str, value: &str) -> bool {
+    if values_of(key).is_some_and(|a| a.contains(&value)) {
+        return true;
+    }
+    key == "sdes"
+        && value
+            .strip_prefix("no-")
+            .or_else(|| value.strip_prefix("only-"))
+            .and_then(crate::crypto::Suite::from_flag)
+            .is_some()
 }
 
 /// What `req` asks for that this daemon does not do (for `offer`,
@@ -283,9 +325,9 @@ pub fn unsupported(req: &Request) -> Vec<Unsupported> {
             out.push(Unsupported::Key(key));
             continue;
         }
-        let Some(allowed) = values_of(&key) else {
+        if values_of(&key).is_none() {
             continue;
-        };
+        }
         let given: Vec<String> = match v {
             Value::List(l) => l.iter().filter_map(Value::as_str).map(canonical).collect(),
             Value::Dict(d) => d
@@ -295,7 +337,7 @@ pub fn unsupported(req: &Request) -> Vec<Unsupported> {
             other => other.as_str().map(canonical).into_iter().collect(),
         };
         for g in given {
-            if !allowed.contains(&g.as_str()) {
+            if !honoured(&key, &g) {
                 out.push(Unsupported::Value(key.clone(), g));
             }
         }
@@ -311,7 +353,7 @@ pub fn unsupported(req: &Request) -> Vec<Unsupported> {
             .find_map(|(prefix, key)| f.strip_prefix(prefix).map(|v| (*key, v)));
         match family {
             Some((key, v)) if flags == OFFER_ANSWER_FLAGS => {
-                if !values_of(key).is_some_and(|a| a.contains(&v)) {
+                if !honoured(key, v) {
                     out.push(Unsupported::Value(key.to_owned(), v.to_owned()));
                 }
             }
@@ -425,7 +467,10 @@ mod tests {
         codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
         codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
         d.insert(b"codec".to_vec(), Value::Dict(codec));
-        d.insert(b"transport-protocol".to_vec(), Value::str("RTP/SAVP"));
+        d.insert(
+            b"transport-protocol".to_vec(),
+            Value::str("UDP/TLS/RTP/SAVP"),
+        );
         d.insert(
             b"flags".to_vec(),
             Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
@@ -433,7 +478,7 @@ mod tests {
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udp/tls/rtp/savp'"
         );
     }
 

@@ -18,6 +18,7 @@ pub mod learning;
 pub mod offload;
 pub mod poller;
 mod socket;
+pub mod srtp;
 pub mod ssrc;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

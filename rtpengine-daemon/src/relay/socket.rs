@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::filter::{strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
+use super::srtp::{self, Transform};
 use super::ssrc::{SsrcStats, SsrcTable};
 use super::{is_rtcp, Counters, Totals, MAX_PACKET};
 use crate::clock;
@@ -45,6 +46,9 @@ pub struct SocketState {
     /// Duplicate runs, when the filter asks for loop checks (boxed: rare,
     /// and every socket would carry it).
     loops: Option<Box<LoopDetect>>,
+    /// SRTP: what is unprotected from the party and protected towards the
+    /// peer (nothing for plain RTP and SRTP passthrough).
+    pub transform: Transform,
 }
 
 impl SocketState {
@@ -63,6 +67,7 @@ impl SocketState {
             filter: Filter::default(),
             ssrcs: SsrcTable::default(),
             loops: None,
+            transform: Transform::default(),
         }
     }
 }
@@ -251,9 +256,32 @@ impl MediaSocket {
     /// (two sockets forwarding to each other would otherwise deadlock).
     fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
         let now_ms = clock::ms_of(now);
-        let (target, peers, filter, filter_ext) = {
+        // RTCP by its port, or by its packet type where it arrives on an
+        // RTP port (muxed, or unannounced); the header is clear in SRTCP too.
+        let rtcp = self.is_rtcp || is_rtcp(pkt);
+        let (target, peers, filter, filter_ext, transform, decrypted) = {
             let mut st = self.state();
             let st = &mut *st;
+            if st.transform.drop {
+                // An SRTP leg without a key in force.
+                self.stats_in.error();
+                return;
+            }
+            // SRTP is authenticated before anything learns from the packet
+            // (a forged one must not move the stream) and then handled as
+            // the plain packet it carries.
+            let decrypted = match &st.transform.decrypt {
+                None => None,
+                Some(ctx) => match srtp::unprotect(ctx, pkt, rtcp) {
+                    Ok(plain) => Some(plain),
+                    Err(e) => {
+                        tracing::trace!(local = %self.local, %src, error = %e, "SRTP packet dropped");
+                        self.stats_in.error();
+                        return;
+                    }
+                },
+            };
+            let pkt = decrypted.as_deref().unwrap_or(pkt);
             let before = (st.endpoint.learned, st.endpoint.confirmed);
             let dest_before = st.endpoint.destination(&st.policy);
             // RTCP on the RTP port of a party that does not mux teaches
@@ -282,18 +310,30 @@ impl MediaSocket {
             let dest_changed = st.endpoint.destination(&st.policy) != dest_before;
             let peers = (confirmed_now || moved || dest_changed)
                 .then(|| (moved, [st.peer_rtp.clone(), st.peer_rtcp.clone()]));
-            // RTCP arriving on the RTP port of a party that does not mux
-            // (unannounced) goes to the peer's RTCP port all the same, as
-            // upstream demultiplexes it.
-            let rtcp = self.is_rtcp || is_rtcp(pkt);
             if !rtcp {
                 st.ssrcs.record(pkt, now_ms);
             }
+            // RTCP arriving on the RTP port of a party that does not mux
+            // (unannounced) goes to the peer's RTCP port all the same, as
+            // upstream demultiplexes it.
             let target = if rtcp { &st.peer_rtcp } else { &st.peer_rtp };
             // RTCP passes filters even where it arrives unannounced on an
             // RTP port.
             let filter = st.filter.active().then(|| st.filter.decide(pkt, rtcp));
-            (target.upgrade(), peers, filter, st.filter.strip_ext)
+            let transform = match st.transform.active() {
+                true => Some(st.transform.clone()),
+                false => None,
+            };
+            // Authenticated only (`recrypt` on one key): relayed as received.
+            let decrypted = decrypted.filter(|_| st.transform.terminates());
+            (
+                target.upgrade(),
+                peers,
+                filter,
+                st.filter.strip_ext,
+                transform,
+                decrypted,
+            )
         };
         // Once per socket: one relaxed load per packet after that.
         if self.rtp_seen.load(Relaxed) == 0 && !self.is_rtcp {
@@ -315,37 +355,43 @@ impl MediaSocket {
         }
         self.stats_in.count(pkt.len(), now_ms);
         self.user_last_ms.store(now_ms, Relaxed);
+        // From here on the packet is plain (`decrypted`) or as received;
+        // only a rewritten or transformed packet pays for a buffer.
+        let mut buf = decrypted;
         if let Some(Action::Reflect(ssrc_at)) = filter {
-            self.reflect(pkt, ssrc_at, now_ms);
+            let echo = transform.as_ref().and_then(|t| t.echo.as_ref());
+            self.reflect(buf.as_deref().unwrap_or(pkt), ssrc_at, echo, rtcp, now_ms);
             return;
         }
         let Some(target) = target else { return };
-        // Only a rewritten packet pays for a copy (no buffer on the common path).
-        let silenced: Vec<u8>;
-        let pkt = match filter {
-            None | Some(Action::Forward) => pkt,
+        match filter {
+            None | Some(Action::Forward) => {}
             Some(Action::Drop) | Some(Action::Reflect(_)) => return,
             Some(Action::Silence(start, end, byte)) => {
-                let mut out = pkt.to_vec();
+                let mut out = buf.take().unwrap_or_else(|| pkt.to_vec());
                 out[start..end].fill(byte);
-                silenced = out;
-                &silenced
+                buf = Some(out);
             }
-            Some(Action::StripExtensions) => match strip_extensions(pkt, filter_ext) {
-                Some(out) => {
-                    silenced = out;
-                    &silenced
+            Some(Action::StripExtensions) => {
+                if let Some(out) = strip_extensions(buf.as_deref().unwrap_or(pkt), filter_ext) {
+                    buf = Some(out);
                 }
-                None => pkt,
-            },
-            Some(Action::StripFeedback) => match strip_feedback(pkt) {
-                Some(out) => {
-                    silenced = out;
-                    &silenced
-                }
+            }
+            Some(Action::StripFeedback) => match strip_feedback(buf.as_deref().unwrap_or(pkt)) {
+                Some(out) => buf = Some(out),
                 None => return,
             },
-        };
+        }
+        if let Some(ctx) = transform.as_ref().and_then(|t| t.encrypt.as_ref()) {
+            let mut out = buf.take().unwrap_or_else(|| srtp::with_room(pkt));
+            if let Err(e) = srtp::protect(ctx, &mut out, rtcp) {
+                tracing::debug!(local = %target.local, error = %e, "SRTP protect failed, packet dropped");
+                target.stats_out.error();
+                return;
+            }
+            buf = Some(out);
+        }
+        let pkt = buf.as_deref().unwrap_or(pkt);
         let (dst, tos) = target.destination();
         let Some(dst) = dst else { return };
         // Install the kernel rule before sending: once the peer has this
@@ -364,14 +410,28 @@ impl MediaSocket {
     }
 
     /// `media echo`: sends `pkt` back to this socket's own party, with the
-    /// SSRC at `ssrc_at` changed.
-    fn reflect(&self, pkt: &[u8], ssrc_at: Option<usize>, now_ms: u64) {
+    /// SSRC at `ssrc_at` changed (and protected with the key towards the
+    /// party, `echo`, where its media is SRTP we terminate).
+    fn reflect(
+        &self,
+        pkt: &[u8],
+        ssrc_at: Option<usize>,
+        echo: Option<&Arc<Mutex<crate::crypto::srtp::Context>>>,
+        rtcp: bool,
+        now_ms: u64,
+    ) {
         let (dst, _) = self.destination();
         let Some(dst) = dst else { return };
-        let mut out = pkt.to_vec();
+        let mut out = srtp::with_room(pkt);
         if let Some(at) = ssrc_at {
             let ssrc = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
             out[at..at + 4].copy_from_slice(&(ssrc ^ ECHO_SSRC_XOR).to_be_bytes());
+        }
+        if let Some(ctx) = echo {
+            if srtp::protect(ctx, &mut out, rtcp).is_err() {
+                self.stats_out.error();
+                return;
+            }
         }
         match crate::net::send_to(self.sock.as_raw_fd(), &out, dst) {
             Ok(_) => self.stats_out.count(out.len(), now_ms),
@@ -413,7 +473,9 @@ impl MediaSocket {
     fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
         let Some(offload) = &self.offload else { return };
         let mut st = self.state();
-        if st.kernel_failed || st.filter.active() {
+        // SRTP we unprotect or protect is relayed here: the kernel program
+        // forwards packets unchanged.
+        if st.kernel_failed || st.filter.active() || st.transform.active() {
             return;
         }
         // The source the kernel expects: the SDP address when nothing is
@@ -555,7 +617,7 @@ impl MediaSocket {
             &st.peer_rtp
         };
         let from_peer = peer.upgrade().is_some_and(|p| p.local == rule.src);
-        if !from_peer || st.filter.active() {
+        if !from_peer || st.filter.active() || st.transform.active() {
             return false;
         }
         st.endpoint.adopt(rule.expected_src);

@@ -53,6 +53,7 @@ impl OfferAnswer {
                 previous: Vec::new(),
                 negotiated: Default::default(),
                 loop_check: false,
+                srtp: Default::default(),
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
@@ -61,6 +62,7 @@ impl OfferAnswer {
                         sockets: old.sockets.take(),
                         previous: std::mem::take(&mut old.previous),
                         negotiated: std::mem::take(&mut old.negotiated),
+                        srtp: std::mem::take(&mut old.srtp),
                         mux: old.mux,
                         mux_override: old.mux_override,
                         ..pm
@@ -85,6 +87,7 @@ impl OfferAnswer {
                     previous: Vec::new(),
                     negotiated: Default::default(),
                     loop_check: false,
+                    srtp: Default::default(),
                 });
             } else if self.side == Side::Offer && m.port != 0 {
                 // A section the receiver rejected earlier is offered again:

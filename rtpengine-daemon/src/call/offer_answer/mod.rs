@@ -8,6 +8,7 @@
 
 mod media;
 mod outgoing;
+mod sdes;
 mod sdp_out;
 
 pub use outgoing::{SdpOptions, SWITCHABLE};
@@ -122,6 +123,10 @@ pub struct OfferAnswer {
     pub drop_traffic: Option<bool>,
     /// Flag `block DTMF`: DTMF from the sender of this message is dropped.
     pub block_dtmf: bool,
+    /// `SDES` options.
+    pub sdes: crate::crypto::negotiate::SdesOptions,
+    /// Flag `recrypt`: no SRTP passthrough for this call.
+    pub recrypt: bool,
 }
 
 impl OfferAnswer {
@@ -169,6 +174,8 @@ impl OfferAnswer {
             alias_key: None,
             drop_traffic: None,
             block_dtmf: false,
+            sdes: Default::default(),
+            recrypt: false,
         }
     }
 }
@@ -371,6 +378,7 @@ impl OfferAnswer {
             m.loop_check = m.rtp_endpoint.is_some_and(|e| calls.interfaces.is_ours(e));
         }
         let out = self.outgoing(call, snd, rcv, &sdp);
+        self.update_srtp(call, snd, rcv);
         self.decide_mux(call, snd, rcv, sdp.media.len());
 
         // 4. Sockets (none for sections the outgoing SDP rejects). A failure

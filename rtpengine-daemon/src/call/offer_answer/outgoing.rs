@@ -12,9 +12,10 @@ use crate::sdp::attr_ops::{AttrOps, MEDIA_TYPES};
 use crate::sdp::codecs::{self, CodecOps, Outcome};
 use crate::sdp::{Media, Session};
 
-/// The transport protocols this daemon switches between: both plain RTP,
-/// so switching needs no media processing beyond RTCP feedback.
-pub const SWITCHABLE: &[&str] = &["RTP/AVP", "RTP/AVPF"];
+/// The transport protocols this daemon switches between: plain RTP and
+/// SDES-keyed SRTP (terminated here when one side is plain or the keys
+/// differ).
+pub const SWITCHABLE: &[&str] = &["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"];
 
 /// The options that shape the SDP written onwards, beyond addresses and ports.
 #[derive(Debug, Clone, Default)]
@@ -128,13 +129,13 @@ impl OfferAnswer {
                         m.port = 0;
                         continue;
                     }
-                    self.offer_media(call, snd, rcv, i, m);
+                    self.offer_media(call, (snd, rcv, i), m);
                 }
                 Side::Answer => {
                     if call.parties[snd].medias[i].negotiated.removed {
                         continue;
                     }
-                    self.answer_media(call, snd, rcv, i, m);
+                    self.answer_media(call, (snd, rcv, i), m);
                 }
             }
             let (ids, masked) = extmap_taken(m, &o.extmap_strip, &o.extmap_mask);
@@ -150,17 +151,19 @@ impl OfferAnswer {
         out
     }
 
-    fn offer_media(&self, call: &mut Call, snd: usize, rcv: usize, i: usize, m: &mut Media) {
+    fn offer_media(&self, call: &mut Call, (snd, rcv, i): (usize, usize, usize), m: &mut Media) {
         let o = &self.sdp;
         if !m.is_rtp() {
             return;
         }
+        let sender_srtp = super::sdes::is_sdes(&m.protocol);
         if let Some(t) = o
             .transport
             .filter(|_| SWITCHABLE.contains(&m.protocol.as_str()))
         {
             m.protocol = t.to_owned();
         }
+        self.offer_sdes(call, (snd, rcv, i), m, sender_srtp);
         let sent = &call.parties[rcv].medias[i].negotiated.codecs_sent;
         if o.static_codecs && !sent.is_empty() {
             m.formats = sent.iter().map(|c| c.pt.clone()).collect();
@@ -191,7 +194,7 @@ impl OfferAnswer {
         call.parties[snd].medias[i].negotiated.ptime_reverse = o.ptime_reverse;
     }
 
-    fn answer_media(&self, call: &mut Call, snd: usize, rcv: usize, i: usize, m: &mut Media) {
+    fn answer_media(&self, call: &mut Call, (snd, rcv, i): (usize, usize, usize), m: &mut Media) {
         let o = &self.sdp;
         if !m.is_rtp() {
             return;
@@ -210,9 +213,12 @@ impl OfferAnswer {
             None if o.accept_transport => None,
             None => SWITCHABLE.iter().find(|p| **p == offerer.protocol).copied(),
         };
+        let sender_srtp = super::sdes::is_sdes(&m.protocol);
         if let Some(p) = protocol.filter(|_| SWITCHABLE.contains(&m.protocol.as_str())) {
             m.protocol = p.to_owned();
         }
+        self.answer_sdes(call, (snd, rcv, i), m, sender_srtp);
+        let offerer = &call.parties[rcv].medias[i];
         // Masked extensions stay accepted from the offerer: its answer
         // lists them again.
         for a in &offerer.negotiated.ext_masked {

@@ -1,0 +1,225 @@
+//! SDES in offers and answers: which `a=crypto` lines the SDP written
+//! onwards carries, and which keys then protect each direction (the
+//! decisions on lines are [`crate::crypto::negotiate`]'s; this file applies
+//! them to the call's media and to the outgoing SDP).
+//!
+//! A party speaks SDES on a section whose protocol is `RTP/SAVP` or
+//! `RTP/SAVPF` (unless it offers or answers DTLS only: an `a=fingerprint`
+//! and no `a=crypto`, which passes through untouched as before). Between
+//! two such parties, or between one and a plain RTP party
+//! (`transport-protocol`), SRTP is terminated here. A plain party's own
+//! `a=crypto` lines (opportunistic SRTP, RFC 8643) pass through untouched
+//! when the other side is plain too: the two ends then key SRTP between
+//! themselves.
+//!
+//! The keys in force (`key_in`, `key_out`) change with answers only: a
+//! re-offer's new lines take effect once answered, so media keeps flowing
+//! under the old keys meanwhile.
+
+use super::OfferAnswer;
+use crate::call::{Call, Negotiated};
+use crate::crypto::negotiate;
+use crate::crypto::sdes::Crypto;
+use crate::crypto::Suite;
+use crate::sdp::{Attribute, Media};
+
+/// The protocols whose keys come with SDES.
+pub fn is_sdes(protocol: &str) -> bool {
+    matches!(protocol, "RTP/SAVP" | "RTP/SAVPF")
+}
+
+/// The sender's valid `a=crypto` lines (invalid ones are skipped, as
+/// upstream skips them, with a warning).
+fn lines(m: &Media) -> Vec<Crypto> {
+    m.attributes
+        .iter()
+        .filter(|a| a.name == "crypto")
+        .filter_map(|a| {
+            let v = a.value.as_deref().unwrap_or_default();
+            match Crypto::parse(v) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Ignoring a=crypto line");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// DTLS-SRTP only (a fingerprint, no SDES line): not terminated here.
+fn dtls_only(m: &Media, lines: &[Crypto]) -> bool {
+    lines.is_empty() && m.has_attr("fingerprint")
+}
+
+/// Runs `f` with a source of fresh keys and records the keys it handed
+/// out as ours on `neg` (with the ones still referenced from before).
+fn with_keys<T>(neg: &mut Negotiated, f: impl FnOnce(negotiate::KeySource) -> T) -> T {
+    let mut made = Vec::new();
+    let out = f(&mut |suite: Suite| {
+        let k = negotiate::fresh_key(suite);
+        made.push(k.clone());
+        k
+    });
+    neg.ours.extend(made);
+    out
+}
+
+/// Forgets the keys of ours no longer referenced by `neg`.
+fn prune_ours(neg: &mut Negotiated) {
+    let referenced: Vec<&[u8]> = neg
+        .crypto_out
+        .iter()
+        .chain(neg.key_out.as_ref())
+        .map(|c| c.key_salt.as_slice())
+        .collect();
+    neg.ours.retain(|k| referenced.contains(&k.as_slice()));
+}
+
+/// No SDES on this party's leg (plain, or DTLS passed through).
+fn clear(neg: &mut Negotiated) {
+    neg.crypto_in.clear();
+    neg.crypto_out.clear();
+    neg.key_in = None;
+    neg.key_out = None;
+    neg.srtp = false;
+    neg.ours.clear();
+}
+
+impl OfferAnswer {
+    /// Replaces `m`'s `a=crypto` lines with `lines` (written as the
+    /// request's `SDES-pad`/`SDES-lifetime` say).
+    fn put_lines(&self, m: &mut Media, lines: &[Crypto]) {
+        m.attributes.retain(|a| a.name != "crypto");
+        m.attributes.extend(lines.iter().map(|c| Attribute {
+            name: "crypto".to_owned(),
+            value: Some(c.write(self.sdes.write)),
+        }));
+    }
+
+    /// An offer: the offerer's keys, and the lines offered to the receiver
+    /// (`sender_sdes`: the offerer's own protocol is SDES; `m` already has
+    /// the protocol the receiver is offered).
+    pub(super) fn offer_sdes(
+        &self,
+        call: &mut Call,
+        (snd, rcv, i): (usize, usize, usize),
+        m: &mut Media,
+        sender_sdes: bool,
+    ) {
+        let offered = match sender_sdes {
+            true => lines(m),
+            false => Vec::new(),
+        };
+        if sender_sdes && dtls_only(m, &offered) {
+            clear(&mut call.parties[snd].medias[i].negotiated);
+            clear(&mut call.parties[rcv].medias[i].negotiated);
+            return;
+        }
+        {
+            let a = &mut call.parties[snd].medias[i].negotiated;
+            a.crypto_in = offered.clone();
+            if !a.srtp && sender_sdes {
+                // First negotiation: its first line until the answer picks.
+                a.key_in = offered.first().cloned();
+                a.srtp = true;
+            }
+        }
+        let r = &mut call.parties[rcv].medias[i].negotiated;
+        if is_sdes(&m.protocol) {
+            let previous: Vec<Crypto> = r.own_key_out().cloned().into_iter().collect();
+            let out = with_keys(r, |keys| {
+                negotiate::offer(&offered, &previous, &self.sdes, keys)
+            });
+            self.put_lines(m, &out);
+            r.crypto_out = out;
+            if !r.srtp {
+                r.key_out = r.crypto_out.first().cloned();
+                r.srtp = true;
+            }
+            prune_ours(r);
+        } else {
+            // Towards a plain receiver: SRTP lines removed; plain to plain,
+            // any a=crypto (OSRTP) passes on untouched.
+            if sender_sdes {
+                m.attributes.retain(|a| a.name != "crypto");
+            }
+            r.crypto_out.clear();
+            prune_ours(r);
+        }
+    }
+
+    /// An answer (`snd` answers `rcv`'s offer): the answerer's keys, the
+    /// line it took from ours, and the line the answer to the offerer
+    /// carries (`sender_sdes`: the answerer's own protocol is SDES; `m`
+    /// already has the protocol the offerer hears back).
+    pub(super) fn answer_sdes(
+        &self,
+        call: &mut Call,
+        (snd, rcv, i): (usize, usize, usize),
+        m: &mut Media,
+        sender_sdes: bool,
+    ) {
+        let answered = match sender_sdes {
+            true => lines(m),
+            false => Vec::new(),
+        };
+        if sender_sdes && dtls_only(m, &answered) {
+            // DTLS answered: passed through end to end, no SDES on either leg.
+            clear(&mut call.parties[snd].medias[i].negotiated);
+            clear(&mut call.parties[rcv].medias[i].negotiated);
+            return;
+        }
+        {
+            let b = &mut call.parties[snd].medias[i].negotiated;
+            if sender_sdes {
+                b.key_out = negotiate::accepted(&b.crypto_out, answered.first());
+                b.key_in = answered.first().cloned();
+                b.crypto_in = answered.clone();
+                b.srtp = true;
+                prune_ours(b);
+            } else {
+                clear(b);
+            }
+        }
+        let offerer_sdes = is_sdes(&call.parties[rcv].medias[i].protocol);
+        let a = &mut call.parties[rcv].medias[i].negotiated;
+        if is_sdes(&m.protocol) && offerer_sdes {
+            let previous = a.own_key_out().cloned();
+            let offered = a.crypto_in.clone();
+            let line = with_keys(a, |keys| {
+                negotiate::answer(&offered, &answered, previous.as_ref(), &self.sdes, keys)
+            });
+            let out: Vec<Crypto> = line.into_iter().collect();
+            self.put_lines(m, &out);
+            a.key_in = match out.first() {
+                Some(l) => a.crypto_in.iter().find(|c| c.tag == l.tag).cloned(),
+                None => a.crypto_in.first().cloned(),
+            };
+            a.key_out = out.first().cloned();
+            a.crypto_out = out;
+            a.srtp = true;
+            prune_ours(a);
+        } else {
+            // The offerer is plain (or hears back a plain protocol).
+            if sender_sdes || offerer_sdes {
+                m.attributes.retain(|a| a.name != "crypto");
+            }
+            clear(a);
+        }
+    }
+
+    /// Brings the SRTP contexts of both parties' media in line with the
+    /// keys in force (before the sockets are wired).
+    pub(super) fn update_srtp(&self, call: &mut Call, snd: usize, rcv: usize) {
+        if self.recrypt {
+            call.recrypt = true;
+        }
+        for p in [snd, rcv] {
+            for m in &mut call.parties[p].medias {
+                let n = &m.negotiated;
+                m.srtp.update(n.key_in.as_ref(), n.key_out.as_ref(), n.srtp);
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! An SRTP endpoint the daemon is checked against: libsrtp 2 (the reference
+//! implementation) through `tests/python/srtp_peer.py`, in the virtual
+//! environment `cargo xtask test` installs (`target/pyenv`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// One `a=crypto` line of an SDP: tag, suite, base64 key‖salt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoLine {
+    pub tag: u32,
+    pub suite: String,
+    pub key: String,
+}
+
+impl CryptoLine {
+    /// `a=crypto:<tag> <suite> inline:<key>`.
+    pub fn attr(&self) -> String {
+        format!("a=crypto:{} {} inline:{}", self.tag, self.suite, self.key)
+    }
+}
+
+/// The `a=crypto` lines of `sdp`, in order.
+pub fn crypto_lines(sdp: &str) -> Vec<CryptoLine> {
+    sdp.lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=crypto:"))
+        .map(|v| {
+            let mut f = v.split_whitespace();
+            let tag = f.next().and_then(|t| t.parse().ok()).expect("tag");
+            let suite = f.next().expect("suite").to_string();
+            let key = f
+                .next()
+                .and_then(|k| k.strip_prefix("inline:"))
+                .expect("inline key")
+                .split('|')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            CryptoLine { tag, suite, key }
+        })
+        .collect()
+}
+
+/// A libsrtp endpoint: sessions per key and direction persist across calls.
+pub struct SrtpPeer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// The Python of the test environment.
+fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let py = root.join("target/pyenv/bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: run `cargo xtask test`, which installs tests/python/requirements.txt there",
+        py.display()
+    );
+    py
+}
+
+impl SrtpPeer {
+    /// Starts the peer.
+    pub fn start() -> SrtpPeer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/srtp_peer.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the libsrtp peer");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        SrtpPeer {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn run(
+        &mut self,
+        op: &str,
+        rtcp: bool,
+        key: &CryptoLine,
+        pkt: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let hex: String = pkt.iter().map(|b| format!("{b:02x}")).collect();
+        let kind = if rtcp { "rtcp" } else { "rtp" };
+        writeln!(self.stdin, "{op} {kind} {} {} {hex}", key.suite, key.key).expect("write");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read");
+        let line = line.trim();
+        if let Some(e) = line.strip_prefix("error") {
+            return Err(e.trim().to_string());
+        }
+        (0..line.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&line[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Protects `pkt` (SRTCP if `rtcp`) with `key`, as its sender would.
+    pub fn protect(&mut self, rtcp: bool, key: &CryptoLine, pkt: &[u8]) -> Vec<u8> {
+        self.run("protect", rtcp, key, pkt)
+            .unwrap_or_else(|e| panic!("libsrtp protect with {key:?}: {e}"))
+    }
+
+    /// Unprotects `pkt` (SRTCP if `rtcp`) with `key`, as its receiver would.
+    pub fn unprotect(
+        &mut self,
+        rtcp: bool,
+        key: &CryptoLine,
+        pkt: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        self.run("unprotect", rtcp, key, pkt)
+    }
+}
+
+impl Drop for SrtpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
