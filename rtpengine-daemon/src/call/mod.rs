@@ -136,11 +136,6 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    /// Whether SDES keys are in use for this party.
-    pub fn sdes(&self) -> bool {
-        self.srtp
-    }
-
     /// `key_out` if we generated it.
     pub fn own_key_out(&self) -> Option<&crate::crypto::sdes::Crypto> {
         self.key_out

@@ -581,7 +581,7 @@ fn sdes_between_plain_and_srtp() {
             "the line taken"
         );
         assert_eq!(callee.key_in.as_ref().map(|k| k.tag), Some(7));
-        assert!(!c.parties[0].medias[0].negotiated.sdes());
+        assert!(!c.parties[0].medias[0].negotiated.srtp);
     });
     // The caller's packets are protected, the callee's unprotected.
     assert_eq!(transform(&calls, "sd1", 0), (false, true));

@@ -184,7 +184,7 @@ fn party_dict(call: &Call, me: usize) -> Value {
             if m.mux {
                 flags.push(Value::str("rtcp-mux"));
             }
-            if m.negotiated.sdes() {
+            if m.negotiated.srtp {
                 flags.push(Value::str("SDES"));
             }
             if m.loop_check {

@@ -16,7 +16,7 @@ use crate::crypto::srtp::{Context, Params, SrtpError};
 use crate::crypto::Suite;
 
 /// One SRTP context with the `a=crypto` line it was made from.
-pub struct Keyed {
+struct Keyed {
     line: Crypto,
     ctx: Arc<Mutex<Context>>,
 }

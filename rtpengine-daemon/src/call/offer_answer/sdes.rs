@@ -47,9 +47,25 @@ fn lines(m: &Media) -> Vec<Crypto> {
         .collect()
 }
 
-/// DTLS-SRTP only (a fingerprint, no SDES line): not terminated here.
-fn dtls_only(m: &Media, lines: &[Crypto]) -> bool {
-    lines.is_empty() && m.has_attr("fingerprint")
+/// The sender's lines (none unless `sender_sdes`), or `None` when it
+/// speaks DTLS only (a fingerprint, no SDES line): then SDES is off on
+/// both legs and the SDP passes through untouched.
+fn sender_lines(
+    call: &mut Call,
+    (snd, rcv, i): (usize, usize, usize),
+    m: &Media,
+    sender_sdes: bool,
+) -> Option<Vec<Crypto>> {
+    let found = match sender_sdes {
+        true => lines(m),
+        false => Vec::new(),
+    };
+    if sender_sdes && found.is_empty() && m.has_attr("fingerprint") {
+        clear(&mut call.parties[snd].medias[i].negotiated);
+        clear(&mut call.parties[rcv].medias[i].negotiated);
+        return None;
+    }
+    Some(found)
 }
 
 /// Runs `f` with a source of fresh keys and records the keys it handed
@@ -107,15 +123,9 @@ impl OfferAnswer {
         m: &mut Media,
         sender_sdes: bool,
     ) {
-        let offered = match sender_sdes {
-            true => lines(m),
-            false => Vec::new(),
-        };
-        if sender_sdes && dtls_only(m, &offered) {
-            clear(&mut call.parties[snd].medias[i].negotiated);
-            clear(&mut call.parties[rcv].medias[i].negotiated);
+        let Some(offered) = sender_lines(call, (snd, rcv, i), m, sender_sdes) else {
             return;
-        }
+        };
         {
             let a = &mut call.parties[snd].medias[i].negotiated;
             a.crypto_in = offered.clone();
@@ -160,16 +170,9 @@ impl OfferAnswer {
         m: &mut Media,
         sender_sdes: bool,
     ) {
-        let answered = match sender_sdes {
-            true => lines(m),
-            false => Vec::new(),
-        };
-        if sender_sdes && dtls_only(m, &answered) {
-            // DTLS answered: passed through end to end, no SDES on either leg.
-            clear(&mut call.parties[snd].medias[i].negotiated);
-            clear(&mut call.parties[rcv].medias[i].negotiated);
+        let Some(answered) = sender_lines(call, (snd, rcv, i), m, sender_sdes) else {
             return;
-        }
+        };
         {
             let b = &mut call.parties[snd].medias[i].negotiated;
             if sender_sdes {
