@@ -43,10 +43,11 @@ FROM ${RTPENGINE_BUILD} AS bin
 
 # ---- runtime -----------------------------------------------------------------
 FROM debian:bookworm-slim
-# iproute2: address detection in the entrypoint. The healthcheck uses bash only.
+# iproute2: address detection in the entrypoint. libssl3: DTLS-SRTP (the
+# daemon links OpenSSL). The healthcheck uses bash only.
 RUN set -eux; \
     apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 libssl3; \
     rm -rf /var/lib/apt/lists/*
 COPY --from=bin /out/rtpengine /out/rtpengine-ctl /usr/local/bin/
 COPY --chmod=0755 docker/entrypoint.sh /entrypoint.sh

@@ -147,11 +147,18 @@ async fn serve(
         });
     }
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
+    let dtls = rtpengine::crypto::dtls::Identity::new(
+        rtpengine::crypto::dtls::KeyType::Ec,
+        rtpengine::crypto::dtls::DEFAULT_MTU,
+        rtpengine::crypto::dtls::DEFAULT_CIPHERS,
+    )
+    .context("generating the DTLS certificate")?;
     let calls = Arc::new(Calls::new(
         interfaces,
         cfg.call_settings(),
         offload,
         Arc::clone(&media),
+        Arc::new(dtls),
     ));
     {
         let calls = Arc::clone(&calls);

@@ -80,6 +80,7 @@ pub fn sdp(data: &[u8]) {
                 rtcp: RtcpOut::Port(30001 + 2 * i as u16),
                 rtcp_mux: m.rtcp_mux(),
                 passthrough: false,
+                ice: None,
             })
             .collect();
         sdp::write(s, &so, &media)
@@ -158,6 +159,14 @@ fn control_plane() -> (
         settings,
         None,
         Arc::clone(&rt.media),
+        Arc::new(
+            rtpengine::crypto::dtls::Identity::new(
+                rtpengine::crypto::dtls::KeyType::Ec,
+                rtpengine::crypto::dtls::DEFAULT_MTU,
+                rtpengine::crypto::dtls::DEFAULT_CIPHERS,
+            )
+            .expect("DTLS identity"),
+        ),
     ));
     let control = Control::new(Commands::new(Arc::clone(&calls)));
     (guard, control, calls, pools)

@@ -30,6 +30,7 @@ pub mod sdp;
 pub mod srtp;
 pub mod topology;
 pub mod util;
+pub mod webrtc;
 
 pub use container::*;
 pub use daemon::*;
@@ -47,3 +48,4 @@ pub use sdp::*;
 pub use srtp::*;
 pub use topology::*;
 pub use util::*;
+pub use webrtc::*;

@@ -50,7 +50,7 @@ pub struct SrtpPeer {
 }
 
 /// The Python of the test environment.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let py = root.join("target/pyenv/bin/python");
     assert!(

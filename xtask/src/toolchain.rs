@@ -34,6 +34,10 @@ pub fn ensure(for_tests: bool) -> anyhow::Result<()> {
         packages.push(("ethtool", "ethtool"));
     }
     ensure_apt(&packages)?;
+    // DTLS-SRTP links OpenSSL (the `openssl` crate finds it with pkg-config).
+    if !Path::new("/usr/include/openssl/ssl.h").exists() || !on_path("pkg-config") {
+        apt_install(&["libssl-dev", "pkg-config"])?;
+    }
     if for_tests {
         ensure_test_clients()?;
     }
@@ -140,7 +144,7 @@ fn ensure_python_env() -> anyhow::Result<()> {
                 .arg(&env),
         )?;
     }
-    step("installing tests/python/requirements.txt (pylibsrtp) with pip");
+    step("installing tests/python/requirements.txt (pylibsrtp, aiortc) with pip");
     status(
         Command::new(env.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])

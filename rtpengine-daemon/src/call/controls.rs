@@ -174,7 +174,7 @@ impl Call {
                 // The peer's protocol: its own SDP's once it sent one, else
                 // what it was offered.
                 let feedback =
-                    m.protocol == "RTP/AVPF" || (m.protocol == "RTP/SAVPF" && terminated);
+                    m.protocol == "RTP/AVPF" || (m.protocol.ends_with("RTP/SAVPF") && terminated);
                 let strip_fb = feedback
                     && peer.is_some_and(|q| {
                         let n = &q.negotiated;

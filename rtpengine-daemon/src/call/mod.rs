@@ -78,6 +78,9 @@ pub struct PartyMedia {
     /// SRTP contexts from the SDES keys in force ([`Negotiated::key_in`],
     /// [`Negotiated::key_out`]).
     pub srtp: crate::relay::srtp::MediaSrtp,
+    /// ICE and DTLS-SRTP on its ports, when it is a WebRTC party
+    /// ([`Negotiated::dtls`], [`Negotiated::ice`]).
+    pub webrtc: Option<std::sync::Arc<crate::relay::webrtc::Leg>>,
 }
 
 /// Per-media results of the SDP exchange that a later message needs.
@@ -133,6 +136,18 @@ pub struct Negotiated {
     /// `key_out` that we generated: only those are kept as ours on a
     /// re-offer or re-answer (never a key a party sends with).
     pub ours: Vec<Vec<u8>>,
+    /// DTLS-SRTP with this party is terminated here: our role and the
+    /// fingerprint it announced.
+    pub dtls: Option<crate::relay::webrtc::DtlsPlan>,
+    /// The hash of our `a=fingerprint` towards it.
+    pub dtls_hash: Option<crate::crypto::dtls::Hash>,
+    /// Our ICE credentials towards it: ICE-lite runs on its ports.
+    pub ice: Option<crate::relay::ice::Credentials>,
+    /// Its `a=ice-ufrag` (a new one is an ICE restart: ours change too).
+    pub ice_remote: Option<String>,
+    /// The `a=mid` of its own latest SDP: the answer to it carries it
+    /// back when the answerer wrote none (RFC 8843 wants it there).
+    pub mid: Option<String>,
 }
 
 impl Negotiated {

@@ -77,6 +77,8 @@ pub struct Calls {
     planned: Mutex<HashMap<String, VecDeque<SocketAddr>>>,
     /// Told about calls that end or are taken over (persistence).
     events: OnceLock<Arc<dyn CallEvents>>,
+    /// The certificate DTLS-SRTP handshakes present.
+    dtls: Arc<crate::crypto::dtls::Identity>,
 }
 
 impl Calls {
@@ -86,6 +88,7 @@ impl Calls {
         settings: Settings,
         offload: Option<Arc<dyn Offload>>,
         media: Arc<Poller>,
+        dtls: Arc<crate::crypto::dtls::Identity>,
     ) -> Calls {
         Calls {
             calls: Mutex::new(HashMap::new()),
@@ -98,7 +101,13 @@ impl Calls {
             instance_id: format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
             planned: Mutex::new(HashMap::new()),
             events: OnceLock::new(),
+            dtls,
         }
+    }
+
+    /// The certificate DTLS-SRTP handshakes present.
+    pub fn dtls_identity(&self) -> Arc<crate::crypto::dtls::Identity> {
+        Arc::clone(&self.dtls)
     }
 
     /// Tells `events` about calls that end or are taken over from now on

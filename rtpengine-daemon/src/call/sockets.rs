@@ -166,6 +166,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                     s.unoffload_locked(&mut st, "signalling changed the stream");
                 }
                 st.transform = transform.clone();
+                st.webrtc = pm.webrtc.clone();
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

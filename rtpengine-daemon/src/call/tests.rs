@@ -41,7 +41,17 @@ fn registry_with(settings: Settings, pairs: u16) -> Calls {
     specs.extend(parse_interface("v6/::1").unwrap());
     let (min, max) = port_range(pairs);
     let ifs = Interfaces::new(&specs, min, max).unwrap();
-    Calls::new(ifs, settings, None, poller())
+    Calls::new(ifs, settings, None, poller(), dtls_identity())
+}
+
+/// One certificate for all tests (generating keys costs).
+pub(crate) fn dtls_identity() -> Arc<crate::crypto::dtls::Identity> {
+    use crate::crypto::dtls::{Identity, KeyType, DEFAULT_CIPHERS, DEFAULT_MTU};
+    static ID: std::sync::OnceLock<Arc<Identity>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        Arc::new(Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).expect("DTLS identity"))
+    })
+    .clone()
 }
 
 fn registry() -> Calls {

@@ -23,6 +23,7 @@ impl Timer {
     /// One tick: ends calls, then updates the rates.
     pub fn tick(&mut self, calls: &Calls) {
         calls.expire();
+        calls.webrtc_tick();
         let (relayed, kernel) = calls.stats.relayed_since_start(&calls.live());
         calls.stats.set_rates(Rates {
             relayed: relayed.since(self.last_relayed),
@@ -44,6 +45,20 @@ pub async fn run(calls: Arc<Calls>) {
 }
 
 impl Calls {
+    /// DTLS retransmissions and handshakes we start towards WebRTC parties
+    /// without ICE (their sockets send, outside the call table's lock).
+    pub fn webrtc_tick(&self) {
+        let sockets: Vec<Arc<MediaSocket>> = self
+            .lock()
+            .values()
+            .flat_map(|c| c.parties.iter())
+            .flat_map(|p| p.medias.iter())
+            .filter(|m| m.webrtc.is_some())
+            .filter_map(|m| m.sockets.as_ref().map(|s| s.rtp.clone()))
+            .collect();
+        sockets.iter().for_each(|s| s.webrtc_tick());
+    }
+
     /// Ends the calls whose delete delay, timeouts or final timeout have
     /// passed. Returns how many ended.
     pub fn expire(&self) -> usize {

@@ -9,7 +9,9 @@ use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_
 use super::put;
 use super::sdp_options::{sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
+use crate::call::offer_answer::{IceMode, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
+use crate::crypto::dtls::Hash;
 use crate::ng::frame::NgError;
 use crate::ng::request::Request;
 use crate::ng::value::{Dict, Value};
@@ -151,10 +153,6 @@ fn options(
     let tos_value = req.int("tos").ok().flatten();
     let tos = tos_value.and_then(|t| u8::try_from(t).ok());
     let tos_keep = tos_value.is_some_and(|t| t < 0);
-    match req.str("ice").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("remove") | Some("default") => {}
-        Some(other) => tracing::warn!("ICE '{other}' is not supported: ICE attributes are removed"),
-    }
     Ok(OfferAnswer {
         side,
         call_id,
@@ -197,6 +195,7 @@ fn options(
         block_dtmf: req.flag("block-dtmf"),
         sdes: sdes_options(req, side),
         recrypt: req.flag("recrypt"),
+        webrtc: webrtc_options(req, side),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {
@@ -277,4 +276,34 @@ fn received_from(req: &Request) -> Option<IpAddr> {
         Some(v) => v.as_str()?.split_whitespace().last()?.parse().ok(),
         None => None,
     }
+}
+
+/// `ICE`, `reject ICE`, `DTLS`, `DTLS-fingerprint`. Values not done here
+/// are logged (and reported in `warning` by `ng::support`).
+fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
+    let mut o = WebrtcOptions::default();
+    for w in req.words("ice") {
+        match w.to_ascii_lowercase().as_str() {
+            "remove" => o.ice = IceMode::Remove,
+            "force" => o.ice = IceMode::Force,
+            "default" => o.ice = IceMode::Default,
+            other => tracing::warn!("ICE '{other}' is not supported: ICE-lite as by default"),
+        }
+    }
+    if side == Side::Offer && (req.flag("reject-ice") || req.flag("ice-reject")) {
+        o.ice = IceMode::Remove;
+    }
+    match req.str("dtls").map(str::to_ascii_lowercase).as_deref() {
+        Some("off" | "no" | "disable" | "disabled") => o.dtls_off = true,
+        Some("passive") => o.dtls_passive = true,
+        Some("active") | None => {}
+        Some(other) => tracing::warn!("Unknown 'DTLS' value '{other}'"),
+    }
+    if let Some(h) = req.str("dtls-fingerprint") {
+        o.fingerprint_hash = Hash::from_name(h);
+        if o.fingerprint_hash.is_none() {
+            tracing::warn!("Unknown 'DTLS-fingerprint' value '{h}'");
+        }
+    }
+    o
 }

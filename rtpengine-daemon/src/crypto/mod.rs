@@ -3,9 +3,10 @@
 //! offer and an answer carry ([`negotiate`]), and SRTP/SRTCP itself
 //! ([`srtp`]). Nothing here knows calls or sockets: offers and answers
 //! apply it in `call::offer_answer::sdes`, the relay in `relay::srtp`.
-//! DTLS-SRTP and ICE are not done yet (issue 17): their values are
-//! answered with an "unsupported" warning (see `ng::support`).
+//! DTLS-SRTP's certificate and handshake are in [`dtls`]; the relay runs
+//! them in `relay::webrtc`.
 
+pub mod dtls;
 pub mod negotiate;
 pub mod sdes;
 pub mod srtp;

@@ -58,6 +58,8 @@ pub enum SrtpError {
     Mki,
     #[error("too many SSRCs under one key")]
     Ssrcs,
+    #[error("no key yet (DTLS handshake not done)")]
+    NoKey,
     #[error("master key of {got} bytes, {suite} needs {expected}")]
     Key {
         suite: &'static str,

@@ -79,6 +79,7 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
     "generate-rtcp",
     "dtmf-security",
     "dtls",
+    "dtls-fingerprint",
     "sdes",
     "codec",
     "codecs",
@@ -183,16 +184,30 @@ const VALUES: &[(&str, &[&str])] = &[
         "rtcp-mux",
         &["offer", "require", "demux", "accept", "reject"],
     ),
-    ("ice", &["remove"]),
+    // We are ICE-lite: `force` adds our ICE, `default` adds it where DTLS
+    // is terminated (see `call::offer_answer::webrtc`).
+    ("ice", &["remove", "default", "force"]),
     (
         "endpoint-learning",
         &["off", "immediate", "delayed", "heuristic"],
     ),
     ("address-family", &["ip4", "ip6"]),
-    // Plain RTP and SDES-keyed SRTP; DTLS (UDP/TLS/…) is not done here.
+    // Plain RTP, SDES-keyed and DTLS-keyed SRTP.
     (
         "transport-protocol",
-        &["accept", "rtp/avp", "rtp/avpf", "rtp/savp", "rtp/savpf"],
+        &[
+            "accept",
+            "rtp/avp",
+            "rtp/avpf",
+            "rtp/savp",
+            "rtp/savpf",
+            "udp/tls/rtp/savp",
+            "udp/tls/rtp/savpf",
+        ],
+    ),
+    (
+        "dtls-fingerprint",
+        &["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"],
     ),
     // Dictionaries: their keys are checked. Without transcoding, `mask`
     // and `consume` strip; `accept` and `set` only ever act on a
@@ -224,9 +239,10 @@ const VALUES: &[(&str, &[&str])] = &[
     ("player", &["default", "off", "no", "disable", "disabled"]),
     ("generate-rtcp", &["off"]),
     ("dtmf-security", &["off"]),
-    // Without DTLS, turning it off is what happens anyway (its attributes
-    // pass through).
-    ("dtls", &["off", "no", "disable", "disabled"]),
+    (
+        "dtls",
+        &["off", "no", "disable", "disabled", "passive", "active"],
+    ),
     // Also `no-<suite>` and `only-<suite>` (see `honoured`).
     (
         "sdes",
@@ -467,10 +483,7 @@ mod tests {
         codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
         codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
         d.insert(b"codec".to_vec(), Value::Dict(codec));
-        d.insert(
-            b"transport-protocol".to_vec(),
-            Value::str("UDP/TLS/RTP/SAVP"),
-        );
+        d.insert(b"transport-protocol".to_vec(), Value::str("TCP/RTP/AVP"));
         d.insert(
             b"flags".to_vec(),
             Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
@@ -478,7 +491,7 @@ mod tests {
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udp/tls/rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'tcp/rtp/avp'"
         );
     }
 

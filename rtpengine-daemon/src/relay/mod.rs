@@ -14,12 +14,14 @@
 //! (counted as an error) instead of stalling the stream.
 
 pub mod filter;
+pub mod ice;
 pub mod learning;
 pub mod offload;
 pub mod poller;
 mod socket;
 pub mod srtp;
 pub mod ssrc;
+pub mod webrtc;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

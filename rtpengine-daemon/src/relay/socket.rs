@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use super::filter::{strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
+use super::ice;
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
 use super::srtp::{self, Transform};
 use super::ssrc::{SsrcStats, SsrcTable};
+use super::webrtc::{self, Leg};
 use super::{is_rtcp, Counters, Totals, MAX_PACKET};
 use crate::clock;
 use crate::interfaces::PortLease;
@@ -49,6 +51,9 @@ pub struct SocketState {
     /// SRTP: what is unprotected from the party and protected towards the
     /// peer (nothing for plain RTP and SRTP passthrough).
     pub transform: Transform,
+    /// ICE and DTLS of a WebRTC party: its STUN and DTLS datagrams are
+    /// handled here instead of relayed.
+    pub webrtc: Option<Arc<Leg>>,
 }
 
 impl SocketState {
@@ -68,6 +73,7 @@ impl SocketState {
             ssrcs: SsrcTable::default(),
             loops: None,
             transform: Transform::default(),
+            webrtc: None,
         }
     }
 }
@@ -256,6 +262,11 @@ impl MediaSocket {
     /// (two sockets forwarding to each other would otherwise deadlock).
     fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
         let now_ms = clock::ms_of(now);
+        // RTP and RTCP start with version 2 (first byte 128–191): one
+        // comparison keeps the media path as it was.
+        if pkt.first().is_some_and(|&b| b < 64) && self.webrtc(pkt, src, now_ms) {
+            return;
+        }
         // RTCP by its port, or by its packet type where it arrives on an
         // RTP port (muxed, or unannounced); the header is clear in SRTCP too.
         let rtcp = self.is_rtcp || is_rtcp(pkt);
@@ -409,6 +420,64 @@ impl MediaSocket {
         }
     }
 
+    /// STUN and DTLS of a WebRTC party (RFC 7983); `false` when `pkt` is
+    /// neither or the party has no WebRTC leg (then it is relayed as any
+    /// packet: ICE and DTLS between two WebRTC parties pass through).
+    fn webrtc(&self, pkt: &[u8], src: SocketAddr, now_ms: u64) -> bool {
+        let stun = ice::is_stun(pkt);
+        if !stun && !webrtc::is_dtls(pkt) {
+            return false;
+        }
+        let Some(leg) = self.state().webrtc.clone() else {
+            return false;
+        };
+        let reply = match stun {
+            true => leg.stun(pkt, src),
+            false => leg.dtls(pkt, src),
+        };
+        if reply.refused {
+            self.stats_in.error();
+            return true;
+        }
+        if reply.nominated {
+            // The nominated pair is where the party receives (RFC 8445
+            // §8.1.1): media goes there from now on.
+            let mut st = self.state();
+            if st.endpoint.learned != Some(src) || !st.endpoint.confirmed {
+                tracing::debug!(local = %self.local, %src, "ICE pair nominated");
+                st.endpoint.adopt(src);
+            }
+        }
+        for d in &reply.out {
+            self.send_control(d, src, now_ms);
+        }
+        true
+    }
+
+    /// Sends a datagram of our own (STUN, DTLS) to the party.
+    fn send_control(&self, pkt: &[u8], dst: SocketAddr, now_ms: u64) {
+        match crate::net::send_to(self.sock.as_raw_fd(), pkt, dst) {
+            Ok(_) => self.stats_out.count(pkt.len(), now_ms),
+            Err(_) => self.stats_out.error(),
+        }
+    }
+
+    /// The timer's turn for a WebRTC leg served by this socket: DTLS
+    /// retransmissions, or a client handshake towards a peer without ICE.
+    pub fn webrtc_tick(&self) {
+        let (leg, dest) = {
+            let st = self.state();
+            (st.webrtc.clone(), st.endpoint.destination(&st.policy))
+        };
+        let Some(leg) = leg else { return };
+        if let Some((dst, out)) = leg.tick(dest) {
+            let now_ms = clock::now_ms();
+            for d in &out {
+                self.send_control(d, dst, now_ms);
+            }
+        }
+    }
+
     /// `media echo`: sends `pkt` back to this socket's own party, with the
     /// SSRC at `ssrc_at` changed (and protected with the key towards the
     /// party, `echo`, where its media is SRTP we terminate).
@@ -416,7 +485,7 @@ impl MediaSocket {
         &self,
         pkt: &[u8],
         ssrc_at: Option<usize>,
-        echo: Option<&Arc<Mutex<crate::crypto::srtp::Context>>>,
+        echo: Option<&srtp::Shared>,
         rtcp: bool,
         now_ms: u64,
     ) {

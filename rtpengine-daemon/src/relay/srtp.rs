@@ -15,10 +15,16 @@ use crate::crypto::sdes::Crypto;
 use crate::crypto::srtp::{Context, Params, SrtpError};
 use crate::crypto::Suite;
 
-/// One SRTP context with the `a=crypto` line it was made from.
+/// An SRTP context shared by the sockets that use it; empty until its key
+/// is known (a DTLS leg before its handshake is done): packets needing it
+/// are then dropped.
+pub type Shared = Arc<Mutex<Option<Context>>>;
+
+/// One SRTP context with the `a=crypto` line it was made from (none for
+/// keys from DTLS).
 struct Keyed {
-    line: Crypto,
-    ctx: Arc<Mutex<Context>>,
+    line: Option<Crypto>,
+    ctx: Shared,
 }
 
 impl Keyed {
@@ -26,8 +32,8 @@ impl Keyed {
         let params = params(line);
         match Context::new(line.suite, &line.key_salt, params, line.mki) {
             Ok(ctx) => Some(Keyed {
-                line: line.clone(),
-                ctx: Arc::new(Mutex::new(ctx)),
+                line: Some(line.clone()),
+                ctx: Arc::new(Mutex::new(Some(ctx))),
             }),
             Err(e) => {
                 // `Crypto::parse` checks the key length: not reached.
@@ -78,16 +84,46 @@ impl MediaSrtp {
         for (slot, want) in [(&mut self.rx, rx), (&mut self.tx, tx)] {
             match want {
                 None => *slot = None,
-                Some(w) if slot.as_ref().is_some_and(|k| same_key(&k.line, w)) => {}
+                Some(w)
+                    if slot
+                        .as_ref()
+                        .and_then(|k| k.line.as_ref())
+                        .is_some_and(|l| same_key(l, w)) => {}
                 Some(w) => *slot = Keyed::new(w),
             }
         }
     }
 
+    /// Keys from a DTLS handshake: `rx` and `tx` are filled once it is
+    /// done (and emptied when it restarts); until then nothing is relayed
+    /// from or to the party.
+    pub fn use_dtls(&mut self, rx: &Shared, tx: &Shared) {
+        let shares =
+            |k: &Option<Keyed>, s: &Shared| k.as_ref().is_some_and(|k| Arc::ptr_eq(&k.ctx, s));
+        if !shares(&self.rx, rx) || !shares(&self.tx, tx) {
+            let keyed = |s: &Shared| {
+                Some(Keyed {
+                    line: None,
+                    ctx: s.clone(),
+                })
+            };
+            self.rx = keyed(rx);
+            self.tx = keyed(tx);
+        }
+        self.srtp = true;
+    }
+
     /// The suite the party's packets are unprotected with (else the one
     /// protecting what it is sent), for `query`.
     pub fn suite(&self) -> Option<Suite> {
-        self.rx.as_ref().or(self.tx.as_ref()).map(|k| k.line.suite)
+        let suite = |k: &Keyed| match &k.line {
+            Some(l) => Some(l.suite),
+            None => lock(&k.ctx).as_ref().map(Context::suite),
+        };
+        self.rx
+            .as_ref()
+            .and_then(suite)
+            .or_else(|| self.tx.as_ref().and_then(suite))
     }
 
     /// What a socket of this party does to the packets it relays to a
@@ -107,8 +143,12 @@ impl MediaSrtp {
             };
         }
         let ctx = |k: &Option<Keyed>| k.as_ref().map(|k| k.ctx.clone());
-        if let (Some(a), Some(b)) = (&self.rx, &peer.tx) {
-            if same_material(&a.line, &b.line) {
+        let lines = (
+            self.rx.as_ref().and_then(|k| k.line.as_ref()),
+            peer.tx.as_ref().and_then(|k| k.line.as_ref()),
+        );
+        if let (Some(a), Some(b)) = lines {
+            if same_material(a, b) {
                 return match recrypt {
                     false => Transform::default(),
                     true => Transform {
@@ -133,11 +173,11 @@ impl MediaSrtp {
 #[derive(Clone, Default)]
 pub struct Transform {
     /// Unprotects what the party sends here.
-    pub decrypt: Option<Arc<Mutex<Context>>>,
+    pub decrypt: Option<Shared>,
     /// Protects what goes on to the peer.
-    pub encrypt: Option<Arc<Mutex<Context>>>,
+    pub encrypt: Option<Shared>,
     /// Protects what `media echo` sends back to the party itself.
-    pub echo: Option<Arc<Mutex<Context>>>,
+    pub echo: Option<Shared>,
     /// Authenticate only: relay the packet as received (`recrypt` where
     /// both sides use one key).
     pub verify_only: bool,
@@ -171,7 +211,7 @@ impl Transform {
 
     /// Whether `other` uses the same contexts.
     pub fn same(&self, other: &Transform) -> bool {
-        let eq = |a: &Option<Arc<Mutex<Context>>>, b: &Option<Arc<Mutex<Context>>>| match (a, b) {
+        let eq = |a: &Option<Shared>, b: &Option<Shared>| match (a, b) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -184,10 +224,19 @@ impl Transform {
     }
 }
 
+fn lock(ctx: &Mutex<Option<Context>>) -> std::sync::MutexGuard<'_, Option<Context>> {
+    ctx.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Unprotects `pkt` (SRTCP if `rtcp`) into a new buffer.
-pub fn unprotect(ctx: &Mutex<Context>, pkt: &[u8], rtcp: bool) -> Result<Vec<u8>, SrtpError> {
+pub fn unprotect(
+    ctx: &Mutex<Option<Context>>,
+    pkt: &[u8],
+    rtcp: bool,
+) -> Result<Vec<u8>, SrtpError> {
+    let mut guard = lock(ctx);
+    let c = guard.as_mut().ok_or(SrtpError::NoKey)?;
     let mut buf = with_room(pkt);
-    let mut c = ctx.lock().unwrap_or_else(PoisonError::into_inner);
     match rtcp {
         true => c.unprotect_rtcp(&mut buf)?,
         false => c.unprotect_rtp(&mut buf)?,
@@ -204,8 +253,13 @@ pub fn with_room(pkt: &[u8]) -> Vec<u8> {
 }
 
 /// Protects `buf` in place (SRTCP if `rtcp`).
-pub fn protect(ctx: &Mutex<Context>, buf: &mut Vec<u8>, rtcp: bool) -> Result<(), SrtpError> {
-    let mut c = ctx.lock().unwrap_or_else(PoisonError::into_inner);
+pub fn protect(
+    ctx: &Mutex<Option<Context>>,
+    buf: &mut Vec<u8>,
+    rtcp: bool,
+) -> Result<(), SrtpError> {
+    let mut guard = lock(ctx);
+    let c = guard.as_mut().ok_or(SrtpError::NoKey)?;
     match rtcp {
         true => c.protect_rtcp(buf),
         false => c.protect_rtp(buf),
@@ -275,7 +329,7 @@ mod tests {
         a.update(Some(&line(1, 1)), None, true);
         b.update(Some(&line(1, 2)), Some(&line(1, 2)), true);
         let t = a.transform(&b, false);
-        let sender = Mutex::new(
+        let sender = Mutex::new(Some(
             Context::new(
                 Suite::AesCm128HmacSha1_80,
                 &[1; 30],
@@ -283,8 +337,8 @@ mod tests {
                 None,
             )
             .unwrap(),
-        );
-        let receiver = Mutex::new(
+        ));
+        let receiver = Mutex::new(Some(
             Context::new(
                 Suite::AesCm128HmacSha1_80,
                 &[2; 30],
@@ -292,7 +346,7 @@ mod tests {
                 None,
             )
             .unwrap(),
-        );
+        ));
         let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
         let plain = rtp.clone();
         protect(&sender, &mut rtp, false).unwrap();

@@ -13,7 +13,7 @@ mod parse;
 mod write;
 
 pub use parse::{parse, SdpError};
-pub use write::{write, MediaOut, RtcpOut, SessionOut};
+pub use write::{write, IceOut, MediaOut, RtcpOut, SessionOut};
 
 use std::net::IpAddr;
 

@@ -4,10 +4,11 @@
 //! `b=`, `k=`, `a=mid`, `a=label`, codec lines (`a=rtpmap` for every payload
 //! type, static ones too, each followed by its `a=fmtp` and `a=rtcp-fb`),
 //! `a=extmap`, pass-through attributes, the direction, `a=rtcp`/`a=rtcp-mux`,
-//! `a=crypto`, `a=setup`/`a=fingerprint`/`a=tls-id`, `a=ptime`/`a=maxptime`.
-//! There is never a session-level `c=`. ICE attributes are always removed:
-//! this daemon does no ICE, and a candidate naming the peer's address would
-//! let it bypass the proxy.
+//! `a=crypto`, `a=setup`/`a=fingerprint`/`a=tls-id`, `a=ptime`/`a=maxptime`,
+//! then our own ICE lines where ICE runs with the receiver.
+//! There is never a session-level `c=`. The sender's ICE attributes are
+//! always removed: a candidate naming the peer's address would let media
+//! bypass the proxy.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -50,6 +51,64 @@ pub struct MediaOut {
     /// Written exactly as received, with `port` and `address` (media this
     /// daemon does not relay, such as TCP-based MSRP).
     pub passthrough: bool,
+    /// Our ICE-lite credentials and host candidates, where ICE runs with
+    /// the receiver (then `a=ice-lite` is written at session level).
+    pub ice: Option<IceOut>,
+}
+
+/// Our ICE lines for one media section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceOut {
+    /// `a=ice-ufrag`.
+    pub ufrag: String,
+    /// `a=ice-pwd`.
+    pub pwd: String,
+    /// Host candidates: component (1 RTP, 2 RTCP), address, port.
+    pub candidates: Vec<(u8, IpAddr, u16)>,
+}
+
+/// A host candidate's priority (RFC 8445 §5.1.2.1: type preference 126,
+/// local preference 65535).
+fn priority(component: u8) -> u32 {
+    (126 << 24) | (65535 << 8) | (256 - u32::from(component))
+}
+
+/// A candidate's foundation: 16 alphanumerics standing for the address
+/// (equal for candidates of one base, RFC 8445 §5.1.1.3), as upstream's.
+fn foundation(addr: IpAddr) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    // FNV-1a: stable across runs, unlike the standard hasher.
+    let bytes = match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..16)
+        .map(|i| {
+            let x = h.rotate_left(i * 4) ^ (u64::from(i) * 0x9e37_79b9);
+            CHARS[(x % CHARS.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+fn write_ice(out: &mut String, ice: &IceOut) {
+    let _ = write!(
+        out,
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+        ice.ufrag, ice.pwd
+    );
+    for &(component, addr, port) in &ice.candidates {
+        let _ = write!(
+            out,
+            "a=candidate:{} {component} UDP {} {addr} {port} typ host\r\n",
+            foundation(addr),
+            priority(component)
+        );
+    }
+    out.push_str("a=end-of-candidates\r\n");
 }
 
 const ICE: &[&str] = &[
@@ -133,6 +192,9 @@ pub fn write(session: &Session, s: &SessionOut, media: &[MediaOut]) -> Vec<u8> {
             continue;
         }
         attr_line(&mut out, a);
+    }
+    if media.iter().any(|m| m.ice.is_some()) {
+        out.push_str("a=ice-lite\r\n");
     }
     for (m, mo) in session.media.iter().zip(media) {
         write_media(&mut out, m, mo);
@@ -220,6 +282,9 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
         for a in named(name) {
             attr_line(out, a);
         }
+    }
+    if let Some(ice) = &mo.ice {
+        write_ice(out, ice);
     }
 }
 
@@ -310,6 +375,7 @@ mod tests {
                 rtcp: RtcpOut::Port(port + 1),
                 rtcp_mux: false,
                 passthrough: false,
+                ice: None,
             })
             .collect();
         write(s, &so, &mo)
@@ -380,6 +446,7 @@ mod tests {
                     rtcp: RtcpOut::None,
                     rtcp_mux: false,
                     passthrough: false,
+                    ice: None,
                 },
                 MediaOut {
                     port: 30000,
@@ -388,6 +455,7 @@ mod tests {
                     rtcp: RtcpOut::Full(30000, a6),
                     rtcp_mux: true,
                     passthrough: false,
+                    ice: None,
                 },
             ],
         );

@@ -54,6 +54,7 @@ impl OfferAnswer {
                 negotiated: Default::default(),
                 loop_check: false,
                 srtp: Default::default(),
+                webrtc: None,
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
@@ -63,6 +64,7 @@ impl OfferAnswer {
                         previous: std::mem::take(&mut old.previous),
                         negotiated: std::mem::take(&mut old.negotiated),
                         srtp: std::mem::take(&mut old.srtp),
+                        webrtc: old.webrtc.take(),
                         mux: old.mux,
                         mux_override: old.mux_override,
                         ..pm
@@ -88,6 +90,7 @@ impl OfferAnswer {
                     negotiated: Default::default(),
                     loop_check: false,
                     srtp: Default::default(),
+                    webrtc: None,
                 });
             } else if self.side == Side::Offer && m.port != 0 {
                 // A section the receiver rejected earlier is offered again:

@@ -10,8 +10,10 @@ mod media;
 mod outgoing;
 mod sdes;
 mod sdp_out;
+mod webrtc;
 
 pub use outgoing::{SdpOptions, SWITCHABLE};
+pub use webrtc::{is_dtls, IceMode, WebrtcOptions};
 
 use std::net::IpAddr;
 
@@ -127,6 +129,8 @@ pub struct OfferAnswer {
     pub sdes: crate::crypto::negotiate::SdesOptions,
     /// Flag `recrypt`: no SRTP passthrough for this call.
     pub recrypt: bool,
+    /// `ICE`, `DTLS`, `DTLS-fingerprint`.
+    pub webrtc: WebrtcOptions,
 }
 
 impl OfferAnswer {
@@ -176,6 +180,7 @@ impl OfferAnswer {
             block_dtmf: false,
             sdes: Default::default(),
             recrypt: false,
+            webrtc: WebrtcOptions::default(),
         }
     }
 }
@@ -377,8 +382,9 @@ impl OfferAnswer {
         for m in &mut call.parties[snd].medias {
             m.loop_check = m.rtp_endpoint.is_some_and(|e| calls.interfaces.is_ours(e));
         }
-        let out = self.outgoing(call, snd, rcv, &sdp);
-        self.update_srtp(call, snd, rcv);
+        let identity = calls.dtls_identity();
+        let out = self.outgoing(call, snd, rcv, &sdp, &identity);
+        self.update_srtp(call, snd, rcv, &identity);
         self.decide_mux(call, snd, rcv, sdp.media.len());
 
         // 4. Sockets (none for sections the outgoing SDP rejects). A failure

@@ -8,14 +8,23 @@ use std::borrow::Cow;
 
 use super::{OfferAnswer, Side};
 use crate::call::Call;
+use crate::crypto::dtls::Identity;
 use crate::sdp::attr_ops::{AttrOps, MEDIA_TYPES};
 use crate::sdp::codecs::{self, CodecOps, Outcome};
+use crate::sdp::Attribute;
 use crate::sdp::{Media, Session};
 
-/// The transport protocols this daemon switches between: plain RTP and
+/// The transport protocols this daemon switches between: plain RTP,
 /// SDES-keyed SRTP (terminated here when one side is plain or the keys
-/// differ).
-pub const SWITCHABLE: &[&str] = &["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"];
+/// differ) and DTLS-keyed SRTP (terminated here when one side is not DTLS).
+pub const SWITCHABLE: &[&str] = &[
+    "RTP/AVP",
+    "RTP/AVPF",
+    "RTP/SAVP",
+    "RTP/SAVPF",
+    "UDP/TLS/RTP/SAVP",
+    "UDP/TLS/RTP/SAVPF",
+];
 
 /// The options that shape the SDP written onwards, beyond addresses and ports.
 #[derive(Debug, Clone, Default)]
@@ -89,9 +98,12 @@ impl OfferAnswer {
         snd: usize,
         rcv: usize,
         sdp: &Session,
+        id: &Identity,
     ) -> Session {
         let o = &self.sdp;
         let mut out = sdp.clone();
+        // DTLS and ICE attributes may stand at session level.
+        let session_attrs = out.attributes.clone();
         // RFC 8285 IDs: 1-14 and 16-255; master drops other a=extmap lines.
         out.attributes.retain(valid_extmap);
         for m in &mut out.media {
@@ -115,6 +127,7 @@ impl OfferAnswer {
             neg.codecs_own = codecs::codecs(m);
             neg.rtcp_fb = m.has_attr("rtcp-fb");
             neg.protocol_own = Some(m.protocol.clone());
+            neg.mid = m.attr("mid").and_then(|a| a.value.clone());
             match self.side {
                 Side::Offer => {
                     let removed = o.media_remove.iter().any(|t| {
@@ -129,13 +142,13 @@ impl OfferAnswer {
                         m.port = 0;
                         continue;
                     }
-                    self.offer_media(call, (snd, rcv, i), m);
+                    self.offer_media(call, (snd, rcv, i), m, (&session_attrs, id));
                 }
                 Side::Answer => {
                     if call.parties[snd].medias[i].negotiated.removed {
                         continue;
                     }
-                    self.answer_media(call, (snd, rcv, i), m);
+                    self.answer_media(call, (snd, rcv, i), m, (&session_attrs, id));
                 }
             }
             let (ids, masked) = extmap_taken(m, &o.extmap_strip, &o.extmap_mask);
@@ -148,15 +161,31 @@ impl OfferAnswer {
             strip_extmap(m, &o.extmap_mask);
             call.parties[rcv].medias[i].negotiated.protocol_sent = Some(m.protocol.clone());
         }
+        // Session-level DTLS attributes of a sender whose DTLS stops here.
+        if call.parties[snd]
+            .medias
+            .iter()
+            .any(|m| m.negotiated.dtls.is_some())
+        {
+            out.attributes
+                .retain(|a| !super::webrtc::DTLS_ATTRS.contains(&a.name.as_str()));
+        }
         out
     }
 
-    fn offer_media(&self, call: &mut Call, (snd, rcv, i): (usize, usize, usize), m: &mut Media) {
+    fn offer_media(
+        &self,
+        call: &mut Call,
+        (snd, rcv, i): (usize, usize, usize),
+        m: &mut Media,
+        dtls: (&[Attribute], &Identity),
+    ) {
         let o = &self.sdp;
         if !m.is_rtp() {
             return;
         }
         let sender_srtp = super::sdes::is_sdes(&m.protocol);
+        let sender_protocol = m.protocol.clone();
         if let Some(t) = o
             .transport
             .filter(|_| SWITCHABLE.contains(&m.protocol.as_str()))
@@ -164,6 +193,7 @@ impl OfferAnswer {
             m.protocol = t.to_owned();
         }
         self.offer_sdes(call, (snd, rcv, i), m, sender_srtp);
+        self.webrtc_media(call, (snd, rcv, i), m, dtls, &sender_protocol);
         let sent = &call.parties[rcv].medias[i].negotiated.codecs_sent;
         if o.static_codecs && !sent.is_empty() {
             m.formats = sent.iter().map(|c| c.pt.clone()).collect();
@@ -194,7 +224,13 @@ impl OfferAnswer {
         call.parties[snd].medias[i].negotiated.ptime_reverse = o.ptime_reverse;
     }
 
-    fn answer_media(&self, call: &mut Call, (snd, rcv, i): (usize, usize, usize), m: &mut Media) {
+    fn answer_media(
+        &self,
+        call: &mut Call,
+        (snd, rcv, i): (usize, usize, usize),
+        m: &mut Media,
+        dtls: (&[Attribute], &Identity),
+    ) {
         let o = &self.sdp;
         if !m.is_rtp() {
             return;
@@ -214,11 +250,24 @@ impl OfferAnswer {
             None => SWITCHABLE.iter().find(|p| **p == offerer.protocol).copied(),
         };
         let sender_srtp = super::sdes::is_sdes(&m.protocol);
+        let sender_protocol = m.protocol.clone();
         if let Some(p) = protocol.filter(|_| SWITCHABLE.contains(&m.protocol.as_str())) {
             m.protocol = p.to_owned();
         }
         self.answer_sdes(call, (snd, rcv, i), m, sender_srtp);
+        self.webrtc_media(call, (snd, rcv, i), m, dtls, &sender_protocol);
         let offerer = &call.parties[rcv].medias[i];
+        if let Some(mid) = offerer
+            .negotiated
+            .mid
+            .as_ref()
+            .filter(|_| !m.has_attr("mid"))
+        {
+            m.attributes.push(Attribute {
+                name: "mid".to_owned(),
+                value: Some(mid.clone()),
+            });
+        }
         // Masked extensions stay accepted from the offerer: its answer
         // lists them again.
         for a in &offerer.negotiated.ext_masked {

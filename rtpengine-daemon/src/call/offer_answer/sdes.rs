@@ -213,15 +213,27 @@ impl OfferAnswer {
     }
 
     /// Brings the SRTP contexts of both parties' media in line with the
-    /// keys in force (before the sockets are wired).
-    pub(super) fn update_srtp(&self, call: &mut Call, snd: usize, rcv: usize) {
+    /// keys in force (SDES lines, or a WebRTC leg's DTLS handshake) before
+    /// the sockets are wired.
+    pub(super) fn update_srtp(
+        &self,
+        call: &mut Call,
+        snd: usize,
+        rcv: usize,
+        id: &std::sync::Arc<crate::crypto::dtls::Identity>,
+    ) {
         if self.recrypt {
             call.recrypt = true;
         }
         for p in [snd, rcv] {
             for m in &mut call.parties[p].medias {
-                let n = &m.negotiated;
-                m.srtp.update(n.key_in.as_ref(), n.key_out.as_ref(), n.srtp);
+                match super::webrtc::update_leg(m, id) {
+                    Some(leg) => m.srtp.use_dtls(&leg.rx, &leg.tx),
+                    None => {
+                        let n = &m.negotiated;
+                        m.srtp.update(n.key_in.as_ref(), n.key_out.as_ref(), n.srtp);
+                    }
+                }
             }
         }
     }

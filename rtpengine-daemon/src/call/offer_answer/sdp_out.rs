@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{OfferAnswer, Side};
 use crate::call::{Call, SdpOutState};
-use crate::sdp::{self, attr_ops, Direction, MediaOut, Origin, RtcpOut, Session, SessionOut};
+use crate::sdp::{
+    self, attr_ops, Direction, IceOut, MediaOut, Origin, RtcpOut, Session, SessionOut,
+};
 
 impl OfferAnswer {
     pub(super) fn write_sdp(
@@ -31,6 +33,7 @@ impl OfferAnswer {
                     rtcp: RtcpOut::None,
                     rtcp_mux: false,
                     passthrough: true,
+                    ice: None,
                 });
                 continue;
             }
@@ -45,6 +48,7 @@ impl OfferAnswer {
                     rtcp: RtcpOut::None,
                     rtcp_mux: false,
                     passthrough: false,
+                    ice: None,
                 });
                 continue;
             };
@@ -88,6 +92,18 @@ impl OfferAnswer {
             } else {
                 RtcpOut::Port(rtcp_port)
             };
+            // ICE names our real address even on hold (as upstream).
+            let ice = rmedia.negotiated.ice.as_ref().map(|c| {
+                let mut candidates = vec![(1, sockets.advertised, port)];
+                if rtcp_port != port {
+                    candidates.push((2, sockets.advertised, rtcp_port));
+                }
+                IceOut {
+                    ufrag: c.ufrag.clone(),
+                    pwd: c.pwd.clone(),
+                    candidates,
+                }
+            });
             media_out.push(MediaOut {
                 port,
                 address,
@@ -95,6 +111,7 @@ impl OfferAnswer {
                 rtcp,
                 rtcp_mux: mux_attr && m.is_rtp(),
                 passthrough: false,
+                ice,
             });
         }
         let local = media_out

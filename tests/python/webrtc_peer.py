@@ -1,0 +1,134 @@
+"""A WebRTC peer for the tests: aiortc (ICE, DTLS-SRTP, rtcp-mux, SAVPF).
+
+Talks JSON lines on stdin/stdout with the Rust test:
+
+  -> {"offer": true}             create an offer; replies {"sdp": ...}
+  -> {"answer_to": SDP}          answer a remote offer; replies {"sdp": ...}
+  -> {"remote_answer": SDP}      apply the answer to our offer; replies {}
+  -> {"run": SECONDS}            send audio for that long, then reply with
+                                 {"frames": n, "samples": [...], "state": ...}
+  -> {"restart": true}           ICE restart: a new offer; replies {"sdp": ...}
+
+The audio sent is PCMU of a constant sample (1000, so every payload byte is
+0xCE); what arrives is reported as the set of sample values decoded, so the
+test can check the content both ways.
+
+Only the address given on the command line is used for host candidates
+(the test namespace also holds the daemon's own addresses).
+"""
+
+import asyncio
+import fractions
+import json
+import sys
+
+import array
+
+import aioice.ice
+import av
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+ADDRESS = sys.argv[1]
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [ADDRESS]
+
+SAMPLE = 1000
+
+
+class Tone(MediaStreamTrack):
+    """20 ms frames of one constant sample at 8 kHz."""
+
+    kind = "audio"
+
+    def __init__(self):
+        super().__init__()
+        self.pts = 0
+
+    async def recv(self):
+        await asyncio.sleep(0.02)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=160)
+        frame.planes[0].update(array.array("h", [SAMPLE] * 160).tobytes())
+        frame.sample_rate = 8000
+        frame.pts = self.pts
+        frame.time_base = fractions.Fraction(1, 8000)
+        self.pts += 160
+        return frame
+
+
+class Peer:
+    def __init__(self):
+        self.pc = RTCPeerConnection()
+        self.frames = 0
+        self.samples = set()
+        self.pc.on("track", self.on_track)
+        transceiver = self.pc.addTransceiver(Tone(), direction="sendrecv")
+        pcmu = [
+            c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"
+        ]
+        transceiver.setCodecPreferences(pcmu)
+
+    def on_track(self, track):
+        async def consume():
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                values = array.array("h", bytes(frame.planes[0]))
+                # Frames the jitter buffer fills in are silence: only real
+                # audio counts.
+                if any(values):
+                    self.frames += 1
+                    self.samples.update(values)
+
+        asyncio.ensure_future(consume())
+
+    async def handle(self, msg):
+        if "offer" in msg or "restart" in msg:
+            if "restart" in msg:
+                self.pc.getTransceivers()[0]  # keeps the transceiver
+                await self.pc.setLocalDescription(await self.pc.createOffer())
+            else:
+                await self.pc.setLocalDescription(await self.pc.createOffer())
+            return {"sdp": self.pc.localDescription.sdp}
+        if "answer_to" in msg:
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=msg["answer_to"], type="offer")
+            )
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            return {"sdp": self.pc.localDescription.sdp}
+        if "remote_answer" in msg:
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=msg["remote_answer"], type="answer")
+            )
+            return {}
+        if "run" in msg:
+            await asyncio.sleep(msg["run"])
+            return {
+                "frames": self.frames,
+                "samples": sorted(self.samples)[:50],
+                "ice": self.pc.iceConnectionState,
+                "state": self.pc.connectionState,
+            }
+        return {"error": f"unknown message {msg}"}
+
+
+async def main():
+    peer = Peer()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        try:
+            reply = await peer.handle(json.loads(line))
+        except Exception as e:  # reported to the test, which fails with it
+            reply = {"error": repr(e)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    await peer.pc.close()
+
+
+asyncio.run(main())

@@ -1,0 +1,331 @@
+//! WebRTC ↔ SIP bridging checked against a real WebRTC stack (aiortc: ICE,
+//! DTLS-SRTP, rtcp-mux, SAVPF): the WebRTC party offers or answers through
+//! the daemon, the other side speaks plain RTP or SDES-keyed SRTP, media
+//! flows both ways and its content is checked on both ends.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use rtpengine_tests::*;
+
+/// The WebRTC party's address (its only host candidate).
+const BROWSER: &str = "198.51.100.1";
+/// The SIP party's.
+const PHONE: &str = "198.51.100.3";
+
+fn daemon(port: u16) -> SocketAddr {
+    format!("203.0.113.1:{port}").parse().unwrap()
+}
+
+fn plain_sdp(port: u16, protocol: &str, extra: &str) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 {PHONE}\ns=-\nt=0 0\nm=audio {port} {protocol} 0\nc=IN IP4 {PHONE}\na=sendrecv\n{extra}"
+    )
+}
+
+fn lines<'a>(sdp: &'a str, prefix: &str) -> Vec<&'a str> {
+    sdp.lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with(prefix))
+        .collect()
+}
+
+/// What the SDP towards the WebRTC party must carry: our DTLS and ICE-lite
+/// attributes, rtcp-mux, nothing of the other side's. An offer that leaves
+/// mux to the answerer has an RTCP candidate (component 2) too.
+fn check_webrtc_sdp(sdp: &str, setup: &str) {
+    assert!(sdp.contains(" UDP/TLS/RTP/SAVPF 0"), "{sdp}");
+    assert_eq!(
+        lines(sdp, "a=setup:"),
+        [format!("a=setup:{setup}")],
+        "{sdp}"
+    );
+    let fp = lines(sdp, "a=fingerprint:");
+    assert_eq!(fp.len(), 1, "{sdp}");
+    assert!(fp[0].starts_with("a=fingerprint:sha-256 "), "{sdp}");
+    assert_eq!(fp[0].len(), "a=fingerprint:sha-256 ".len() + 32 * 3 - 1);
+    assert_eq!(lines(sdp, "a=ice-lite"), ["a=ice-lite"], "{sdp}");
+    assert_eq!(
+        lines(sdp, "a=ice-ufrag:")[0].len(),
+        "a=ice-ufrag:".len() + 8
+    );
+    assert_eq!(lines(sdp, "a=ice-pwd:")[0].len(), "a=ice-pwd:".len() + 26);
+    let cands = lines(sdp, "a=candidate:");
+    let offer = setup == "actpass";
+    assert_eq!(cands.len(), if offer { 2 } else { 1 }, "{sdp}");
+    let port = media_ports(sdp)[0];
+    for (i, (component, priority)) in [("1", "2130706431"), ("2", "2130706430")]
+        .into_iter()
+        .take(cands.len())
+        .enumerate()
+    {
+        let fields: Vec<&str> = cands[i].split_whitespace().collect();
+        assert_eq!(fields[0].len(), "a=candidate:".len() + 16);
+        let port = (port + i as u16).to_string();
+        assert_eq!(
+            fields[1..],
+            [
+                component,
+                "UDP",
+                priority,
+                "203.0.113.1",
+                &port,
+                "typ",
+                "host"
+            ],
+            "{sdp}"
+        );
+    }
+    assert_eq!(lines(sdp, "a=end-of-candidates").len(), 1, "{sdp}");
+    assert_eq!(lines(sdp, "a=rtcp-mux").len(), 1, "{sdp}");
+    assert!(lines(sdp, "a=crypto:").is_empty(), "{sdp}");
+}
+
+/// What the SDP towards the SIP party must not carry: anything of WebRTC.
+fn check_sip_sdp(sdp: &str, protocol: &str) {
+    assert!(sdp.contains(&format!(" {protocol} 0")), "{sdp}");
+    for gone in [
+        "a=setup:",
+        "a=fingerprint:",
+        "a=ice-",
+        "a=candidate:",
+        "a=end-of-candidates",
+    ] {
+        assert!(lines(sdp, gone).is_empty(), "{gone} in {sdp}");
+    }
+}
+
+/// Media both ways for `secs`: the peer's tone reaches the plain side as
+/// PCMU 0xCE, the plain side's 0xCE reaches the peer (decoded as 988).
+fn media_both_ways(peer: &mut WebrtcPeer, phone: &UdpSocket, to_daemon: SocketAddr) {
+    peer.run(3.0);
+    let got = plain_side(phone, to_daemon, PEER_SAMPLE_BYTE, 3.0);
+    let report = peer.report();
+    assert_eq!(report.state, "connected", "{report:?}");
+    let audio: Vec<&Vec<u8>> = got
+        .iter()
+        .filter(|p| p.len() == 172 && p[1] & 0x7f == 0)
+        .collect();
+    assert!(
+        audio.len() > 50,
+        "{} of {} packets are PCMU from the peer",
+        audio.len(),
+        got.len()
+    );
+    assert!(
+        audio
+            .iter()
+            .all(|p| p[12..].iter().all(|&b| b == PEER_SAMPLE_BYTE)),
+        "decrypted payload is the peer's tone"
+    );
+    assert!(report.frames > 50, "{report:?}");
+    assert_eq!(report.samples, [DECODED_CE], "{report:?}");
+}
+
+/// A browser-like caller (aiortc offers ICE, DTLS-SRTP, rtcp-mux) to a
+/// plain RTP phone, with the options Kamailio configurations use for it.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn webrtc_caller_to_plain_callee() {
+    require_root();
+    let rig = Rig::new("webrtc-plain", &[]);
+    let mut peer = WebrtcPeer::start(&rig.ns, BROWSER);
+    let phone = rig.socket(&format!("{PHONE}:6000"));
+
+    let offer = peer.offer();
+    let to_phone = rig.offer(
+        "webrtc-1",
+        "browser",
+        &offer,
+        vec![
+            ("transport-protocol", Value::str("RTP/AVP")),
+            ("ICE", Value::str("remove")),
+            ("rtcp-mux", Value::List(vec![Value::str("demux")])),
+        ],
+    );
+    check_sip_sdp(&to_phone, "RTP/AVP");
+    assert!(lines(&to_phone, "a=rtcp-mux").is_empty(), "{to_phone}");
+    let to_browser = rig.answer(
+        "webrtc-1",
+        "browser",
+        "phone",
+        &plain_sdp(6000, "RTP/AVP", ""),
+        Vec::new(),
+    );
+    // aiortc offered actpass: we take the client role, as upstream.
+    check_webrtc_sdp(&to_browser, "active");
+    // Its mid comes back though the phone wrote none.
+    assert_eq!(lines(&to_browser, "a=mid:"), ["a=mid:0"], "{to_browser}");
+    peer.remote_answer(&to_browser);
+    media_both_ways(&mut peer, &phone, daemon(media_ports(&to_phone)[0]));
+
+    // query names the suite DTLS negotiated.
+    let q = rig.query("webrtc-1");
+    let suite = dig(&q, &["tags", "browser", "medias"])
+        .and_then(|m| match m {
+            Value::List(l) => l.first(),
+            _ => None,
+        })
+        .and_then(|m| m.get("streams"))
+        .and_then(|s| match s {
+            Value::List(l) => l.first(),
+            _ => None,
+        })
+        .and_then(|s| s.get("crypto suite"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    assert!(
+        matches!(
+            suite.as_deref(),
+            Some("AEAD_AES_256_GCM" | "AEAD_AES_128_GCM" | "AES_CM_128_HMAC_SHA1_80")
+        ),
+        "{suite:?}"
+    );
+}
+
+/// A plain caller to a WebRTC callee: the daemon offers DTLS (actpass) and
+/// ICE-lite, aiortc answers and takes a role; media both ways.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn plain_caller_to_webrtc_callee() {
+    require_root();
+    let rig = Rig::new("webrtc-callee", &[]);
+    let mut peer = WebrtcPeer::start(&rig.ns, BROWSER);
+    let phone = rig.socket(&format!("{PHONE}:6002"));
+
+    let to_browser = rig.offer(
+        "webrtc-2",
+        "phone",
+        &plain_sdp(6002, "RTP/AVP", ""),
+        vec![
+            ("transport-protocol", Value::str("UDP/TLS/RTP/SAVPF")),
+            ("ICE", Value::str("force")),
+            ("rtcp-mux", Value::List(vec![Value::str("offer")])),
+        ],
+    );
+    check_webrtc_sdp(&to_browser, "actpass");
+    let answer = peer.answer_to(&to_browser);
+    let to_phone = rig.answer("webrtc-2", "phone", "browser", &answer, Vec::new());
+    check_sip_sdp(&to_phone, "RTP/AVP");
+    media_both_ways(&mut peer, &phone, daemon(media_ports(&to_phone)[0]));
+}
+
+/// An SDES phone and a WebRTC caller: SRTP keyed by DTLS on one side and by
+/// a=crypto on the other, both terminated here; checked with libsrtp.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn webrtc_caller_to_sdes_callee() {
+    require_root();
+    let rig = Rig::new("webrtc-sdes", &[]);
+    let mut peer = WebrtcPeer::start(&rig.ns, BROWSER);
+    let mut srtp = SrtpPeer::start();
+    let phone = rig.socket(&format!("{PHONE}:6004"));
+
+    let offer = peer.offer();
+    let to_phone = rig.offer(
+        "webrtc-3",
+        "browser",
+        &offer,
+        vec![
+            ("transport-protocol", Value::str("RTP/SAVP")),
+            ("ICE", Value::str("remove")),
+            ("rtcp-mux", Value::List(vec![Value::str("demux")])),
+        ],
+    );
+    check_sip_sdp(&to_phone, "RTP/SAVP");
+    let ours = crypto_lines(&to_phone);
+    let to_b = ours
+        .iter()
+        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")
+        .expect("AES_CM_128_HMAC_SHA1_80 offered")
+        .clone();
+    let b_key = CryptoLine {
+        tag: to_b.tag,
+        suite: to_b.suite.clone(),
+        key: "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk".into(),
+    };
+    let to_browser = rig.answer(
+        "webrtc-3",
+        "browser",
+        "phone",
+        &plain_sdp(6004, "RTP/SAVP", &format!("{}\n", b_key.attr())),
+        Vec::new(),
+    );
+    check_webrtc_sdp(&to_browser, "active");
+    peer.remote_answer(&to_browser);
+
+    // The phone's side, by hand: SRTP under its key out, ours in.
+    let to_daemon = daemon(media_ports(&to_phone)[0]);
+    peer.run(3.0);
+    phone
+        .set_read_timeout(Some(std::time::Duration::from_millis(20)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let (mut seq, mut plain_in) = (0u16, Vec::new());
+    let mut buf = [0u8; 2048];
+    while start.elapsed().as_secs_f64() < 3.0 {
+        let pkt = rtp(0, seq, 160 * u32::from(seq), 0x5157_0002, PEER_SAMPLE_BYTE);
+        phone
+            .send_to(&srtp.protect(false, &b_key, &pkt), to_daemon)
+            .unwrap();
+        seq += 1;
+        while let Ok((n, _)) = phone.recv_from(&mut buf) {
+            if let Ok(p) = srtp.unprotect(false, &to_b, &buf[..n]) {
+                plain_in.push(p);
+            }
+        }
+    }
+    let report = peer.report();
+    assert_eq!(report.state, "connected", "{report:?}");
+    assert!(
+        plain_in.len() > 50,
+        "{} SRTP packets from the peer unprotected",
+        plain_in.len()
+    );
+    assert!(plain_in
+        .iter()
+        .all(|p| p[12..].iter().all(|&b| b == PEER_SAMPLE_BYTE)));
+    assert_eq!(report.samples, [DECODED_CE], "{report:?}");
+}
+
+/// A re-INVITE from a new WebRTC session on the same dialogue (new
+/// certificate, new ICE credentials: what a browser does after a reload or
+/// an ICE restart): our ICE credentials change, a new DTLS handshake keys
+/// SRTP again, and media flows again.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn reinvite_rekeys_dtls_and_restarts_ice() {
+    require_root();
+    let rig = Rig::new("webrtc-rekey", &[]);
+    let phone = rig.socket(&format!("{PHONE}:6006"));
+    let opts = || {
+        vec![
+            ("transport-protocol", Value::str("RTP/AVP")),
+            ("ICE", Value::str("remove")),
+            ("rtcp-mux", Value::List(vec![Value::str("demux")])),
+        ]
+    };
+    let mut first = WebrtcPeer::start(&rig.ns, BROWSER);
+    let to_phone = rig.offer("webrtc-4", "browser", &first.offer(), opts());
+    let answer = plain_sdp(6006, "RTP/AVP", "");
+    let to_browser = rig.answer("webrtc-4", "browser", "phone", &answer, Vec::new());
+    first.remote_answer(&to_browser);
+    let to_daemon = daemon(media_ports(&to_phone)[0]);
+    media_both_ways(&mut first, &phone, to_daemon);
+    drop(first);
+
+    let mut second = WebrtcPeer::start(&rig.ns, BROWSER);
+    let to_phone2 = rig.offer("webrtc-4", "browser", &second.offer(), opts());
+    let to_browser2 = rig.answer("webrtc-4", "browser", "phone", &answer, Vec::new());
+    assert_ne!(
+        lines(&to_browser2, "a=ice-ufrag:"),
+        lines(&to_browser, "a=ice-ufrag:"),
+        "an ICE restart gets new credentials"
+    );
+    assert_eq!(
+        lines(&to_browser2, "a=fingerprint:"),
+        lines(&to_browser, "a=fingerprint:"),
+        "our certificate stays"
+    );
+    second.remote_answer(&to_browser2);
+    media_both_ways(&mut second, &phone, daemon(media_ports(&to_phone2)[0]));
+}
