@@ -70,6 +70,8 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     // server (never the packaged service) and use redis-cli.
     ("redis-server", "redis-server"),
     ("redis-cli", "redis-tools"),
+    // The real browser of tests/tests/webrtc_browser.rs (headless).
+    ("chromium", "chromium"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not
