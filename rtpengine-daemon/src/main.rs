@@ -147,12 +147,9 @@ async fn serve(
         });
     }
     let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
-    let dtls = rtpengine::crypto::dtls::Identity::new(
-        rtpengine::crypto::dtls::KeyType::Ec,
-        rtpengine::crypto::dtls::DEFAULT_MTU,
-        rtpengine::crypto::dtls::DEFAULT_CIPHERS,
-    )
-    .context("generating the DTLS certificate")?;
+    let dtls =
+        rtpengine::crypto::dtls::Identity::new(cfg.dtls_key(), cfg.dtls_mtu, &cfg.dtls_ciphers)
+            .context("generating the DTLS certificate (--dtls-cert-cipher, --dtls-ciphers)")?;
     let calls = Arc::new(Calls::new(
         interfaces,
         cfg.call_settings(),

@@ -15,7 +15,7 @@ fn warning(d: &Dict) -> Option<&str> {
 fn unsupported_keys_and_flags_are_named_in_the_reply() {
     let rig = Rig::new("nsup", &[]);
     // The examples (a codec manipulation and a transport change),
-    // with what is still not done: transcoding and SRTP.
+    // with what is still not done: transcoding and T.38.
     let mut codec = Dict::new();
     codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
     codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
@@ -27,7 +27,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
         &crlf(OFFER),
         vec![
             ("codec", Value::Dict(codec)),
-            ("transport-protocol", Value::str("UDP/TLS/RTP/SAVP")),
+            ("transport-protocol", Value::str("UDPTL")),
             (
                 "flags",
                 Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
@@ -38,7 +38,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     assert_eq!(
         warning(&r),
         Some(
-            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udp/tls/rtp/savp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udptl'"
         ),
         "{r:?}"
     );

@@ -30,6 +30,8 @@ pub struct Settings {
     pub delete_delay: u64,
     /// `--max-sessions` (negative = unlimited).
     pub max_sessions: i64,
+    /// `--dtls-passive`.
+    pub dtls_passive: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             final_timeout: 0,
             delete_delay: 30,
             max_sessions: -1,
+            dtls_passive: false,
         }
     }
 }

@@ -26,6 +26,13 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         .filter(|b| !b.is_empty())
         .ok_or(NO_SDP)?;
     let mut oa = options(req, side, calls.settings().learning)?;
+    // `--dtls-passive`, unless the request says `DTLS=active`.
+    let active = req
+        .str("dtls")
+        .is_some_and(|d| d.eq_ignore_ascii_case("active"));
+    if calls.settings().dtls_passive && !active {
+        oa.webrtc.dtls_passive = true;
+    }
     legacy_direction(&mut oa, &calls.interfaces);
     let sdp = sdp::parse(body).map_err(|e| {
         tracing::warn!(error = %e, "Failed to parse SDP");
@@ -153,7 +160,7 @@ fn options(
     let tos_value = req.int("tos").ok().flatten();
     let tos = tos_value.and_then(|t| u8::try_from(t).ok());
     let tos_keep = tos_value.is_some_and(|t| t < 0);
-    Ok(OfferAnswer {
+    let mut oa = OfferAnswer {
         side,
         call_id,
         from_tag,
@@ -206,7 +213,11 @@ fn options(
                 }
             },
         },
-    })
+    };
+    if req.flag("webrtc") {
+        webrtc_preset(&mut oa);
+    }
+    Ok(oa)
 }
 
 /// `replace` and `rtcp-mux` from their lists and from `replace-…` /
@@ -306,4 +317,16 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
         }
     }
     o
+}
+
+/// The `WebRTC` flag: what upstream makes of it (its `trickle ICE` part is
+/// not done here: candidates are complete in the SDP).
+fn webrtc_preset(oa: &mut OfferAnswer) {
+    oa.sdp.transport = Some("UDP/TLS/RTP/SAVPF");
+    oa.webrtc.ice = IceMode::Force;
+    oa.rtcp_mux.offer = true;
+    oa.rtcp_mux.require = true;
+    oa.no_rtcp_attr = true;
+    oa.sdes.off = true;
+    oa.sdp.generate_mid = true;
 }

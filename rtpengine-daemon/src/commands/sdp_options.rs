@@ -70,6 +70,7 @@ pub(super) fn sdp_options(req: &Request, side: Side) -> Result<SdpOptions, NgErr
         o.extmap_strip = sub(e, "strip").map(Value::strings).unwrap_or_default();
         o.extmap_mask = sub(e, "mask").map(Value::strings).unwrap_or_default();
     }
+    o.generate_mid = req.flag("generate-mid");
     if req.flag("strip-extmap") {
         o.extmap_strip.push("all".to_owned());
     }

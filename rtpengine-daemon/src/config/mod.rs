@@ -207,6 +207,24 @@ pub struct Config {
     #[arg(long, value_name = "INT", default_value_t = -1, allow_negative_numbers = true)]
     pub max_sessions: i64,
 
+    /// DTLS-SRTP: take the passive (server) role where the peer lets us
+    /// choose (`DTLS=active` reverts it for a call).
+    #[arg(long)]
+    pub dtls_passive: bool,
+    /// Key type of the DTLS certificate: prime256v1 (ECDSA) or RSA.
+    #[arg(long, value_name = "TYPE", default_value = "prime256v1",
+          value_parser = ["prime256v1", "RSA", "ec_prime256v1", "ec-prime256v1"])]
+    pub dtls_cert_cipher: String,
+    /// Bits of the RSA key with `--dtls-cert-cipher=RSA`.
+    #[arg(long, value_name = "INT", default_value_t = 2048)]
+    pub dtls_rsa_key_size: u32,
+    /// Largest DTLS datagram, bytes (at least 576).
+    #[arg(long, value_name = "INT", default_value_t = crate::crypto::dtls::DEFAULT_MTU)]
+    pub dtls_mtu: u32,
+    /// OpenSSL cipher list of DTLS handshakes.
+    #[arg(long, value_name = "LIST", default_value = crate::crypto::dtls::DEFAULT_CIPHERS)]
+    pub dtls_ciphers: String,
+
     /// Do not detach from the terminal.
     #[arg(short = 'f', long)]
     pub foreground: bool,
@@ -321,6 +339,15 @@ impl Config {
             final_timeout: self.final_timeout.into(),
             delete_delay: self.delete_delay.into(),
             max_sessions: self.max_sessions,
+            dtls_passive: self.dtls_passive,
+        }
+    }
+
+    /// The DTLS certificate's key type.
+    pub fn dtls_key(&self) -> crate::crypto::dtls::KeyType {
+        match self.dtls_cert_cipher.as_str() {
+            "RSA" => crate::crypto::dtls::KeyType::Rsa(self.dtls_rsa_key_size),
+            _ => crate::crypto::dtls::KeyType::Ec,
         }
     }
 

@@ -113,6 +113,9 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "provisional",
     "reject-ice",
     "ice-reject",
+    "generate-mid",
+    "webrtc",
+    "no-tls-id",
     "reset",
     "exclude-recording",
     "skip-recording-db",
@@ -491,7 +494,7 @@ mod tests {
         let got = unsupported(&Request::from_dict(d).unwrap());
         assert_eq!(
             warning(&got),
-            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'tcp/rtp/avp'"
+            "Unsupported, ignored: flag 'detect-dtmf', codec 'transcode', transport-protocol 'udptl'"
         );
     }
 

@@ -58,6 +58,8 @@ pub struct SdpOptions {
     pub extmap_mask: Vec<String>,
     /// `loop protect`: write `a=rtpengine:<instance id>` at session level.
     pub loop_protect: Option<String>,
+    /// `generate mid`: sections without `a=mid` get one (their index).
+    pub generate_mid: bool,
 }
 
 impl OfferAnswer {
@@ -150,6 +152,12 @@ impl OfferAnswer {
                     }
                     self.answer_media(call, (snd, rcv, i), m, (&session_attrs, id));
                 }
+            }
+            if o.generate_mid && !m.has_attr("mid") {
+                m.attributes.push(Attribute {
+                    name: "mid".to_owned(),
+                    value: Some(i.to_string()),
+                });
             }
             let (ids, masked) = extmap_taken(m, &o.extmap_strip, &o.extmap_mask);
             let neg = &mut call.parties[snd].medias[i].negotiated;
