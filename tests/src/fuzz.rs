@@ -676,3 +676,77 @@ mod tests {
         assert_eq!(split(b"", b"\xff\xfe").count(), 1);
     }
 }
+
+/// One certificate for every WebRTC input (generating keys costs more
+/// than the run).
+fn dtls_identity() -> Arc<rtpengine::crypto::dtls::Identity> {
+    use rtpengine::crypto::dtls::{Identity, KeyType, DEFAULT_CIPHERS, DEFAULT_MTU};
+    static ID: OnceLock<Arc<Identity>> = OnceLock::new();
+    Arc::clone(ID.get_or_init(|| {
+        Arc::new(Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).expect("DTLS identity"))
+    }))
+}
+
+/// What reaches a WebRTC leg's STUN and DTLS parsers from a media port:
+/// `data[0]` picks our DTLS role; the rest, split at
+/// [`MESSAGE_SEPARATOR`], are datagrams from the peer, handed to the ICE
+/// responder or the DTLS session by their first byte as the relay does
+/// (RFC 7983). Whatever they hold: no panic; a STUN answer is a success
+/// response that carries our integrity; no reply is larger than the DTLS
+/// MTU or more than a flight; and no SRTP key is ever installed (no input
+/// can complete a handshake with a certificate matching the fingerprint
+/// the leg expects, which is our own).
+pub fn webrtc(data: &[u8]) {
+    use rtpengine::crypto::dtls::{Hash, Role, DEFAULT_MTU};
+    use rtpengine::relay::ice::{self, Credentials};
+    use rtpengine::relay::webrtc::{is_dtls, DtlsPlan, Leg};
+    let Some((&conf, rest)) = data.split_first() else {
+        return;
+    };
+    let id = dtls_identity();
+    let leg = Leg::new(Arc::clone(&id));
+    let creds = Credentials {
+        ufrag: "fuzzUfrg".into(),
+        pwd: "fuzzpasswordfuzzpassword12".into(),
+    };
+    let role = if conf & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    leg.configure(
+        Some(creds.clone()),
+        Some(DtlsPlan {
+            role,
+            remote: Some(id.fingerprint(Hash::Sha256)),
+        }),
+    );
+    let src: SocketAddr = "192.0.2.1:5000".parse().expect("address");
+    for pkt in split(rest, MESSAGE_SEPARATOR) {
+        let reply = if ice::is_stun(pkt) {
+            if let Ok(a) = ice::answer(pkt, src, &creds) {
+                let msg = stun_types::message::Message::from_bytes(&a.response)
+                    .expect("our response parses");
+                let key = stun_types::message::ShortTermCredentials::new(creds.pwd.clone());
+                msg.validate_integrity(&key.into())
+                    .expect("our response carries our integrity");
+            }
+            leg.stun(pkt, src)
+        } else if is_dtls(pkt) {
+            leg.dtls(pkt, src)
+        } else {
+            continue;
+        };
+        assert!(reply.out.len() <= 64, "{} datagrams", reply.out.len());
+        for d in &reply.out {
+            // DTLS records fit the MTU (plus the UDP/IP headers OpenSSL
+            // leaves out); STUN answers are a few dozen bytes.
+            assert!(d.len() <= DEFAULT_MTU as usize, "a {}-byte reply", d.len());
+        }
+    }
+    let _ = leg.tick(Some(src));
+    assert!(
+        leg.rx.lock().map(|k| k.is_none()).unwrap_or(true),
+        "keys without a verified handshake"
+    );
+}

@@ -49,3 +49,8 @@ fn transports_corpus() {
 fn relay_corpus() {
     replay("relay", fuzz::relay);
 }
+
+#[test]
+fn webrtc_corpus() {
+    replay("webrtc", fuzz::webrtc);
+}

@@ -14,7 +14,7 @@ use crate::status;
 use crate::toolchain::{self, output, step};
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: &[&str] = &["codecs", "sdp", "ng", "transports", "relay"];
+pub const TARGETS: &[&str] = &["codecs", "sdp", "ng", "transports", "relay", "webrtc"];
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
