@@ -50,6 +50,13 @@ struct Cli {
     /// forward IPv4 only).
     #[arg(long)]
     callee_ipv6: bool,
+    /// The callee side speaks SDES-keyed SRTP (AES_CM_128_HMAC_SHA1_80,
+    /// `transport-protocol: RTP/SAVP`): the daemon encrypts what callers
+    /// send and decrypts what callees send; the generator protects and
+    /// checks the callee side with the daemon's own SRTP code [default
+    /// daemons: ours, upstream; no floors, no kernel: SRTP stays in userspace].
+    #[arg(long)]
+    srtp: bool,
     /// Skip the flat-out intervals.
     #[arg(long)]
     no_flat_out: bool,
@@ -161,6 +168,8 @@ pub struct Opts {
     pub one_way: bool,
     /// The callee side speaks IPv6.
     pub callee_ipv6: bool,
+    /// The callee side speaks SRTP.
+    pub srtp: bool,
     /// Flat-out intervals.
     pub flat_out: bool,
     /// Max-rate search.
@@ -238,6 +247,8 @@ impl Opts {
             vec![Kind::OursKernel]
         } else if c.ng.is_some() {
             vec![Kind::External]
+        } else if c.srtp {
+            vec![Kind::Ours, Kind::Upstream]
         } else {
             vec![
                 Kind::Ours,
@@ -274,6 +285,7 @@ impl Opts {
             })),
             one_way: c.one_way,
             callee_ipv6: c.callee_ipv6,
+            srtp: c.srtp,
             flat_out: !c.no_flat_out,
             max_rate: if c.max_rate {
                 true
@@ -341,6 +353,14 @@ impl Opts {
             })
         {
             return Err("--callee-ipv6 measures daemons only (the floors forward IPv4)".into());
+        }
+        if o.srtp
+            && (o.soak > 0
+                || o.daemons
+                    .iter()
+                    .any(|d| !matches!(d, Kind::Ours | Kind::Upstream | Kind::External)))
+        {
+            return Err("--srtp measures ours, upstream or an external daemon (no soak)".into());
         }
         Ok(o)
     }

@@ -20,6 +20,7 @@ use anyhow::{bail, Context as _};
 
 use super::cpu::{Meter, Sample};
 use super::topo::in_ns;
+use rtpengine::crypto::srtp::Context;
 
 /// UDP payload size of every packet (12-byte RTP header + 20 ms of G.711).
 pub const PACKET: usize = 172;
@@ -49,7 +50,7 @@ impl Path {
 }
 
 /// One direction of one call.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Stream {
     /// Index of the sending socket.
     pub sock: usize,
@@ -67,6 +68,12 @@ pub struct Stream {
     pub tx_proxy: u64,
     /// Packets received through the proxy (all intervals).
     pub rx_proxy: u64,
+    /// `--srtp`: protects what this stream sends (the callee's key).
+    pub srtp_tx: Option<Box<Context>>,
+    /// `--srtp`: unprotects what arrives of this stream as SRTP (the
+    /// daemon's key towards the callee, or the callee's own on the direct
+    /// path).
+    pub srtp_rx: Option<Box<Context>>,
 }
 
 impl Stream {
@@ -88,6 +95,8 @@ impl Stream {
             rx_next: 0,
             tx_proxy: 0,
             rx_proxy: 0,
+            srtp_tx: None,
+            srtp_rx: None,
         }
     }
 }
@@ -150,6 +159,10 @@ pub struct Media {
     cursor: usize,
     interval_id: u8,
     send_bufs: Vec<[u8; PACKET]>,
+    /// Protected copies of `send_bufs` (`--srtp`), reused.
+    send_srtp: Vec<Vec<u8>>,
+    /// An unprotected copy of a received SRTP packet, reused.
+    recv_plain: Vec<u8>,
     send_addrs: Vec<libc::sockaddr_in6>,
     send_iovs: Vec<libc::iovec>,
     send_hdrs: Vec<libc::mmsghdr>,
@@ -261,6 +274,10 @@ impl Media {
             cursor: 0,
             interval_id: 0,
             send_bufs: vec![[0xff; PACKET]; BATCH],
+            send_srtp: (0..BATCH)
+                .map(|_| Vec::with_capacity(PACKET + 32))
+                .collect(),
+            recv_plain: Vec::with_capacity(RXBUF),
             send_addrs: vec![zero_sa; BATCH],
             send_iovs: vec![zero_iov; BATCH],
             send_hdrs: vec![zero_hdr; BATCH],
@@ -307,6 +324,14 @@ impl Media {
                     Path::Direct => st.via_direct,
                 });
                 self.send_idx[k] = idx;
+                if let Some(ctx) = st.srtp_tx.as_mut() {
+                    let out = &mut self.send_srtp[k];
+                    out.clear();
+                    out.extend_from_slice(b);
+                    if ctx.protect_rtp(out).is_err() {
+                        out.clear();
+                    }
+                }
                 k += 1;
                 self.cursor = (self.cursor + 1) % n;
                 if self.cursor == 0 {
@@ -314,9 +339,16 @@ impl Media {
                 }
             }
             for i in 0..k {
-                self.send_iovs[i] = libc::iovec {
-                    iov_base: self.send_bufs[i].as_mut_ptr() as *mut libc::c_void,
-                    iov_len: PACKET,
+                let srtp = self.streams[self.send_idx[i]].srtp_tx.is_some();
+                self.send_iovs[i] = match srtp {
+                    true => libc::iovec {
+                        iov_base: self.send_srtp[i].as_mut_ptr() as *mut libc::c_void,
+                        iov_len: self.send_srtp[i].len(),
+                    },
+                    false => libc::iovec {
+                        iov_base: self.send_bufs[i].as_mut_ptr() as *mut libc::c_void,
+                        iov_len: PACKET,
+                    },
                 };
                 let h = &mut self.send_hdrs[i].msg_hdr;
                 h.msg_name = &mut self.send_addrs[i] as *mut _ as *mut libc::c_void;
@@ -409,10 +441,28 @@ impl Media {
         }
         let r = r as usize;
         for i in 0..r {
-            let len = self.recv_hdrs[i].msg_len as usize;
+            let len = (self.recv_hdrs[i].msg_len as usize).min(RXBUF);
             let from = from_sockaddr(&self.recv_addrs[i]);
-            let b = &self.recv_bufs[i];
-            if len != PACKET || &b[12..16] != MAGIC {
+            let mut b = &self.recv_bufs[i][..len];
+            // SRTP (`--srtp`): unprotected with the key of the stream its
+            // clear header names; a packet that fails is malformed.
+            if len > PACKET {
+                let ssrc = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+                let ctx = ssrc
+                    .checked_sub(SSRC_BASE)
+                    .and_then(|i| self.streams.get_mut(i as usize))
+                    .and_then(|st| st.srtp_rx.as_mut());
+                self.recv_plain.clear();
+                self.recv_plain.extend_from_slice(b);
+                match ctx.map(|c| c.unprotect_rtp(&mut self.recv_plain)) {
+                    Some(Ok(())) => b = &self.recv_plain,
+                    _ => {
+                        iv.malformed += 1;
+                        continue;
+                    }
+                }
+            }
+            if b.len() != PACKET || &b[12..16] != MAGIC {
                 iv.malformed += 1;
                 continue;
             }

@@ -20,6 +20,8 @@ use super::report;
 use super::topo::{self, caller_port, in_ns, Topology};
 use super::xdp;
 use super::{sockfloor, uringfloor, xskfloor};
+use rtpengine::crypto::sdes::Crypto;
+use rtpengine::crypto::srtp::Context as SrtpContext;
 
 const FLOOR_PORT_BASE: u16 = 20000;
 
@@ -163,6 +165,51 @@ struct Sides {
     caller_dst: Vec<Option<SocketAddr>>,
     /// Where the callee sends (the daemon's callee-facing port).
     callee_dst: Vec<Option<SocketAddr>>,
+    /// `--srtp`: the key the daemon protects towards the callee with, and
+    /// the callee's own.
+    srtp: Vec<Option<(Crypto, Crypto)>>,
+}
+
+/// The suite `--srtp` answers with (every daemon offers it).
+const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+
+/// The daemon's AES_CM_128_HMAC_SHA1_80 line in the SDP it offers the
+/// callee, and a key of the callee's for call `c` under the same tag.
+fn srtp_keys(sdp: &str, c: usize) -> anyhow::Result<(Crypto, Crypto)> {
+    let ours = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=crypto:"))
+        .filter_map(|v| Crypto::parse(v).ok())
+        .find(|k| k.suite.name() == SRTP_SUITE)
+        .context("the daemon offered no AES_CM_128_HMAC_SHA1_80 line")?;
+    // Distinct per call and from the daemon's (secrecy is not the point).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64 + 1);
+    let key_salt = (0..ours.key_salt.len())
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let callee = Crypto {
+        tag: ours.tag,
+        suite: ours.suite,
+        key_salt,
+        lifetime: None,
+        mki: None,
+        unencrypted_srtp: false,
+        unencrypted_srtcp: false,
+        unauthenticated_srtp: false,
+    };
+    Ok((ours, callee))
+}
+
+/// An SRTP context for `line` (the generator's side of `--srtp`).
+fn srtp_context(line: &Crypto) -> anyhow::Result<Box<SrtpContext>> {
+    let ctx = SrtpContext::new(line.suite, &line.key_salt, Default::default(), line.mki)
+        .map_err(|e| anyhow::anyhow!("SRTP key: {e}"))?;
+    Ok(Box::new(ctx))
 }
 
 fn call_id(round: usize, n: usize, c: usize) -> String {
@@ -179,6 +226,11 @@ fn callee_ip(v6: bool) -> IpAddr {
 }
 
 pub(crate) fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+    offer_body_with(cid, port, session, v6, false)
+}
+
+/// [`offer_body`], asking for SRTP towards the callee with `srtp`.
+fn offer_body_with(cid: &str, port: u16, session: u64, v6: bool, srtp: bool) -> Vec<u8> {
     let sdp = phone_sdp(IpAddr::V4(topo::CALLER_IP), port, session);
     let caller_ip = topo::CALLER_IP.to_string();
     let received_from = ["IP4", caller_ip.as_str()];
@@ -197,12 +249,30 @@ pub(crate) fn offer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8
         // The daemon bridges: the offer to the callee carries IPv6.
         pairs.push(("address family", B::S("IP6")));
     }
+    if srtp {
+        pairs.push(("transport-protocol", B::S("RTP/SAVP")));
+    }
     encode(&pairs)
 }
 
 pub(crate) fn answer_body(cid: &str, port: u16, session: u64, v6: bool) -> Vec<u8> {
+    answer_body_with(cid, port, session, v6, None)
+}
+
+/// [`answer_body`] from an SDES callee answering with `crypto`.
+fn answer_body_with(
+    cid: &str,
+    port: u16,
+    session: u64,
+    v6: bool,
+    crypto: Option<&Crypto>,
+) -> Vec<u8> {
     let ip = callee_ip(v6);
-    let sdp = phone_sdp(ip, port, session);
+    let mut sdp = phone_sdp(ip, port, session);
+    if let Some(c) = crypto {
+        sdp = sdp.replace(" RTP/AVP ", " RTP/SAVP ");
+        sdp.push_str(&format!("a=crypto:{}\r\n", c.write(Default::default())));
+    }
     let callee_ip = ip.to_string();
     let fam = if v6 { "IP6" } else { "IP4" };
     encode(&[
@@ -237,7 +307,7 @@ fn setup_calls(
     mut sides: Option<&mut Sides>,
     label: &str,
 ) -> anyhow::Result<PipeStats> {
-    let (window, v6) = (o.window, o.callee_ipv6);
+    let (window, v6, srtp) = (o.window, o.callee_ipv6, o.srtp);
     let mut stage = vec![0u8; n];
     let st = ngc.pipeline(
         n,
@@ -248,16 +318,28 @@ fn setup_calls(
             let port = caller_port(c, k);
             let Some(reply) = reply else {
                 stage[c] = 1;
-                return Ok(Some(offer_body(&cid, port, 1000 + c as u64, v6)));
+                return Ok(Some(offer_body_with(&cid, port, 1000 + c as u64, v6, srtp)));
             };
             let sdp = ng::get_str(reply, "sdp").context("reply without sdp")?;
             let addr = media_addr(sdp).context("no audio address in the rewritten SDP")?;
             if stage[c] == 1 {
                 stage[c] = 2;
+                let keys = match srtp {
+                    true => Some(srtp_keys(sdp, c)?),
+                    false => None,
+                };
+                let callee_line = keys.as_ref().map(|k| k.1.clone());
                 if let Some(s) = sides.as_deref_mut() {
                     s.callee_dst[c] = Some(addr);
+                    s.srtp[c] = keys;
                 }
-                Ok(Some(answer_body(&cid, port, 2000 + c as u64, v6)))
+                Ok(Some(answer_body_with(
+                    &cid,
+                    port,
+                    2000 + c as u64,
+                    v6,
+                    callee_line.as_ref(),
+                )))
             } else {
                 if let Some(s) = sides.as_deref_mut() {
                     s.caller_dst[c] = Some(addr);
@@ -365,13 +447,14 @@ fn scenario(
     socks.extend(bind_sockets(&topo.callee, ports)?);
     let rss0 = pid.map_or(0, cpu::rss_kib);
     let mut out = json!({"daemon": kind.name(), "calls": n, "round": round, "sockets_per_side": k,
-                         "one_way": o.one_way, "callee_ipv6": o.callee_ipv6,
+                         "one_way": o.one_way, "callee_ipv6": o.callee_ipv6, "srtp": o.srtp,
                          "softirqd_threads": meter.softirqd_threads()});
 
     // Signalling: offer + answer for every call.
     let mut sides = Sides {
         caller_dst: vec![None; n],
         callee_dst: vec![None; n],
+        srtp: vec![None; n],
     };
     let mut _floor = None;
     let ngc = if floor_kind {
@@ -424,7 +507,7 @@ fn scenario(
                 } else {
                     (topo::DIRECT_CALLER_IP.into(), topo::DIRECT_CALLEE_IP.into())
                 };
-                let s = if side == 0 {
+                let mut s = if side == 0 {
                     call_streams[c].0 = streams.len();
                     Stream::new(
                         j,
@@ -443,6 +526,17 @@ fn scenario(
                         SocketAddr::new(dcallee, ep),
                     )
                 };
+                // --srtp: what the caller sends reaches the callee under the
+                // daemon's key; what the callee sends goes out under its
+                // own (and arrives so on the direct path).
+                if let Some((ours, callee)) = &sides.srtp[c] {
+                    if side == 0 {
+                        s.srtp_rx = Some(srtp_context(ours)?);
+                    } else {
+                        s.srtp_tx = Some(srtp_context(callee)?);
+                        s.srtp_rx = Some(srtp_context(callee)?);
+                    }
+                }
                 streams.push(s);
             }
         }
