@@ -618,65 +618,6 @@ fn split<'a>(data: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seed(target: &str, name: &str) -> Vec<u8> {
-        let p = crate::util::tests_dir()
-            .join("fuzz/corpus")
-            .join(target)
-            .join(name);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-
-    /// The harnesses do reach the code they fuzz: the seeds get real replies.
-    #[test]
-    fn transports_harness_serves_tcp_http_and_websocket() {
-        let out = transports_output(&seed("transports", "tcp_split_pings"));
-        assert_eq!(
-            String::from_utf8_lossy(&out)
-                .matches("d6:result4:ponge")
-                .count(),
-            3,
-            "{out:?}"
-        );
-        let out = String::from_utf8_lossy(&transports_output(&seed("transports", "http_ng_ping")))
-            .into_owned();
-        assert!(
-            out.starts_with("HTTP/1.1 200") && out.ends_with("c1 d6:result4:ponge"),
-            "{out}"
-        );
-        let out = String::from_utf8_lossy(&transports_output(&seed(
-            "transports",
-            "http_origin_refused",
-        )))
-        .into_owned();
-        assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-        let out = transports_output(&seed("transports", "ws_ng_binary_text_close"));
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("HTTP/1.1 101"), "{text}");
-        assert!(text.contains("c1 d6:result4:ponge"), "{text}");
-    }
-
-    #[test]
-    fn relay_harness_relays() {
-        // The seeds send 12 packets, 6 from A and B, 6 from strangers.
-        // Learning off with strict source: exactly A's and B's arrive.
-        assert_eq!(relay_received(&seed("relay", "off_strict")), 6);
-        // Heuristic, no flags: strangers' packets are relayed too.
-        let n = relay_received(&seed("relay", "heuristic"));
-        assert!(n > 6, "{n}");
-    }
-
-    #[test]
-    fn split_keeps_empty_and_trailing_parts() {
-        let parts: Vec<&[u8]> = split(b"a\xff\xfe\xff\xfeb", b"\xff\xfe").collect();
-        assert_eq!(parts, [&b"a"[..], b"", b"b"]);
-        assert_eq!(split(b"", b"\xff\xfe").count(), 1);
-    }
-}
-
 /// One certificate for every WebRTC input (generating keys costs more
 /// than the run).
 fn dtls_identity() -> Arc<rtpengine::crypto::dtls::Identity> {
@@ -749,4 +690,63 @@ pub fn webrtc(data: &[u8]) {
         leg.rx.lock().map(|k| k.is_none()).unwrap_or(true),
         "keys without a verified handshake"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(target: &str, name: &str) -> Vec<u8> {
+        let p = crate::util::tests_dir()
+            .join("fuzz/corpus")
+            .join(target)
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// The harnesses do reach the code they fuzz: the seeds get real replies.
+    #[test]
+    fn transports_harness_serves_tcp_http_and_websocket() {
+        let out = transports_output(&seed("transports", "tcp_split_pings"));
+        assert_eq!(
+            String::from_utf8_lossy(&out)
+                .matches("d6:result4:ponge")
+                .count(),
+            3,
+            "{out:?}"
+        );
+        let out = String::from_utf8_lossy(&transports_output(&seed("transports", "http_ng_ping")))
+            .into_owned();
+        assert!(
+            out.starts_with("HTTP/1.1 200") && out.ends_with("c1 d6:result4:ponge"),
+            "{out}"
+        );
+        let out = String::from_utf8_lossy(&transports_output(&seed(
+            "transports",
+            "http_origin_refused",
+        )))
+        .into_owned();
+        assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+        let out = transports_output(&seed("transports", "ws_ng_binary_text_close"));
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+        assert!(text.contains("c1 d6:result4:ponge"), "{text}");
+    }
+
+    #[test]
+    fn relay_harness_relays() {
+        // The seeds send 12 packets, 6 from A and B, 6 from strangers.
+        // Learning off with strict source: exactly A's and B's arrive.
+        assert_eq!(relay_received(&seed("relay", "off_strict")), 6);
+        // Heuristic, no flags: strangers' packets are relayed too.
+        let n = relay_received(&seed("relay", "heuristic"));
+        assert!(n > 6, "{n}");
+    }
+
+    #[test]
+    fn split_keeps_empty_and_trailing_parts() {
+        let parts: Vec<&[u8]> = split(b"a\xff\xfe\xff\xfeb", b"\xff\xfe").collect();
+        assert_eq!(parts, [&b"a"[..], b"", b"b"]);
+        assert_eq!(split(b"", b"\xff\xfe").count(), 1);
+    }
 }
