@@ -674,7 +674,7 @@ pub fn webrtc(data: &[u8]) {
             }
             leg.stun(pkt, src)
         } else if is_dtls(pkt) {
-            leg.dtls(pkt, src)
+            leg.dtls(pkt, src, conf & 2 == 0)
         } else {
             continue;
         };

@@ -151,6 +151,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 _ => &os.rtp,
             };
             let transform = pm.srtp.transform(&po.srtp, recrypt);
+            // ICE and DTLS run on the RTP port (WebRTC parties mux RTCP).
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
                 let peer_rtp = Arc::downgrade(&os.rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
@@ -166,7 +167,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                     s.unoffload_locked(&mut st, "signalling changed the stream");
                 }
                 st.transform = transform.clone();
-                st.webrtc = pm.webrtc.clone();
+                st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp);
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

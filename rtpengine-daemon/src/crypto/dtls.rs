@@ -485,6 +485,32 @@ mod tests {
         }
     }
 
+    /// RFC 5764 §4.2: the exporter's output is client key, server key,
+    /// client salt, server salt; each side protects with its own.
+    #[test]
+    fn keys_are_cut_from_the_exporter_in_rfc_order() {
+        let (a, b) = (
+            Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap(),
+            Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap(),
+        );
+        let mut client = Session::new(&a, Role::Client).unwrap();
+        let mut server = Session::new(&b, Role::Server).unwrap();
+        handshake(&mut client, &mut server);
+        let keys = client.keys().unwrap();
+        let (k, s) = (keys.suite.key_len(), keys.suite.salt_len());
+        let mut m = vec![0u8; 2 * (k + s)];
+        client
+            .stream
+            .ssl()
+            .export_keying_material(&mut m, "EXTRACTOR-dtls_srtp", None)
+            .unwrap();
+        let client_write = [&m[..k], &m[2 * k..2 * k + s]].concat();
+        let server_write = [&m[k..2 * k], &m[2 * k + s..]].concat();
+        assert_eq!(keys.local, client_write);
+        assert_eq!(keys.remote, server_write);
+        assert_eq!(server.keys().unwrap().local, server_write);
+    }
+
     #[test]
     fn every_datagram_fits_the_mtu() {
         let ours = Identity::new(KeyType::Rsa(2048), 576, DEFAULT_CIPHERS).unwrap();

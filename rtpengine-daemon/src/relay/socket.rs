@@ -428,12 +428,20 @@ impl MediaSocket {
         if !stun && !webrtc::is_dtls(pkt) {
             return false;
         }
-        let Some(leg) = self.state().webrtc.clone() else {
+        let (leg, known) = {
+            let st = self.state();
+            // Without ICE, DTLS is taken from where the party's media goes
+            // (or from anyone until its address is confirmed, as learning
+            // does): a stranger cannot restart the handshake.
+            let known = !st.endpoint.confirmed || st.endpoint.destination(&st.policy) == Some(src);
+            (st.webrtc.clone(), known)
+        };
+        let Some(leg) = leg else {
             return false;
         };
         let reply = match stun {
             true => leg.stun(pkt, src),
-            false => leg.dtls(pkt, src),
+            false => leg.dtls(pkt, src, known),
         };
         if reply.refused {
             self.stats_in.error();

@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::ice::{self, Credentials};
 use super::srtp::Shared;
@@ -33,11 +34,24 @@ pub struct DtlsPlan {
 struct LegState {
     /// Ours: checks made with them are answered.
     ice: Option<Credentials>,
+    /// Ours before an ICE restart: still answered until the peer checks
+    /// with the new ones (it learns them with our answer, RFC 8445 §9).
+    ice_old: Option<Credentials>,
     dtls: Option<DtlsPlan>,
+    /// The session whose keys are in force (or the first handshake).
     session: Option<Session>,
-    /// Where the peer's nominated (else last valid) check came from: DTLS
-    /// goes there.
+    /// A handshake the peer started anew over a finished session: the old
+    /// keys stay in force until it is done and verified.
+    pending: Option<Session>,
+    /// When the last handshake was started on the peer's hello: one per
+    /// second at most (each costs a signature and a certificate flight).
+    last_start: Option<Instant>,
+    /// Where the peer's nominated (else first valid) check came from; DTLS
+    /// goes there. Without ICE: the party's address, followed until its
+    /// first DTLS datagram arrives.
     peer: Option<SocketAddr>,
+    /// A DTLS datagram arrived from `peer` (no ICE: it is final).
+    heard: bool,
     /// The keys in the slots come from the current session.
     keyed: bool,
 }
@@ -70,6 +84,15 @@ pub struct Reply {
     pub refused: bool,
 }
 
+impl Reply {
+    fn refused() -> Reply {
+        Reply {
+            refused: true,
+            ..Reply::default()
+        }
+    }
+}
+
 impl Leg {
     /// A leg presenting `identity` in DTLS handshakes, with nothing signalled.
     pub fn new(identity: Arc<Identity>) -> Arc<Leg> {
@@ -86,11 +109,17 @@ impl Leg {
     }
 
     /// Applies what an offer or answer decided. A changed role or peer
-    /// fingerprint starts a new handshake (DTLS re-keying on a re-INVITE,
-    /// RFC 5763 §6.6); until it is done nothing is relayed from or to the
-    /// party. An unchanged plan keeps the session and its keys.
+    /// fingerprint is a new association (RFC 5763 §6.6, DTLS re-keying on
+    /// a re-INVITE): the keys go and a new handshake starts. An unchanged
+    /// plan keeps the session and its keys. New ICE credentials keep the
+    /// old ones answered until the peer uses the new ones.
     pub fn configure(&self, ice: Option<Credentials>, dtls: Option<DtlsPlan>) {
         let mut st = self.state();
+        if st.ice.is_some() && ice.is_some() && st.ice != ice {
+            st.ice_old = st.ice.take();
+        } else if ice.is_none() {
+            st.ice_old = None;
+        }
         st.ice = ice;
         let restart = match (&st.dtls, &dtls) {
             (Some(old), Some(new)) => {
@@ -106,6 +135,8 @@ impl Leg {
         st.dtls = dtls;
         if restart {
             st.session = None;
+            st.pending = None;
+            st.heard = false;
             self.unkey(&mut st);
         }
         self.install_keys(&mut st);
@@ -121,20 +152,21 @@ impl Leg {
     pub fn stun(&self, pkt: &[u8], src: SocketAddr) -> Reply {
         let mut st = self.state();
         let Some(creds) = &st.ice else {
-            return Reply {
-                refused: true,
-                ..Reply::default()
-            };
+            return Reply::refused();
         };
         let answered = match ice::answer(pkt, src, creds) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(%src, error = %e, "STUN message dropped");
-                return Reply {
-                    refused: true,
-                    ..Reply::default()
-                };
+            Ok(a) => {
+                // The peer has our new credentials: the old ones retire.
+                st.ice_old = None;
+                a
             }
+            Err(e) => match st.ice_old.as_ref().map(|old| ice::answer(pkt, src, old)) {
+                Some(Ok(a)) => a,
+                _ => {
+                    tracing::debug!(%src, error = %e, "STUN message dropped");
+                    return Reply::refused();
+                }
+            },
         };
         if answered.nominated || st.peer.is_none() {
             st.peer = Some(src);
@@ -148,47 +180,57 @@ impl Leg {
         }
     }
 
-    /// A DTLS datagram from `src`.
-    pub fn dtls(&self, pkt: &[u8], src: SocketAddr) -> Reply {
+    /// A DTLS datagram from `src`. `known`: without ICE, whether `src` is
+    /// where the party's media goes (or nothing is confirmed yet); with
+    /// ICE only the address that passed a check is the peer.
+    pub fn dtls(&self, pkt: &[u8], src: SocketAddr, known: bool) -> Reply {
         let mut st = self.state();
         let Some(plan) = st.dtls.clone() else {
-            return Reply {
-                refused: true,
-                ..Reply::default()
-            };
+            return Reply::refused();
         };
-        // With ICE, only the address that passed a check is the peer.
-        if st.ice.is_some() && st.peer != Some(src) {
-            return Reply {
-                refused: true,
-                ..Reply::default()
-            };
+        let from_peer = match st.ice.is_some() {
+            true => st.peer == Some(src),
+            false => known,
+        };
+        if !from_peer {
+            return Reply::refused();
         }
         st.peer = Some(src);
-        // A client hello on a finished (or failed) server session: the
-        // peer restarted its side; answer with a new session.
+        st.heard = true;
+        // A client hello: the first handshake of a server, or the peer
+        // starting over on a finished (or failed) session. The keys in
+        // force stay until the new handshake is done and verified; one new
+        // handshake per second at most.
         let hello = pkt.len() > 13 && pkt[0] == 22 && pkt[13] == 1;
-        let stale = st
+        let finished = st
             .session
             .as_ref()
             .is_some_and(|s| s.state() != State::Handshake);
-        if plan.role == Role::Server && (st.session.is_none() || (hello && stale)) {
+        let fresh = st.session.is_none() || (hello && finished && st.pending.is_none());
+        if plan.role == Role::Server && fresh {
+            let now = Instant::now();
+            if st
+                .last_start
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+            {
+                return Reply::refused();
+            }
+            st.last_start = Some(now);
             match Session::new(&self.identity, Role::Server) {
-                Ok(s) => {
-                    st.session = Some(s);
-                    self.unkey(&mut st);
-                }
+                Ok(s) if st.session.is_none() => st.session = Some(s),
+                Ok(s) => st.pending = Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "DTLS session not created");
                     return Reply::default();
                 }
             }
         }
-        let Some(session) = st.session.as_mut() else {
-            return Reply {
-                refused: true,
-                ..Reply::default()
-            };
+        let session = match st.pending.as_mut() {
+            Some(p) => Some(p),
+            None => st.session.as_mut(),
+        };
+        let Some(session) = session else {
+            return Reply::refused();
         };
         let out = match session.drive(Some(pkt)) {
             Ok(out) => out,
@@ -197,6 +239,7 @@ impl Leg {
                 Vec::new()
             }
         };
+        self.promote(&mut st);
         self.install_keys(&mut st);
         Reply {
             out,
@@ -205,31 +248,37 @@ impl Leg {
     }
 
     /// Once a second: retransmits a flight whose timer ran out, or starts
-    /// a client's handshake towards `dest` (a peer without ICE: its SDP
-    /// address). Returns where to send what.
+    /// (again, after a failure) a client's handshake towards the peer;
+    /// without ICE that is `dest`, the party's address, until the peer
+    /// sent DTLS. Returns where to send what.
     pub fn tick(&self, dest: Option<SocketAddr>) -> Option<(SocketAddr, Vec<Vec<u8>>)> {
         let mut st = self.state();
-        if st.ice.is_none() && st.peer.is_none() {
+        if st.ice.is_none() && !st.heard && dest.is_some() {
             st.peer = dest;
         }
         let peer = st.peer?;
         let mut out = self.start_client(&mut st);
         if out.is_empty() {
-            if let Some(s) = st
-                .session
-                .as_mut()
-                .filter(|s| s.state() == State::Handshake)
-            {
+            let live = match st.pending.as_mut() {
+                Some(p) => Some(p),
+                None => st.session.as_mut(),
+            };
+            if let Some(s) = live.filter(|s| s.state() == State::Handshake) {
                 out = s.drive(None).unwrap_or_default();
             }
         }
         (!out.is_empty()).then_some((peer, out))
     }
 
-    /// Starts our handshake as the client, once.
+    /// Starts our handshake as the client: the first time, or again after
+    /// the session failed (an alert, or OpenSSL gave up retransmitting).
     fn start_client(&self, st: &mut LegState) -> Vec<Vec<u8>> {
         let client = st.dtls.as_ref().is_some_and(|p| p.role == Role::Client);
-        if !client || st.session.is_some() {
+        let failed = st
+            .session
+            .as_ref()
+            .is_some_and(|s| s.state() == State::Failed);
+        if !client || (st.session.is_some() && !failed) {
             return Vec::new();
         }
         let mut session = match Session::new(&self.identity, Role::Client) {
@@ -241,7 +290,35 @@ impl Leg {
         };
         let out = session.drive(None).unwrap_or_default();
         st.session = Some(session);
+        if failed {
+            self.unkey(st);
+        }
         out
+    }
+
+    /// A restarted handshake that is done and whose peer matches its
+    /// fingerprint replaces the session (its keys are installed by
+    /// [`Leg::install_keys`]); a failed or unverified one is dropped and
+    /// the old session and keys stay.
+    fn promote(&self, st: &mut LegState) {
+        let verified = |s: &Session| {
+            st.dtls
+                .as_ref()
+                .and_then(|p| p.remote.as_ref())
+                .is_some_and(|r| s.peer_matches(r))
+        };
+        match st.pending.as_ref().map(|s| (s.state(), verified(s))) {
+            Some((State::Done, true)) => {
+                st.session = st.pending.take();
+                st.keyed = false;
+            }
+            Some((State::Done, false)) => {
+                tracing::warn!("Restarted DTLS handshake with a certificate not matching a=fingerprint: ignored");
+                st.pending = None;
+            }
+            Some((State::Failed, _)) => st.pending = None,
+            _ => {}
+        }
     }
 
     /// Fills the key slots from a finished handshake whose peer matches
@@ -259,6 +336,7 @@ impl Leg {
         if !session.peer_matches(&remote) {
             tracing::warn!("DTLS peer certificate does not match its a=fingerprint: no keys");
             st.session = None;
+            self.unkey(st);
             return;
         }
         let keys = match session.keys() {
@@ -321,7 +399,7 @@ mod tests {
             let mut back = Vec::new();
             for d in to_leg.drain(..) {
                 assert!(is_dtls(&d));
-                back.extend(leg.dtls(&d, peer_at).out);
+                back.extend(leg.dtls(&d, peer_at, true).out);
             }
             for d in back {
                 to_leg.extend(peer.drive(Some(&d)).unwrap());
@@ -339,6 +417,100 @@ mod tests {
             }),
         );
         assert!(lock(&leg.rx).is_none());
+    }
+
+    /// Runs `peer` (a client) against `leg` from `at` until both are quiet.
+    fn shake(leg: &Leg, peer: &mut Session, at: SocketAddr, hello: Vec<Vec<u8>>) {
+        let mut to_leg = hello;
+        for _ in 0..10 {
+            let mut back = Vec::new();
+            for d in to_leg.drain(..) {
+                back.extend(leg.dtls(&d, at, true).out);
+            }
+            for d in back {
+                to_leg.extend(peer.drive(Some(&d)).unwrap());
+            }
+        }
+    }
+
+    /// With ICE, DTLS only from the address that passed a check; a peer
+    /// that starts over keeps the old keys until the new handshake is
+    /// verified, and a stranger's certificate never replaces them.
+    #[test]
+    fn only_the_checked_peer_handshakes_and_restarts_keep_keys_until_verified() {
+        let (ours, theirs, stranger) = (identity(), identity(), identity());
+        let leg = Leg::new(ours);
+        let creds = Credentials::generate();
+        leg.configure(
+            Some(creds.clone()),
+            Some(DtlsPlan {
+                role: Role::Server,
+                remote: Some(theirs.fingerprint(Hash::Sha256)),
+            }),
+        );
+        let at: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let mut peer = Session::new(&theirs, Role::Client).unwrap();
+        let hello = peer.drive(None).unwrap();
+        // No check passed yet: refused.
+        assert!(leg.dtls(&hello[0], at, true).refused);
+        // A check with our credentials makes `at` the peer.
+        let check = {
+            use stun_types::attribute::Username;
+            use stun_types::message::{
+                IntegrityAlgorithm, Message, MessageWrite, MessageWriteExt, MessageWriteVec,
+                ShortTermCredentials, BINDING,
+            };
+            let mut m = Message::builder_request(BINDING, MessageWriteVec::new());
+            m.add_attribute(&Username::new(&format!("{}:x", creds.ufrag)).unwrap())
+                .unwrap();
+            let key = ShortTermCredentials::new(creds.pwd).into();
+            m.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
+                .unwrap();
+            m.finish()
+        };
+        assert!(!leg.stun(&check, at).refused);
+        shake(&leg, &mut peer, at, hello);
+        assert_eq!(peer.state(), State::Done);
+        assert!(lock(&leg.rx).is_some(), "keys after a verified handshake");
+        // Another address, even with a valid hello: refused.
+        let mut other = Session::new(&theirs, Role::Client).unwrap();
+        let other_hello = other.drive(None).unwrap();
+        let elsewhere: SocketAddr = "198.51.100.1:5002".parse().unwrap();
+        assert!(leg.dtls(&other_hello[0], elsewhere, true).refused);
+        // The peer's address, a certificate not matching its fingerprint:
+        // the handshake completes but the old keys stay.
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut impostor = Session::new(&stranger, Role::Client).unwrap();
+        let hello = impostor.drive(None).unwrap();
+        shake(&leg, &mut impostor, at, hello);
+        assert_eq!(impostor.state(), State::Done);
+        // What the real peer sends under the first handshake's keys still
+        // unprotects.
+        let k = peer.keys().unwrap();
+        let mut peer_tx = Context::new(k.suite, &k.local, Params::default(), None).unwrap();
+        let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
+        let plain = rtp.clone();
+        peer_tx.protect_rtp(&mut rtp).unwrap();
+        assert_eq!(
+            super::super::srtp::unprotect(&leg.rx, &rtp, false).unwrap(),
+            plain,
+            "old keys kept"
+        );
+        // The real peer starting over: new keys once verified.
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut again = Session::new(&theirs, Role::Client).unwrap();
+        let hello = again.drive(None).unwrap();
+        shake(&leg, &mut again, at, hello);
+        assert_eq!(again.state(), State::Done);
+        let mut rtp = vec![0x80, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
+        let plain = rtp.clone();
+        let k = again.keys().unwrap();
+        let mut theirs_tx = Context::new(k.suite, &k.local, Params::default(), None).unwrap();
+        theirs_tx.protect_rtp(&mut rtp).unwrap();
+        assert_eq!(
+            super::super::srtp::unprotect(&leg.rx, &rtp, false).unwrap(),
+            plain
+        );
     }
 
     #[test]
@@ -362,7 +534,7 @@ mod tests {
                 back.extend(peer.drive(Some(&d)).unwrap());
             }
             for d in back {
-                to_peer.extend(leg.dtls(&d, peer_at).out);
+                to_peer.extend(leg.dtls(&d, peer_at, true).out);
             }
         }
         let keys = peer.keys().unwrap();

@@ -170,13 +170,25 @@ impl OfferAnswer {
             call.parties[rcv].medias[i].negotiated.protocol_sent = Some(m.protocol.clone());
         }
         // Session-level DTLS attributes of a sender whose DTLS stops here.
-        if call.parties[snd]
-            .medias
-            .iter()
-            .any(|m| m.negotiated.dtls.is_some())
-        {
+        let terminated = |p: usize| {
+            call.parties[p]
+                .medias
+                .iter()
+                .any(|m| m.negotiated.dtls.is_some())
+        };
+        if terminated(snd) {
             out.attributes
                 .retain(|a| !super::webrtc::DTLS_ATTRS.contains(&a.name.as_str()));
+        }
+        // No BUNDLE where DTLS is terminated: each section has its own
+        // ports, ICE and handshake here, so neither side may bundle.
+        if terminated(snd) || terminated(rcv) {
+            out.attributes.retain(|a| {
+                !(a.name == "group" && a.value.as_deref().is_some_and(|v| v.starts_with("BUNDLE")))
+            });
+            for m in &mut out.media {
+                m.attributes.retain(|a| a.name != "bundle-only");
+            }
         }
         out
     }

@@ -92,17 +92,12 @@ impl OfferAnswer {
             } else {
                 RtcpOut::Port(rtcp_port)
             };
-            // ICE names our real address even on hold (as upstream).
-            let ice = rmedia.negotiated.ice.as_ref().map(|c| {
-                let mut candidates = vec![(1, sockets.advertised, port)];
-                if rtcp_port != port {
-                    candidates.push((2, sockets.advertised, rtcp_port));
-                }
-                IceOut {
-                    ufrag: c.ufrag.clone(),
-                    pwd: c.pwd.clone(),
-                    candidates,
-                }
+            // ICE names our real address even on hold (as upstream). Our
+            // agent runs on the RTP port only: a WebRTC party muxes RTCP.
+            let ice = rmedia.negotiated.ice.as_ref().map(|c| IceOut {
+                ufrag: c.ufrag.clone(),
+                pwd: c.pwd.clone(),
+                candidates: vec![(1, sockets.advertised, port)],
             });
             media_out.push(MediaOut {
                 port,

@@ -151,13 +151,23 @@ impl OfferAnswer {
         let neg = &mut call.parties[snd].medias[i].negotiated;
         if sender_dtls && !receiver_dtls {
             let theirs = announced(m, session);
-            let role = match (theirs.setup.as_deref(), self.side) {
-                (Some("active"), _) => Role::Server,
-                (Some("passive"), _) => Role::Client,
+            // A re-offer of the same association (its fingerprint, no ICE
+            // restart) keeps the role: browsers always re-offer actpass
+            // and refuse a role that flips (RFC 8842 §5.3).
+            let restart = matches!((&neg.ice_remote, &theirs.ufrag), (Some(a), Some(b)) if a != b);
+            let same = neg
+                .dtls
+                .as_ref()
+                .filter(|d| d.remote.is_some() && d.remote == theirs.fingerprint && !restart)
+                .map(|d| d.role);
+            let role = match (theirs.setup.as_deref(), self.side, same) {
+                (Some("active"), _, _) => Role::Server,
+                (Some("passive"), _, _) => Role::Client,
+                (_, _, Some(kept)) => kept,
                 // An answer must choose; one that does not leaves it to us.
-                (_, Side::Answer) => Role::Client,
-                (_, Side::Offer) if o.dtls_passive => Role::Server,
-                (_, Side::Offer) => Role::Client,
+                (_, Side::Answer, None) => Role::Client,
+                (_, Side::Offer, None) if o.dtls_passive => Role::Server,
+                (_, Side::Offer, None) => Role::Client,
             };
             if theirs.fingerprint.is_none() {
                 tracing::warn!(
@@ -175,10 +185,18 @@ impl OfferAnswer {
             });
             // `ICE` concerns the SDP written onwards; whether this party
             // gets ICE back is up to the answer's (or next offer's) options.
-            match &theirs.ufrag {
-                Some(u) => ice_for(neg, Some(u)),
+            match (&theirs.ufrag, self.side) {
+                // Its offer: ours are new if it restarts ICE.
+                (Some(u), Side::Offer) => ice_for(neg, Some(u)),
+                // Its answer: it has ours from our offer already.
+                (Some(u), Side::Answer) => {
+                    if neg.ice.is_none() {
+                        neg.ice = Some(Credentials::generate());
+                    }
+                    neg.ice_remote = Some(u.clone());
+                }
                 // A peer without ICE: DTLS goes to its SDP address.
-                None => clear_ice(neg),
+                (None, _) => clear_ice(neg),
             }
             m.attributes
                 .retain(|a| !DTLS_ATTRS.contains(&a.name.as_str()));
