@@ -486,7 +486,7 @@ mod tests {
         codec.insert(b"strip".to_vec(), Value::List(vec![Value::str("PCMA")]));
         codec.insert(b"transcode".to_vec(), Value::List(vec![Value::str("G722")]));
         d.insert(b"codec".to_vec(), Value::Dict(codec));
-        d.insert(b"transport-protocol".to_vec(), Value::str("TCP/RTP/AVP"));
+        d.insert(b"transport-protocol".to_vec(), Value::str("UDPTL"));
         d.insert(
             b"flags".to_vec(),
             Value::List(vec![Value::str("detect DTMF"), Value::str("trust address")]),
