@@ -428,18 +428,34 @@ fn sdes_flags_shape_the_offer() {
                 strs(&[
                     "no-NULL_HMAC_SHA1_32",
                     "no-F8_128_HMAC_SHA1_80",
-                    "order:AEAD_AES_128_GCM",
+                    "order:AES_CM_128_HMAC_SHA1_80;AEAD_AES_128_GCM",
+                    "prefer",
                 ]),
             ),
         ],
     ));
     let offer = get_str(&r, "sdp");
-    assert_eq!(crypto_lines(offer).len(), 10, "{offer}");
+    let ours = crypto_lines(offer);
+    assert_eq!(ours.len(), 10, "{offer}");
     assert!(!offer.contains("NULL_HMAC_SHA1_32") && !offer.contains("F8_128_HMAC_SHA1_80 "));
+    // `order:` puts the named suites first, tags unchanged.
+    let head: Vec<(u32, &str)> = ours[..3]
+        .iter()
+        .map(|c| (c.tag, c.suite.as_str()))
+        .collect();
+    assert_eq!(
+        head,
+        [
+            (7, "AES_CM_128_HMAC_SHA1_80"),
+            (2, "AEAD_AES_128_GCM"),
+            (1, "AEAD_AES_256_GCM")
+        ],
+        "{offer}"
+    );
     // What is not done is said.
     assert_eq!(
         get_str(&r, "warning"),
-        "Unsupported, ignored: sdes 'order:aead-aes-128-gcm'"
+        "Unsupported, ignored: sdes 'prefer'"
     );
     let offer = rig.offer(
         "srtp-7",
@@ -518,4 +534,122 @@ fn a_restart_never_reuses_our_srtp_keys() {
     );
     both_ways(&mut peer, (&a, &b), (&new, &b_key), (pa, pb), 3);
     rig.delete_now("srtp-8");
+}
+
+/// OSRTP (RFC 8643): `OSRTP=offer` turns a plain offer into one with our
+/// a=crypto lines on RTP/AVP, and a callee that takes one gets SRTP;
+/// `OSRTP=accept` gives an OSRTP caller SRTP though the callee answered
+/// plain. Both checked with libsrtp; without the options, OSRTP passes
+/// through end to end as before.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn osrtp_offer_and_accept() {
+    require_root();
+    let rig = Rig::new("srtp-osrtp", &["--endpoint-learning=immediate"]);
+    let mut peer = SrtpPeer::start();
+    let a = rig.socket(&format!("{A}:2010"));
+    let b = rig.socket(&format!("{B}:2012"));
+
+    // offer: plain caller, OSRTP towards the callee, which takes a line.
+    let offer = rig.offer(
+        "osrtp-1",
+        "ft",
+        &sdp(A, 2010, "RTP/AVP", &[]),
+        vec![("OSRTP", Value::str("offer"))],
+    );
+    assert!(offer.contains(" RTP/AVP 0"), "{offer}");
+    let ours = crypto_lines(&offer);
+    assert_eq!(ours.len(), 12, "{offer}");
+    let to_b = ours
+        .iter()
+        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")
+        .expect("offered")
+        .clone();
+    let b_key = line(to_b.tag, &to_b.suite, KEY_B);
+    let answer = rig.answer(
+        "osrtp-1",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/AVP", std::slice::from_ref(&b_key)),
+        Vec::new(),
+    );
+    assert!(
+        crypto_lines(&answer).is_empty(),
+        "the caller is plain: {answer}"
+    );
+    let (pa, pb) = (daemon(port_of(&offer)), daemon(port_of(&answer)));
+    for seq in 0..3u16 {
+        both_ways(&mut peer, (&a, &b), (&to_b, &b_key), (pa, pb), seq);
+    }
+    rig.delete_now("osrtp-1");
+
+    // accept: an OSRTP caller, a plain answer; the caller gets our line.
+    let a_key = line(1, "AES_CM_128_HMAC_SHA1_80", KEY_A);
+    let offer = rig.offer(
+        "osrtp-2",
+        "ft",
+        &sdp(A, 2010, "RTP/AVP", std::slice::from_ref(&a_key)),
+        Vec::new(),
+    );
+    // Passed on untouched: the callee may take it end to end.
+    assert_eq!(
+        crypto_lines(&offer),
+        std::slice::from_ref(&a_key),
+        "{offer}"
+    );
+    let answer = rig.answer(
+        "osrtp-2",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/AVP", &[]),
+        vec![("OSRTP", Value::str("accept"))],
+    );
+    assert!(answer.contains(" RTP/AVP 0"), "{answer}");
+    let to_a = crypto_lines(&answer);
+    assert_eq!(to_a.len(), 1, "{answer}");
+    assert_eq!(
+        (to_a[0].tag, to_a[0].suite.as_str()),
+        (1, "AES_CM_128_HMAC_SHA1_80")
+    );
+    assert_ne!(to_a[0].key, a_key.key, "our key towards the caller");
+    let (pa, pb) = (daemon(port_of(&offer)), daemon(port_of(&answer)));
+    for seq in 0..3u16 {
+        // Caller → callee: SRTP under the caller's key in, plain out.
+        let plain = rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
+        a.send_to(&peer.protect(false, &a_key, &plain), pb).unwrap();
+        expect_packet(&b, pa, &plain);
+        // Callee → caller: plain in, SRTP under our key out.
+        let plain = rtp(0, 500 + seq, 160 * u32::from(seq), 0xbbbb, seq as u8);
+        b.send_to(&plain, pa).unwrap();
+        let (srtp, from) = recv(&a);
+        assert_eq!(from, pb);
+        assert_eq!(
+            peer.unprotect(false, &to_a[0], &srtp).as_deref(),
+            Ok(&plain[..])
+        );
+    }
+    rig.delete_now("osrtp-2");
+
+    // Without OSRTP options: plain to plain, the caller's line passes both
+    // ways untouched and nothing is decrypted here.
+    let offer = rig.offer(
+        "osrtp-3",
+        "ft",
+        &sdp(A, 2010, "RTP/AVP", std::slice::from_ref(&a_key)),
+        Vec::new(),
+    );
+    let answer = rig.answer(
+        "osrtp-3",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/AVP", std::slice::from_ref(&b_key)),
+        Vec::new(),
+    );
+    assert_eq!(crypto_lines(&offer), std::slice::from_ref(&a_key));
+    assert_eq!(crypto_lines(&answer), std::slice::from_ref(&b_key));
+    let (pa, pb) = (daemon(port_of(&offer)), daemon(port_of(&answer)));
+    let srtp = peer.protect(false, &a_key, &rtp(0, 9, 0, 0xaaaa, 1));
+    a.send_to(&srtp, pb).unwrap();
+    expect_packet(&b, pa, &srtp);
+    rig.delete_now("osrtp-3");
 }

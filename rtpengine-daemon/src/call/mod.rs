@@ -136,6 +136,15 @@ pub struct Negotiated {
     /// `key_out` that we generated: only those are kept as ours on a
     /// re-offer or re-answer (never a key a party sends with).
     pub ours: Vec<Vec<u8>>,
+    /// Its latest offer was OSRTP (a plain protocol with `a=crypto`, RFC
+    /// 8643): [`Negotiated::crypto_in`] holds its lines.
+    pub osrtp_in: bool,
+    /// We offered it OSRTP (`OSRTP=offer`): an answer with `a=crypto`
+    /// makes its leg SRTP.
+    pub osrtp_out: bool,
+    /// `SDES-offerer_pref` of this party's offer: the suites the answer to
+    /// it picks from its lines.
+    pub offerer_pref: Vec<crate::crypto::Suite>,
     /// DTLS-SRTP with this party is terminated here: our role and the
     /// fingerprint it announced.
     pub dtls: Option<crate::relay::webrtc::DtlsPlan>,

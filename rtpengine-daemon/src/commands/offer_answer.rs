@@ -9,7 +9,7 @@ use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_
 use super::put;
 use super::sdp_options::{sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
-use crate::call::offer_answer::{IceMode, WebrtcOptions};
+use crate::call::offer_answer::{IceMode, Osrtp, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::crypto::dtls::Hash;
 use crate::ng::frame::NgError;
@@ -203,6 +203,7 @@ fn options(
         sdes: sdes_options(req, side),
         recrypt: req.flag("recrypt"),
         webrtc: webrtc_options(req, side),
+        osrtp: osrtp_options(req),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {
@@ -329,4 +330,25 @@ fn webrtc_preset(oa: &mut OfferAnswer) {
     oa.no_rtcp_attr = true;
     oa.sdes.off = true;
     oa.sdp.generate_mid = true;
+}
+
+/// `OSRTP` (list or `OSRTP-…` flags): the RFC 8643 forms; the legacy ones
+/// are reported by `ng::support`.
+fn osrtp_options(req: &Request) -> Osrtp {
+    let mut words = req.words("osrtp");
+    words.extend(
+        req.flags
+            .iter()
+            .filter_map(|f| f.strip_prefix("osrtp-"))
+            .map(str::to_owned),
+    );
+    let mut o = Osrtp::default();
+    for w in words {
+        match w.to_ascii_lowercase().as_str() {
+            "offer" | "offer-rfc" => o.offer = true,
+            "accept" | "accept-rfc" => o.accept = true,
+            other => tracing::warn!("OSRTP '{other}' is not supported"),
+        }
+    }
+    o
 }

@@ -158,6 +158,16 @@ fn attr_ops(req: &Request) -> Result<AttrOps, NgError> {
 /// `prefer`, unknown suites) are reported by `ng::support`; the
 /// session-parameter switches take effect in offers as upstream's do
 /// (clearing ones in answers too), `static` in answers, `off` in offers.
+/// The suites of an `SDES-order:`/`SDES-offerer_pref:` list (`;` or `,`
+/// between them); unknown names are left out (and reported by
+/// `ng::support`).
+pub(crate) fn suite_list(list: &str) -> Vec<Suite> {
+    list.split([';', ','])
+        .filter(|n| !n.is_empty())
+        .filter_map(Suite::from_flag)
+        .collect()
+}
+
 pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
     let mut words = req.words("sdes");
     words.extend(
@@ -187,6 +197,10 @@ pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
                     o.no.insert(s);
                 } else if let Some(s) = other.strip_prefix("only-").and_then(Suite::from_flag) {
                     o.only.insert(s);
+                } else if let Some(l) = other.strip_prefix("order:") {
+                    o.order = suite_list(l);
+                } else if let Some(l) = other.strip_prefix("offerer-pref:") {
+                    o.offerer_pref = suite_list(l);
                 }
             }
         }

@@ -65,6 +65,12 @@ pub struct SdesOptions {
     /// `SDES-unencrypted_srtp` … (set: offers only) and
     /// `SDES-encrypted_srtp` … (clear: offers and answers).
     pub params: ParamChange,
+    /// `SDES-order:`: these suites first, in this order, among the lines an
+    /// offer carries (tags unchanged; adds nothing).
+    pub order: Vec<Suite>,
+    /// `SDES-offerer_pref:`: the suites the answer to the offerer picks
+    /// from its lines, first found first (decided with the offer).
+    pub offerer_pref: Vec<Suite>,
 }
 
 impl SdesOptions {
@@ -199,6 +205,16 @@ pub fn offer(
             }
         }
     }
+    if !opts.order.is_empty() {
+        // Stable: the suites not named keep their order, after the named.
+        let rank = |c: &Crypto| {
+            opts.order
+                .iter()
+                .position(|&s| s == c.suite)
+                .unwrap_or(opts.order.len())
+        };
+        out.sort_by_key(rank);
+    }
     out
 }
 
@@ -235,7 +251,19 @@ pub fn answer(
     opts: &SdesOptions,
     keys: KeySource,
 ) -> Option<Crypto> {
-    let ok = allowed(offered, opts);
+    let mut ok = allowed(offered, opts);
+    // `SDES-offerer_pref`: the offerer's lines of those suites only, in
+    // the preference's order (all of them if it names none offered).
+    if !opts.offerer_pref.is_empty() {
+        let preferred: Vec<&Crypto> = opts
+            .offerer_pref
+            .iter()
+            .filter_map(|&s| ok.iter().copied().find(|o| o.suite == s))
+            .collect();
+        if !preferred.is_empty() {
+            ok = preferred;
+        }
+    }
     let head = *ok.first()?;
     // `static`: the line negotiated before stays while it is still offered.
     if let Some(p) = previous.filter(|_| opts.static_keys) {
@@ -385,6 +413,68 @@ mod tests {
     fn an_answer_with_another_tag_leaves_no_key() {
         let out = offer(&[], &[], &SdesOptions::default(), &mut fresh_key);
         assert!(accepted(&out, Some(&line(1, Suite::AesCm128HmacSha1_80, 9))).is_none());
+    }
+
+    /// `SDES-order:` reorders what an offer carries (tags kept, nothing
+    /// added); `SDES-offerer_pref:` picks the answer's suite among the
+    /// offerer's lines, also over the answerer's passthrough choice.
+    #[test]
+    fn order_and_offerer_preference() {
+        let order = SdesOptions {
+            order: vec![Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm],
+            only: {
+                let mut only = SuiteSet::default();
+                for s in [
+                    Suite::AeadAes128Gcm,
+                    Suite::AesCm128HmacSha1_80,
+                    Suite::AesCm128HmacSha1_32,
+                ] {
+                    only.insert(s);
+                }
+                only
+            },
+            ..SdesOptions::default()
+        };
+        let out = offer(&[], &[], &order, &mut fresh_key);
+        assert_eq!(
+            tags(&out),
+            [
+                (3, "AES_CM_128_HMAC_SHA1_32"),
+                (1, "AEAD_AES_128_GCM"),
+                (2, "AES_CM_128_HMAC_SHA1_80")
+            ]
+        );
+        let offered = [
+            line(1, Suite::AesCm128HmacSha1_80, 1),
+            line(2, Suite::AeadAes256Gcm, 2),
+            line(3, Suite::AesCm128HmacSha1_32, 3),
+        ];
+        let pref = SdesOptions {
+            offerer_pref: vec![Suite::AeadAes128Gcm, Suite::AesCm128HmacSha1_32],
+            ..SdesOptions::default()
+        };
+        let a = answer(&offered, &[], None, &pref, &mut fresh_key).unwrap();
+        assert_eq!((a.tag, a.suite), (3, Suite::AesCm128HmacSha1_32));
+        // The answerer's own choice of a suite not preferred is not passed
+        // through: the preferred one goes back, under our key.
+        let x = line(1, Suite::AesCm128HmacSha1_80, 9);
+        let b = answer(
+            &offered,
+            std::slice::from_ref(&x),
+            None,
+            &pref,
+            &mut fresh_key,
+        )
+        .unwrap();
+        assert_eq!(b.suite, Suite::AesCm128HmacSha1_32);
+        assert_ne!(b.key_salt, x.key_salt);
+        // A preference naming nothing offered changes nothing.
+        let none = SdesOptions {
+            offerer_pref: vec![Suite::F8_128HmacSha1_80],
+            ..SdesOptions::default()
+        };
+        let c = answer(&offered, &[], None, &none, &mut fresh_key).unwrap();
+        assert_eq!(c.tag, 1);
     }
 
     #[test]

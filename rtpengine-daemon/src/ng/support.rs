@@ -80,6 +80,7 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
     "dtmf-security",
     "dtls",
     "dtls-fingerprint",
+    "osrtp",
     "sdes",
     "codec",
     "codecs",
@@ -246,6 +247,9 @@ const VALUES: &[(&str, &[&str])] = &[
         "dtls",
         &["off", "no", "disable", "disabled", "passive", "active"],
     ),
+    // RFC 8643 OSRTP; `accept` also names the legacy form, which only
+    // matters for the duplicated sections `offer-legacy` writes.
+    ("osrtp", &["offer", "offer-rfc", "accept-rfc", "accept"]),
     // Also `no-<suite>` and `only-<suite>` (see `honoured`).
     (
         "sdes",
@@ -301,6 +305,7 @@ const FLAG_FAMILIES: &[(&str, &str)] = &[
     ("replace-", "replace"),
     ("rtcp-mux-", "rtcp-mux"),
     ("sdes-", "sdes"),
+    ("osrtp-", "osrtp"),
 ];
 
 fn canonical(s: &str) -> String {
@@ -318,12 +323,25 @@ fn honoured(key: &str, value: &str) -> bool {
     if values_of(key).is_some_and(|a| a.contains(&value)) {
         return true;
     }
-    key == "sdes"
-        && value
-            .strip_prefix("no-")
-            .or_else(|| value.strip_prefix("only-"))
-            .and_then(crate::crypto::Suite::from_flag)
-            .is_some()
+    if key != "sdes" {
+        return false;
+    }
+    if let Some(l) = value
+        .strip_prefix("order:")
+        .or_else(|| value.strip_prefix("offerer-pref:"))
+    {
+        // Every suite named must be known.
+        let names = l.split([';', ',']).filter(|n| !n.is_empty());
+        return names
+            .clone()
+            .all(|n| crate::crypto::Suite::from_flag(n).is_some())
+            && names.count() > 0;
+    }
+    value
+        .strip_prefix("no-")
+        .or_else(|| value.strip_prefix("only-"))
+        .and_then(crate::crypto::Suite::from_flag)
+        .is_some()
 }
 
 /// What `req` asks for that this daemon does not do (for `offer`,

@@ -131,6 +131,19 @@ pub struct OfferAnswer {
     pub recrypt: bool,
     /// `ICE`, `DTLS`, `DTLS-fingerprint`.
     pub webrtc: WebrtcOptions,
+    /// `OSRTP`.
+    pub osrtp: Osrtp,
+}
+
+/// The `OSRTP` options (RFC 8643 only; the legacy duplicated sections are
+/// not done).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Osrtp {
+    /// `offer` (`offer-RFC`): a plain offer goes on as an OSRTP offer.
+    pub offer: bool,
+    /// `accept-RFC` (`accept`): an OSRTP offer answered plain still gets
+    /// SRTP.
+    pub accept: bool,
 }
 
 impl OfferAnswer {
@@ -181,6 +194,7 @@ impl OfferAnswer {
             sdes: Default::default(),
             recrypt: false,
             webrtc: WebrtcOptions::default(),
+            osrtp: Osrtp::default(),
         }
     }
 }

@@ -28,6 +28,11 @@ pub fn is_sdes(protocol: &str) -> bool {
     matches!(protocol, "RTP/SAVP" | "RTP/SAVPF")
 }
 
+/// Plain RTP protocols, the ones OSRTP (RFC 8643) adds `a=crypto` to.
+fn is_plain(protocol: &str) -> bool {
+    matches!(protocol, "RTP/AVP" | "RTP/AVPF")
+}
+
 /// The sender's valid `a=crypto` lines (invalid ones are skipped, as
 /// upstream skips them, with a warning).
 fn lines(m: &Media) -> Vec<Crypto> {
@@ -100,6 +105,8 @@ fn clear(neg: &mut Negotiated) {
     neg.key_out = None;
     neg.srtp = false;
     neg.ours.clear();
+    neg.osrtp_in = false;
+    neg.osrtp_out = false;
 }
 
 impl OfferAnswer {
@@ -126,9 +133,20 @@ impl OfferAnswer {
         let Some(offered) = sender_lines(call, (snd, rcv, i), m, sender_sdes) else {
             return;
         };
+        // An OSRTP offer (plain protocol with a=crypto): its lines, in case
+        // the answer accepts them for it (`OSRTP=accept`).
+        let osrtp_in = match !sender_sdes && m.has_attr("crypto") {
+            true => lines(m),
+            false => Vec::new(),
+        };
         {
             let a = &mut call.parties[snd].medias[i].negotiated;
-            a.crypto_in = offered.clone();
+            a.osrtp_in = !osrtp_in.is_empty();
+            a.crypto_in = match a.osrtp_in {
+                true => osrtp_in,
+                false => offered.clone(),
+            };
+            a.offerer_pref = self.sdes.offerer_pref.clone();
             if !a.srtp && sender_sdes {
                 // First negotiation: its first line until the answer picks.
                 a.key_in = offered.first().cloned();
@@ -148,6 +166,18 @@ impl OfferAnswer {
                 r.srtp = true;
             }
             prune_ours(r);
+        } else if self.osrtp.offer && is_plain(&m.protocol) && !m.has_attr("crypto") {
+            // `OSRTP=offer`: a plain offer becomes an OSRTP offer (our
+            // lines, protocol unchanged); SRTP with the receiver only if
+            // its answer takes one.
+            let previous: Vec<Crypto> = r.own_key_out().cloned().into_iter().collect();
+            let out = with_keys(r, |keys| {
+                negotiate::offer(&offered, &previous, &self.sdes, keys)
+            });
+            self.put_lines(m, &out);
+            r.crypto_out = out;
+            r.osrtp_out = true;
+            prune_ours(r);
         } else {
             // Towards a plain receiver: SRTP lines removed; plain to plain,
             // any a=crypto (OSRTP) passes on untouched.
@@ -155,6 +185,7 @@ impl OfferAnswer {
                 m.attributes.retain(|a| a.name != "crypto");
             }
             r.crypto_out.clear();
+            r.osrtp_out = false;
             prune_ours(r);
         }
     }
@@ -170,6 +201,11 @@ impl OfferAnswer {
         m: &mut Media,
         sender_sdes: bool,
     ) {
+        // A plain answer taking a line of our OSRTP offer speaks SDES.
+        let took_osrtp = !sender_sdes
+            && call.parties[snd].medias[i].negotiated.osrtp_out
+            && m.has_attr("crypto");
+        let sender_sdes = sender_sdes || took_osrtp;
         let Some(answered) = sender_lines(call, (snd, rcv, i), m, sender_sdes) else {
             return;
         };
@@ -187,11 +223,23 @@ impl OfferAnswer {
         }
         let offerer_sdes = is_sdes(&call.parties[rcv].medias[i].protocol);
         let a = &mut call.parties[rcv].medias[i].negotiated;
-        if is_sdes(&m.protocol) && offerer_sdes {
+        // `OSRTP=accept`: the offerer's OSRTP offer met a plain answer; it
+        // gets SRTP all the same (terminated here, as upstream).
+        let osrtp_accept = self.osrtp.accept
+            && !offerer_sdes
+            && a.osrtp_in
+            && !sender_sdes
+            && !m.has_attr("crypto");
+        if (is_sdes(&m.protocol) && offerer_sdes) || osrtp_accept {
             let previous = a.own_key_out().cloned();
             let offered = a.crypto_in.clone();
+            // The offer decided the offerer's preference (upstream's rule).
+            let opts = negotiate::SdesOptions {
+                offerer_pref: a.offerer_pref.clone(),
+                ..self.sdes.clone()
+            };
             let line = with_keys(a, |keys| {
-                negotiate::answer(&offered, &answered, previous.as_ref(), &self.sdes, keys)
+                negotiate::answer(&offered, &answered, previous.as_ref(), &opts, keys)
             });
             let out: Vec<Crypto> = line.into_iter().collect();
             self.put_lines(m, &out);
