@@ -566,6 +566,16 @@ fn osrtp_offer_and_accept() {
         .expect("offered")
         .clone();
     let b_key = line(to_b.tag, &to_b.suite, KEY_B);
+    // Early media answered plain first: the offer's lines stay ours, so
+    // the final answer may still take one.
+    let early = rig.answer(
+        "osrtp-1",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/AVP", &[]),
+        Vec::new(),
+    );
+    assert!(crypto_lines(&early).is_empty(), "{early}");
     let answer = rig.answer(
         "osrtp-1",
         "ft",
@@ -629,6 +639,43 @@ fn osrtp_offer_and_accept() {
         );
     }
     rig.delete_now("osrtp-2");
+
+    // An OSRTP caller and an SDES callee (transport-protocol RTP/SAVP):
+    // the caller keeps SRTP, with our line.
+    let offer = rig.offer(
+        "osrtp-4",
+        "ft",
+        &sdp(A, 2010, "RTP/AVP", std::slice::from_ref(&a_key)),
+        vec![("transport-protocol", Value::str("RTP/SAVP"))],
+    );
+    let to_b = crypto_lines(&offer)
+        .into_iter()
+        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")
+        .expect("offered");
+    assert_ne!(to_b.key, a_key.key, "our own key towards the callee");
+    let b_key = line(to_b.tag, &to_b.suite, KEY_B);
+    let answer = rig.answer(
+        "osrtp-4",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/SAVP", std::slice::from_ref(&b_key)),
+        Vec::new(),
+    );
+    assert!(answer.contains(" RTP/AVP 0"), "{answer}");
+    let to_a = crypto_lines(&answer);
+    assert_eq!(to_a.len(), 1, "{answer}");
+    assert_eq!(to_a[0].tag, a_key.tag);
+    assert_ne!(to_a[0].key, b_key.key, "never the callee's key");
+    let (pa, pb) = (daemon(port_of(&offer)), daemon(port_of(&answer)));
+    let plain = rtp(0, 20, 0, 0xaaaa, 4);
+    a.send_to(&peer.protect(false, &a_key, &plain), pb).unwrap();
+    let (srtp, from) = recv(&b);
+    assert_eq!(from, pa);
+    assert_eq!(
+        peer.unprotect(false, &to_b, &srtp).as_deref(),
+        Ok(&plain[..])
+    );
+    rig.delete_now("osrtp-4");
 
     // Without OSRTP options: plain to plain, the caller's line passes both
     // ways untouched and nothing is decrypted here.

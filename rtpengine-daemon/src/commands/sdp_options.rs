@@ -153,11 +153,6 @@ fn attr_ops(req: &Request) -> Result<AttrOps, NgError> {
     Ok(ops)
 }
 
-/// The `SDES` list and the `SDES-…` flags (and the legacy `pad crypto`).
-/// Values this daemon does not act on (`order:`, `offerer_pref:`,
-/// `prefer`, unknown suites) are reported by `ng::support`; the
-/// session-parameter switches take effect in offers as upstream's do
-/// (clearing ones in answers too), `static` in answers, `off` in offers.
 /// The suites of an `SDES-order:`/`SDES-offerer_pref:` list (`;` or `,`
 /// between them); unknown names are left out (and reported by
 /// `ng::support`).
@@ -168,6 +163,11 @@ pub(crate) fn suite_list(list: &str) -> Vec<Suite> {
         .collect()
 }
 
+/// The `SDES` list and the `SDES-…` flags (and the legacy `pad crypto`).
+/// Values this daemon does not act on (`prefer`, unknown suites) are
+/// reported by `ng::support`; the session-parameter switches take effect
+/// in offers as upstream's do (clearing ones in answers too), `static` in
+/// answers, `off` in offers.
 pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
     let mut words = req.words("sdes");
     words.extend(

@@ -97,6 +97,17 @@ fn prune_ours(neg: &mut Negotiated) {
     neg.ours.retain(|k| referenced.contains(&k.as_slice()));
 }
 
+/// A plain answer: no keys in force with this party, but what we offered
+/// it stays (a later answer, after early media or from another fork, may
+/// still take one of our lines).
+fn plain_answer(neg: &mut Negotiated) {
+    neg.crypto_in.clear();
+    neg.key_in = None;
+    neg.key_out = None;
+    neg.srtp = false;
+    prune_ours(neg);
+}
+
 /// No SDES on this party's leg (plain, or DTLS passed through).
 fn clear(neg: &mut Negotiated) {
     neg.crypto_in.clear();
@@ -135,7 +146,8 @@ impl OfferAnswer {
         };
         // An OSRTP offer (plain protocol with a=crypto): its lines, in case
         // the answer accepts them for it (`OSRTP=accept`).
-        let osrtp_in = match !sender_sdes && m.has_attr("crypto") {
+        let plain_sender = is_plain(&call.parties[snd].medias[i].protocol);
+        let osrtp_in = match plain_sender && !sender_sdes && m.has_attr("crypto") {
             true => lines(m),
             false => Vec::new(),
         };
@@ -166,7 +178,11 @@ impl OfferAnswer {
                 r.srtp = true;
             }
             prune_ours(r);
-        } else if self.osrtp.offer && is_plain(&m.protocol) && !m.has_attr("crypto") {
+        } else if self.osrtp.offer
+            && is_plain(&m.protocol)
+            && (sender_sdes || !m.has_attr("crypto"))
+            && !m.has_attr("fingerprint")
+        {
             // `OSRTP=offer`: a plain offer becomes an OSRTP offer (our
             // lines, protocol unchanged); SRTP with the receiver only if
             // its answer takes one.
@@ -218,19 +234,22 @@ impl OfferAnswer {
                 b.srtp = true;
                 prune_ours(b);
             } else {
-                clear(b);
+                plain_answer(b);
             }
         }
         let offerer_sdes = is_sdes(&call.parties[rcv].medias[i].protocol);
         let a = &mut call.parties[rcv].medias[i].negotiated;
-        // `OSRTP=accept`: the offerer's OSRTP offer met a plain answer; it
-        // gets SRTP all the same (terminated here, as upstream).
-        let osrtp_accept = self.osrtp.accept
-            && !offerer_sdes
+        // An OSRTP offerer keeps SRTP when the answerer is SRTP with us
+        // (its line is ours, not the offerer's to take); `OSRTP=accept`
+        // gives it SRTP though the answer is plain (as upstream).
+        let osrtp_keep = !offerer_sdes
             && a.osrtp_in
-            && !sender_sdes
-            && !m.has_attr("crypto");
-        if (is_sdes(&m.protocol) && offerer_sdes) || osrtp_accept {
+            && (sender_sdes || (self.osrtp.accept && !m.has_attr("crypto")));
+        let answered = match osrtp_keep {
+            true => Vec::new(),
+            false => answered,
+        };
+        if (is_sdes(&m.protocol) && offerer_sdes) || osrtp_keep {
             let previous = a.own_key_out().cloned();
             let offered = a.crypto_in.clone();
             // The offer decided the offerer's preference (upstream's rule).
@@ -252,8 +271,10 @@ impl OfferAnswer {
             a.srtp = true;
             prune_ours(a);
         } else {
-            // The offerer is plain (or hears back a plain protocol).
-            if sender_sdes || offerer_sdes {
+            // The offerer is plain (or hears back a plain protocol). Lines
+            // it never saw (it offered none) are not passed on either:
+            // upstream ignores such an OSRTP answer.
+            if sender_sdes || offerer_sdes || !a.osrtp_in {
                 m.attributes.retain(|a| a.name != "crypto");
             }
             clear(a);
