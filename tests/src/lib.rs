@@ -24,6 +24,7 @@ pub mod netns;
 pub mod ng;
 pub mod packets;
 pub mod proxy;
+pub mod python;
 pub mod redis;
 pub mod rig;
 pub mod sdp;

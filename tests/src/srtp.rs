@@ -2,9 +2,7 @@
 //! implementation) through `tests/python/srtp_peer.py`, in the virtual
 //! environment `cargo xtask test` installs (`target/pyenv`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use crate::python::PyPeer;
 
 /// One `a=crypto` line of an SDP: tag, suite, base64 key‖salt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,41 +41,12 @@ pub fn crypto_lines(sdp: &str) -> Vec<CryptoLine> {
 }
 
 /// A libsrtp endpoint: sessions per key and direction persist across calls.
-pub struct SrtpPeer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-/// The Python of the test environment.
-pub(crate) fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let py = root.join("target/pyenv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run `cargo xtask test`, which installs tests/python/requirements.txt there",
-        py.display()
-    );
-    py
-}
+pub struct SrtpPeer(PyPeer);
 
 impl SrtpPeer {
     /// Starts the peer.
     pub fn start() -> SrtpPeer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/srtp_peer.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the libsrtp peer");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        SrtpPeer {
-            child,
-            stdin,
-            stdout,
-        }
+        SrtpPeer(PyPeer::start(None, "srtp_peer.py", &[], "libsrtp peer"))
     }
 
     fn run(
@@ -89,10 +58,9 @@ impl SrtpPeer {
     ) -> Result<Vec<u8>, String> {
         let hex: String = pkt.iter().map(|b| format!("{b:02x}")).collect();
         let kind = if rtcp { "rtcp" } else { "rtp" };
-        writeln!(self.stdin, "{op} {kind} {} {} {hex}", key.suite, key.key).expect("write");
-        self.stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read");
+        let line = self
+            .0
+            .ask(&format!("{op} {kind} {} {} {hex}", key.suite, key.key));
         let line = line.trim();
         if let Some(e) = line.strip_prefix("error") {
             return Err(e.trim().to_string());
@@ -117,12 +85,5 @@ impl SrtpPeer {
         pkt: &[u8],
     ) -> Result<Vec<u8>, String> {
         self.run("unprotect", rtcp, key, pkt)
-    }
-}
-
-impl Drop for SrtpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

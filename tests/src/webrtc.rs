@@ -2,16 +2,14 @@
 //! rtcp-mux, SAVPF) through `tests/python/webrtc_peer.py`, run inside a
 //! test namespace, and the plain-RTP side of a bridged call.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
 use crate::netns::Netns;
 use crate::packets::rtp;
+use crate::python::PyPeer;
 
 /// The sample value the peer sends (PCMU byte 0xCE); 0xCE decodes to 988.
 pub const PEER_SAMPLE_BYTE: u8 = 0xce;
@@ -19,11 +17,7 @@ pub const PEER_SAMPLE_BYTE: u8 = 0xce;
 pub const DECODED_CE: i64 = 988;
 
 /// One aiortc peer connection.
-pub struct WebrtcPeer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+pub struct WebrtcPeer(PyPeer);
 
 /// What the peer saw while it ran.
 #[derive(Debug)]
@@ -41,35 +35,20 @@ pub struct PeerReport {
 impl WebrtcPeer {
     /// Starts a peer in `ns` whose only host candidate is `address`.
     pub fn start(ns: &Netns, address: &str) -> WebrtcPeer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/webrtc_peer.py");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(crate::srtp::python())
-            .arg(script)
-            .arg(address)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the aiortc peer");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        WebrtcPeer {
-            child,
-            stdin,
-            stdout,
-        }
+        WebrtcPeer(PyPeer::start(
+            Some(&ns.name),
+            "webrtc_peer.py",
+            &[address],
+            "aiortc peer",
+        ))
     }
 
     fn send(&mut self, msg: Json) {
-        writeln!(self.stdin, "{msg}").expect("write to the peer");
-        self.stdin.flush().expect("flush");
+        self.0.tell(&msg.to_string());
     }
 
     fn reply(&mut self) -> Json {
-        let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .expect("read from the peer");
+        let line = self.0.reply();
         let v: Json =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer reply {line:?}: {e}"));
         if let Some(e) = v.get("error") {
@@ -117,13 +96,6 @@ impl WebrtcPeer {
             ice: v["ice"].as_str().unwrap_or_default().to_owned(),
             state: v["state"].as_str().unwrap_or_default().to_owned(),
         }
-    }
-}
-
-impl Drop for WebrtcPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_LIMIT};
 use super::put;
-use super::sdp_options::{sdes_options, sdp_options};
+use super::sdp_options::{list_and_flags, sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
 use crate::call::offer_answer::{IceMode, Osrtp, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
@@ -335,15 +335,8 @@ fn webrtc_preset(oa: &mut OfferAnswer) {
 /// `OSRTP` (list or `OSRTP-…` flags): the RFC 8643 forms; the legacy ones
 /// are reported by `ng::support`.
 fn osrtp_options(req: &Request) -> Osrtp {
-    let mut words = req.words("osrtp");
-    words.extend(
-        req.flags
-            .iter()
-            .filter_map(|f| f.strip_prefix("osrtp-"))
-            .map(str::to_owned),
-    );
     let mut o = Osrtp::default();
-    for w in words {
+    for w in list_and_flags(req, "osrtp") {
         match w.to_ascii_lowercase().as_str() {
             "offer" | "offer-rfc" => o.offer = true,
             "accept" | "accept-rfc" => o.accept = true,

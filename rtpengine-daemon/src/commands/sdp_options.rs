@@ -153,14 +153,25 @@ fn attr_ops(req: &Request) -> Result<AttrOps, NgError> {
     Ok(ops)
 }
 
+/// The values of list key `key` and of its flag family `<key>-<value>`
+/// (`SDES: [off]` and `SDES-off`), canonical.
+pub(super) fn list_and_flags(req: &Request, key: &str) -> Vec<String> {
+    let prefix = format!("{key}-");
+    let mut words = req.words(key);
+    words.extend(
+        req.flags
+            .iter()
+            .filter_map(|f| f.strip_prefix(prefix.as_str()))
+            .map(str::to_owned),
+    );
+    words
+}
+
 /// The suites of an `SDES-order:`/`SDES-offerer_pref:` list (`;` or `,`
 /// between them); unknown names are left out (and reported by
 /// `ng::support`).
 pub(crate) fn suite_list(list: &str) -> Vec<Suite> {
-    list.split([';', ','])
-        .filter(|n| !n.is_empty())
-        .filter_map(Suite::from_flag)
-        .collect()
+    Suite::list(list).flatten().collect()
 }
 
 /// The `SDES` list and the `SDES-…` flags (and the legacy `pad crypto`).
@@ -169,13 +180,7 @@ pub(crate) fn suite_list(list: &str) -> Vec<Suite> {
 /// in offers as upstream's do (clearing ones in answers too), `static` in
 /// answers, `off` in offers.
 pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
-    let mut words = req.words("sdes");
-    words.extend(
-        req.flags
-            .iter()
-            .filter_map(|f| f.strip_prefix("sdes-"))
-            .map(str::to_owned),
-    );
+    let words = list_and_flags(req, "sdes");
     let mut o = SdesOptions::default();
     o.write.pad = req.flag("pad-crypto");
     let offer = side == Side::Offer;

@@ -71,6 +71,15 @@ impl Suite {
             .find(|s| s.name().replace('_', "-").eq_ignore_ascii_case(name))
     }
 
+    /// The suites of a list in flag form (`SDES-order:`,
+    /// `SDES-offerer_pref:`; `;` or `,` between them), `None` for a name
+    /// that is no suite.
+    pub fn list(list: &str) -> impl Iterator<Item = Option<Suite>> + '_ {
+        list.split([';', ','])
+            .filter(|n| !n.is_empty())
+            .map(Suite::from_flag)
+    }
+
     /// Master key length, bytes. The NULL suites still derive their
     /// authentication key with the AES-128 counter-mode PRF.
     pub fn key_len(self) -> usize {

@@ -331,11 +331,8 @@ fn honoured(key: &str, value: &str) -> bool {
         .or_else(|| value.strip_prefix("offerer-pref:"))
     {
         // Every suite named must be known.
-        let names = l.split([';', ',']).filter(|n| !n.is_empty());
-        return names
-            .clone()
-            .all(|n| crate::crypto::Suite::from_flag(n).is_some())
-            && names.count() > 0;
+        let suites: Vec<_> = crate::crypto::Suite::list(l).collect();
+        return !suites.is_empty() && suites.iter().all(Option::is_some);
     }
     value
         .strip_prefix("no-")

@@ -56,6 +56,17 @@ struct LegState {
     keyed: bool,
 }
 
+impl LegState {
+    /// The handshake datagrams and timers drive: a restarted one while it
+    /// runs, else the session in force.
+    fn live(&mut self) -> Option<&mut Session> {
+        match self.pending {
+            Some(ref mut p) => Some(p),
+            None => self.session.as_mut(),
+        }
+    }
+}
+
 /// One party's WebRTC leg (see the module documentation).
 pub struct Leg {
     identity: Arc<Identity>,
@@ -225,11 +236,7 @@ impl Leg {
                 }
             }
         }
-        let session = match st.pending.as_mut() {
-            Some(p) => Some(p),
-            None => st.session.as_mut(),
-        };
-        let Some(session) = session else {
+        let Some(session) = st.live() else {
             return Reply::refused();
         };
         let out = match session.drive(Some(pkt)) {
@@ -259,11 +266,7 @@ impl Leg {
         let peer = st.peer?;
         let mut out = self.start_client(&mut st);
         if out.is_empty() {
-            let live = match st.pending.as_mut() {
-                Some(p) => Some(p),
-                None => st.session.as_mut(),
-            };
-            if let Some(s) = live.filter(|s| s.state() == State::Handshake) {
+            if let Some(s) = st.live().filter(|s| s.state() == State::Handshake) {
                 out = s.drive(None).unwrap_or_default();
             }
         }
@@ -419,6 +422,17 @@ mod tests {
         assert!(lock(&leg.rx).is_none());
     }
 
+    /// An RTP packet (sequence number `seq`) protected with the keys
+    /// `peer` sends with, and the plain packet.
+    fn sent_by(peer: &Session, seq: u8) -> (Vec<u8>, Vec<u8>) {
+        let k = peer.keys().unwrap();
+        let mut tx = Context::new(k.suite, &k.local, Params::default(), None).unwrap();
+        let plain = vec![0x80, 0, 0, seq, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
+        let mut rtp = plain.clone();
+        tx.protect_rtp(&mut rtp).unwrap();
+        (rtp, plain)
+    }
+
     /// Runs `peer` (a client) against `leg` from `at` until both are quiet.
     fn shake(leg: &Leg, peer: &mut Session, at: SocketAddr, hello: Vec<Vec<u8>>) {
         let mut to_leg = hello;
@@ -486,11 +500,7 @@ mod tests {
         assert_eq!(impostor.state(), State::Done);
         // What the real peer sends under the first handshake's keys still
         // unprotects.
-        let k = peer.keys().unwrap();
-        let mut peer_tx = Context::new(k.suite, &k.local, Params::default(), None).unwrap();
-        let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
-        let plain = rtp.clone();
-        peer_tx.protect_rtp(&mut rtp).unwrap();
+        let (rtp, plain) = sent_by(&peer, 1);
         assert_eq!(
             super::super::srtp::unprotect(&leg.rx, &rtp, false).unwrap(),
             plain,
@@ -502,11 +512,7 @@ mod tests {
         let hello = again.drive(None).unwrap();
         shake(&leg, &mut again, at, hello);
         assert_eq!(again.state(), State::Done);
-        let mut rtp = vec![0x80, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa, 0xbb];
-        let plain = rtp.clone();
-        let k = again.keys().unwrap();
-        let mut theirs_tx = Context::new(k.suite, &k.local, Params::default(), None).unwrap();
-        theirs_tx.protect_rtp(&mut rtp).unwrap();
+        let (rtp, plain) = sent_by(&again, 2);
         assert_eq!(
             super::super::srtp::unprotect(&leg.rx, &rtp, false).unwrap(),
             plain
