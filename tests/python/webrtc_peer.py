@@ -6,8 +6,8 @@ Talks JSON lines on stdin/stdout with the Rust test:
   -> {"answer_to": SDP}          answer a remote offer; replies {"sdp": ...}
   -> {"remote_answer": SDP}      apply the answer to our offer; replies {}
   -> {"run": SECONDS}            send audio for that long, then reply with
-                                 {"frames": n, "samples": [...], "state": ...}
-  -> {"restart": true}           ICE restart: a new offer; replies {"sdp": ...}
+                                 {"frames": n, "samples": [...], "state": ...,
+                                  "ice_role": ...}
 
 The audio sent is PCMU of a constant sample (1000, so every payload byte is
 0xCE); what arrives is reported as the set of sample values decoded, so the
@@ -84,12 +84,8 @@ class Peer:
         asyncio.ensure_future(consume())
 
     async def handle(self, msg):
-        if "offer" in msg or "restart" in msg:
-            if "restart" in msg:
-                self.pc.getTransceivers()[0]  # keeps the transceiver
-                await self.pc.setLocalDescription(await self.pc.createOffer())
-            else:
-                await self.pc.setLocalDescription(await self.pc.createOffer())
+        if "offer" in msg:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
             return {"sdp": self.pc.localDescription.sdp}
         if "answer_to" in msg:
             await self.pc.setRemoteDescription(
@@ -108,6 +104,9 @@ class Peer:
                 "frames": self.frames,
                 "samples": sorted(self.samples)[:50],
                 "ice": self.pc.iceConnectionState,
+                # "controlled" only against a full agent that controls
+                # (a lite agent leaves the control to every full one).
+                "ice_role": self.pc.getTransceivers()[0].sender.transport.transport.role,
                 "state": self.pc.connectionState,
             }
         return {"error": f"unknown message {msg}"}

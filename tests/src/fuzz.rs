@@ -629,7 +629,10 @@ fn dtls_identity() -> Arc<rtpengine::crypto::dtls::Identity> {
 }
 
 /// What reaches a WebRTC leg's STUN and DTLS parsers from a media port:
-/// `data[0]` picks our DTLS role; the rest, split at
+/// `data[0]` picks our DTLS role, which ICE agent runs (lite, or full and
+/// controlling or controlled), whether the source is known and the ICE
+/// component; the rest,
+/// split at
 /// [`MESSAGE_SEPARATOR`], are datagrams from the peer, handed to the ICE
 /// responder or the DTLS session by their first byte as the relay does
 /// (RFC 7983). Whatever they hold: no panic; a STUN answer is a success
@@ -640,7 +643,8 @@ fn dtls_identity() -> Arc<rtpengine::crypto::dtls::Identity> {
 pub fn webrtc(data: &[u8]) {
     use rtpengine::crypto::dtls::{Hash, Role, DEFAULT_MTU};
     use rtpengine::relay::ice::{self, Credentials};
-    use rtpengine::relay::webrtc::{is_dtls, DtlsPlan, Leg};
+    use rtpengine::relay::ice_agent::Peer;
+    use rtpengine::relay::webrtc::{is_dtls, DtlsPlan, IcePlan, Leg};
     let Some((&conf, rest)) = data.split_first() else {
         return;
     };
@@ -655,24 +659,39 @@ pub fn webrtc(data: &[u8]) {
     } else {
         Role::Client
     };
+    let src: SocketAddr = "192.0.2.1:5000".parse().expect("address");
+    let agent = match conf & 12 {
+        0 => IcePlan::Lite,
+        n => IcePlan::Full(
+            Peer {
+                ufrag: "peerUfrg".into(),
+                pwd: "peerpasswordpeerpassword12".into(),
+                candidates: vec![(src, 1)],
+                rtcp_candidates: vec![(src, 1)],
+                lite: false,
+            },
+            n == 4,
+        ),
+    };
     leg.configure(
         Some(creds.clone()),
+        agent,
         Some(DtlsPlan {
             role,
             remote: Some(id.fingerprint(Hash::Sha256)),
         }),
     );
-    let src: SocketAddr = "192.0.2.1:5000".parse().expect("address");
     for pkt in split(rest, MESSAGE_SEPARATOR) {
         let reply = if ice::is_stun(pkt) {
-            if let Ok(a) = ice::answer(pkt, src, &creds) {
-                let msg = stun_types::message::Message::from_bytes(&a.response)
+            if ice::verify(pkt, &creds).is_ok() {
+                let response = ice::respond(pkt, src, &creds, false);
+                let msg = stun_types::message::Message::from_bytes(&response)
                     .expect("our response parses");
                 let key = stun_types::message::ShortTermCredentials::new(creds.pwd.clone());
                 msg.validate_integrity(&key.into())
                     .expect("our response carries our integrity");
             }
-            leg.stun(pkt, src)
+            leg.stun(pkt, src, 1 + (conf >> 4 & 1))
         } else if is_dtls(pkt) {
             leg.dtls(pkt, src, conf & 2 == 0)
         } else {
@@ -685,7 +704,13 @@ pub fn webrtc(data: &[u8]) {
             assert!(d.len() <= DEFAULT_MTU as usize, "a {}-byte reply", d.len());
         }
     }
-    let _ = leg.tick(Some(src));
+    for component in [1, 2] {
+        let _ = leg.tick(
+            Some(src),
+            "192.0.2.2:30000".parse().expect("address"),
+            component,
+        );
+    }
     assert!(
         leg.rx.lock().map(|k| k.is_none()).unwrap_or(true),
         "keys without a verified handshake"

@@ -1,7 +1,9 @@
 //! A WebRTC endpoint the daemon is checked against: aiortc (ICE, DTLS-SRTP,
 //! rtcp-mux, SAVPF) through `tests/python/webrtc_peer.py`, run inside a
-//! test namespace, and the plain-RTP side of a bridged call.
+//! test namespace, and the plain-RTP side of a bridged call; and a full ICE
+//! agent alone (aioice, `tests/python/ice_peer.py`).
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ pub struct PeerReport {
     pub samples: Vec<i64>,
     /// ICE connection state.
     pub ice: String,
+    /// Its ICE role: `controlling` or `controlled`.
+    pub ice_role: String,
     /// Peer connection state (`connected` once DTLS is up).
     pub state: String,
 }
@@ -94,6 +98,7 @@ impl WebrtcPeer {
                 .map(|a| a.iter().filter_map(Json::as_i64).collect())
                 .unwrap_or_default(),
             ice: v["ice"].as_str().unwrap_or_default().to_owned(),
+            ice_role: v["ice_role"].as_str().unwrap_or_default().to_owned(),
             state: v["state"].as_str().unwrap_or_default().to_owned(),
         }
     }
@@ -123,4 +128,161 @@ pub fn plain_side(sock: &UdpSocket, to: SocketAddr, byte: u8, secs: f64) -> Vec<
         }
     }
     got
+}
+
+/// A full ICE agent as a SIP phone would run it (aioice in
+/// `tests/python/ice_peer.py`), in a network namespace: its own checks,
+/// nomination or being nominated, one or two components (RTP, RTCP), and
+/// data on the selected pairs.
+pub struct IcePeer(PyPeer);
+
+/// One side's ICE: credentials and `a=candidate` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceLines {
+    /// `a=ice-ufrag`.
+    pub ufrag: String,
+    /// `a=ice-pwd`.
+    pub pwd: String,
+    /// The `a=candidate:` values.
+    pub candidates: Vec<String>,
+}
+
+impl IceLines {
+    /// The ICE lines of the first media section of `sdp`.
+    pub fn from_sdp(sdp: &str) -> IceLines {
+        let value = |p: &str| {
+            sdp.lines()
+                .map(str::trim_end)
+                .filter_map(|l| l.strip_prefix(p))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        IceLines {
+            ufrag: value("a=ice-ufrag:").pop().expect("a=ice-ufrag"),
+            pwd: value("a=ice-pwd:").pop().expect("a=ice-pwd"),
+            candidates: value("a=candidate:"),
+        }
+    }
+
+    /// As SDP attribute lines (`\n`-terminated).
+    pub fn sdp_lines(&self) -> String {
+        let mut s = format!("a=ice-ufrag:{}\na=ice-pwd:{}\n", self.ufrag, self.pwd);
+        for c in &self.candidates {
+            s.push_str(&format!("a=candidate:{c}\n"));
+        }
+        s
+    }
+
+    /// The port of the candidate of `component`.
+    pub fn port(&self, component: u8) -> u16 {
+        self.candidates
+            .iter()
+            .map(|c| c.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f[1] == component.to_string())
+            .and_then(|f| f[5].parse().ok())
+            .expect("candidate of the component")
+    }
+}
+
+/// What [`IcePeer::connect`] ended with.
+#[derive(Debug)]
+pub struct IceOutcome {
+    /// The peer's role at the end.
+    pub controlling: bool,
+    /// The selected pair's remote address per component.
+    pub selected: BTreeMap<u8, SocketAddr>,
+}
+
+impl IcePeer {
+    /// Starts a peer in `ns` whose only host address is `address`.
+    pub fn start(ns: &Netns, address: &str) -> IcePeer {
+        IcePeer(PyPeer::start(
+            Some(&ns.name),
+            "ice_peer.py",
+            &[address],
+            "aioice peer",
+        ))
+    }
+
+    fn ask(&mut self, msg: Json) -> Json {
+        let line = self.0.ask(&msg.to_string());
+        let v: Json =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer reply {line:?}: {e}"));
+        if let Some(e) = v.get("error") {
+            panic!("aioice: {e}");
+        }
+        v
+    }
+
+    /// A new agent (a second one is an ICE restart: new credentials and
+    /// ports) with `components`; returns its ICE lines.
+    pub fn agent(&mut self, components: u8, controlling: bool) -> IceLines {
+        let v = self.ask(json!({"start": {"components": components, "controlling": controlling}}));
+        IceLines {
+            ufrag: v["ufrag"].as_str().expect("ufrag").to_owned(),
+            pwd: v["pwd"].as_str().expect("pwd").to_owned(),
+            candidates: v["candidates"]
+                .as_array()
+                .expect("candidates")
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// Runs the checks against `remote` until every component has a
+    /// nominated pair (panics after 10 s).
+    pub fn connect(&mut self, remote: &IceLines) -> IceOutcome {
+        let v = self.ask(json!({"connect": {
+            "ufrag": remote.ufrag, "pwd": remote.pwd, "candidates": remote.candidates,
+        }}));
+        IceOutcome {
+            controlling: v["controlling"].as_bool().expect("controlling"),
+            selected: v["selected"]
+                .as_object()
+                .expect("selected")
+                .iter()
+                .map(|(k, a)| {
+                    let addr = format!("{}:{}", a[0].as_str().expect("host"), a[1]);
+                    (k.parse().expect("component"), addr.parse().expect("addr"))
+                })
+                .collect(),
+        }
+    }
+
+    /// Sends `count` copies of each payload on its component (20 ms
+    /// apart) while receiving, for `secs` more; returns what arrived per
+    /// component.
+    pub fn exchange(
+        &mut self,
+        send: &[(u8, &[u8], usize)],
+        secs: f64,
+    ) -> BTreeMap<u8, Vec<Vec<u8>>> {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let send: serde_json::Map<String, Json> = send
+            .iter()
+            .map(|(c, p, n)| (c.to_string(), json!([hex(p), n])))
+            .collect();
+        let v = self.ask(json!({"exchange": {"send": send, "secs": secs}}));
+        v["got"]
+            .as_object()
+            .expect("got")
+            .iter()
+            .map(|(k, l)| {
+                let pkts = l
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .map(|h| {
+                        (0..h.len() / 2)
+                            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
+                            .collect()
+                    })
+                    .collect();
+                (k.parse().expect("component"), pkts)
+            })
+            .collect()
+    }
 }

@@ -29,10 +29,11 @@ fn lines<'a>(sdp: &'a str, prefix: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// What the SDP towards the WebRTC party must carry: our DTLS and ICE-lite
-/// attributes (one candidate: ICE runs on the RTP port, the party muxes),
-/// rtcp-mux, nothing of the other side's, no BUNDLE.
-fn check_webrtc_sdp(sdp: &str, setup: &str) {
+/// What the SDP towards the WebRTC party must carry: our DTLS and ICE
+/// attributes (one candidate: ICE runs on the RTP port, the party muxes;
+/// `a=ice-lite` where we are a lite agent), rtcp-mux, nothing of the other
+/// side's, no BUNDLE.
+fn check_webrtc_sdp(sdp: &str, setup: &str, lite: bool) {
     assert!(sdp.contains(" UDP/TLS/RTP/SAVPF 0"), "{sdp}");
     assert_eq!(
         lines(sdp, "a=setup:"),
@@ -43,30 +44,35 @@ fn check_webrtc_sdp(sdp: &str, setup: &str) {
     assert_eq!(fp.len(), 1, "{sdp}");
     assert!(fp[0].starts_with("a=fingerprint:sha-256 "), "{sdp}");
     assert_eq!(fp[0].len(), "a=fingerprint:sha-256 ".len() + 32 * 3 - 1);
-    assert_eq!(lines(sdp, "a=ice-lite"), ["a=ice-lite"], "{sdp}");
+    assert_eq!(lines(sdp, "a=ice-lite").len(), usize::from(lite), "{sdp}");
     assert_eq!(
         lines(sdp, "a=ice-ufrag:")[0].len(),
         "a=ice-ufrag:".len() + 8
     );
     assert_eq!(lines(sdp, "a=ice-pwd:")[0].len(), "a=ice-pwd:".len() + 26);
+    // RTP, and RTCP where it has a port of its own (mux offered, not yet
+    // required: as upstream).
+    let port = media_ports(sdp)[0];
+    let rtcp = lines(sdp, "a=rtcp:")
+        .first()
+        .and_then(|l| l["a=rtcp:".len()..].split(' ').next()?.parse::<u16>().ok())
+        .filter(|&p| p != port);
+    let want: Vec<(u16, &str, &str)> = [(port, "1", "2130706431")]
+        .into_iter()
+        .chain(rtcp.map(|p| (p, "2", "2130706430")))
+        .collect();
     let cands = lines(sdp, "a=candidate:");
-    assert_eq!(cands.len(), 1, "{sdp}");
-    let port = media_ports(sdp)[0].to_string();
-    let fields: Vec<&str> = cands[0].split_whitespace().collect();
-    assert_eq!(fields[0].len(), "a=candidate:".len() + 16);
-    assert_eq!(
-        fields[1..],
-        [
-            "1",
-            "UDP",
-            "2130706431",
-            "203.0.113.1",
-            &port,
-            "typ",
-            "host"
-        ],
-        "{sdp}"
-    );
+    assert_eq!(cands.len(), want.len(), "{sdp}");
+    for (c, (port, comp, prio)) in cands.iter().zip(want) {
+        let fields: Vec<&str> = c.split_whitespace().collect();
+        assert_eq!(fields[0].len(), "a=candidate:".len() + 16);
+        let port = port.to_string();
+        assert_eq!(
+            fields[1..],
+            [comp, "UDP", prio, "203.0.113.1", &port, "typ", "host"],
+            "{sdp}"
+        );
+    }
     assert!(lines(sdp, "a=group:").is_empty(), "{sdp}");
     assert_eq!(lines(sdp, "a=end-of-candidates").len(), 1, "{sdp}");
     assert_eq!(lines(sdp, "a=rtcp-mux").len(), 1, "{sdp}");
@@ -90,12 +96,19 @@ fn check_sip_sdp(sdp: &str, protocol: &str) {
 }
 
 /// Media both ways for `secs`: the peer's tone reaches the plain side as
-/// PCMU 0xCE, the plain side's 0xCE reaches the peer (decoded as 988).
-fn media_both_ways(peer: &mut WebrtcPeer, phone: &UdpSocket, to_daemon: SocketAddr) {
+/// PCMU 0xCE, the plain side's 0xCE reaches the peer (decoded as 988); the
+/// peer had the ICE role `ice_role`.
+fn media_both_ways(
+    peer: &mut WebrtcPeer,
+    phone: &UdpSocket,
+    to_daemon: SocketAddr,
+    ice_role: &str,
+) {
     peer.run(3.0);
     let got = plain_side(phone, to_daemon, PEER_SAMPLE_BYTE, 3.0);
     let report = peer.report();
     assert_eq!(report.state, "connected", "{report:?}");
+    assert_eq!(report.ice_role, ice_role, "{report:?}");
     let audio: Vec<&Vec<u8>> = got
         .iter()
         .filter(|p| p.len() == 172 && p[1] & 0x7f == 0)
@@ -146,12 +159,18 @@ fn webrtc_caller_to_plain_callee() {
         &plain_sdp(6000, "RTP/AVP", ""),
         Vec::new(),
     );
-    // aiortc offered actpass: we take the client role, as upstream.
-    check_webrtc_sdp(&to_browser, "active");
+    // aiortc offered actpass: we take the client role, as upstream. We are
+    // a full ICE agent, controlled (the browser offered).
+    check_webrtc_sdp(&to_browser, "active", false);
     // Its mid comes back though the phone wrote none.
     assert_eq!(lines(&to_browser, "a=mid:"), ["a=mid:0"], "{to_browser}");
     peer.remote_answer(&to_browser);
-    media_both_ways(&mut peer, &phone, daemon(media_ports(&to_phone)[0]));
+    media_both_ways(
+        &mut peer,
+        &phone,
+        daemon(media_ports(&to_phone)[0]),
+        "controlling",
+    );
 
     // query names the suite DTLS negotiated.
     let q = rig.query("webrtc-1");
@@ -178,30 +197,35 @@ fn webrtc_caller_to_plain_callee() {
 }
 
 /// A plain caller to a WebRTC callee: the daemon offers DTLS (actpass) and
-/// ICE-lite, aiortc answers and takes a role; media both ways.
+/// ICE, aiortc answers and takes a DTLS role; media both ways. As a full
+/// agent that sent the offer we control and nominate (aiortc is
+/// controlled); with `ICE-lite=forward` we only answer its checks and it
+/// controls.
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn plain_caller_to_webrtc_callee() {
     require_root();
     let rig = Rig::new("webrtc-callee", &[]);
-    let mut peer = WebrtcPeer::start(&rig.ns, BROWSER);
-    let phone = rig.socket(&format!("{PHONE}:6002"));
-
-    let to_browser = rig.offer(
-        "webrtc-2",
-        "phone",
-        &plain_sdp(6002, "RTP/AVP", ""),
-        vec![
+    for (n, lite, role) in [(0, false, "controlled"), (1, true, "controlling")] {
+        let mut peer = WebrtcPeer::start(&rig.ns, BROWSER);
+        let port = 6002 + 10 * n;
+        let phone = rig.socket(&format!("{PHONE}:{port}"));
+        let call = format!("webrtc-2-{n}");
+        let mut opts = vec![
             ("transport-protocol", Value::str("UDP/TLS/RTP/SAVPF")),
             ("ICE", Value::str("force")),
             ("rtcp-mux", Value::List(vec![Value::str("offer")])),
-        ],
-    );
-    check_webrtc_sdp(&to_browser, "actpass");
-    let answer = peer.answer_to(&to_browser);
-    let to_phone = rig.answer("webrtc-2", "phone", "browser", &answer, Vec::new());
-    check_sip_sdp(&to_phone, "RTP/AVP");
-    media_both_ways(&mut peer, &phone, daemon(media_ports(&to_phone)[0]));
+        ];
+        if lite {
+            opts.push(("ICE-lite", Value::str("forward")));
+        }
+        let to_browser = rig.offer(&call, "phone", &plain_sdp(port, "RTP/AVP", ""), opts);
+        check_webrtc_sdp(&to_browser, "actpass", lite);
+        let answer = peer.answer_to(&to_browser);
+        let to_phone = rig.answer(&call, "phone", "browser", &answer, Vec::new());
+        check_sip_sdp(&to_phone, "RTP/AVP");
+        media_both_ways(&mut peer, &phone, daemon(media_ports(&to_phone)[0]), role);
+    }
 }
 
 /// An SDES phone and a WebRTC caller: SRTP keyed by DTLS on one side and by
@@ -223,6 +247,9 @@ fn webrtc_caller_to_sdes_callee() {
         vec![
             ("transport-protocol", Value::str("RTP/SAVP")),
             ("ICE", Value::str("remove")),
+            // We are a lite agent towards the browser (the offer's
+            // sender): it checks and nominates, we only answer.
+            ("ICE-lite", Value::str("backward")),
             ("rtcp-mux", Value::List(vec![Value::str("demux")])),
         ],
     );
@@ -245,7 +272,7 @@ fn webrtc_caller_to_sdes_callee() {
         &plain_sdp(6004, "RTP/SAVP", &format!("{}\n", b_key.attr())),
         Vec::new(),
     );
-    check_webrtc_sdp(&to_browser, "active");
+    check_webrtc_sdp(&to_browser, "active", true);
     peer.remote_answer(&to_browser);
 
     // The phone's side, by hand: SRTP under its key out, ours in.
@@ -271,6 +298,7 @@ fn webrtc_caller_to_sdes_callee() {
     }
     let report = peer.report();
     assert_eq!(report.state, "connected", "{report:?}");
+    assert_eq!(report.ice_role, "controlling", "{report:?}");
     assert!(
         plain_in.len() > 50,
         "{} SRTP packets from the peer unprotected",
@@ -305,7 +333,7 @@ fn reinvite_rekeys_dtls_and_restarts_ice() {
     let to_browser = rig.answer("webrtc-4", "browser", "phone", &answer, Vec::new());
     first.remote_answer(&to_browser);
     let to_daemon = daemon(media_ports(&to_phone)[0]);
-    media_both_ways(&mut first, &phone, to_daemon);
+    media_both_ways(&mut first, &phone, to_daemon, "controlling");
     drop(first);
 
     let mut second = WebrtcPeer::start(&rig.ns, BROWSER);
@@ -322,7 +350,12 @@ fn reinvite_rekeys_dtls_and_restarts_ice() {
         "our certificate stays"
     );
     second.remote_answer(&to_browser2);
-    media_both_ways(&mut second, &phone, daemon(media_ports(&to_phone2)[0]));
+    media_both_ways(
+        &mut second,
+        &phone,
+        daemon(media_ports(&to_phone2)[0]),
+        "controlling",
+    );
 }
 
 /// A browser's offer as Chrome writes it (trickle placeholder address,
@@ -415,7 +448,7 @@ fn dtls_and_ice_options_shape_the_sdp() {
             fp[0].starts_with(&format!("a=fingerprint:{our_hash} ")),
             "{to_browser}"
         );
-        assert_eq!(lines(&to_browser, "a=ice-lite").len(), 1, "{to_browser}");
+        assert!(lines(&to_browser, "a=ice-lite").is_empty(), "{to_browser}");
         assert_eq!(lines(&to_browser, "a=mid:"), ["a=mid:0"], "{to_browser}");
     }
 
@@ -537,4 +570,80 @@ fn dtls_and_ice_options_shape_the_sdp() {
         1,
         "{to_browser}"
     );
+
+    // ICE-lite (offers only): `backward` makes us lite towards the offer's
+    // sender, the `lite-…` forms of the ICE list do the same.
+    for (n, opt) in [
+        ("ICE-lite", Value::str("backward")),
+        ("ICE", Value::List(vec![Value::str("lite-both")])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let call = format!("opts-lite-{n}");
+        let mut o = to_plain();
+        o.retain(|(k, _)| *k != "ICE" || n == 0);
+        o.push(opt);
+        let r = rig.ng_cmd(
+            "offer",
+            [
+                vec![
+                    ("call-id", Value::str(&call)),
+                    ("from-tag", Value::str("browser")),
+                    ("sdp", Value::str(chrome_offer("sha-256", "actpass"))),
+                ],
+                o,
+            ]
+            .concat(),
+        );
+        assert!(!r.contains_key(b"warning".as_slice()), "{r:?}");
+        let to_browser = rig.answer(&call, "browser", "phone", &answer, Vec::new());
+        assert_eq!(lines(&to_browser, "a=ice-lite").len(), 1, "{to_browser}");
+    }
+
+    // ICE=default (no ICE key) between plain parties, as upstream: the
+    // callee gets our ICE when the caller's SDP had ICE, the caller gets
+    // ours back in the answer; `ICE-lite=forward` makes us lite towards the
+    // callee only.
+    let ice_phone = plain_sdp(
+        6024,
+        "RTP/AVP",
+        "a=ice-ufrag:pHn1\na=ice-pwd:phonephonephonephonephone1\n\
+         a=candidate:1 1 UDP 2130706431 198.51.100.3 6024 typ host\n",
+    );
+    for (n, lite) in [(0, false), (1, true)] {
+        let call = format!("opts-plain-ice-{n}");
+        let opts = match lite {
+            true => vec![("ICE-lite", Value::str("forward"))],
+            false => vec![],
+        };
+        let to_callee = rig.offer(&call, "caller", &ice_phone, opts);
+        assert_eq!(lines(&to_callee, "a=ice-ufrag:").len(), 1, "{to_callee}");
+        // RTP and RTCP (nobody muxes).
+        assert_eq!(lines(&to_callee, "a=candidate:").len(), 2, "{to_callee}");
+        assert!(!to_callee.contains("pHn1"), "{to_callee}");
+        assert_eq!(
+            lines(&to_callee, "a=ice-lite").len(),
+            usize::from(lite),
+            "{to_callee}"
+        );
+        let to_caller = rig.answer(&call, "caller", "callee", &answer, Vec::new());
+        assert_eq!(lines(&to_caller, "a=ice-ufrag:").len(), 1, "{to_caller}");
+        assert!(lines(&to_caller, "a=ice-lite").is_empty(), "{to_caller}");
+    }
+    let to_callee = rig.offer(
+        "opts-plain-ice-off",
+        "caller",
+        &ice_phone,
+        vec![("ICE", Value::str("remove"))],
+    );
+    assert!(lines(&to_callee, "a=ice-").is_empty(), "{to_callee}");
+    let to_caller = rig.answer(
+        "opts-plain-ice-off",
+        "caller",
+        "callee",
+        &answer,
+        vec![("ICE", Value::str("remove"))],
+    );
+    assert!(lines(&to_caller, "a=ice-").is_empty(), "{to_caller}");
 }

@@ -134,7 +134,9 @@ fn chromium_to_plain_phone() {
     assert!(to_phone.contains(" RTP/AVP 0"), "{to_phone}");
     assert!(!to_phone.contains("a=fingerprint"), "{to_phone}");
     assert!(to_browser.contains(" UDP/TLS/RTP/SAVPF 0"), "{to_browser}");
-    assert!(to_browser.contains("a=ice-lite"), "{to_browser}");
+    // A full ICE agent, as upstream by default: the browser controls.
+    assert!(!to_browser.contains("a=ice-lite"), "{to_browser}");
+    assert!(to_browser.contains("a=ice-ufrag:"), "{to_browser}");
     let port = media_ports(to_phone)[0];
     let to_daemon: SocketAddr = format!("203.0.113.1:{port}").parse().unwrap();
 

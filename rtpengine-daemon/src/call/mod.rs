@@ -150,10 +150,19 @@ pub struct Negotiated {
     pub dtls: Option<crate::relay::webrtc::DtlsPlan>,
     /// The hash of our `a=fingerprint` towards it.
     pub dtls_hash: Option<crate::crypto::dtls::Hash>,
-    /// Our ICE credentials towards it: ICE-lite runs on its ports.
+    /// Our ICE credentials towards it: ICE runs on its ports.
     pub ice: Option<crate::relay::ice::Credentials>,
-    /// Its `a=ice-ufrag` (a new one is an ICE restart: ours change too).
-    pub ice_remote: Option<String>,
+    /// Its ICE credentials and candidates (a new ufrag is an ICE restart:
+    /// ours change too).
+    pub ice_peer: Option<crate::relay::ice_agent::Peer>,
+    /// We are an ICE-lite agent towards it (`ICE-lite`); else a full one.
+    pub ice_lite: bool,
+    /// The latest offer between us went from us to it: as full agents we
+    /// control (RFC 8445 §6.1.1).
+    pub ice_offerer: bool,
+    /// The latest offer to or from it is answered: both sides know each
+    /// other's credentials, so our checks may start.
+    pub ice_answered: bool,
     /// The `a=mid` of its own latest SDP: the answer to it carries it
     /// back when the answerer wrote none (RFC 8843 wants it there).
     pub mid: Option<String>,

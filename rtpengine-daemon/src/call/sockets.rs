@@ -151,7 +151,9 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 _ => &os.rtp,
             };
             let transform = pm.srtp.transform(&po.srtp, recrypt);
-            // ICE and DTLS run on the RTP port (WebRTC parties mux RTCP).
+            // DTLS runs on the RTP port (WebRTC parties mux RTCP); ICE on
+            // both ports of a party that does not mux (component 2 on the
+            // RTCP port).
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
                 let peer_rtp = Arc::downgrade(&os.rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
@@ -167,7 +169,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                     s.unoffload_locked(&mut st, "signalling changed the stream");
                 }
                 st.transform = transform.clone();
-                st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp);
+                st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp || !pm.mux);
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

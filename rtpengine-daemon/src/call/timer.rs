@@ -45,8 +45,9 @@ pub async fn run(calls: Arc<Calls>) {
 }
 
 impl Calls {
-    /// DTLS retransmissions and handshakes we start towards WebRTC parties
-    /// without ICE (their sockets send, outside the call table's lock).
+    /// ICE checks and consent, DTLS retransmissions and handshakes we start
+    /// towards WebRTC parties without ICE (their sockets send, outside the
+    /// call table's lock).
     pub fn webrtc_tick(&self) {
         let sockets: Vec<Arc<MediaSocket>> = self
             .lock()
@@ -54,7 +55,13 @@ impl Calls {
             .flat_map(|c| c.parties.iter())
             .flat_map(|p| p.medias.iter())
             .filter(|m| m.webrtc.is_some())
-            .filter_map(|m| m.sockets.as_ref().map(|s| s.rtp.clone()))
+            .filter_map(|m| m.sockets.as_ref().map(|s| (s, m.mux)))
+            .flat_map(|(s, mux)| {
+                // The RTCP port runs ICE component 2 when the party does
+                // not mux.
+                let rtcp = s.rtcp.clone().filter(|_| !mux);
+                std::iter::once(s.rtp.clone()).chain(rtcp)
+            })
             .collect();
         sockets.iter().for_each(|s| s.webrtc_tick());
     }

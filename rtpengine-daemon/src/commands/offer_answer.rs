@@ -9,7 +9,7 @@ use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_
 use super::put;
 use super::sdp_options::{list_and_flags, sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
-use crate::call::offer_answer::{IceMode, Osrtp, WebrtcOptions};
+use crate::call::offer_answer::{IceMode, Lite, Osrtp, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::crypto::dtls::Hash;
 use crate::ng::frame::NgError;
@@ -299,8 +299,23 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
             "remove" => o.ice = IceMode::Remove,
             "force" => o.ice = IceMode::Force,
             "default" => o.ice = IceMode::Default,
-            other => tracing::warn!("ICE '{other}' is not supported: ICE-lite as by default"),
+            "lite" => o.lite = Some(Lite::Forward),
+            "no-lite" => o.lite = Some(Lite::Off),
+            other => match other.strip_prefix("lite-").and_then(Lite::parse) {
+                Some(l) => o.lite = Some(l),
+                None => tracing::warn!("ICE '{other}' is not supported: ICE as by default"),
+            },
         }
+    }
+    if let Some(v) = req.str("ice-lite") {
+        match Lite::parse(v) {
+            Some(l) => o.lite = Some(l),
+            None => tracing::warn!("Unknown 'ICE-lite' flag encountered: '{v}'"),
+        }
+    }
+    if side != Side::Offer {
+        // Valid in offers only (as upstream).
+        o.lite = None;
     }
     if side == Side::Offer && (req.flag("reject-ice") || req.flag("ice-reject")) {
         o.ice = IceMode::Remove;

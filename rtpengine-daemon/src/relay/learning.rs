@@ -129,6 +129,15 @@ impl Endpoint {
         self.heard = true;
     }
 
+    /// Forgets every address of the party: nothing is sent to it until a
+    /// new one is adopted (ICE consent lost).
+    pub fn forget(&mut self) {
+        self.sdp = None;
+        self.learned = None;
+        self.confirmed = false;
+        self.heard = false;
+    }
+
     /// Where packets to this party go.
     pub fn destination(&self, policy: &Policy) -> Option<SocketAddr> {
         if policy.nat_wait && !self.heard {

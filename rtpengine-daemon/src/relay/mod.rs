@@ -15,6 +15,7 @@
 
 pub mod filter;
 pub mod ice;
+pub mod ice_agent;
 pub mod learning;
 pub mod offload;
 pub mod poller;

@@ -439,8 +439,17 @@ impl MediaSocket {
         let Some(leg) = leg else {
             return false;
         };
+        if !stun && !leg.has_dtls() {
+            return false;
+        }
+        if !stun && self.is_rtcp {
+            // DTLS-SRTP is keyed once, on the RTP port: a handshake on a
+            // separate RTCP port is not served (WebRTC muxes RTCP).
+            self.stats_in.error();
+            return true;
+        }
         let reply = match stun {
-            true => leg.stun(pkt, src),
+            true => leg.stun(pkt, src, self.component()),
             false => leg.dtls(pkt, src, known),
         };
         if reply.refused {
@@ -462,6 +471,14 @@ impl MediaSocket {
         true
     }
 
+    /// The ICE component this socket serves (RFC 8445: 1 RTP, 2 RTCP).
+    fn component(&self) -> u8 {
+        match self.is_rtcp {
+            true => 2,
+            false => 1,
+        }
+    }
+
     /// Sends a datagram of our own (STUN, DTLS) to the party.
     fn send_control(&self, pkt: &[u8], dst: SocketAddr, now_ms: u64) {
         match crate::net::send_to(self.sock.as_raw_fd(), pkt, dst) {
@@ -470,18 +487,34 @@ impl MediaSocket {
         }
     }
 
-    /// The timer's turn for a WebRTC leg served by this socket: DTLS
-    /// retransmissions, or a client handshake towards a peer without ICE.
+    /// The timer's turn for a WebRTC leg served by this socket: ICE checks
+    /// and consent, DTLS retransmissions, or a client handshake towards a
+    /// peer without ICE.
     pub fn webrtc_tick(&self) {
         let (leg, dest) = {
             let st = self.state();
             (st.webrtc.clone(), st.endpoint.destination(&st.policy))
         };
         let Some(leg) = leg else { return };
-        if let Some((dst, out)) = leg.tick(dest) {
-            let now_ms = clock::now_ms();
-            for d in &out {
-                self.send_control(d, dst, now_ms);
+        let tick = leg.tick(dest, self.local, self.component());
+        let now_ms = clock::now_ms();
+        for (dst, d) in &tick.out {
+            self.send_control(d, *dst, now_ms);
+        }
+        if tick.consent_lost {
+            // No more media to the party (RFC 7675 §5.1), from here or
+            // from the kernel rule on the peer's socket, until a pair is
+            // selected again.
+            let peer = {
+                let mut st = self.state();
+                st.endpoint.forget();
+                match self.is_rtcp {
+                    true => st.peer_rtcp.upgrade(),
+                    false => st.peer_rtp.upgrade(),
+                }
+            };
+            if let Some(p) = peer {
+                p.unoffload("ICE consent lost");
             }
         }
     }

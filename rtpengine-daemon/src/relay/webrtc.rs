@@ -4,9 +4,10 @@
 //!
 //! One [`Leg`] per media section of a party that speaks ICE or DTLS-SRTP,
 //! shared by its sockets. Signalling ([`Leg::configure`]) sets our ICE
-//! credentials, our DTLS role and the fingerprint the peer announced; the
-//! relay hands it the peer's STUN and DTLS datagrams and sends what comes
-//! back; the call timer drives DTLS retransmissions ([`Leg::tick`]). Keys
+//! credentials (and, for a full agent, the peer's and our role), our DTLS
+//! role and the fingerprint the peer announced; the relay hands it the
+//! peer's STUN and DTLS datagrams and sends what comes back; the call timer
+//! drives ICE checks and DTLS retransmissions ([`Leg::tick`]). Keys
 //! are installed only once the peer's certificate matches its fingerprint
 //! (which may come with the answer after the handshake finished).
 
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::ice::{self, Credentials};
+use super::ice_agent::{self, Agent, Peer};
 use super::srtp::Shared;
 use crate::crypto::dtls::{Fingerprint, Identity, Role, Session, State};
 use crate::crypto::srtp::{Context, Params};
@@ -29,6 +31,18 @@ pub struct DtlsPlan {
     pub remote: Option<Fingerprint>,
 }
 
+/// What signalling decided for ICE checks of our own on a leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IcePlan {
+    /// None: no ICE, or we are lite towards the party (we only answer).
+    Lite,
+    /// A full agent, but the offer is not answered yet: one already
+    /// running goes on (a re-offer), none starts.
+    Pending,
+    /// A full agent checking the peer; whether we control.
+    Full(Peer, bool),
+}
+
 /// The leg's signalled state and its handshake.
 #[derive(Default)]
 struct LegState {
@@ -37,6 +51,10 @@ struct LegState {
     /// Ours before an ICE restart: still answered until the peer checks
     /// with the new ones (it learns them with our answer, RFC 8445 §9).
     ice_old: Option<Credentials>,
+    /// The full agent's checks, per component: RTP (on the RTP port) and
+    /// RTCP (on the RTCP port of a party that does not mux). None: we are
+    /// lite towards the party, or it has no candidates of that component.
+    agents: [Option<Agent>; 2],
     dtls: Option<DtlsPlan>,
     /// The session whose keys are in force (or the first handshake).
     session: Option<Session>,
@@ -67,6 +85,16 @@ impl LegState {
     }
 }
 
+/// What the timer's turn of a leg produced.
+#[derive(Debug, Default)]
+pub struct Tick {
+    /// Datagrams (ICE checks, DTLS flights) and where they go.
+    pub out: Vec<(SocketAddr, Vec<u8>)>,
+    /// ICE consent to send expired (RFC 7675): no more media to the party
+    /// until a pair is selected again.
+    pub consent_lost: bool,
+}
+
 /// One party's WebRTC leg (see the module documentation).
 pub struct Leg {
     identity: Arc<Identity>,
@@ -88,7 +116,7 @@ impl std::fmt::Debug for Leg {
 pub struct Reply {
     /// Datagrams to send back to the source.
     pub out: Vec<Vec<u8>>,
-    /// The source passed a nominating connectivity check: it becomes the
+    /// The source is the nominated (selected) pair: it becomes the
     /// party's confirmed endpoint.
     pub nominated: bool,
     /// The datagram was refused (counted as an error).
@@ -123,15 +151,36 @@ impl Leg {
     /// fingerprint is a new association (RFC 5763 §6.6, DTLS re-keying on
     /// a re-INVITE): the keys go and a new handshake starts. An unchanged
     /// plan keeps the session and its keys. New ICE credentials keep the
-    /// old ones answered until the peer uses the new ones.
-    pub fn configure(&self, ice: Option<Credentials>, dtls: Option<DtlsPlan>) {
+    /// old ones answered until the peer uses the new ones. A full agent
+    /// keeps its checks while neither side's credentials change.
+    pub fn configure(&self, ice: Option<Credentials>, agent: IcePlan, dtls: Option<DtlsPlan>) {
         let mut st = self.state();
-        if st.ice.is_some() && ice.is_some() && st.ice != ice {
+        let restart = st.ice.is_some() && ice.is_some() && st.ice != ice;
+        if restart {
             st.ice_old = st.ice.take();
         } else if ice.is_none() {
             st.ice_old = None;
         }
         st.ice = ice;
+        for (i, component) in [1u8, 2].into_iter().enumerate() {
+            let mut running = st.agents[i].take().filter(|_| !restart && st.ice.is_some());
+            st.agents[i] = match &agent {
+                IcePlan::Full(peer, controlling) => {
+                    match running.as_mut().map(|a| a.keeps(peer)) {
+                        Some(true) => running,
+                        // RTCP is checked only where the peer lists
+                        // candidates for it (it does not mux).
+                        _ if i == 0 || !peer.of(component).is_empty() => {
+                            Some(Agent::new(peer.clone(), component, *controlling))
+                        }
+                        _ => None,
+                    }
+                }
+                IcePlan::Pending => running,
+                IcePlan::Lite => None,
+            }
+            .filter(|_| st.ice.is_some());
+        }
         let restart = match (&st.dtls, &dtls) {
             (Some(old), Some(new)) => {
                 old.role != new.role
@@ -153,40 +202,89 @@ impl Leg {
         self.install_keys(&mut st);
     }
 
+    /// Whether DTLS is terminated on this leg (else DTLS between two
+    /// WebRTC parties is relayed as any packet).
+    pub fn has_dtls(&self) -> bool {
+        self.state().dtls.is_some()
+    }
+
     /// Our ICE credentials, if ICE runs on this leg.
     pub fn ice(&self) -> Option<Credentials> {
         self.state().ice.clone()
     }
 
-    /// A STUN datagram from `src`: a connectivity check is answered; a
-    /// client's handshake starts once the peer is reachable.
-    pub fn stun(&self, pkt: &[u8], src: SocketAddr) -> Reply {
-        let mut st = self.state();
+    /// A STUN datagram from `src` on the port of ICE `component` (1 RTP,
+    /// 2 RTCP): a connectivity check is answered (and, by a full agent,
+    /// checked back), a response to our own check goes to the agent; a
+    /// client's handshake starts once the peer is reachable on RTP.
+    pub fn stun(&self, pkt: &[u8], src: SocketAddr, component: u8) -> Reply {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let now = Instant::now();
+        let rtp = component == 1;
+        let slot = usize::from(!rtp);
+        if ice::is_response(pkt) {
+            let Some(agent) = st.agents[slot].as_mut() else {
+                return Reply::refused();
+            };
+            if !agent.on_response(pkt, src, now) {
+                return Reply::default();
+            }
+            if !rtp {
+                return Reply {
+                    nominated: true,
+                    ..Reply::default()
+                };
+            }
+            st.peer = Some(src);
+            return Reply {
+                out: self.start_client(st),
+                nominated: true,
+                refused: false,
+            };
+        }
         let Some(creds) = &st.ice else {
             return Reply::refused();
         };
-        let answered = match ice::answer(pkt, src, creds) {
-            Ok(a) => {
-                // The peer has our new credentials: the old ones retire.
+        let (check, creds) = match ice::verify(pkt, creds) {
+            // The peer has our new credentials: the old ones retire.
+            Ok(c) => {
                 st.ice_old = None;
-                a
+                (c, creds)
             }
-            Err(e) => match st.ice_old.as_ref().map(|old| ice::answer(pkt, src, old)) {
-                Some(Ok(a)) => a,
+            Err(e) => match st.ice_old.as_ref().map(|old| (ice::verify(pkt, old), old)) {
+                Some((Ok(c), old)) => (c, old),
                 _ => {
                     tracing::debug!(%src, error = %e, "STUN message dropped");
                     return Reply::refused();
                 }
             },
         };
-        if answered.nominated || st.peer.is_none() {
-            st.peer = Some(src);
+        let answer = match st.agents[slot].as_mut() {
+            Some(a) => a.on_check(&check, src, creds, now),
+            // Lite: the controlling peer's nomination decides.
+            None => ice_agent::Answer {
+                selected: check.nominated,
+                ..Default::default()
+            },
+        };
+        let mut out = vec![ice::respond(pkt, src, creds, answer.conflict)];
+        if answer.conflict {
+            return Reply {
+                out,
+                ..Reply::default()
+            };
         }
-        let mut out = vec![answered.response];
-        out.extend(self.start_client(&mut st));
+        out.extend(answer.triggered);
+        if rtp {
+            if answer.selected || st.peer.is_none() {
+                st.peer = Some(src);
+            }
+            out.extend(self.start_client(st));
+        }
         Reply {
             out,
-            nominated: answered.nominated,
+            nominated: answer.selected,
             refused: false,
         }
     }
@@ -254,23 +352,39 @@ impl Leg {
         }
     }
 
-    /// Once a second: retransmits a flight whose timer ran out, or starts
+    /// Once a second, for the port of ICE `component` (`local`: our
+    /// candidate there): the full agent's checks and consent; then, on the
+    /// RTP port, retransmits a DTLS flight whose timer ran out, or starts
     /// (again, after a failure) a client's handshake towards the peer;
-    /// without ICE that is `dest`, the party's address, until the peer
-    /// sent DTLS. Returns where to send what.
-    pub fn tick(&self, dest: Option<SocketAddr>) -> Option<(SocketAddr, Vec<Vec<u8>>)> {
-        let mut st = self.state();
+    /// without ICE that is `dest`, the party's address, until the peer sent
+    /// DTLS.
+    pub fn tick(&self, dest: Option<SocketAddr>, local: SocketAddr, component: u8) -> Tick {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let mut tick = Tick::default();
+        let slot = usize::from(component != 1);
+        if let (Some(agent), Some(ours)) = (st.agents[slot].as_mut(), st.ice.as_ref()) {
+            let poll = agent.poll(ours, local, Instant::now());
+            tick.out = poll.out;
+            tick.consent_lost = poll.consent_lost;
+        }
+        if component != 1 {
+            return tick;
+        }
         if st.ice.is_none() && !st.heard && dest.is_some() {
             st.peer = dest;
         }
-        let peer = st.peer?;
-        let mut out = self.start_client(&mut st);
+        let Some(peer) = st.peer else {
+            return tick;
+        };
+        let mut out = self.start_client(st);
         if out.is_empty() {
             if let Some(s) = st.live().filter(|s| s.state() == State::Handshake) {
                 out = s.drive(None).unwrap_or_default();
             }
         }
-        (!out.is_empty()).then_some((peer, out))
+        tick.out.extend(out.into_iter().map(|d| (peer, d)));
+        tick
     }
 
     /// Starts our handshake as the client: the first time, or again after
@@ -391,6 +505,7 @@ mod tests {
         // Offer sent to the peer: its fingerprint comes with the answer.
         leg.configure(
             None,
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: None,
@@ -414,6 +529,7 @@ mod tests {
         let wrong = ours.fingerprint(Hash::Sha256);
         leg.configure(
             None,
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: Some(wrong),
@@ -457,6 +573,7 @@ mod tests {
         let creds = Credentials::generate();
         leg.configure(
             Some(creds.clone()),
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
@@ -482,7 +599,7 @@ mod tests {
                 .unwrap();
             m.finish()
         };
-        assert!(!leg.stun(&check, at).refused);
+        assert!(!leg.stun(&check, at, 1).refused);
         shake(&leg, &mut peer, at, hello);
         assert_eq!(peer.state(), State::Done);
         assert!(lock(&leg.rx).is_some(), "keys after a verified handshake");
@@ -526,14 +643,17 @@ mod tests {
         let peer_at: SocketAddr = "198.51.100.1:5000".parse().unwrap();
         leg.configure(
             None,
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
             }),
         );
         let mut peer = Session::new(&theirs, Role::Server).unwrap();
-        let (to, mut to_peer) = leg.tick(Some(peer_at)).expect("client hello");
-        assert_eq!(to, peer_at);
+        let tick = leg.tick(Some(peer_at), "192.0.2.1:30000".parse().unwrap(), 1);
+        assert!(!tick.out.is_empty(), "client hello");
+        assert!(tick.out.iter().all(|(to, _)| *to == peer_at));
+        let mut to_peer: Vec<Vec<u8>> = tick.out.into_iter().map(|(_, d)| d).collect();
         for _ in 0..10 {
             let mut back = Vec::new();
             for d in to_peer.drain(..) {
@@ -558,6 +678,7 @@ mod tests {
         // Unchanged plan: keys kept; a new peer fingerprint: gone.
         leg.configure(
             None,
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
@@ -566,6 +687,7 @@ mod tests {
         assert!(lock(&leg.tx).is_some());
         leg.configure(
             None,
+            IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(ours.fingerprint(Hash::Sha256)),

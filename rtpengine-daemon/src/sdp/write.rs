@@ -51,8 +51,8 @@ pub struct MediaOut {
     /// Written exactly as received, with `port` and `address` (media this
     /// daemon does not relay, such as TCP-based MSRP).
     pub passthrough: bool,
-    /// Our ICE-lite credentials and host candidates, where ICE runs with
-    /// the receiver (then `a=ice-lite` is written at session level).
+    /// Our ICE credentials and host candidates, where ICE runs with the
+    /// receiver.
     pub ice: Option<IceOut>,
 }
 
@@ -65,6 +65,8 @@ pub struct IceOut {
     pub pwd: String,
     /// Host candidates: component (1 RTP, 2 RTCP), address, port.
     pub candidates: Vec<(u8, IpAddr, u16)>,
+    /// We are an ICE-lite agent towards the receiver (`a=ice-lite`).
+    pub lite: bool,
 }
 
 /// A host candidate's priority (RFC 8445 §5.1.2.1: type preference 126,
@@ -193,7 +195,7 @@ pub fn write(session: &Session, s: &SessionOut, media: &[MediaOut]) -> Vec<u8> {
         }
         attr_line(&mut out, a);
     }
-    if media.iter().any(|m| m.ice.is_some()) {
+    if media.iter().any(|m| m.ice.as_ref().is_some_and(|i| i.lite)) {
         out.push_str("a=ice-lite\r\n");
     }
     for (m, mo) in session.media.iter().zip(media) {

@@ -13,7 +13,7 @@ mod sdp_out;
 mod webrtc;
 
 pub use outgoing::{SdpOptions, SWITCHABLE};
-pub use webrtc::{is_dtls, IceMode, WebrtcOptions};
+pub use webrtc::{is_dtls, IceMode, Lite, WebrtcOptions};
 
 use std::net::IpAddr;
 

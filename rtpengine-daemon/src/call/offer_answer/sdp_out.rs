@@ -92,12 +92,17 @@ impl OfferAnswer {
             } else {
                 RtcpOut::Port(rtcp_port)
             };
-            // ICE names our real address even on hold (as upstream). Our
-            // agent runs on the RTP port only: a WebRTC party muxes RTCP.
+            // ICE names our real address even on hold (as upstream): the
+            // RTP port, and the RTCP port unless RTCP goes on the RTP port.
             let ice = rmedia.negotiated.ice.as_ref().map(|c| IceOut {
                 ufrag: c.ufrag.clone(),
                 pwd: c.pwd.clone(),
-                candidates: vec![(1, sockets.advertised, port)],
+                candidates: [(1, port), (2, rtcp_port)]
+                    .into_iter()
+                    .filter(|&(comp, p)| comp == 1 || p != port)
+                    .map(|(comp, p)| (comp, sockets.advertised, p))
+                    .collect(),
+                lite: rmedia.negotiated.ice_lite,
             });
             media_out.push(MediaOut {
                 port,

@@ -10,12 +10,14 @@
 //! active unless `DTLS=passive`, as upstream). Between two `UDP/TLS`
 //! parties DTLS passes through untouched, as before.
 //!
-//! ICE: we are an ICE-lite agent (RFC 8445 §2.5) towards every party that
-//! gets ICE: our credentials and host candidates go into its SDP with
-//! `a=ice-lite`, and its checks are answered on our ports. A DTLS party
-//! that announced ICE gets it unless `ICE=remove`; `ICE=force` gives it to
-//! any party. Upstream runs a full agent; a lite agent is enough for
-//! browsers and other full agents, which then take the controlling role.
+//! ICE: towards every party that gets ICE, our credentials and host
+//! candidate go into its SDP and an agent runs on its ports: a full one
+//! (RFC 8445, as upstream's default: it checks the party's candidates,
+//! controls when it sent the offer or the party is lite, and keeps
+//! consent), or a lite one with `ICE-lite` (then `a=ice-lite`, and only the
+//! party's checks are answered). ICE runs with a party whose SDP had it
+//! (`ICE=default`; a DTLS-terminated party always gets it) or with any
+//! party (`ICE=force`), not at all with `ICE=remove`.
 
 use super::{OfferAnswer, Side};
 use std::sync::Arc;
@@ -23,7 +25,8 @@ use std::sync::Arc;
 use crate::call::{Call, Negotiated, PartyMedia};
 use crate::crypto::dtls::{Fingerprint, Hash, Identity, Role};
 use crate::relay::ice::Credentials;
-use crate::relay::webrtc::{DtlsPlan, Leg};
+use crate::relay::ice_agent::Peer;
+use crate::relay::webrtc::{DtlsPlan, IcePlan, Leg};
 use crate::sdp::{Attribute, Media};
 
 /// The protocols whose SRTP keys come from DTLS.
@@ -43,11 +46,53 @@ pub enum IceMode {
     Force,
 }
 
+/// `ICE-lite` (or `lite-…` in the `ICE` list): towards whom we are an
+/// ICE-lite agent from this offer on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lite {
+    /// Towards the offer's receiver.
+    Forward,
+    /// Towards the offer's sender.
+    Backward,
+    /// Towards both.
+    Both,
+    /// Towards neither: full agents.
+    Off,
+}
+
+impl Lite {
+    /// The option's value, in upstream's spellings.
+    pub fn parse(v: &str) -> Option<Lite> {
+        Some(match v.to_ascii_lowercase().as_str() {
+            "forward" | "offer" | "fwd" | "fw" => Lite::Forward,
+            "backward" | "backwards" | "reverse" | "answer" | "back" | "bkw" | "bk" => {
+                Lite::Backward
+            }
+            "both" => Lite::Both,
+            "off" | "none" | "no" => Lite::Off,
+            _ => return None,
+        })
+    }
+
+    /// Whether the offer's sender and receiver get a lite agent (as
+    /// upstream: one side lite means the other full).
+    fn sides(self) -> (bool, bool) {
+        match self {
+            Lite::Forward => (false, true),
+            Lite::Backward => (true, false),
+            Lite::Both => (true, true),
+            Lite::Off => (false, false),
+        }
+    }
+}
+
 /// The WebRTC options of one request.
 #[derive(Debug, Clone, Default)]
 pub struct WebrtcOptions {
     /// `ICE`.
     pub ice: IceMode,
+    /// `ICE-lite` (offers only).
+    pub lite: Option<Lite>,
     /// `DTLS=off`: neither offer nor accept DTLS-SRTP.
     pub dtls_off: bool,
     /// `DTLS=passive` (or `--dtls-passive` without `DTLS=active`): take the
@@ -73,7 +118,7 @@ fn attr<'a>(m: &'a Media, session: &'a [Attribute], name: &str) -> Option<&'a st
 struct Announced {
     fingerprint: Option<Fingerprint>,
     setup: Option<String>,
-    ufrag: Option<String>,
+    ice: Option<Peer>,
 }
 
 fn announced(m: &Media, session: &[Attribute]) -> Announced {
@@ -84,38 +129,42 @@ fn announced(m: &Media, session: &[Attribute]) -> Announced {
         }
         f
     });
+    let candidates = m
+        .attributes
+        .iter()
+        .filter(|a| a.name == "candidate")
+        .filter_map(|a| a.value.as_deref());
     Announced {
         fingerprint,
         setup: attr(m, session, "setup").map(|s| s.trim().to_ascii_lowercase()),
-        ufrag: attr(m, session, "ice-ufrag").map(str::to_owned),
+        ice: Peer::from_sdp(
+            attr(m, session, "ice-ufrag"),
+            attr(m, session, "ice-pwd"),
+            candidates,
+            session.iter().any(|a| a.name == "ice-lite"),
+        ),
     }
 }
 
-/// Our ICE credentials for a party whose own ufrag is `theirs`: kept while
-/// it keeps its own, new when it restarts ICE with a new one.
-fn ice_for(neg: &mut Negotiated, theirs: Option<&str>) {
-    let restart = match (&neg.ice_remote, theirs) {
-        (Some(old), Some(new)) => old != new,
+/// Our ICE credentials for a party whose own ICE is `theirs`: kept while
+/// it keeps its ufrag, new when it restarts ICE with a new one.
+fn ice_for(neg: &mut Negotiated, theirs: Option<Peer>) {
+    let restart = match (&neg.ice_peer, &theirs) {
+        (Some(old), Some(new)) => old.ufrag != new.ufrag,
         _ => false,
     };
     if restart || neg.ice.is_none() {
         neg.ice = Some(Credentials::generate());
     }
-    if let Some(t) = theirs {
-        neg.ice_remote = Some(t.to_owned());
+    if theirs.is_some() {
+        neg.ice_peer = theirs;
     }
 }
 
 /// No ICE with this party.
 fn clear_ice(neg: &mut Negotiated) {
     neg.ice = None;
-    neg.ice_remote = None;
-}
-
-/// No WebRTC on this party's leg.
-fn clear(neg: &mut Negotiated) {
-    neg.dtls = None;
-    clear_ice(neg);
+    neg.ice_peer = None;
 }
 
 /// Gives `m` the WebRTC leg its negotiation calls for (none, or one that
@@ -127,8 +176,16 @@ pub(super) fn update_leg(m: &mut PartyMedia, id: &Arc<Identity>) -> Option<Arc<L
         m.webrtc = None;
         return None;
     }
+    // A full agent once the offer is answered (the party knows our
+    // credentials); we control when we sent the offer or it is lite (RFC
+    // 8445 §6.1.1).
+    let agent = match (&n.ice_peer, n.ice_lite, n.ice_answered) {
+        (Some(p), false, true) => IcePlan::Full(p.clone(), p.lite || n.ice_offerer),
+        (Some(_), false, false) => IcePlan::Pending,
+        _ => IcePlan::Lite,
+    };
     let leg = m.webrtc.get_or_insert_with(|| Leg::new(id.clone()));
-    leg.configure(n.ice.clone(), n.dtls.clone());
+    leg.configure(n.ice.clone(), agent, n.dtls.clone());
     n.dtls.as_ref().map(|_| leg.clone())
 }
 
@@ -148,13 +205,28 @@ impl OfferAnswer {
         let receiver_dtls = is_dtls(&m.protocol) && !o.dtls_off;
         // The sender's leg: terminated when it speaks DTLS and the
         // receiver does not; its DTLS attributes stop here.
+        let theirs = announced(m, session);
+        let sender_ice = theirs.ice.is_some();
+        let terminated = sender_dtls && !receiver_dtls;
+        if self.side == Side::Offer {
+            let lite = o.lite.map(Lite::sides);
+            let neg = &mut call.parties[snd].medias[i].negotiated;
+            neg.ice_offerer = false;
+            neg.ice_lite = lite.map_or(neg.ice_lite, |l| l.0);
+            let neg = &mut call.parties[rcv].medias[i].negotiated;
+            neg.ice_offerer = true;
+            neg.ice_lite = lite.map_or(neg.ice_lite, |l| l.1);
+        }
+        for p in [snd, rcv] {
+            call.parties[p].medias[i].negotiated.ice_answered = self.side == Side::Answer;
+        }
         let neg = &mut call.parties[snd].medias[i].negotiated;
-        if sender_dtls && !receiver_dtls {
-            let theirs = announced(m, session);
+        if terminated {
             // A re-offer of the same association (its fingerprint, no ICE
             // restart) keeps the role: browsers always re-offer actpass
             // and refuse a role that flips (RFC 8842 §5.3).
-            let restart = matches!((&neg.ice_remote, &theirs.ufrag), (Some(a), Some(b)) if a != b);
+            let restart =
+                matches!((&neg.ice_peer, &theirs.ice), (Some(a), Some(b)) if a.ufrag != b.ufrag);
             let same = neg
                 .dtls
                 .as_ref()
@@ -183,29 +255,31 @@ impl OfferAnswer {
                 role,
                 remote: theirs.fingerprint,
             });
-            // `ICE` concerns the SDP written onwards; whether this party
-            // gets ICE back is up to the answer's (or next offer's) options.
-            match (&theirs.ufrag, self.side) {
-                // Its offer: ours are new if it restarts ICE.
-                (Some(u), Side::Offer) => ice_for(neg, Some(u)),
-                // Its answer: it has ours from our offer already.
-                (Some(u), Side::Answer) => {
-                    if neg.ice.is_none() {
-                        neg.ice = Some(Credentials::generate());
-                    }
-                    neg.ice_remote = Some(u.clone());
-                }
-                // A peer without ICE: DTLS goes to its SDP address.
-                (None, _) => clear_ice(neg),
-            }
             m.attributes
                 .retain(|a| !DTLS_ATTRS.contains(&a.name.as_str()));
         } else {
-            clear(neg);
+            neg.dtls = None;
+        }
+        // ICE with the sender. `ICE` concerns the SDP written onwards;
+        // whether this party gets ICE back is up to the answer's (or next
+        // offer's) options. A peer without ICE: DTLS goes to its SDP
+        // address.
+        match (theirs.ice, self.side) {
+            // Its offer: ours are new if it restarts ICE.
+            (Some(p), Side::Offer) => ice_for(neg, Some(p)),
+            // Its answer: it has ours from our offer (if we sent any).
+            (Some(p), Side::Answer) if terminated || neg.ice.is_some() => {
+                if neg.ice.is_none() {
+                    neg.ice = Some(Credentials::generate());
+                }
+                neg.ice_peer = Some(p);
+            }
+            _ => clear_ice(neg),
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
         let neg = &mut call.parties[rcv].medias[i].negotiated;
-        if receiver_dtls && !sender_dtls {
+        let receiver_terminated = receiver_dtls && !sender_dtls;
+        if receiver_terminated {
             let setup = match (self.side, &neg.dtls) {
                 // Offers leave the role to the answerer (RFC 5763 §5).
                 (Side::Offer, _) => "actpass",
@@ -232,23 +306,24 @@ impl OfferAnswer {
                 name: "fingerprint".to_owned(),
                 value: Some(id.fingerprint(hash).write()),
             });
-            // An answer keeps what its offer decided about ICE.
-            let wants_ice = match self.side {
-                Side::Offer => o.ice != IceMode::Remove,
-                Side::Answer => o.ice != IceMode::Remove && neg.ice.is_some(),
-            };
-            match wants_ice || o.ice == IceMode::Force {
-                true => {
-                    let theirs_before = neg.ice_remote.clone();
-                    ice_for(neg, theirs_before.as_deref());
-                }
-                false => clear_ice(neg),
-            }
-        } else if o.ice == IceMode::Force {
-            let theirs_before = neg.ice_remote.clone();
-            ice_for(neg, theirs_before.as_deref());
         } else {
-            clear(neg);
+            neg.dtls = None;
+        }
+        // ICE towards the receiver: a DTLS party always gets it, another
+        // one if the offer had it (upstream's `default`); an answer keeps
+        // what its offer decided (the receiver offered ICE, or we did).
+        let wants_ice = match (o.ice, self.side) {
+            (IceMode::Force, _) => true,
+            (IceMode::Remove, _) => false,
+            (IceMode::Default, Side::Offer) => receiver_terminated || sender_ice,
+            (IceMode::Default, Side::Answer) => neg.ice.is_some(),
+        };
+        match wants_ice {
+            true => {
+                let theirs_before = neg.ice_peer.clone();
+                ice_for(neg, theirs_before);
+            }
+            false => clear_ice(neg),
         }
     }
 }

@@ -1,0 +1,666 @@
+//! A full ICE agent (RFC 8445) for one party's media section, as upstream
+//! runs by default: besides answering the peer's checks (as the lite agent
+//! does), it checks the peer's candidates itself, nominates as the
+//! controlling agent (aggressively: USE-CANDIDATE on every check), resolves
+//! role conflicts, and keeps consent to send (RFC 7675) on the selected
+//! pair.
+//!
+//! One agent per component: RTP (1) on our RTP port and, for a party that
+//! does not multiplex RTCP, RTCP (2) on our RTCP port. Each has one local
+//! candidate (our host candidate on that port), so a pair is the peer's
+//! candidate. The agent only decides; the media socket sends what it
+//! returns and the call timer polls it once a second (retransmissions, new
+//! checks, consent). Times are passed in, so the tests run the agent
+//! without waiting.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stun_types::attribute::ErrorCode;
+use stun_types::message::TransactionId;
+
+use super::ice::{self, Check, Credentials, Request, Response};
+
+/// Most candidates of the peer checked (further ones in the SDP are
+/// ignored; peer-reflexive ones learnt from checks count too).
+pub const MAX_CANDIDATES: usize = 16;
+/// Transmissions of one check before its pair fails (RFC 8489's Rc).
+pub const MAX_TRIES: u8 = 7;
+/// Consent checks on the selected pair, on average (RFC 7675 §5.1: 5 s,
+/// randomised by ±20 %).
+pub const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
+/// Consent lost after this long without a response (RFC 7675 §5.1).
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the peer's SDP says about its ICE.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// `a=ice-ufrag`.
+    pub ufrag: String,
+    /// `a=ice-pwd`.
+    pub pwd: String,
+    /// Its UDP candidates of component 1 with their priorities, highest
+    /// first (host names such as mDNS `.local` ones are left out: their
+    /// checks make them known as peer-reflexive).
+    pub candidates: Vec<(SocketAddr, u32)>,
+    /// The same for component 2 (RTCP without rtcp-mux).
+    pub rtcp_candidates: Vec<(SocketAddr, u32)>,
+    /// `a=ice-lite`: it makes no checks; we control.
+    pub lite: bool,
+}
+
+impl Peer {
+    /// The peer from its SDP's ICE lines; `None` without credentials.
+    pub fn from_sdp<'a>(
+        ufrag: Option<&'a str>,
+        pwd: Option<&'a str>,
+        candidates: impl Iterator<Item = &'a str> + Clone,
+        lite: bool,
+    ) -> Option<Peer> {
+        Some(Peer {
+            ufrag: ufrag?.to_owned(),
+            pwd: pwd?.to_owned(),
+            candidates: of_component(candidates.clone(), "1"),
+            rtcp_candidates: of_component(candidates, "2"),
+            lite,
+        })
+    }
+
+    /// Its candidates of `component` (1 or 2).
+    pub fn of(&self, component: u8) -> &[(SocketAddr, u32)] {
+        match component {
+            1 => &self.candidates,
+            _ => &self.rtcp_candidates,
+        }
+    }
+}
+
+/// The candidates of one component, highest priority first, one per
+/// address, at most [`MAX_CANDIDATES`].
+fn of_component<'a, I: Iterator<Item = &'a str>>(
+    candidates: I,
+    component: &str,
+) -> Vec<(SocketAddr, u32)> {
+    let mut c: Vec<(SocketAddr, u32)> =
+        candidates.filter_map(|v| candidate(v, component)).collect();
+    c.sort_by_key(|x| std::cmp::Reverse(x.1));
+    // One pair per address, at its best priority.
+    let mut seen = std::collections::HashSet::new();
+    c.retain(|x| seen.insert(x.0));
+    if c.len() > MAX_CANDIDATES {
+        tracing::warn!(
+            candidates = c.len(),
+            "Only the first {MAX_CANDIDATES} ICE candidates are checked"
+        );
+        c.truncate(MAX_CANDIDATES);
+    }
+    c
+}
+
+/// One `a=candidate` value (RFC 8839 §5.1) if it is UDP, of `component`
+/// and an IP address: `foundation component transport priority address
+/// port typ type …`.
+fn candidate(v: &str, component: &str) -> Option<(SocketAddr, u32)> {
+    let f: Vec<&str> = v.split_ascii_whitespace().collect();
+    if f.len() < 8 || f[1] != component || !f[2].eq_ignore_ascii_case("udp") || f[6] != "typ" {
+        return None;
+    }
+    let priority = f[3].parse().ok()?;
+    let addr = SocketAddr::new(f[4].parse().ok()?, f[5].parse().ok()?);
+    Some((addr, priority))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Waiting,
+    InProgress {
+        tid: TransactionId,
+        nominate: bool,
+        sent: Instant,
+        tries: u8,
+        bytes: Vec<u8>,
+    },
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Pair {
+    remote: SocketAddr,
+    priority: u32,
+    state: State,
+    /// The controlling peer sent USE-CANDIDATE for it.
+    peer_nominated: bool,
+}
+
+/// What the agent wants sent: datagrams and their destinations.
+pub type Out = Vec<(SocketAddr, Vec<u8>)>;
+
+/// The agent's answer to a check of the peer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// 487 Role Conflict instead of success.
+    pub conflict: bool,
+    /// A triggered check of ours back to the check's source.
+    pub triggered: Option<Vec<u8>>,
+    /// The pair is now selected: media goes to the check's source.
+    pub selected: bool,
+}
+
+/// What a poll of the agent produced.
+#[derive(Debug, Default)]
+pub struct Poll {
+    /// Checks to send.
+    pub out: Out,
+    /// Consent on the selected pair expired: stop sending media to it.
+    pub consent_lost: bool,
+}
+
+/// A full agent (see the module documentation).
+#[derive(Debug)]
+pub struct Agent {
+    peer: Peer,
+    component: u8,
+    controlling: bool,
+    tie: u64,
+    pairs: Vec<Pair>,
+    selected: Option<SocketAddr>,
+    /// The last response on the selected pair.
+    consent_ok: Option<Instant>,
+    next_consent: Option<Instant>,
+    consent_tid: Option<TransactionId>,
+}
+
+impl Agent {
+    /// A new agent checking `peer`'s candidates of `component` in
+    /// `controlling` role.
+    pub fn new(peer: Peer, component: u8, controlling: bool) -> Agent {
+        let pairs = peer
+            .of(component)
+            .iter()
+            .map(|&(remote, priority)| Pair {
+                remote,
+                priority,
+                state: State::Waiting,
+                peer_nominated: false,
+            })
+            .collect();
+        Agent {
+            peer,
+            component,
+            controlling,
+            tie: rand::random(),
+            pairs,
+            selected: None,
+            consent_ok: None,
+            next_consent: None,
+            consent_tid: None,
+        }
+    }
+
+    /// Whether this agent goes on checking `peer`: the same credentials
+    /// (no ICE restart). Its new candidates are added.
+    pub fn keeps(&mut self, peer: &Peer) -> bool {
+        if peer.ufrag != self.peer.ufrag || peer.pwd != self.peer.pwd {
+            return false;
+        }
+        for &(remote, priority) in peer.of(self.component) {
+            if self.pairs.len() < MAX_CANDIDATES && !self.pairs.iter().any(|p| p.remote == remote) {
+                self.pairs.push(Pair {
+                    remote,
+                    priority,
+                    state: State::Waiting,
+                    peer_nominated: false,
+                });
+            }
+        }
+        self.sort();
+        true
+    }
+
+    /// Our role.
+    pub fn controlling(&self) -> bool {
+        self.controlling
+    }
+
+    /// The selected pair's remote candidate.
+    pub fn selected(&self) -> Option<SocketAddr> {
+        self.selected
+    }
+
+    fn sort(&mut self) {
+        self.pairs.sort_by_key(|p| std::cmp::Reverse(p.priority));
+    }
+
+    /// Starts (or restarts) a check of pair `i`; returns its datagram.
+    fn start(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
+        let nominate = self.controlling;
+        let tid = TransactionId::generate();
+        let bytes = ice::request(
+            &Request {
+                ours,
+                theirs: (&self.peer.ufrag, &self.peer.pwd),
+                controlling: self.controlling,
+                tie: self.tie,
+                nominate,
+            },
+            tid,
+        );
+        self.pairs[i].state = State::InProgress {
+            tid,
+            nominate,
+            sent: now,
+            tries: 1,
+            bytes: bytes.clone(),
+        };
+        bytes
+    }
+
+    /// A verified check of the peer from `src` (RFC 8445 §7.3): role
+    /// conflicts resolved by the tie-breakers, the pair learnt if new, a
+    /// triggered check back, and the nomination noted.
+    pub fn on_check(
+        &mut self,
+        check: &Check,
+        src: SocketAddr,
+        ours: &Credentials,
+        now: Instant,
+    ) -> Answer {
+        match check.role {
+            // Both controlling: the larger tie-breaker keeps the role.
+            Some((true, theirs)) if self.controlling => {
+                if self.tie >= theirs {
+                    return Answer {
+                        conflict: true,
+                        ..Answer::default()
+                    };
+                }
+                self.controlling = false;
+            }
+            Some((false, theirs)) if !self.controlling => {
+                if self.tie < theirs {
+                    return Answer {
+                        conflict: true,
+                        ..Answer::default()
+                    };
+                }
+                self.controlling = true;
+            }
+            _ => {}
+        }
+        let i = match self.pairs.iter().position(|p| p.remote == src) {
+            Some(i) => i,
+            None if self.pairs.len() < MAX_CANDIDATES => {
+                self.pairs.push(Pair {
+                    remote: src,
+                    priority: check.priority.unwrap_or(ice::PEER_REFLEXIVE),
+                    state: State::Waiting,
+                    peer_nominated: false,
+                });
+                self.pairs.len() - 1
+            }
+            None => return Answer::default(),
+        };
+        let triggered = matches!(self.pairs[i].state, State::Waiting | State::Failed)
+            .then(|| self.start(i, ours, now));
+        let mut selected = false;
+        if check.nominated && !self.controlling {
+            self.pairs[i].peer_nominated = true;
+            // The check came from `src` with our credentials: the peer
+            // receives there, whether or not our own check is through yet.
+            selected = self.select(src, now);
+        }
+        self.sort();
+        Answer {
+            conflict: false,
+            triggered,
+            selected,
+        }
+    }
+
+    /// Makes `remote` the selected pair if it is worth more than the
+    /// current one. Returns whether the selection changed.
+    fn select(&mut self, remote: SocketAddr, now: Instant) -> bool {
+        if self.selected == Some(remote) {
+            return false;
+        }
+        let prio = |a: SocketAddr| {
+            self.pairs
+                .iter()
+                .find(|p| p.remote == a)
+                .map_or(0, |p| p.priority)
+        };
+        if self.selected.is_some_and(|cur| prio(cur) > prio(remote)) {
+            return false;
+        }
+        self.selected = Some(remote);
+        self.consent_ok = Some(now);
+        self.next_consent = Some(now + CONSENT_INTERVAL);
+        true
+    }
+
+    /// A response to one of our checks, from `src`. Returns whether the
+    /// selection changed to `src`; unknown transactions and responses that
+    /// fail the peer's integrity are ignored.
+    pub fn on_response(&mut self, pkt: &[u8], src: SocketAddr, now: Instant) -> bool {
+        let Ok(Response { tid, outcome }) = ice::response(pkt, &self.peer.pwd) else {
+            return false;
+        };
+        if self.consent_tid == Some(tid) && Some(src) == self.selected {
+            self.consent_tid = None;
+            if outcome.is_ok() {
+                self.consent_ok = Some(now);
+            }
+            return false;
+        }
+        let Some(i) = self
+            .pairs
+            .iter()
+            .position(|p| matches!(&p.state, State::InProgress { tid: t, .. } if *t == tid))
+        else {
+            return false;
+        };
+        let State::InProgress { nominate, .. } = self.pairs[i].state else {
+            return false;
+        };
+        // A response from elsewhere than the check went fails it (RFC 8445
+        // §7.2.5.2.1: non-symmetric transport addresses).
+        if self.pairs[i].remote != src {
+            self.pairs[i].state = State::Failed;
+            return false;
+        }
+        match outcome {
+            Ok(()) => {
+                self.pairs[i].state = State::Succeeded;
+                let nominated = match self.controlling {
+                    true => nominate,
+                    false => self.pairs[i].peer_nominated,
+                };
+                nominated && self.select(src, now)
+            }
+            // We claimed the role the peer keeps: take the other and check
+            // again at the next poll (RFC 8445 §7.2.5.1).
+            Err(ErrorCode::ROLE_CONFLICT) => {
+                self.controlling = !self.controlling;
+                self.pairs[i].state = State::Waiting;
+                false
+            }
+            Err(code) => {
+                tracing::debug!(%src, code, "ICE check failed");
+                self.pairs[i].state = State::Failed;
+                false
+            }
+        }
+    }
+
+    /// The agent's turn (once a second): retransmits checks, gives up on
+    /// pairs after [`MAX_TRIES`], starts the waiting ones until a pair is
+    /// selected, and keeps consent on the selected pair. `local`: our
+    /// candidate, whose address family the peer's must share.
+    pub fn poll(&mut self, ours: &Credentials, local: SocketAddr, now: Instant) -> Poll {
+        let mut poll = Poll::default();
+        for i in 0..self.pairs.len() {
+            let p = &mut self.pairs[i];
+            if p.remote.is_ipv4() != local.is_ipv4() {
+                p.state = State::Failed;
+                continue;
+            }
+            match &mut p.state {
+                State::InProgress {
+                    sent, tries, bytes, ..
+                } if now.duration_since(*sent) >= Duration::from_millis(500) => {
+                    if *tries >= MAX_TRIES {
+                        p.state = State::Failed;
+                    } else {
+                        *tries += 1;
+                        *sent = now;
+                        poll.out.push((p.remote, bytes.clone()));
+                    }
+                }
+                State::Waiting if self.selected.is_none() => {
+                    let remote = p.remote;
+                    let bytes = self.start(i, ours, now);
+                    poll.out.push((remote, bytes));
+                }
+                _ => {}
+            }
+        }
+        let Some(sel) = self.selected else {
+            return poll;
+        };
+        if self
+            .consent_ok
+            .is_some_and(|t| now.duration_since(t) >= CONSENT_TIMEOUT)
+        {
+            tracing::info!(remote = %sel, "ICE consent expired: no more media to it");
+            self.selected = None;
+            self.consent_ok = None;
+            self.next_consent = None;
+            poll.consent_lost = true;
+            return poll;
+        }
+        if self.next_consent.is_some_and(|t| now >= t) {
+            let tid = TransactionId::generate();
+            let bytes = ice::request(
+                &Request {
+                    ours,
+                    theirs: (&self.peer.ufrag, &self.peer.pwd),
+                    controlling: self.controlling,
+                    tie: self.tie,
+                    nominate: false,
+                },
+                tid,
+            );
+            self.consent_tid = Some(tid);
+            let jitter = rand::random_range(0.8..1.2);
+            self.next_consent = Some(now + CONSENT_INTERVAL.mul_f64(jitter));
+            poll.out.push((sel, bytes));
+        }
+        poll
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::ice::{respond, verify};
+
+    fn peer_with(creds: &Credentials, candidates: &[(&str, u32)], lite: bool) -> Peer {
+        Peer {
+            ufrag: creds.ufrag.clone(),
+            pwd: creds.pwd.clone(),
+            candidates: candidates
+                .iter()
+                .map(|(a, p)| (a.parse().unwrap(), *p))
+                .collect(),
+            rtcp_candidates: Vec::new(),
+            lite,
+        }
+    }
+
+    #[test]
+    fn candidates_from_sdp() {
+        let lines = [
+            "1 1 UDP 2130706431 198.51.100.1 5000 typ host",
+            "2 1 udp 1694498815 203.0.113.7 6000 typ srflx raddr 198.51.100.1 rport 5000",
+            "3 2 UDP 2130706430 198.51.100.1 5001 typ host",
+            "4 1 TCP 1518280447 198.51.100.1 9 typ host tcptype active",
+            "5 1 udp 2122260223 0b7c2a0e-1b4f.local 54321 typ host",
+            "bogus",
+        ];
+        let p = Peer::from_sdp(Some("u"), Some("p"), lines.into_iter(), false).unwrap();
+        assert_eq!(
+            p.candidates,
+            vec![
+                ("198.51.100.1:5000".parse().unwrap(), 2130706431),
+                ("203.0.113.7:6000".parse().unwrap(), 1694498815)
+            ]
+        );
+        assert_eq!(
+            p.of(2),
+            [("198.51.100.1:5001".parse().unwrap(), 2130706430)]
+        );
+        assert!(Peer::from_sdp(Some("u"), None, lines.into_iter(), false).is_none());
+        let many: Vec<String> = (0..40)
+            .map(|i| format!("{i} 1 UDP {i} 198.51.100.1 {} typ host", 5000 + i))
+            .collect();
+        let p = Peer::from_sdp(Some("u"), Some("p"), many.iter().map(String::as_str), false);
+        assert_eq!(p.unwrap().candidates.len(), MAX_CANDIDATES);
+    }
+
+    /// We control: checks go to every candidate of the peer, the first
+    /// success is selected (aggressive nomination), the others stop; a
+    /// stranger's or a mismatched response changes nothing.
+    #[test]
+    fn controlling_checks_and_nominates() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let peer = peer_with(
+            &theirs,
+            &[("198.51.100.1:5000", 100), ("198.51.100.2:5000", 50)],
+            true,
+        );
+        let mut a = Agent::new(peer, 1, true);
+        let local: SocketAddr = "192.0.2.1:30000".parse().unwrap();
+        let t0 = Instant::now();
+        let poll = a.poll(&ours, local, t0);
+        assert_eq!(poll.out.len(), 2);
+        for (_, req) in &poll.out {
+            let c = verify(req, &theirs).unwrap();
+            assert!(c.nominated, "aggressive nomination");
+            assert_eq!(c.role.map(|r| r.0), Some(true));
+        }
+        let (to, req) = &poll.out[1];
+        // A response from the wrong address fails that pair.
+        let resp = respond(req, local, &theirs, false);
+        assert!(!a.on_response(&resp, poll.out[0].0, t0));
+        assert_eq!(a.selected(), None);
+        let (to0, req0) = &poll.out[0];
+        let resp0 = respond(req0, local, &theirs, false);
+        assert!(a.on_response(&resp0, *to0, t0));
+        assert_eq!(a.selected(), Some(*to0));
+        // Signed with the wrong password: ignored.
+        assert!(!a.on_response(&respond(req, local, &ours, false), *to, t0));
+        // Retransmissions only for checks still in progress; none once
+        // they gave up.
+        let mut sent = 0;
+        for s in 1..=10 {
+            sent += a
+                .poll(&ours, local, t0 + Duration::from_millis(500 * s))
+                .out
+                .len();
+        }
+        // The failed pair is not retried; consent checks go to the
+        // selected one (one by 5 s ± 20 %).
+        assert!((1..=2).contains(&sent), "{sent}");
+    }
+
+    /// The peer controls: its check is answered with a triggered check;
+    /// its nomination selects the pair (a peer-reflexive one here).
+    #[test]
+    fn controlled_triggers_and_follows_nomination() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false);
+        let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+        let now = Instant::now();
+        let check = Check {
+            nominated: false,
+            role: Some((true, 5)),
+            priority: Some(1234),
+        };
+        let ans = a.on_check(&check, src, &ours, now);
+        assert!(!ans.conflict && !ans.selected);
+        let trig = ans.triggered.expect("triggered check");
+        let c = verify(&trig, &theirs).unwrap();
+        assert_eq!(c.role.map(|r| r.0), Some(false));
+        assert!(!c.nominated, "the controlled agent does not nominate");
+        let nominate = Check {
+            nominated: true,
+            ..check
+        };
+        let ans = a.on_check(&nominate, src, &ours, now);
+        assert!(ans.selected && ans.triggered.is_none());
+        assert_eq!(a.selected(), Some(src));
+    }
+
+    /// Both controlling: the larger tie-breaker keeps the role, the other
+    /// gets 487 and switches.
+    #[test]
+    fn role_conflicts_follow_the_tie_breakers() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+        let now = Instant::now();
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, true);
+        let tie = a.tie;
+        let high = Check {
+            nominated: true,
+            role: Some((true, tie.saturating_add(1).max(1))),
+            priority: None,
+        };
+        if tie < u64::MAX {
+            let ans = a.on_check(&high, src, &ours, now);
+            assert!(!ans.conflict && !a.controlling(), "the peer wins");
+            assert!(ans.selected);
+        }
+        let mut b = Agent::new(peer_with(&theirs, &[], false), 1, true);
+        let low = Check {
+            nominated: true,
+            role: Some((true, 0)),
+            priority: None,
+        };
+        assert!(b.on_check(&low, src, &ours, now).conflict);
+        assert!(b.controlling(), "we win");
+        // Our check answered with 487: we switch and check again.
+        let poll = b.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
+        assert!(poll.out.is_empty(), "no candidates, no checks");
+        let mut c = Agent::new(
+            peer_with(&theirs, &[("198.51.100.9:7000", 9)], false),
+            1,
+            true,
+        );
+        let poll = c.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
+        let (to, req) = &poll.out[0];
+        assert!(!c.on_response(&respond(req, *to, &theirs, true), *to, now));
+        assert!(!c.controlling());
+        let again = c.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
+        let chk = verify(&again.out[0].1, &theirs).unwrap();
+        assert_eq!(chk.role.map(|r| r.0), Some(false));
+    }
+
+    /// Consent: checks on the selected pair; no response for 30 s stops
+    /// media; a response keeps it.
+    #[test]
+    fn consent_expires_without_responses() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let local: SocketAddr = "192.0.2.1:30000".parse().unwrap();
+        let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+        let t0 = Instant::now();
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false);
+        let nominate = Check {
+            nominated: true,
+            role: Some((true, u64::MAX)),
+            priority: None,
+        };
+        assert!(a.on_check(&nominate, src, &ours, t0).selected);
+        // Answer consent checks for 40 s: kept.
+        for s in 1..=40 {
+            let now = t0 + Duration::from_secs(s);
+            let poll = a.poll(&ours, local, now);
+            assert!(!poll.consent_lost);
+            for (to, req) in poll.out {
+                if verify(&req, &theirs).is_ok_and(|c| !c.nominated) && to == src {
+                    a.on_response(&respond(&req, local, &theirs, false), src, now);
+                }
+            }
+        }
+        assert_eq!(a.selected(), Some(src));
+        // Then silence: lost within 30 s (and reported once).
+        let lost: Vec<bool> = (41..=75)
+            .map(|s| {
+                a.poll(&ours, local, t0 + Duration::from_secs(s))
+                    .consent_lost
+            })
+            .collect();
+        assert_eq!(lost.iter().filter(|&&l| l).count(), 1);
+        assert_eq!(a.selected(), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! The full ICE agent against a real one (aioice, as a SIP phone that
+//! speaks ICE would run it): both roles, RTP and RTCP components for a
+//! party that does not multiplex, and an ICE restart; media is checked on
+//! every component both ways.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use rtpengine_tests::*;
+
+/// The ICE phone's address (its only host candidate).
+const ICE_PHONE: &str = "198.51.100.1";
+/// The plain phone's.
+const PHONE: &str = "198.51.100.3";
+
+fn daemon(port: u16) -> SocketAddr {
+    format!("203.0.113.1:{port}").parse().unwrap()
+}
+
+/// An SDP for the ICE phone: its RTP candidate's port on `m=`, its RTCP
+/// one on `a=rtcp` (it does not mux).
+fn ice_sdp(ice: &IceLines) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 {ICE_PHONE}\ns=-\nt=0 0\nm=audio {} RTP/AVP 0\nc=IN IP4 {ICE_PHONE}\n\
+         a=rtcp:{}\na=sendrecv\n{}",
+        ice.port(1),
+        ice.port(2),
+        ice.sdp_lines()
+    )
+}
+
+fn plain_sdp(port: u16) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 {PHONE}\ns=-\nt=0 0\nm=audio {port} RTP/AVP 0\nc=IN IP4 {PHONE}\na=sendrecv\n"
+    )
+}
+
+/// A minimal RTCP receiver report (no blocks) from `ssrc`.
+fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend(ssrc.to_be_bytes());
+    p
+}
+
+/// Our ICE towards the ICE phone: a full agent (no `a=ice-lite`), host
+/// candidates on our RTP and RTCP ports.
+fn check_our_ice(sdp: &str) -> IceLines {
+    assert!(!sdp.contains("a=ice-lite"), "{sdp}");
+    let ours = IceLines::from_sdp(sdp);
+    assert_eq!(ours.candidates.len(), 2, "{sdp}");
+    let rtp = media_ports(sdp)[0];
+    assert_eq!(ours.port(1), rtp, "{sdp}");
+    assert_eq!(ours.port(2), rtp + 1, "{sdp}");
+    assert!(ours.candidates.iter().all(|c| c.contains(" typ host")));
+    ours
+}
+
+/// RTP and RTCP both ways between the ICE phone (on its selected pairs)
+/// and the plain phone (`phone`, `phone_rtcp`), which sends to the
+/// daemon's `to_daemon` port (and the next one for RTCP).
+fn media_both_ways(ice: &mut IcePeer, phone: &UdpSocket, phone_rtcp: &UdpSocket, to_daemon: u16) {
+    let from_ice = rtp(0, 1, 160, 0x1ce0_0001, 0x11);
+    let rr = rtcp_rr(0x1ce0_0001);
+    // The plain phone sends while the ICE phone runs (in another process).
+    let sender = {
+        let (phone, phone_rtcp) = (phone.try_clone().unwrap(), phone_rtcp.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut seq = 0u16;
+            while start.elapsed() < Duration::from_millis(1500) {
+                let pkt = rtp(0, seq, 160 * u32::from(seq), 0x0000_beef, 0x22);
+                phone.send_to(&pkt, daemon(to_daemon)).unwrap();
+                if seq.is_multiple_of(10) {
+                    phone_rtcp
+                        .send_to(&rtcp_rr(0xbeef), daemon(to_daemon + 1))
+                        .unwrap();
+                }
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let got = ice.exchange(&[(1, &from_ice, 40), (2, &rr, 5)], 1.0);
+    sender.join().unwrap();
+    let rtp_in = got.get(&1).map_or(0, |l| {
+        l.iter()
+            .filter(|p| p.len() > 12 && p[12..].iter().all(|&b| b == 0x22))
+            .count()
+    });
+    assert!(rtp_in > 20, "{rtp_in} RTP packets reached the ICE phone");
+    let rtcp_in = got
+        .get(&2)
+        .map_or(0, |l| l.iter().filter(|p| p.get(1) == Some(&201)).count());
+    assert!(rtcp_in > 0, "RTCP reached the ICE phone on component 2");
+    // What the ICE phone sent reached the plain phone.
+    let count = |s: &UdpSocket, want: &dyn Fn(&[u8]) -> bool| {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        while let Ok((len, _)) = s.recv_from(&mut buf) {
+            n += usize::from(want(&buf[..len]));
+        }
+        n
+    };
+    let rtp_out = count(phone, &|p| {
+        p.len() > 12 && p[12..].iter().all(|&b| b == 0x11)
+    });
+    assert!(
+        rtp_out > 20,
+        "{rtp_out} RTP packets reached the plain phone"
+    );
+    let rtcp_out = count(phone_rtcp, &|p| {
+        p.get(1) == Some(&201) && p[4..8] == [0x1c, 0xe0, 0, 1]
+    });
+    assert!(
+        rtcp_out > 0,
+        "RTCP from component 2 reached the plain phone"
+    );
+}
+
+/// The ICE phone calls a plain phone and controls (it offered); we are a
+/// full agent (upstream's default) on both components, checked back and
+/// nominated by it.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn ice_caller_controls_both_components() {
+    require_root();
+    let rig = Rig::new("ice-caller", &[]);
+    let mut ice = IcePeer::start(&rig.ns, ICE_PHONE);
+    let phone = rig.socket(&format!("{PHONE}:6030"));
+    let phone_rtcp = rig.socket(&format!("{PHONE}:6031"));
+
+    let lines = ice.agent(2, true);
+    // No ICE key: the callee gets our ICE because the caller's SDP had it.
+    let to_phone = rig.offer("ice-1", "caller", &ice_sdp(&lines), Vec::new());
+    check_our_ice(&to_phone);
+    let to_caller = rig.answer("ice-1", "caller", "callee", &plain_sdp(6030), Vec::new());
+    let ours = check_our_ice(&to_caller);
+    let done = ice.connect(&ours);
+    assert!(done.controlling);
+    let port = media_ports(&to_caller)[0];
+    assert_eq!(done.selected.get(&1), Some(&daemon(port)), "{done:?}");
+    assert_eq!(done.selected.get(&2), Some(&daemon(port + 1)), "{done:?}");
+    media_both_ways(&mut ice, &phone, &phone_rtcp, media_ports(&to_phone)[0]);
+}
+
+/// A plain phone calls the ICE phone with `ICE=force`: we sent the offer,
+/// so we control and nominate (aioice is controlled and waits for our
+/// USE-CANDIDATE on both components). Then the ICE phone restarts ICE in a
+/// re-INVITE (new credentials, new ports, now controlling as the
+/// offerer): our credentials change and media follows it.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn we_control_towards_an_ice_callee_and_follow_its_restart() {
+    require_root();
+    let rig = Rig::new("ice-callee", &[]);
+    let mut ice = IcePeer::start(&rig.ns, ICE_PHONE);
+    let phone = rig.socket(&format!("{PHONE}:6032"));
+    let phone_rtcp = rig.socket(&format!("{PHONE}:6033"));
+
+    let to_ice = rig.offer(
+        "ice-2",
+        "phone",
+        &plain_sdp(6032),
+        vec![("ICE", Value::str("force"))],
+    );
+    let ours = check_our_ice(&to_ice);
+    let lines = ice.agent(2, false);
+    let to_phone = rig.answer("ice-2", "phone", "ice", &ice_sdp(&lines), Vec::new());
+    assert!(!to_phone.contains("a=ice-"), "{to_phone}");
+    let done = ice.connect(&ours);
+    assert!(!done.controlling, "{done:?}");
+    let port = media_ports(&to_ice)[0];
+    assert_eq!(done.selected.get(&1), Some(&daemon(port)), "{done:?}");
+    assert_eq!(done.selected.get(&2), Some(&daemon(port + 1)), "{done:?}");
+    let to_daemon = media_ports(&to_phone)[0];
+    media_both_ways(&mut ice, &phone, &phone_rtcp, to_daemon);
+
+    // ICE restart by the ICE phone's re-INVITE.
+    let restarted = ice.agent(2, true);
+    assert_ne!(restarted.port(1), lines.port(1));
+    // (The plain phone now gets our ICE too: the offer had ICE.)
+    let to_phone2 = rig.offer("ice-2", "ice", &ice_sdp(&restarted), Vec::new());
+    let to_ice2 = rig.answer("ice-2", "ice", "phone", &plain_sdp(6032), Vec::new());
+    let ours2 = check_our_ice(&to_ice2);
+    assert_ne!(ours2.ufrag, ours.ufrag, "new credentials on a restart");
+    assert_ne!(ours2.pwd, ours.pwd);
+    let done = ice.connect(&ours2);
+    assert!(done.controlling, "{done:?}");
+    media_both_ways(&mut ice, &phone, &phone_rtcp, media_ports(&to_phone2)[0]);
+}
