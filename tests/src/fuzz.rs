@@ -679,6 +679,7 @@ pub fn webrtc(data: &[u8]) {
         Some(DtlsPlan {
             role,
             remote: Some(id.fingerprint(Hash::Sha256)),
+            tls_id: None,
         }),
     );
     for pkt in split(rest, MESSAGE_SEPARATOR) {

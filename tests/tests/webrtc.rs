@@ -486,6 +486,72 @@ fn dtls_and_ice_options_shape_the_sdp() {
         lines(&first, "a=ice-ufrag:")
     );
 
+    // a=tls-id (RFC 8842): ours names the association and stays with it;
+    // the browser's names its own: a new one is a new association (our
+    // role is chosen again, our tls-id changes) even with the same
+    // fingerprint and ICE credentials. `no-tls-id` writes none.
+    let tls = |sdp: &str| lines(sdp, "a=tls-id:").first().map(|l| l.to_string());
+    let with_tls = |id: &str| {
+        chrome_offer("sha-256", "active").replace(
+            "a=setup:active\n",
+            &format!("a=setup:active\na=tls-id:{id}\n"),
+        )
+    };
+    rig.offer(
+        "opts-tls",
+        "browser",
+        &with_tls("AAAAAAAAAAAAAAAAAAAA1"),
+        to_plain(),
+    );
+    let first = rig.answer("opts-tls", "browser", "phone", &answer, Vec::new());
+    let ours = tls(&first).expect("a=tls-id");
+    assert_eq!(ours.len(), "a=tls-id:".len() + 32, "{first}");
+    assert_eq!(lines(&first, "a=setup:"), ["a=setup:passive"], "{first}");
+    let actpass = |id: &str| with_tls(id).replace("a=setup:active", "a=setup:actpass");
+    rig.offer(
+        "opts-tls",
+        "browser",
+        &actpass("AAAAAAAAAAAAAAAAAAAA1"),
+        to_plain(),
+    );
+    let again = rig.answer("opts-tls", "browser", "phone", &answer, Vec::new());
+    assert_eq!(
+        tls(&again).as_ref(),
+        Some(&ours),
+        "same association: {again}"
+    );
+    assert_eq!(
+        lines(&again, "a=setup:"),
+        ["a=setup:passive"],
+        "role kept: {again}"
+    );
+    rig.offer(
+        "opts-tls",
+        "browser",
+        &actpass("BBBBBBBBBBBBBBBBBBBB2"),
+        to_plain(),
+    );
+    let renewed = rig.answer("opts-tls", "browser", "phone", &answer, Vec::new());
+    assert_ne!(tls(&renewed).as_ref(), Some(&ours), "{renewed}");
+    assert_eq!(lines(&renewed, "a=setup:"), ["a=setup:active"], "{renewed}");
+    let mut o = to_plain();
+    o.push(("flags", Value::List(vec![Value::str("no-tls-id")])));
+    rig.offer(
+        "opts-no-tls",
+        "browser",
+        &actpass("AAAAAAAAAAAAAAAAAAAA1"),
+        o,
+    );
+    let none = rig.answer(
+        "opts-no-tls",
+        "browser",
+        "phone",
+        &answer,
+        vec![("flags", Value::List(vec![Value::str("no-tls-id")]))],
+    );
+    assert_eq!(tls(&none), None, "{none}");
+    assert_eq!(lines(&none, "a=fingerprint:").len(), 1, "{none}");
+
     // ICE=remove in the answer: no ICE towards the browser.
     rig.offer(
         "opts-ice",

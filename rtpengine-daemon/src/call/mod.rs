@@ -150,6 +150,9 @@ pub struct Negotiated {
     pub dtls: Option<crate::relay::webrtc::DtlsPlan>,
     /// The hash of our `a=fingerprint` towards it.
     pub dtls_hash: Option<crate::crypto::dtls::Hash>,
+    /// Our `a=tls-id` towards it: names the DTLS association (new with a
+    /// new association).
+    pub tls_id: Option<String>,
     /// Our ICE credentials towards it: ICE runs on its ports.
     pub ice: Option<crate::relay::ice::Credentials>,
     /// Its ICE credentials and candidates (a new ufrag is an ICE restart:

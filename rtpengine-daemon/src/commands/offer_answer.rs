@@ -290,7 +290,8 @@ fn received_from(req: &Request) -> Option<IpAddr> {
     }
 }
 
-/// `ICE`, `reject ICE`, `DTLS`, `DTLS-fingerprint`. Values not done here
+/// `ICE`, `ICE-lite`, `reject ICE`, `DTLS`, `DTLS-fingerprint`,
+/// `no-tls-id`. Values not done here
 /// are logged (and reported in `warning` by `ng::support`).
 fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
     let mut o = WebrtcOptions::default();
@@ -326,6 +327,7 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
         Some("active") | None => {}
         Some(other) => tracing::warn!("Unknown 'DTLS' value '{other}'"),
     }
+    o.no_tls_id = req.flag("no-tls-id");
     if let Some(h) = req.str("dtls-fingerprint") {
         o.fingerprint_hash = Hash::from_name(h);
         if o.fingerprint_hash.is_none() {

@@ -29,6 +29,9 @@ pub struct DtlsPlan {
     /// The peer's `a=fingerprint` (none yet: an offer we sent is not
     /// answered).
     pub remote: Option<Fingerprint>,
+    /// The peer's `a=tls-id` (RFC 8842), if it sends one: a new one is a
+    /// new association.
+    pub tls_id: Option<String>,
 }
 
 /// What signalling decided for ICE checks of our own on a leg.
@@ -188,6 +191,7 @@ impl Leg {
                         .remote
                         .as_ref()
                         .is_some_and(|r| Some(r) != new.remote.as_ref())
+                    || matches!((&old.tls_id, &new.tls_id), (Some(a), Some(b)) if a != b)
             }
             (None, None) => false,
             _ => true,
@@ -509,6 +513,7 @@ mod tests {
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: None,
+                tls_id: None,
             }),
         );
         let mut peer = Session::new(&theirs, Role::Client).unwrap();
@@ -533,6 +538,7 @@ mod tests {
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: Some(wrong),
+                tls_id: None,
             }),
         );
         assert!(lock(&leg.rx).is_none());
@@ -577,6 +583,7 @@ mod tests {
             Some(DtlsPlan {
                 role: Role::Server,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
+                tls_id: None,
             }),
         );
         let at: SocketAddr = "198.51.100.1:5000".parse().unwrap();
@@ -637,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn the_right_fingerprint_installs_matching_keys() {
+    fn the_right_fingerprint_installs_matching_keys_until_the_association_changes() {
         let (ours, theirs) = (identity(), identity());
         let leg = Leg::new(ours.clone());
         let peer_at: SocketAddr = "198.51.100.1:5000".parse().unwrap();
@@ -647,6 +654,7 @@ mod tests {
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
+                tls_id: None,
             }),
         );
         let mut peer = Session::new(&theirs, Role::Server).unwrap();
@@ -675,22 +683,28 @@ mod tests {
             super::super::srtp::unprotect(&theirs_rx, &rtp, false).unwrap(),
             plain
         );
-        // Unchanged plan: keys kept; a new peer fingerprint: gone.
-        leg.configure(
-            None,
-            IcePlan::Lite,
+        // Unchanged plan (a tls-id where there was none changes nothing):
+        // keys kept; a new peer tls-id, or a new fingerprint: gone.
+        let plan = |tls_id: Option<&str>| {
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(theirs.fingerprint(Hash::Sha256)),
-            }),
-        );
+                tls_id: tls_id.map(str::to_owned),
+            })
+        };
+        leg.configure(None, IcePlan::Lite, plan(None));
         assert!(lock(&leg.tx).is_some());
+        leg.configure(None, IcePlan::Lite, plan(Some("first")));
+        assert!(lock(&leg.tx).is_some());
+        leg.configure(None, IcePlan::Lite, plan(Some("second")));
+        assert!(lock(&leg.tx).is_none(), "a new association");
         leg.configure(
             None,
             IcePlan::Lite,
             Some(DtlsPlan {
                 role: Role::Client,
                 remote: Some(ours.fingerprint(Hash::Sha256)),
+                tls_id: None,
             }),
         );
         assert!(lock(&leg.tx).is_none());

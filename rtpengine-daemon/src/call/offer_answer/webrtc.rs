@@ -100,6 +100,8 @@ pub struct WebrtcOptions {
     pub dtls_passive: bool,
     /// `DTLS-fingerprint`: the hash of our fingerprint.
     pub fingerprint_hash: Option<Hash>,
+    /// `no-tls-id`: no `a=tls-id` in what we write.
+    pub no_tls_id: bool,
 }
 
 /// Attributes DTLS negotiation consists of (removed where it stops here).
@@ -118,6 +120,7 @@ fn attr<'a>(m: &'a Media, session: &'a [Attribute], name: &str) -> Option<&'a st
 struct Announced {
     fingerprint: Option<Fingerprint>,
     setup: Option<String>,
+    tls_id: Option<String>,
     ice: Option<Peer>,
 }
 
@@ -137,6 +140,7 @@ fn announced(m: &Media, session: &[Attribute]) -> Announced {
     Announced {
         fingerprint,
         setup: attr(m, session, "setup").map(|s| s.trim().to_ascii_lowercase()),
+        tls_id: attr(m, session, "tls-id").map(|s| s.trim().to_owned()),
         ice: Peer::from_sdp(
             attr(m, session, "ice-ufrag"),
             attr(m, session, "ice-pwd"),
@@ -222,16 +226,28 @@ impl OfferAnswer {
         }
         let neg = &mut call.parties[snd].medias[i].negotiated;
         if terminated {
-            // A re-offer of the same association (its fingerprint, no ICE
-            // restart) keeps the role: browsers always re-offer actpass
-            // and refuse a role that flips (RFC 8842 §5.3).
+            // A re-offer of the same association keeps the role: browsers
+            // always re-offer actpass and refuse a role that flips (RFC
+            // 8842 §5.3). The same association: its fingerprint, and its
+            // a=tls-id if it sends one (RFC 8842 §5.2), else no ICE
+            // restart.
             let restart =
                 matches!((&neg.ice_peer, &theirs.ice), (Some(a), Some(b)) if a.ufrag != b.ufrag);
             let same = neg
                 .dtls
                 .as_ref()
-                .filter(|d| d.remote.is_some() && d.remote == theirs.fingerprint && !restart)
+                .filter(|d| {
+                    let continued = match (&d.tls_id, &theirs.tls_id) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => !restart,
+                    };
+                    d.remote.is_some() && d.remote == theirs.fingerprint && continued
+                })
                 .map(|d| d.role);
+            if same.is_none() && neg.dtls.as_ref().is_some_and(|d| d.remote.is_some()) {
+                // A new association: our a=tls-id changes too.
+                neg.tls_id = None;
+            }
             let role = match (theirs.setup.as_deref(), self.side, same) {
                 (Some("active"), _, _) => Role::Server,
                 (Some("passive"), _, _) => Role::Client,
@@ -254,6 +270,7 @@ impl OfferAnswer {
             neg.dtls = Some(DtlsPlan {
                 role,
                 remote: theirs.fingerprint,
+                tls_id: theirs.tls_id,
             });
             m.attributes
                 .retain(|a| !DTLS_ATTRS.contains(&a.name.as_str()));
@@ -292,6 +309,7 @@ impl OfferAnswer {
                 neg.dtls = Some(DtlsPlan {
                     role: Role::Server,
                     remote: None,
+                    tls_id: None,
                 });
             }
             let hash = o.fingerprint_hash.or(neg.dtls_hash).unwrap_or(Hash::Sha256);
@@ -306,6 +324,18 @@ impl OfferAnswer {
                 name: "fingerprint".to_owned(),
                 value: Some(id.fingerprint(hash).write()),
             });
+            // Ours names the association (RFC 8842 §5.2): kept until it
+            // changes.
+            let tls_id = neg
+                .tls_id
+                .get_or_insert_with(|| crate::relay::ice::random_chars(32))
+                .clone();
+            if !o.no_tls_id {
+                m.attributes.push(Attribute {
+                    name: "tls-id".to_owned(),
+                    value: Some(tls_id),
+                });
+            }
         } else {
             neg.dtls = None;
         }
