@@ -190,3 +190,83 @@ fn we_control_towards_an_ice_callee_and_follow_its_restart() {
     assert!(done.controlling, "{done:?}");
     media_both_ways(&mut ice, &phone, &phone_rtcp, media_ports(&to_phone2)[0]);
 }
+
+/// Trickle ICE: a caller's offer without candidates (`a=ice-options:trickle`,
+/// the 0.0.0.0 placeholder), then its candidates in an SDP fragment
+/// (`fragment`, as Kamailio passes a SIP INFO body): our agent checks the
+/// trickled candidate; the fragment is consumed (no SDP in the reply). A
+/// fragment for an unknown call is answered with a warning, a bad one with
+/// the SDP error.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn trickled_candidates_are_checked() {
+    require_root();
+    let rig = Rig::new("ice-trickle", &[]);
+    let candidate = rig.socket(&format!("{ICE_PHONE}:6040"));
+    let pwd = "trickletrickletrickle1";
+    let offer = format!(
+        "v=0\no=- 1 1 IN IP4 {ICE_PHONE}\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\nc=IN IP4 0.0.0.0\n\
+         a=mid:0\na=ice-ufrag:trk1\na=ice-pwd:{pwd}\na=ice-options:trickle\na=rtcp-mux\na=sendrecv\n"
+    );
+    let trickle = || ("flags", Value::List(vec![Value::str("trickle ICE")]));
+    let to_phone = rig.offer("ice-3", "caller", &offer, vec![trickle()]);
+    assert!(to_phone.contains("a=ice-options:trickle"), "{to_phone}");
+    let to_caller = rig.answer(
+        "ice-3",
+        "caller",
+        "callee",
+        &plain_sdp(6034),
+        vec![trickle()],
+    );
+    assert!(to_caller.contains("a=ice-options:trickle"), "{to_caller}");
+    assert!(to_caller.contains("a=end-of-candidates"), "{to_caller}");
+
+    let fragment = format!(
+        "a=ice-ufrag:trk1\na=ice-pwd:{pwd}\nm=audio 9 RTP/AVP 0\na=mid:0\n\
+         a=candidate:1 1 UDP 2130706431 {ICE_PHONE} 6040 typ host\na=end-of-candidates\n"
+    );
+    let frag = |call: &str, body: &str| {
+        rig.cmd(sdp_cmd(
+            "offer",
+            call,
+            "caller",
+            None,
+            &crlf(body),
+            vec![("flags", Value::List(vec![Value::str("fragment")]))],
+        ))
+    };
+    let r = frag("ice-3", &fragment);
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert!(!r.contains_key(b"sdp".as_slice()), "consumed: {r:?}");
+    assert!(!r.contains_key(b"warning".as_slice()), "{r:?}");
+
+    // Our check reaches the trickled candidate (the call timer runs the
+    // agent once a second), made with its ufrag and ours.
+    candidate
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = candidate
+        .recv_from(&mut buf)
+        .expect("a check from the daemon");
+    let pkt = &buf[..n];
+    assert_eq!(pkt[..2], [0, 1], "a Binding request");
+    assert_eq!(pkt[4..8], [0x21, 0x12, 0xa4, 0x42], "STUN magic cookie");
+    let ours = IceLines::from_sdp(&to_caller);
+    let user = format!("trk1:{}", ours.ufrag);
+    assert!(
+        pkt.windows(user.len()).any(|w| w == user.as_bytes()),
+        "USERNAME {user}"
+    );
+    assert_eq!(from, daemon(media_ports(&to_caller)[0]));
+
+    let r = frag("no-such-call", &fragment);
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    assert!(
+        get_str(&r, "warning").contains("Trickle ICE fragment not applied"),
+        "{r:?}"
+    );
+    let r = frag("ice-3", "v=0\n");
+    assert_eq!(get_str(&r, "result"), "error", "{r:?}");
+    assert_eq!(get_str(&r, "error-reason"), "Failed to parse SDP", "{r:?}");
+}

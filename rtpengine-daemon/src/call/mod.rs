@@ -160,6 +160,8 @@ pub struct Negotiated {
     pub ice_peer: Option<crate::relay::ice_agent::Peer>,
     /// We are an ICE-lite agent towards it (`ICE-lite`); else a full one.
     pub ice_lite: bool,
+    /// We told it we take trickled candidates (`trickle ICE`).
+    pub ice_trickle: bool,
     /// The latest offer between us went from us to it: as full agents we
     /// control (RFC 8445 §6.1.1).
     pub ice_offerer: bool,

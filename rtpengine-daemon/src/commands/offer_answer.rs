@@ -25,6 +25,9 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         .and_then(Value::as_bytes)
         .filter(|b| !b.is_empty())
         .ok_or(NO_SDP)?;
+    if side == Side::Offer && req.flag("fragment") {
+        return trickle(calls, req, body);
+    }
     let mut oa = options(req, side, calls.settings().learning)?;
     // `--dtls-passive`, unless the request says `DTLS=active`.
     let active = req
@@ -68,6 +71,30 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// An `offer` with `fragment`: a trickle ICE SDP fragment for a party of
+/// an existing call. It is consumed: the reply carries no SDP (as
+/// upstream). Where it cannot be applied (unknown call or party) the reply
+/// says so in `warning`; upstream keeps such a fragment for 3 s in case
+/// the offer it belongs to is still on its way.
+fn trickle(calls: &Calls, req: &Request, body: &[u8]) -> Result<Dict, NgError> {
+    let call_id = req.nonempty("call-id").ok_or(NO_CALL_ID)?;
+    let from_tag = req.nonempty("from-tag").ok_or(NO_FROM_TAG)?;
+    let sections = sdp::parse_fragment(body).map_err(|e| {
+        tracing::warn!(error = %e, "Failed to parse SDP fragment");
+        BAD_SDP
+    })?;
+    let mut d = Dict::new();
+    match calls.trickle(call_id, from_tag, &sections) {
+        Ok(n) => tracing::debug!(call_id, candidates = n, "Trickle ICE fragment applied"),
+        Err(e) => put(
+            &mut d,
+            "warning",
+            format!("Trickle ICE fragment not applied: {e}"),
+        ),
+    }
+    Ok(d)
 }
 
 /// The offer's `alias key` (`SDP`, `address`/`endpoint`; `off` and
@@ -301,6 +328,7 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
             "force" => o.ice = IceMode::Force,
             "default" => o.ice = IceMode::Default,
             "lite" => o.lite = Some(Lite::Forward),
+            "trickle" => o.trickle = true,
             "no-lite" => o.lite = Some(Lite::Off),
             other => match other.strip_prefix("lite-").and_then(Lite::parse) {
                 Some(l) => o.lite = Some(l),
@@ -318,6 +346,7 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
         // Valid in offers only (as upstream).
         o.lite = None;
     }
+    o.trickle |= req.flag("trickle-ice");
     if side == Side::Offer && (req.flag("reject-ice") || req.flag("ice-reject")) {
         o.ice = IceMode::Remove;
     }
@@ -337,11 +366,11 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
     o
 }
 
-/// The `WebRTC` flag: what upstream makes of it (its `trickle ICE` part is
-/// not done here: candidates are complete in the SDP).
+/// The `WebRTC` flag: what upstream makes of it.
 fn webrtc_preset(oa: &mut OfferAnswer) {
     oa.sdp.transport = Some("UDP/TLS/RTP/SAVPF");
     oa.webrtc.ice = IceMode::Force;
+    oa.webrtc.trickle = true;
     oa.rtcp_mux.offer = true;
     oa.rtcp_mux.require = true;
     oa.no_rtcp_attr = true;

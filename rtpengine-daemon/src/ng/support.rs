@@ -115,6 +115,8 @@ const OFFER_ANSWER_FLAGS: &[&str] = &[
     "provisional",
     "reject-ice",
     "ice-reject",
+    "trickle-ice",
+    "fragment",
     "generate-mid",
     "webrtc",
     "no-tls-id",
@@ -214,6 +216,7 @@ const VALUES: &[(&str, &[&str])] = &[
             "lite-bkw",
             "lite-bk",
             "lite-both",
+            "trickle",
         ],
     ),
     (

@@ -66,6 +66,25 @@ impl Peer {
         })
     }
 
+    /// Adds trickled candidates (`a=candidate` values, RFC 8838) within the
+    /// limits; returns how many are new.
+    pub fn trickle<'a, I: Iterator<Item = &'a str> + Clone>(&mut self, values: I) -> usize {
+        let mut added = 0;
+        for (list, component) in [
+            (&mut self.candidates, "1"),
+            (&mut self.rtcp_candidates, "2"),
+        ] {
+            for c in of_component(values.clone(), component) {
+                if list.len() < MAX_CANDIDATES && !list.iter().any(|x| x.0 == c.0) {
+                    list.push(c);
+                    added += 1;
+                }
+            }
+            list.sort_by_key(|x| std::cmp::Reverse(x.1));
+        }
+        added
+    }
+
     /// Its candidates of `component` (1 or 2).
     pub fn of(&self, component: u8) -> &[(SocketAddr, u32)] {
         match component {

@@ -9,9 +9,11 @@
 
 pub mod attr_ops;
 pub mod codecs;
+mod fragment;
 mod parse;
 mod write;
 
+pub use fragment::{parse_fragment, FragmentError, FragmentSection};
 pub use parse::{parse, SdpError};
 pub use write::{write, IceOut, MediaOut, RtcpOut, SessionOut};
 

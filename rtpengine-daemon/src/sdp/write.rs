@@ -67,6 +67,8 @@ pub struct IceOut {
     pub candidates: Vec<(u8, IpAddr, u16)>,
     /// We are an ICE-lite agent towards the receiver (`a=ice-lite`).
     pub lite: bool,
+    /// We take trickled candidates (`a=ice-options:trickle`).
+    pub trickle: bool,
 }
 
 /// A host candidate's priority (RFC 8445 §5.1.2.1: type preference 126,
@@ -102,6 +104,9 @@ fn write_ice(out: &mut String, ice: &IceOut) {
         "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
         ice.ufrag, ice.pwd
     );
+    if ice.trickle {
+        out.push_str("a=ice-options:trickle\r\n");
+    }
     for &(component, addr, port) in &ice.candidates {
         let _ = write!(
             out,

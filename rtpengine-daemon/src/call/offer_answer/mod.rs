@@ -10,6 +10,7 @@ mod media;
 mod outgoing;
 mod sdes;
 mod sdp_out;
+mod trickle;
 mod webrtc;
 
 pub use outgoing::{SdpOptions, SWITCHABLE};

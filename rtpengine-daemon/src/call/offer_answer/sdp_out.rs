@@ -103,6 +103,7 @@ impl OfferAnswer {
                     .map(|(comp, p)| (comp, sockets.advertised, p))
                     .collect(),
                 lite: rmedia.negotiated.ice_lite,
+                trickle: rmedia.negotiated.ice_trickle,
             });
             media_out.push(MediaOut {
                 port,

@@ -93,6 +93,9 @@ pub struct WebrtcOptions {
     pub ice: IceMode,
     /// `ICE-lite` (offers only).
     pub lite: Option<Lite>,
+    /// `trickle ICE` (or `trickle` in the `ICE` list): we take trickled
+    /// candidates (`fragment`) and say so with `a=ice-options:trickle`.
+    pub trickle: bool,
     /// `DTLS=off`: neither offer nor accept DTLS-SRTP.
     pub dtls_off: bool,
     /// `DTLS=passive` (or `--dtls-passive` without `DTLS=active`): take the
@@ -352,8 +355,12 @@ impl OfferAnswer {
             true => {
                 let theirs_before = neg.ice_peer.clone();
                 ice_for(neg, theirs_before);
+                neg.ice_trickle |= o.trickle;
             }
-            false => clear_ice(neg),
+            false => {
+                clear_ice(neg);
+                neg.ice_trickle = false;
+            }
         }
     }
 }
