@@ -10,7 +10,8 @@ Talks JSON lines on stdin/stdout with the Rust test:
   -> {"connect": {"ufrag": ..., "pwd": ..., "candidates": [...], "lite": BOOL}}
         the remote side's ICE; checks until every component has a nominated
         pair (10 s at most); replies {"controlling": BOOL,
-        "selected": {"1": [host, port], ...}}
+        "selected": {"1": [host, port], ...}, "checks": {"1": N, ...}}
+        (checks: how many the other agent sent to each component)
   -> {"exchange": {"send": {"1": [HEX, COUNT], ...}, "secs": S}}
         sends COUNT copies of each payload on its component, 20 ms apart,
         while receiving for S seconds; replies {"got": {"1": [HEX, ...], ...}}
@@ -30,6 +31,20 @@ ADDRESS = sys.argv[1]
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [ADDRESS]
 
 
+class CountingConnection(Connection):
+    """Counts the checks the other agent sends, per component (a lite
+    agent sends none)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.checks = {}
+
+    def request_received(self, message, addr, protocol, *rest):
+        component = str(protocol.local_candidate.component)
+        self.checks[component] = self.checks.get(component, 0) + 1
+        super().request_received(message, addr, protocol, *rest)
+
+
 class Peer:
     def __init__(self):
         self.conn = None
@@ -39,7 +54,7 @@ class Peer:
             if self.conn is not None:
                 await self.conn.close()
             o = msg["start"]
-            self.conn = Connection(
+            self.conn = CountingConnection(
                 ice_controlling=o["controlling"], components=o["components"]
             )
             await self.conn.gather_candidates()
@@ -60,7 +75,11 @@ class Peer:
             selected = {
                 str(k): list(p.remote_addr) for k, p in self.conn._nominated.items()
             }
-            return {"controlling": self.conn.ice_controlling, "selected": selected}
+            return {
+                "controlling": self.conn.ice_controlling,
+                "selected": selected,
+                "checks": self.conn.checks,
+            }
         if "exchange" in msg:
             o = msg["exchange"]
             got = {}

@@ -191,6 +191,8 @@ pub struct IceOutcome {
     pub controlling: bool,
     /// The selected pair's remote address per component.
     pub selected: BTreeMap<u8, SocketAddr>,
+    /// Checks the other agent sent, per component.
+    pub checks: BTreeMap<u8, u64>,
 }
 
 impl IcePeer {
@@ -247,6 +249,12 @@ impl IcePeer {
                     let addr = format!("{}:{}", a[0].as_str().expect("host"), a[1]);
                     (k.parse().expect("component"), addr.parse().expect("addr"))
                 })
+                .collect(),
+            checks: v["checks"]
+                .as_object()
+                .expect("checks")
+                .iter()
+                .map(|(k, n)| (k.parse().expect("component"), n.as_u64().unwrap_or(0)))
                 .collect(),
         }
     }

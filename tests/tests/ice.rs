@@ -139,6 +139,14 @@ fn ice_caller_controls_both_components() {
     let ours = check_our_ice(&to_caller);
     let done = ice.connect(&ours);
     assert!(done.controlling);
+    // A full agent checks back on both components (a lite one never
+    // would).
+    for component in [1, 2] {
+        assert!(
+            done.checks.get(&component).is_some_and(|&n| n > 0),
+            "{done:?}"
+        );
+    }
     let port = media_ports(&to_caller)[0];
     assert_eq!(done.selected.get(&1), Some(&daemon(port)), "{done:?}");
     assert_eq!(done.selected.get(&2), Some(&daemon(port + 1)), "{done:?}");
@@ -187,7 +195,10 @@ fn we_control_towards_an_ice_callee_and_follow_its_restart() {
     assert_ne!(ours2.ufrag, ours.ufrag, "new credentials on a restart");
     assert_ne!(ours2.pwd, ours.pwd);
     let done = ice.connect(&ours2);
-    assert!(done.controlling, "{done:?}");
+    assert_eq!(
+        done.selected.get(&1),
+        Some(&daemon(media_ports(&to_ice2)[0]))
+    );
     media_both_ways(&mut ice, &phone, &phone_rtcp, media_ports(&to_phone2)[0]);
 }
 
@@ -269,4 +280,70 @@ fn trickled_candidates_are_checked() {
     let r = frag("ice-3", "v=0\n");
     assert_eq!(get_str(&r, "result"), "error", "{r:?}");
     assert_eq!(get_str(&r, "error-reason"), "Failed to parse SDP", "{r:?}");
+}
+
+/// Consent freshness (RFC 7675): the ICE phone goes away without a word
+/// (its process killed, its port now held by a socket that answers
+/// nothing). Our consent checks go unanswered, and within 30 s (plus a
+/// check interval) nothing more is sent to it; a stranger's RTP sent to
+/// our port meanwhile does not become the destination either.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn media_stops_when_consent_expires() {
+    require_root();
+    let rig = Rig::new("ice-consent", &[]);
+    let mut ice = IcePeer::start(&rig.ns, ICE_PHONE);
+    let phone = rig.socket(&format!("{PHONE}:6036"));
+    let phone_rtcp = rig.socket(&format!("{PHONE}:6037"));
+    let lines = ice.agent(2, true);
+    let to_phone = rig.offer("ice-4", "caller", &ice_sdp(&lines), Vec::new());
+    let to_caller = rig.answer("ice-4", "caller", "callee", &plain_sdp(6036), Vec::new());
+    ice.connect(&check_our_ice(&to_caller));
+    let to_daemon = media_ports(&to_phone)[0];
+    media_both_ways(&mut ice, &phone, &phone_rtcp, to_daemon);
+    drop(ice);
+
+    // The phone's old address, silent from now on.
+    let gone = rig.socket(&format!("{ICE_PHONE}:{}", lines.port(1)));
+    gone.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let stranger = rig.socket(&format!("{ICE_PHONE}:6099"));
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    let ice_side = daemon(media_ports(&to_caller)[0]);
+    let start = Instant::now();
+    let (mut last_rtp, mut consent_checks, mut seq) = (None, 0, 0u16);
+    let mut buf = [0u8; 2048];
+    while start.elapsed() < Duration::from_secs(40) {
+        phone
+            .send_to(
+                &rtp(0, seq, 160 * u32::from(seq), 0xbeef, 0x22),
+                daemon(to_daemon),
+            )
+            .unwrap();
+        if start.elapsed() > Duration::from_secs(20) {
+            stranger
+                .send_to(&rtp(0, seq, 0, 0x5eed, 0x33), ice_side)
+                .unwrap();
+            assert!(
+                stranger.recv_from(&mut buf).is_err(),
+                "media went to a stranger"
+            );
+        }
+        seq = seq.wrapping_add(1);
+        while let Ok((n, _)) = gone.recv_from(&mut buf) {
+            match buf[0] {
+                0..=3 => consent_checks += 1,
+                _ if n > 12 => last_rtp = Some(start.elapsed()),
+                _ => {}
+            }
+        }
+    }
+    let last = last_rtp.expect("media went on for a while");
+    assert!(consent_checks >= 3, "{consent_checks} consent checks");
+    assert!(
+        last > Duration::from_secs(20) && last < Duration::from_secs(38),
+        "the last packet to the silent phone at {last:?}"
+    );
 }

@@ -170,6 +170,10 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 }
                 st.transform = transform.clone();
                 st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp || !pm.mux);
+                if st.webrtc.is_none() {
+                    // No ICE any more: nothing can lift a consent gate.
+                    st.endpoint.gated = false;
+                }
                 st.policy = policy;
                 st.muxed = muxed;
                 st.peer_rtp = peer_rtp;

@@ -180,6 +180,8 @@ pub struct Request<'a> {
     pub tie: u64,
     /// USE-CANDIDATE.
     pub nominate: bool,
+    /// The ICE component checked (1 RTP, 2 RTCP): in PRIORITY.
+    pub component: u8,
 }
 
 /// Our Binding request for a pair (RFC 8445 §7.2.2), under transaction `tid`.
@@ -192,7 +194,7 @@ pub fn request(r: &Request<'_>, tid: TransactionId) -> Vec<u8> {
         false => ICE_CONTROLLED,
     };
     let tie = r.tie.to_be_bytes();
-    let prio = PEER_REFLEXIVE.to_be_bytes();
+    let prio = peer_reflexive(r.component).to_be_bytes();
     let written = Username::new(&format!("{}:{}", r.theirs.0, r.ours.ufrag))
         .map_err(|_| ())
         .and_then(|u| m.add_attribute(&u).map_err(|_| ()))
@@ -251,10 +253,12 @@ pub fn response(pkt: &[u8], their_pwd: &str) -> Result<Response, IceError> {
     })
 }
 
-/// The PRIORITY we claim in our checks: a peer-reflexive candidate's
-/// (RFC 8445 §7.1.1: type preference 110, local preference 65535,
-/// component 1).
-pub const PEER_REFLEXIVE: u32 = (110 << 24) | (65535 << 8) | 255;
+/// The PRIORITY we claim in our checks of `component`: a peer-reflexive
+/// candidate's (RFC 8445 §7.1.1: type preference 110, local preference
+/// 65535).
+pub fn peer_reflexive(component: u8) -> u32 {
+    (110 << 24) | (65535 << 8) | (256 - u32::from(component))
+}
 
 #[cfg(test)]
 mod tests {
@@ -329,6 +333,7 @@ mod tests {
             controlling: true,
             tie: 0x0102_0304_0506_0708,
             nominate: true,
+            component: 1,
         };
         let tid = TransactionId::generate();
         let req = request(&r, tid);
@@ -339,7 +344,7 @@ mod tests {
             Check {
                 nominated: true,
                 role: Some((true, 0x0102_0304_0506_0708)),
-                priority: Some(PEER_REFLEXIVE),
+                priority: Some(peer_reflexive(1)),
             }
         );
         let ok = respond(&req, src, &theirs, false);

@@ -135,6 +135,8 @@ enum State {
     InProgress {
         tid: TransactionId,
         nominate: bool,
+        /// The role the check claimed (a 487 answers that claim).
+        controlling: bool,
         sent: Instant,
         tries: u8,
         bytes: Vec<u8>,
@@ -162,7 +164,7 @@ pub struct Answer {
     pub conflict: bool,
     /// A triggered check of ours back to the check's source.
     pub triggered: Option<Vec<u8>>,
-    /// The pair is now selected: media goes to the check's source.
+    /// The check's source is the selected pair: media goes there.
     pub selected: bool,
 }
 
@@ -192,8 +194,9 @@ pub struct Agent {
 
 impl Agent {
     /// A new agent checking `peer`'s candidates of `component` in
-    /// `controlling` role.
-    pub fn new(peer: Peer, component: u8, controlling: bool) -> Agent {
+    /// `controlling` role, with the ICE session's tie-breaker `tie` (one
+    /// for all components, RFC 8445 §7.1.1).
+    pub fn new(peer: Peer, component: u8, controlling: bool, tie: u64) -> Agent {
         let pairs = peer
             .of(component)
             .iter()
@@ -208,7 +211,7 @@ impl Agent {
             peer,
             component,
             controlling,
-            tie: rand::random(),
+            tie,
             pairs,
             selected: None,
             consent_ok: None,
@@ -242,6 +245,21 @@ impl Agent {
         self.controlling
     }
 
+    /// Takes `controlling` (a role conflict was settled, here or on the
+    /// other component): checks in flight claimed the old role, so they
+    /// start over.
+    pub fn set_role(&mut self, controlling: bool) {
+        if self.controlling == controlling {
+            return;
+        }
+        self.controlling = controlling;
+        for p in &mut self.pairs {
+            if matches!(p.state, State::InProgress { .. }) {
+                p.state = State::Waiting;
+            }
+        }
+    }
+
     /// The selected pair's remote candidate.
     pub fn selected(&self) -> Option<SocketAddr> {
         self.selected
@@ -251,23 +269,30 @@ impl Agent {
         self.pairs.sort_by_key(|p| std::cmp::Reverse(p.priority));
     }
 
-    /// Starts (or restarts) a check of pair `i`; returns its datagram.
-    fn start(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
-        let nominate = self.controlling;
-        let tid = TransactionId::generate();
-        let bytes = ice::request(
+    /// Our Binding request with `nominate`, under transaction `tid`.
+    fn request(&self, ours: &Credentials, nominate: bool, tid: TransactionId) -> Vec<u8> {
+        ice::request(
             &Request {
                 ours,
                 theirs: (&self.peer.ufrag, &self.peer.pwd),
                 controlling: self.controlling,
                 tie: self.tie,
                 nominate,
+                component: self.component,
             },
             tid,
-        );
+        )
+    }
+
+    /// Starts (or restarts) a check of pair `i`; returns its datagram.
+    fn start(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
+        let nominate = self.controlling;
+        let tid = TransactionId::generate();
+        let bytes = self.request(ours, nominate, tid);
         self.pairs[i].state = State::InProgress {
             tid,
             nominate,
+            controlling: self.controlling,
             sent: now,
             tries: 1,
             bytes: bytes.clone(),
@@ -277,7 +302,9 @@ impl Agent {
 
     /// A verified check of the peer from `src` (RFC 8445 §7.3): role
     /// conflicts resolved by the tie-breakers, the pair learnt if new, a
-    /// triggered check back, and the nomination noted.
+    /// triggered check back, and the nomination noted (it selects the pair
+    /// once our own check of it succeeded, §7.3.1.5: a nomination alone
+    /// does not move media, whatever source the check claims).
     pub fn on_check(
         &mut self,
         check: &Check,
@@ -294,7 +321,7 @@ impl Agent {
                         ..Answer::default()
                     };
                 }
-                self.controlling = false;
+                self.set_role(false);
             }
             Some((false, theirs)) if !self.controlling => {
                 if self.tie < theirs {
@@ -303,7 +330,7 @@ impl Agent {
                         ..Answer::default()
                     };
                 }
-                self.controlling = true;
+                self.set_role(true);
             }
             _ => {}
         }
@@ -312,7 +339,9 @@ impl Agent {
             None if self.pairs.len() < MAX_CANDIDATES => {
                 self.pairs.push(Pair {
                     remote: src,
-                    priority: check.priority.unwrap_or(ice::PEER_REFLEXIVE),
+                    priority: check
+                        .priority
+                        .unwrap_or(ice::peer_reflexive(self.component)),
                     state: State::Waiting,
                     peer_nominated: false,
                 });
@@ -325,9 +354,7 @@ impl Agent {
         let mut selected = false;
         if check.nominated && !self.controlling {
             self.pairs[i].peer_nominated = true;
-            // The check came from `src` with our credentials: the peer
-            // receives there, whether or not our own check is through yet.
-            selected = self.select(src, now);
+            selected = self.pairs[i].state == State::Succeeded && self.select(src, now);
         }
         self.sort();
         Answer {
@@ -337,11 +364,11 @@ impl Agent {
         }
     }
 
-    /// Makes `remote` the selected pair if it is worth more than the
-    /// current one. Returns whether the selection changed.
+    /// Makes `remote` the selected pair unless a pair worth more is.
+    /// Returns whether `remote` is selected.
     fn select(&mut self, remote: SocketAddr, now: Instant) -> bool {
         if self.selected == Some(remote) {
-            return false;
+            return true;
         }
         let prio = |a: SocketAddr| {
             self.pairs
@@ -358,9 +385,9 @@ impl Agent {
         true
     }
 
-    /// A response to one of our checks, from `src`. Returns whether the
-    /// selection changed to `src`; unknown transactions and responses that
-    /// fail the peer's integrity are ignored.
+    /// A response to one of our checks, from `src`. Returns whether `src`
+    /// is the selected pair (newly or still); unknown transactions and
+    /// responses that fail the peer's integrity are ignored.
     pub fn on_response(&mut self, pkt: &[u8], src: SocketAddr, now: Instant) -> bool {
         let Ok(Response { tid, outcome }) = ice::response(pkt, &self.peer.pwd) else {
             return false;
@@ -369,6 +396,7 @@ impl Agent {
             self.consent_tid = None;
             if outcome.is_ok() {
                 self.consent_ok = Some(now);
+                return true;
             }
             return false;
         }
@@ -379,7 +407,12 @@ impl Agent {
         else {
             return false;
         };
-        let State::InProgress { nominate, .. } = self.pairs[i].state else {
+        let State::InProgress {
+            nominate,
+            controlling: claimed,
+            ..
+        } = self.pairs[i].state
+        else {
             return false;
         };
         // A response from elsewhere than the check went fails it (RFC 8445
@@ -397,10 +430,10 @@ impl Agent {
                 };
                 nominated && self.select(src, now)
             }
-            // We claimed the role the peer keeps: take the other and check
-            // again at the next poll (RFC 8445 §7.2.5.1).
+            // The peer keeps the role we claimed: we take the other one
+            // and check again at the next poll (RFC 8445 §7.2.5.1).
             Err(ErrorCode::ROLE_CONFLICT) => {
-                self.controlling = !self.controlling;
+                self.set_role(!claimed);
                 self.pairs[i].state = State::Waiting;
                 false
             }
@@ -413,9 +446,9 @@ impl Agent {
     }
 
     /// The agent's turn (once a second): retransmits checks, gives up on
-    /// pairs after [`MAX_TRIES`], starts the waiting ones until a pair is
-    /// selected, and keeps consent on the selected pair. `local`: our
-    /// candidate, whose address family the peer's must share.
+    /// pairs after [`MAX_TRIES`] transmissions, starts the waiting ones
+    /// until a pair is selected, and keeps consent on the selected pair.
+    /// `local`: our candidate, whose address family the peer's must share.
     pub fn poll(&mut self, ours: &Credentials, local: SocketAddr, now: Instant) -> Poll {
         let mut poll = Poll::default();
         for i in 0..self.pairs.len() {
@@ -455,21 +488,18 @@ impl Agent {
             self.selected = None;
             self.consent_ok = None;
             self.next_consent = None;
+            // Checks start over: a pair is selected again once one
+            // succeeds (nominated by us, or again by the peer).
+            for p in &mut self.pairs {
+                p.state = State::Waiting;
+                p.peer_nominated = false;
+            }
             poll.consent_lost = true;
             return poll;
         }
         if self.next_consent.is_some_and(|t| now >= t) {
             let tid = TransactionId::generate();
-            let bytes = ice::request(
-                &Request {
-                    ours,
-                    theirs: (&self.peer.ufrag, &self.peer.pwd),
-                    controlling: self.controlling,
-                    tie: self.tie,
-                    nominate: false,
-                },
-                tid,
-            );
+            let bytes = self.request(ours, false, tid);
             self.consent_tid = Some(tid);
             let jitter = rand::random_range(0.8..1.2);
             self.next_consent = Some(now + CONSENT_INTERVAL.mul_f64(jitter));
@@ -527,9 +557,15 @@ mod tests {
         assert_eq!(p.unwrap().candidates.len(), MAX_CANDIDATES);
     }
 
-    /// We control: checks go to every candidate of the peer, the first
-    /// success is selected (aggressive nomination), the others stop; a
-    /// stranger's or a mismatched response changes nothing.
+    const LOCAL: &str = "192.0.2.1:30000";
+
+    fn local() -> SocketAddr {
+        LOCAL.parse().unwrap()
+    }
+
+    /// We control: checks go to every candidate of the peer, a success is
+    /// selected (aggressive nomination) and the others stop; responses
+    /// from the wrong address or with the wrong integrity change nothing.
     #[test]
     fn controlling_checks_and_nominates() {
         let (ours, theirs) = (Credentials::generate(), Credentials::generate());
@@ -538,148 +574,182 @@ mod tests {
             &[("198.51.100.1:5000", 100), ("198.51.100.2:5000", 50)],
             true,
         );
-        let mut a = Agent::new(peer, 1, true);
-        let local: SocketAddr = "192.0.2.1:30000".parse().unwrap();
+        let mut a = Agent::new(peer, 1, true, 7);
         let t0 = Instant::now();
-        let poll = a.poll(&ours, local, t0);
+        let poll = a.poll(&ours, local(), t0);
         assert_eq!(poll.out.len(), 2);
         for (_, req) in &poll.out {
             let c = verify(req, &theirs).unwrap();
             assert!(c.nominated, "aggressive nomination");
-            assert_eq!(c.role.map(|r| r.0), Some(true));
+            assert_eq!(c.role, Some((true, 7)));
+            assert_eq!(c.priority, Some(ice::peer_reflexive(1)));
         }
-        let (to, req) = &poll.out[1];
-        // A response from the wrong address fails that pair.
-        let resp = respond(req, local, &theirs, false);
-        assert!(!a.on_response(&resp, poll.out[0].0, t0));
-        assert_eq!(a.selected(), None);
         let (to0, req0) = &poll.out[0];
-        let resp0 = respond(req0, local, &theirs, false);
-        assert!(a.on_response(&resp0, *to0, t0));
+        let (to1, req1) = &poll.out[1];
+        // Signed with the wrong password (the check is still in progress):
+        // ignored.
+        assert!(!a.on_response(&respond(req0, local(), &ours, false), *to0, t0));
+        assert_eq!(a.selected(), None);
+        // From the wrong address: that pair fails.
+        assert!(!a.on_response(&respond(req1, local(), &theirs, false), *to0, t0));
+        assert_eq!(a.selected(), None);
+        assert!(a.on_response(&respond(req0, local(), &theirs, false), *to0, t0));
         assert_eq!(a.selected(), Some(*to0));
-        // Signed with the wrong password: ignored.
-        assert!(!a.on_response(&respond(req, local, &ours, false), *to, t0));
-        // Retransmissions only for checks still in progress; none once
-        // they gave up.
-        let mut sent = 0;
+        // The late right response of the failed pair: no such transaction.
+        assert!(!a.on_response(&respond(req1, local(), &theirs, false), *to1, t0));
+        // No retransmissions once done; consent checks go to the selected
+        // pair (one by 5 s ± 20 %).
+        let mut sent = Vec::new();
         for s in 1..=10 {
-            sent += a
-                .poll(&ours, local, t0 + Duration::from_millis(500 * s))
-                .out
-                .len();
+            let poll = a.poll(&ours, local(), t0 + Duration::from_millis(500 * s));
+            sent.extend(poll.out);
         }
-        // The failed pair is not retried; consent checks go to the
-        // selected one (one by 5 s ± 20 %).
-        assert!((1..=2).contains(&sent), "{sent}");
+        assert!((1..=2).contains(&sent.len()), "{sent:?}");
+        assert!(sent.iter().all(|(to, _)| to == to0));
     }
 
     /// The peer controls: its check is answered with a triggered check;
-    /// its nomination selects the pair (a peer-reflexive one here).
+    /// its nomination selects the pair only once our own check of it
+    /// succeeded (a nomination alone, whatever its source, moves nothing).
     #[test]
-    fn controlled_triggers_and_follows_nomination() {
+    fn controlled_selects_a_nominated_pair_once_checked() {
         let (ours, theirs) = (Credentials::generate(), Credentials::generate());
-        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false);
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false, 7);
         let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
         let now = Instant::now();
-        let check = Check {
-            nominated: false,
+        let nominate = Check {
+            nominated: true,
             role: Some((true, 5)),
             priority: Some(1234),
         };
-        let ans = a.on_check(&check, src, &ours, now);
-        assert!(!ans.conflict && !ans.selected);
+        let ans = a.on_check(&nominate, src, &ours, now);
+        assert!(!ans.conflict);
+        assert!(!ans.selected, "not before our check succeeded");
+        assert_eq!(a.selected(), None);
         let trig = ans.triggered.expect("triggered check");
         let c = verify(&trig, &theirs).unwrap();
-        assert_eq!(c.role.map(|r| r.0), Some(false));
+        assert_eq!(c.role, Some((false, 7)));
         assert!(!c.nominated, "the controlled agent does not nominate");
-        let nominate = Check {
-            nominated: true,
-            ..check
-        };
-        let ans = a.on_check(&nominate, src, &ours, now);
-        assert!(ans.selected && ans.triggered.is_none());
+        // Our check succeeds: the nominated pair is selected.
+        assert!(a.on_response(&respond(&trig, local(), &theirs, false), src, now));
+        assert_eq!(a.selected(), Some(src));
+        // Later nominations of it say so again (the relay re-adopts).
+        assert!(a.on_check(&nominate, src, &ours, now).selected);
+        // A nominating check from elsewhere (a spoofed source) selects
+        // nothing: it only gets a triggered check.
+        let other: SocketAddr = "203.0.113.66:9".parse().unwrap();
+        let ans = a.on_check(&nominate, other, &ours, now);
+        assert!(!ans.selected && ans.triggered.is_some());
         assert_eq!(a.selected(), Some(src));
     }
 
     /// Both controlling: the larger tie-breaker keeps the role, the other
-    /// gets 487 and switches.
+    /// gets 487 and switches. A 487 to our check sets the opposite of the
+    /// role that check claimed (however many arrive), and checks in flight
+    /// start over with the new role.
     #[test]
     fn role_conflicts_follow_the_tie_breakers() {
         let (ours, theirs) = (Credentials::generate(), Credentials::generate());
         let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
         let now = Instant::now();
-        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, true);
-        let tie = a.tie;
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, true, 10);
         let high = Check {
             nominated: true,
-            role: Some((true, tie.saturating_add(1).max(1))),
+            role: Some((true, 11)),
             priority: None,
         };
-        if tie < u64::MAX {
-            let ans = a.on_check(&high, src, &ours, now);
-            assert!(!ans.conflict && !a.controlling(), "the peer wins");
-            assert!(ans.selected);
-        }
-        let mut b = Agent::new(peer_with(&theirs, &[], false), 1, true);
+        let ans = a.on_check(&high, src, &ours, now);
+        assert!(!ans.conflict && !a.controlling(), "the peer wins");
         let low = Check {
             nominated: true,
-            role: Some((true, 0)),
+            role: Some((true, 9)),
             priority: None,
         };
+        let mut b = Agent::new(peer_with(&theirs, &[], false), 1, true, 10);
         assert!(b.on_check(&low, src, &ours, now).conflict);
         assert!(b.controlling(), "we win");
-        // Our check answered with 487: we switch and check again.
-        let poll = b.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
-        assert!(poll.out.is_empty(), "no candidates, no checks");
+
         let mut c = Agent::new(
-            peer_with(&theirs, &[("198.51.100.9:7000", 9)], false),
+            peer_with(
+                &theirs,
+                &[("198.51.100.9:7000", 9), ("198.51.100.10:7000", 8)],
+                false,
+            ),
             1,
             true,
+            10,
         );
-        let poll = c.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
-        let (to, req) = &poll.out[0];
-        assert!(!c.on_response(&respond(req, *to, &theirs, true), *to, now));
+        let poll = c.poll(&ours, local(), now);
+        assert_eq!(poll.out.len(), 2);
+        // Both checks claimed controlling; both get 487: controlled once,
+        // not flipped back by the second.
+        for (to, req) in &poll.out {
+            assert!(!c.on_response(&respond(req, *to, &theirs, true), *to, now));
+        }
         assert!(!c.controlling());
-        let again = c.poll(&ours, "192.0.2.1:1".parse().unwrap(), now);
-        let chk = verify(&again.out[0].1, &theirs).unwrap();
-        assert_eq!(chk.role.map(|r| r.0), Some(false));
+        let again = c.poll(&ours, local(), now);
+        assert_eq!(again.out.len(), 2, "both checked again");
+        for (_, req) in &again.out {
+            let chk = verify(req, &theirs).unwrap();
+            assert_eq!(chk.role, Some((false, 10)));
+            assert!(!chk.nominated);
+        }
     }
 
     /// Consent: checks on the selected pair; no response for 30 s stops
-    /// media; a response keeps it.
+    /// media; the pairs are checked again, and (as we control) a success
+    /// selects one again.
     #[test]
-    fn consent_expires_without_responses() {
+    fn consent_expires_without_responses_and_recovers() {
         let (ours, theirs) = (Credentials::generate(), Credentials::generate());
-        let local: SocketAddr = "192.0.2.1:30000".parse().unwrap();
         let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
         let t0 = Instant::now();
-        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false);
-        let nominate = Check {
-            nominated: true,
-            role: Some((true, u64::MAX)),
-            priority: None,
+        let mut a = Agent::new(
+            peer_with(&theirs, &[("198.51.100.9:7000", 9)], true),
+            1,
+            true,
+            7,
+        );
+        let answer_all = |a: &mut Agent, out: Vec<(SocketAddr, Vec<u8>)>, now| {
+            for (to, req) in out {
+                a.on_response(&respond(&req, local(), &theirs, false), to, now);
+            }
         };
-        assert!(a.on_check(&nominate, src, &ours, t0).selected);
-        // Answer consent checks for 40 s: kept.
+        let poll = a.poll(&ours, local(), t0);
+        answer_all(&mut a, poll.out, t0);
+        assert_eq!(a.selected(), Some(src));
+        // Consent checks answered for 40 s: kept.
         for s in 1..=40 {
             let now = t0 + Duration::from_secs(s);
-            let poll = a.poll(&ours, local, now);
+            let poll = a.poll(&ours, local(), now);
             assert!(!poll.consent_lost);
-            for (to, req) in poll.out {
-                if verify(&req, &theirs).is_ok_and(|c| !c.nominated) && to == src {
-                    a.on_response(&respond(&req, local, &theirs, false), src, now);
-                }
+            for (_, req) in &poll.out {
+                assert!(
+                    !verify(req, &theirs).unwrap().nominated,
+                    "consent checks do not nominate"
+                );
             }
+            answer_all(&mut a, poll.out, now);
         }
         assert_eq!(a.selected(), Some(src));
-        // Then silence: lost within 30 s (and reported once).
-        let lost: Vec<bool> = (41..=75)
-            .map(|s| {
-                a.poll(&ours, local, t0 + Duration::from_secs(s))
-                    .consent_lost
-            })
-            .collect();
-        assert_eq!(lost.iter().filter(|&&l| l).count(), 1);
+        // Then silence: lost within 30 s, reported once.
+        let mut lost = 0;
+        let mut t = t0;
+        for s in 41..=75 {
+            t = t0 + Duration::from_secs(s);
+            let poll = a.poll(&ours, local(), t);
+            lost += usize::from(poll.consent_lost);
+            if lost > 0 {
+                break;
+            }
+        }
+        assert_eq!(lost, 1);
         assert_eq!(a.selected(), None);
+        // The next turn checks (and nominates) again; a success selects.
+        let poll = a.poll(&ours, local(), t + Duration::from_secs(1));
+        assert_eq!(poll.out.len(), 1);
+        assert!(verify(&poll.out[0].1, &theirs).unwrap().nominated);
+        answer_all(&mut a, poll.out, t);
+        assert_eq!(a.selected(), Some(src));
     }
 }

@@ -82,6 +82,10 @@ pub struct Endpoint {
     /// A packet from the party has been accepted since its SDP address
     /// last changed (`NAT-wait`).
     pub heard: bool,
+    /// ICE consent to send was lost (RFC 7675): nothing goes to the party
+    /// and nothing is learnt until ICE selects a pair again
+    /// ([`Endpoint::adopt`]).
+    pub gated: bool,
 }
 
 /// The decision for one packet.
@@ -104,6 +108,7 @@ impl Endpoint {
             window_end: now + LEARNING_WINDOW,
             answered: false,
             heard: false,
+            gated: false,
         }
     }
 
@@ -127,19 +132,23 @@ impl Endpoint {
         self.learned = Some(addr);
         self.confirmed = true;
         self.heard = true;
+        self.gated = false;
     }
 
-    /// Forgets every address of the party: nothing is sent to it until a
-    /// new one is adopted (ICE consent lost).
-    pub fn forget(&mut self) {
-        self.sdp = None;
+    /// ICE consent lost: what was learnt goes, and the endpoint is
+    /// [`Endpoint::gated`] until ICE adopts an address again.
+    pub fn gate(&mut self) {
         self.learned = None;
         self.confirmed = false;
-        self.heard = false;
+        self.score = 0;
+        self.gated = true;
     }
 
     /// Where packets to this party go.
     pub fn destination(&self, policy: &Policy) -> Option<SocketAddr> {
+        if self.gated {
+            return None;
+        }
         if policy.nat_wait && !self.heard {
             return None;
         }
@@ -160,6 +169,14 @@ impl Endpoint {
 
     /// Checks a packet from `src` and updates what is learned.
     pub fn check(&mut self, src: SocketAddr, policy: &Policy, now: Instant) -> Verdict {
+        if self.gated {
+            // Media from the party still goes on (consent is about sending
+            // to it); it teaches nothing.
+            return match policy.strict {
+                true => Verdict::Reject,
+                false => Verdict::Accept,
+            };
+        }
         if policy.mode == EndpointLearning::Off {
             // Nothing is learned; strict source compares with the SDP address.
             return match (policy.strict, self.sdp) {
@@ -272,6 +289,38 @@ mod tests {
         let mut e = Endpoint::new(Some(a(sdp)), now);
         e.signal(Some(a(sdp)), true, now);
         e
+    }
+
+    /// ICE consent lost: nothing is sent, nothing learnt (a stranger's
+    /// packet is relayed onwards but does not become the destination),
+    /// until ICE adopts an address.
+    #[test]
+    fn a_gated_endpoint_sends_nowhere_until_ice_adopts() {
+        let now = Instant::now();
+        for mode in [
+            EndpointLearning::Heuristic,
+            EndpointLearning::Immediate,
+            EndpointLearning::Delayed,
+            EndpointLearning::Off,
+        ] {
+            let p = policy(mode);
+            let mut e = answered("198.51.100.1:5000", now);
+            e.adopt(a("198.51.100.1:5000"));
+            e.gate();
+            assert_eq!(e.destination(&p), None, "{mode:?}");
+            let later = now + LEARNING_WINDOW * 2;
+            assert_eq!(e.check(a("203.0.113.66:9"), &p, later), Verdict::Accept);
+            assert_eq!(e.destination(&p), None, "{mode:?}: learnt nothing");
+            e.adopt(a("198.51.100.1:5002"));
+            assert!(e.destination(&p).is_some(), "{mode:?}");
+        }
+        let strict = Policy {
+            strict: true,
+            ..policy(EndpointLearning::Heuristic)
+        };
+        let mut e = answered("198.51.100.1:5000", now);
+        e.gate();
+        assert_eq!(e.check(a("203.0.113.66:9"), &strict, now), Verdict::Reject);
     }
 
     #[test]

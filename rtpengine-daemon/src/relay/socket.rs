@@ -507,7 +507,7 @@ impl MediaSocket {
             // selected again.
             let peer = {
                 let mut st = self.state();
-                st.endpoint.forget();
+                st.endpoint.gate();
                 match self.is_rtcp {
                     true => st.peer_rtcp.upgrade(),
                     false => st.peer_rtp.upgrade(),

@@ -58,6 +58,9 @@ struct LegState {
     /// RTCP (on the RTCP port of a party that does not mux). None: we are
     /// lite towards the party, or it has no candidates of that component.
     agents: [Option<Agent>; 2],
+    /// The ICE session's tie-breaker, one for both components (RFC 8445
+    /// §7.1.1).
+    tie: u64,
     dtls: Option<DtlsPlan>,
     /// The session whose keys are in force (or the first handshake).
     session: Option<Session>,
@@ -140,7 +143,10 @@ impl Leg {
     pub fn new(identity: Arc<Identity>) -> Arc<Leg> {
         Arc::new(Leg {
             identity,
-            state: Mutex::new(LegState::default()),
+            state: Mutex::new(LegState {
+                tie: rand::random(),
+                ..LegState::default()
+            }),
             rx: Shared::default(),
             tx: Shared::default(),
         })
@@ -174,7 +180,7 @@ impl Leg {
                         // RTCP is checked only where the peer lists
                         // candidates for it (it does not mux).
                         _ if i == 0 || !peer.of(component).is_empty() => {
-                            Some(Agent::new(peer.clone(), component, *controlling))
+                            Some(Agent::new(peer.clone(), component, *controlling, st.tie))
                         }
                         _ => None,
                     }
@@ -231,7 +237,9 @@ impl Leg {
             let Some(agent) = st.agents[slot].as_mut() else {
                 return Reply::refused();
             };
-            if !agent.on_response(pkt, src, now) {
+            let selected = agent.on_response(pkt, src, now);
+            sync_roles(st, slot);
+            if !selected {
                 return Reply::default();
             }
             if !rtp {
@@ -250,14 +258,14 @@ impl Leg {
         let Some(creds) = &st.ice else {
             return Reply::refused();
         };
-        let (check, creds) = match ice::verify(pkt, creds) {
+        let (check, creds, current) = match ice::verify(pkt, creds) {
             // The peer has our new credentials: the old ones retire.
             Ok(c) => {
                 st.ice_old = None;
-                (c, creds)
+                (c, creds, true)
             }
             Err(e) => match st.ice_old.as_ref().map(|old| (ice::verify(pkt, old), old)) {
-                Some((Ok(c), old)) => (c, old),
+                Some((Ok(c), old)) => (c, old, false),
                 _ => {
                     tracing::debug!(%src, error = %e, "STUN message dropped");
                     return Reply::refused();
@@ -265,7 +273,10 @@ impl Leg {
             },
         };
         let answer = match st.agents[slot].as_mut() {
-            Some(a) => a.on_check(&check, src, creds, now),
+            Some(a) if current => a.on_check(&check, src, creds, now),
+            // The generation before an ICE restart: answered, nothing
+            // more (the agent checks the new one).
+            Some(_) => ice_agent::Answer::default(),
             // Lite: the controlling peer's nomination decides.
             None => ice_agent::Answer {
                 selected: check.nominated,
@@ -273,6 +284,7 @@ impl Leg {
             },
         };
         let mut out = vec![ice::respond(pkt, src, creds, answer.conflict)];
+        sync_roles(st, slot);
         if answer.conflict {
             return Reply {
                 out,
@@ -478,6 +490,17 @@ impl Leg {
         *lock(&self.rx) = None;
         *lock(&self.tx) = None;
         st.keyed = false;
+    }
+}
+
+/// A role conflict settled on one component settles it for the other too
+/// (one role per ICE session).
+fn sync_roles(st: &mut LegState, slot: usize) {
+    let Some(role) = st.agents[slot].as_ref().map(Agent::controlling) else {
+        return;
+    };
+    if let Some(other) = st.agents[1 - slot].as_mut() {
+        other.set_role(role);
     }
 }
 

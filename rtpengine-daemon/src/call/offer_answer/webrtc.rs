@@ -1,6 +1,6 @@
 //! WebRTC parties in offers and answers: DTLS-SRTP terminated here between
 //! a party whose protocol is `UDP/TLS/RTP/SAVP(F)` and one that speaks
-//! plain RTP or SDES, and ICE-lite on the WebRTC party's ports.
+//! plain RTP or SDES, and ICE on the ports of the parties that get it.
 //!
 //! A party's leg is DTLS-terminated when its own SDP or the SDP written to
 //! it says `UDP/TLS/…` and the other side's does not (`transport-protocol`
@@ -287,13 +287,9 @@ impl OfferAnswer {
         match (theirs.ice, self.side) {
             // Its offer: ours are new if it restarts ICE.
             (Some(p), Side::Offer) => ice_for(neg, Some(p)),
-            // Its answer: it has ours from our offer (if we sent any).
-            (Some(p), Side::Answer) if terminated || neg.ice.is_some() => {
-                if neg.ice.is_none() {
-                    neg.ice = Some(Credentials::generate());
-                }
-                neg.ice_peer = Some(p);
-            }
+            // Its answer: it has ours from our offer. Without them (we
+            // offered none) there is no ICE with it.
+            (Some(p), Side::Answer) if neg.ice.is_some() => neg.ice_peer = Some(p),
             _ => clear_ice(neg),
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
