@@ -61,6 +61,17 @@ pub fn codecs(data: &[u8]) {
 /// ports and addresses), parses again, and writing that gives the same bytes:
 /// the writer never produces SDP the parser (or a peer) cannot read.
 pub fn sdp(data: &[u8]) {
+    // The same bytes as a trickle ICE fragment: parsed or refused, never a
+    // panic, and every candidate kept is one of the input's lines.
+    if let Ok(sections) = sdp::parse_fragment(data) {
+        let text = String::from_utf8_lossy(data);
+        for c in sections.iter().flat_map(|s| &s.candidates) {
+            assert!(
+                text.contains(c.as_str()),
+                "candidate {c:?} not in the input"
+            );
+        }
+    }
     let Ok(session) = sdp::parse(data) else {
         return;
     };
