@@ -138,7 +138,6 @@ fn ice_caller_controls_both_components() {
     let to_caller = rig.answer("ice-1", "caller", "callee", &plain_sdp(6030), Vec::new());
     let ours = check_our_ice(&to_caller);
     let done = ice.connect(&ours);
-    assert!(done.controlling);
     // A full agent checks back on both components (a lite one never
     // would).
     for component in [1, 2] {

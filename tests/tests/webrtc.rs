@@ -454,7 +454,7 @@ fn dtls_and_ice_options_shape_the_sdp() {
 
     // A re-offer of the same association (same fingerprint and ufrag, now
     // actpass, as browsers re-offer) keeps our role and our ICE
-    // credentials; only a new fingerprint or ufrag changes them.
+    // credentials; a new ufrag changes only the latter.
     rig.offer(
         "opts-re",
         "browser",
@@ -473,12 +473,19 @@ fn dtls_and_ice_options_shape_the_sdp() {
     assert_eq!(lines(&again, "a=setup:"), ["a=setup:passive"], "{again}");
     assert_eq!(lines(&again, "a=ice-ufrag:"), lines(&first, "a=ice-ufrag:"));
     assert_eq!(lines(&again, "a=ice-pwd:"), lines(&first, "a=ice-pwd:"));
+    // An ICE restart (browsers keep DTLS across restartIce()): new ICE
+    // credentials, the same association (our role and tls-id kept).
     let restart = chrome_offer("sha-256", "actpass").replace("ice-ufrag:Qx4F", "ice-ufrag:Zz9Q");
     rig.offer("opts-re", "browser", &restart, to_plain());
     let restarted = rig.answer("opts-re", "browser", "phone", &answer, Vec::new());
     assert_eq!(
         lines(&restarted, "a=setup:"),
-        ["a=setup:active"],
+        ["a=setup:passive"],
+        "{restarted}"
+    );
+    assert_eq!(
+        lines(&restarted, "a=tls-id:"),
+        lines(&first, "a=tls-id:"),
         "{restarted}"
     );
     assert_ne!(

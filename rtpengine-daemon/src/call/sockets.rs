@@ -170,8 +170,10 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 }
                 st.transform = transform.clone();
                 st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp || !pm.mux);
-                if st.webrtc.is_none() {
-                    // No ICE any more: nothing can lift a consent gate.
+                let component = if s.is_rtcp { 2 } else { 1 };
+                if !st.webrtc.as_ref().is_some_and(|l| l.has_agent(component)) {
+                    // No full agent (any more): nothing could lift a
+                    // consent gate.
                     st.endpoint.gated = false;
                 }
                 st.policy = policy;

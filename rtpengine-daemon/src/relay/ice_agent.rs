@@ -489,10 +489,10 @@ impl Agent {
             self.consent_ok = None;
             self.next_consent = None;
             // Checks start over: a pair is selected again once one
-            // succeeds (nominated by us, or again by the peer).
+            // succeeds (nominated by us; as controlled, the peer's earlier
+            // nomination stands: it does not nominate twice).
             for p in &mut self.pairs {
                 p.state = State::Waiting;
-                p.peer_nominated = false;
             }
             poll.consent_lost = true;
             return poll;
@@ -750,6 +750,33 @@ mod tests {
         assert_eq!(poll.out.len(), 1);
         assert!(verify(&poll.out[0].1, &theirs).unwrap().nominated);
         answer_all(&mut a, poll.out, t);
+        assert_eq!(a.selected(), Some(src));
+    }
+
+    /// Controlled: after consent loss the peer does not nominate again;
+    /// its earlier nomination stands, so our fresh check's success selects
+    /// the pair again.
+    #[test]
+    fn controlled_recovers_after_consent_loss() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let src: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+        let t0 = Instant::now();
+        let mut a = Agent::new(peer_with(&theirs, &[], false), 1, false, 7);
+        let nominate = Check {
+            nominated: true,
+            role: Some((true, u64::MAX)),
+            priority: None,
+        };
+        let trig = a.on_check(&nominate, src, &ours, t0).triggered.unwrap();
+        assert!(a.on_response(&respond(&trig, local(), &theirs, false), src, t0));
+        let lost = (1..=40)
+            .map(|s| a.poll(&ours, local(), t0 + Duration::from_secs(s)))
+            .position(|p| p.consent_lost)
+            .expect("consent lost");
+        let t = t0 + Duration::from_secs(lost as u64 + 2);
+        let poll = a.poll(&ours, local(), t);
+        assert_eq!(poll.out.len(), 1, "checked again");
+        assert!(a.on_response(&respond(&poll.out[0].1, local(), &theirs, false), src, t));
         assert_eq!(a.selected(), Some(src));
     }
 }

@@ -135,12 +135,9 @@ impl Endpoint {
         self.gated = false;
     }
 
-    /// ICE consent lost: what was learnt goes, and the endpoint is
-    /// [`Endpoint::gated`] until ICE adopts an address again.
+    /// ICE consent lost: the endpoint is [`Endpoint::gated`] until ICE
+    /// adopts an address again. What was learnt stays for strict source.
     pub fn gate(&mut self) {
-        self.learned = None;
-        self.confirmed = false;
-        self.score = 0;
         self.gated = true;
     }
 
@@ -172,7 +169,7 @@ impl Endpoint {
         if self.gated {
             // Media from the party still goes on (consent is about sending
             // to it); it teaches nothing.
-            return match policy.strict {
+            return match policy.strict && self.learned.is_some_and(|l| l != src) {
                 true => Verdict::Reject,
                 false => Verdict::Accept,
             };
@@ -319,8 +316,14 @@ mod tests {
             ..policy(EndpointLearning::Heuristic)
         };
         let mut e = answered("198.51.100.1:5000", now);
+        e.adopt(a("198.51.100.1:5000"));
         e.gate();
         assert_eq!(e.check(a("203.0.113.66:9"), &strict, now), Verdict::Reject);
+        assert_eq!(
+            e.check(a("198.51.100.1:5000"), &strict, now),
+            Verdict::Accept,
+            "the party's own media still goes on"
+        );
     }
 
     #[test]

@@ -458,11 +458,21 @@ impl MediaSocket {
         }
         if reply.nominated {
             // The nominated pair is where the party receives (RFC 8445
-            // §8.1.1): media goes there from now on.
-            let mut st = self.state();
-            if st.endpoint.learned != Some(src) || !st.endpoint.confirmed {
-                tracing::debug!(local = %self.local, %src, "ICE pair nominated");
-                st.endpoint.adopt(src);
+            // §8.1.1): media goes there from now on, also from the kernel
+            // rules of the sockets sending to it.
+            let peers = {
+                let mut st = self.state();
+                let before = st.endpoint.destination(&st.policy);
+                if st.endpoint.learned != Some(src) || !st.endpoint.confirmed || st.endpoint.gated {
+                    tracing::debug!(local = %self.local, %src, "ICE pair nominated");
+                    st.endpoint.adopt(src);
+                }
+                (st.endpoint.destination(&st.policy) != before)
+                    .then(|| [st.peer_rtp.clone(), st.peer_rtcp.clone()])
+            };
+            for peer in peers.iter().flatten().filter_map(Weak::upgrade) {
+                peer.unoffload("peer address changed");
+                peer.try_offload();
             }
         }
         for d in &reply.out {
@@ -505,15 +515,12 @@ impl MediaSocket {
             // No more media to the party (RFC 7675 §5.1), from here or
             // from the kernel rule on the peer's socket, until a pair is
             // selected again.
-            let peer = {
+            let peers = {
                 let mut st = self.state();
                 st.endpoint.gate();
-                match self.is_rtcp {
-                    true => st.peer_rtcp.upgrade(),
-                    false => st.peer_rtp.upgrade(),
-                }
+                [st.peer_rtp.clone(), st.peer_rtcp.clone()]
             };
-            if let Some(p) = peer {
+            for p in peers.iter().filter_map(Weak::upgrade) {
                 p.unoffload("ICE consent lost");
             }
         }
@@ -573,6 +580,11 @@ impl MediaSocket {
         let Some(target) = target else { return };
         if let (Some(dst), tos) = target.destination() {
             self.offload_to(target.local, dst, tos);
+            // The target may have moved (a new ICE pair, consent lost)
+            // while the rule went in: a rule for the old address goes.
+            if target.destination().0 != Some(dst) {
+                self.unoffload("peer address changed");
+            }
         }
     }
 

@@ -40,8 +40,9 @@ pub enum IcePlan {
     /// None: no ICE, or we are lite towards the party (we only answer).
     Lite,
     /// A full agent, but the offer is not answered yet: one already
-    /// running goes on (a re-offer), none starts.
-    Pending,
+    /// running goes on (a re-offer, with the party's new candidates), none
+    /// starts.
+    Pending(Peer),
     /// A full agent checking the peer; whether we control.
     Full(Peer, bool),
 }
@@ -61,6 +62,9 @@ struct LegState {
     /// The ICE session's tie-breaker, one for both components (RFC 8445
     /// §7.1.1).
     tie: u64,
+    /// We are a lite agent towards the party: its nomination alone
+    /// selects. A full leg without an agent yet only answers.
+    lite: bool,
     dtls: Option<DtlsPlan>,
     /// The session whose keys are in force (or the first handshake).
     session: Option<Session>,
@@ -171,24 +175,34 @@ impl Leg {
             st.ice_old = None;
         }
         st.ice = ice;
+        st.lite = agent == IcePlan::Lite;
+        let mut running: [Option<Agent>; 2] = [st.agents[0].take(), st.agents[1].take()];
+        if restart || st.ice.is_none() {
+            running = [None, None];
+        }
+        // The role a role conflict settled stays (one per session).
+        let settled = running.iter().flatten().map(Agent::controlling).next();
         for (i, component) in [1u8, 2].into_iter().enumerate() {
-            let mut running = st.agents[i].take().filter(|_| !restart && st.ice.is_some());
-            st.agents[i] = match &agent {
-                IcePlan::Full(peer, controlling) => {
-                    match running.as_mut().map(|a| a.keeps(peer)) {
-                        Some(true) => running,
-                        // RTCP is checked only where the peer lists
-                        // candidates for it (it does not mux).
-                        _ if i == 0 || !peer.of(component).is_empty() => {
-                            Some(Agent::new(peer.clone(), component, *controlling, st.tie))
-                        }
-                        _ => None,
-                    }
-                }
-                IcePlan::Pending => running,
+            let kept = match &agent {
+                IcePlan::Full(peer, _) | IcePlan::Pending(peer) => running[i]
+                    .take()
+                    .filter(|_| st.ice.is_some())
+                    .and_then(|mut a| a.keeps(peer).then_some(a)),
                 IcePlan::Lite => None,
-            }
-            .filter(|_| st.ice.is_some());
+            };
+            st.agents[i] = match (&agent, kept) {
+                (_, Some(a)) => Some(a),
+                // Both components: the RTCP one learns its pairs from the
+                // party's checks if it lists no candidates for it (its
+                // RTCP socket feeds it only where the party does not mux).
+                (IcePlan::Full(peer, controlling), None) if st.ice.is_some() => Some(Agent::new(
+                    peer.clone(),
+                    component,
+                    settled.unwrap_or(*controlling),
+                    st.tie,
+                )),
+                _ => None,
+            };
         }
         let restart = match (&st.dtls, &dtls) {
             (Some(old), Some(new)) => {
@@ -216,6 +230,12 @@ impl Leg {
     /// WebRTC parties is relayed as any packet).
     pub fn has_dtls(&self) -> bool {
         self.state().dtls.is_some()
+    }
+
+    /// Whether a full agent runs for ICE `component` (only it can lift a
+    /// consent gate on the party's endpoint).
+    pub fn has_agent(&self, component: u8) -> bool {
+        self.state().agents[usize::from(component != 1)].is_some()
     }
 
     /// Our ICE credentials, if ICE runs on this leg.
@@ -278,10 +298,12 @@ impl Leg {
             // more (the agent checks the new one).
             Some(_) => ice_agent::Answer::default(),
             // Lite: the controlling peer's nomination decides.
-            None => ice_agent::Answer {
+            None if st.lite => ice_agent::Answer {
                 selected: check.nominated,
                 ..Default::default()
             },
+            // A full agent not running yet: answered, nothing more.
+            None => ice_agent::Answer::default(),
         };
         let mut out = vec![ice::respond(pkt, src, creds, answer.conflict)];
         sync_roles(st, slot);

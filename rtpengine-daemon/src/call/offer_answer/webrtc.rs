@@ -188,7 +188,7 @@ pub(super) fn update_leg(m: &mut PartyMedia, id: &Arc<Identity>) -> Option<Arc<L
     // 8445 §6.1.1).
     let agent = match (&n.ice_peer, n.ice_lite, n.ice_answered) {
         (Some(p), false, true) => IcePlan::Full(p.clone(), p.lite || n.ice_offerer),
-        (Some(_), false, false) => IcePlan::Pending,
+        (Some(p), false, false) => IcePlan::Pending(p.clone()),
         _ => IcePlan::Lite,
     };
     let leg = m.webrtc.get_or_insert_with(|| Leg::new(id.clone()));
@@ -232,17 +232,15 @@ impl OfferAnswer {
             // A re-offer of the same association keeps the role: browsers
             // always re-offer actpass and refuse a role that flips (RFC
             // 8842 §5.3). The same association: its fingerprint, and its
-            // a=tls-id if it sends one (RFC 8842 §5.2), else no ICE
-            // restart.
-            let restart =
-                matches!((&neg.ice_peer, &theirs.ice), (Some(a), Some(b)) if a.ufrag != b.ufrag);
+            // a=tls-id if it sends one (RFC 8842 §5.2). An ICE restart
+            // alone keeps it (browsers keep DTLS across restartIce()).
             let same = neg
                 .dtls
                 .as_ref()
                 .filter(|d| {
                     let continued = match (&d.tls_id, &theirs.tls_id) {
                         (Some(a), Some(b)) => a == b,
-                        _ => !restart,
+                        _ => true,
                     };
                     d.remote.is_some() && d.remote == theirs.fingerprint && continued
                 })
