@@ -105,8 +105,13 @@ impl WebrtcPeer {
 }
 
 /// The plain-RTP side: sends PCMU (payload `byte`) to `to` every 20 ms for
-/// `secs` and returns the packets it received meanwhile.
+/// `secs` and returns the packets it received meanwhile. Each call is a new
+/// RTP source (its own SSRC, sequence numbers from 0): a source never
+/// restarts its sequence (RFC 3550), and SRTP made of it by the daemon
+/// would be replays under keys that are still in force.
 pub fn plain_side(sock: &UdpSocket, to: SocketAddr, byte: u8, secs: f64) -> Vec<Vec<u8>> {
+    static SOURCES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let ssrc = 0x5157_0000 + SOURCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let mut next = start;
     let mut got = Vec::new();
@@ -115,7 +120,7 @@ pub fn plain_side(sock: &UdpSocket, to: SocketAddr, byte: u8, secs: f64) -> Vec<
     while start.elapsed().as_secs_f64() < secs {
         let now = Instant::now();
         if now >= next {
-            let pkt = rtp(0, seq, 160 * u32::from(seq), 0x5157_0001, byte);
+            let pkt = rtp(0, seq, 160 * u32::from(seq), ssrc, byte);
             let _ = sock.send_to(&pkt, to);
             seq = seq.wrapping_add(1);
             next += Duration::from_millis(20);

@@ -4,6 +4,8 @@
 //! for a plain-RTP phone and applies the daemon's answer. A WebAudio tone
 //! goes out as PCMU and must reach the phone decrypted; the phone's tone
 //! must reach the browser (its getStats() counts packets and audio energy).
+//! Then the page restarts ICE (`restartIce()`, a re-INVITE through the
+//! daemon): DTLS must carry on and media with it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -100,7 +102,7 @@ fn chromium_to_plain_phone() {
     let phone = rig.socket(PHONE);
     let profile = scratch_dir("chromium-profile");
     let url = format!(
-        "http://127.0.0.1:8090/webrtc.html?ng=ws://{HTTP}/&call=chromium-1&phone={PHONE}&secs=4"
+        "http://127.0.0.1:8090/webrtc.html?ng=ws://{HTTP}/&call=chromium-1&phone={PHONE}&secs=4&restart=1"
     );
     let _browser = Browser(
         Command::new("ip")
@@ -156,6 +158,51 @@ fn chromium_to_plain_phone() {
             .is_some_and(|s| s.starts_with("SRTP_")),
         "{result}"
     );
+    check_tone(&got);
+
+    // ICE restart (restartIce() and a re-INVITE through the daemon): new
+    // ICE credentials from us, the same DTLS association (fingerprint,
+    // role, tls-id), and media goes on without a new handshake.
+    let restarted = wait("/restarted");
+    let to_browser2 = restarted["to_browser"].as_str().expect("to_browser");
+    let line = |sdp: &str, p: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with(p))
+            .map(|l| l.trim_end().to_owned())
+    };
+    assert_ne!(
+        line(to_browser2, "a=ice-ufrag:"),
+        line(to_browser, "a=ice-ufrag:"),
+        "{to_browser2}"
+    );
+    for same in ["a=fingerprint:", "a=setup:", "a=tls-id:"] {
+        assert_eq!(line(to_browser2, same), line(to_browser, same), "{same}");
+    }
+    let port2 = media_ports(restarted["to_phone"].as_str().expect("to_phone"))[0];
+    let got = plain_side(
+        &phone,
+        format!("203.0.113.1:{port2}").parse().unwrap(),
+        0x8f,
+        4.5,
+    );
+    let result2 = wait("/result2");
+    eprintln!(
+        "browser after the ICE restart: {result2}; phone got {} packets",
+        got.len()
+    );
+    assert_eq!(result2["state"], "connected", "{result2}");
+    assert_eq!(result2["dtls"], "connected", "{result2}");
+    assert_eq!(result2["srtp"], result["srtp"], "{result2}");
+    // The phone's second source (a new SSRC) reached the browser: most of
+    // its 4 s of packets.
+    assert_ne!(result2["ssrc"], result["ssrc"], "{result2}");
+    assert!(result2["received"].as_u64().unwrap_or(0) > 100, "{result2}");
+    assert!(result2["energy"].as_f64().unwrap_or(0.0) > 0.0, "{result2}");
+    check_tone(&got);
+}
+
+/// What the phone got is plain PCMU carrying the browser's tone.
+fn check_tone(got: &[Vec<u8>]) {
     // Plain PCMU (a 12-byte header and 20 ms of G.711), not SRTP (which
     // keeps a clear header but adds a tag and has random-looking bytes).
     let pcmu: Vec<&Vec<u8>> = got
