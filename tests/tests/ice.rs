@@ -154,7 +154,8 @@ fn ice_caller_controls_both_components() {
 
 /// A plain phone calls the ICE phone with `ICE=force`: we sent the offer,
 /// so we control and nominate (aioice is controlled and waits for our
-/// USE-CANDIDATE on both components). Then the ICE phone restarts ICE in a
+/// USE-CANDIDATE on both components), also after early media from another
+/// fork that answered without ICE. Then the ICE phone restarts ICE in a
 /// re-INVITE (new credentials, new ports, now controlling as the
 /// offerer): our credentials change and media follows it.
 #[test]
@@ -173,6 +174,9 @@ fn we_control_towards_an_ice_callee_and_follow_its_restart() {
         vec![("ICE", Value::str("force"))],
     );
     let ours = check_our_ice(&to_ice);
+    // Early media from another fork first, without ICE: the ICE fork's
+    // answer still finds the credentials we offered.
+    rig.answer("ice-2", "phone", "early", &plain_sdp(6038), Vec::new());
     let lines = ice.agent(2, false);
     let to_phone = rig.answer("ice-2", "phone", "ice", &ice_sdp(&lines), Vec::new());
     assert!(!to_phone.contains("a=ice-"), "{to_phone}");
@@ -213,7 +217,7 @@ fn trickled_candidates_are_checked() {
     require_root();
     let rig = Rig::new("ice-trickle", &[]);
     let candidate = rig.socket(&format!("{ICE_PHONE}:6040"));
-    let pwd = "trickletrickletrickle1";
+    let pwd = "trickletrickletrickle12";
     let offer = format!(
         "v=0\no=- 1 1 IN IP4 {ICE_PHONE}\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\nc=IN IP4 0.0.0.0\n\
          a=mid:0\na=ice-ufrag:trk1\na=ice-pwd:{pwd}\na=ice-options:trickle\na=rtcp-mux\na=sendrecv\n"

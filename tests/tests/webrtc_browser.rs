@@ -192,6 +192,12 @@ fn chromium_to_plain_phone() {
     );
     assert_eq!(result2["state"], "connected", "{result2}");
     assert_eq!(result2["dtls"], "connected", "{result2}");
+    // Chromium moved to a pair of the new ICE generation (the old one
+    // would still work for 30 s: the old credentials are still answered).
+    assert!(
+        result2["pair_changes"].as_u64() > result["pair_changes"].as_u64(),
+        "{result2}"
+    );
     assert_eq!(result2["srtp"], result["srtp"], "{result2}");
     // The phone's second source (a new SSRC) reached the browser: most of
     // its 4 s of packets.

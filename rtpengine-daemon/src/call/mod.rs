@@ -155,6 +155,9 @@ pub struct Negotiated {
     pub tls_id: Option<String>,
     /// Our ICE credentials towards it: ICE runs on its ports.
     pub ice: Option<crate::relay::ice::Credentials>,
+    /// Our ICE credentials in the latest offer to it (an answer with ICE
+    /// uses them even after an answer without: early media, forks).
+    pub ice_sent: Option<crate::relay::ice::Credentials>,
     /// Its ICE credentials and candidates (a new ufrag is an ICE restart:
     /// ours change too).
     pub ice_peer: Option<crate::relay::ice_agent::Peer>,

@@ -31,6 +31,10 @@ pub const MAX_TRIES: u8 = 7;
 pub const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
 /// Consent lost after this long without a response (RFC 7675 §5.1).
 pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// New checks an agent starts per turn of the timer (RFC 8445 §14 paces
+/// them; triggered checks are not counted): a burst of new calls does not
+/// become a burst of checks.
+pub const CHECKS_PER_TURN: usize = 4;
 
 /// What the peer's SDP says about its ICE.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,16 +54,27 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The peer from its SDP's ICE lines; `None` without credentials.
+    /// The peer from its SDP's ICE lines; `None` without credentials, or
+    /// with credentials outside RFC 8839's sizes (ufrag 4–256, password
+    /// 22–256 characters: a longer one would not fit a STUN USERNAME).
     pub fn from_sdp<'a>(
         ufrag: Option<&'a str>,
         pwd: Option<&'a str>,
         candidates: impl Iterator<Item = &'a str> + Clone,
         lite: bool,
     ) -> Option<Peer> {
+        let (ufrag, pwd) = (ufrag?, pwd?);
+        if !(4..=256).contains(&ufrag.len()) || !(22..=256).contains(&pwd.len()) {
+            tracing::warn!(
+                ufrag_len = ufrag.len(),
+                pwd_len = pwd.len(),
+                "ICE credentials of an invalid size: no ICE with this party"
+            );
+            return None;
+        }
         Some(Peer {
-            ufrag: ufrag?.to_owned(),
-            pwd: pwd?.to_owned(),
+            ufrag: ufrag.to_owned(),
+            pwd: pwd.to_owned(),
             candidates: of_component(candidates.clone(), "1"),
             rtcp_candidates: of_component(candidates, "2"),
             lite,
@@ -284,11 +299,17 @@ impl Agent {
         )
     }
 
-    /// Starts (or restarts) a check of pair `i`; returns its datagram.
+    /// Starts (or restarts) a check of pair `i`; returns its datagram
+    /// (empty, and the pair failed, if no request could be made of our
+    /// credentials).
     fn start(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
         let nominate = self.controlling;
         let tid = TransactionId::generate();
         let bytes = self.request(ours, nominate, tid);
+        if bytes.is_empty() {
+            self.pairs[i].state = State::Failed;
+            return bytes;
+        }
         self.pairs[i].state = State::InProgress {
             tid,
             nominate,
@@ -350,7 +371,8 @@ impl Agent {
             None => return Answer::default(),
         };
         let triggered = matches!(self.pairs[i].state, State::Waiting | State::Failed)
-            .then(|| self.start(i, ours, now));
+            .then(|| self.start(i, ours, now))
+            .filter(|b| !b.is_empty());
         let mut selected = false;
         if check.nominated && !self.controlling {
             self.pairs[i].peer_nominated = true;
@@ -451,6 +473,7 @@ impl Agent {
     /// `local`: our candidate, whose address family the peer's must share.
     pub fn poll(&mut self, ours: &Credentials, local: SocketAddr, now: Instant) -> Poll {
         let mut poll = Poll::default();
+        let mut started = 0;
         for i in 0..self.pairs.len() {
             let p = &mut self.pairs[i];
             if p.remote.is_ipv4() != local.is_ipv4() {
@@ -469,10 +492,13 @@ impl Agent {
                         poll.out.push((p.remote, bytes.clone()));
                     }
                 }
-                State::Waiting if self.selected.is_none() => {
+                State::Waiting if self.selected.is_none() && started < CHECKS_PER_TURN => {
                     let remote = p.remote;
                     let bytes = self.start(i, ours, now);
-                    poll.out.push((remote, bytes));
+                    if !bytes.is_empty() {
+                        poll.out.push((remote, bytes));
+                    }
+                    started += 1;
                 }
                 _ => {}
             }
@@ -537,7 +563,8 @@ mod tests {
             "5 1 udp 2122260223 0b7c2a0e-1b4f.local 54321 typ host",
             "bogus",
         ];
-        let p = Peer::from_sdp(Some("u"), Some("p"), lines.into_iter(), false).unwrap();
+        let (u, pw) = (Some("ufrg"), Some("password-of-22-chars.."));
+        let p = Peer::from_sdp(u, pw, lines.into_iter(), false).unwrap();
         assert_eq!(
             p.candidates,
             vec![
@@ -549,11 +576,16 @@ mod tests {
             p.of(2),
             [("198.51.100.1:5001".parse().unwrap(), 2130706430)]
         );
-        assert!(Peer::from_sdp(Some("u"), None, lines.into_iter(), false).is_none());
+        assert!(Peer::from_sdp(u, None, lines.into_iter(), false).is_none());
+        // Credentials of a size RFC 8839 does not allow: no ICE.
+        assert!(Peer::from_sdp(Some("abc"), pw, lines.into_iter(), false).is_none());
+        let long = "u".repeat(257);
+        assert!(Peer::from_sdp(Some(&long), pw, lines.into_iter(), false).is_none());
+        assert!(Peer::from_sdp(u, Some("short"), lines.into_iter(), false).is_none());
         let many: Vec<String> = (0..40)
             .map(|i| format!("{i} 1 UDP {i} 198.51.100.1 {} typ host", 5000 + i))
             .collect();
-        let p = Peer::from_sdp(Some("u"), Some("p"), many.iter().map(String::as_str), false);
+        let p = Peer::from_sdp(u, pw, many.iter().map(String::as_str), false);
         assert_eq!(p.unwrap().candidates.len(), MAX_CANDIDATES);
     }
 

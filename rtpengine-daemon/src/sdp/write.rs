@@ -200,6 +200,7 @@ pub fn write(session: &Session, s: &SessionOut, media: &[MediaOut]) -> Vec<u8> {
         }
         attr_line(&mut out, a);
     }
+    // One choice per party (signalling keeps its sections alike).
     if media.iter().any(|m| m.ice.as_ref().is_some_and(|i| i.lite)) {
         out.push_str("a=ice-lite\r\n");
     }

@@ -15,9 +15,10 @@
 //! (RFC 8445, as upstream's default: it checks the party's candidates,
 //! controls when it sent the offer or the party is lite, and keeps
 //! consent), or a lite one with `ICE-lite` (then `a=ice-lite`, and only the
-//! party's checks are answered). ICE runs with a party whose SDP had it
-//! (`ICE=default`; a DTLS-terminated party always gets it) or with any
-//! party (`ICE=force`), not at all with `ICE=remove`.
+//! party's checks are answered). A receiver gets ICE when the offer had
+//! ICE (`ICE=default`; a DTLS-terminated party always gets it), any
+//! receiver with `ICE=force`, none with `ICE=remove`; an answer keeps what
+//! its offer decided.
 
 use super::{OfferAnswer, Side};
 use std::sync::Arc;
@@ -37,7 +38,8 @@ pub fn is_dtls(protocol: &str) -> bool {
 /// The `ICE` option.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum IceMode {
-    /// No `ICE` given: ICE for WebRTC parties that announced it.
+    /// No `ICE` given: ICE towards the receiver when the offer had ICE (a
+    /// DTLS-terminated receiver always), as upstream.
     #[default]
     Default,
     /// `ICE=remove`: no ICE towards the receiver.
@@ -216,13 +218,19 @@ impl OfferAnswer {
         let sender_ice = theirs.ice.is_some();
         let terminated = sender_dtls && !receiver_dtls;
         if self.side == Side::Offer {
+            // Lite or full is one choice per party (`a=ice-lite` is
+            // session-level): a section without its own choice yet takes
+            // the party's.
             let lite = o.lite.map(Lite::sides);
+            let party_lite =
+                |p: usize| call.parties[p].medias.iter().any(|m| m.negotiated.ice_lite);
+            let (snd_lite, rcv_lite) = (party_lite(snd), party_lite(rcv));
             let neg = &mut call.parties[snd].medias[i].negotiated;
             neg.ice_offerer = false;
-            neg.ice_lite = lite.map_or(neg.ice_lite, |l| l.0);
+            neg.ice_lite = lite.map_or(snd_lite, |l| l.0);
             let neg = &mut call.parties[rcv].medias[i].negotiated;
             neg.ice_offerer = true;
-            neg.ice_lite = lite.map_or(neg.ice_lite, |l| l.1);
+            neg.ice_lite = lite.map_or(rcv_lite, |l| l.1);
         }
         for p in [snd, rcv] {
             call.parties[p].medias[i].negotiated.ice_answered = self.side == Side::Answer;
@@ -285,9 +293,13 @@ impl OfferAnswer {
         match (theirs.ice, self.side) {
             // Its offer: ours are new if it restarts ICE.
             (Some(p), Side::Offer) => ice_for(neg, Some(p)),
-            // Its answer: it has ours from our offer. Without them (we
-            // offered none) there is no ICE with it.
-            (Some(p), Side::Answer) if neg.ice.is_some() => neg.ice_peer = Some(p),
+            // Its answer: it has ours from our offer (also after an
+            // earlier answer without ICE: early media, another fork).
+            // Without them (we offered none) there is no ICE with it.
+            (Some(p), Side::Answer) if neg.ice_sent.is_some() => {
+                neg.ice = neg.ice_sent.clone();
+                neg.ice_peer = Some(p);
+            }
             _ => clear_ice(neg),
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
@@ -355,6 +367,11 @@ impl OfferAnswer {
                 clear_ice(neg);
                 neg.ice_trickle = false;
             }
+        }
+        // What the latest offer to it carried (its answer may come after
+        // another answer without ICE).
+        if self.side == Side::Offer {
+            neg.ice_sent = neg.ice.clone();
         }
     }
 }
