@@ -21,11 +21,11 @@ Only the address given on the command line is used for host candidates
 """
 
 import asyncio
-import json
 import sys
 
 import aioice.ice
 from aioice import Candidate, Connection
+from line_peer import serve
 
 ADDRESS = sys.argv[1]
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [ADDRESS]
@@ -48,6 +48,10 @@ class CountingConnection(Connection):
 class Peer:
     def __init__(self):
         self.conn = None
+
+    async def close(self):
+        if self.conn is not None:
+            await self.conn.close()
 
     async def handle(self, msg):
         if "start" in msg:
@@ -103,23 +107,4 @@ class Peer:
         return {"error": f"unknown message {msg}"}
 
 
-async def main():
-    peer = Peer()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        try:
-            reply = await peer.handle(json.loads(line))
-        except Exception as e:  # reported to the test, which fails with it
-            reply = {"error": repr(e)}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-    if peer.conn is not None:
-        await peer.conn.close()
-
-
-asyncio.run(main())
+asyncio.run(serve(Peer))

@@ -19,7 +19,6 @@ Only the address given on the command line is used for host candidates
 
 import asyncio
 import fractions
-import json
 import sys
 
 import array
@@ -28,6 +27,7 @@ import aioice.ice
 import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from line_peer import serve
 
 ADDRESS = sys.argv[1]
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [ADDRESS]
@@ -83,6 +83,9 @@ class Peer:
 
         asyncio.ensure_future(consume())
 
+    async def close(self):
+        await self.pc.close()
+
     async def handle(self, msg):
         if "offer" in msg:
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -112,22 +115,4 @@ class Peer:
         return {"error": f"unknown message {msg}"}
 
 
-async def main():
-    peer = Peer()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        try:
-            reply = await peer.handle(json.loads(line))
-        except Exception as e:  # reported to the test, which fails with it
-            reply = {"error": repr(e)}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-    await peer.pc.close()
-
-
-asyncio.run(main())
+asyncio.run(serve(Peer))

@@ -52,13 +52,7 @@ impl WebrtcPeer {
     }
 
     fn reply(&mut self) -> Json {
-        let line = self.0.reply();
-        let v: Json =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer reply {line:?}: {e}"));
-        if let Some(e) = v.get("error") {
-            panic!("aiortc: {e}");
-        }
-        v
+        parse_reply(&self.0.reply(), "aiortc")
     }
 
     fn sdp(&mut self, msg: Json) -> String {
@@ -102,6 +96,16 @@ impl WebrtcPeer {
             state: v["state"].as_str().unwrap_or_default().to_owned(),
         }
     }
+}
+
+/// A Python peer's reply line (`tests/python/line_peer.py`); panics with
+/// the error it reports.
+fn parse_reply(line: &str, who: &str) -> Json {
+    let v: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("peer reply {line:?}: {e}"));
+    if let Some(e) = v.get("error") {
+        panic!("{who}: {e}");
+    }
+    v
 }
 
 /// The plain-RTP side: sends PCMU (payload `byte`) to `to` every 20 ms for
@@ -212,13 +216,7 @@ impl IcePeer {
     }
 
     fn ask(&mut self, msg: Json) -> Json {
-        let line = self.0.ask(&msg.to_string());
-        let v: Json =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer reply {line:?}: {e}"));
-        if let Some(e) = v.get("error") {
-            panic!("aioice: {e}");
-        }
-        v
+        parse_reply(&self.0.ask(&msg.to_string()), "aioice")
     }
 
     /// A new agent (a second one is an ICE restart: new credentials and
