@@ -350,3 +350,96 @@ fn media_stops_when_consent_expires() {
         "the last packet to the silent phone at {last:?}"
     );
 }
+
+/// The second ICE phone's address (for the passthrough cases).
+const ICE_PHONE_B: &str = "198.51.100.6";
+
+/// An SDP for an ICE phone that muxes RTCP (one component), with its
+/// credentials but none of its candidates: the phones can only reach each
+/// other through the candidate the daemon adds.
+fn ice_sdp_without_candidates(address: &str, ice: &IceLines) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 {address}\ns=-\nt=0 0\nm=audio {} RTP/AVP 0\nc=IN IP4 {address}\n\
+         a=rtcp-mux\na=sendrecv\na=ice-ufrag:{}\na=ice-pwd:{}\n",
+        ice.port(1),
+        ice.ufrag,
+        ice.pwd
+    )
+}
+
+/// `ICE=optional` and `ICE=force-relay` between two ICE phones (upstream's
+/// passthrough): each phone gets the other's credentials with the daemon
+/// added as a candidate (host, or relay with c=/m= left alone), no agent
+/// runs here, and the phones' own checks are relayed end to end: they
+/// select the daemon's ports and media flows both ways. An agent here
+/// would answer the checks itself (they carry the other phone's
+/// credentials) and no pair would be selected.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn passthrough_modes_relay_the_phones_own_checks() {
+    require_root();
+    let rig = Rig::new("ice-pass", &[]);
+    for (n, mode) in ["optional", "force-relay"].into_iter().enumerate() {
+        let mut a = IcePeer::start(&rig.ns, ICE_PHONE);
+        let mut b = IcePeer::start(&rig.ns, ICE_PHONE_B);
+        let (la, lb) = (a.agent(1, true), b.agent(1, false));
+        let call = format!("ice-pass-{n}");
+        let ice = || ("ICE", Value::str(mode));
+        let to_b = rig.offer(
+            &call,
+            "a",
+            &ice_sdp_without_candidates(ICE_PHONE, &la),
+            vec![ice()],
+        );
+        let to_a = rig.answer(
+            &call,
+            "a",
+            "b",
+            &ice_sdp_without_candidates(ICE_PHONE_B, &lb),
+            vec![ice()],
+        );
+        let (for_b, for_a) = (IceLines::from_sdp(&to_b), IceLines::from_sdp(&to_a));
+        assert_eq!((&for_b.ufrag, &for_b.pwd), (&la.ufrag, &la.pwd), "{to_b}");
+        assert_eq!((&for_a.ufrag, &for_a.pwd), (&lb.ufrag, &lb.pwd), "{to_a}");
+        let kind = if mode == "optional" {
+            " typ host"
+        } else {
+            " typ relay raddr "
+        };
+        for (sdp, lines, sender) in [(&to_b, &for_b, &la), (&to_a, &for_a, &lb)] {
+            // Ours only (component 2 too in the offer: RTCP has its own
+            // port until the answer muxes it).
+            assert!(!lines.candidates.is_empty(), "{sdp}");
+            assert!(lines.candidates.iter().all(|c| c.contains(kind)), "{sdp}");
+            // force-relay leaves c= and m= to the sender.
+            let own = media_ports(sdp)[0] == sender.port(1);
+            assert_eq!(own, mode == "force-relay", "{sdp}");
+        }
+        let (pa, pb) = (daemon(for_a.port(1)), daemon(for_b.port(1)));
+        let (da, db) = std::thread::scope(|s| {
+            let ha = s.spawn(|| a.connect(&for_a));
+            let hb = s.spawn(|| b.connect(&for_b));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        assert_eq!(da.selected.get(&1), Some(&pa), "{mode}: {da:?}");
+        assert_eq!(db.selected.get(&1), Some(&pb), "{mode}: {db:?}");
+        // Each phone was checked by the other, through us.
+        assert!(da.checks.get(&1).is_some_and(|&c| c > 0), "{mode}: {da:?}");
+        assert!(db.checks.get(&1).is_some_and(|&c| c > 0), "{mode}: {db:?}");
+        let (from_a, from_b) = (rtp(0, 1, 160, 0xa, 0x11), rtp(0, 1, 160, 0xb, 0x22));
+        let (got_a, got_b) = std::thread::scope(|s| {
+            let ha = s.spawn(|| a.exchange(&[(1, &from_a, 30)], 1.0));
+            let hb = s.spawn(|| b.exchange(&[(1, &from_b, 30)], 1.0));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let count = |got: &std::collections::BTreeMap<u8, Vec<Vec<u8>>>, byte: u8| {
+            got.get(&1).map_or(0, |l| {
+                l.iter()
+                    .filter(|p| p.len() > 12 && p[12..].iter().all(|&x| x == byte))
+                    .count()
+            })
+        };
+        assert!(count(&got_b, 0x11) > 20, "{mode}: A's media reached B");
+        assert!(count(&got_a, 0x22) > 20, "{mode}: B's media reached A");
+    }
+}

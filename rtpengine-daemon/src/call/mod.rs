@@ -171,6 +171,14 @@ pub struct Negotiated {
     /// The latest offer to or from it is answered: both sides know each
     /// other's credentials, so our checks may start.
     pub ice_answered: bool,
+    /// `ICE=optional`/`force-relay` between two ICE parties (upstream's
+    /// passthrough, set on both): no agent here; the SDP written to it
+    /// carries the other party's ICE lines with ours added, and checks
+    /// are relayed as media. Decided by offers, kept by answers with ICE.
+    pub ice_passthrough: bool,
+    /// `ICE=force-relay` in the latest request writing to it: our
+    /// candidates are `relay` ones and `c=`/`m=` stay the sender's.
+    pub ice_relay: bool,
     /// The `a=mid` of its own latest SDP: the answer to it carries it
     /// back when the answerer wrote none (RFC 8843 wants it there).
     pub mid: Option<String>,

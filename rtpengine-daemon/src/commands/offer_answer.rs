@@ -327,6 +327,8 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
             "remove" => o.ice = IceMode::Remove,
             "force" => o.ice = IceMode::Force,
             "default" => o.ice = IceMode::Default,
+            "optional" => o.ice = IceMode::Optional,
+            "force-relay" => o.ice = IceMode::ForceRelay,
             "lite" => o.lite = Some(Lite::Forward),
             "trickle" => o.trickle = true,
             "no-lite" => o.lite = Some(Lite::Off),

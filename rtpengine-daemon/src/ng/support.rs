@@ -199,6 +199,8 @@ const VALUES: &[(&str, &[&str])] = &[
             "remove",
             "default",
             "force",
+            "optional",
+            "force-relay",
             "lite",
             "no-lite",
             "lite-no",

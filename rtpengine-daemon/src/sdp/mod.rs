@@ -15,7 +15,7 @@ mod write;
 
 pub use fragment::{parse_fragment, FragmentError, FragmentSection};
 pub use parse::{parse, SdpError};
-pub use write::{write, IceOut, MediaOut, RtcpOut, SessionOut};
+pub use write::{write, IceLines, IceOut, MediaOut, RtcpOut, SessionOut};
 
 use std::net::IpAddr;
 

@@ -59,22 +59,78 @@ pub struct MediaOut {
 /// Our ICE lines for one media section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceOut {
-    /// `a=ice-ufrag`.
-    pub ufrag: String,
-    /// `a=ice-pwd`.
-    pub pwd: String,
-    /// Host candidates: component (1 RTP, 2 RTCP), address, port.
+    /// Whose credentials the section carries.
+    pub lines: IceLines,
+    /// Our candidates: component (1 RTP, 2 RTCP), address, port.
     pub candidates: Vec<(u8, IpAddr, u16)>,
-    /// We are an ICE-lite agent towards the receiver (`a=ice-lite`).
+    /// Our candidates are of type `relay` (`ICE=force-relay`), else `host`.
+    pub relay: bool,
+    /// `a=ice-lite`: we are an ICE-lite agent towards the receiver, or
+    /// (with [`IceLines::Theirs`]) the sender is one.
     pub lite: bool,
     /// We take trickled candidates (`a=ice-options:trickle`).
     pub trickle: bool,
 }
 
-/// A host candidate's priority (RFC 8445 §5.1.2.1: type preference 126,
-/// local preference 65535).
-fn priority(component: u8) -> u32 {
-    (126 << 24) | (65535 << 8) | (256 - u32::from(component))
+/// Whose ICE a section written with ICE carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceLines {
+    /// Ours: ICE ends here, with these credentials.
+    Ours {
+        /// `a=ice-ufrag`.
+        ufrag: String,
+        /// `a=ice-pwd`.
+        pwd: String,
+    },
+    /// The sender's (`ICE=optional`/`force-relay` between two ICE parties,
+    /// as upstream's passthrough): its credentials and candidates pass
+    /// (`relay` ones not with `force-relay`) and ours join them at a lower
+    /// priority; the parties check each other end to end.
+    Theirs,
+}
+
+/// A candidate's priority (RFC 8445 §5.1.2.1).
+fn priority(type_pref: u32, local_pref: u32, component: u8) -> u32 {
+    (type_pref << 24) | (local_pref << 8) | (256 - u32::from(component))
+}
+
+/// RFC 8445's recommended type preferences.
+const HOST_PREF: u32 = 126;
+const RELAY_PREF: u32 = 0;
+
+/// One `a=candidate` value's component, priority and type.
+fn candidate_fields(v: &str) -> Option<(&str, u32, &str)> {
+    let f: Vec<&str> = v.split_ascii_whitespace().collect();
+    match f.as_slice() {
+        [_, component, _, prio, _, _, "typ", kind, ..] => {
+            Some((component, prio.parse().ok()?, kind))
+        }
+        _ => None,
+    }
+}
+
+/// The type and local preference of our candidates among the sender's
+/// (passthrough): one type preference below its lowest candidate of our
+/// type on component 1, local preference 0. That is upstream's value when
+/// the sender uses the usual local preference (65535: a host candidate
+/// gets 2097152255); with any other, upstream's ends up above the
+/// sender's candidate, ours always below it ("a low-priority candidate").
+/// Without such a candidate, the type's preference and 65535.
+fn below_theirs(theirs: &[&str], relay: bool) -> (u32, u32) {
+    let (kind, pref) = if relay {
+        ("relay", RELAY_PREF)
+    } else {
+        ("host", HOST_PREF)
+    };
+    theirs
+        .iter()
+        .filter_map(|v| candidate_fields(v))
+        .filter(|&(component, _, k)| component == "1" && k == kind)
+        .map(|(_, prio, _)| prio)
+        .min()
+        .map_or((pref, 65535), |lowest| {
+            ((lowest >> 24).saturating_sub(1), 0)
+        })
 }
 
 /// A candidate's foundation: 16 alphanumerics standing for the address
@@ -98,24 +154,67 @@ fn foundation(addr: IpAddr) -> String {
         .collect()
 }
 
-fn write_ice(out: &mut String, ice: &IceOut) {
-    let _ = write!(
-        out,
-        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
-        ice.ufrag, ice.pwd
-    );
-    if ice.trickle {
-        out.push_str("a=ice-options:trickle\r\n");
-    }
+fn write_ice(out: &mut String, ice: &IceOut, m: &Media, session: &[Attribute]) {
+    let mut theirs_end = false;
+    let (type_pref, local_pref) = match &ice.lines {
+        IceLines::Ours { ufrag, pwd } => {
+            let _ = write!(out, "a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
+            if ice.trickle {
+                out.push_str("a=ice-options:trickle\r\n");
+            }
+            (if ice.relay { RELAY_PREF } else { HOST_PREF }, 65535)
+        }
+        IceLines::Theirs => {
+            // The section's own lines, else the session's (written here:
+            // session-level ICE lines are not passed).
+            let own = |name: &str| {
+                m.attributes
+                    .iter()
+                    .find(|a| a.name == name)
+                    .or_else(|| session.iter().find(|a| a.name == name))
+            };
+            for name in ["ice-ufrag", "ice-pwd", "ice-options", "ice-pacing"] {
+                if let Some(a) = own(name) {
+                    attr_line(out, a);
+                }
+            }
+            let candidates: Vec<&str> = m
+                .attributes
+                .iter()
+                .filter(|a| a.name == "candidate")
+                .filter_map(|a| a.value.as_deref())
+                .collect();
+            let passed = candidates
+                .iter()
+                .filter(|v| !ice.relay || candidate_fields(v).is_none_or(|(_, _, k)| k != "relay"));
+            for c in passed {
+                let _ = write!(out, "a=candidate:{c}\r\n");
+            }
+            theirs_end = m.attributes.iter().any(|a| a.name == "end-of-candidates");
+            // Below the sender's relay candidates too, though they are
+            // left out (as upstream).
+            below_theirs(&candidates, ice.relay)
+        }
+    };
     for &(component, addr, port) in &ice.candidates {
         let _ = write!(
             out,
-            "a=candidate:{} {component} UDP {} {addr} {port} typ host\r\n",
+            "a=candidate:{} {component} UDP {} {addr} {port} typ ",
             foundation(addr),
-            priority(component)
+            priority(type_pref, local_pref, component)
         );
+        match ice.relay {
+            // RFC 8839 §5.1: raddr/rport on every other type; ours is its
+            // own base.
+            true => {
+                let _ = write!(out, "relay raddr {addr} rport {port}\r\n");
+            }
+            false => out.push_str("host\r\n"),
+        }
     }
-    out.push_str("a=end-of-candidates\r\n");
+    if theirs_end || matches!(ice.lines, IceLines::Ours { .. }) {
+        out.push_str("a=end-of-candidates\r\n");
+    }
 }
 
 const ICE: &[&str] = &[
@@ -205,12 +304,12 @@ pub fn write(session: &Session, s: &SessionOut, media: &[MediaOut]) -> Vec<u8> {
         out.push_str("a=ice-lite\r\n");
     }
     for (m, mo) in session.media.iter().zip(media) {
-        write_media(&mut out, m, mo);
+        write_media(&mut out, m, mo, &session.attributes);
     }
     out.into_bytes()
 }
 
-fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
+fn write_media(out: &mut String, m: &Media, mo: &MediaOut, session: &[Attribute]) {
     let _ = write!(out, "m={} {}", m.kind, mo.port);
     if let Some(c) = m.port_count.filter(|_| mo.port != 0) {
         let _ = write!(out, "/{c}");
@@ -292,7 +391,7 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut) {
         }
     }
     if let Some(ice) = &mo.ice {
-        write_ice(out, ice);
+        write_ice(out, ice, m, session);
     }
 }
 
@@ -472,5 +571,91 @@ mod tests {
             "v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\nc=IN IP6 ::\r\n\
              m=video 30000 RTP/AVP 96\r\nc=IN IP6 2001:db8::9\r\na=sendrecv\r\na=rtcp:30000 IN IP6 2001:db8::9\r\na=rtcp-mux\r\n"
         );
+    }
+
+    fn ice_lines(s: &Session, relay: bool) -> String {
+        let so = SessionOut {
+            origin: s.origin.clone(),
+            name: s.name.clone(),
+        };
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let mo = MediaOut {
+            port: 30000,
+            address: a,
+            direction: Direction::SendRecv,
+            rtcp: RtcpOut::None,
+            rtcp_mux: true,
+            passthrough: false,
+            ice: Some(IceOut {
+                lines: IceLines::Theirs,
+                candidates: vec![(1, a, 30000)],
+                relay,
+                lite: false,
+                trickle: false,
+            }),
+        };
+        let out = String::from_utf8(write(s, &so, &[mo])).unwrap();
+        out.lines()
+            .filter(|l| l.starts_with("a=ice") || l.contains("candidate"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `ICE=optional`/`force-relay` between ICE parties: the sender's lines
+    /// (session-level credentials written in the section) and ours below
+    /// its candidates, at upstream's priorities (checked against 10.5).
+    #[test]
+    fn passthrough_ice_keeps_the_senders_lines() {
+        let s = parse(
+            b"v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\n\
+              a=ice-pwd:0123456789012345678901234\r\nm=audio 41000 RTP/AVP 0\r\nc=IN IP4 192.0.2.1\r\n\
+              a=candidate:1 1 UDP 2130706431 192.0.2.1 41000 typ host\r\n\
+              a=candidate:2 1 UDP 16777215 198.51.100.7 40000 typ relay raddr 192.0.2.1 rport 41000\r\n\
+              a=end-of-candidates\r\n",
+        )
+        .unwrap();
+        let ours = format!(
+            "a=candidate:{} 1 UDP",
+            foundation("203.0.113.1".parse().unwrap())
+        );
+        assert_eq!(
+            ice_lines(&s, false),
+            format!(
+                "a=ice-ufrag:abcd\na=ice-pwd:0123456789012345678901234\n\
+                 a=candidate:1 1 UDP 2130706431 192.0.2.1 41000 typ host\n\
+                 a=candidate:2 1 UDP 16777215 198.51.100.7 40000 typ relay raddr 192.0.2.1 rport 41000\n\
+                 {ours} 2097152255 203.0.113.1 30000 typ host\na=end-of-candidates"
+            )
+        );
+        // force-relay: its relay candidate goes; ours is below it anyway.
+        assert_eq!(
+            ice_lines(&s, true),
+            format!(
+                "a=ice-ufrag:abcd\na=ice-pwd:0123456789012345678901234\n\
+                 a=candidate:1 1 UDP 2130706431 192.0.2.1 41000 typ host\n\
+                 {ours} 255 203.0.113.1 30000 typ relay raddr 203.0.113.1 rport 30000\n\
+                 a=end-of-candidates"
+            )
+        );
+    }
+
+    /// Ours stay below the sender's lowest candidate of our type, also
+    /// where upstream's rule would put them above it.
+    #[test]
+    fn passthrough_priority_below_the_senders() {
+        assert_eq!(below_theirs(&[], false), (HOST_PREF, 65535));
+        assert_eq!(below_theirs(&[], true), (RELAY_PREF, 65535));
+        let host = |p: u32| format!("1 1 UDP {p} 192.0.2.1 4000 typ host");
+        let (a, b) = (host(priority(126, 65535, 1)), host(priority(110, 1000, 1)));
+        assert_eq!(below_theirs(&[a.as_str(), b.as_str()], false), (109, 0));
+        // Component 2 and other types do not count.
+        let rtcp = format!("1 2 UDP {} 192.0.2.1 4001 typ host", priority(5, 0, 2));
+        assert_eq!(below_theirs(&[a.as_str(), rtcp.as_str()], false), (125, 0));
+        assert_eq!(below_theirs(&[a.as_str()], true), (RELAY_PREF, 65535));
+        let relay = format!(
+            "1 1 UDP {} 192.0.2.1 4000 typ relay raddr 192.0.2.1 rport 4000",
+            priority(0, 7, 1)
+        );
+        assert_eq!(below_theirs(&[relay.as_str()], true), (0, 0));
     }
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::{OfferAnswer, Side};
 use crate::call::{Call, SdpOutState};
 use crate::sdp::{
-    self, attr_ops, Direction, IceOut, MediaOut, Origin, RtcpOut, Session, SessionOut,
+    self, attr_ops, Direction, IceLines, IceOut, MediaOut, Origin, RtcpOut, Session, SessionOut,
 };
 
 impl OfferAnswer {
@@ -94,17 +94,36 @@ impl OfferAnswer {
             };
             // ICE names our real address even on hold (as upstream): the
             // RTP port, and the RTCP port unless RTCP goes on the RTP port.
-            let ice = rmedia.negotiated.ice.as_ref().map(|c| IceOut {
-                ufrag: c.ufrag.clone(),
-                pwd: c.pwd.clone(),
+            let n = &rmedia.negotiated;
+            let lines = match (&n.ice, n.ice_passthrough) {
+                (_, true) => Some(IceLines::Theirs),
+                (Some(c), false) => Some(IceLines::Ours {
+                    ufrag: c.ufrag.clone(),
+                    pwd: c.pwd.clone(),
+                }),
+                (None, false) => None,
+            };
+            let ice = lines.map(|lines| IceOut {
+                // The sender's lite-ness passes with its lines.
+                lite: match lines {
+                    IceLines::Theirs => sdp.attr("ice-lite").is_some(),
+                    IceLines::Ours { .. } => n.ice_lite,
+                },
+                lines,
                 candidates: [(1, port), (2, rtcp_port)]
                     .into_iter()
                     .filter(|&(comp, p)| comp == 1 || p != port)
                     .map(|(comp, p)| (comp, sockets.advertised, p))
                     .collect(),
-                lite: rmedia.negotiated.ice_lite,
-                trickle: rmedia.negotiated.ice_trickle,
+                relay: n.ice_relay,
+                trickle: n.ice_trickle,
             });
+            // `ICE=force-relay`: we are only a candidate; `c=`, `m=` and
+            // the RTCP port stay the sender's (as upstream).
+            let (port, address, rtcp) = match n.ice_relay {
+                true => (m.port, m.address(sdp).unwrap_or(address), RtcpOut::None),
+                false => (port, address, rtcp),
+            };
             media_out.push(MediaOut {
                 port,
                 address,

@@ -46,6 +46,14 @@ pub enum IceMode {
     Remove,
     /// `ICE=force`: ICE towards the receiver in any case.
     Force,
+    /// `ICE=optional`: as `force` when the sender has no ICE; else the
+    /// receiver gets the sender's ICE with us added as a low-priority host
+    /// candidate, and the parties check each other (through us or not).
+    Optional,
+    /// `ICE=force-relay`: as `optional`, but we are a `relay` candidate
+    /// (the sender's relay candidates are left out) and `c=`/`m=` stay the
+    /// sender's.
+    ForceRelay,
 }
 
 /// `ICE-lite` (or `lite-…` in the `ICE` list): towards whom we are an
@@ -217,6 +225,28 @@ impl OfferAnswer {
         let theirs = announced(m, session);
         let sender_ice = theirs.ice.is_some();
         let terminated = sender_dtls && !receiver_dtls;
+        let receiver_terminated = receiver_dtls && !sender_dtls;
+        let mut mode = o.ice;
+        if matches!(mode, IceMode::Optional | IceMode::ForceRelay)
+            && (terminated || receiver_terminated)
+        {
+            // DTLS ends here, so media must: so does ICE. (Upstream passes
+            // ICE and DTLS through then, and the call has no media.)
+            tracing::warn!(
+                media = i,
+                "ICE={mode:?} with DTLS-SRTP terminated here: ICE is terminated too"
+            );
+            mode = IceMode::Force;
+        }
+        // Passthrough: decided by an offer, kept by an answer that has ICE.
+        let passthrough = match self.side {
+            Side::Offer => sender_ice && matches!(mode, IceMode::Optional | IceMode::ForceRelay),
+            Side::Answer => sender_ice && call.parties[snd].medias[i].negotiated.ice_passthrough,
+        };
+        for p in [snd, rcv] {
+            call.parties[p].medias[i].negotiated.ice_passthrough = passthrough;
+        }
+        call.parties[rcv].medias[i].negotiated.ice_relay = mode == IceMode::ForceRelay;
         if self.side == Side::Offer {
             // Lite or full is one choice per party (`a=ice-lite` is
             // session-level): a section without its own choice yet takes
@@ -291,6 +321,8 @@ impl OfferAnswer {
         // offer's) options. A peer without ICE: DTLS goes to its SDP
         // address.
         match (theirs.ice, self.side) {
+            // The parties check each other.
+            _ if passthrough => clear_ice(neg),
             // Its offer: ours are new if it restarts ICE.
             (Some(p), Side::Offer) => ice_for(neg, Some(p)),
             // Its answer: it has ours from our offer (also after an
@@ -304,7 +336,6 @@ impl OfferAnswer {
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
         let neg = &mut call.parties[rcv].medias[i].negotiated;
-        let receiver_terminated = receiver_dtls && !sender_dtls;
         if receiver_terminated {
             let setup = match (self.side, &neg.dtls) {
                 // Offers leave the role to the answerer (RFC 5763 §5).
@@ -351,8 +382,9 @@ impl OfferAnswer {
         // ICE towards the receiver: a DTLS party always gets it, another
         // one if the offer had it (upstream's `default`); an answer keeps
         // what its offer decided (the receiver offered ICE, or we did).
-        let wants_ice = match (o.ice, self.side) {
-            (IceMode::Force, _) => true,
+        let wants_ice = match (mode, self.side) {
+            _ if passthrough => false,
+            (IceMode::Force | IceMode::Optional | IceMode::ForceRelay, _) => true,
             (IceMode::Remove, _) => false,
             (IceMode::Default, Side::Offer) => receiver_terminated || sender_ice,
             (IceMode::Default, Side::Answer) => neg.ice.is_some(),
