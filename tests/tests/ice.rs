@@ -209,8 +209,8 @@ fn we_control_towards_an_ice_callee_and_follow_its_restart() {
 /// the 0.0.0.0 placeholder), then its candidates in an SDP fragment
 /// (`fragment`, as Kamailio passes a SIP INFO body): our agent checks the
 /// trickled candidate; the fragment is consumed (no SDP in the reply). A
-/// fragment for an unknown call is answered with a warning, a bad one with
-/// the SDP error.
+/// fragment that comes before its offer waits for it; a bad one is
+/// answered with the SDP error.
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn trickled_candidates_are_checked() {
@@ -274,12 +274,32 @@ fn trickled_candidates_are_checked() {
     );
     assert_eq!(from, daemon(media_ports(&to_caller)[0]));
 
-    let r = frag("no-such-call", &fragment);
+    // A fragment that overtakes its offer (the INFO racing the INVITE)
+    // waits for it, as upstream: consumed without a warning, and its
+    // candidate is checked once the call is answered.
+    let early = rig.socket(&format!("{ICE_PHONE}:6041"));
+    let r = frag("ice-3b", &fragment.replace(" 6040 ", " 6041 "));
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    assert!(
-        get_str(&r, "warning").contains("Trickle ICE fragment not applied"),
-        "{r:?}"
+    assert!(!r.contains_key(b"sdp".as_slice()), "consumed: {r:?}");
+    assert!(!r.contains_key(b"warning".as_slice()), "{r:?}");
+    rig.offer("ice-3b", "caller", &offer, vec![trickle()]);
+    let to_caller = rig.answer(
+        "ice-3b",
+        "caller",
+        "callee",
+        &plain_sdp(6044),
+        vec![trickle()],
     );
+    early
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (n, from) = early
+        .recv_from(&mut buf)
+        .expect("a check to the early candidate");
+    assert_eq!(buf[..2], [0, 1], "a Binding request");
+    assert!(n > 20);
+    assert_eq!(from, daemon(media_ports(&to_caller)[0]));
+
     let r = frag("ice-3", "v=0\n");
     assert_eq!(get_str(&r, "result"), "error", "{r:?}");
     assert_eq!(get_str(&r, "error-reason"), "Failed to parse SDP", "{r:?}");

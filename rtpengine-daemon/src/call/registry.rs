@@ -82,6 +82,9 @@ pub struct Calls {
     events: OnceLock<Arc<dyn CallEvents>>,
     /// The certificate DTLS-SRTP handshakes present.
     dtls: Arc<crate::crypto::dtls::Identity>,
+    /// Trickle ICE fragments that came before their party's SDP (locked
+    /// after `calls` where both are held).
+    fragments: Mutex<super::offer_answer::trickle::PendingFragments>,
 }
 
 impl Calls {
@@ -105,6 +108,7 @@ impl Calls {
             planned: Mutex::new(HashMap::new()),
             events: OnceLock::new(),
             dtls,
+            fragments: Mutex::default(),
         }
     }
 
@@ -165,6 +169,15 @@ impl Calls {
     /// registry.
     pub fn update_settings(&self, f: impl FnOnce(&mut Settings)) {
         f(&mut self.settings.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Locks the trickle ICE fragments waiting for their party.
+    pub(crate) fn pending_fragments(
+        &self,
+    ) -> MutexGuard<'_, super::offer_answer::trickle::PendingFragments> {
+        self.fragments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Locks the call table.

@@ -9,6 +9,7 @@ use super::error::{BAD_SDP, NO_CALL_ID, NO_FROM_TAG, NO_SDP, NO_TO_TAG, SESSION_
 use super::put;
 use super::sdp_options::{list_and_flags, sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
+use crate::call::offer_answer::trickle::Trickled;
 use crate::call::offer_answer::{IceMode, Lite, Osrtp, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::crypto::dtls::Hash;
@@ -74,10 +75,9 @@ pub(super) fn run(calls: &Calls, req: &Request, side: Side) -> Result<Dict, NgEr
 }
 
 /// An `offer` with `fragment`: a trickle ICE SDP fragment for a party of
-/// an existing call. It is consumed: the reply carries no SDP (as
-/// upstream). Where it cannot be applied (unknown call or party) the reply
-/// says so in `warning`; upstream keeps such a fragment for 3 s in case
-/// the offer it belongs to is still on its way.
+/// a call. It is consumed: the reply carries no SDP (as upstream). One for
+/// a call or party not known yet waits 3 s for its SDP, as upstream; where
+/// it can be neither applied nor kept the reply says so in `warning`.
 fn trickle(calls: &Calls, req: &Request, body: &[u8]) -> Result<Dict, NgError> {
     let call_id = req.nonempty("call-id").ok_or(NO_CALL_ID)?;
     let from_tag = req.nonempty("from-tag").ok_or(NO_FROM_TAG)?;
@@ -86,13 +86,19 @@ fn trickle(calls: &Calls, req: &Request, body: &[u8]) -> Result<Dict, NgError> {
         BAD_SDP
     })?;
     let mut d = Dict::new();
-    match calls.trickle(call_id, from_tag, &sections) {
-        Ok(n) => tracing::debug!(call_id, candidates = n, "Trickle ICE fragment applied"),
-        Err(e) => put(
-            &mut d,
-            "warning",
-            format!("Trickle ICE fragment not applied: {e}"),
-        ),
+    match calls.trickle(call_id, from_tag, sections) {
+        Ok(Trickled::Applied(n)) => {
+            tracing::debug!(call_id, candidates = n, "Trickle ICE fragment applied")
+        }
+        Ok(Trickled::Queued) => {}
+        Err(e) => {
+            tracing::warn!(call_id, error = %e, "Trickle ICE fragment dropped");
+            put(
+                &mut d,
+                "warning",
+                format!("Trickle ICE fragment not applied: {e}"),
+            )
+        }
     }
     Ok(d)
 }

@@ -10,7 +10,7 @@ mod media;
 mod outgoing;
 mod sdes;
 mod sdp_out;
-mod trickle;
+pub mod trickle;
 mod webrtc;
 
 pub use outgoing::{SdpOptions, SWITCHABLE};
@@ -203,7 +203,17 @@ impl OfferAnswer {
 impl Calls {
     /// Runs an offer or answer and returns the SDP for the other party.
     pub fn offer_answer(&self, oa: &OfferAnswer, sdp: &Session) -> Result<Vec<u8>, Error> {
-        oa.run(self, sdp)
+        let out = oa.run(self, sdp)?;
+        // Trickled candidates that came before this SDP (as upstream,
+        // after the SDP is written: they change nothing in it).
+        let sender = match oa.side {
+            Side::Offer => Some(&oa.from_tag),
+            Side::Answer => oa.to_tag.as_ref(),
+        };
+        if let Some(tag) = sender {
+            self.trickle_pending(&oa.call_id, tag);
+        }
+        Ok(out)
     }
 }
 
