@@ -11,6 +11,13 @@
 //! could not return, exceeds [`SLACK`] or a quarter of the heap in use,
 //! whichever is larger.
 //!
+//! What the last trim could not return (fragments between live blocks)
+//! raises the floor, so a futile trim is not repeated every tick; the
+//! floor falls back to the idle one once the heap in use has halved, or
+//! [`FLOOR_LIFETIME`] after that trim: the blocks that pinned those pages
+//! may be gone by then without the heap in use falling much (a daemon
+//! whose last calls ended right after a trim kept 7 MiB it could return).
+//!
 //! The share keeps trims for when the load fell. Under steady churn the
 //! allocator reuses what was freed within seconds, and a trim only costs:
 //! it holds the arena locks that every allocating thread waits for, and
@@ -26,6 +33,10 @@ pub const SLACK: u64 = 2 << 20;
 /// Freed memory the allocator may keep resident, as a share of the heap in
 /// use: 1/`SHARE`.
 pub const SHARE: u64 = 4;
+
+/// How long what a trim could not return keeps the next one back: at
+/// most one futile trim a minute.
+pub const FLOOR_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Trims done since start (`rtpengine_heap_trims_total`).
 pub static TRIMS: AtomicU64 = AtomicU64::new(0);
@@ -69,6 +80,8 @@ pub struct Trimmer {
     first: u64,
     /// The heap in use right after the last trim.
     in_use_at_trim: u64,
+    /// When the last trim was.
+    trimmed_at: Option<Instant>,
 }
 
 impl Trimmer {
@@ -76,12 +89,18 @@ impl Trimmer {
     /// [`SLACK`], or 1/[`SHARE`] of the heap in use, of it is resident
     /// beyond the floor.
     pub fn tick(&mut self) -> Option<Trimmed> {
-        self.tick_with(|| usage().map(|u| (u.resident, u.in_use)), trim)
+        self.tick_with(
+            Instant::now(),
+            || usage().map(|u| (u.resident, u.in_use)),
+            trim,
+        )
     }
 
-    /// [`Self::tick`] with the measurement and the trim given (tests).
+    /// [`Self::tick`] at `now` with the measurement and the trim given
+    /// (tests).
     fn tick_with(
         &mut self,
+        now: Instant,
         mut usage: impl FnMut() -> Option<(u64, u64)>,
         trim: impl FnOnce(),
     ) -> Option<Trimmed> {
@@ -91,7 +110,10 @@ impl Trimmer {
             self.floor = Some(self.first);
             return None;
         };
-        if in_use < self.in_use_at_trim / 2 {
+        let stale = self
+            .trimmed_at
+            .is_some_and(|t| now.duration_since(t) >= FLOOR_LIFETIME);
+        if in_use < self.in_use_at_trim / 2 || stale {
             floor = floor.min(self.first);
         }
         if resident.saturating_sub(in_use) <= floor + SLACK.max(in_use / SHARE) {
@@ -104,6 +126,7 @@ impl Trimmer {
         let (after, in_use) = usage()?;
         self.floor = Some(after.saturating_sub(in_use));
         self.in_use_at_trim = in_use;
+        self.trimmed_at = Some(now);
         Some(Trimmed {
             released: resident.saturating_sub(after),
             took,
@@ -165,29 +188,29 @@ mod tests {
         let count = || trims.set(trims.get() + 1);
         let mut t = Trimmer::default();
         // The first tick learns the floor (7 MiB held).
-        assert_eq!(t.tick_with(fake(&heap), count), None);
+        assert_eq!(t.tick_with(Instant::now(), fake(&heap), count), None);
         // A larger live heap is not held memory.
         heap.set((12 * MIB, 5 * MIB));
-        assert_eq!(t.tick_with(fake(&heap), count), None);
+        assert_eq!(t.tick_with(Instant::now(), fake(&heap), count), None);
         // 2 MiB freed: within the slack.
         heap.set((12 * MIB, 3 * MIB));
-        assert_eq!(t.tick_with(fake(&heap), count), None);
+        assert_eq!(t.tick_with(Instant::now(), fake(&heap), count), None);
         assert_eq!(trims.get(), 0);
         // 4 MiB freed; the trim returns 3 of them.
         heap.set((12 * MIB, MIB));
-        let r = t.tick_with(fake(&heap), || {
+        let r = t.tick_with(Instant::now(), fake(&heap), || {
             count();
             heap.set((9 * MIB, MIB));
         });
         assert_eq!(r.map(|r| r.released), Some(3 * MIB));
         // What it could not return is the new floor: no trim every tick.
         for _ in 0..3 {
-            assert_eq!(t.tick_with(fake(&heap), count), None);
+            assert_eq!(t.tick_with(Instant::now(), fake(&heap), count), None);
         }
         assert_eq!(trims.get(), 1);
         // Another 3 MiB freed: trimmed again.
         heap.set((12 * MIB, MIB));
-        assert!(t.tick_with(fake(&heap), count).is_some());
+        assert!(t.tick_with(Instant::now(), fake(&heap), count).is_some());
         assert_eq!(trims.get(), 2);
     }
 
@@ -197,16 +220,20 @@ mod tests {
         let trims = Cell::new(0);
         let count = || trims.set(trims.get() + 1);
         let mut t = Trimmer::default();
-        assert_eq!(t.tick_with(fake(&heap), count), None, "floor: 7 MiB");
+        assert_eq!(
+            t.tick_with(Instant::now(), fake(&heap), count),
+            None,
+            "floor: 7 MiB"
+        );
         // Steady churn on a 400 MiB heap: up to 100 MiB freed and reused.
         for freed in [10, 50, 99] {
             heap.set((407 * MIB + freed * MIB, 400 * MIB));
-            assert_eq!(t.tick_with(fake(&heap), count), None);
+            assert_eq!(t.tick_with(Instant::now(), fake(&heap), count), None);
         }
         assert_eq!(trims.get(), 0);
         // The load fell: 390 MiB freed.
         heap.set((407 * MIB, 10 * MIB));
-        let r = t.tick_with(fake(&heap), || {
+        let r = t.tick_with(Instant::now(), fake(&heap), || {
             count();
             heap.set((20 * MIB, 10 * MIB));
         });
@@ -217,18 +244,48 @@ mod tests {
     fn a_trim_under_load_does_not_keep_the_idle_daemon_from_trimming() {
         let heap = Cell::new((8 * MIB, MIB));
         let mut t = Trimmer::default();
-        assert_eq!(t.tick_with(fake(&heap), || {}), None, "floor: 7 MiB");
+        assert_eq!(
+            t.tick_with(Instant::now(), fake(&heap), || {}),
+            None,
+            "floor: 7 MiB"
+        );
         // Under load, a trim leaves 15 MiB it cannot return (fragments).
         heap.set((80 * MIB, 40 * MIB));
-        let r = t.tick_with(fake(&heap), || heap.set((55 * MIB, 40 * MIB)));
+        let r = t.tick_with(Instant::now(), fake(&heap), || {
+            heap.set((55 * MIB, 40 * MIB))
+        });
         assert!(r.is_some());
         // The calls end: 16 MiB held, within that trim's floor + slack,
         // but the load fell, so the first floor applies again.
         heap.set((20 * MIB, 4 * MIB));
-        let r = t.tick_with(fake(&heap), || heap.set((12 * MIB, 4 * MIB)));
+        let r = t.tick_with(Instant::now(), fake(&heap), || {
+            heap.set((12 * MIB, 4 * MIB))
+        });
         assert_eq!(r.map(|r| r.released), Some(8 * MIB));
         // And not again and again.
-        assert_eq!(t.tick_with(fake(&heap), || {}), None);
+        assert_eq!(t.tick_with(Instant::now(), fake(&heap), || {}), None);
+    }
+
+    #[test]
+    fn a_futile_trim_holds_the_next_one_back_for_a_minute() {
+        let heap = Cell::new((8 * MIB, MIB));
+        let mut t = Trimmer::default();
+        let t0 = Instant::now();
+        assert_eq!(t.tick_with(t0, fake(&heap), || {}), None, "floor: 7 MiB");
+        // Live blocks pin the freed pages: the trim returns 1 of 9 MiB.
+        heap.set((20 * MIB, 4 * MIB));
+        assert!(t
+            .tick_with(t0, fake(&heap), || heap.set((19 * MIB, 4 * MIB)))
+            .is_some());
+        // Those blocks are freed: 1.5 MiB less in use (not half), the
+        // pages are returnable now, but within that trim's floor + slack.
+        heap.set((19 * MIB, 5 * MIB / 2));
+        let later = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(t.tick_with(later(30), fake(&heap), || {}), None);
+        // A minute after the futile trim the idle floor applies again.
+        let r = t.tick_with(later(60), fake(&heap), || heap.set((9 * MIB, 5 * MIB / 2)));
+        assert_eq!(r.map(|r| r.released), Some(10 * MIB));
+        assert_eq!(t.tick_with(later(65), fake(&heap), || {}), None);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
