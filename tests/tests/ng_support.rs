@@ -51,12 +51,12 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
         &crlf(OFFER),
         vec![(
             "rtpp-flags",
-            Value::str("replace-origin ICE=ice2 SDES-prefer debug"),
+            Value::str("replace-origin ICE=ice2 OSRTP-offer-legacy debug"),
         )],
     ));
     assert_eq!(
         warning(&r),
-        Some("Unsupported, ignored: flag 'debug', ice 'ice2', sdes 'prefer'"),
+        Some("Unsupported, ignored: flag 'debug', ice 'ice2', osrtp 'offer-legacy'"),
         "{r:?}"
     );
     // Only implemented options: no warning.

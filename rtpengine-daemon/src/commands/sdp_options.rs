@@ -188,6 +188,7 @@ pub(super) fn sdes_options(req: &Request, side: Side) -> SdesOptions {
         match w.as_str() {
             "off" | "no" | "disable" | "disabled" => o.off = offer,
             "nonew" => o.nonew = true,
+            "prefer" | "priority" => o.prefer = offer,
             "pad" => o.write.pad = true,
             "lifetime" => o.write.lifetime = true,
             "static" => o.static_keys = side == Side::Answer,

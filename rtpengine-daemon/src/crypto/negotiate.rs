@@ -71,6 +71,10 @@ pub struct SdesOptions {
     /// `SDES-offerer_pref:`: the suites the answer to the offerer picks
     /// from its lines, first found first (decided with the offer).
     pub offerer_pref: Vec<Suite>,
+    /// `SDES-prefer`: an offer with both `a=crypto` and DTLS
+    /// (`a=fingerprint`) is answered with SDES; by default DTLS wins, as
+    /// upstream.
+    pub prefer: bool,
 }
 
 impl SdesOptions {

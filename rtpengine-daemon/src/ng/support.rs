@@ -309,6 +309,8 @@ const VALUES: &[(&str, &[&str])] = &[
             "disable",
             "disabled",
             "nonew",
+            "prefer",
+            "priority",
             "pad",
             "lifetime",
             "static",

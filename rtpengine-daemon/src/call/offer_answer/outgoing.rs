@@ -204,7 +204,6 @@ impl OfferAnswer {
         if !m.is_rtp() {
             return;
         }
-        let sender_srtp = super::sdes::is_sdes(&m.protocol);
         let sender_protocol = m.protocol.clone();
         if let Some(t) = o
             .transport
@@ -212,8 +211,20 @@ impl OfferAnswer {
         {
             m.protocol = t.to_owned();
         }
+        // An `RTP/SAVP(F)` offerer that offers DTLS (`a=fingerprint`) to a
+        // plain receiver is keyed by DTLS, also when it offers `a=crypto`
+        // too (unless `SDES-prefer`), as upstream: its lines go nowhere.
+        let savp_dtls = super::sdes::is_sdes(&sender_protocol)
+            && super::sdes::is_plain(&m.protocol)
+            && !self.webrtc.dtls_off
+            && m.has_attr("fingerprint")
+            && !(self.sdes.prefer && m.has_attr("crypto"));
+        if savp_dtls {
+            m.attributes.retain(|a| a.name != "crypto");
+        }
+        let sender_srtp = super::sdes::is_sdes(&sender_protocol) && !savp_dtls;
         self.offer_sdes(call, (snd, rcv, i), m, sender_srtp);
-        self.webrtc_media(call, (snd, rcv, i), m, dtls, &sender_protocol);
+        self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, savp_dtls));
         let sent = &call.parties[rcv].medias[i].negotiated.codecs_sent;
         if o.static_codecs && !sent.is_empty() {
             m.formats = sent.iter().map(|c| c.pt.clone()).collect();
@@ -275,7 +286,7 @@ impl OfferAnswer {
             m.protocol = p.to_owned();
         }
         self.answer_sdes(call, (snd, rcv, i), m, sender_srtp);
-        self.webrtc_media(call, (snd, rcv, i), m, dtls, &sender_protocol);
+        self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, false));
         let offerer = &call.parties[rcv].medias[i];
         if let Some(mid) = offerer
             .negotiated

@@ -29,7 +29,7 @@ pub fn is_sdes(protocol: &str) -> bool {
 }
 
 /// Plain RTP protocols, the ones OSRTP (RFC 8643) adds `a=crypto` to.
-fn is_plain(protocol: &str) -> bool {
+pub(super) fn is_plain(protocol: &str) -> bool {
     matches!(protocol, "RTP/AVP" | "RTP/AVPF")
 }
 
@@ -237,7 +237,10 @@ impl OfferAnswer {
                 plain_answer(b);
             }
         }
-        let offerer_sdes = is_sdes(&call.parties[rcv].medias[i].protocol);
+        // An `RTP/SAVP(F)` offerer keyed by DTLS (its offer had
+        // `a=fingerprint`, see `webrtc`) gets no SDES line back.
+        let offerer = &call.parties[rcv].medias[i];
+        let offerer_sdes = is_sdes(&offerer.protocol) && offerer.negotiated.dtls.is_none();
         let a = &mut call.parties[rcv].medias[i].negotiated;
         // An OSRTP offerer keeps SRTP when the answerer is SRTP with us
         // (its line is ours, not the offerer's to take); `OSRTP=accept`

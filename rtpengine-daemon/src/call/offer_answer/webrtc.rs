@@ -208,18 +208,24 @@ pub(super) fn update_leg(m: &mut PartyMedia, id: &Arc<Identity>) -> Option<Arc<L
 
 impl OfferAnswer {
     /// WebRTC for media `i` of an offer or answer (`sender_protocol`: the
-    /// sender's own; `m` already has the protocol the receiver gets).
+    /// sender's own; `savp_dtls`: an `RTP/SAVP(F)` sender keyed by DTLS;
+    /// `m` already has the protocol the receiver gets).
     pub(super) fn webrtc_media(
         &self,
         call: &mut Call,
         (snd, rcv, i): (usize, usize, usize),
         m: &mut Media,
         (session, id): (&[Attribute], &Identity),
-        sender_protocol: &str,
+        (sender_protocol, savp_dtls): (&str, bool),
     ) {
         let o = &self.webrtc;
-        let sender_dtls = is_dtls(sender_protocol) && !o.dtls_off;
-        let receiver_dtls = is_dtls(&m.protocol) && !o.dtls_off;
+        let sender_dtls = (is_dtls(sender_protocol) || savp_dtls) && !o.dtls_off;
+        // An answer goes back to an `RTP/SAVP(F)` offerer keyed by DTLS
+        // the way it goes to a `UDP/TLS` one.
+        let savp_offerer = self.side == Side::Answer
+            && super::sdes::is_sdes(&m.protocol)
+            && call.parties[rcv].medias[i].negotiated.dtls.is_some();
+        let receiver_dtls = (is_dtls(&m.protocol) || savp_offerer) && !o.dtls_off;
         // The sender's leg: terminated when it speaks DTLS and the
         // receiver does not; its DTLS attributes stop here.
         let theirs = announced(m, session);
@@ -315,6 +321,15 @@ impl OfferAnswer {
                 .retain(|a| !DTLS_ATTRS.contains(&a.name.as_str()));
         } else {
             neg.dtls = None;
+            if !receiver_dtls
+                && super::sdes::is_plain(&m.protocol)
+                && !super::sdes::is_plain(sender_protocol)
+            {
+                // An SRTP sender's DTLS offer means nothing to a plain
+                // receiver (SDES keys its leg here).
+                m.attributes
+                    .retain(|a| !DTLS_ATTRS.contains(&a.name.as_str()));
+            }
         }
         // ICE with the sender. `ICE` concerns the SDP written onwards;
         // whether this party gets ICE back is up to the answer's (or next
