@@ -692,7 +692,14 @@ pub fn webrtc(data: &[u8]) {
             tls_id: None,
         }),
     );
+    // Two of our addresses (a multi-address interface): each datagram
+    // arrives on one of them, chosen by its first byte's low bit.
+    let locals: [SocketAddr; 2] = [
+        "192.0.2.2:30000".parse().expect("address"),
+        "192.0.2.3:30002".parse().expect("address"),
+    ];
     for pkt in split(rest, MESSAGE_SEPARATOR) {
+        let local = locals[usize::from(pkt.first().is_some_and(|b| b & 1 == 1))];
         let reply = if ice::is_stun(pkt) {
             if ice::verify(pkt, &creds).is_ok() {
                 let response = ice::respond(pkt, src, &creds, false);
@@ -702,9 +709,9 @@ pub fn webrtc(data: &[u8]) {
                 msg.validate_integrity(&key.into())
                     .expect("our response carries our integrity");
             }
-            leg.stun(pkt, src, 1 + (conf >> 4 & 1))
+            leg.stun(pkt, (local, src), 1 + (conf >> 4 & 1))
         } else if is_dtls(pkt) {
-            leg.dtls(pkt, src, conf & 2 == 0)
+            leg.dtls(pkt, (local, src), conf & 2 == 0)
         } else {
             continue;
         };
@@ -716,11 +723,9 @@ pub fn webrtc(data: &[u8]) {
         }
     }
     for component in [1, 2] {
-        let _ = leg.tick(
-            Some(src),
-            "192.0.2.2:30000".parse().expect("address"),
-            component,
-        );
+        for local in locals {
+            let _ = leg.tick(Some(src), local, component);
+        }
     }
     assert!(
         leg.rx.lock().map(|k| k.is_none()).unwrap_or(true),

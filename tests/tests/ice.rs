@@ -463,3 +463,57 @@ fn passthrough_modes_relay_the_phones_own_checks() {
         assert!(count(&got_a, 0x22) > 20, "{mode}: B's media reached A");
     }
 }
+
+/// Two addresses on the interface: our ICE lists host candidates on both
+/// (the second's local preference one lower, as upstream: 2130706175),
+/// and a phone that can reach only the second one (the first is blocked
+/// both ways in the namespace's firewall) gets there by ICE: the selected
+/// pairs are the second address's ports, and media flows both ways
+/// through them, RTP and RTCP.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn every_address_is_a_candidate_and_ice_selects_the_reachable_one() {
+    require_root();
+    let rig = Rig::new("ice-addrs", &["-i", "203.0.113.1", "-i", "203.0.113.2"]);
+    for (s, d) in [(ICE_PHONE, "203.0.113.1"), ("203.0.113.1", ICE_PHONE)] {
+        rig.ns
+            .exec(&["iptables", "-A", "INPUT", "-s", s, "-d", d, "-j", "DROP"])
+            .expect("iptables");
+    }
+    let mut ice = IcePeer::start(&rig.ns, ICE_PHONE);
+    let phone = rig.socket(&format!("{PHONE}:6050"));
+    let phone_rtcp = rig.socket(&format!("{PHONE}:6051"));
+    let lines = ice.agent(2, true);
+    let to_phone = rig.offer("ice-6", "caller", &ice_sdp(&lines), Vec::new());
+    let to_caller = rig.answer("ice-6", "caller", "callee", &plain_sdp(6050), Vec::new());
+    let ours = IceLines::from_sdp(&to_caller);
+    let fields: Vec<Vec<&str>> = ours
+        .candidates
+        .iter()
+        .map(|c| c.split_whitespace().collect())
+        .collect();
+    let rtp = media_ports(&to_caller)[0];
+    let got: Vec<(&str, &str, &str)> = fields.iter().map(|f| (f[1], f[3], f[4])).collect();
+    assert_eq!(
+        got,
+        [
+            ("1", "2130706431", "203.0.113.1"),
+            ("2", "2130706430", "203.0.113.1"),
+            ("1", "2130706175", "203.0.113.2"),
+            ("2", "2130706174", "203.0.113.2"),
+        ],
+        "{to_caller}"
+    );
+    assert_eq!(
+        fields[0][5],
+        rtp.to_string(),
+        "c=/m= name the first address"
+    );
+    assert_ne!(fields[0][0], fields[2][0], "one foundation per address");
+    let port = |i: usize| fields[i][5].parse::<u16>().unwrap();
+    let second = |p: u16| -> SocketAddr { format!("203.0.113.2:{p}").parse().unwrap() };
+    let done = ice.connect(&ours);
+    assert_eq!(done.selected.get(&1), Some(&second(port(2))), "{done:?}");
+    assert_eq!(done.selected.get(&2), Some(&second(port(3))), "{done:?}");
+    media_both_ways(&mut ice, &phone, &phone_rtcp, media_ports(&to_phone)[0]);
+}

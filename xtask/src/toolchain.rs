@@ -72,6 +72,9 @@ const CLIENT_PACKAGES: &[(&str, &str)] = &[
     ("redis-cli", "redis-tools"),
     // The real browser of tests/tests/webrtc_browser.rs (headless).
     ("chromium", "chromium"),
+    // tests/tests/ice.rs blocks one of the daemon's addresses for a phone
+    // (ICE must select another).
+    ("iptables", "iptables"),
 ];
 
 /// Perl modules `rtpengine-ng-client` loads that rtpengine-utils does not

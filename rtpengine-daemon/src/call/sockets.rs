@@ -25,12 +25,49 @@ pub struct Sockets {
     pub key: Option<SocketAddr>,
     /// The relay's hold on the sockets; closing waits for it to let go.
     registrations: Vec<Registration>,
+    /// The same ports' counterparts on the interface's other addresses of
+    /// the family, for a party we give ICE: more host candidates (as
+    /// upstream lists every address), and ICE may select one of them.
+    pub alternates: Vec<Sockets>,
+    /// Which set media to the party goes out of, per ICE component (0:
+    /// these, `k`: `alternates[k - 1]`): the address of the selected pair.
+    pub selected: [usize; 2],
 }
 
 impl Sockets {
-    /// The sockets, RTP first.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
-        std::iter::once(&self.rtp).chain(self.rtcp.as_ref())
+    /// Every socket, RTP first, then the alternates'.
+    pub fn all(&self) -> Box<dyn Iterator<Item = &Arc<MediaSocket>> + '_> {
+        Box::new(
+            std::iter::once(&self.rtp)
+                .chain(self.rtcp.as_ref())
+                .chain(self.alternates.iter().flat_map(|a| a.all())),
+        )
+    }
+
+    /// The set of `k` (0: these, else an alternate's), if there is one.
+    pub fn set(&self, k: usize) -> Option<&Sockets> {
+        match k {
+            0 => Some(self),
+            k => self.alternates.get(k - 1),
+        }
+    }
+
+    /// The sockets media to the party goes out of: RTP, and RTCP (the RTP
+    /// socket when it muxes or has no RTCP socket).
+    pub fn targets(&self, mux: bool) -> (&Arc<MediaSocket>, &Arc<MediaSocket>) {
+        let rtp = &self.set(self.selected[0]).unwrap_or(self).rtp;
+        let rtcp_set = self.set(self.selected[1]).unwrap_or(self);
+        let rtcp = match (&rtcp_set.rtcp, mux) {
+            (Some(r), false) => r,
+            _ => rtp,
+        };
+        (rtp, rtcp)
+    }
+
+    /// The sockets shown for the media (query, CLI): the selected set.
+    pub fn shown(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+        let set = self.set(self.selected[0]).unwrap_or(self);
+        std::iter::once(&set.rtp).chain(set.rtcp.as_ref())
     }
 
     /// Closes the sockets and returns once the relay has let go of them, so
@@ -39,6 +76,38 @@ impl Sockets {
         for r in self.registrations {
             r.close().await;
         }
+        for a in self.alternates {
+            Box::pin(a.close()).await;
+        }
+    }
+
+    /// Follows the ICE pair `leg` selected: the set whose address it is
+    /// becomes the one media to the party goes out of. Returns whether
+    /// that changed (then the other party's sockets must send through it).
+    pub fn follow_selection(&mut self, leg: &crate::relay::webrtc::Leg, mux: bool) -> bool {
+        if self.alternates.is_empty() {
+            return false;
+        }
+        let mut changed = false;
+        for (slot, component) in [(0usize, 1u8), (1, 2)] {
+            if component == 2 && mux {
+                continue;
+            }
+            let Some(local) = leg.selected_local(component) else {
+                continue;
+            };
+            let k = (0..=self.alternates.len()).find(|&k| {
+                self.set(k).is_some_and(|set| match component {
+                    1 => set.rtp.local == local,
+                    _ => set.rtcp.as_ref().is_some_and(|r| r.local == local),
+                })
+            });
+            if let Some(k) = k.filter(|&k| k != self.selected[slot]) {
+                self.selected[slot] = k;
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Parks these sockets when newer ones replace them: out of the kernel and
@@ -108,6 +177,8 @@ pub(crate) fn allocate_sockets(
         advertised: addr.advertised,
         key,
         registrations: tasks,
+        alternates: Vec::new(),
+        selected: [0, 0],
     };
     if let Some(tos) = tos {
         for s in sockets.all() {
@@ -146,16 +217,15 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             let (Some(ms), Some(os)) = (&pm.sockets, &po.sockets) else {
                 continue;
             };
-            let peer_rtcp = match (&os.rtcp, po.mux) {
-                (Some(r), false) => r,
-                _ => &os.rtp,
-            };
+            // The other party is sent to through the sockets of its
+            // selected ICE pair (the first set without ICE).
+            let (peer_rtp, peer_rtcp) = os.targets(po.mux);
             let transform = pm.srtp.transform(&po.srtp, recrypt);
             // DTLS runs on the RTP port (WebRTC parties mux RTCP); ICE on
             // both ports of a party that does not mux (component 2 on the
             // RTCP port).
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
-                let peer_rtp = Arc::downgrade(&os.rtp);
+                let peer_rtp = Arc::downgrade(peer_rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
                 let mut st = s.state();
                 let changed = other_moved
@@ -182,15 +252,44 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 st.peer_rtcp = peer_rtcp;
                 st.endpoint.signal(ep, answered, now);
             };
-            set(&ms.rtp, pm.rtp_endpoint, pm.mux);
-            if let Some(r) = &ms.rtcp {
-                let ep = if pm.mux {
-                    pm.rtp_endpoint
-                } else {
-                    pm.rtcp_endpoint
-                };
-                set(r, ep, false);
+            for k in 0..=ms.alternates.len() {
+                let Some(set_k) = ms.set(k) else { continue };
+                set(&set_k.rtp, pm.rtp_endpoint, pm.mux);
+                if let Some(r) = &set_k.rtcp {
+                    let ep = if pm.mux {
+                        pm.rtp_endpoint
+                    } else {
+                        pm.rtcp_endpoint
+                    };
+                    set(r, ep, false);
+                }
             }
+        }
+    }
+}
+
+/// Points the other party's sockets (all of them, alternates too) at the
+/// sockets of party `me`'s selected ICE pair for media `i`: what it is sent
+/// goes out of the address it selected. A kernel rule whose source socket
+/// changes goes (the relay installs it again).
+pub(crate) fn route(call: &Call, me: usize, other: usize, i: usize) {
+    let (Some(pm), Some(po)) = (
+        call.parties.get(me).and_then(|p| p.medias.get(i)),
+        call.parties.get(other).and_then(|p| p.medias.get(i)),
+    ) else {
+        return;
+    };
+    let (Some(ms), Some(os)) = (&pm.sockets, &po.sockets) else {
+        return;
+    };
+    let (rtp, rtcp) = ms.targets(pm.mux);
+    let (rtp, rtcp) = (Arc::downgrade(rtp), Arc::downgrade(rtcp));
+    for s in os.all() {
+        let mut st = s.state();
+        if !st.peer_rtp.ptr_eq(&rtp) || !st.peer_rtcp.ptr_eq(&rtcp) {
+            s.unoffload_locked(&mut st, "ICE selected another of our addresses");
+            st.peer_rtp = rtp.clone();
+            st.peer_rtcp = rtcp.clone();
         }
     }
 }

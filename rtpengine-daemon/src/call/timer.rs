@@ -49,20 +49,47 @@ impl Calls {
     /// towards WebRTC parties without ICE (their sockets send, outside the
     /// call table's lock).
     pub fn webrtc_tick(&self) {
-        let sockets: Vec<Arc<MediaSocket>> = self
-            .lock()
+        let mut map = self.lock();
+        // A party with several of our addresses: media to it goes out of
+        // the one its selected ICE pair has (from the relay's last turn).
+        for call in map.values_mut() {
+            for p in 0..call.parties.len() {
+                let Some(q) = call.parties[p].peer else {
+                    continue;
+                };
+                for i in 0..call.parties[p].medias.len() {
+                    let m = &mut call.parties[p].medias[i];
+                    let (Some(leg), mux) = (m.webrtc.clone(), m.mux) else {
+                        continue;
+                    };
+                    if m.sockets
+                        .as_mut()
+                        .is_some_and(|s| s.follow_selection(&leg, mux))
+                    {
+                        super::sockets::route(call, p, q, i);
+                    }
+                }
+            }
+        }
+        let sockets: Vec<Arc<MediaSocket>> = map
             .values()
             .flat_map(|c| c.parties.iter())
             .flat_map(|p| p.medias.iter())
             .filter(|m| m.webrtc.is_some())
             .filter_map(|m| m.sockets.as_ref().map(|s| (s, m.mux)))
             .flat_map(|(s, mux)| {
-                // The RTCP port runs ICE component 2 when the party does
-                // not mux.
-                let rtcp = s.rtcp.clone().filter(|_| !mux);
-                std::iter::once(s.rtp.clone()).chain(rtcp)
+                // Each address's sockets; the RTCP port runs ICE component
+                // 2 when the party does not mux.
+                (0..=s.alternates.len())
+                    .filter_map(|k| s.set(k))
+                    .flat_map(move |set| {
+                        let rtcp = set.rtcp.clone().filter(|_| !mux);
+                        std::iter::once(set.rtp.clone()).chain(rtcp)
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
+        drop(map);
         sockets.iter().for_each(|s| s.webrtc_tick());
     }
 

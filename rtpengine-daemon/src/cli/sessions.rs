@@ -120,7 +120,7 @@ fn party(out: &mut String, c: &Call, i: usize, p: &Party) {
             m.kind,
             m.protocol
         );
-        for s in socks.all() {
+        for s in socks.shown() {
             port_line(out, c, s);
         }
     }

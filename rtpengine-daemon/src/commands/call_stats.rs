@@ -59,7 +59,7 @@ fn ssrc_list(entries: &[SsrcStats]) -> Value {
 fn media_ssrcs(m: &crate::call::PartyMedia) -> Vec<SsrcStats> {
     m.sockets
         .as_ref()
-        .map(|s| s.rtp.ssrcs())
+        .map(|s| s.targets(m.mux).0.ssrcs())
         .unwrap_or_default()
 }
 
@@ -164,7 +164,10 @@ fn party_dict(call: &Call, me: usize) -> Value {
             put(&mut md, "type", m.kind.clone());
             put(&mut md, "protocol", m.protocol.clone());
             // The codec of the payload type received (upstream: once RTP came).
-            let seen = m.sockets.as_ref().and_then(|s| s.rtp.rtp_seen());
+            let seen = m
+                .sockets
+                .as_ref()
+                .and_then(|s| s.targets(m.mux).0.rtp_seen());
             if let Some(codec) = seen.and_then(|r| {
                 let pt = r.payload_type().to_string();
                 m.negotiated
@@ -200,7 +203,7 @@ fn party_dict(call: &Call, me: usize) -> Value {
                 .sockets
                 .as_ref()
                 .map(|s| {
-                    s.all()
+                    s.shown()
                         .map(|s| stream_dict(&s.info(), p.created, m.srtp.suite()))
                         .collect()
                 })

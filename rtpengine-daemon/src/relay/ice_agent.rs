@@ -5,13 +5,15 @@
 //! role conflicts, and keeps consent to send (RFC 7675) on the selected
 //! pair.
 //!
-//! One agent per component: RTP (1) on our RTP port and, for a party that
-//! does not multiplex RTCP, RTCP (2) on our RTCP port. Each has one local
-//! candidate (our host candidate on that port), so a pair is the peer's
-//! candidate. The agent only decides; the media socket sends what it
-//! returns and the call timer polls it once a second (retransmissions, new
-//! checks, consent). Times are passed in, so the tests run the agent
-//! without waiting.
+//! One agent per component: RTP (1) on our RTP ports and, for a party that
+//! does not multiplex RTCP, RTCP (2) on our RTCP ports. Its local
+//! candidates are our host candidates of that component, one per address
+//! of the interface (the sockets that poll it or hand it checks make them
+//! known), so a pair is one of ours and one of the peer's. The agent only
+//! decides; the media socket of the pair's local candidate sends what it
+//! returns, and the call timer polls it once a second per local candidate
+//! (retransmissions, new checks, consent). Times are passed in, so the
+//! tests run the agent without waiting.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ use super::ice::{self, Check, Credentials, Request, Response};
 /// Most candidates of the peer checked (further ones in the SDP are
 /// ignored; peer-reflexive ones learnt from checks count too).
 pub const MAX_CANDIDATES: usize = 16;
+/// Most local candidates per agent (addresses of one interface).
+pub const MAX_LOCALS: usize = 8;
 /// Transmissions of one check before its pair fails (RFC 8489's Rc).
 pub const MAX_TRIES: u8 = 7;
 /// Consent checks on the selected pair, on average (RFC 7675 §5.1: 5 s,
@@ -162,6 +166,8 @@ enum State {
 
 #[derive(Clone, Debug)]
 struct Pair {
+    /// Our candidate: the socket that sends its checks.
+    local: SocketAddr,
     remote: SocketAddr,
     priority: u32,
     state: State,
@@ -199,8 +205,15 @@ pub struct Agent {
     component: u8,
     controlling: bool,
     tie: u64,
+    /// The peer's candidates (from its SDP and trickled, and
+    /// peer-reflexive ones learnt from its checks), with priorities.
+    remotes: Vec<(SocketAddr, u32)>,
+    /// Ours, in the order they became known (the first is the one on
+    /// `c=`/`m=`).
+    locals: Vec<SocketAddr>,
     pairs: Vec<Pair>,
-    selected: Option<SocketAddr>,
+    /// The selected pair: (ours, the peer's).
+    selected: Option<(SocketAddr, SocketAddr)>,
     /// The last response on the selected pair.
     consent_ok: Option<Instant>,
     next_consent: Option<Instant>,
@@ -212,22 +225,15 @@ impl Agent {
     /// `controlling` role, with the ICE session's tie-breaker `tie` (one
     /// for all components, RFC 8445 §7.1.1).
     pub fn new(peer: Peer, component: u8, controlling: bool, tie: u64) -> Agent {
-        let pairs = peer
-            .of(component)
-            .iter()
-            .map(|&(remote, priority)| Pair {
-                remote,
-                priority,
-                state: State::Waiting,
-                peer_nominated: false,
-            })
-            .collect();
+        let remotes = peer.of(component).to_vec();
         Agent {
             peer,
             component,
             controlling,
             tie,
-            pairs,
+            remotes,
+            locals: Vec::new(),
+            pairs: Vec::new(),
             selected: None,
             consent_ok: None,
             next_consent: None,
@@ -242,17 +248,56 @@ impl Agent {
             return false;
         }
         for &(remote, priority) in peer.of(self.component) {
-            if self.pairs.len() < MAX_CANDIDATES && !self.pairs.iter().any(|p| p.remote == remote) {
-                self.pairs.push(Pair {
-                    remote,
-                    priority,
-                    state: State::Waiting,
-                    peer_nominated: false,
-                });
-            }
+            self.add_remote(remote, priority);
+        }
+        true
+    }
+
+    /// A candidate of the peer (at most [`MAX_CANDIDATES`]) paired with
+    /// each of ours of its family; `false` when there is no room.
+    fn add_remote(&mut self, remote: SocketAddr, priority: u32) -> bool {
+        if self.remotes.iter().any(|r| r.0 == remote) {
+            return true;
+        }
+        if self.remotes.len() >= MAX_CANDIDATES {
+            return false;
+        }
+        self.remotes.push((remote, priority));
+        for i in 0..self.locals.len() {
+            self.pair(self.locals[i], remote, priority);
         }
         self.sort();
         true
+    }
+
+    /// Our candidate `local` (at most [`MAX_LOCALS`]) paired with each of
+    /// the peer's of its family; `false` when there is no room.
+    fn add_local(&mut self, local: SocketAddr) -> bool {
+        if self.locals.contains(&local) {
+            return true;
+        }
+        if self.locals.len() >= MAX_LOCALS {
+            return false;
+        }
+        self.locals.push(local);
+        for i in 0..self.remotes.len() {
+            let (remote, priority) = self.remotes[i];
+            self.pair(local, remote, priority);
+        }
+        self.sort();
+        true
+    }
+
+    fn pair(&mut self, local: SocketAddr, remote: SocketAddr, priority: u32) {
+        if local.is_ipv4() == remote.is_ipv4() {
+            self.pairs.push(Pair {
+                local,
+                remote,
+                priority,
+                state: State::Waiting,
+                peer_nominated: false,
+            });
+        }
     }
 
     /// Our role.
@@ -277,11 +322,21 @@ impl Agent {
 
     /// The selected pair's remote candidate.
     pub fn selected(&self) -> Option<SocketAddr> {
-        self.selected
+        self.selected.map(|s| s.1)
     }
 
+    /// The selected pair's local candidate: the socket media goes out of.
+    pub fn selected_local(&self) -> Option<SocketAddr> {
+        self.selected.map(|s| s.0)
+    }
+
+    /// Pairs by the peer's candidate priority, then ours in the order
+    /// they became known (stable: the first address first).
     fn sort(&mut self) {
-        self.pairs.sort_by_key(|p| std::cmp::Reverse(p.priority));
+        let rank = |l: SocketAddr, locals: &[SocketAddr]| locals.iter().position(|&x| x == l);
+        let locals = self.locals.clone();
+        self.pairs
+            .sort_by_key(|p| (std::cmp::Reverse(p.priority), rank(p.local, &locals)));
     }
 
     /// Our Binding request with `nominate`, under transaction `tid`.
@@ -329,7 +384,7 @@ impl Agent {
     pub fn on_check(
         &mut self,
         check: &Check,
-        src: SocketAddr,
+        (local, src): (SocketAddr, SocketAddr),
         ours: &Credentials,
         now: Instant,
     ) -> Answer {
@@ -355,20 +410,18 @@ impl Agent {
             }
             _ => {}
         }
-        let i = match self.pairs.iter().position(|p| p.remote == src) {
-            Some(i) => i,
-            None if self.pairs.len() < MAX_CANDIDATES => {
-                self.pairs.push(Pair {
-                    remote: src,
-                    priority: check
-                        .priority
-                        .unwrap_or(ice::peer_reflexive(self.component)),
-                    state: State::Waiting,
-                    peer_nominated: false,
-                });
-                self.pairs.len() - 1
-            }
-            None => return Answer::default(),
+        let priority = check
+            .priority
+            .unwrap_or(ice::peer_reflexive(self.component));
+        if !self.add_local(local) || !self.add_remote(src, priority) {
+            return Answer::default();
+        }
+        let Some(i) = self
+            .pairs
+            .iter()
+            .position(|p| p.local == local && p.remote == src)
+        else {
+            return Answer::default();
         };
         let triggered = matches!(self.pairs[i].state, State::Waiting | State::Failed)
             .then(|| self.start(i, ours, now))
@@ -376,7 +429,7 @@ impl Agent {
         let mut selected = false;
         if check.nominated && !self.controlling {
             self.pairs[i].peer_nominated = true;
-            selected = self.pairs[i].state == State::Succeeded && self.select(src, now);
+            selected = self.pairs[i].state == State::Succeeded && self.select((local, src), now);
         }
         self.sort();
         Answer {
@@ -386,35 +439,50 @@ impl Agent {
         }
     }
 
-    /// Makes `remote` the selected pair unless a pair worth more is.
-    /// Returns whether `remote` is selected.
-    fn select(&mut self, remote: SocketAddr, now: Instant) -> bool {
-        if self.selected == Some(remote) {
+    /// Makes `pair` (ours, the peer's) the selected pair unless a pair
+    /// worth more is. Returns whether `pair` is selected.
+    fn select(&mut self, pair: (SocketAddr, SocketAddr), now: Instant) -> bool {
+        if self.selected == Some(pair) {
             return true;
         }
-        let prio = |a: SocketAddr| {
-            self.pairs
+        // Worth more: the peer's candidate's priority, then our address's
+        // rank (the peer's latest nomination among equals wins).
+        let worth = |(l, r): (SocketAddr, SocketAddr)| {
+            let prio = self
+                .pairs
                 .iter()
-                .find(|p| p.remote == a)
-                .map_or(0, |p| p.priority)
+                .find(|p| p.local == l && p.remote == r)
+                .map_or(0, |p| p.priority);
+            let rank = self
+                .locals
+                .iter()
+                .position(|&x| x == l)
+                .unwrap_or(usize::MAX);
+            (prio, std::cmp::Reverse(rank))
         };
-        if self.selected.is_some_and(|cur| prio(cur) > prio(remote)) {
+        if self.selected.is_some_and(|cur| worth(cur) > worth(pair)) {
             return false;
         }
-        self.selected = Some(remote);
+        self.selected = Some(pair);
         self.consent_ok = Some(now);
         self.next_consent = Some(now + CONSENT_INTERVAL);
         true
     }
 
-    /// A response to one of our checks, from `src`. Returns whether `src`
-    /// is the selected pair (newly or still); unknown transactions and
-    /// responses that fail the peer's integrity are ignored.
-    pub fn on_response(&mut self, pkt: &[u8], src: SocketAddr, now: Instant) -> bool {
+    /// A response to one of our checks, from `src` to our candidate
+    /// `local`. Returns whether that pair is the selected one (newly or
+    /// still); unknown transactions and responses that fail the peer's
+    /// integrity are ignored.
+    pub fn on_response(
+        &mut self,
+        pkt: &[u8],
+        (local, src): (SocketAddr, SocketAddr),
+        now: Instant,
+    ) -> bool {
         let Ok(Response { tid, outcome }) = ice::response(pkt, &self.peer.pwd) else {
             return false;
         };
-        if self.consent_tid == Some(tid) && Some(src) == self.selected {
+        if self.consent_tid == Some(tid) && Some((local, src)) == self.selected {
             self.consent_tid = None;
             if outcome.is_ok() {
                 self.consent_ok = Some(now);
@@ -437,9 +505,10 @@ impl Agent {
         else {
             return false;
         };
-        // A response from elsewhere than the check went fails it (RFC 8445
-        // §7.2.5.2.1: non-symmetric transport addresses).
-        if self.pairs[i].remote != src {
+        // A response from elsewhere than the check went, or to another of
+        // our addresses, fails it (RFC 8445 §7.2.5.2.1: non-symmetric
+        // transport addresses).
+        if self.pairs[i].remote != src || self.pairs[i].local != local {
             self.pairs[i].state = State::Failed;
             return false;
         }
@@ -450,7 +519,7 @@ impl Agent {
                     true => nominate,
                     false => self.pairs[i].peer_nominated,
                 };
-                nominated && self.select(src, now)
+                nominated && self.select((local, src), now)
             }
             // The peer keeps the role we claimed: we take the other one
             // and check again at the next poll (RFC 8445 §7.2.5.1).
@@ -467,17 +536,17 @@ impl Agent {
         }
     }
 
-    /// The agent's turn (once a second): retransmits checks, gives up on
-    /// pairs after [`MAX_TRIES`] transmissions, starts the waiting ones
-    /// until a pair is selected, and keeps consent on the selected pair.
-    /// `local`: our candidate, whose address family the peer's must share.
+    /// The agent's turn for our candidate `local` (once a second each):
+    /// retransmits its checks, gives up on pairs after [`MAX_TRIES`]
+    /// transmissions, starts the waiting ones until a pair is selected,
+    /// and keeps consent on the selected pair if it is `local`'s.
     pub fn poll(&mut self, ours: &Credentials, local: SocketAddr, now: Instant) -> Poll {
         let mut poll = Poll::default();
+        self.add_local(local);
         let mut started = 0;
         for i in 0..self.pairs.len() {
             let p = &mut self.pairs[i];
-            if p.remote.is_ipv4() != local.is_ipv4() {
-                p.state = State::Failed;
+            if p.local != local {
                 continue;
             }
             match &mut p.state {
@@ -503,9 +572,12 @@ impl Agent {
                 _ => {}
             }
         }
-        let Some(sel) = self.selected else {
+        let Some((sel_local, sel)) = self.selected else {
             return poll;
         };
+        if sel_local != local {
+            return poll;
+        }
         if self
             .consent_ok
             .is_some_and(|t| now.duration_since(t) >= CONSENT_TIMEOUT)
@@ -595,6 +667,39 @@ mod tests {
         LOCAL.parse().unwrap()
     }
 
+    /// Several of our addresses: each one's turn checks its own pairs
+    /// (the same candidate of the peer from each), a response counts only
+    /// on the address its check went from, the pair selected names ours,
+    /// and consent is kept from that address alone.
+    #[test]
+    fn every_local_address_checks_its_own_pairs() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let peer = peer_with(&theirs, &[("198.51.100.1:5000", 100)], false);
+        let mut a = Agent::new(peer, 1, true, 7);
+        let second: SocketAddr = "192.0.2.2:30010".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:30020".parse().unwrap();
+        let t0 = Instant::now();
+        let first = a.poll(&ours, local(), t0);
+        let other = a.poll(&ours, second, t0);
+        assert_eq!((first.out.len(), other.out.len()), (1, 1));
+        // No pair across families.
+        assert!(a.poll(&ours, v6, t0).out.is_empty());
+        let to = first.out[0].0;
+        assert_eq!(other.out[0].0, to);
+        // The first address's check answered as if to the second: it
+        // fails (non-symmetric), nothing is selected.
+        let r1 = respond(&first.out[0].1, local(), &theirs, false);
+        assert!(!a.on_response(&r1, (second, to), t0));
+        assert_eq!(a.selected(), None);
+        let r2 = respond(&other.out[0].1, second, &theirs, false);
+        assert!(a.on_response(&r2, (second, to), t0));
+        assert_eq!((a.selected_local(), a.selected()), (Some(second), Some(to)));
+        // Consent goes from the selected address only.
+        let later = t0 + CONSENT_INTERVAL * 2;
+        assert!(a.poll(&ours, local(), later).out.is_empty());
+        assert_eq!(a.poll(&ours, second, later).out.len(), 1);
+    }
+
     /// We control: checks go to every candidate of the peer, a success is
     /// selected (aggressive nomination) and the others stop; responses
     /// from the wrong address or with the wrong integrity change nothing.
@@ -620,15 +725,15 @@ mod tests {
         let (to1, req1) = &poll.out[1];
         // Signed with the wrong password (the check is still in progress):
         // ignored.
-        assert!(!a.on_response(&respond(req0, local(), &ours, false), *to0, t0));
+        assert!(!a.on_response(&respond(req0, local(), &ours, false), (local(), *to0), t0));
         assert_eq!(a.selected(), None);
         // From the wrong address: that pair fails.
-        assert!(!a.on_response(&respond(req1, local(), &theirs, false), *to0, t0));
+        assert!(!a.on_response(&respond(req1, local(), &theirs, false), (local(), *to0), t0));
         assert_eq!(a.selected(), None);
-        assert!(a.on_response(&respond(req0, local(), &theirs, false), *to0, t0));
+        assert!(a.on_response(&respond(req0, local(), &theirs, false), (local(), *to0), t0));
         assert_eq!(a.selected(), Some(*to0));
         // The late right response of the failed pair: no such transaction.
-        assert!(!a.on_response(&respond(req1, local(), &theirs, false), *to1, t0));
+        assert!(!a.on_response(&respond(req1, local(), &theirs, false), (local(), *to1), t0));
         // No retransmissions once done; consent checks go to the selected
         // pair (one by 5 s ± 20 %).
         let mut sent = Vec::new();
@@ -654,7 +759,7 @@ mod tests {
             role: Some((true, 5)),
             priority: Some(1234),
         };
-        let ans = a.on_check(&nominate, src, &ours, now);
+        let ans = a.on_check(&nominate, (local(), src), &ours, now);
         assert!(!ans.conflict);
         assert!(!ans.selected, "not before our check succeeded");
         assert_eq!(a.selected(), None);
@@ -663,14 +768,18 @@ mod tests {
         assert_eq!(c.role, Some((false, 7)));
         assert!(!c.nominated, "the controlled agent does not nominate");
         // Our check succeeds: the nominated pair is selected.
-        assert!(a.on_response(&respond(&trig, local(), &theirs, false), src, now));
+        assert!(a.on_response(
+            &respond(&trig, local(), &theirs, false),
+            (local(), src),
+            now
+        ));
         assert_eq!(a.selected(), Some(src));
         // Later nominations of it say so again (the relay re-adopts).
-        assert!(a.on_check(&nominate, src, &ours, now).selected);
+        assert!(a.on_check(&nominate, (local(), src), &ours, now).selected);
         // A nominating check from elsewhere (a spoofed source) selects
         // nothing: it only gets a triggered check.
         let other: SocketAddr = "203.0.113.66:9".parse().unwrap();
-        let ans = a.on_check(&nominate, other, &ours, now);
+        let ans = a.on_check(&nominate, (local(), other), &ours, now);
         assert!(!ans.selected && ans.triggered.is_some());
         assert_eq!(a.selected(), Some(src));
     }
@@ -690,7 +799,7 @@ mod tests {
             role: Some((true, 11)),
             priority: None,
         };
-        let ans = a.on_check(&high, src, &ours, now);
+        let ans = a.on_check(&high, (local(), src), &ours, now);
         assert!(!ans.conflict && !a.controlling(), "the peer wins");
         let low = Check {
             nominated: true,
@@ -698,7 +807,7 @@ mod tests {
             priority: None,
         };
         let mut b = Agent::new(peer_with(&theirs, &[], false), 1, true, 10);
-        assert!(b.on_check(&low, src, &ours, now).conflict);
+        assert!(b.on_check(&low, (local(), src), &ours, now).conflict);
         assert!(b.controlling(), "we win");
 
         let mut c = Agent::new(
@@ -716,7 +825,7 @@ mod tests {
         // Both checks claimed controlling; both get 487: controlled once,
         // not flipped back by the second.
         for (to, req) in &poll.out {
-            assert!(!c.on_response(&respond(req, *to, &theirs, true), *to, now));
+            assert!(!c.on_response(&respond(req, *to, &theirs, true), (local(), *to), now));
         }
         assert!(!c.controlling());
         let again = c.poll(&ours, local(), now);
@@ -744,7 +853,7 @@ mod tests {
         );
         let answer_all = |a: &mut Agent, out: Vec<(SocketAddr, Vec<u8>)>, now| {
             for (to, req) in out {
-                a.on_response(&respond(&req, local(), &theirs, false), to, now);
+                a.on_response(&respond(&req, local(), &theirs, false), (local(), to), now);
             }
         };
         let poll = a.poll(&ours, local(), t0);
@@ -799,8 +908,11 @@ mod tests {
             role: Some((true, u64::MAX)),
             priority: None,
         };
-        let trig = a.on_check(&nominate, src, &ours, t0).triggered.unwrap();
-        assert!(a.on_response(&respond(&trig, local(), &theirs, false), src, t0));
+        let trig = a
+            .on_check(&nominate, (local(), src), &ours, t0)
+            .triggered
+            .unwrap();
+        assert!(a.on_response(&respond(&trig, local(), &theirs, false), (local(), src), t0));
         let lost = (1..=40)
             .map(|s| a.poll(&ours, local(), t0 + Duration::from_secs(s)))
             .position(|p| p.consent_lost)
@@ -808,7 +920,11 @@ mod tests {
         let t = t0 + Duration::from_secs(lost as u64 + 2);
         let poll = a.poll(&ours, local(), t);
         assert_eq!(poll.out.len(), 1, "checked again");
-        assert!(a.on_response(&respond(&poll.out[0].1, local(), &theirs, false), src, t));
+        assert!(a.on_response(
+            &respond(&poll.out[0].1, local(), &theirs, false),
+            (local(), src),
+            t
+        ));
         assert_eq!(a.selected(), Some(src));
     }
 }

@@ -449,8 +449,8 @@ impl MediaSocket {
             return true;
         }
         let reply = match stun {
-            true => leg.stun(pkt, src, self.component()),
-            false => leg.dtls(pkt, src, known),
+            true => leg.stun(pkt, (self.local, src), self.component()),
+            false => leg.dtls(pkt, (self.local, src), known),
         };
         if reply.refused {
             self.stats_in.error();

@@ -78,6 +78,12 @@ struct LegState {
     /// goes there. Without ICE: the party's address, followed until its
     /// first DTLS datagram arrives.
     peer: Option<SocketAddr>,
+    /// Our address `peer` reached (ICE): only that socket's timer turn
+    /// retransmits DTLS (a party with several of our addresses).
+    peer_local: Option<SocketAddr>,
+    /// As a lite agent: our address of the pair the peer nominated, per
+    /// component (a full agent knows its own).
+    lite_selected: [Option<SocketAddr>; 2],
     /// A DTLS datagram arrived from `peer` (no ICE: it is final).
     heard: bool,
     /// The keys in the slots come from the current session.
@@ -243,11 +249,23 @@ impl Leg {
         self.state().ice.clone()
     }
 
-    /// A STUN datagram from `src` on the port of ICE `component` (1 RTP,
-    /// 2 RTCP): a connectivity check is answered (and, by a full agent,
-    /// checked back), a response to our own check goes to the agent; a
-    /// client's handshake starts once the peer is reachable on RTP.
-    pub fn stun(&self, pkt: &[u8], src: SocketAddr, component: u8) -> Reply {
+    /// Our address of the selected pair of ICE `component`: the socket
+    /// media to the party goes out of (`None`: none selected yet).
+    pub fn selected_local(&self, component: u8) -> Option<SocketAddr> {
+        let st = self.state();
+        let slot = usize::from(component != 1);
+        match &st.agents[slot] {
+            Some(a) => a.selected_local(),
+            None => st.lite_selected[slot],
+        }
+    }
+
+    /// A STUN datagram from `src` to our address `local`, on the port of
+    /// ICE `component` (1 RTP, 2 RTCP): a connectivity check is answered
+    /// (and, by a full agent, checked back), a response to our own check
+    /// goes to the agent; a client's handshake starts once the peer is
+    /// reachable on RTP.
+    pub fn stun(&self, pkt: &[u8], (local, src): (SocketAddr, SocketAddr), component: u8) -> Reply {
         let mut guard = self.state();
         let st = &mut *guard;
         let now = Instant::now();
@@ -257,7 +275,7 @@ impl Leg {
             let Some(agent) = st.agents[slot].as_mut() else {
                 return Reply::refused();
             };
-            let selected = agent.on_response(pkt, src, now);
+            let selected = agent.on_response(pkt, (local, src), now);
             sync_roles(st, slot);
             if !selected {
                 return Reply::default();
@@ -269,6 +287,7 @@ impl Leg {
                 };
             }
             st.peer = Some(src);
+            st.peer_local = Some(local);
             return Reply {
                 out: self.start_client(st),
                 nominated: true,
@@ -293,7 +312,7 @@ impl Leg {
             },
         };
         let answer = match st.agents[slot].as_mut() {
-            Some(a) if current => a.on_check(&check, src, creds, now),
+            Some(a) if current => a.on_check(&check, (local, src), creds, now),
             // The generation before an ICE restart: answered, nothing
             // more (the agent checks the new one).
             Some(_) => ice_agent::Answer::default(),
@@ -314,9 +333,13 @@ impl Leg {
             };
         }
         out.extend(answer.triggered);
+        if answer.selected && st.lite {
+            st.lite_selected[slot] = Some(local);
+        }
         if rtp {
             if answer.selected || st.peer.is_none() {
                 st.peer = Some(src);
+                st.peer_local = Some(local);
             }
             out.extend(self.start_client(st));
         }
@@ -327,10 +350,11 @@ impl Leg {
         }
     }
 
-    /// A DTLS datagram from `src`. `known`: without ICE, whether `src` is
-    /// where the party's media goes (or nothing is confirmed yet); with
-    /// ICE only the address that passed a check is the peer.
-    pub fn dtls(&self, pkt: &[u8], src: SocketAddr, known: bool) -> Reply {
+    /// A DTLS datagram from `src` to our address `local`. `known`: without
+    /// ICE, whether `src` is where the party's media goes (or nothing is
+    /// confirmed yet); with ICE only the address that passed a check is
+    /// the peer.
+    pub fn dtls(&self, pkt: &[u8], (local, src): (SocketAddr, SocketAddr), known: bool) -> Reply {
         let mut st = self.state();
         let Some(plan) = st.dtls.clone() else {
             return Reply::refused();
@@ -343,6 +367,7 @@ impl Leg {
             return Reply::refused();
         }
         st.peer = Some(src);
+        st.peer_local = Some(local);
         st.heard = true;
         // A client hello: the first handshake of a server, or the peer
         // starting over on a finished (or failed) session. The keys in
@@ -406,7 +431,9 @@ impl Leg {
             tick.out = poll.out;
             tick.consent_lost = poll.consent_lost;
         }
-        if component != 1 {
+        // DTLS from the socket the peer reached (the first one, on `c=`,
+        // until it reached one).
+        if component != 1 || st.peer_local.is_some_and(|l| l != local) {
             return tick;
         }
         if st.ice.is_none() && !st.heard && dest.is_some() {
@@ -540,6 +567,11 @@ mod tests {
     use super::*;
     use crate::crypto::dtls::{Hash, KeyType, DEFAULT_CIPHERS, DEFAULT_MTU};
 
+    /// Our address in these tests.
+    fn us() -> SocketAddr {
+        "192.0.2.1:30000".parse().unwrap()
+    }
+
     fn identity() -> Arc<Identity> {
         Arc::new(Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap())
     }
@@ -567,7 +599,7 @@ mod tests {
             let mut back = Vec::new();
             for d in to_leg.drain(..) {
                 assert!(is_dtls(&d));
-                back.extend(leg.dtls(&d, peer_at, true).out);
+                back.extend(leg.dtls(&d, (us(), peer_at), true).out);
             }
             for d in back {
                 to_leg.extend(peer.drive(Some(&d)).unwrap());
@@ -606,7 +638,7 @@ mod tests {
         for _ in 0..10 {
             let mut back = Vec::new();
             for d in to_leg.drain(..) {
-                back.extend(leg.dtls(&d, at, true).out);
+                back.extend(leg.dtls(&d, (us(), at), true).out);
             }
             for d in back {
                 to_leg.extend(peer.drive(Some(&d)).unwrap());
@@ -635,7 +667,7 @@ mod tests {
         let mut peer = Session::new(&theirs, Role::Client).unwrap();
         let hello = peer.drive(None).unwrap();
         // No check passed yet: refused.
-        assert!(leg.dtls(&hello[0], at, true).refused);
+        assert!(leg.dtls(&hello[0], (us(), at), true).refused);
         // A check with our credentials makes `at` the peer.
         let check = {
             use stun_types::attribute::Username;
@@ -651,7 +683,7 @@ mod tests {
                 .unwrap();
             m.finish()
         };
-        assert!(!leg.stun(&check, at, 1).refused);
+        assert!(!leg.stun(&check, (us(), at), 1).refused);
         shake(&leg, &mut peer, at, hello);
         assert_eq!(peer.state(), State::Done);
         assert!(lock(&leg.rx).is_some(), "keys after a verified handshake");
@@ -659,7 +691,7 @@ mod tests {
         let mut other = Session::new(&theirs, Role::Client).unwrap();
         let other_hello = other.drive(None).unwrap();
         let elsewhere: SocketAddr = "198.51.100.1:5002".parse().unwrap();
-        assert!(leg.dtls(&other_hello[0], elsewhere, true).refused);
+        assert!(leg.dtls(&other_hello[0], (us(), elsewhere), true).refused);
         // The peer's address, a certificate not matching its fingerprint:
         // the handshake completes but the old keys stay.
         std::thread::sleep(Duration::from_millis(1100));
@@ -703,7 +735,7 @@ mod tests {
             }),
         );
         let mut peer = Session::new(&theirs, Role::Server).unwrap();
-        let tick = leg.tick(Some(peer_at), "192.0.2.1:30000".parse().unwrap(), 1);
+        let tick = leg.tick(Some(peer_at), us(), 1);
         assert!(!tick.out.is_empty(), "client hello");
         assert!(tick.out.iter().all(|(to, _)| *to == peer_at));
         let mut to_peer: Vec<Vec<u8>> = tick.out.into_iter().map(|(_, d)| d).collect();
@@ -713,7 +745,7 @@ mod tests {
                 back.extend(peer.drive(Some(&d)).unwrap());
             }
             for d in back {
-                to_peer.extend(leg.dtls(&d, peer_at, true).out);
+                to_peer.extend(leg.dtls(&d, (us(), peer_at), true).out);
             }
         }
         let keys = peer.keys().unwrap();

@@ -61,7 +61,9 @@ pub struct MediaOut {
 pub struct IceOut {
     /// Whose credentials the section carries.
     pub lines: IceLines,
-    /// Our candidates: component (1 RTP, 2 RTCP), address, port.
+    /// Our candidates: component (1 RTP, 2 RTCP), address, port. Each
+    /// address after the first has a local preference one lower (as
+    /// upstream: 2130706175 for the second's RTP).
     pub candidates: Vec<(u8, IpAddr, u16)>,
     /// Our candidates are of type `relay` (`ICE=force-relay`), else `host`.
     pub relay: bool,
@@ -196,7 +198,16 @@ fn write_ice(out: &mut String, ice: &IceOut, m: &Media, session: &[Attribute]) {
             below_theirs(&candidates, ice.relay)
         }
     };
+    let mut addrs: Vec<IpAddr> = Vec::new();
     for &(component, addr, port) in &ice.candidates {
+        let rank = match addrs.iter().position(|&a| a == addr) {
+            Some(r) => r,
+            None => {
+                addrs.push(addr);
+                addrs.len() - 1
+            }
+        };
+        let local_pref = local_pref.saturating_sub(rank as u32);
         let _ = write!(
             out,
             "a=candidate:{} {component} UDP {} {addr} {port} typ ",

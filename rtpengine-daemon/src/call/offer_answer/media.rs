@@ -216,9 +216,69 @@ impl OfferAnswer {
                     }
                 }
             }
+            for idx in [snd, rcv] {
+                self.allocate_alternates(calls, call, idx, i, policy);
+            }
         }
 
         Ok(())
+    }
+
+    /// A party we give ICE gets sockets on every other address of the
+    /// interface of its family too, each one more host candidate (as
+    /// upstream); ICE may select any. Once per socket set; an address
+    /// without free ports is left out (the call does not need it). Their
+    /// ports are not journaled for a restore: a restored call has no ICE
+    /// state to select them with.
+    fn allocate_alternates(
+        &self,
+        calls: &Calls,
+        call: &mut Call,
+        idx: usize,
+        i: usize,
+        policy: Policy,
+    ) {
+        let tos = call.tos;
+        let iface = calls
+            .interfaces
+            .resolve(call.parties[idx].interface.as_deref());
+        let m = &call.parties[idx].medias[i];
+        let ours = m.negotiated.ice.is_some() && !m.negotiated.ice_passthrough;
+        let Some(s) = m
+            .sockets
+            .as_ref()
+            .filter(|s| ours && s.alternates.is_empty())
+        else {
+            return;
+        };
+        let (primary, key, single) = (s.rtp.local, s.key, s.rtcp.is_none());
+        let others: Vec<_> = iface
+            .addrs
+            .iter()
+            .filter(|a| a.local.is_ipv4() == primary.is_ipv4() && a.local != primary.ip())
+            .take(crate::relay::ice_agent::MAX_LOCALS - 1)
+            .collect();
+        let mut alternates = Vec::with_capacity(others.len());
+        for addr in others {
+            match allocate_sockets(
+                addr,
+                single,
+                key,
+                policy,
+                tos,
+                calls.offload.as_ref(),
+                &calls.media,
+                None,
+            ) {
+                Ok(s) => alternates.push(s),
+                Err(e) => {
+                    tracing::warn!(call_id = %call.id, address = %addr.local, error = %e, "No ICE candidate on this address");
+                }
+            }
+        }
+        if let Some(s) = call.parties[idx].medias[i].sockets.as_mut() {
+            s.alternates = alternates;
+        }
     }
 }
 

@@ -110,10 +110,17 @@ impl OfferAnswer {
                     IceLines::Ours { .. } => n.ice_lite,
                 },
                 lines,
-                candidates: [(1, port), (2, rtcp_port)]
-                    .into_iter()
-                    .filter(|&(comp, p)| comp == 1 || p != port)
-                    .map(|(comp, p)| (comp, sockets.advertised, p))
+                // Every address's sockets, the one on `c=` first.
+                candidates: (0..=sockets.alternates.len())
+                    .filter_map(|k| sockets.set(k))
+                    .flat_map(|set| {
+                        let port = set.rtp.local.port();
+                        let rtcp = match &set.rtcp {
+                            Some(r) if !rtcp_on_rtp => Some((2, set.advertised, r.local.port())),
+                            _ => None,
+                        };
+                        std::iter::once((1, set.advertised, port)).chain(rtcp)
+                    })
                     .collect(),
                 relay: n.ice_relay,
                 trickle: n.ice_trickle,
