@@ -711,7 +711,7 @@ pub fn webrtc(data: &[u8]) {
             }
             leg.stun(pkt, (local, src), 1 + (conf >> 4 & 1))
         } else if is_dtls(pkt) {
-            leg.dtls(pkt, (local, src), conf & 2 == 0)
+            leg.dtls(pkt, (local, src), 1 + (conf >> 5 & 1), conf & 2 == 0)
         } else {
             continue;
         };
@@ -728,7 +728,9 @@ pub fn webrtc(data: &[u8]) {
         }
     }
     assert!(
-        leg.rx.lock().map(|k| k.is_none()).unwrap_or(true),
+        [&leg.rx, &leg.rtcp_rx]
+            .iter()
+            .all(|s| s.lock().map(|k| k.is_none()).unwrap_or(true)),
         "keys without a verified handshake"
     );
 }

@@ -777,3 +777,147 @@ fn dtls_and_ice_options_shape_the_sdp() {
     );
     assert!(lines(&to_caller, "a=ice-").is_empty(), "{to_caller}");
 }
+
+/// A SIP phone that keys SRTP by DTLS under `RTP/SAVP` without rtcp-mux
+/// (as Asterisk's `media_encryption=dtls` does) to a plain phone: RFC 5764
+/// §4.1.2 has a handshake on each port, and its SRTCP is keyed by the RTCP
+/// port's own. The DTLS phone here is OpenSSL driven by the daemon's own
+/// DTLS wrapper (a second, independent instance with its own
+/// certificate); we take the client role (it offered actpass) and start
+/// both handshakes. RTP and RTCP then flow both ways, each under its own
+/// keys (the RTCP port's SRTCP does not open with the RTP keys).
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn dtls_on_a_separate_rtcp_port_keys_srtcp() {
+    use rtpengine::crypto::dtls::{
+        Fingerprint, Hash, Identity, KeyType, Role, Session, State, DEFAULT_CIPHERS, DEFAULT_MTU,
+    };
+    use rtpengine::crypto::srtp::{Context, Params};
+    use std::time::{Duration, Instant};
+    require_root();
+    let rig = Rig::new("dtls-rtcp", &[]);
+    let id = Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap();
+    let sbc = [
+        rig.socket(&format!("{BROWSER}:6070")),
+        rig.socket(&format!("{BROWSER}:6071")),
+    ];
+    let phone = rig.socket(&format!("{PHONE}:6072"));
+    let phone_rtcp = rig.socket(&format!("{PHONE}:6073"));
+    let offer = format!(
+        "v=0\no=- 1 1 IN IP4 {BROWSER}\ns=-\nt=0 0\nm=audio 6070 RTP/SAVP 0\nc=IN IP4 {BROWSER}\n\
+         a=sendrecv\na=setup:actpass\na=fingerprint:{}\n",
+        id.fingerprint(Hash::Sha256).write()
+    );
+    let to_phone = rig.offer(
+        "dtls-rtcp",
+        "sbc",
+        &offer,
+        vec![("transport-protocol", Value::str("RTP/AVP"))],
+    );
+    check_sip_sdp(&to_phone, "RTP/AVP");
+    let to_sbc = rig.answer(
+        "dtls-rtcp",
+        "sbc",
+        "phone",
+        &plain_sdp(6072, "RTP/AVP", ""),
+        Vec::new(),
+    );
+    assert!(to_sbc.contains(" RTP/SAVP 0"), "{to_sbc}");
+    assert_eq!(lines(&to_sbc, "a=setup:"), ["a=setup:active"], "{to_sbc}");
+    assert!(lines(&to_sbc, "a=rtcp-mux").is_empty(), "{to_sbc}");
+    let ours = Fingerprint::parse(&lines(&to_sbc, "a=fingerprint:")[0]["a=fingerprint:".len()..])
+        .expect("our fingerprint");
+    let port = media_ports(&to_sbc)[0];
+
+    // Both handshakes, as the server, on each port (the daemon's timer
+    // starts them within a second).
+    let shake = |sock: &UdpSocket| {
+        let mut session = Session::new(&id, Role::Server).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 2048];
+        while session.state() != State::Done {
+            assert!(start.elapsed() < Duration::from_secs(8), "handshake");
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            for d in session.drive(Some(&buf[..n])).unwrap_or_default() {
+                sock.send_to(&d, from).unwrap();
+            }
+        }
+        assert!(session.peer_matches(&ours), "the daemon's certificate");
+        session.keys().unwrap()
+    };
+    let keys = std::thread::scope(|s| {
+        let (rtp_port, rtcp_port) = (s.spawn(|| shake(&sbc[0])), s.spawn(|| shake(&sbc[1])));
+        [rtp_port.join().unwrap(), rtcp_port.join().unwrap()]
+    });
+    assert_ne!(keys[0].local, keys[1].local, "one key per component");
+    let ctx = |k: &[u8]| Context::new(keys[0].suite, k, Params::default(), None).unwrap();
+    let (mut rtp_tx, mut rtp_rx) = (ctx(&keys[0].local), ctx(&keys[0].remote));
+    let (mut rtcp_tx, mut rtcp_rx) = (ctx(&keys[1].local), ctx(&keys[1].remote));
+    let rr = |ssrc: u32| {
+        let mut p = vec![0x80, 201, 0, 1];
+        p.extend(ssrc.to_be_bytes());
+        p
+    };
+
+    // SBC → phone: SRTP and SRTCP (each under its port's keys) arrive
+    // plain.
+    let to_daemon = |p: u16| -> SocketAddr { format!("203.0.113.1:{p}").parse().unwrap() };
+    for seq in 0..5u16 {
+        let mut p = rtp(0, seq, 160 * u32::from(seq), 0x5bc, 0x11);
+        rtp_tx.protect_rtp(&mut p).unwrap();
+        sbc[0].send_to(&p, to_daemon(port)).unwrap();
+        let mut c = rr(0x5bc);
+        rtcp_tx.protect_rtcp(&mut c).unwrap();
+        sbc[1].send_to(&c, to_daemon(port + 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut buf = [0u8; 2048];
+    for s in [&phone, &phone_rtcp] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (n, _) = phone.recv_from(&mut buf).expect("RTP at the phone");
+    assert!(
+        n == 172 && buf[12..n].iter().all(|&b| b == 0x11),
+        "plain RTP"
+    );
+    let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RTCP at the phone");
+    assert_eq!(buf[..n], rr(0x5bc)[..], "plain RTCP");
+
+    // Phone → SBC: protected under the keys of each port.
+    let back = media_ports(&to_phone)[0];
+    for seq in 0..5u16 {
+        phone
+            .send_to(
+                &rtp(0, seq, 160 * u32::from(seq), 0xf0e, 0x22),
+                to_daemon(back),
+            )
+            .unwrap();
+        phone_rtcp.send_to(&rr(0xf0e), to_daemon(back + 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for s in &sbc {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (n, _) = sbc[0].recv_from(&mut buf).expect("SRTP at the SBC");
+    let mut p = buf[..n].to_vec();
+    rtp_rx
+        .unprotect_rtp(&mut p)
+        .expect("SRTP under the RTP keys");
+    assert!(p[12..].iter().all(|&b| b == 0x22));
+    let (n, _) = sbc[1].recv_from(&mut buf).expect("SRTCP at the SBC");
+    let srtcp = buf[..n].to_vec();
+    let mut wrong = ctx(&keys[0].remote);
+    assert!(
+        wrong.unprotect_rtcp(&mut srtcp.clone()).is_err(),
+        "not under the RTP port's keys"
+    );
+    let mut c = srtcp;
+    rtcp_rx
+        .unprotect_rtcp(&mut c)
+        .expect("SRTCP under the RTCP keys");
+    assert_eq!(c, rr(0xf0e));
+}

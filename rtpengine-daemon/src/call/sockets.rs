@@ -220,7 +220,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             // The other party is sent to through the sockets of its
             // selected ICE pair (the first set without ICE).
             let (peer_rtp, peer_rtcp) = os.targets(po.mux);
-            let transform = pm.srtp.transform(&po.srtp, recrypt);
+            let transform = pm.srtp.transform_muxed(&po.srtp, recrypt, (pm.mux, po.mux));
             // DTLS runs on the RTP port (WebRTC parties mux RTCP); ICE on
             // both ports of a party that does not mux (component 2 on the
             // RTCP port).

@@ -281,7 +281,7 @@ impl MediaSocket {
             // SRTP is authenticated before anything learns from the packet
             // (a forged one must not move the stream) and then handled as
             // the plain packet it carries.
-            let decrypted = match &st.transform.decrypt {
+            let decrypted = match st.transform.decrypt_for(rtcp) {
                 None => None,
                 Some(ctx) => match srtp::unprotect(ctx, pkt, rtcp) {
                     Ok(plain) => Some(plain),
@@ -370,7 +370,7 @@ impl MediaSocket {
         // only a rewritten or transformed packet pays for a buffer.
         let mut buf = decrypted;
         if let Some(Action::Reflect(ssrc_at)) = filter {
-            let echo = transform.as_ref().and_then(|t| t.echo.as_ref());
+            let echo = transform.as_ref().and_then(|t| t.echo_for(rtcp));
             self.reflect(buf.as_deref().unwrap_or(pkt), ssrc_at, echo, rtcp, now_ms);
             return;
         }
@@ -393,7 +393,7 @@ impl MediaSocket {
                 None => return,
             },
         }
-        if let Some(ctx) = transform.as_ref().and_then(|t| t.encrypt.as_ref()) {
+        if let Some(ctx) = transform.as_ref().and_then(|t| t.encrypt_for(rtcp)) {
             let mut out = buf.take().unwrap_or_else(|| srtp::with_room(pkt));
             if let Err(e) = srtp::protect(ctx, &mut out, rtcp) {
                 tracing::debug!(local = %target.local, error = %e, "SRTP protect failed, packet dropped");
@@ -442,15 +442,11 @@ impl MediaSocket {
         if !stun && !leg.has_dtls() {
             return false;
         }
-        if !stun && self.is_rtcp {
-            // DTLS-SRTP is keyed once, on the RTP port: a handshake on a
-            // separate RTCP port is not served (WebRTC muxes RTCP).
-            self.stats_in.error();
-            return true;
-        }
         let reply = match stun {
             true => leg.stun(pkt, (self.local, src), self.component()),
-            false => leg.dtls(pkt, (self.local, src), known),
+            // A party that does not mux runs a second handshake on its
+            // RTCP port (RFC 5764 §4.1.2): the leg keys its SRTCP from it.
+            false => leg.dtls(pkt, (self.local, src), self.component(), known),
         };
         if reply.refused {
             self.stats_in.error();

@@ -70,6 +70,10 @@ pub struct MediaSrtp {
     rx: Option<Keyed>,
     /// Protects what is sent to it (our key).
     tx: Option<Keyed>,
+    /// A DTLS leg's contexts of its RTCP port's own handshake (RFC 5764
+    /// §4.1.2: without rtcp-mux each component keys its own), used for
+    /// SRTCP where the party does not mux; `None`: SRTCP under `rx`/`tx`.
+    rtcp: Option<(Keyed, Keyed)>,
     /// Its leg is SRTP terminated here: without a key, nothing is relayed
     /// from or to it (never plain RTP in place of SRTP).
     srtp: bool,
@@ -81,6 +85,7 @@ impl MediaSrtp {
     /// must go on across re-INVITEs.
     pub fn update(&mut self, rx: Option<&Crypto>, tx: Option<&Crypto>, srtp: bool) {
         self.srtp = srtp;
+        self.rtcp = None;
         for (slot, want) in [(&mut self.rx, rx), (&mut self.tx, tx)] {
             match want {
                 None => *slot = None,
@@ -96,19 +101,25 @@ impl MediaSrtp {
 
     /// Keys from a DTLS handshake: `rx` and `tx` are filled once it is
     /// done (and emptied when it restarts); until then nothing is relayed
-    /// from or to the party.
-    pub fn use_dtls(&mut self, rx: &Shared, tx: &Shared) {
+    /// from or to the party. `rtcp`: those of the RTCP port's handshake,
+    /// for SRTCP where the party does not mux.
+    pub fn use_dtls(&mut self, (rx, tx): (&Shared, &Shared), rtcp: (&Shared, &Shared)) {
         let shares =
             |k: &Option<Keyed>, s: &Shared| k.as_ref().is_some_and(|k| Arc::ptr_eq(&k.ctx, s));
+        let keyed = |s: &Shared| Keyed {
+            line: None,
+            ctx: s.clone(),
+        };
         if !shares(&self.rx, rx) || !shares(&self.tx, tx) {
-            let keyed = |s: &Shared| {
-                Some(Keyed {
-                    line: None,
-                    ctx: s.clone(),
-                })
-            };
-            self.rx = keyed(rx);
-            self.tx = keyed(tx);
+            self.rx = Some(keyed(rx));
+            self.tx = Some(keyed(tx));
+        }
+        let same_rtcp = self
+            .rtcp
+            .as_ref()
+            .is_some_and(|(r, t)| Arc::ptr_eq(&r.ctx, rtcp.0) && Arc::ptr_eq(&t.ctx, rtcp.1));
+        if !same_rtcp {
+            self.rtcp = Some((keyed(rtcp.0), keyed(rtcp.1)));
         }
         self.srtp = true;
     }
@@ -136,6 +147,35 @@ impl MediaSrtp {
     /// speaks SRTP without a key in force gets nothing, and nothing from it
     /// is relayed.
     pub fn transform(&self, peer: &MediaSrtp, recrypt: bool) -> Transform {
+        self.transform_muxed(peer, recrypt, (true, true))
+    }
+
+    /// [`Self::transform`] where this party and the peer mux RTCP (`mux`)
+    /// or not: SRTCP of a DTLS party that does not is under its RTCP
+    /// port's own keys.
+    pub fn transform_muxed(
+        &self,
+        peer: &MediaSrtp,
+        recrypt: bool,
+        (mux, peer_mux): (bool, bool),
+    ) -> Transform {
+        let mut t = self.transform_rtp(peer, recrypt);
+        let ctx = |k: &Keyed| Some(k.ctx.clone());
+        if let Some((rx, tx)) = self.rtcp.as_ref().filter(|_| !mux && t.decrypt.is_some()) {
+            t.rtcp.decrypt = ctx(rx);
+            t.rtcp.echo = ctx(tx);
+        }
+        if let Some((_, tx)) = peer
+            .rtcp
+            .as_ref()
+            .filter(|_| !peer_mux && t.encrypt.is_some())
+        {
+            t.rtcp.encrypt = ctx(tx);
+        }
+        t
+    }
+
+    fn transform_rtp(&self, peer: &MediaSrtp, recrypt: bool) -> Transform {
         if (self.srtp && self.rx.is_none()) || (peer.srtp && peer.tx.is_none()) {
             return Transform {
                 drop: true,
@@ -153,19 +193,41 @@ impl MediaSrtp {
                     false => Transform::default(),
                     true => Transform {
                         decrypt: ctx(&self.rx),
+                        rtcp: RtcpContexts {
+                            decrypt: ctx(&self.rx),
+                            ..RtcpContexts::default()
+                        },
                         verify_only: true,
                         ..Transform::default()
                     },
                 };
             }
         }
+        let (decrypt, encrypt, echo) = (ctx(&self.rx), ctx(&peer.tx), ctx(&self.tx));
         Transform {
-            decrypt: ctx(&self.rx),
-            encrypt: ctx(&peer.tx),
-            echo: ctx(&self.tx),
+            rtcp: RtcpContexts {
+                decrypt: decrypt.clone(),
+                encrypt: encrypt.clone(),
+                echo: echo.clone(),
+            },
+            decrypt,
+            encrypt,
+            echo,
             ..Transform::default()
         }
     }
+}
+
+/// The contexts SRTCP goes through: the RTP ones, or those of a DTLS
+/// party's RTCP port (see [`MediaSrtp::transform_muxed`]).
+#[derive(Clone, Default)]
+pub struct RtcpContexts {
+    /// Unprotects the party's SRTCP.
+    pub decrypt: Option<Shared>,
+    /// Protects the SRTCP going on to the peer.
+    pub encrypt: Option<Shared>,
+    /// Protects the SRTCP `media echo` sends back to the party.
+    pub echo: Option<Shared>,
 }
 
 /// What one socket does to the packets it relays (see
@@ -178,6 +240,8 @@ pub struct Transform {
     pub encrypt: Option<Shared>,
     /// Protects what `media echo` sends back to the party itself.
     pub echo: Option<Shared>,
+    /// The same for SRTCP.
+    pub rtcp: RtcpContexts,
     /// Authenticate only: relay the packet as received (`recrypt` where
     /// both sides use one key).
     pub verify_only: bool,
@@ -197,6 +261,30 @@ impl std::fmt::Debug for Transform {
 }
 
 impl Transform {
+    /// The context unprotecting what the party sends (SRTCP if `rtcp`).
+    pub fn decrypt_for(&self, rtcp: bool) -> Option<&Shared> {
+        match rtcp {
+            true => self.rtcp.decrypt.as_ref(),
+            false => self.decrypt.as_ref(),
+        }
+    }
+
+    /// The context protecting what goes on to the peer (SRTCP if `rtcp`).
+    pub fn encrypt_for(&self, rtcp: bool) -> Option<&Shared> {
+        match rtcp {
+            true => self.rtcp.encrypt.as_ref(),
+            false => self.encrypt.as_ref(),
+        }
+    }
+
+    /// The context protecting what `media echo` returns (SRTCP if `rtcp`).
+    pub fn echo_for(&self, rtcp: bool) -> Option<&Shared> {
+        match rtcp {
+            true => self.rtcp.echo.as_ref(),
+            false => self.echo.as_ref(),
+        }
+    }
+
     /// Whether packets are checked or changed on the way (then they stay
     /// in userspace).
     pub fn active(&self) -> bool {
@@ -219,6 +307,9 @@ impl Transform {
         eq(&self.decrypt, &other.decrypt)
             && eq(&self.encrypt, &other.encrypt)
             && eq(&self.echo, &other.echo)
+            && eq(&self.rtcp.decrypt, &other.rtcp.decrypt)
+            && eq(&self.rtcp.encrypt, &other.rtcp.encrypt)
+            && eq(&self.rtcp.echo, &other.rtcp.echo)
             && self.verify_only == other.verify_only
             && self.drop == other.drop
     }
@@ -295,6 +386,37 @@ mod tests {
         assert!(!before.same(&m.transform(&MediaSrtp::default(), false)));
         m.update(None, None, false);
         assert!(!m.transform(&MediaSrtp::default(), false).active());
+    }
+
+    /// A DTLS party that does not mux: its SRTCP goes through the
+    /// contexts of its RTCP port's handshake, both ways; muxed, through
+    /// the RTP ones.
+    #[test]
+    fn srtcp_of_a_dtls_party_without_mux_uses_its_rtcp_keys() {
+        let (rx, tx, crx, ctx) = (
+            Shared::default(),
+            Shared::default(),
+            Shared::default(),
+            Shared::default(),
+        );
+        let mut a = MediaSrtp::default();
+        a.use_dtls((&rx, &tx), (&crx, &ctx));
+        let plain = MediaSrtp::default();
+        let is = |got: Option<&Shared>, want: &Shared| got.is_some_and(|g| Arc::ptr_eq(g, want));
+        let t = a.transform_muxed(&plain, false, (false, true));
+        assert!(is(t.decrypt_for(false), &rx) && is(t.decrypt_for(true), &crx));
+        assert!(is(t.echo_for(false), &tx) && is(t.echo_for(true), &ctx));
+        let t = a.transform_muxed(&plain, false, (true, true));
+        assert!(is(t.decrypt_for(true), &rx));
+        let t = plain.transform_muxed(&a, false, (true, false));
+        assert!(is(t.encrypt_for(false), &tx) && is(t.encrypt_for(true), &ctx));
+        assert!(!t.same(&plain.transform_muxed(&a, false, (true, true))));
+        // SDES keys again: no RTCP contexts of their own.
+        a.update(Some(&line(1, 1)), Some(&line(1, 2)), true);
+        let t = a.transform_muxed(&plain, false, (false, true));
+        assert!(t
+            .decrypt_for(true)
+            .is_some_and(|c| Arc::ptr_eq(c, t.decrypt_for(false).unwrap())));
     }
 
     #[test]

@@ -66,6 +66,18 @@ struct LegState {
     /// selects. A full leg without an agent yet only answers.
     lite: bool,
     dtls: Option<DtlsPlan>,
+    /// The DTLS association per ICE component: on the RTP port, and on
+    /// the RTCP port of a party that does not mux (RFC 5764 §4.1.2: each
+    /// component runs its own handshake and keys its own SRTP/SRTCP).
+    assoc: [Assoc; 2],
+    /// As a lite agent: our address of the pair the peer nominated, per
+    /// component (a full agent knows its own).
+    lite_selected: [Option<SocketAddr>; 2],
+}
+
+/// One DTLS association of a leg (one component).
+#[derive(Default)]
+struct Assoc {
     /// The session whose keys are in force (or the first handshake).
     session: Option<Session>,
     /// A handshake the peer started anew over a finished session: the old
@@ -81,16 +93,13 @@ struct LegState {
     /// Our address `peer` reached (ICE): only that socket's timer turn
     /// retransmits DTLS (a party with several of our addresses).
     peer_local: Option<SocketAddr>,
-    /// As a lite agent: our address of the pair the peer nominated, per
-    /// component (a full agent knows its own).
-    lite_selected: [Option<SocketAddr>; 2],
     /// A DTLS datagram arrived from `peer` (no ICE: it is final).
     heard: bool,
     /// The keys in the slots come from the current session.
     keyed: bool,
 }
 
-impl LegState {
+impl Assoc {
     /// The handshake datagrams and timers drive: a restarted one while it
     /// runs, else the session in force.
     fn live(&mut self) -> Option<&mut Session> {
@@ -119,6 +128,11 @@ pub struct Leg {
     pub rx: Shared,
     /// Protects what is sent to it.
     pub tx: Shared,
+    /// The same from the RTCP port's handshake (a party that does not
+    /// mux): its SRTCP.
+    pub rtcp_rx: Shared,
+    /// Protects the SRTCP sent to such a party.
+    pub rtcp_tx: Shared,
 }
 
 impl std::fmt::Debug for Leg {
@@ -159,7 +173,17 @@ impl Leg {
             }),
             rx: Shared::default(),
             tx: Shared::default(),
+            rtcp_rx: Shared::default(),
+            rtcp_tx: Shared::default(),
         })
+    }
+
+    /// The key slots of component `slot` (0 RTP, 1 RTCP).
+    fn slots(&self, slot: usize) -> (&Shared, &Shared) {
+        match slot {
+            0 => (&self.rx, &self.tx),
+            _ => (&self.rtcp_rx, &self.rtcp_tx),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LegState> {
@@ -223,13 +247,16 @@ impl Leg {
             _ => true,
         };
         st.dtls = dtls;
-        if restart {
-            st.session = None;
-            st.pending = None;
-            st.heard = false;
-            self.unkey(&mut st);
+        for slot in 0..2 {
+            if restart {
+                let a = &mut st.assoc[slot];
+                a.session = None;
+                a.pending = None;
+                a.heard = false;
+                self.unkey(&mut st, slot);
+            }
+            self.install_keys(&mut st, slot);
         }
-        self.install_keys(&mut st);
     }
 
     /// Whether DTLS is terminated on this leg (else DTLS between two
@@ -280,16 +307,10 @@ impl Leg {
             if !selected {
                 return Reply::default();
             }
-            if !rtp {
-                return Reply {
-                    nominated: true,
-                    ..Reply::default()
-                };
-            }
-            st.peer = Some(src);
-            st.peer_local = Some(local);
+            st.assoc[slot].peer = Some(src);
+            st.assoc[slot].peer_local = Some(local);
             return Reply {
-                out: self.start_client(st),
+                out: self.start_client(st, slot),
                 nominated: true,
                 refused: false,
             };
@@ -336,13 +357,12 @@ impl Leg {
         if answer.selected && st.lite {
             st.lite_selected[slot] = Some(local);
         }
-        if rtp {
-            if answer.selected || st.peer.is_none() {
-                st.peer = Some(src);
-                st.peer_local = Some(local);
-            }
-            out.extend(self.start_client(st));
+        let a = &mut st.assoc[slot];
+        if answer.selected || a.peer.is_none() {
+            a.peer = Some(src);
+            a.peer_local = Some(local);
         }
+        out.extend(self.start_client(st, slot));
         Reply {
             out,
             nominated: answer.selected,
@@ -354,50 +374,59 @@ impl Leg {
     /// ICE, whether `src` is where the party's media goes (or nothing is
     /// confirmed yet); with ICE only the address that passed a check is
     /// the peer.
-    pub fn dtls(&self, pkt: &[u8], (local, src): (SocketAddr, SocketAddr), known: bool) -> Reply {
-        let mut st = self.state();
+    pub fn dtls(
+        &self,
+        pkt: &[u8],
+        (local, src): (SocketAddr, SocketAddr),
+        component: u8,
+        known: bool,
+    ) -> Reply {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let slot = usize::from(component != 1);
         let Some(plan) = st.dtls.clone() else {
             return Reply::refused();
         };
-        let from_peer = match st.ice.is_some() {
-            true => st.peer == Some(src),
+        let ice = st.ice.is_some();
+        let a = &mut st.assoc[slot];
+        let from_peer = match ice {
+            true => a.peer == Some(src),
             false => known,
         };
         if !from_peer {
             return Reply::refused();
         }
-        st.peer = Some(src);
-        st.peer_local = Some(local);
-        st.heard = true;
+        a.peer = Some(src);
+        a.peer_local = Some(local);
+        a.heard = true;
         // A client hello: the first handshake of a server, or the peer
         // starting over on a finished (or failed) session. The keys in
         // force stay until the new handshake is done and verified; one new
         // handshake per second at most.
         let hello = pkt.len() > 13 && pkt[0] == 22 && pkt[13] == 1;
-        let finished = st
+        let finished = a
             .session
             .as_ref()
             .is_some_and(|s| s.state() != State::Handshake);
-        let fresh = st.session.is_none() || (hello && finished && st.pending.is_none());
+        let fresh = a.session.is_none() || (hello && finished && a.pending.is_none());
         if plan.role == Role::Server && fresh {
             let now = Instant::now();
-            if st
-                .last_start
+            if a.last_start
                 .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
             {
                 return Reply::refused();
             }
-            st.last_start = Some(now);
+            a.last_start = Some(now);
             match Session::new(&self.identity, Role::Server) {
-                Ok(s) if st.session.is_none() => st.session = Some(s),
-                Ok(s) => st.pending = Some(s),
+                Ok(s) if a.session.is_none() => a.session = Some(s),
+                Ok(s) => a.pending = Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "DTLS session not created");
                     return Reply::default();
                 }
             }
         }
-        let Some(session) = st.live() else {
+        let Some(session) = a.live() else {
             return Reply::refused();
         };
         let out = match session.drive(Some(pkt)) {
@@ -407,8 +436,8 @@ impl Leg {
                 Vec::new()
             }
         };
-        self.promote(&mut st);
-        self.install_keys(&mut st);
+        self.promote(st, slot);
+        self.install_keys(st, slot);
         Reply {
             out,
             ..Reply::default()
@@ -433,18 +462,23 @@ impl Leg {
         }
         // DTLS from the socket the peer reached (the first one, on `c=`,
         // until it reached one).
-        if component != 1 || st.peer_local.is_some_and(|l| l != local) {
+        let ice = st.ice.is_some();
+        let a = &mut st.assoc[slot];
+        if a.peer_local.is_some_and(|l| l != local) {
             return tick;
         }
-        if st.ice.is_none() && !st.heard && dest.is_some() {
-            st.peer = dest;
+        if !ice && !a.heard && dest.is_some() {
+            a.peer = dest;
         }
-        let Some(peer) = st.peer else {
+        let Some(peer) = a.peer else {
             return tick;
         };
-        let mut out = self.start_client(st);
+        let mut out = self.start_client(st, slot);
         if out.is_empty() {
-            if let Some(s) = st.live().filter(|s| s.state() == State::Handshake) {
+            if let Some(s) = st.assoc[slot]
+                .live()
+                .filter(|s| s.state() == State::Handshake)
+            {
                 out = s.drive(None).unwrap_or_default();
             }
         }
@@ -454,13 +488,14 @@ impl Leg {
 
     /// Starts our handshake as the client: the first time, or again after
     /// the session failed (an alert, or OpenSSL gave up retransmitting).
-    fn start_client(&self, st: &mut LegState) -> Vec<Vec<u8>> {
+    fn start_client(&self, st: &mut LegState, slot: usize) -> Vec<Vec<u8>> {
         let client = st.dtls.as_ref().is_some_and(|p| p.role == Role::Client);
-        let failed = st
+        let a = &st.assoc[slot];
+        let failed = a
             .session
             .as_ref()
             .is_some_and(|s| s.state() == State::Failed);
-        if !client || (st.session.is_some() && !failed) {
+        if !client || (a.session.is_some() && !failed) {
             return Vec::new();
         }
         let mut session = match Session::new(&self.identity, Role::Client) {
@@ -471,9 +506,9 @@ impl Leg {
             }
         };
         let out = session.drive(None).unwrap_or_default();
-        st.session = Some(session);
+        st.assoc[slot].session = Some(session);
         if failed {
-            self.unkey(st);
+            self.unkey(st, slot);
         }
         out
     }
@@ -482,43 +517,41 @@ impl Leg {
     /// fingerprint replaces the session (its keys are installed by
     /// [`Leg::install_keys`]); a failed or unverified one is dropped and
     /// the old session and keys stay.
-    fn promote(&self, st: &mut LegState) {
-        let verified = |s: &Session| {
-            st.dtls
-                .as_ref()
-                .and_then(|p| p.remote.as_ref())
-                .is_some_and(|r| s.peer_matches(r))
-        };
-        match st.pending.as_ref().map(|s| (s.state(), verified(s))) {
+    fn promote(&self, st: &mut LegState, slot: usize) {
+        let remote = st.dtls.as_ref().and_then(|p| p.remote.clone());
+        let verified = |s: &Session| remote.as_ref().is_some_and(|r| s.peer_matches(r));
+        let a = &mut st.assoc[slot];
+        match a.pending.as_ref().map(|s| (s.state(), verified(s))) {
             Some((State::Done, true)) => {
-                st.session = st.pending.take();
-                st.keyed = false;
+                a.session = a.pending.take();
+                a.keyed = false;
             }
             Some((State::Done, false)) => {
                 tracing::warn!("Restarted DTLS handshake with a certificate not matching a=fingerprint: ignored");
-                st.pending = None;
+                a.pending = None;
             }
-            Some((State::Failed, _)) => st.pending = None,
+            Some((State::Failed, _)) => a.pending = None,
             _ => {}
         }
     }
 
     /// Fills the key slots from a finished handshake whose peer matches
     /// its fingerprint; a mismatch ends the session.
-    fn install_keys(&self, st: &mut LegState) {
-        if st.keyed {
-            return;
-        }
+    fn install_keys(&self, st: &mut LegState, slot: usize) {
         let Some(remote) = st.dtls.as_ref().and_then(|p| p.remote.clone()) else {
             return;
         };
-        let Some(session) = st.session.as_ref().filter(|s| s.state() == State::Done) else {
+        let a = &mut st.assoc[slot];
+        if a.keyed {
+            return;
+        }
+        let Some(session) = a.session.as_ref().filter(|s| s.state() == State::Done) else {
             return;
         };
         if !session.peer_matches(&remote) {
             tracing::warn!("DTLS peer certificate does not match its a=fingerprint: no keys");
-            st.session = None;
-            self.unkey(st);
+            a.session = None;
+            self.unkey(st, slot);
             return;
         }
         let keys = match session.keys() {
@@ -529,16 +562,22 @@ impl Leg {
             }
         };
         let ctx = |k: &[u8]| Context::new(keys.suite, k, Params::default(), None).ok();
-        *lock(&self.rx) = ctx(&keys.remote);
-        *lock(&self.tx) = ctx(&keys.local);
-        st.keyed = true;
-        tracing::info!(suite = keys.suite.name(), "DTLS-SRTP established");
+        let (rx, tx) = self.slots(slot);
+        *lock(rx) = ctx(&keys.remote);
+        *lock(tx) = ctx(&keys.local);
+        a.keyed = true;
+        tracing::info!(
+            suite = keys.suite.name(),
+            component = slot + 1,
+            "DTLS-SRTP established"
+        );
     }
 
-    fn unkey(&self, st: &mut LegState) {
-        *lock(&self.rx) = None;
-        *lock(&self.tx) = None;
-        st.keyed = false;
+    fn unkey(&self, st: &mut LegState, slot: usize) {
+        let (rx, tx) = self.slots(slot);
+        *lock(rx) = None;
+        *lock(tx) = None;
+        st.assoc[slot].keyed = false;
     }
 }
 
@@ -599,7 +638,7 @@ mod tests {
             let mut back = Vec::new();
             for d in to_leg.drain(..) {
                 assert!(is_dtls(&d));
-                back.extend(leg.dtls(&d, (us(), peer_at), true).out);
+                back.extend(leg.dtls(&d, (us(), peer_at), 1, true).out);
             }
             for d in back {
                 to_leg.extend(peer.drive(Some(&d)).unwrap());
@@ -638,7 +677,7 @@ mod tests {
         for _ in 0..10 {
             let mut back = Vec::new();
             for d in to_leg.drain(..) {
-                back.extend(leg.dtls(&d, (us(), at), true).out);
+                back.extend(leg.dtls(&d, (us(), at), 1, true).out);
             }
             for d in back {
                 to_leg.extend(peer.drive(Some(&d)).unwrap());
@@ -667,7 +706,7 @@ mod tests {
         let mut peer = Session::new(&theirs, Role::Client).unwrap();
         let hello = peer.drive(None).unwrap();
         // No check passed yet: refused.
-        assert!(leg.dtls(&hello[0], (us(), at), true).refused);
+        assert!(leg.dtls(&hello[0], (us(), at), 1, true).refused);
         // A check with our credentials makes `at` the peer.
         let check = {
             use stun_types::attribute::Username;
@@ -691,7 +730,10 @@ mod tests {
         let mut other = Session::new(&theirs, Role::Client).unwrap();
         let other_hello = other.drive(None).unwrap();
         let elsewhere: SocketAddr = "198.51.100.1:5002".parse().unwrap();
-        assert!(leg.dtls(&other_hello[0], (us(), elsewhere), true).refused);
+        assert!(
+            leg.dtls(&other_hello[0], (us(), elsewhere), 1, true)
+                .refused
+        );
         // The peer's address, a certificate not matching its fingerprint:
         // the handshake completes but the old keys stay.
         std::thread::sleep(Duration::from_millis(1100));
@@ -745,7 +787,7 @@ mod tests {
                 back.extend(peer.drive(Some(&d)).unwrap());
             }
             for d in back {
-                to_peer.extend(leg.dtls(&d, (us(), peer_at), true).out);
+                to_peer.extend(leg.dtls(&d, (us(), peer_at), 1, true).out);
             }
         }
         let keys = peer.keys().unwrap();

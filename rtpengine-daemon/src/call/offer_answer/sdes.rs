@@ -300,7 +300,9 @@ impl OfferAnswer {
         for p in [snd, rcv] {
             for m in &mut call.parties[p].medias {
                 match super::webrtc::update_leg(m, id) {
-                    Some(leg) => m.srtp.use_dtls(&leg.rx, &leg.tx),
+                    Some(leg) => m
+                        .srtp
+                        .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx)),
                     None => {
                         let n = &m.negotiated;
                         m.srtp.update(n.key_in.as_ref(), n.key_out.as_ref(), n.srtp);
