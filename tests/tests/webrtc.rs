@@ -313,7 +313,26 @@ fn webrtc_caller_to_sdes_callee() {
             ("rtcp-mux", Value::List(vec![Value::str("demux")])),
         ],
     );
-    check_sip_sdp(&to_phone, "RTP/SAVP");
+    // SDES, with our DTLS beside it (as upstream): the phone picks; the
+    // browser's own DTLS stops here.
+    let browser_fp = lines(&offer, "a=fingerprint:")[0].to_owned();
+    assert_eq!(
+        lines(&to_phone, "a=setup:"),
+        ["a=setup:actpass"],
+        "{to_phone}"
+    );
+    let fp = lines(&to_phone, "a=fingerprint:");
+    assert!(fp.len() == 1 && fp[0] != browser_fp, "ours: {to_phone}");
+    let without_dtls = to_phone
+        .lines()
+        .filter(|l| {
+            !l.starts_with("a=setup:")
+                && !l.starts_with("a=fingerprint:")
+                && !l.starts_with("a=tls-id:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    check_sip_sdp(&without_dtls, "RTP/SAVP");
     let ours = crypto_lines(&to_phone);
     let to_b = ours
         .iter()
@@ -778,22 +797,139 @@ fn dtls_and_ice_options_shape_the_sdp() {
     assert!(lines(&to_caller, "a=ice-").is_empty(), "{to_caller}");
 }
 
+/// An OpenSSL DTLS phone (the daemon's DTLS wrapper, a second instance
+/// with its own certificate): the handshake on `sock` with the daemon's
+/// port `at` (as the client it starts), checked against the daemon's
+/// fingerprint `ours`; the SRTP keys.
+fn phone_handshake(
+    sock: &UdpSocket,
+    id: &rtpengine::crypto::dtls::Identity,
+    role: rtpengine::crypto::dtls::Role,
+    at: SocketAddr,
+    ours: &rtpengine::crypto::dtls::Fingerprint,
+) -> rtpengine::crypto::dtls::Keys {
+    use rtpengine::crypto::dtls::{Session, State};
+    use std::time::{Duration, Instant};
+    let mut session = Session::new(id, role).unwrap();
+    for d in session.drive(None).unwrap_or_default() {
+        sock.send_to(&d, at).unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    while session.state() != State::Done {
+        assert!(start.elapsed() < Duration::from_secs(8), "handshake");
+        let out = match sock.recv_from(&mut buf) {
+            Ok((n, _)) => session.drive(Some(&buf[..n])),
+            // Our own retransmissions.
+            Err(_) => session.drive(None),
+        };
+        for d in out.unwrap_or_default() {
+            sock.send_to(&d, at).unwrap();
+        }
+    }
+    assert!(session.peer_matches(ours), "the daemon's certificate");
+    session.keys().unwrap()
+}
+
+/// Both handshakes of a DTLS phone that does not mux (`dtls`: its RTP and
+/// RTCP sockets) with the daemon's `port` and `port + 1`, then RTP and
+/// RTCP both ways with a plain phone (`plain`, sending to `back` and
+/// `back + 1`), each under its own port's keys: what we send to the RTCP
+/// port does not open under the RTP keys.
+fn dtls_phone_media(
+    dtls: &[UdpSocket; 2],
+    (id, role, ours): (
+        &rtpengine::crypto::dtls::Identity,
+        rtpengine::crypto::dtls::Role,
+        &rtpengine::crypto::dtls::Fingerprint,
+    ),
+    port: u16,
+    plain: &[UdpSocket; 2],
+    back: u16,
+) {
+    use rtpengine::crypto::srtp::{Context, Params};
+    use std::time::Duration;
+    let keys = std::thread::scope(|s| {
+        let rtp_port = s.spawn(|| phone_handshake(&dtls[0], id, role, daemon(port), ours));
+        let rtcp_port = s.spawn(|| phone_handshake(&dtls[1], id, role, daemon(port + 1), ours));
+        [rtp_port.join().unwrap(), rtcp_port.join().unwrap()]
+    });
+    assert_ne!(keys[0].local, keys[1].local, "one key per component");
+    let ctx = |k: &[u8]| Context::new(keys[0].suite, k, Params::default(), None).unwrap();
+    let (mut rtp_tx, mut rtp_rx) = (ctx(&keys[0].local), ctx(&keys[0].remote));
+    let (mut rtcp_tx, mut rtcp_rx) = (ctx(&keys[1].local), ctx(&keys[1].remote));
+    let rr = |ssrc: u32| {
+        let mut p = vec![0x80, 201, 0, 1];
+        p.extend(ssrc.to_be_bytes());
+        p
+    };
+    // DTLS phone → plain phone: SRTP and SRTCP arrive plain.
+    for seq in 0..5u16 {
+        let mut p = rtp(0, seq, 160 * u32::from(seq), 0x5bc, 0x11);
+        rtp_tx.protect_rtp(&mut p).unwrap();
+        dtls[0].send_to(&p, daemon(port)).unwrap();
+        let mut c = rr(0x5bc);
+        rtcp_tx.protect_rtcp(&mut c).unwrap();
+        dtls[1].send_to(&c, daemon(port + 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut buf = [0u8; 2048];
+    for s in plain.iter().chain(dtls) {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (n, _) = plain[0]
+        .recv_from(&mut buf)
+        .expect("RTP at the plain phone");
+    assert!(
+        n == 172 && buf[12..n].iter().all(|&b| b == 0x11),
+        "plain RTP"
+    );
+    let (n, _) = plain[1]
+        .recv_from(&mut buf)
+        .expect("RTCP at the plain phone");
+    assert_eq!(buf[..n], rr(0x5bc)[..], "plain RTCP");
+    // Plain phone → DTLS phone: protected under each port's keys.
+    for seq in 0..5u16 {
+        let p = rtp(0, seq, 160 * u32::from(seq), 0xf0e, 0x22);
+        plain[0].send_to(&p, daemon(back)).unwrap();
+        plain[1].send_to(&rr(0xf0e), daemon(back + 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (n, _) = dtls[0].recv_from(&mut buf).expect("SRTP at the DTLS phone");
+    let mut p = buf[..n].to_vec();
+    rtp_rx
+        .unprotect_rtp(&mut p)
+        .expect("SRTP under the RTP keys");
+    assert!(p[12..].iter().all(|&b| b == 0x22));
+    let (n, _) = dtls[1]
+        .recv_from(&mut buf)
+        .expect("SRTCP at the DTLS phone");
+    let srtcp = buf[..n].to_vec();
+    let mut wrong = ctx(&keys[0].remote);
+    assert!(
+        wrong.unprotect_rtcp(&mut srtcp.clone()).is_err(),
+        "not under the RTP port's keys"
+    );
+    let mut c = srtcp;
+    rtcp_rx
+        .unprotect_rtcp(&mut c)
+        .expect("SRTCP under the RTCP keys");
+    assert_eq!(c, rr(0xf0e));
+}
+
 /// A SIP phone that keys SRTP by DTLS under `RTP/SAVP` without rtcp-mux
 /// (as Asterisk's `media_encryption=dtls` does) to a plain phone: RFC 5764
 /// §4.1.2 has a handshake on each port, and its SRTCP is keyed by the RTCP
-/// port's own. The DTLS phone here is OpenSSL driven by the daemon's own
-/// DTLS wrapper (a second, independent instance with its own
-/// certificate); we take the client role (it offered actpass) and start
-/// both handshakes. RTP and RTCP then flow both ways, each under its own
-/// keys (the RTCP port's SRTCP does not open with the RTP keys).
+/// port's own. It offered actpass, so we are the client of both
+/// handshakes (started by the call timer).
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn dtls_on_a_separate_rtcp_port_keys_srtcp() {
     use rtpengine::crypto::dtls::{
-        Fingerprint, Hash, Identity, KeyType, Role, Session, State, DEFAULT_CIPHERS, DEFAULT_MTU,
+        Fingerprint, Hash, Identity, KeyType, Role, DEFAULT_CIPHERS, DEFAULT_MTU,
     };
-    use rtpengine::crypto::srtp::{Context, Params};
-    use std::time::{Duration, Instant};
     require_root();
     let rig = Rig::new("dtls-rtcp", &[]);
     let id = Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap();
@@ -801,8 +937,10 @@ fn dtls_on_a_separate_rtcp_port_keys_srtcp() {
         rig.socket(&format!("{BROWSER}:6070")),
         rig.socket(&format!("{BROWSER}:6071")),
     ];
-    let phone = rig.socket(&format!("{PHONE}:6072"));
-    let phone_rtcp = rig.socket(&format!("{PHONE}:6073"));
+    let phone = [
+        rig.socket(&format!("{PHONE}:6072")),
+        rig.socket(&format!("{PHONE}:6073")),
+    ];
     let offer = format!(
         "v=0\no=- 1 1 IN IP4 {BROWSER}\ns=-\nt=0 0\nm=audio 6070 RTP/SAVP 0\nc=IN IP4 {BROWSER}\n\
          a=sendrecv\na=setup:actpass\na=fingerprint:{}\n",
@@ -827,97 +965,70 @@ fn dtls_on_a_separate_rtcp_port_keys_srtcp() {
     assert!(lines(&to_sbc, "a=rtcp-mux").is_empty(), "{to_sbc}");
     let ours = Fingerprint::parse(&lines(&to_sbc, "a=fingerprint:")[0]["a=fingerprint:".len()..])
         .expect("our fingerprint");
-    let port = media_ports(&to_sbc)[0];
-
-    // Both handshakes, as the server, on each port (the daemon's timer
-    // starts them within a second).
-    let shake = |sock: &UdpSocket| {
-        let mut session = Session::new(&id, Role::Server).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let start = Instant::now();
-        let mut buf = [0u8; 2048];
-        while session.state() != State::Done {
-            assert!(start.elapsed() < Duration::from_secs(8), "handshake");
-            let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                continue;
-            };
-            for d in session.drive(Some(&buf[..n])).unwrap_or_default() {
-                sock.send_to(&d, from).unwrap();
-            }
-        }
-        assert!(session.peer_matches(&ours), "the daemon's certificate");
-        session.keys().unwrap()
-    };
-    let keys = std::thread::scope(|s| {
-        let (rtp_port, rtcp_port) = (s.spawn(|| shake(&sbc[0])), s.spawn(|| shake(&sbc[1])));
-        [rtp_port.join().unwrap(), rtcp_port.join().unwrap()]
-    });
-    assert_ne!(keys[0].local, keys[1].local, "one key per component");
-    let ctx = |k: &[u8]| Context::new(keys[0].suite, k, Params::default(), None).unwrap();
-    let (mut rtp_tx, mut rtp_rx) = (ctx(&keys[0].local), ctx(&keys[0].remote));
-    let (mut rtcp_tx, mut rtcp_rx) = (ctx(&keys[1].local), ctx(&keys[1].remote));
-    let rr = |ssrc: u32| {
-        let mut p = vec![0x80, 201, 0, 1];
-        p.extend(ssrc.to_be_bytes());
-        p
-    };
-
-    // SBC → phone: SRTP and SRTCP (each under its port's keys) arrive
-    // plain.
-    let to_daemon = |p: u16| -> SocketAddr { format!("203.0.113.1:{p}").parse().unwrap() };
-    for seq in 0..5u16 {
-        let mut p = rtp(0, seq, 160 * u32::from(seq), 0x5bc, 0x11);
-        rtp_tx.protect_rtp(&mut p).unwrap();
-        sbc[0].send_to(&p, to_daemon(port)).unwrap();
-        let mut c = rr(0x5bc);
-        rtcp_tx.protect_rtcp(&mut c).unwrap();
-        sbc[1].send_to(&c, to_daemon(port + 1)).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut buf = [0u8; 2048];
-    for s in [&phone, &phone_rtcp] {
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    }
-    let (n, _) = phone.recv_from(&mut buf).expect("RTP at the phone");
-    assert!(
-        n == 172 && buf[12..n].iter().all(|&b| b == 0x11),
-        "plain RTP"
+    dtls_phone_media(
+        &sbc,
+        (&id, Role::Server, &ours),
+        media_ports(&to_sbc)[0],
+        &phone,
+        media_ports(&to_phone)[0],
     );
-    let (n, _) = phone_rtcp.recv_from(&mut buf).expect("RTCP at the phone");
-    assert_eq!(buf[..n], rr(0x5bc)[..], "plain RTCP");
+}
 
-    // Phone → SBC: protected under the keys of each port.
-    let back = media_ports(&to_phone)[0];
-    for seq in 0..5u16 {
-        phone
-            .send_to(
-                &rtp(0, seq, 160 * u32::from(seq), 0xf0e, 0x22),
-                to_daemon(back),
-            )
-            .unwrap();
-        phone_rtcp.send_to(&rr(0xf0e), to_daemon(back + 1)).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for s in &sbc {
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    }
-    let (n, _) = sbc[0].recv_from(&mut buf).expect("SRTP at the SBC");
-    let mut p = buf[..n].to_vec();
-    rtp_rx
-        .unprotect_rtp(&mut p)
-        .expect("SRTP under the RTP keys");
-    assert!(p[12..].iter().all(|&b| b == 0x22));
-    let (n, _) = sbc[1].recv_from(&mut buf).expect("SRTCP at the SBC");
-    let srtcp = buf[..n].to_vec();
-    let mut wrong = ctx(&keys[0].remote);
-    assert!(
-        wrong.unprotect_rtcp(&mut srtcp.clone()).is_err(),
-        "not under the RTP port's keys"
+/// A plain caller to an `RTP/SAVP` callee: our offer carries SDES lines
+/// and our DTLS beside them (as upstream); the callee answers DTLS only
+/// (`a=setup:active`, its fingerprint, no `a=crypto`), so its leg is keyed
+/// by its handshakes (it is the client, on both ports: it does not mux),
+/// and media flows both ways.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn savp_callee_picks_dtls_from_our_offer() {
+    use rtpengine::crypto::dtls::{
+        Fingerprint, Hash, Identity, KeyType, Role, DEFAULT_CIPHERS, DEFAULT_MTU,
+    };
+    require_root();
+    let rig = Rig::new("savp-pick", &[]);
+    let id = Identity::new(KeyType::Ec, DEFAULT_MTU, DEFAULT_CIPHERS).unwrap();
+    let callee = [
+        rig.socket(&format!("{BROWSER}:6080")),
+        rig.socket(&format!("{BROWSER}:6081")),
+    ];
+    let caller = [
+        rig.socket(&format!("{PHONE}:6082")),
+        rig.socket(&format!("{PHONE}:6083")),
+    ];
+    let to_callee = rig.offer(
+        "savp-pick",
+        "caller",
+        &plain_sdp(6082, "RTP/AVP", ""),
+        vec![("transport-protocol", Value::str("RTP/SAVP"))],
     );
-    let mut c = srtcp;
-    rtcp_rx
-        .unprotect_rtcp(&mut c)
-        .expect("SRTCP under the RTCP keys");
-    assert_eq!(c, rr(0xf0e));
+    assert!(to_callee.contains(" RTP/SAVP 0"), "{to_callee}");
+    assert!(!lines(&to_callee, "a=crypto:").is_empty(), "{to_callee}");
+    assert_eq!(
+        lines(&to_callee, "a=setup:"),
+        ["a=setup:actpass"],
+        "{to_callee}"
+    );
+    assert!(
+        lines(&to_callee, "a=ice-ufrag:").is_empty(),
+        "no ICE: {to_callee}"
+    );
+    let ours =
+        Fingerprint::parse(&lines(&to_callee, "a=fingerprint:")[0]["a=fingerprint:".len()..])
+            .expect("our fingerprint");
+    let answer = format!(
+        "v=0\no=- 1 1 IN IP4 {BROWSER}\ns=-\nt=0 0\nm=audio 6080 RTP/SAVP 0\nc=IN IP4 {BROWSER}\n\
+         a=sendrecv\na=setup:active\na=fingerprint:{}\n",
+        id.fingerprint(Hash::Sha256).write()
+    );
+    let to_caller = rig.answer("savp-pick", "caller", "callee", &answer, Vec::new());
+    check_sip_sdp(&to_caller, "RTP/AVP");
+    assert!(lines(&to_caller, "a=crypto:").is_empty(), "{to_caller}");
+    dtls_phone_media(
+        &callee,
+        (&id, Role::Client, &ours),
+        media_ports(&to_callee)[0],
+        &caller,
+        media_ports(&to_caller)[0],
+    );
 }

@@ -153,6 +153,9 @@ pub struct Negotiated {
     /// Our `a=tls-id` towards it: names the DTLS association (new with a
     /// new association).
     pub tls_id: Option<String>,
+    /// Our latest offer to it carried our DTLS beside our SDES lines (an
+    /// `RTP/SAVP(F)` receiver, as upstream): its answer picks one.
+    pub dtls_offered: bool,
     /// Our ICE credentials towards it: ICE runs on its ports.
     pub ice: Option<crate::relay::ice::Credentials>,
     /// Our ICE credentials in the latest offer to it (an answer with ICE
@@ -402,7 +405,13 @@ impl Call {
         self.parties
             .iter()
             .flat_map(|p| p.medias.iter())
-            .map(|m| usize::from(m.sockets.is_some()) + m.previous.len())
+            .map(|m| {
+                m.sockets
+                    .iter()
+                    .chain(&m.previous)
+                    .map(Sockets::pairs)
+                    .sum::<usize>()
+            })
             .sum()
     }
 
@@ -413,6 +422,17 @@ impl Call {
             .flat_map(|p| p.medias.iter())
             .filter_map(|m| m.sockets.as_ref())
             .flat_map(Sockets::all)
+    }
+
+    /// The sockets of each media's selected address (one stream per
+    /// media and party, as upstream counts them; `sockets` has every
+    /// address's).
+    pub fn shown_sockets(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+        self.parties
+            .iter()
+            .flat_map(|p| p.medias.iter())
+            .filter_map(|m| m.sockets.as_ref())
+            .flat_map(Sockets::shown)
     }
 
     /// Closes every socket of the call and returns once their ports are free

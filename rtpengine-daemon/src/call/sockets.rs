@@ -64,6 +64,26 @@ impl Sockets {
         (rtp, rtcp)
     }
 
+    /// Our addresses per ICE component: every set's RTP socket, and its
+    /// RTCP socket where the party does not mux.
+    pub fn locals(&self, mux: bool) -> [Vec<SocketAddr>; 2] {
+        let sets = || (0..=self.alternates.len()).filter_map(|k| self.set(k));
+        [
+            sets().map(|s| s.rtp.local).collect(),
+            match mux {
+                true => Vec::new(),
+                false => sets()
+                    .filter_map(|s| s.rtcp.as_ref().map(|r| r.local))
+                    .collect(),
+            },
+        ]
+    }
+
+    /// Port pairs held: these and the alternates'.
+    pub fn pairs(&self) -> usize {
+        1 + self.alternates.len()
+    }
+
     /// The sockets shown for the media (query, CLI): the selected set.
     pub fn shown(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
         let set = self.set(self.selected[0]).unwrap_or(self);
@@ -119,6 +139,9 @@ impl Sockets {
             s.unoffload_locked(&mut st, "ports replaced");
             st.peer_rtp = std::sync::Weak::new();
             st.peer_rtcp = std::sync::Weak::new();
+            // Its checks and handshakes no longer reach the party's ICE
+            // agent or DTLS (they would pin them to these ports).
+            st.webrtc = None;
         }
     }
 }
@@ -252,6 +275,11 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                 st.peer_rtcp = peer_rtcp;
                 st.endpoint.signal(ep, answered, now);
             };
+            // The party's ICE pairs only our current sockets (replaced
+            // ones are retired).
+            if let Some(leg) = &pm.webrtc {
+                leg.set_locals(ms.locals(pm.mux));
+            }
             for k in 0..=ms.alternates.len() {
                 let Some(set_k) = ms.set(k) else { continue };
                 set(&set_k.rtp, pm.rtp_endpoint, pm.mux);

@@ -324,7 +324,7 @@ pub fn kernel(call: &Call) -> Totals {
 /// A call's media streams (RTP sockets) by where they are relayed now.
 pub fn streams(call: &Call) -> Streams {
     let mut n = Streams::default();
-    for s in call.sockets().filter(|s| !s.is_rtcp) {
+    for s in call.shown_sockets().filter(|s| !s.is_rtcp) {
         if s.offloaded() {
             n.kernel += 1;
         } else if s.kernel_in.packets.load(Relaxed) > 0 {
@@ -340,7 +340,7 @@ pub fn streams(call: &Call) -> Streams {
 /// media while the stream they relay to received none (one-way media).
 fn silent_streams(call: &Call) -> (u64, u64) {
     let (mut zero, mut one_way) = (0, 0);
-    for s in call.sockets().filter(|s| !s.is_rtcp) {
+    for s in call.shown_sockets().filter(|s| !s.is_rtcp) {
         if s.stats_in.packets.load(Relaxed) == 0 {
             zero += 1;
             continue;

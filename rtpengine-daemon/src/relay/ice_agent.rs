@@ -218,6 +218,10 @@ pub struct Agent {
     consent_ok: Option<Instant>,
     next_consent: Option<Instant>,
     consent_tid: Option<TransactionId>,
+    /// When this turn of the timer began, and the checks it started (one
+    /// budget for all our addresses: RFC 8445 §14 paces the agent).
+    turn: Option<Instant>,
+    started: usize,
 }
 
 impl Agent {
@@ -238,6 +242,8 @@ impl Agent {
             consent_ok: None,
             next_consent: None,
             consent_tid: None,
+            turn: None,
+            started: 0,
         }
     }
 
@@ -297,6 +303,20 @@ impl Agent {
                 state: State::Waiting,
                 peer_nominated: false,
             });
+        }
+    }
+
+    /// Keeps only our candidates in `locals` (our ports were replaced):
+    /// their pairs go, and a selected pair among them (consent with it
+    /// too), so checks start on the new ones.
+    pub fn keep_locals(&mut self, locals: &[SocketAddr]) {
+        self.locals.retain(|l| locals.contains(l));
+        self.pairs.retain(|p| locals.contains(&p.local));
+        if self.selected.is_some_and(|(l, _)| !locals.contains(&l)) {
+            self.selected = None;
+            self.consent_ok = None;
+            self.next_consent = None;
+            self.consent_tid = None;
         }
     }
 
@@ -543,7 +563,14 @@ impl Agent {
     pub fn poll(&mut self, ours: &Credentials, local: SocketAddr, now: Instant) -> Poll {
         let mut poll = Poll::default();
         self.add_local(local);
-        let mut started = 0;
+        // The timer polls each of our addresses once a turn.
+        if self
+            .turn
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(900))
+        {
+            self.turn = Some(now);
+            self.started = 0;
+        }
         for i in 0..self.pairs.len() {
             let p = &mut self.pairs[i];
             if p.local != local {
@@ -561,13 +588,13 @@ impl Agent {
                         poll.out.push((p.remote, bytes.clone()));
                     }
                 }
-                State::Waiting if self.selected.is_none() && started < CHECKS_PER_TURN => {
+                State::Waiting if self.selected.is_none() && self.started < CHECKS_PER_TURN => {
                     let remote = p.remote;
                     let bytes = self.start(i, ours, now);
                     if !bytes.is_empty() {
                         poll.out.push((remote, bytes));
                     }
-                    started += 1;
+                    self.started += 1;
                 }
                 _ => {}
             }
@@ -698,6 +725,35 @@ mod tests {
         let later = t0 + CONSENT_INTERVAL * 2;
         assert!(a.poll(&ours, local(), later).out.is_empty());
         assert_eq!(a.poll(&ours, second, later).out.len(), 1);
+    }
+
+    /// Our ports replaced (same credentials): the old address's pairs
+    /// and its selection go, consent with it too, and checks start from
+    /// the new one. New checks share one budget per turn over all our
+    /// addresses.
+    #[test]
+    fn replaced_ports_drop_their_pairs_and_selection() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let many: Vec<(String, u32)> = (0..6)
+            .map(|i| (format!("198.51.100.1:{}", 5000 + i), 100 - i))
+            .collect();
+        let refs: Vec<(&str, u32)> = many.iter().map(|(a, p)| (a.as_str(), *p)).collect();
+        let mut a = Agent::new(peer_with(&theirs, &refs, false), 1, true, 7);
+        let other: SocketAddr = "192.0.2.9:31000".parse().unwrap();
+        let t0 = Instant::now();
+        let first = a.poll(&ours, local(), t0).out;
+        let second = a.poll(&ours, other, t0).out;
+        assert_eq!(first.len() + second.len(), CHECKS_PER_TURN, "one budget");
+        let (to, req) = &first[0];
+        assert!(a.on_response(&respond(req, local(), &theirs, false), (local(), *to), t0));
+        assert_eq!(a.selected_local(), Some(local()));
+        // local() is gone: only `other` is ours now.
+        a.keep_locals(&[other]);
+        assert_eq!(a.selected(), None);
+        let later = t0 + Duration::from_secs(1);
+        let out = a.poll(&ours, other, later).out;
+        assert!(!out.is_empty() && out.iter().all(|(_, r)| verify(r, &theirs).is_ok()));
+        assert!(a.pairs.iter().all(|p| p.local == other));
     }
 
     /// We control: checks go to every candidate of the peer, a success is

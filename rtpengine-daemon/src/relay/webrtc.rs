@@ -276,6 +276,27 @@ impl Leg {
         self.state().ice.clone()
     }
 
+    /// Our current addresses per ICE component (signalling replaced
+    /// ports, or gave a party more or fewer addresses): the agents forget
+    /// pairs and a selection on others, and DTLS no longer waits for a
+    /// socket that is gone.
+    pub fn set_locals(&self, locals: [Vec<SocketAddr>; 2]) {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        for (slot, list) in locals.iter().enumerate() {
+            if let Some(a) = st.agents[slot].as_mut() {
+                a.keep_locals(list);
+            }
+            if st.lite_selected[slot].is_some_and(|l| !list.contains(&l)) {
+                st.lite_selected[slot] = None;
+            }
+            let a = &mut st.assoc[slot];
+            if a.peer_local.is_some_and(|l| !list.contains(&l)) {
+                a.peer_local = None;
+            }
+        }
+    }
+
     /// Our address of the selected pair of ICE `component`: the socket
     /// media to the party goes out of (`None`: none selected yet).
     pub fn selected_local(&self, component: u8) -> Option<SocketAddr> {

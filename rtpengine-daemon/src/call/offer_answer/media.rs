@@ -227,9 +227,11 @@ impl OfferAnswer {
     /// A party we give ICE gets sockets on every other address of the
     /// interface of its family too, each one more host candidate (as
     /// upstream); ICE may select any. Once per socket set; an address
-    /// without free ports is left out (the call does not need it). Their
-    /// ports are not journaled for a restore: a restored call has no ICE
-    /// state to select them with.
+    /// without free ports (or beyond the call's port limit) is left out
+    /// (the call does not need it); a party without ICE of ours (any
+    /// more) keeps only the first. Their ports are not journaled: after a
+    /// restart or failover the replayed offer gives them other ports, and
+    /// a call whose ICE had selected one needs ICE to select again.
     fn allocate_alternates(
         &self,
         calls: &Calls,
@@ -242,13 +244,20 @@ impl OfferAnswer {
         let iface = calls
             .interfaces
             .resolve(call.parties[idx].interface.as_deref());
-        let m = &call.parties[idx].medias[i];
+        let held = call.port_pairs();
+        let m = &mut call.parties[idx].medias[i];
         let ours = m.negotiated.ice.is_some() && !m.negotiated.ice_passthrough;
-        let Some(s) = m
-            .sockets
-            .as_ref()
-            .filter(|s| ours && s.alternates.is_empty())
-        else {
+        if !ours {
+            // No (more) ICE of ours with it: one address, the one on `c=`.
+            if let Some(s) = m.sockets.as_mut().filter(|s| !s.alternates.is_empty()) {
+                for a in std::mem::take(&mut s.alternates) {
+                    a.retire();
+                }
+                s.selected = [0, 0];
+            }
+            return;
+        }
+        let Some(s) = m.sockets.as_ref().filter(|s| s.alternates.is_empty()) else {
             return;
         };
         let (primary, key, single) = (s.rtp.local, s.key, s.rtcp.is_none());
@@ -258,6 +267,10 @@ impl OfferAnswer {
             .filter(|a| a.local.is_ipv4() == primary.is_ipv4() && a.local != primary.ip())
             .take(crate::relay::ice_agent::MAX_LOCALS - 1)
             .collect();
+        if held + others.len() > super::super::MAX_PORT_PAIRS {
+            tracing::warn!(call_id = %call.id, pairs = held, "No ICE candidates on the interface's other addresses: the call is at its port limit");
+            return;
+        }
         let mut alternates = Vec::with_capacity(others.len());
         for addr in others {
             match allocate_sockets(

@@ -176,7 +176,15 @@ impl OfferAnswer {
                 .iter()
                 .any(|m| m.negotiated.dtls.is_some())
         };
-        if terminated(snd) {
+        // Nor do an SRTP sender's mean anything to a plain receiver.
+        let to_plain = out.media.iter().enumerate().any(|(i, m)| {
+            super::sdes::is_plain(&m.protocol)
+                && call.parties[snd]
+                    .medias
+                    .get(i)
+                    .is_some_and(|pm| !super::sdes::is_plain(&pm.protocol))
+        });
+        if terminated(snd) || to_plain {
             out.attributes
                 .retain(|a| !super::webrtc::DTLS_ATTRS.contains(&a.name.as_str()));
         }
@@ -214,10 +222,12 @@ impl OfferAnswer {
         // An `RTP/SAVP(F)` offerer that offers DTLS (`a=fingerprint`) to a
         // plain receiver is keyed by DTLS, also when it offers `a=crypto`
         // too (unless `SDES-prefer`), as upstream: its lines go nowhere.
+        let fingerprint =
+            m.has_attr("fingerprint") || dtls.0.iter().any(|a| a.name == "fingerprint");
         let savp_dtls = super::sdes::is_sdes(&sender_protocol)
             && super::sdes::is_plain(&m.protocol)
             && !self.webrtc.dtls_off
-            && m.has_attr("fingerprint")
+            && fingerprint
             && !(self.sdes.prefer && m.has_attr("crypto"));
         if savp_dtls {
             m.attributes.retain(|a| a.name != "crypto");
@@ -280,13 +290,22 @@ impl OfferAnswer {
             None if o.accept_transport => None,
             None => SWITCHABLE.iter().find(|p| **p == offerer.protocol).copied(),
         };
-        let sender_srtp = super::sdes::is_sdes(&m.protocol);
+        // Offered our DTLS beside our SDES lines, an `RTP/SAVP(F)`
+        // answerer with `a=fingerprint` took DTLS (preferred, as upstream).
+        let chose_dtls = super::sdes::is_sdes(&m.protocol)
+            && call.parties[snd].medias[i].negotiated.dtls_offered
+            && !self.webrtc.dtls_off
+            && (m.has_attr("fingerprint") || dtls.0.iter().any(|a| a.name == "fingerprint"));
+        if chose_dtls {
+            m.attributes.retain(|a| a.name != "crypto");
+        }
+        let sender_srtp = super::sdes::is_sdes(&m.protocol) && !chose_dtls;
         let sender_protocol = m.protocol.clone();
         if let Some(p) = protocol.filter(|_| SWITCHABLE.contains(&m.protocol.as_str())) {
             m.protocol = p.to_owned();
         }
         self.answer_sdes(call, (snd, rcv, i), m, sender_srtp);
-        self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, false));
+        self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, chose_dtls));
         let offerer = &call.parties[rcv].medias[i];
         if let Some(mid) = offerer
             .negotiated

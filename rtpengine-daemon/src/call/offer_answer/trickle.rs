@@ -23,6 +23,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(3);
 pub const MAX_PENDING: usize = 128;
 /// Bytes of candidate lines waiting, over all calls.
 pub const MAX_PENDING_BYTES: usize = 256 * 1024;
+/// Fragments waiting for one call: one call cannot take every slot.
+pub const MAX_PENDING_PER_CALL: usize = 16;
 
 /// What became of a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +56,16 @@ pub struct PendingFragments {
     bytes: usize,
 }
 
+/// What a fragment's sections hold, in bytes (strings, and a little for
+/// each section and candidate itself).
 fn size(sections: &[FragmentSection]) -> usize {
     sections
         .iter()
-        .flat_map(|s| s.candidates.iter())
-        .map(String::len)
+        .map(|s| {
+            let strings = s.mid.iter().chain(&s.ufrag).map(String::len).sum::<usize>();
+            let candidates: usize = s.candidates.iter().map(|c| c.len() + 24).sum();
+            64 + strings + candidates
+        })
         .sum()
 }
 
@@ -74,7 +81,16 @@ impl PendingFragments {
     ) -> bool {
         self.expire(now);
         let bytes = size(&sections);
-        if self.count >= MAX_PENDING || self.bytes + bytes > MAX_PENDING_BYTES {
+        let for_call: usize = self
+            .waiting
+            .iter()
+            .filter(|((c, _), _)| c == call_id)
+            .map(|(_, l)| l.len())
+            .sum();
+        if self.count >= MAX_PENDING
+            || self.bytes + bytes > MAX_PENDING_BYTES
+            || for_call >= MAX_PENDING_PER_CALL
+        {
             return false;
         }
         self.count += 1;
@@ -245,10 +261,10 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0][0].candidates.len(), 2);
         assert!(q.take("c", "a", t0 + Duration::from_secs(4)).is_empty());
-        assert_eq!((q.count, q.bytes), (1, 10));
+        assert_eq!((q.count, q.bytes), (1, size(&fragment(1, 10))));
         // Expired entries leave on the next push.
         assert!(q.push("d", "a", fragment(1, 5), t0 + Duration::from_secs(4)));
-        assert_eq!((q.count, q.bytes), (1, 5));
+        assert_eq!((q.count, q.bytes), (1, size(&fragment(1, 5))));
         assert!(q.take("c", "b", t0 + Duration::from_secs(4)).is_empty());
     }
 
@@ -265,9 +281,24 @@ mod tests {
         assert_eq!(q.count, 1);
 
         let mut q = PendingFragments::default();
-        assert!(q.push("c", "a", fragment(2, MAX_PENDING_BYTES / 2), t0));
+        assert!(q.push("c", "a", fragment(2, MAX_PENDING_BYTES / 2 - 100), t0));
         assert!(!q.push("c", "a", fragment(1, 1), t0));
         assert_eq!(q.take("c", "a", t0).len(), 1);
         assert_eq!((q.count, q.bytes), (0, 0));
+        // Sections without candidates count too.
+        let empty = vec![FragmentSection::default(); MAX_PENDING_BYTES / 64 + 1];
+        assert!(!q.push("c", "a", empty, t0));
+    }
+
+    /// One call cannot take every slot: other calls' fragments still wait.
+    #[test]
+    fn bounded_per_call() {
+        let mut q = PendingFragments::default();
+        let t0 = Instant::now();
+        for _ in 0..MAX_PENDING_PER_CALL {
+            assert!(q.push("greedy", "a", fragment(1, 1), t0));
+        }
+        assert!(!q.push("greedy", "b", fragment(1, 1), t0));
+        assert!(q.push("other", "a", fragment(1, 1), t0));
     }
 }

@@ -208,8 +208,8 @@ pub(super) fn update_leg(m: &mut PartyMedia, id: &Arc<Identity>) -> Option<Arc<L
 
 impl OfferAnswer {
     /// WebRTC for media `i` of an offer or answer (`sender_protocol`: the
-    /// sender's own; `savp_dtls`: an `RTP/SAVP(F)` sender keyed by DTLS;
-    /// `m` already has the protocol the receiver gets).
+    /// sender's own; `savp_dtls`: an `RTP/SAVP(F)` sender keyed by DTLS
+    /// with us; `m` already has the protocol the receiver gets).
     pub(super) fn webrtc_media(
         &self,
         call: &mut Call,
@@ -230,8 +230,11 @@ impl OfferAnswer {
         // receiver does not; its DTLS attributes stop here.
         let theirs = announced(m, session);
         let sender_ice = theirs.ice.is_some();
-        let terminated = sender_dtls && !receiver_dtls;
-        let receiver_terminated = receiver_dtls && !sender_dtls;
+        // An `RTP/SAVP(F)` sender keyed by DTLS keys it with us (it
+        // answered our fingerprint, or offered to a plain receiver): its
+        // DTLS ends here even where the receiver speaks DTLS too.
+        let terminated = sender_dtls && (!receiver_dtls || savp_dtls);
+        let receiver_terminated = receiver_dtls && (!sender_dtls || savp_dtls);
         let mut mode = o.ice;
         if matches!(mode, IceMode::Optional | IceMode::ForceRelay)
             && (terminated || receiver_terminated)
@@ -350,15 +353,26 @@ impl OfferAnswer {
             _ => clear_ice(neg),
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
+        // An `RTP/SAVP(F)` receiver offered our SDES lines gets our DTLS
+        // beside them, as upstream: its answer picks one (a DTLS choice
+        // made earlier stays in force until then).
         let neg = &mut call.parties[rcv].medias[i].negotiated;
-        if receiver_terminated {
+        let savp_offer = self.side == Side::Offer
+            && !receiver_terminated
+            && !o.dtls_off
+            && super::sdes::is_sdes(&m.protocol);
+        // Offered with our SDES lines, or (a re-offer) keyed by DTLS
+        // already: it stays keyed until it answers.
+        let beside_sdes = savp_offer && (!neg.crypto_out.is_empty() || neg.dtls.is_some());
+        neg.dtls_offered = beside_sdes;
+        if receiver_terminated || beside_sdes {
             let setup = match (self.side, &neg.dtls) {
                 // Offers leave the role to the answerer (RFC 5763 §5).
                 (Side::Offer, _) => "actpass",
                 (Side::Answer, Some(d)) if d.role == Role::Server => "passive",
                 (Side::Answer, _) => "active",
             };
-            if neg.dtls.is_none() {
+            if neg.dtls.is_none() && receiver_terminated {
                 // Until it answers: a client hello it sends at once (its
                 // answer may reach us after its handshake started) is taken.
                 neg.dtls = Some(DtlsPlan {
@@ -394,6 +408,11 @@ impl OfferAnswer {
         } else {
             neg.dtls = None;
         }
+        if self.side == Side::Answer {
+            // Its answer picked (see `answer_media`).
+            call.parties[snd].medias[i].negotiated.dtls_offered = false;
+        }
+        let neg = &mut call.parties[rcv].medias[i].negotiated;
         // ICE towards the receiver: a DTLS party always gets it, another
         // one if the offer had it (upstream's `default`); an answer keeps
         // what its offer decided (the receiver offered ICE, or we did).
