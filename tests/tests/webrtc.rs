@@ -921,7 +921,7 @@ fn dtls_phone_media(
 
 /// A SIP phone that keys SRTP by DTLS under `RTP/SAVP` without rtcp-mux
 /// (as Asterisk's `media_encryption=dtls` does) to a plain phone: RFC 5764
-/// §4.1.2 has a handshake on each port, and its SRTCP is keyed by the RTCP
+/// §4.2 has a handshake on each port, and its SRTCP is keyed by the RTCP
 /// port's own. It offered actpass, so we are the client of both
 /// handshakes (started by the call timer).
 #[test]

@@ -244,9 +244,9 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             // selected ICE pair (the first set without ICE).
             let (peer_rtp, peer_rtcp) = os.targets(po.mux);
             let transform = pm.srtp.transform_muxed(&po.srtp, recrypt, (pm.mux, po.mux));
-            // DTLS runs on the RTP port (WebRTC parties mux RTCP); ICE on
-            // both ports of a party that does not mux (component 2 on the
-            // RTCP port).
+            // ICE and DTLS run on the RTP port, and on the RTCP port of a
+            // party that does not mux (component 2, and its own DTLS
+            // association).
             let set = |s: &Arc<MediaSocket>, ep: Option<SocketAddr>, muxed: bool| {
                 let peer_rtp = Arc::downgrade(peer_rtp);
                 let peer_rtcp = Arc::downgrade(peer_rtcp);
@@ -262,7 +262,11 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
                     s.unoffload_locked(&mut st, "signalling changed the stream");
                 }
                 st.transform = transform.clone();
-                st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp || !pm.mux);
+                // Not on the RTCP port of a party that announced mux
+                // while the exchange is unanswered (it may well mux: a
+                // handshake from there would meet its RTP port's).
+                let rtcp_port_serves = !pm.mux && (!pm.mux_offered || answered);
+                st.webrtc = pm.webrtc.clone().filter(|_| !s.is_rtcp || rtcp_port_serves);
                 let component = if s.is_rtcp { 2 } else { 1 };
                 if !st.webrtc.as_ref().is_some_and(|l| l.has_agent(component)) {
                     // No full agent (any more): nothing could lift a

@@ -711,3 +711,131 @@ fn plain_to_plain_passes_osrtp_lines_untouched() {
     assert_eq!(crypto_values(&to_callee), [format!("1 {KEY1}")]);
     assert_eq!(transform(&calls, "sd4", 0), (false, false));
 }
+
+/// An SDP from `addr`:`port` with `protocol` and extra media attributes.
+fn proto_sdp(addr: &str, port: u16, protocol: &str, attrs: &[String]) -> sdp::Session {
+    let mut s = format!(
+        "v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nt=0 0\r\nm=audio {port} {protocol} 0\r\nc=IN IP4 {addr}\r\n"
+    );
+    for a in attrs {
+        s.push_str(&format!("a={a}\r\n"));
+    }
+    sdp::parse(s.as_bytes()).unwrap()
+}
+
+/// A party's DTLS lines (`a=setup:<setup>` and a fingerprint).
+fn dtls_lines(setup: &str) -> Vec<String> {
+    let fp = dtls_identity()
+        .fingerprint(crate::crypto::dtls::Hash::Sha256)
+        .write();
+    vec![format!("setup:{setup}"), format!("fingerprint:{fp}")]
+}
+
+fn dtls_plan(calls: &Calls, id: &str, p: usize) -> bool {
+    calls
+        .with_call(id, |c| c.parties[p].medias[0].negotiated.dtls.is_some())
+        .unwrap()
+}
+
+/// Our offer to an `RTP/SAVP` callee carries our DTLS beside SDES; its
+/// DTLS answer keys its leg, also when the same answer comes twice (a 183
+/// and its 200); a re-offer with `DTLS=off` keeps DTLS until answered.
+#[test]
+fn savp_callee_keyed_by_dtls_across_answers_and_reoffers() {
+    let calls = registry();
+    let mut o = offer("sv1");
+    o.sdp.transport = Some("RTP/SAVP");
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(!crypto_values(&to_callee).is_empty());
+    assert_eq!(
+        to_callee.media[0]
+            .attr("setup")
+            .and_then(|a| a.value.as_deref()),
+        Some("actpass")
+    );
+    assert!(has(&to_callee, "fingerprint"));
+    assert!(
+        !has(&to_callee, "ice-ufrag"),
+        "no ICE forced on a SIP party"
+    );
+    let callee_answer = proto_sdp("192.0.2.20", 6000, "RTP/SAVP", &dtls_lines("active"));
+    for _ in 0..2 {
+        let to_caller = run(&calls, &answer("sv1"), &callee_answer);
+        assert!(!has(&to_caller, "fingerprint") && crypto_values(&to_caller).is_empty());
+        assert!(dtls_plan(&calls, "sv1", 1), "the callee is keyed by DTLS");
+    }
+    let mut re = offer("sv1");
+    re.webrtc.dtls_off = true;
+    re.sdp.transport = Some("RTP/SAVP");
+    let to_callee = run(&calls, &re, &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(!has(&to_callee, "fingerprint"), "DTLS=off: SDES alone");
+    assert!(dtls_plan(&calls, "sv1", 1), "kept until it answers");
+}
+
+/// `SDES=off` towards an `RTP/SAVP` receiver: our DTLS alone.
+#[test]
+fn sdes_off_offers_dtls_alone() {
+    let calls = registry();
+    let mut o = offer("sv2");
+    o.sdp.transport = Some("RTP/SAVP");
+    o.sdes.off = true;
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(crypto_values(&to_callee).is_empty());
+    assert!(has(&to_callee, "fingerprint") && has(&to_callee, "setup"));
+}
+
+/// An `RTP/SAVP` DTLS offer to a `UDP/TLS` receiver: terminated on both
+/// sides (each gets our fingerprint), never passed through.
+#[test]
+fn savp_dtls_offer_to_a_udp_tls_receiver_is_terminated_on_both_sides() {
+    let calls = registry();
+    let mut o = offer("sv3");
+    o.sdp.transport = Some("UDP/TLS/RTP/SAVPF");
+    let sbc = proto_sdp("192.0.2.10", 5000, "RTP/SAVP", &dtls_lines("actpass"));
+    let to_browser = run(&calls, &o, &sbc);
+    assert_eq!(to_browser.media[0].protocol, "UDP/TLS/RTP/SAVPF");
+    // Ours, actpass (one certificate in these tests: theirs and ours are
+    // the same text, so the roles and plans tell).
+    assert_eq!(
+        to_browser.media[0]
+            .attr("setup")
+            .and_then(|a| a.value.as_deref()),
+        Some("actpass")
+    );
+    assert!(has(&to_browser, "fingerprint") && has(&to_browser, "tls-id"));
+    assert!(dtls_plan(&calls, "sv3", 0), "the SBC's DTLS ends here");
+    assert!(dtls_plan(&calls, "sv3", 1), "the browser's too");
+}
+
+/// `DTLS=off` in the answer to an `RTP/SAVP` offerer keyed by DTLS: its
+/// leg is left without a key (its media dropped), never relayed as plain.
+#[test]
+fn dtls_off_in_the_answer_never_makes_an_srtp_offerer_plain() {
+    let calls = registry();
+    let sbc = proto_sdp("192.0.2.10", 5000, "RTP/SAVP", &dtls_lines("actpass"));
+    let mut o = offer("sv4");
+    o.sdp.transport = Some("RTP/AVP");
+    run(&calls, &o, &sbc);
+    assert!(dtls_plan(&calls, "sv4", 0));
+    let mut a = answer("sv4");
+    a.webrtc.dtls_off = true;
+    run(&calls, &a, &sdp_from("192.0.2.20", 6000, &[]));
+    calls.with_call("sv4", |c| {
+        assert!(c.parties[0].medias[0].negotiated.srtp, "still SRTP");
+    });
+    let st = |calls: &Calls| {
+        calls
+            .with_call("sv4", |c| {
+                c.parties[0].medias[0]
+                    .sockets
+                    .as_ref()
+                    .unwrap()
+                    .rtp
+                    .state()
+                    .transform
+                    .drop
+            })
+            .unwrap()
+    };
+    assert!(st(&calls), "nothing relayed from or to it");
+}

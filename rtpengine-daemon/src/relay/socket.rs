@@ -281,7 +281,10 @@ impl MediaSocket {
             // SRTP is authenticated before anything learns from the packet
             // (a forged one must not move the stream) and then handled as
             // the plain packet it carries.
-            let decrypted = match st.transform.decrypt_for(rtcp) {
+            // Keys are scoped to the transport (RFC 5764 §4.2): the RTCP
+            // port's association's on that port, the RTP port's for
+            // anything on it (stray RTCP of a party that does not mux).
+            let decrypted = match st.transform.decrypt_for(self.is_rtcp) {
                 None => None,
                 Some(ctx) => match srtp::unprotect(ctx, pkt, rtcp) {
                     Ok(plain) => Some(plain),
@@ -370,7 +373,7 @@ impl MediaSocket {
         // only a rewritten or transformed packet pays for a buffer.
         let mut buf = decrypted;
         if let Some(Action::Reflect(ssrc_at)) = filter {
-            let echo = transform.as_ref().and_then(|t| t.echo_for(rtcp));
+            let echo = transform.as_ref().and_then(|t| t.echo_for(self.is_rtcp));
             self.reflect(buf.as_deref().unwrap_or(pkt), ssrc_at, echo, rtcp, now_ms);
             return;
         }
@@ -445,7 +448,7 @@ impl MediaSocket {
         let reply = match stun {
             true => leg.stun(pkt, (self.local, src), self.component()),
             // A party that does not mux runs a second handshake on its
-            // RTCP port (RFC 5764 §4.1.2): the leg keys its SRTCP from it.
+            // RTCP port (RFC 5764 §4.2): the leg keys its SRTCP from it.
             false => leg.dtls(pkt, (self.local, src), self.component(), known),
         };
         if reply.refused {

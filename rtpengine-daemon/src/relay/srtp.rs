@@ -71,7 +71,7 @@ pub struct MediaSrtp {
     /// Protects what is sent to it (our key).
     tx: Option<Keyed>,
     /// A DTLS leg's contexts of its RTCP port's own handshake (RFC 5764
-    /// §4.1.2: without rtcp-mux each component keys its own), used for
+    /// §4.2: without rtcp-mux each component keys its own), used for
     /// SRTCP where the party does not mux; `None`: SRTCP under `rx`/`tx`.
     rtcp: Option<(Keyed, Keyed)>,
     /// Its leg is SRTP terminated here: without a key, nothing is relayed

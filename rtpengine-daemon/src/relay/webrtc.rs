@@ -67,7 +67,7 @@ struct LegState {
     lite: bool,
     dtls: Option<DtlsPlan>,
     /// The DTLS association per ICE component: on the RTP port, and on
-    /// the RTCP port of a party that does not mux (RFC 5764 §4.1.2: each
+    /// the RTCP port of a party that does not mux (RFC 5764 §4.2: each
     /// component runs its own handshake and keys its own SRTP/SRTCP).
     assoc: [Assoc; 2],
     /// As a lite agent: our address of the pair the peer nominated, per

@@ -246,7 +246,10 @@ impl OfferAnswer {
             .resolve(call.parties[idx].interface.as_deref());
         let held = call.port_pairs();
         let m = &mut call.parties[idx].medias[i];
-        let ours = m.negotiated.ice.is_some() && !m.negotiated.ice_passthrough;
+        // ICE of ours with it, or offered to it (an early answer without
+        // ICE may be followed by a fork's with it).
+        let ours = (m.negotiated.ice.is_some() || m.negotiated.ice_sent.is_some())
+            && !m.negotiated.ice_passthrough;
         if !ours {
             // No (more) ICE of ours with it: one address, the one on `c=`.
             if let Some(s) = m.sockets.as_mut().filter(|s| !s.alternates.is_empty()) {

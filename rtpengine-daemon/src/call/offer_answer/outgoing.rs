@@ -184,7 +184,12 @@ impl OfferAnswer {
                     .get(i)
                     .is_some_and(|pm| !super::sdes::is_plain(&pm.protocol))
         });
-        if terminated(snd) || to_plain {
+        // Nor where the receiver gets our DTLS (beside SDES, or kept).
+        let ours_to_rcv = call.parties[rcv]
+            .medias
+            .iter()
+            .any(|m| m.negotiated.dtls_offered || m.negotiated.dtls.is_some());
+        if terminated(snd) || to_plain || ours_to_rcv {
             out.attributes
                 .retain(|a| !super::webrtc::DTLS_ATTRS.contains(&a.name.as_str()));
         }
@@ -219,13 +224,17 @@ impl OfferAnswer {
         {
             m.protocol = t.to_owned();
         }
-        // An `RTP/SAVP(F)` offerer that offers DTLS (`a=fingerprint`) to a
-        // plain receiver is keyed by DTLS, also when it offers `a=crypto`
-        // too (unless `SDES-prefer`), as upstream: its lines go nowhere.
+        // An `RTP/SAVP(F)` offerer that offers DTLS (`a=fingerprint`) is
+        // keyed by DTLS here, also when it offers `a=crypto` too (unless
+        // `SDES-prefer`), as upstream, towards a receiver that does not
+        // get the same protocol (plain, or `UDP/TLS`), and always once it
+        // is keyed so (its re-offers): its lines go nowhere. Between two
+        // `RTP/SAVP(F)` parties its DTLS passes through as before.
         let fingerprint =
             m.has_attr("fingerprint") || dtls.0.iter().any(|a| a.name == "fingerprint");
+        let keyed_here = call.parties[snd].medias[i].negotiated.dtls.is_some();
         let savp_dtls = super::sdes::is_sdes(&sender_protocol)
-            && super::sdes::is_plain(&m.protocol)
+            && (!super::sdes::is_sdes(&m.protocol) || keyed_here)
             && !self.webrtc.dtls_off
             && fingerprint
             && !(self.sdes.prefer && m.has_attr("crypto"));

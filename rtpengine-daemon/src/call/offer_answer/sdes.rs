@@ -238,9 +238,10 @@ impl OfferAnswer {
             }
         }
         // An `RTP/SAVP(F)` offerer keyed by DTLS (its offer had
-        // `a=fingerprint`, see `webrtc`) gets no SDES line back.
-        let offerer = &call.parties[rcv].medias[i];
-        let offerer_sdes = is_sdes(&offerer.protocol) && offerer.negotiated.dtls.is_none();
+        // `a=fingerprint`, see `webrtc`) gets no SDES line back while it
+        // stays so (else an SDES answer, or no key: its media dropped).
+        let offerer_sdes = is_sdes(&call.parties[rcv].medias[i].protocol)
+            && !self.savp_offerer_dtls(call, rcv, i, &m.protocol);
         let a = &mut call.parties[rcv].medias[i].negotiated;
         // An OSRTP offerer keeps SRTP when the answerer is SRTP with us
         // (its line is ours, not the offerer's to take); `OSRTP=accept`

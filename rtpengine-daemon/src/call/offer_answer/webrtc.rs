@@ -207,6 +207,23 @@ pub(super) fn update_leg(m: &mut PartyMedia, id: &Arc<Identity>) -> Option<Arc<L
 }
 
 impl OfferAnswer {
+    /// Whether an answer goes back to party `rcv`, an `RTP/SAVP(F)`
+    /// offerer keyed by DTLS, the way it goes to a `UDP/TLS` one
+    /// (`protocol`: what it hears back). Read before the answer's SDES
+    /// lines are decided, so both agree.
+    pub(super) fn savp_offerer_dtls(
+        &self,
+        call: &Call,
+        rcv: usize,
+        i: usize,
+        protocol: &str,
+    ) -> bool {
+        self.side == Side::Answer
+            && !self.webrtc.dtls_off
+            && super::sdes::is_sdes(protocol)
+            && call.parties[rcv].medias[i].negotiated.dtls.is_some()
+    }
+
     /// WebRTC for media `i` of an offer or answer (`sender_protocol`: the
     /// sender's own; `savp_dtls`: an `RTP/SAVP(F)` sender keyed by DTLS
     /// with us; `m` already has the protocol the receiver gets).
@@ -220,12 +237,9 @@ impl OfferAnswer {
     ) {
         let o = &self.webrtc;
         let sender_dtls = (is_dtls(sender_protocol) || savp_dtls) && !o.dtls_off;
-        // An answer goes back to an `RTP/SAVP(F)` offerer keyed by DTLS
-        // the way it goes to a `UDP/TLS` one.
-        let savp_offerer = self.side == Side::Answer
-            && super::sdes::is_sdes(&m.protocol)
-            && call.parties[rcv].medias[i].negotiated.dtls.is_some();
-        let receiver_dtls = (is_dtls(&m.protocol) || savp_offerer) && !o.dtls_off;
+        let receiver_dtls = (is_dtls(&m.protocol)
+            || self.savp_offerer_dtls(call, rcv, i, &m.protocol))
+            && !o.dtls_off;
         // The sender's leg: terminated when it speaks DTLS and the
         // receiver does not; its DTLS attributes stop here.
         let theirs = announced(m, session);
@@ -357,14 +371,17 @@ impl OfferAnswer {
         // beside them, as upstream: its answer picks one (a DTLS choice
         // made earlier stays in force until then).
         let neg = &mut call.parties[rcv].medias[i].negotiated;
-        let savp_offer = self.side == Side::Offer
-            && !receiver_terminated
-            && !o.dtls_off
-            && super::sdes::is_sdes(&m.protocol);
-        // Offered with our SDES lines, or (a re-offer) keyed by DTLS
-        // already: it stays keyed until it answers.
-        let beside_sdes = savp_offer && (!neg.crypto_out.is_empty() || neg.dtls.is_some());
-        neg.dtls_offered = beside_sdes;
+        let savp_receiver =
+            self.side == Side::Offer && !receiver_terminated && super::sdes::is_sdes(&m.protocol);
+        // Unless the sender's own DTLS passes through to it (its
+        // attributes are still there), or `DTLS=off`; with `SDES=off` our
+        // DTLS alone. A party keyed by DTLS stays so until it answers
+        // (kept through answers too: a 183 and its 200, another fork).
+        let beside_sdes = savp_receiver && !o.dtls_off && !m.has_attr("fingerprint");
+        let keep = savp_receiver && neg.dtls.is_some();
+        if self.side == Side::Offer {
+            neg.dtls_offered = beside_sdes;
+        }
         if receiver_terminated || beside_sdes {
             let setup = match (self.side, &neg.dtls) {
                 // Offers leave the role to the answerer (RFC 5763 §5).
@@ -405,12 +422,8 @@ impl OfferAnswer {
                     value: Some(tls_id),
                 });
             }
-        } else {
+        } else if !keep {
             neg.dtls = None;
-        }
-        if self.side == Side::Answer {
-            // Its answer picked (see `answer_media`).
-            call.parties[snd].medias[i].negotiated.dtls_offered = false;
         }
         let neg = &mut call.parties[rcv].medias[i].negotiated;
         // ICE towards the receiver: a DTLS party always gets it, another
