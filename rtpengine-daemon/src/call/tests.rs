@@ -805,6 +805,23 @@ fn savp_dtls_offer_to_a_udp_tls_receiver_is_terminated_on_both_sides() {
     assert!(has(&to_browser, "fingerprint") && has(&to_browser, "tls-id"));
     assert!(dtls_plan(&calls, "sv3", 0), "the SBC's DTLS ends here");
     assert!(dtls_plan(&calls, "sv3", 1), "the browser's too");
+    // The browser answers our fingerprint: both stay terminated, and the
+    // SBC hears back our DTLS (we are the client: it offered actpass).
+    let browser = proto_sdp(
+        "192.0.2.20",
+        6000,
+        "UDP/TLS/RTP/SAVPF",
+        &dtls_lines("passive"),
+    );
+    let to_sbc = run(&calls, &answer("sv3"), &browser);
+    assert_eq!(to_sbc.media[0].protocol, "RTP/SAVP");
+    assert_eq!(
+        to_sbc.media[0]
+            .attr("setup")
+            .and_then(|a| a.value.as_deref()),
+        Some("active")
+    );
+    assert!(dtls_plan(&calls, "sv3", 0) && dtls_plan(&calls, "sv3", 1));
 }
 
 /// `DTLS=off` in the answer to an `RTP/SAVP` offerer keyed by DTLS: its

@@ -244,11 +244,16 @@ impl OfferAnswer {
         // receiver does not; its DTLS attributes stop here.
         let theirs = announced(m, session);
         let sender_ice = theirs.ice.is_some();
-        // An `RTP/SAVP(F)` sender keyed by DTLS keys it with us (it
-        // answered our fingerprint, or offered to a plain receiver): its
-        // DTLS ends here even where the receiver speaks DTLS too.
-        let terminated = sender_dtls && (!receiver_dtls || savp_dtls);
-        let receiver_terminated = receiver_dtls && (!sender_dtls || savp_dtls);
+        // A sender keyed by DTLS with us (an `RTP/SAVP(F)` one, or one
+        // answering the fingerprint we offered it) ends its DTLS here even
+        // where the receiver speaks DTLS too; so does a receiver whose
+        // association with us the offer began (both sides terminated:
+        // an `RTP/SAVP` DTLS party and a `UDP/TLS` one).
+        let ours = |p: usize| {
+            self.side == Side::Answer && call.parties[p].medias[i].negotiated.dtls.is_some()
+        };
+        let terminated = sender_dtls && (!receiver_dtls || savp_dtls || ours(snd));
+        let receiver_terminated = receiver_dtls && (!sender_dtls || savp_dtls || ours(rcv));
         let mut mode = o.ice;
         if matches!(mode, IceMode::Optional | IceMode::ForceRelay)
             && (terminated || receiver_terminated)
@@ -425,7 +430,6 @@ impl OfferAnswer {
         } else if !keep {
             neg.dtls = None;
         }
-        let neg = &mut call.parties[rcv].medias[i].negotiated;
         // ICE towards the receiver: a DTLS party always gets it, another
         // one if the offer had it (upstream's `default`); an answer keeps
         // what its offer decided (the receiver offered ICE, or we did).
