@@ -39,19 +39,19 @@ pub async fn run(calls: Arc<Calls>) {
     let mut interval = tokio::time::interval(INTERVAL);
     let mut timer = Timer::default();
     loop {
-        interval.tick().await;
-        timer.tick(&calls);
+        tokio::select! {
+            _ = interval.tick() => timer.tick(&calls),
+            () = crate::relay::webrtc::ICE_SELECTED.notified() => calls.follow_ice(),
+        }
     }
 }
 
 impl Calls {
-    /// ICE checks and consent, DTLS retransmissions and handshakes we start
-    /// towards WebRTC parties without ICE (their sockets send, outside the
-    /// call table's lock).
-    pub fn webrtc_tick(&self) {
+    /// A party with several of our addresses: media to it goes out of the
+    /// one its selected ICE pair has (run at once when the relay selects
+    /// one, and at every turn).
+    pub fn follow_ice(&self) {
         let mut map = self.lock();
-        // A party with several of our addresses: media to it goes out of
-        // the one its selected ICE pair has (from the relay's last turn).
         for call in map.values_mut() {
             for p in 0..call.parties.len() {
                 let Some(q) = call.parties[p].peer else {
@@ -71,6 +71,14 @@ impl Calls {
                 }
             }
         }
+    }
+
+    /// ICE checks and consent, DTLS retransmissions and handshakes we start
+    /// towards WebRTC parties without ICE (their sockets send, outside the
+    /// call table's lock).
+    pub fn webrtc_tick(&self) {
+        self.follow_ice();
+        let map = self.lock();
         let sockets: Vec<Arc<MediaSocket>> = map
             .values()
             .flat_map(|c| c.parties.iter())

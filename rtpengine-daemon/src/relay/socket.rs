@@ -473,6 +473,9 @@ impl MediaSocket {
                 peer.unoffload("peer address changed");
                 peer.try_offload();
             }
+            if reply.moved {
+                webrtc::ICE_SELECTED.notify_one();
+            }
         }
         for d in &reply.out {
             self.send_control(d, src, now_ms);

@@ -21,6 +21,11 @@ use super::srtp::Shared;
 use crate::crypto::dtls::{Fingerprint, Identity, Role, Session, State};
 use crate::crypto::srtp::{Context, Params};
 
+/// Raised when ICE selected a pair on another of our addresses than
+/// before: the call timer makes the other party's sockets send through
+/// it at once (`Calls::follow_ice`), not at its next turn.
+pub static ICE_SELECTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// What signalling decided for DTLS on a leg.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DtlsPlan {
@@ -149,6 +154,9 @@ pub struct Reply {
     /// The source is the nominated (selected) pair: it becomes the
     /// party's confirmed endpoint.
     pub nominated: bool,
+    /// The selected pair is now on another of our addresses (see
+    /// [`ICE_SELECTED`]).
+    pub moved: bool,
     /// The datagram was refused (counted as an error).
     pub refused: bool,
 }
@@ -314,6 +322,18 @@ impl Leg {
     /// goes to the agent; a client's handshake starts once the peer is
     /// reachable on RTP.
     pub fn stun(&self, pkt: &[u8], (local, src): (SocketAddr, SocketAddr), component: u8) -> Reply {
+        let before = self.selected_local(component);
+        let mut reply = self.answer_stun(pkt, (local, src), component);
+        reply.moved = reply.nominated && self.selected_local(component) != before;
+        reply
+    }
+
+    fn answer_stun(
+        &self,
+        pkt: &[u8],
+        (local, src): (SocketAddr, SocketAddr),
+        component: u8,
+    ) -> Reply {
         let mut guard = self.state();
         let st = &mut *guard;
         let now = Instant::now();
@@ -333,7 +353,7 @@ impl Leg {
             return Reply {
                 out: self.start_client(st, slot),
                 nominated: true,
-                refused: false,
+                ..Reply::default()
             };
         }
         let Some(creds) = &st.ice else {
@@ -387,7 +407,7 @@ impl Leg {
         Reply {
             out,
             nominated: answer.selected,
-            refused: false,
+            ..Reply::default()
         }
     }
 
