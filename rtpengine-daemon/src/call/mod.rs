@@ -415,24 +415,24 @@ impl Call {
             .sum()
     }
 
-    /// Every local socket of the call.
-    pub fn sockets(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+    /// The socket sets in use, one per media and party.
+    fn socket_sets(&self) -> impl Iterator<Item = &Sockets> {
         self.parties
             .iter()
             .flat_map(|p| p.medias.iter())
             .filter_map(|m| m.sockets.as_ref())
-            .flat_map(Sockets::all)
+    }
+
+    /// Every local socket of the call.
+    pub fn sockets(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+        self.socket_sets().flat_map(Sockets::all)
     }
 
     /// The sockets of each media's selected address (one stream per
     /// media and party, as upstream counts them; `sockets` has every
     /// address's).
     pub fn shown_sockets(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
-        self.parties
-            .iter()
-            .flat_map(|p| p.medias.iter())
-            .filter_map(|m| m.sockets.as_ref())
-            .flat_map(Sockets::shown)
+        self.socket_sets().flat_map(Sockets::shown)
     }
 
     /// Closes every socket of the call and returns once their ports are free

@@ -35,13 +35,16 @@ pub struct Sockets {
 }
 
 impl Sockets {
+    /// These and the alternates, in order (`set(k)` is the `k`th).
+    /// Alternates have none of their own.
+    pub fn sets(&self) -> impl Iterator<Item = &Sockets> {
+        std::iter::once(self).chain(&self.alternates)
+    }
+
     /// Every socket, RTP first, then the alternates'.
-    pub fn all(&self) -> Box<dyn Iterator<Item = &Arc<MediaSocket>> + '_> {
-        Box::new(
-            std::iter::once(&self.rtp)
-                .chain(self.rtcp.as_ref())
-                .chain(self.alternates.iter().flat_map(|a| a.all())),
-        )
+    pub fn all(&self) -> impl Iterator<Item = &Arc<MediaSocket>> {
+        self.sets()
+            .flat_map(|s| std::iter::once(&s.rtp).chain(s.rtcp.as_ref()))
     }
 
     /// The set of `k` (0: these, else an alternate's), if there is one.
@@ -67,12 +70,12 @@ impl Sockets {
     /// Our addresses per ICE component: every set's RTP socket, and its
     /// RTCP socket where the party does not mux.
     pub fn locals(&self, mux: bool) -> [Vec<SocketAddr>; 2] {
-        let sets = || (0..=self.alternates.len()).filter_map(|k| self.set(k));
         [
-            sets().map(|s| s.rtp.local).collect(),
+            self.sets().map(|s| s.rtp.local).collect(),
             match mux {
                 true => Vec::new(),
-                false => sets()
+                false => self
+                    .sets()
                     .filter_map(|s| s.rtcp.as_ref().map(|r| r.local))
                     .collect(),
             },
@@ -93,11 +96,9 @@ impl Sockets {
     /// Closes the sockets and returns once the relay has let go of them, so
     /// their ports are free.
     pub async fn close(self) {
-        for r in self.registrations {
+        let alternates = self.alternates.into_iter().flat_map(|a| a.registrations);
+        for r in self.registrations.into_iter().chain(alternates) {
             r.close().await;
-        }
-        for a in self.alternates {
-            Box::pin(a.close()).await;
         }
     }
 
@@ -116,11 +117,9 @@ impl Sockets {
             let Some(local) = leg.selected_local(component) else {
                 continue;
             };
-            let k = (0..=self.alternates.len()).find(|&k| {
-                self.set(k).is_some_and(|set| match component {
-                    1 => set.rtp.local == local,
-                    _ => set.rtcp.as_ref().is_some_and(|r| r.local == local),
-                })
+            let k = self.sets().position(|set| match component {
+                1 => set.rtp.local == local,
+                _ => set.rtcp.as_ref().is_some_and(|r| r.local == local),
             });
             if let Some(k) = k.filter(|&k| k != self.selected[slot]) {
                 self.selected[slot] = k;
@@ -284,8 +283,7 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             if let Some(leg) = &pm.webrtc {
                 leg.set_locals(ms.locals(pm.mux));
             }
-            for k in 0..=ms.alternates.len() {
-                let Some(set_k) = ms.set(k) else { continue };
+            for set_k in ms.sets() {
                 set(&set_k.rtp, pm.rtp_endpoint, pm.mux);
                 if let Some(r) = &set_k.rtcp {
                     let ep = if pm.mux {

@@ -88,8 +88,7 @@ impl Calls {
             .flat_map(|(s, mux)| {
                 // Each address's sockets; the RTCP port runs ICE component
                 // 2 when the party does not mux.
-                (0..=s.alternates.len())
-                    .filter_map(|k| s.set(k))
+                s.sets()
                     .flat_map(move |set| {
                         let rtcp = set.rtcp.clone().filter(|_| !mux);
                         std::iter::once(set.rtp.clone()).chain(rtcp)

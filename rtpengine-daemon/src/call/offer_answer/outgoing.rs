@@ -230,8 +230,7 @@ impl OfferAnswer {
         // get the same protocol (plain, or `UDP/TLS`), and always once it
         // is keyed so (its re-offers): its lines go nowhere. Between two
         // `RTP/SAVP(F)` parties its DTLS passes through as before.
-        let fingerprint =
-            m.has_attr("fingerprint") || dtls.0.iter().any(|a| a.name == "fingerprint");
+        let fingerprint = super::webrtc::has_fingerprint(m, dtls.0);
         let keyed_here = call.parties[snd].medias[i].negotiated.dtls.is_some();
         let savp_dtls = super::sdes::is_sdes(&sender_protocol)
             && (!super::sdes::is_sdes(&m.protocol) || keyed_here)
@@ -304,7 +303,7 @@ impl OfferAnswer {
         let chose_dtls = super::sdes::is_sdes(&m.protocol)
             && call.parties[snd].medias[i].negotiated.dtls_offered
             && !self.webrtc.dtls_off
-            && (m.has_attr("fingerprint") || dtls.0.iter().any(|a| a.name == "fingerprint"));
+            && super::webrtc::has_fingerprint(m, dtls.0);
         if chose_dtls {
             m.attributes.retain(|a| a.name != "crypto");
         }

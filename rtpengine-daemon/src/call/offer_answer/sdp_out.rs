@@ -111,8 +111,8 @@ impl OfferAnswer {
                 },
                 lines,
                 // Every address's sockets, the one on `c=` first.
-                candidates: (0..=sockets.alternates.len())
-                    .filter_map(|k| sockets.set(k))
+                candidates: sockets
+                    .sets()
                     .flat_map(|set| {
                         let port = set.rtp.local.port();
                         let rtcp = match &set.rtcp {

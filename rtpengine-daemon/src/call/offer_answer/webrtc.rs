@@ -129,6 +129,12 @@ fn attr<'a>(m: &'a Media, session: &'a [Attribute], name: &str) -> Option<&'a st
         .and_then(|a| a.value.as_deref())
 }
 
+/// Whether a party's SDP offers DTLS (`a=fingerprint`, in the section or
+/// at session level).
+pub(super) fn has_fingerprint(m: &Media, session: &[Attribute]) -> bool {
+    attr(m, session, "fingerprint").is_some()
+}
+
 /// What a party's own SDP says about its DTLS and ICE.
 struct Announced {
     fingerprint: Option<Fingerprint>,
