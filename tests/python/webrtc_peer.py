@@ -7,7 +7,12 @@ Talks JSON lines on stdin/stdout with the Rust test:
   -> {"remote_answer": SDP}      apply the answer to our offer; replies {}
   -> {"run": SECONDS}            send audio for that long, then reply with
                                  {"frames": n, "samples": [...], "state": ...,
-                                  "ice_role": ...}
+                                  "ice_role": ..., "tracks": {mid: {"frames":
+                                  n, "samples": [...]}}}
+
+With a second argument `bundle` the peer has two audio sections on one
+transport (max-bundle): PCMU of SAMPLE in the first, PCMA of SAMPLE in the
+second; what arrives is also reported per section (`tracks`).
 
 The audio sent is PCMU of a constant sample (1000, so every payload byte is
 0xCE); what arrives is reported as the set of sample values decoded, so the
@@ -25,11 +30,18 @@ import array
 
 import aioice.ice
 import av
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 from line_peer import serve
 
 ADDRESS = sys.argv[1]
+BUNDLE = sys.argv[2:] == ["bundle"]
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [ADDRESS]
 
 SAMPLE = 1000
@@ -57,17 +69,21 @@ class Tone(MediaStreamTrack):
 
 class Peer:
     def __init__(self):
-        self.pc = RTCPeerConnection()
+        policy = RTCBundlePolicy.MAX_BUNDLE if BUNDLE else RTCBundlePolicy.BALANCED
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=policy))
         self.frames = 0
         self.samples = set()
+        self.tracks = {}
         self.pc.on("track", self.on_track)
-        transceiver = self.pc.addTransceiver(Tone(), direction="sendrecv")
-        pcmu = [
-            c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"
-        ]
-        transceiver.setCodecPreferences(pcmu)
+        codecs = RTCRtpSender.getCapabilities("audio").codecs
+        for mime in ["audio/PCMU", "audio/PCMA"] if BUNDLE else ["audio/PCMU"]:
+            transceiver = self.pc.addTransceiver(Tone(), direction="sendrecv")
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType == mime])
 
     def on_track(self, track):
+        mine = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        per_track = self.tracks.setdefault(mine, {"frames": 0, "samples": set()})
+
         async def consume():
             while True:
                 try:
@@ -80,6 +96,8 @@ class Peer:
                 if any(values):
                     self.frames += 1
                     self.samples.update(values)
+                    per_track["frames"] += 1
+                    per_track["samples"].update(values)
 
         asyncio.ensure_future(consume())
 
@@ -111,6 +129,10 @@ class Peer:
                 # (a lite agent leaves the control to every full one).
                 "ice_role": self.pc.getTransceivers()[0].sender.transport.transport.role,
                 "state": self.pc.connectionState,
+                "tracks": {
+                    t.mid: {"frames": v["frames"], "samples": sorted(v["samples"])[:50]}
+                    for t, v in self.tracks.items()
+                },
             }
         return {"error": f"unknown message {msg}"}
 

@@ -34,6 +34,9 @@ pub struct PeerReport {
     pub ice_role: String,
     /// Peer connection state (`connected` once DTLS is up).
     pub state: String,
+    /// Frames with sound and their distinct sample values, per section
+    /// (by mid).
+    pub tracks: BTreeMap<String, (u64, Vec<i64>)>,
 }
 
 impl WebrtcPeer {
@@ -43,6 +46,17 @@ impl WebrtcPeer {
             Some(&ns.name),
             "webrtc_peer.py",
             &[address],
+            "aiortc peer",
+        ))
+    }
+
+    /// A peer with two audio sections bundled on one transport
+    /// (max-bundle): PCMU in the first, PCMA in the second.
+    pub fn start_bundled(ns: &Netns, address: &str) -> WebrtcPeer {
+        WebrtcPeer(PyPeer::start(
+            Some(&ns.name),
+            "webrtc_peer.py",
+            &[address, "bundle"],
             "aiortc peer",
         ))
     }
@@ -94,6 +108,20 @@ impl WebrtcPeer {
             ice: v["ice"].as_str().unwrap_or_default().to_owned(),
             ice_role: v["ice_role"].as_str().unwrap_or_default().to_owned(),
             state: v["state"].as_str().unwrap_or_default().to_owned(),
+            tracks: v["tracks"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(mid, t)| {
+                            let samples = t["samples"]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(Json::as_i64).collect())
+                                .unwrap_or_default();
+                            (mid.clone(), (t["frames"].as_u64().unwrap_or(0), samples))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

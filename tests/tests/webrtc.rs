@@ -1032,3 +1032,138 @@ fn savp_callee_picks_dtls_from_our_offer() {
         media_ports(&to_caller)[0],
     );
 }
+
+/// G.711 A-law to linear (ITU-T G.711): what a PCMA payload byte decodes to.
+fn alaw(byte: u8) -> i64 {
+    let a = byte ^ 0x55;
+    let mut t = i64::from(a & 0x0f) << 4;
+    match (a & 0x70) >> 4 {
+        0 => t += 8,
+        1 => t += 0x108,
+        seg => t = (t + 0x108) << (seg - 1),
+    }
+    if a & 0x80 != 0 {
+        t
+    } else {
+        -t
+    }
+}
+
+/// A max-bundle WebRTC caller (aiortc: two audio sections on one
+/// transport, PCMU and PCMA) to a plain phone with `bundle=accept`: the
+/// phone gets two sections with ports of their own, the caller an answer
+/// bundled on one port; each section's media reaches its own port on the
+/// phone's side and comes back into its own track, both ways decrypted and
+/// re-encrypted under the one DTLS association.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn max_bundle_caller_to_plain_callee() {
+    require_root();
+    let rig = Rig::new("webrtc-bundle", &[]);
+    let mut peer = WebrtcPeer::start_bundled(&rig.ns, BROWSER);
+    let phones = [
+        rig.socket(&format!("{PHONE}:6020")),
+        rig.socket(&format!("{PHONE}:6022")),
+    ];
+    let offer = peer.offer();
+    assert_eq!(lines(&offer, "a=group:BUNDLE"), ["a=group:BUNDLE 0 1"]);
+    let to_phone = rig.offer(
+        "bundle-1",
+        "browser",
+        &offer,
+        vec![
+            ("transport-protocol", Value::str("RTP/AVP")),
+            ("ICE", Value::str("remove")),
+            ("rtcp-mux", Value::List(vec![Value::str("demux")])),
+            ("bundle", Value::List(vec![Value::str("accept")])),
+        ],
+    );
+    check_sip_sdp(&to_phone, "RTP/AVP");
+    let ports = media_ports(&to_phone);
+    assert!(ports.len() == 2 && ports[0] != ports[1], "{to_phone}");
+    let answer = format!(
+        "v=0\r\no=- 1 1 IN IP4 {PHONE}\r\ns=-\r\nc=IN IP4 {PHONE}\r\nt=0 0\r\n\
+m=audio 6020 RTP/AVP 0\r\na=sendrecv\r\nm=audio 6022 RTP/AVP 8\r\na=sendrecv\r\n"
+    );
+    let to_browser = rig.answer("bundle-1", "browser", "phone", &answer, Vec::new());
+    assert_eq!(
+        lines(&to_browser, "a=group:BUNDLE"),
+        ["a=group:BUNDLE 0 1"],
+        "{to_browser}"
+    );
+    let bports = media_ports(&to_browser);
+    assert!(bports.len() == 2 && bports[0] == bports[1], "{to_browser}");
+    assert_eq!(lines(&to_browser, "a=mid:"), ["a=mid:0", "a=mid:1"]);
+    assert_eq!(lines(&to_browser, "a=rtcp-mux").len(), 2, "{to_browser}");
+    peer.remote_answer(&to_browser);
+
+    // The phone's side: PCMU 0xCE into the first section, PCMA 0xD5 into
+    // the second, for 3 s, while collecting what arrives on each port.
+    peer.run(3.0);
+    let to = [daemon(ports[0]), daemon(ports[1])];
+    let mut got: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+    let start = std::time::Instant::now();
+    let mut next = start;
+    let mut seq = 0u16;
+    let mut buf = [0u8; 2048];
+    for p in &phones {
+        p.set_nonblocking(true).expect("nonblocking");
+    }
+    while start.elapsed().as_secs_f64() < 3.0 {
+        if std::time::Instant::now() >= next {
+            for (k, (pt, byte)) in [(0u8, PEER_SAMPLE_BYTE), (8, 0xd5)].into_iter().enumerate() {
+                let pkt = rtp(pt, seq, 160 * u32::from(seq), 0x6200 + k as u32, byte);
+                let _ = phones[k].send_to(&pkt, to[k]);
+            }
+            seq = seq.wrapping_add(1);
+            next += std::time::Duration::from_millis(20);
+        }
+        for (k, p) in phones.iter().enumerate() {
+            while let Ok((n, _)) = p.recv_from(&mut buf) {
+                got[k].push(buf[..n].to_vec());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let report = peer.report();
+    assert_eq!(report.state, "connected", "{report:?}");
+    // Each section's media on its own port, decrypted: PCMU of the tone on
+    // the first, PCMA of it on the second, nothing crossed over.
+    // Its MID extension stays on (unknown to the phone, ignored).
+    let payloads = |k: usize| -> Vec<(u8, &[u8])> {
+        got[k]
+            .iter()
+            .filter(|p| p.len() > 12 && p[1] & 0x7f < 64)
+            .filter_map(|p| {
+                let mut at = 12 + 4 * usize::from(p[0] & 0x0f);
+                if p[0] & 0x10 != 0 {
+                    let words = u16::from_be_bytes([*p.get(at + 2)?, *p.get(at + 3)?]);
+                    at += 4 + 4 * usize::from(words);
+                }
+                Some((p[1] & 0x7f, p.get(at..)?))
+            })
+            .filter(|(_, payload)| payload.len() == 160)
+            .collect()
+    };
+    let (first, second) = (payloads(0), payloads(1));
+    assert!(
+        first.len() > 50 && second.len() > 50,
+        "{} {}",
+        first.len(),
+        second.len()
+    );
+    assert!(first
+        .iter()
+        .all(|(pt, p)| *pt == 0 && p.iter().all(|&b| b == PEER_SAMPLE_BYTE)));
+    let byte = second[0].1[0];
+    assert!(second
+        .iter()
+        .all(|(pt, p)| *pt == 8 && p.iter().all(|&b| b == byte)));
+    // And back: each into its own track.
+    let track = |mid: &str| report.tracks.get(mid).cloned().unwrap_or_default();
+    let (f0, s0) = track("0");
+    let (f1, s1) = track("1");
+    assert!(f0 > 50 && f1 > 50, "{report:?}");
+    assert_eq!(s0, [DECODED_CE], "{report:?}");
+    assert_eq!(s1, [alaw(0xd5)], "{report:?}");
+}

@@ -81,6 +81,16 @@ pub struct PartyMedia {
     /// ICE and DTLS-SRTP on its ports, when it is a WebRTC party
     /// ([`Negotiated::dtls`], [`Negotiated::ice`]).
     pub webrtc: Option<std::sync::Arc<crate::relay::webrtc::Leg>>,
+    /// Its place in the party's BUNDLE group, where it is bundled (from
+    /// the party's latest SDP).
+    pub bundle: Option<offer_answer::Bundled>,
+}
+
+impl PartyMedia {
+    /// Bundled into another section's transport (not the head).
+    pub fn bundle_member(&self, i: usize) -> bool {
+        self.bundle.as_ref().is_some_and(|b| b.head != i)
+    }
 }
 
 /// Per-media results of the SDP exchange that a later message needs.

@@ -141,6 +141,9 @@ impl Sockets {
             // Its checks and handshakes no longer reach the party's ICE
             // agent or DTLS (they would pin them to these ports).
             st.webrtc = None;
+            drop(st);
+            s.set_bundle(None);
+            s.set_via(None);
         }
     }
 }
@@ -296,6 +299,9 @@ pub(crate) fn wire(call: &mut Call, a: usize, b: usize, policy: Policy) {
             }
         }
     }
+    for p in [a, b] {
+        super::offer_answer::link_bundles(call, p);
+    }
 }
 
 /// Points the other party's sockets (all of them, alternates too) at the
@@ -321,5 +327,9 @@ pub(crate) fn route(call: &Call, me: usize, other: usize, i: usize) {
             st.peer_rtp = rtp.clone();
             st.peer_rtcp = rtcp.clone();
         }
+    }
+    // The bundle's other sections send through the selected address too.
+    if pm.bundle.is_some() {
+        super::offer_answer::link_bundles(call, me);
     }
 }

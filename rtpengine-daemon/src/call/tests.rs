@@ -856,3 +856,100 @@ fn dtls_off_in_the_answer_never_makes_an_srtp_offerer_plain() {
     };
     assert!(st(&calls), "nothing relayed from or to it");
 }
+
+/// A max-bundle offer: audio and video on one transport (`bundle-only`
+/// video with port 0, as Firefox writes it).
+fn bundled_offer() -> sdp::Session {
+    sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+a=group:BUNDLE a v\r\n\
+m=audio 5000 RTP/AVP 0\r\na=mid:a\r\na=rtcp-mux\r\na=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+m=video 0 RTP/AVP 96\r\na=mid:v\r\na=bundle-only\r\na=rtpmap:96 VP8/90000\r\n",
+    )
+    .expect("valid SDP")
+}
+
+fn two_section_answer() -> sdp::Session {
+    sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0\r\nm=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
+    )
+    .expect("valid SDP")
+}
+
+fn group_lines(s: &sdp::Session) -> Vec<String> {
+    s.attributes
+        .iter()
+        .filter(|a| a.name == "group")
+        .filter_map(|a| a.value.clone())
+        .collect()
+}
+
+#[test]
+fn bundle_accept_answers_bundled_and_offers_onwards_unbundled() {
+    let calls = registry();
+    let mut o = offer("bundle-1");
+    o.bundle.accept = true;
+    let onward = run(&calls, &o, &bundled_offer());
+    // Towards the callee: two sections with ports of their own, no group,
+    // no bundle-only.
+    assert!(group_lines(&onward).is_empty());
+    assert!(onward.media.iter().all(|m| !m.has_attr("bundle-only")));
+    assert_ne!(onward.media[0].port, onward.media[1].port);
+    assert!(onward.media[1].port != 0);
+    let back = run(&calls, &answer("bundle-1"), &two_section_answer());
+    // Towards the caller: one transport, its group and mids, the MID
+    // extension under its ID.
+    assert_eq!(group_lines(&back), ["BUNDLE a v"]);
+    assert_eq!(back.media[0].port, back.media[1].port);
+    assert_ne!(back.media[0].port, 0);
+    let mids: Vec<_> = back
+        .media
+        .iter()
+        .map(|m| m.attr("mid").and_then(|a| a.value.clone()))
+        .collect();
+    assert_eq!(mids, [Some("a".into()), Some("v".into())]);
+    assert!(back.media.iter().all(|m| m.has_attr("rtcp-mux")));
+    assert!(back.media[1]
+        .attributes
+        .iter()
+        .any(|a| a.value.as_deref() == Some("3 urn:ietf:params:rtp-hdrext:sdes:mid")));
+    // The caller's sections: the video one is bundled into the audio one.
+    let map = calls.lock();
+    let caller = &map["bundle-1"].parties[0];
+    assert_eq!(caller.medias[1].bundle.as_ref().map(|b| b.head), Some(0));
+    assert!(caller.medias[1].bundle_member(1));
+    assert!(!caller.medias[0].bundle_member(0));
+}
+
+#[test]
+fn bundles_are_ignored_by_default_and_broken_up_on_reject() {
+    let calls = registry();
+    // Without `accept` (upstream's default) a bundle-only section is one
+    // its sender rejects; no group goes either way.
+    let onward = run(&calls, &offer("bundle-2"), &bundled_offer());
+    assert!(group_lines(&onward).is_empty());
+    assert_eq!(onward.media[1].port, 0);
+    let back = run(&calls, &answer("bundle-2"), &two_section_answer());
+    assert!(group_lines(&back).is_empty());
+    assert_eq!(back.media[1].port, 0);
+
+    // Bundled, then a re-offer with `reject`: each section its own
+    // transport again.
+    let mut o = offer("bundle-3");
+    o.bundle.accept = true;
+    run(&calls, &o, &bundled_offer());
+    let back = run(&calls, &answer("bundle-3"), &two_section_answer());
+    assert_eq!(back.media[0].port, back.media[1].port);
+    let mut o = offer("bundle-3");
+    o.bundle.reject = true;
+    let mut reoffer = bundled_offer();
+    reoffer.media[1].port = 5002;
+    reoffer.media[1]
+        .attributes
+        .retain(|a| a.name != "bundle-only");
+    run(&calls, &o, &reoffer);
+    let back = run(&calls, &answer("bundle-3"), &two_section_answer());
+    assert!(group_lines(&back).is_empty());
+    assert_ne!(back.media[0].port, back.media[1].port);
+}

@@ -10,7 +10,7 @@ use super::put;
 use super::sdp_options::{list_and_flags, sdes_options, sdp_options};
 use crate::call::controls::MediaEcho;
 use crate::call::offer_answer::trickle::Trickled;
-use crate::call::offer_answer::{IceMode, Lite, Osrtp, WebrtcOptions};
+use crate::call::offer_answer::{BundleOptions, IceMode, Lite, Osrtp, WebrtcOptions};
 use crate::call::{self, Calls, OfferAnswer, Replace, RtcpMux, Side};
 use crate::crypto::dtls::Hash;
 use crate::ng::frame::NgError;
@@ -237,6 +237,7 @@ fn options(
         recrypt: req.flag("recrypt"),
         webrtc: webrtc_options(req, side),
         osrtp: osrtp_options(req),
+        bundle: bundle_options(req),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {
@@ -384,6 +385,20 @@ fn webrtc_preset(oa: &mut OfferAnswer) {
     oa.no_rtcp_attr = true;
     oa.sdes.off = true;
     oa.sdp.generate_mid = true;
+}
+
+/// `bundle` (list or `BUNDLE-…` flags): `accept` and `reject`; the
+/// others are reported by `ng::support`.
+fn bundle_options(req: &Request) -> BundleOptions {
+    let mut b = BundleOptions::default();
+    for w in list_and_flags(req, "bundle") {
+        match w.to_ascii_lowercase().as_str() {
+            "accept" => b.accept = true,
+            "reject" => b.reject = true,
+            other => tracing::warn!("BUNDLE '{other}' is not supported"),
+        }
+    }
+    b
 }
 
 /// `OSRTP` (list or `OSRTP-…` flags): the RFC 8643 forms; the legacy ones

@@ -82,6 +82,7 @@ const OFFER_ANSWER_KEYS: &[&str] = &[
     "dtls",
     "dtls-fingerprint",
     "osrtp",
+    "bundle",
     "sdes",
     "codec",
     "codecs",
@@ -300,6 +301,8 @@ const VALUES: &[(&str, &[&str])] = &[
     // RFC 8643 OSRTP; `accept` also names the legacy form, which only
     // matters for the duplicated sections `offer-legacy` writes.
     ("osrtp", &["offer", "offer-rfc", "accept-rfc", "accept"]),
+    // RFC 9143: bundled offers served bundled, bundles broken up.
+    ("bundle", &["accept", "reject"]),
     // Also `no-<suite>` and `only-<suite>` (see `honoured`).
     (
         "sdes",
@@ -358,6 +361,7 @@ const FLAG_FAMILIES: &[(&str, &str)] = &[
     ("rtcp-mux-", "rtcp-mux"),
     ("sdes-", "sdes"),
     ("osrtp-", "osrtp"),
+    ("bundle-", "bundle"),
 ];
 
 fn canonical(s: &str) -> String {

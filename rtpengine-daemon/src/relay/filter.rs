@@ -201,6 +201,59 @@ impl Filter {
     }
 }
 
+/// The RFC 8285 elements of an extension block's body: (ID, the whole
+/// element, its data); `None` where an element overruns the block.
+fn elements(body: &[u8], two_byte: bool) -> impl Iterator<Item = Option<(u8, &[u8], &[u8])>> {
+    let mut i = 0;
+    std::iter::from_fn(move || loop {
+        let first = *body.get(i)?;
+        if first == 0 {
+            // Padding between elements.
+            i += 1;
+            continue;
+        }
+        let (id, len, hdr) = if two_byte {
+            match body.get(i + 1) {
+                Some(&l) => (first, usize::from(l), 2),
+                None => return Some(None),
+            }
+        } else {
+            let id = first >> 4;
+            if id == 15 {
+                // Reserved: the rest is not to be parsed (RFC 8285 §4.2).
+                return None;
+            }
+            (id, usize::from(first & 0x0f) + 1, 1)
+        };
+        let Some(element) = body.get(i..i + hdr + len) else {
+            return Some(None);
+        };
+        i += hdr + len;
+        return Some(Some((id, element, &element[hdr..])));
+    })
+}
+
+/// The data of the header extension element `id` of an RTP packet, if it
+/// has one (RFC 8285 one-byte and two-byte forms).
+pub fn extension(pkt: &[u8], id: u8) -> Option<&[u8]> {
+    if pkt.first()? & 0x10 == 0 {
+        return None;
+    }
+    let start = 12 + 4 * usize::from(pkt[0] & 0x0f);
+    let head = pkt.get(start..start + 4)?;
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let body = pkt.get(start + 4..start + 4 + 4 * words)?;
+    let two_byte = profile & 0xfff0 == 0x1000;
+    if profile != 0xbede && !two_byte {
+        return None;
+    }
+    elements(body, two_byte)
+        .map_while(|e| e)
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, _, data)| data)
+}
+
 /// An RTP packet without the header extension elements whose IDs are in
 /// `ids` (RFC 8285 one-byte and two-byte forms; padding dropped, the block
 /// re-padded to 32 bits); without any left, the block goes and the X bit is
@@ -218,30 +271,11 @@ pub fn strip_extensions(pkt: &[u8], ids: ExtIds) -> Option<Vec<u8>> {
         return None;
     }
     let mut kept = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        let (id, len, hdr) = if two_byte {
-            if body[i] == 0 {
-                i += 1;
-                continue;
-            }
-            (body[i], usize::from(*body.get(i + 1)?), 2)
-        } else {
-            if body[i] == 0 {
-                i += 1;
-                continue;
-            }
-            let id = body[i] >> 4;
-            if id == 15 {
-                break;
-            }
-            (id, usize::from(body[i] & 0x0f) + 1, 1)
-        };
-        let element = body.get(i..i + hdr + len)?;
+    for element in elements(body, two_byte) {
+        let (id, element, _) = element?;
         if !ids.contains(id) {
             kept.extend_from_slice(element);
         }
-        i += hdr + len;
     }
     let mut out = Vec::with_capacity(pkt.len());
     out.extend_from_slice(&pkt[..start]);
@@ -314,7 +348,7 @@ const PSFB: u8 = 206;
 
 /// The packets of a compound RTCP datagram: (type, whole packet); stops at
 /// the first malformed length.
-fn rtcp_packets(pkt: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+pub(crate) fn rtcp_packets(pkt: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut rest = pkt;
     std::iter::from_fn(move || {
         if rest.len() < 4 || rest[0] >> 6 != 2 {

@@ -13,6 +13,7 @@
 //! (tens of thousands of sockets), and a full send buffer drops the packet
 //! (counted as an error) instead of stalling the stream.
 
+pub mod bundle;
 pub mod filter;
 pub mod ice;
 pub mod ice_agent;

@@ -4,10 +4,11 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
+use super::bundle;
 use super::filter::{strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
 use super::ice;
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
@@ -54,6 +55,14 @@ pub struct SocketState {
     /// ICE and DTLS of a WebRTC party: its STUN and DTLS datagrams are
     /// handled here instead of relayed.
     pub webrtc: Option<Arc<Leg>>,
+    /// BUNDLE head: the sections the party's packets arriving here are
+    /// handed to (see [`bundle`]).
+    bundle: Option<Arc<bundle::Routes>>,
+    /// What the head learned about the bundle's SSRCs.
+    bundle_learned: bundle::Learned,
+    /// BUNDLE member: the head's socket its media to the party leaves
+    /// through, and this section's index among the head's routes.
+    via: Option<(Weak<MediaSocket>, usize)>,
 }
 
 impl SocketState {
@@ -74,6 +83,9 @@ impl SocketState {
             loops: None,
             transform: Transform::default(),
             webrtc: None,
+            bundle: None,
+            bundle_learned: bundle::Learned::default(),
+            via: None,
         }
     }
 }
@@ -105,6 +117,11 @@ impl RtpSeen {
         (self.0 >> 32) as u8 & 0x7f
     }
 }
+
+/// [`MediaSocket::bundle_role`]: the head of a bundle.
+const HEAD: u8 = 1;
+/// [`MediaSocket::bundle_role`]: a member sending through its head.
+const MEMBER: u8 = 2;
 
 /// What `query` and `delete` report about one socket, read under one lock.
 #[derive(Debug, Clone)]
@@ -163,6 +180,12 @@ pub struct MediaSocket {
     /// Mirrors `SocketState::kernel.is_some()`, so statistics can count
     /// offloaded streams without taking the lock the relay takes per packet.
     offloaded: AtomicBool,
+    /// Mirrors the BUNDLE role in the state (0 none, [`HEAD`], [`MEMBER`]),
+    /// so unbundled packets pay no extra lock.
+    bundle_role: AtomicU8,
+    /// The last SSRC sent to the party through this bundle member, so the
+    /// head learns each one once.
+    bundle_sent: AtomicU32,
     offload: Option<Arc<dyn Offload>>,
     // Declared after `sock` so the port returns to the pool after closing.
     _lease: Arc<PortLease>,
@@ -198,6 +221,8 @@ impl MediaSocket {
             user_last_ms: AtomicU64::new(0),
             rtp_seen: AtomicU64::new(0),
             offloaded: AtomicBool::new(false),
+            bundle_role: AtomicU8::new(0),
+            bundle_sent: AtomicU32::new(0),
             offload,
             _lease: lease,
         }))
@@ -267,6 +292,74 @@ impl MediaSocket {
         if pkt.first().is_some_and(|&b| b < 64) && self.webrtc(pkt, src, now_ms) {
             return;
         }
+        if self.bundle_role.load(Relaxed) == HEAD {
+            if let Some(member) = self.bundle_member(pkt) {
+                return member.relay(pkt, src, now, now_ms);
+            }
+        }
+        self.relay(pkt, src, now, now_ms);
+    }
+
+    /// The socket of the bundled section a packet arriving on this head
+    /// belongs to, where that is another section's.
+    fn bundle_member(&self, pkt: &[u8]) -> Option<Arc<MediaSocket>> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let routes = st.bundle.as_ref()?;
+        let m = routes.member_of(&mut st.bundle_learned, pkt)?;
+        let sock = routes.members.get(m)?.1.upgrade()?;
+        (!std::ptr::eq(Arc::as_ptr(&sock), self)).then_some(sock)
+    }
+
+    /// Makes this socket the head of a bundle (`Some`) or not (`None`).
+    pub fn set_bundle(&self, routes: Option<Arc<bundle::Routes>>) {
+        let mut st = self.state();
+        let role = match routes.is_some() {
+            true => HEAD,
+            false if st.via.is_some() => MEMBER,
+            false => 0,
+        };
+        if routes.is_some() != st.bundle.is_some() {
+            self.unoffload_locked(&mut st, "bundle changed");
+        }
+        if routes.is_none() {
+            st.bundle_learned = bundle::Learned::default();
+        }
+        st.bundle = routes;
+        st.via = st.via.take().filter(|_| role != HEAD);
+        self.bundle_role.store(role, Relaxed);
+    }
+
+    /// Makes this socket a bundle member whose media to the party leaves
+    /// through `head` (`Some`), or not (`None`).
+    pub fn set_via(&self, via: Option<(Weak<MediaSocket>, usize)>) {
+        let mut st = self.state();
+        if via.is_some() {
+            self.unoffload_locked(&mut st, "bundled");
+            st.bundle = None;
+        }
+        let role = match (&via, &st.bundle) {
+            (Some(_), _) => MEMBER,
+            (None, Some(_)) => HEAD,
+            (None, None) => 0,
+        };
+        st.via = via;
+        self.bundle_role.store(role, Relaxed);
+    }
+
+    /// The head a bundle member sends through, and its index there.
+    fn via(&self) -> Option<(Arc<MediaSocket>, usize)> {
+        if self.bundle_role.load(Relaxed) != MEMBER {
+            return None;
+        }
+        let st = self.state();
+        let (head, idx) = st.via.as_ref()?;
+        Some((head.upgrade()?, *idx))
+    }
+
+    /// Relays one packet of the party's that belongs to this socket's
+    /// section (arrived here, or handed over by its bundle's head).
+    fn relay(&self, pkt: &[u8], src: SocketAddr, now: Instant, now_ms: u64) {
         // RTCP by its port, or by its packet type where it arrives on an
         // RTP port (muxed, or unannounced); the header is clear in SRTCP too.
         let rtcp = self.is_rtcp || is_rtcp(pkt);
@@ -406,7 +499,10 @@ impl MediaSocket {
             buf = Some(out);
         }
         let pkt = buf.as_deref().unwrap_or(pkt);
-        let (dst, tos) = target.destination();
+        // A bundled section's media leaves through its bundle's head.
+        let via = target.via();
+        let out = via.as_ref().map_or(&target, |(head, _)| head);
+        let (dst, tos) = out.destination();
         let Some(dst) = dst else { return };
         // Install the kernel rule before sending: once the peer has this
         // packet it may answer at once, and its reply should already find
@@ -414,12 +510,27 @@ impl MediaSocket {
         // its source is confirmed and its sink's address is known (from SDP
         // or learned, not necessarily confirmed): one-way media too; a sink
         // learned later updates the rule (see `dest_changed`).
-        if self.offload.is_some() {
+        if self.offload.is_some() && via.is_none() {
             self.offload_to(target.local, dst, tos);
         }
-        match crate::net::send_to(target.sock.as_raw_fd(), pkt, dst) {
+        match crate::net::send_to(out.sock.as_raw_fd(), pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
+        }
+        if let (Some((head, idx)), false) = (&via, rtcp) {
+            target.note_sent(head, *idx, pkt);
+        }
+    }
+
+    /// Tells a bundle's head which section an SSRC sent to the party
+    /// belongs to (its RTCP about it is routed there), once per SSRC.
+    fn note_sent(&self, head: &MediaSocket, idx: usize, pkt: &[u8]) {
+        let Some(ssrc) = pkt.get(8..12).and_then(|b| b.try_into().ok()) else {
+            return;
+        };
+        let ssrc = u32::from_be_bytes(ssrc);
+        if self.bundle_sent.swap(ssrc, Relaxed) != ssrc {
+            head.state().bundle_learned.sent(ssrc, idx);
         }
     }
 
@@ -539,7 +650,9 @@ impl MediaSocket {
         rtcp: bool,
         now_ms: u64,
     ) {
-        let (dst, _) = self.destination();
+        let via = self.via();
+        let sender = via.as_ref().map_or(self, |(head, _)| &**head);
+        let (dst, _) = sender.destination();
         let Some(dst) = dst else { return };
         let mut out = srtp::with_room(pkt);
         if let Some(at) = ssrc_at {
@@ -552,7 +665,7 @@ impl MediaSocket {
                 return;
             }
         }
-        match crate::net::send_to(self.sock.as_raw_fd(), &out, dst) {
+        match crate::net::send_to(sender.sock.as_raw_fd(), &out, dst) {
             Ok(_) => self.stats_out.count(out.len(), now_ms),
             Err(_) => self.stats_out.error(),
         }
@@ -580,6 +693,10 @@ impl MediaSocket {
             t.upgrade()
         };
         let Some(target) = target else { return };
+        if target.via().is_some() {
+            // Sent through a bundle's head: relayed here.
+            return;
+        }
         if let (Some(dst), tos) = target.destination() {
             self.offload_to(target.local, dst, tos);
             // The target may have moved (a new ICE pair, consent lost)
@@ -599,7 +716,13 @@ impl MediaSocket {
         let mut st = self.state();
         // SRTP we unprotect or protect is relayed here: the kernel program
         // forwards packets unchanged.
-        if st.kernel_failed || st.filter.active() || st.transform.active() {
+        // Nor a bundle: the head hands packets to several sections.
+        if st.kernel_failed
+            || st.filter.active()
+            || st.transform.active()
+            || st.bundle.is_some()
+            || st.via.is_some()
+        {
             return;
         }
         // The source the kernel expects: the SDP address when nothing is

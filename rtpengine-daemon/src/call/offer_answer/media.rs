@@ -55,6 +55,7 @@ impl OfferAnswer {
                 loop_check: false,
                 srtp: Default::default(),
                 webrtc: None,
+                bundle: None,
             };
             let medias = &mut call.parties[snd].medias;
             match medias.get_mut(i) {
@@ -91,6 +92,7 @@ impl OfferAnswer {
                     loop_check: false,
                     srtp: Default::default(),
                     webrtc: None,
+                    bundle: None,
                 });
             } else if self.side == Side::Offer && m.port != 0 {
                 // A section the receiver rejected earlier is offered again:
@@ -112,7 +114,9 @@ impl OfferAnswer {
                     let m = &mut call.parties[snd].medias[i];
                     // `demux`/`accept` in the offer decide for the offerer
                     // whatever the answer says; remembered for the answer.
-                    m.mux_override = demux || self.rtcp_mux.accept;
+                    // So does a bundle: RTCP comes on its one transport
+                    // (RFC 9143 §9.3), demultiplexed towards the answerer.
+                    m.mux_override = demux || self.rtcp_mux.accept || m.bundle.is_some();
                     m.mux = announced && (m.mux_override || m.mux);
                     let r = &mut call.parties[rcv].medias[i];
                     r.mux = r.mux || self.rtcp_mux.require;
@@ -248,8 +252,10 @@ impl OfferAnswer {
         let m = &mut call.parties[idx].medias[i];
         // ICE of ours with it, or offered to it (an early answer without
         // ICE may be followed by a fork's with it).
+        // A bundled section's transport is its head's.
         let ours = (m.negotiated.ice.is_some() || m.negotiated.ice_sent.is_some())
-            && !m.negotiated.ice_passthrough;
+            && !m.negotiated.ice_passthrough
+            && !m.bundle_member(i);
         if !ours {
             // No (more) ICE of ours with it: one address, the one on `c=`.
             if let Some(s) = m.sockets.as_mut().filter(|s| !s.alternates.is_empty()) {

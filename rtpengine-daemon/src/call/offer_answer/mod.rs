@@ -6,6 +6,7 @@
 //! what the sender's SDP does to its media and who multiplexes RTCP in
 //! [`media`], the SDP written for the receiver in [`sdp_out`].
 
+mod bundle;
 mod media;
 mod outgoing;
 mod sdes;
@@ -13,6 +14,8 @@ mod sdp_out;
 pub mod trickle;
 mod webrtc;
 
+pub(crate) use bundle::link as link_bundles;
+pub use bundle::{BundleOptions, Bundled};
 pub use outgoing::{SdpOptions, SWITCHABLE};
 pub use webrtc::{is_dtls, IceMode, Lite, WebrtcOptions};
 
@@ -134,6 +137,8 @@ pub struct OfferAnswer {
     pub webrtc: WebrtcOptions,
     /// `OSRTP`.
     pub osrtp: Osrtp,
+    /// `bundle`.
+    pub bundle: BundleOptions,
 }
 
 /// The `OSRTP` options (RFC 8643 only; the legacy duplicated sections are
@@ -196,6 +201,7 @@ impl OfferAnswer {
             recrypt: false,
             webrtc: WebrtcOptions::default(),
             osrtp: Osrtp::default(),
+            bundle: BundleOptions::default(),
         }
     }
 }
@@ -402,6 +408,7 @@ impl OfferAnswer {
         // receiver (codecs, protocol, ptime); 3. who multiplexes RTCP.
         let sdp = self.with_removed(call, snd, sdp);
         self.update_sender_media(call, snd, rcv, &sdp);
+        self.update_bundle(call, snd, &sdp);
         // A party announcing our own address may loop media through us:
         // such streams get upstream's duplicate check.
         for m in &mut call.parties[snd].medias {

@@ -193,16 +193,7 @@ impl OfferAnswer {
             out.attributes
                 .retain(|a| !super::webrtc::DTLS_ATTRS.contains(&a.name.as_str()));
         }
-        // No BUNDLE where DTLS is terminated: each section has its own
-        // ports, ICE and handshake here, so neither side may bundle.
-        if terminated(snd) || terminated(rcv) {
-            out.attributes.retain(|a| {
-                !(a.name == "group" && a.value.as_deref().is_some_and(|v| v.starts_with("BUNDLE")))
-            });
-            for m in &mut out.media {
-                m.attributes.retain(|a| a.name != "bundle-only");
-            }
-        }
+        self.bundle_out(call, snd, rcv, &mut out);
         out
     }
 

@@ -299,8 +299,19 @@ impl OfferAnswer {
             call.recrypt = true;
         }
         for p in [snd, rcv] {
-            for m in &mut call.parties[p].medias {
-                match super::webrtc::update_leg(m, id) {
+            let medias = &mut call.parties[p].medias;
+            let mut dtls_legs = Vec::with_capacity(medias.len());
+            for (i, m) in medias.iter_mut().enumerate() {
+                // A bundled section has no transport of its own: no ICE or
+                // DTLS of its own either.
+                let leg = match m.bundle_member(i) {
+                    true => {
+                        m.webrtc = None;
+                        None
+                    }
+                    false => super::webrtc::update_leg(m, id),
+                };
+                match &leg {
                     Some(leg) => m
                         .srtp
                         .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx)),
@@ -308,6 +319,15 @@ impl OfferAnswer {
                         let n = &m.negotiated;
                         m.srtp.update(n.key_in.as_ref(), n.key_out.as_ref(), n.srtp);
                     }
+                }
+                dtls_legs.push(leg);
+            }
+            // Its SRTP is keyed by its head's handshake.
+            for m in medias.iter_mut() {
+                let head = m.bundle.as_ref().map(|b| b.head);
+                if let Some(leg) = head.and_then(|h| dtls_legs.get(h)?.as_ref()) {
+                    m.srtp
+                        .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx));
                 }
             }
         }

@@ -1,0 +1,334 @@
+//! BUNDLE (RFC 9143) in offer/answer, as upstream's `bundle` option: which
+//! of a party's media sections share one transport, and the SDP that says
+//! so. The relay side is in [`crate::relay::bundle`].
+//!
+//! Each bundled section keeps sockets of its own (they hold the section's
+//! learning, SRTP and counters); the party is told the head's port for all
+//! of them, its packets arrive there and are handed on by section, and
+//! media to it leaves through the head's socket. Towards the other party
+//! nothing is bundled (upstream's `accept`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+
+use super::webrtc::IceMode;
+use super::{OfferAnswer, Side};
+use crate::call::Call;
+use crate::relay::bundle::{Routes, Section};
+use crate::relay::MediaSocket;
+use crate::sdp::{Attribute, Media, Session};
+
+/// The RTP header extension naming a packet's section (RFC 9143 §9.2).
+pub const MID_EXT: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// The `bundle` options (list, or `BUNDLE-…` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BundleOptions {
+    /// `accept`: a bundled offer is served bundled, and its answer says so.
+    pub accept: bool,
+    /// `reject`: bundles are broken up (each section its own transport).
+    pub reject: bool,
+}
+
+/// A media section's place in its party's bundle.
+#[derive(Debug, Clone)]
+pub struct Bundled {
+    /// The index of the bundle's head (its first section; its own for the
+    /// head).
+    pub head: usize,
+    /// What the party announced for the section.
+    pub section: Section,
+    /// The ID the party's packets carry the MID extension under.
+    pub mid_ext: Option<u8>,
+}
+
+/// The `a=group:BUNDLE` lines of an SDP: the mids of each.
+fn groups(sdp: &Session) -> Vec<Vec<&str>> {
+    sdp.attributes
+        .iter()
+        .filter(|a| a.name == "group")
+        .filter_map(|a| a.value.as_deref())
+        .filter_map(|v| v.strip_prefix("BUNDLE"))
+        .filter(|v| v.is_empty() || v.starts_with(' '))
+        .map(|v| v.split_whitespace().collect())
+        .collect()
+}
+
+fn is_bundle_group(a: &Attribute) -> bool {
+    a.name == "group"
+        && a.value
+            .as_deref()
+            .and_then(|v| v.strip_prefix("BUNDLE"))
+            .is_some_and(|v| v.is_empty() || v.starts_with(' '))
+}
+
+fn mid(m: &Media) -> Option<&str> {
+    m.attr("mid").and_then(|a| a.value.as_deref())
+}
+
+/// The ID of the MID extension in a section's (or the session's)
+/// `a=extmap` lines.
+fn mid_ext(m: &Media, sdp: &Session) -> Option<u8> {
+    m.attributes
+        .iter()
+        .chain(&sdp.attributes)
+        .filter(|a| a.name == "extmap")
+        .filter_map(|a| a.value.as_deref())
+        .find_map(|v| {
+            let (id, uri) = v.split_once(' ')?;
+            let id = id.split('/').next()?;
+            (uri.split_whitespace().next() == Some(MID_EXT))
+                .then(|| id.parse().ok())
+                .flatten()
+        })
+}
+
+/// A section as the party announced it: mid, payload types, SSRCs.
+fn section(m: &Media) -> Section {
+    Section {
+        mid: mid(m).map(str::to_owned),
+        payload_types: m.formats.iter().filter_map(|f| f.parse().ok()).collect(),
+        ssrcs: m
+            .attributes
+            .iter()
+            .filter(|a| a.name == "ssrc")
+            .filter_map(|a| a.value.as_deref()?.split_whitespace().next()?.parse().ok())
+            .fold(Vec::new(), |mut v, s| {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+                v
+            }),
+    }
+}
+
+impl OfferAnswer {
+    /// Which of the sender's sections are bundled: those of each
+    /// `a=group:BUNDLE` of its SDP, with `accept` in an offer, or once it
+    /// is bundled (its re-offers and answers; one without a group breaks
+    /// the bundle up, as does `reject`). A bundled section that is
+    /// `bundle-only` (port 0) is not rejected: it takes the head's
+    /// transport, as every member does.
+    pub(super) fn update_bundle(&self, call: &mut Call, snd: usize, sdp: &Session) {
+        let medias = &mut call.parties[snd].medias;
+        let was = medias.iter().any(|m| m.bundle.is_some());
+        for m in medias.iter_mut() {
+            m.bundle = None;
+        }
+        let wanted = match self.side {
+            Side::Offer => self.bundle.accept || was,
+            Side::Answer => was,
+        };
+        // Upstream ignores bundles with `force-relay` (we are only one
+        // candidate there, not the transport).
+        if !wanted || self.bundle.reject || self.webrtc.ice == IceMode::ForceRelay {
+            return;
+        }
+        let mut taken = HashSet::new();
+        for group in groups(sdp) {
+            let mut members = Vec::new();
+            for g in &group {
+                let Some(i) = sdp.media.iter().position(|m| mid(m) == Some(g)) else {
+                    continue;
+                };
+                let m = &sdp.media[i];
+                // A section its sender rejects is out of the bundle.
+                if !m.is_rtp() || (m.port == 0 && !m.has_attr("bundle-only")) {
+                    continue;
+                }
+                if !taken.insert(i) {
+                    tracing::warn!(mid = %g, "Media section found in multiple BUNDLE groups, ignoring it");
+                    continue;
+                }
+                members.push(i);
+            }
+            let Some(&head) = members.first() else {
+                continue;
+            };
+            if sdp.media[head].port == 0 || members.len() < 2 {
+                continue;
+            }
+            let ext = mid_ext(&sdp.media[head], sdp);
+            let (rtp, mux) = (medias[head].rtp_endpoint, medias[head].mux_offered);
+            for &i in &members {
+                let pm = &mut medias[i];
+                pm.bundle = Some(Bundled {
+                    head,
+                    section: section(&sdp.media[i]),
+                    mid_ext: ext,
+                });
+                if i != head {
+                    // Its packets come from, and go to, the head's
+                    // transport, RTCP muxed (RFC 9143 §9.3).
+                    pm.rejected = false;
+                    pm.rtp_endpoint = rtp;
+                    pm.rtcp_endpoint = rtp;
+                    pm.mux_offered = mux;
+                }
+            }
+        }
+    }
+
+    /// The bundling of the SDP going to the receiver: the sender's groups
+    /// and `bundle-only` go (what the sender bundles is ours to
+    /// unbundle); a bundled receiver gets its groups back, each section
+    /// under its own mid, with the MID extension where it offered one.
+    pub(super) fn bundle_out(&self, call: &mut Call, snd: usize, rcv: usize, out: &mut Session) {
+        out.attributes.retain(|a| !is_bundle_group(a));
+        for (i, m) in out.media.iter_mut().enumerate() {
+            m.attributes.retain(|a| a.name != "bundle-only");
+            // A bundle-only section goes on as a section of its own.
+            let bundled = call.parties[snd]
+                .medias
+                .get(i)
+                .and_then(|pm| pm.bundle.as_ref());
+            if let Some(b) = bundled.filter(|_| m.port == 0) {
+                m.port = sdp_port_of(call, snd, b.head);
+            }
+        }
+        let medias = &mut call.parties[rcv].medias;
+        let heads: Vec<usize> = (0..medias.len())
+            .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == i))
+            .collect();
+        for h in heads {
+            let members: Vec<usize> = (0..medias.len())
+                .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == h))
+                .collect();
+            if out.media.get(h).is_none_or(|m| m.port == 0) {
+                // The transport's own section is refused: no bundle left.
+                tracing::warn!(media = h, "BUNDLE head rejected: the bundle is broken up");
+                for &i in &members {
+                    medias[i].bundle = None;
+                }
+                continue;
+            }
+            let mut mids = Vec::new();
+            for &i in &members {
+                let (Some(b), Some(m)) = (&medias[i].bundle, out.media.get_mut(i)) else {
+                    continue;
+                };
+                if m.port == 0 {
+                    continue;
+                }
+                if let Some(mid) = &b.section.mid {
+                    m.set_attr("mid", Some(mid.clone()));
+                    mids.push(mid.clone());
+                }
+                if let Some(id) = b.mid_ext {
+                    let taken = m.attributes.iter().any(|a| {
+                        a.name == "extmap"
+                            && a.value.as_deref().is_some_and(|v| {
+                                v.contains(MID_EXT)
+                                    || v.split(['/', ' ']).next() == Some(&id.to_string())
+                            })
+                    });
+                    if !taken {
+                        m.attributes.push(Attribute {
+                            name: "extmap".to_owned(),
+                            value: Some(format!("{id} {MID_EXT}")),
+                        });
+                    }
+                }
+            }
+            out.attributes.push(Attribute {
+                name: "group".to_owned(),
+                value: Some(format!("BUNDLE {}", mids.join(" "))),
+            });
+        }
+    }
+}
+
+/// The port `p` announced for media `i` (a bundle head's).
+fn sdp_port_of(call: &Call, p: usize, i: usize) -> u16 {
+    call.parties[p].medias[i]
+        .rtp_endpoint
+        .map_or(9, |e| e.port())
+}
+
+/// Sets up the relay for party `p`'s bundles: each head's RTP sockets hand
+/// the party's packets to their sections' sockets, whose media to the
+/// party leaves through the head's (its selected ICE address's) socket.
+pub(crate) fn link(call: &Call, p: usize) {
+    let Some(party) = call.parties.get(p) else {
+        return;
+    };
+    let medias = &party.medias;
+    let members_of = |h: usize| -> Vec<usize> {
+        (0..medias.len())
+            .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == h))
+            .collect()
+    };
+    for (i, m) in medias.iter().enumerate() {
+        let Some(s) = &m.sockets else {
+            continue;
+        };
+        let head = m.bundle.as_ref().map(|b| b.head);
+        let head_sockets = head.and_then(|h| Some((h, medias[h].sockets.as_ref()?)));
+        match (head_sockets, &m.bundle) {
+            (Some((h, _)), Some(b)) if h == i => {
+                let members = members_of(h)
+                    .into_iter()
+                    .filter_map(|j| {
+                        let section = medias[j].bundle.as_ref()?.section.clone();
+                        let rtp = Arc::downgrade(&medias[j].sockets.as_ref()?.rtp);
+                        Some((section, rtp))
+                    })
+                    .collect();
+                let routes = Arc::new(Routes {
+                    mid_ext: b.mid_ext,
+                    members,
+                });
+                for set in s.sets() {
+                    set.rtp.set_via(None);
+                    set.rtp.set_bundle(Some(routes.clone()));
+                    if let Some(r) = &set.rtcp {
+                        r.set_bundle(None);
+                        r.set_via(None);
+                    }
+                }
+            }
+            (Some((h, hs)), Some(_)) => {
+                // Its index among the head's routes (those with sockets).
+                let idx = members_of(h)
+                    .into_iter()
+                    .filter(|&j| medias[j].sockets.is_some())
+                    .position(|j| j == i);
+                let out: Weak<MediaSocket> = Arc::downgrade(hs.targets(medias[h].mux).0);
+                for sock in s.all() {
+                    sock.set_bundle(None);
+                    sock.set_via(idx.map(|idx| (out.clone(), idx)));
+                }
+            }
+            _ => {
+                for sock in s.all() {
+                    sock.set_bundle(None);
+                    sock.set_via(None);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_mid_extension_are_read() {
+        let sdp = crate::sdp::parse(
+            b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\na=group:BUNDLEX 2\r\na=group:LS 0 1\r\n\
+m=audio 4000 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=ssrc:11 cname:x\r\na=ssrc:11 msid:y\r\na=ssrc:12 cname:x\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=bundle-only\r\na=extmap:4/sendrecv urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+        )
+        .expect("valid SDP");
+        assert_eq!(groups(&sdp), vec![vec!["0", "1"]]);
+        assert_eq!(mid_ext(&sdp.media[0], &sdp), Some(4));
+        assert_eq!(mid_ext(&sdp.media[1], &sdp), Some(4));
+        let s = section(&sdp.media[0]);
+        assert_eq!(s.mid.as_deref(), Some("0"));
+        assert_eq!(s.payload_types, vec![111, 0]);
+        assert_eq!(s.ssrcs, vec![11, 12]);
+    }
+}
