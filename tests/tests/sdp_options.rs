@@ -327,6 +327,7 @@ fn av_offer() -> String {
     format!(
         "{HEAD}
         a=group:BUNDLE 0 1
+        a=tool:gen 1
         m=audio 2000 RTP/AVP 0 101
         c=IN IP4 198.51.100.1
         a=rtpmap:101 telephone-event/8000
@@ -348,7 +349,7 @@ fn av_offer() -> String {
 fn av_out(audio_proto: &str, video_proto: &str, video_extmap: &str) -> String {
     format!(
         "{HEAD}
-        a=group:BUNDLE 0 1
+        a=tool:gen 1
         m=audio PORT {audio_proto} 0 101
         c=IN IP4 203.0.113.1
         a=rtpmap:0 PCMU/8000
@@ -489,7 +490,7 @@ fn sdp_attr_manipulations() {
                         ("add", l(&["foo:1"])),
                         (
                             "substitute",
-                            Value::List(vec![l(&["group:BUNDLE 0 1", "group:BUNDLE 0"])]),
+                            Value::List(vec![l(&["tool:gen 1", "tool:gen 0"])]),
                         ),
                     ]),
                 ),
@@ -518,7 +519,7 @@ fn sdp_attr_manipulations() {
         &out,
         &format!(
             "{HEAD}
-            a=group:BUNDLE 0
+            a=tool:gen 0
             a=foo:1
             m=audio PORT RTP/AVP 0 101
             c=IN IP4 203.0.113.1
@@ -542,14 +543,14 @@ fn sdp_attr_manipulations() {
             l(&[
                 "sdp-attr-add-audio-fmtp:0..x--1",
                 "sdp-attr-remove-video-extmap-allow-mixed",
-                "sdp-attr-substitute-global-group:BUNDLE..0..1>group:BUNDLE..1",
+                "sdp-attr-substitute-global-tool:gen..1>tool:gen..2",
             ]),
         ),
         (
             "rtpp-flags",
             Value::str(
                 "sdp-attr-add-audio-fmtp:0..x--1 sdp-attr-remove-video-extmap-allow-mixed \
-                 sdp-attr-substitute-global-group:BUNDLE..0..1>group:BUNDLE..1",
+                 sdp-attr-substitute-global-tool:gen..1>tool:gen..2",
             ),
         ),
     ]
@@ -558,7 +559,7 @@ fn sdp_attr_manipulations() {
     {
         let out = rig.offer(&format!("at2{i}"), "a", &av_offer(), vec![opt]);
         let want = av_out("RTP/AVP", "RTP/AVPF", BOTH_EXTMAPS)
-            .replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 1")
+            .replace("a=tool:gen 1", "a=tool:gen 2")
             .replace("a=ptime:20", "a=ptime:20\na=fmtp:0 x=1")
             .replace("a=extmap-allow-mixed\n", "");
         match_sdp(&out, &want);

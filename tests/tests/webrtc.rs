@@ -1096,17 +1096,23 @@ m=audio 6020 RTP/AVP 0\r\na=sendrecv\r\nm=audio 6022 RTP/AVP 8\r\na=sendrecv\r\n
     assert_eq!(lines(&to_browser, "a=mid:"), ["a=mid:0", "a=mid:1"]);
     assert_eq!(lines(&to_browser, "a=rtcp-mux").len(), 2, "{to_browser}");
     peer.remote_answer(&to_browser);
+    two_sections_both_ways(&mut peer, &phones, [daemon(ports[0]), daemon(ports[1])]);
+}
 
-    // The phone's side: PCMU 0xCE into the first section, PCMA 0xD5 into
-    // the second, for 3 s, while collecting what arrives on each port.
+/// Media of two bundled audio sections for 3 s: the phone's side sends
+/// PCMU 0xCE into the first, PCMA 0xD5 into the second, each from its own
+/// socket to its own port of ours; what the peer sends each section must
+/// arrive decrypted on that section's socket (PCMU of its tone on the
+/// first, PCMA on the second, nothing crossed over), and what the phone
+/// sends in each section in the peer's track of that section.
+fn two_sections_both_ways(peer: &mut WebrtcPeer, phones: &[UdpSocket; 2], to: [SocketAddr; 2]) {
     peer.run(3.0);
-    let to = [daemon(ports[0]), daemon(ports[1])];
     let mut got: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
     let start = std::time::Instant::now();
     let mut next = start;
     let mut seq = 0u16;
     let mut buf = [0u8; 2048];
-    for p in &phones {
+    for p in phones {
         p.set_nonblocking(true).expect("nonblocking");
     }
     while start.elapsed().as_secs_f64() < 3.0 {
@@ -1166,4 +1172,45 @@ m=audio 6020 RTP/AVP 0\r\na=sendrecv\r\nm=audio 6022 RTP/AVP 8\r\na=sendrecv\r\n
     assert!(f0 > 50 && f1 > 50, "{report:?}");
     assert_eq!(s0, [DECODED_CE], "{report:?}");
     assert_eq!(s1, [alaw(0xd5)], "{report:?}");
+}
+
+/// A plain caller with two audio sections to a WebRTC callee under the
+/// `WebRTC` flag, which (as upstream) offers one bundle on one port
+/// (`bundle=require`, `generate-mid`): aiortc answers bundled, and each
+/// section's media keeps to its own section both ways.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn plain_caller_to_bundling_webrtc_callee() {
+    require_root();
+    let rig = Rig::new("webrtc-bundle-offer", &[]);
+    let mut peer = WebrtcPeer::start_bundled(&rig.ns, BROWSER);
+    let phones = [
+        rig.socket(&format!("{PHONE}:6030")),
+        rig.socket(&format!("{PHONE}:6032")),
+    ];
+    let offer = format!(
+        "v=0\r\no=- 1 1 IN IP4 {PHONE}\r\ns=-\r\nc=IN IP4 {PHONE}\r\nt=0 0\r\n\
+m=audio 6030 RTP/AVP 0\r\na=sendrecv\r\nm=audio 6032 RTP/AVP 8\r\na=sendrecv\r\n"
+    );
+    let to_browser = rig.offer(
+        "bundle-2",
+        "phone",
+        &offer,
+        vec![("flags", Value::List(vec![Value::str("WebRTC")]))],
+    );
+    assert_eq!(
+        lines(&to_browser, "a=group:BUNDLE"),
+        ["a=group:BUNDLE 0 1"],
+        "{to_browser}"
+    );
+    let bports = media_ports(&to_browser);
+    assert!(bports.len() == 2 && bports[0] == bports[1], "{to_browser}");
+    assert_eq!(lines(&to_browser, "a=bundle-only").len(), 1, "{to_browser}");
+    let answer = peer.answer_to(&to_browser);
+    assert_eq!(lines(&answer, "a=group:BUNDLE"), ["a=group:BUNDLE 0 1"]);
+    let to_phone = rig.answer("bundle-2", "phone", "browser", &answer, Vec::new());
+    check_sip_sdp(&to_phone, "RTP/AVP");
+    let ports = media_ports(&to_phone);
+    assert!(ports.len() == 2 && ports[0] != ports[1], "{to_phone}");
+    two_sections_both_ways(&mut peer, &phones, [daemon(ports[0]), daemon(ports[1])]);
 }

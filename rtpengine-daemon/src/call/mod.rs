@@ -87,9 +87,16 @@ pub struct PartyMedia {
 }
 
 impl PartyMedia {
-    /// Bundled into another section's transport (not the head).
+    /// The head of the bundle whose transport the party uses for this
+    /// section (not one we offered that it has yet to accept).
+    pub fn bundle_head(&self) -> Option<usize> {
+        self.bundle.as_ref().filter(|b| b.shared).map(|b| b.head)
+    }
+
+    /// Bundled into another section's transport (`i` is this section's
+    /// index).
     pub fn bundle_member(&self, i: usize) -> bool {
-        self.bundle.as_ref().is_some_and(|b| b.head != i)
+        self.bundle_head().is_some_and(|h| h != i)
     }
 }
 

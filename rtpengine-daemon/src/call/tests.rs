@@ -953,3 +953,88 @@ fn bundles_are_ignored_by_default_and_broken_up_on_reject() {
     assert!(group_lines(&back).is_empty());
     assert_ne!(back.media[0].port, back.media[1].port);
 }
+
+fn mids(s: &sdp::Session) -> Vec<Option<String>> {
+    s.media
+        .iter()
+        .map(|m| m.attr("mid").and_then(|a| a.value.clone()))
+        .collect()
+}
+
+#[test]
+fn bundle_offer_require_and_strict_shape_our_offer() {
+    let calls = registry_with(settings(), 32);
+    let plain = || {
+        let mut s = two_section_answer();
+        s.media[0].port = 5000;
+        s.media[1].port = 5002;
+        s
+    };
+    let with = |call: &str, offer: bool, require: bool, strict: bool| {
+        let mut o = options(Side::Offer, call, "caller", None);
+        o.bundle.offer = offer;
+        o.bundle.require = require;
+        o.bundle.strict = strict;
+        o.sdp.generate_mid = true;
+        run(&calls, &o, &plain())
+    };
+    let mid_ext = |m: &sdp::Media| {
+        m.attributes
+            .iter()
+            .any(|a| a.value.as_deref() == Some("1 urn:ietf:params:rtp-hdrext:sdes:mid"))
+    };
+    // `offer`: a group over both, the MID extension under the lowest free
+    // ID, each section still on its own port.
+    let out = with("bo-1", true, false, false);
+    assert_eq!(group_lines(&out), ["BUNDLE 0 1"]);
+    assert_eq!(mids(&out), [Some("0".into()), Some("1".into())]);
+    assert!(out.media.iter().all(mid_ext));
+    assert_ne!(out.media[0].port, out.media[1].port);
+    assert!(out.media.iter().all(|m| !m.has_attr("bundle-only")));
+    // `require`: one port, the second section bundle-only.
+    let out = with("bo-2", true, true, false);
+    assert_eq!(out.media[0].port, out.media[1].port);
+    assert!(!out.media[0].has_attr("bundle-only") && out.media[1].has_attr("bundle-only"));
+    // `strict`: port 0 for the second.
+    let out = with("bo-3", true, true, true);
+    assert_eq!(group_lines(&out), ["BUNDLE 0 1"]);
+    assert_eq!(out.media[1].port, 0);
+    assert!(out.media[1].has_attr("bundle-only"));
+
+    // The callee answers `offer` bundled: it is bundled from then on, and
+    // the caller hears nothing of it.
+    let answer_sdp = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+m=audio 7000 RTP/AVP 0\r\na=mid:0\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+m=video 7000 RTP/AVP 96\r\na=mid:1\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+    )
+    .expect("valid SDP");
+    let back = run(&calls, &answer("bo-1"), &answer_sdp);
+    assert!(group_lines(&back).is_empty());
+    assert_ne!(back.media[0].port, back.media[1].port);
+    let map = calls.lock();
+    let callee = &map["bo-1"].parties[1];
+    assert_eq!(callee.medias[1].bundle_head(), Some(0));
+    assert!(callee.medias[1].bundle_member(1));
+}
+
+#[test]
+fn sections_that_cannot_be_told_apart_are_not_bundled() {
+    let calls = registry();
+    // Two sections listing the same payload type, without the MID
+    // extension: upstream's rule leaves the bundle out.
+    let offer_sdp = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+a=group:BUNDLE a b\r\n\
+m=audio 5000 RTP/AVP 0\r\na=mid:a\r\na=rtcp-mux\r\n\
+m=audio 5000 RTP/AVP 0\r\na=mid:b\r\na=rtcp-mux\r\n",
+    )
+    .expect("valid SDP");
+    let mut o = offer("bundle-4");
+    o.bundle.accept = true;
+    run(&calls, &o, &offer_sdp);
+    let back = run(&calls, &answer("bundle-4"), &two_section_answer());
+    assert!(group_lines(&back).is_empty());
+    assert_ne!(back.media[0].port, back.media[1].port);
+}

@@ -237,7 +237,7 @@ fn options(
         recrypt: req.flag("recrypt"),
         webrtc: webrtc_options(req, side),
         osrtp: osrtp_options(req),
-        bundle: bundle_options(req),
+        bundle: BundleOptions::default(),
         media_echo: match req.str("media-echo").map(str::to_ascii_lowercase) {
             None => None,
             Some(v) => match MediaEcho::parse(&v) {
@@ -249,6 +249,7 @@ fn options(
             },
         },
     };
+    bundle_options(req, &mut oa);
     if req.flag("webrtc") {
         webrtc_preset(&mut oa);
     }
@@ -385,20 +386,30 @@ fn webrtc_preset(oa: &mut OfferAnswer) {
     oa.no_rtcp_attr = true;
     oa.sdes.off = true;
     oa.sdp.generate_mid = true;
+    oa.bundle.offer = true;
+    oa.bundle.require = true;
 }
 
-/// `bundle` (list or `BUNDLE-…` flags): `accept` and `reject`; the
-/// others are reported by `ng::support`.
-fn bundle_options(req: &Request) -> BundleOptions {
-    let mut b = BundleOptions::default();
+/// `bundle` (list or `BUNDLE-…` flags); `offer`, `require` and `strict`
+/// imply the ones before them and `generate-mid`, as upstream.
+fn bundle_options(req: &Request, oa: &mut OfferAnswer) {
     for w in list_and_flags(req, "bundle") {
+        let b = &mut oa.bundle;
         match w.to_ascii_lowercase().as_str() {
             "accept" => b.accept = true,
             "reject" => b.reject = true,
-            other => tracing::warn!("BUNDLE '{other}' is not supported"),
+            "offer" => b.offer = true,
+            "require" => (b.offer, b.require) = (true, true),
+            "strict" => (b.offer, b.require, b.strict) = (true, true, true),
+            other => {
+                tracing::warn!("Unknown 'BUNDLE' flag encountered: '{other}'");
+                continue;
+            }
+        }
+        if b.offer {
+            oa.sdp.generate_mid = true;
         }
     }
-    b
 }
 
 /// `OSRTP` (list or `OSRTP-…` flags): the RFC 8643 forms; the legacy ones

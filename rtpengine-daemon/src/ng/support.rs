@@ -302,7 +302,10 @@ const VALUES: &[(&str, &[&str])] = &[
     // matters for the duplicated sections `offer-legacy` writes.
     ("osrtp", &["offer", "offer-rfc", "accept-rfc", "accept"]),
     // RFC 9143: bundled offers served bundled, bundles broken up.
-    ("bundle", &["accept", "reject"]),
+    (
+        "bundle",
+        &["accept", "reject", "offer", "require", "strict"],
+    ),
     // Also `no-<suite>` and `only-<suite>` (see `honoured`).
     (
         "sdes",

@@ -335,7 +335,8 @@ fn write_media(out: &mut String, m: &Media, mo: &MediaOut, session: &[Attribute]
         let _ = write!(out, " {f}");
     }
     out.push_str("\r\n");
-    if mo.port == 0 && !mo.passthrough {
+    // RFC 9143's `bundle-only` section has port 0 but is not rejected.
+    if mo.port == 0 && !mo.passthrough && !m.has_attr("bundle-only") {
         // A rejected section: the m= line and an address, nothing else
         // (upstream's layout; its attributes would describe nothing).
         let _ = write!(out, "c=IN {} {}\r\n", addr_type(mo.address), mo.address);

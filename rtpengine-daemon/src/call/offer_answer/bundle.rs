@@ -5,10 +5,11 @@
 //! Each bundled section keeps sockets of its own (they hold the section's
 //! learning, SRTP and counters); the party is told the head's port for all
 //! of them, its packets arrive there and are handed on by section, and
-//! media to it leaves through the head's socket. Towards the other party
-//! nothing is bundled (upstream's `accept`).
+//! media to it leaves through the head's socket. With `accept` a bundled
+//! offer is answered bundled and goes on unbundled; with `offer` our offer
+//! proposes a bundle, which the answer's group confirms.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use super::webrtc::IceMode;
@@ -28,6 +29,13 @@ pub struct BundleOptions {
     pub accept: bool,
     /// `reject`: bundles are broken up (each section its own transport).
     pub reject: bool,
+    /// `offer`: the offer going on proposes one bundle of its sections.
+    pub offer: bool,
+    /// `require`: … on one port for all, marked `bundle-only`.
+    pub require: bool,
+    /// `strict`: … with port 0 for all but the first (RFC 9143's
+    /// `bundle-only`; not remembered for later offers, as upstream).
+    pub strict: bool,
 }
 
 /// A media section's place in its party's bundle.
@@ -40,6 +48,12 @@ pub struct Bundled {
     pub section: Section,
     /// The ID the party's packets carry the MID extension under.
     pub mid_ext: Option<u8>,
+    /// The party is told the head's port for this section (a bundle it
+    /// offered, or one we offered with `require`); else its own, until
+    /// an answer confirms the bundle.
+    pub shared: bool,
+    /// Written `bundle-only` in our offers (`require`).
+    pub only: bool,
 }
 
 /// The `a=group:BUNDLE` lines of an SDP: the mids of each.
@@ -149,6 +163,39 @@ impl OfferAnswer {
                 continue;
             }
             let ext = mid_ext(&sdp.media[head], sdp);
+            // Upstream's consistency rule: a section is told apart by the
+            // head's MID extension, else by payload types no other one
+            // lists; one that cannot be is left out (the head: no bundle).
+            let mut listed: HashMap<u8, usize> = HashMap::new();
+            for &i in &members {
+                for pt in section(&sdp.media[i]).payload_types {
+                    *listed.entry(pt).or_default() += 1;
+                }
+            }
+            let distinct = |i: usize| {
+                let m = &sdp.media[i];
+                match mid_ext(m, sdp) {
+                    Some(id) => Some(id) == ext && mid(m).is_some_and(|v| !v.is_empty()),
+                    None => section(m)
+                        .payload_types
+                        .iter()
+                        .all(|pt| listed.get(pt) == Some(&1)),
+                }
+            };
+            if !distinct(head) {
+                tracing::warn!(media = head, "BUNDLE head cannot be told apart (MID extension or payload types): not bundled");
+                continue;
+            }
+            members.retain(|&i| {
+                let ok = distinct(i);
+                if !ok {
+                    tracing::warn!(media = i, "Bundled section cannot be told apart (MID extension or payload types): not bundled");
+                }
+                ok
+            });
+            if members.len() < 2 {
+                continue;
+            }
             let (rtp, mux) = (medias[head].rtp_endpoint, medias[head].mux_offered);
             for &i in &members {
                 let pm = &mut medias[i];
@@ -156,6 +203,8 @@ impl OfferAnswer {
                     head,
                     section: section(&sdp.media[i]),
                     mid_ext: ext,
+                    shared: true,
+                    only: false,
                 });
                 if i != head {
                     // Its packets come from, and go to, the head's
@@ -186,6 +235,9 @@ impl OfferAnswer {
                 m.port = sdp_port_of(call, snd, b.head);
             }
         }
+        if self.side == Side::Offer && self.bundle.offer {
+            self.offer_bundle(call, rcv, out);
+        }
         let medias = &mut call.parties[rcv].medias;
         let heads: Vec<usize> = (0..medias.len())
             .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == i))
@@ -214,6 +266,12 @@ impl OfferAnswer {
                     m.set_attr("mid", Some(mid.clone()));
                     mids.push(mid.clone());
                 }
+                if self.side == Side::Offer && i != h && (b.only || self.bundle.strict) {
+                    m.attributes.push(Attribute {
+                        name: "bundle-only".to_owned(),
+                        value: None,
+                    });
+                }
                 if let Some(id) = b.mid_ext {
                     let taken = m.attributes.iter().any(|a| {
                         a.name == "extmap"
@@ -238,6 +296,48 @@ impl OfferAnswer {
     }
 }
 
+impl OfferAnswer {
+    /// `offer`: the receiver is offered one bundle of every section that
+    /// goes on with ports and a mid (`generate-mid` comes with the
+    /// option), the MID extension under the ID the sender gave it, else
+    /// under the lowest free one. A receiver already bundled keeps its
+    /// bundle (as upstream).
+    fn offer_bundle(&self, call: &mut Call, rcv: usize, out: &Session) {
+        let medias = &mut call.parties[rcv].medias;
+        if medias.iter().any(|m| m.bundle.is_some()) {
+            return;
+        }
+        let members: Vec<usize> = (0..out.media.len().min(medias.len()))
+            .filter(|&i| {
+                let m = &out.media[i];
+                m.is_rtp() && m.port != 0 && mid(m).is_some_and(|v| !v.is_empty())
+            })
+            .collect();
+        let Some(&head) = members.first() else {
+            return;
+        };
+        let used: HashSet<u8> = members
+            .iter()
+            .flat_map(|&i| &out.media[i].attributes)
+            .filter(|a| a.name == "extmap")
+            .filter_map(|a| a.value.as_deref()?.split(['/', ' ']).next()?.parse().ok())
+            .collect();
+        let ext = members
+            .iter()
+            .find_map(|&i| mid_ext(&out.media[i], out))
+            .or_else(|| (1..=14).find(|id| !used.contains(id)));
+        for &i in &members {
+            medias[i].bundle = Some(Bundled {
+                head,
+                section: section(&out.media[i]),
+                mid_ext: ext,
+                shared: self.bundle.require,
+                only: self.bundle.require,
+            });
+        }
+    }
+}
+
 /// The port `p` announced for media `i` (a bundle head's).
 fn sdp_port_of(call: &Call, p: usize, i: usize) -> u16 {
     call.parties[p].medias[i]
@@ -253,18 +353,31 @@ pub(crate) fn link(call: &Call, p: usize) {
         return;
     };
     let medias = &party.medias;
+    // Only a bundle the party uses: one it offered or answered, or one we
+    // offered on one port (not one it has yet to accept); of two
+    // sections at least.
+    let in_use = |i: usize| {
+        medias[i].bundle.as_ref().filter(|b| {
+            b.shared
+                && (0..medias.len())
+                    .filter(|&j| medias[j].bundle.as_ref().is_some_and(|o| o.head == b.head))
+                    .nth(1)
+                    .is_some()
+        })
+    };
     let members_of = |h: usize| -> Vec<usize> {
         (0..medias.len())
-            .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == h))
+            .filter(|&i| in_use(i).is_some_and(|b| b.head == h))
             .collect()
     };
     for (i, m) in medias.iter().enumerate() {
         let Some(s) = &m.sockets else {
             continue;
         };
-        let head = m.bundle.as_ref().map(|b| b.head);
+        let bundle = in_use(i);
+        let head = bundle.map(|b| b.head);
         let head_sockets = head.and_then(|h| Some((h, medias[h].sockets.as_ref()?)));
-        match (head_sockets, &m.bundle) {
+        match (head_sockets, bundle) {
             (Some((h, _)), Some(b)) if h == i => {
                 let members = members_of(h)
                     .into_iter()

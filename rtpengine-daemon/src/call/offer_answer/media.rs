@@ -66,6 +66,8 @@ impl OfferAnswer {
                         negotiated: std::mem::take(&mut old.negotiated),
                         srtp: std::mem::take(&mut old.srtp),
                         webrtc: old.webrtc.take(),
+                        // Decided again from this SDP (`update_bundle`).
+                        bundle: old.bundle.take(),
                         mux: old.mux,
                         mux_override: old.mux_override,
                         ..pm

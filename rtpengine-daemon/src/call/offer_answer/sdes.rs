@@ -324,8 +324,7 @@ impl OfferAnswer {
             }
             // Its SRTP is keyed by its head's handshake.
             for m in medias.iter_mut() {
-                let head = m.bundle.as_ref().map(|b| b.head);
-                if let Some(leg) = head.and_then(|h| dtls_legs.get(h)?.as_ref()) {
+                if let Some(leg) = m.bundle_head().and_then(|h| dtls_legs.get(h)?.as_ref()) {
                     m.srtp
                         .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx));
                 }

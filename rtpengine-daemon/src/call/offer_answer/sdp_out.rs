@@ -144,12 +144,21 @@ impl OfferAnswer {
         // A bundled receiver is told its head's transport for every
         // section of the bundle (as upstream: ICE and DTLS lines too).
         for (i, rm) in call.parties[rcv].medias.iter().enumerate() {
-            let Some(head) = rm.bundle.as_ref().map(|b| b.head).filter(|&h| h != i) else {
+            let Some(head) = rm
+                .bundle
+                .as_ref()
+                .filter(|b| b.shared)
+                .map(|b| b.head)
+                .filter(|&h| h != i)
+            else {
                 continue;
             };
             let head_out = media_out.get(head).filter(|h| h.port != 0).cloned();
             if let (Some(h), Some(mo)) = (head_out, media_out.get_mut(i)) {
-                if mo.port != 0 {
+                if mo.port != 0 && self.side == Side::Offer && self.bundle.strict {
+                    // RFC 9143's bundle-only: no port of its own.
+                    mo.port = 0;
+                } else if mo.port != 0 {
                     *mo = MediaOut {
                         direction: mo.direction,
                         rtcp_mux: true,
