@@ -254,6 +254,62 @@ pub fn extension(pkt: &[u8], id: u8) -> Option<&[u8]> {
         .map(|(_, _, data)| data)
 }
 
+/// An RTP packet with header extension element `id` carrying `data`
+/// (replacing one under that ID, keeping the others); one-byte form unless
+/// the packet uses the two-byte one. `None`: not RTP, a block that is
+/// malformed or of another profile, or `data` that does not fit the form.
+pub fn set_extension(pkt: &[u8], id: u8, data: &[u8]) -> Option<Vec<u8>> {
+    if pkt.len() < 12 || data.is_empty() {
+        return None;
+    }
+    let start = 12 + 4 * usize::from(pkt[0] & 0x0f);
+    let (two_byte, body, payload) = if pkt[0] & 0x10 == 0 {
+        (false, &[][..], pkt.get(start..)?)
+    } else {
+        let head = pkt.get(start..start + 4)?;
+        let profile = u16::from_be_bytes([head[0], head[1]]);
+        let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let two_byte = profile & 0xfff0 == 0x1000;
+        if profile != 0xbede && !two_byte {
+            return None;
+        }
+        let end = start + 4 + 4 * words;
+        (two_byte, pkt.get(start + 4..end)?, pkt.get(end..)?)
+    };
+    let mut elems = Vec::with_capacity(body.len() + data.len() + 2);
+    for element in elements(body, two_byte) {
+        let (eid, element, _) = element?;
+        if eid != id {
+            elems.extend_from_slice(element);
+        }
+    }
+    let profile: u16 = match two_byte {
+        true => {
+            elems.push(id);
+            elems.push(u8::try_from(data.len()).ok()?);
+            0x1000
+        }
+        false if (1..=14).contains(&id) && data.len() <= 16 => {
+            elems.push(id << 4 | (data.len() - 1) as u8);
+            0xbede
+        }
+        false => return None,
+    };
+    elems.extend_from_slice(data);
+    while elems.len() % 4 != 0 {
+        elems.push(0);
+    }
+    let words = u16::try_from(elems.len() / 4).ok()?;
+    let mut out = Vec::with_capacity(start + 4 + elems.len() + payload.len() + 64);
+    out.extend_from_slice(pkt.get(..start)?);
+    out[0] |= 0x10;
+    out.extend_from_slice(&profile.to_be_bytes());
+    out.extend_from_slice(&words.to_be_bytes());
+    out.extend_from_slice(&elems);
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
 /// An RTP packet without the header extension elements whose IDs are in
 /// `ids` (RFC 8285 one-byte and two-byte forms; padding dropped, the block
 /// re-padded to 32 bits); without any left, the block goes and the X bit is
@@ -524,6 +580,35 @@ mod tests {
         for t in 0..50u64 {
             assert!(!l.looping(&p, t * 1100));
         }
+    }
+
+    #[test]
+    fn an_extension_is_set_added_or_replaced() {
+        // No block yet: one is added (X bit set, padded).
+        let p = rtp(0, 0x80, &[1; 4]);
+        let out = set_extension(&p, 3, b"1").unwrap();
+        assert_eq!(out[0], 0x90);
+        assert_eq!(&out[12..20], &[0xbe, 0xde, 0, 1, 0x30, b'1', 0, 0]);
+        assert_eq!(&out[20..], &[1; 4]);
+        assert_eq!(extension(&out, 3), Some(&b"1"[..]));
+        // Replaced, others kept.
+        let again = set_extension(&out, 3, b"v2").unwrap();
+        assert_eq!(extension(&again, 3), Some(&b"v2"[..]));
+        let two = set_extension(&again, 5, b"x").unwrap();
+        assert_eq!(extension(&two, 3), Some(&b"v2"[..]));
+        assert_eq!(extension(&two, 5), Some(&b"x"[..]));
+        assert_eq!(&two[two.len() - 4..], &[1; 4]);
+        // Two-byte form stays two-byte; an ID beyond 14 needs it.
+        let mut tb = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        tb.extend_from_slice(&[0x10, 0x00, 0, 1, 7, 1, 0xcc, 0]);
+        tb.extend_from_slice(&[5; 3]);
+        let out = set_extension(&tb, 20, b"ab").unwrap();
+        assert_eq!(extension(&out, 20), Some(&b"ab"[..]));
+        assert_eq!(extension(&out, 7), Some(&[0xcc][..]));
+        assert_eq!(set_extension(&p, 20, b"ab"), None);
+        // Too long for one byte's length, or not RTP at all.
+        assert_eq!(set_extension(&p, 3, &[0; 17]), None);
+        assert_eq!(set_extension(&[0x80, 0], 3, b"1"), None);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use super::bundle;
-use super::filter::{strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR};
+use super::filter::{
+    set_extension, strip_extensions, strip_feedback, Action, Filter, LoopDetect, ECHO_SSRC_XOR,
+};
 use super::ice;
 use super::learning::{Endpoint, EndpointLearning, Policy, Verdict};
 use super::offload::{KernelCounters, Offload, Rule};
@@ -63,6 +65,10 @@ pub struct SocketState {
     /// BUNDLE member: the head's socket its media to the party leaves
     /// through, and this section's index among the head's routes.
     via: Option<(Weak<MediaSocket>, usize)>,
+    /// A bundled section: the MID extension (ID, the section's mid) put on
+    /// the RTP sent to the party through it, so the party can tell the
+    /// sections apart (as upstream).
+    mid_out: Option<(u8, Arc<[u8]>)>,
 }
 
 impl SocketState {
@@ -86,6 +92,7 @@ impl SocketState {
             bundle: None,
             bundle_learned: bundle::Learned::default(),
             via: None,
+            mid_out: None,
         }
     }
 }
@@ -347,14 +354,30 @@ impl MediaSocket {
         self.bundle_role.store(role, Relaxed);
     }
 
+    /// Sets the MID extension put on RTP to the party (see
+    /// [`SocketState`]'s `mid_out`).
+    pub fn set_mid_out(&self, mid: Option<(u8, Arc<[u8]>)>) {
+        self.state().mid_out = mid;
+    }
+
     /// The head a bundle member sends through, and its index there.
     fn via(&self) -> Option<(Arc<MediaSocket>, usize)> {
-        if self.bundle_role.load(Relaxed) != MEMBER {
-            return None;
+        self.bundle_out().0
+    }
+
+    /// What sending to the party through this bundled section takes: the
+    /// head to send through (a member's) and the MID extension to put on.
+    #[allow(clippy::type_complexity, reason = "read together under one lock")]
+    fn bundle_out(&self) -> (Option<(Arc<MediaSocket>, usize)>, Option<(u8, Arc<[u8]>)>) {
+        if self.bundle_role.load(Relaxed) == 0 {
+            return (None, None);
         }
         let st = self.state();
-        let (head, idx) = st.via.as_ref()?;
-        Some((head.upgrade()?, *idx))
+        let via = st
+            .via
+            .as_ref()
+            .and_then(|(head, idx)| Some((head.upgrade()?, *idx)));
+        (via, st.mid_out.clone())
     }
 
     /// Relays one packet of the party's that belongs to this socket's
@@ -471,6 +494,9 @@ impl MediaSocket {
             return;
         }
         let Some(target) = target else { return };
+        // A bundled section's media leaves through its bundle's head, with
+        // the section's MID on.
+        let (via, mid_out) = target.bundle_out();
         match filter {
             None | Some(Action::Forward) => {}
             Some(Action::Drop) | Some(Action::Reflect(_)) => return,
@@ -489,6 +515,11 @@ impl MediaSocket {
                 None => return,
             },
         }
+        if let (Some((id, mid)), false) = (&mid_out, rtcp) {
+            if let Some(out) = set_extension(buf.as_deref().unwrap_or(pkt), *id, mid) {
+                buf = Some(out);
+            }
+        }
         if let Some(ctx) = transform.as_ref().and_then(|t| t.encrypt_for(rtcp)) {
             let mut out = buf.take().unwrap_or_else(|| srtp::with_room(pkt));
             if let Err(e) = srtp::protect(ctx, &mut out, rtcp) {
@@ -499,8 +530,6 @@ impl MediaSocket {
             buf = Some(out);
         }
         let pkt = buf.as_deref().unwrap_or(pkt);
-        // A bundled section's media leaves through its bundle's head.
-        let via = target.via();
         let out = via.as_ref().map_or(&target, |(head, _)| head);
         let (dst, tos) = out.destination();
         let Some(dst) = dst else { return };

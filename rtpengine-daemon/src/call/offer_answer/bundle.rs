@@ -376,6 +376,11 @@ pub(crate) fn link(call: &Call, p: usize) {
         };
         let bundle = in_use(i);
         let head = bundle.map(|b| b.head);
+        // What the party's packets of this section will be stamped with.
+        let mid_out: Option<(u8, Arc<[u8]>)> = bundle.and_then(|b| {
+            let mid = b.section.mid.as_deref().filter(|m| !m.is_empty())?;
+            Some((b.mid_ext?, Arc::from(mid.as_bytes())))
+        });
         let head_sockets = head.and_then(|h| Some((h, medias[h].sockets.as_ref()?)));
         match (head_sockets, bundle) {
             (Some((h, _)), Some(b)) if h == i => {
@@ -394,6 +399,7 @@ pub(crate) fn link(call: &Call, p: usize) {
                 for set in s.sets() {
                     set.rtp.set_via(None);
                     set.rtp.set_bundle(Some(routes.clone()));
+                    set.rtp.set_mid_out(mid_out.clone());
                     if let Some(r) = &set.rtcp {
                         r.set_bundle(None);
                         r.set_via(None);
@@ -410,12 +416,14 @@ pub(crate) fn link(call: &Call, p: usize) {
                 for sock in s.all() {
                     sock.set_bundle(None);
                     sock.set_via(idx.map(|idx| (out.clone(), idx)));
+                    sock.set_mid_out(mid_out.clone());
                 }
             }
             _ => {
                 for sock in s.all() {
                     sock.set_bundle(None);
                     sock.set_via(None);
+                    sock.set_mid_out(None);
                 }
             }
         }
