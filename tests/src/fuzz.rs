@@ -459,6 +459,12 @@ pub fn relay_received(data: &[u8]) -> usize {
     if conf & 16 != 0 {
         flags.push(Value::str("asymmetric"));
     }
+    // A bundle (RFC 9143) of two sections on A's side: what A sends is
+    // told apart by MID extension, SSRC or payload type.
+    let bundle = conf & 32 != 0;
+    if bundle {
+        flags.push(Value::str("BUNDLE-accept"));
+    }
     let bind = |ip: [u8; 4], port: u16| UdpSocket::bind(SocketAddr::from((ip, port))).ok();
     let (Some(a), Some(b)) = (bind([127, 0, 0, 1], 0), bind([127, 0, 0, 1], 0)) else {
         return 0;
@@ -475,12 +481,23 @@ pub fn relay_received(data: &[u8]) -> usize {
     .flatten()
     .collect();
     let sdp_of = |addr: SocketAddr| {
-        format!(
+        let mut sdp = format!(
             // RTCP to the party's own socket too: port+1 might be a
             // stranger's.
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio {p} RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\na=rtcp:{p}\r\na=sendrecv\r\n",
-            p = addr.port()
-        )
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n{g}m=audio {p} RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\na=rtcp:{p}\r\na=sendrecv\r\n",
+            p = addr.port(),
+            g = if bundle { "a=group:BUNDLE a b\r\n" } else { "" },
+        );
+        if bundle {
+            sdp.push_str(
+                "a=mid:a\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+            );
+            sdp.push_str(&format!(
+                "m=audio {p} RTP/AVP 8\r\nc=IN IP4 127.0.0.1\r\na=rtcp:{p}\r\na=sendrecv\r\na=mid:b\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+                p = addr.port()
+            ));
+        }
+        sdp
     };
     let request = |command: &str, sdp: String| {
         let mut d = Dict::new();
@@ -504,22 +521,36 @@ pub fn relay_received(data: &[u8]) -> usize {
                     .map(<[u8]>::to_vec)
             })
             .and_then(|s| sdp::parse(&s).ok())
-            .and_then(|s| s.media.first().map(|m| m.port))
+            .map(|s| s.media.iter().map(|m| m.port).collect::<Vec<u16>>())
+            .filter(|ports| !ports.is_empty())
             .unwrap_or_else(|| panic!("{command} failed with {mode} {flags:?}"))
     };
     // The offer's rewritten SDP goes to B: the port B sends to; the
     // answer's to A.
-    let b_sends_to = request("offer", sdp_of(a_addr));
-    let a_sends_to = request("answer", sdp_of(b_addr));
+    let b_ports = request("offer", sdp_of(a_addr));
+    let a_ports = request("answer", sdp_of(b_addr));
+    let (a_sends_to, b_sends_to) = (a_ports[0], b_ports[0]);
+    if bundle {
+        // One transport towards A, a port per section towards B.
+        assert!(a_ports.iter().all(|&p| p == a_sends_to), "{a_ports:?}");
+        assert!(
+            b_ports.len() == 2 && b_ports[0] != b_ports[1],
+            "{b_ports:?}"
+        );
+    }
     let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     // The daemon's RTP and RTCP ports facing A, then those facing B; each
-    // party hears from the pair it sends to.
-    let daemon = [
+    // party hears from the pair it sends to (with a bundle, B also from
+    // the second section's ports, which are not sent to).
+    let mut daemon = vec![
         lo(a_sends_to),
         lo(a_sends_to + 1),
         lo(b_sends_to),
         lo(b_sends_to + 1),
     ];
+    if let Some(&second) = b_ports.get(1).filter(|_| bundle) {
+        daemon.extend([lo(second), lo(second + 1)]);
+    }
     let mut sent: Vec<(usize, usize, bool)> = Vec::new(); // (from, to, after A confirmed)
     let mut a_confirmed = false;
     for part in split(rest, MESSAGE_SEPARATOR).take(64) {
@@ -528,7 +559,7 @@ pub fn relay_received(data: &[u8]) -> usize {
         };
         let (from, to) = (
             usize::from(*from) % (2 + strangers.len()),
-            usize::from(*to) % 4,
+            usize::from(*to) % 4, // the first four: the pairs sent to
         );
         let idx = sent.len() as u16;
         let mut pkt = payload[..payload.len().min(1400)].to_vec();
