@@ -1038,3 +1038,79 @@ m=audio 5000 RTP/AVP 0\r\na=mid:b\r\na=rtcp-mux\r\n",
     assert!(group_lines(&back).is_empty());
     assert_ne!(back.media[0].port, back.media[1].port);
 }
+
+#[test]
+fn re_offers_to_a_bundled_party_keep_each_sides_mids() {
+    let calls = registry_with(settings(), 32);
+    let mut o = offer("bundle-5");
+    o.bundle.accept = true;
+    run(&calls, &o, &bundled_offer());
+    let callee = |mids: [&str; 2]| {
+        sdp::parse(
+            format!(
+                "v=0\r\no=- 1 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0\r\na=mid:{}\r\nm=video 6002 RTP/AVP 96\r\na=mid:{}\r\na=rtpmap:96 VP8/90000\r\n",
+                mids[0], mids[1]
+            )
+            .as_bytes(),
+        )
+        .expect("valid SDP")
+    };
+    run(&calls, &answer("bundle-5"), &callee(["audio", "video"]));
+    // The callee re-offers (its own mids): the caller is offered its
+    // bundle again, under its mids, one port, the second bundle-only.
+    let reoffer = options(Side::Offer, "bundle-5", "callee", Some("caller"));
+    let to_caller = run(&calls, &reoffer, &callee(["audio", "video"]));
+    assert_eq!(group_lines(&to_caller), ["BUNDLE a v"]);
+    assert_eq!(mids(&to_caller), [Some("a".into()), Some("v".into())]);
+    assert_eq!(to_caller.media[0].port, to_caller.media[1].port);
+    assert!(to_caller.media[1].has_attr("bundle-only"));
+    // Its answer (its mids, bundled) goes back under the callee's mids.
+    let mut back = bundled_offer();
+    back.media[1].port = back.media[0].port;
+    let reanswer = options(Side::Answer, "bundle-5", "callee", Some("caller"));
+    let to_callee = run(&calls, &reanswer, &back);
+    assert!(group_lines(&to_callee).is_empty());
+    assert_eq!(
+        mids(&to_callee),
+        [Some("audio".into()), Some("video".into())]
+    );
+    assert_ne!(to_callee.media[0].port, to_callee.media[1].port);
+}
+
+#[test]
+fn a_rejected_head_hands_the_bundle_on_and_force_relay_keeps_it() {
+    let calls = registry_with(settings(), 32);
+    // Three sections bundled; the callee rejects the first (the head).
+    let three = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+a=group:BUNDLE a v w\r\n\
+m=audio 5000 RTP/AVP 0\r\na=mid:a\r\na=rtcp-mux\r\n\
+m=video 0 RTP/AVP 96\r\na=mid:v\r\na=bundle-only\r\na=rtpmap:96 VP8/90000\r\n\
+m=video 0 RTP/AVP 97\r\na=mid:w\r\na=bundle-only\r\na=rtpmap:97 H264/90000\r\n",
+    )
+    .expect("valid SDP");
+    let mut o = offer("bundle-6");
+    o.bundle.accept = true;
+    run(&calls, &o, &three);
+    let answer_sdp = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 0 RTP/AVP 0\r\nm=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n\
+m=video 6004 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n",
+    )
+    .expect("valid SDP");
+    let back = run(&calls, &answer("bundle-6"), &answer_sdp);
+    assert_eq!(group_lines(&back), ["BUNDLE v w"]);
+    assert_eq!(back.media[0].port, 0);
+    assert_ne!(back.media[1].port, 0);
+    assert_eq!(back.media[1].port, back.media[2].port);
+
+    // `ICE=force-relay`: we are only a candidate; the sender's bundle
+    // passes as it is.
+    let mut o = offer("bundle-7");
+    o.bundle.accept = true;
+    o.webrtc.ice = offer_answer::IceMode::ForceRelay;
+    let onward = run(&calls, &o, &three);
+    assert_eq!(group_lines(&onward), ["BUNDLE a v w"]);
+    assert!(onward.media[1].has_attr("bundle-only"));
+}

@@ -16,7 +16,8 @@ use super::filter::{extension, rtcp_packets};
 use super::{is_rtcp, MediaSocket};
 
 /// SSRCs remembered per bundle (each direction): enough for audio, video
-/// with RTX and simulcast layers; the oldest goes first beyond that.
+/// with RTX and simulcast layers; the oldest learned goes first beyond
+/// that. Also the most `a=ssrc` values taken per section.
 pub const MAX_SSRCS: usize = 32;
 
 /// One media section of a bundle, as the party announced it.
@@ -24,43 +25,50 @@ pub const MAX_SSRCS: usize = 32;
 pub struct Section {
     /// Its `a=mid`.
     pub mid: Option<String>,
-    /// The payload types it lists.
+    /// The payload types it lists (at most 128: they are 7 bits).
     pub payload_types: Vec<u8>,
-    /// The SSRCs of its `a=ssrc` lines.
+    /// The SSRCs of its `a=ssrc` lines (at most [`MAX_SSRCS`]).
     pub ssrcs: Vec<u32>,
 }
 
-/// The sections of one bundle and the sockets standing for them (the
-/// head's own first), set on the head's sockets.
+/// The sections of one bundle and the sockets standing for them, the
+/// head's first, set on the head's sockets.
 #[derive(Debug, Default)]
 pub struct Routes {
     /// The ID the party's packets carry the MID extension under.
     pub mid_ext: Option<u8>,
-    /// The sections and each one's RTP socket on our side of the bundle.
+    /// The sections and each one's RTP socket on our side of the bundle;
+    /// the head's own section first (its packets stay where they arrive).
     pub members: Vec<(Section, Weak<MediaSocket>)>,
 }
 
-/// What a bundle's head learned about SSRCs: which section each one the
-/// party sends, and each one sent to it, belongs to.
+/// What a bundle's head learned about SSRCs: which section (by its
+/// socket, so a change of the bundle's membership cannot shift them) each
+/// one the party sends, and each one sent to it, belongs to.
 #[derive(Debug, Default)]
 pub struct Learned {
     from_party: Vec<(u32, usize)>,
     to_party: Vec<(u32, usize)>,
 }
 
-fn remember(list: &mut Vec<(u32, usize)>, ssrc: u32, member: usize) {
+/// A section's key in [`Learned`]: its socket's address.
+pub fn key_of(sock: &Weak<MediaSocket>) -> usize {
+    sock.as_ptr() as usize
+}
+
+fn remember(list: &mut Vec<(u32, usize)>, ssrc: u32, key: usize) {
     if let Some(e) = list.iter_mut().find(|(s, _)| *s == ssrc) {
-        e.1 = member;
+        e.1 = key;
         return;
     }
     if list.len() >= MAX_SSRCS {
         list.remove(0);
     }
-    list.push((ssrc, member));
+    list.push((ssrc, key));
 }
 
 fn lookup(list: &[(u32, usize)], ssrc: u32) -> Option<usize> {
-    list.iter().find(|(s, _)| *s == ssrc).map(|&(_, m)| m)
+    list.iter().find(|(s, _)| *s == ssrc).map(|&(_, k)| k)
 }
 
 fn be32(b: &[u8]) -> Option<u32> {
@@ -68,29 +76,65 @@ fn be32(b: &[u8]) -> Option<u32> {
 }
 
 impl Learned {
-    /// Notes an SSRC of media sent to the party through section `member`.
-    pub fn sent(&mut self, ssrc: u32, member: usize) {
-        remember(&mut self.to_party, ssrc, member);
+    /// Notes an SSRC of media sent to the party through the section of
+    /// socket `key`.
+    pub fn sent(&mut self, ssrc: u32, key: usize) {
+        remember(&mut self.to_party, ssrc, key);
+    }
+
+    /// Notes an SSRC the party sends in the section of socket `key` (once
+    /// that section accepted its packet).
+    pub fn received(&mut self, ssrc: u32, key: usize) {
+        remember(&mut self.from_party, ssrc, key);
     }
 }
 
+/// Where a packet from the party goes: the section (index into
+/// [`Routes::members`]) and an SSRC to remember for it once the section
+/// accepted the packet (told by MID or payload type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demux {
+    /// The section.
+    pub member: usize,
+    /// The SSRC it taught.
+    pub learn: Option<u32>,
+}
+
 impl Routes {
-    /// The section (index into `members`) a packet from the party belongs
-    /// to, if it can be told.
-    pub fn member_of(&self, learned: &mut Learned, pkt: &[u8]) -> Option<usize> {
-        if pkt.len() < 8 {
-            return None;
-        }
+    fn by_key(&self, key: usize) -> Option<usize> {
+        self.members.iter().position(|(_, w)| key_of(w) == key)
+    }
+
+    fn by_ssrc(&self, learned: &[(u32, usize)], ssrc: u32) -> Option<usize> {
+        lookup(learned, ssrc)
+            .and_then(|k| self.by_key(k))
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .position(|(s, _)| s.ssrcs.contains(&ssrc))
+            })
+    }
+
+    /// The section an RTP packet from the party belongs to, if it can be
+    /// told; RTCP by its sender's SSRC (clear in SRTCP too).
+    pub fn member_of(&self, learned: &Learned, pkt: &[u8]) -> Option<Demux> {
+        let sender = be32(pkt.get(if is_rtcp(pkt) { 4 } else { 8 }..)?)?;
         if is_rtcp(pkt) {
-            return self.rtcp_member(learned, pkt);
+            let member = self.by_ssrc(&learned.from_party, sender)?;
+            return Some(Demux {
+                member,
+                learn: None,
+            });
         }
-        let ssrc = be32(pkt.get(8..)?)?;
-        if let Some(m) = self.by_mid(pkt) {
-            remember(&mut learned.from_party, ssrc, m);
-            return Some(m);
+        let learn = Some(sender);
+        if let Some(member) = self.by_mid(pkt) {
+            return Some(Demux { member, learn });
         }
-        if let Some(m) = lookup(&learned.from_party, ssrc).or_else(|| self.by_ssrc(ssrc)) {
-            return Some(m);
+        if let Some(member) = self.by_ssrc(&learned.from_party, sender) {
+            return Some(Demux {
+                member,
+                learn: None,
+            });
         }
         let pt = pkt[1] & 0x7f;
         let mut listing = self
@@ -99,9 +143,8 @@ impl Routes {
             .enumerate()
             .filter(|(_, (s, _))| s.payload_types.contains(&pt))
             .map(|(i, _)| i);
-        let m = listing.next().filter(|_| listing.next().is_none())?;
-        remember(&mut learned.from_party, ssrc, m);
-        Some(m)
+        let member = listing.next().filter(|_| listing.next().is_none())?;
+        Some(Demux { member, learn })
     }
 
     fn by_mid(&self, pkt: &[u8]) -> Option<usize> {
@@ -111,20 +154,12 @@ impl Routes {
             .position(|(s, _)| s.mid.as_deref().is_some_and(|m| m.as_bytes() == mid))
     }
 
-    fn by_ssrc(&self, ssrc: u32) -> Option<usize> {
-        self.members
-            .iter()
-            .position(|(s, _)| s.ssrcs.contains(&ssrc))
-    }
-
-    /// A compound RTCP packet: by the sender's SSRC, else by the first
-    /// SSRC it reports on that went to the party through a section.
-    fn rtcp_member(&self, learned: &Learned, pkt: &[u8]) -> Option<usize> {
-        let sender = be32(pkt.get(4..)?)?;
-        if let Some(m) = lookup(&learned.from_party, sender).or_else(|| self.by_ssrc(sender)) {
-            return Some(m);
-        }
-        rtcp_packets(pkt).find_map(|(pt, one)| {
+    /// A plain compound RTCP packet whose sender is unknown: by the first
+    /// SSRC it reports on that went to the party through a section (its
+    /// report blocks and feedback are encrypted in SRTCP: pass the
+    /// unprotected packet).
+    pub fn rtcp_by_reportee(&self, learned: &Learned, plain: &[u8]) -> Option<usize> {
+        rtcp_packets(plain).find_map(|(pt, one)| {
             let reportee = match pt {
                 // SR: report blocks after the sender info.
                 200 if one[0] & 0x1f > 0 => be32(one.get(28..)?)?,
@@ -134,33 +169,63 @@ impl Routes {
                 205 | 206 => be32(one.get(8..)?)?,
                 _ => return None,
             };
-            lookup(&learned.to_party, reportee)
+            self.by_key(lookup(&learned.to_party, reportee)?)
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn routes(mid_ext: Option<u8>) -> Routes {
-        let section = |mid: &str, pts: &[u8], ssrcs: &[u32]| {
-            (
-                Section {
-                    mid: Some(mid.to_owned()),
-                    payload_types: pts.to_vec(),
-                    ssrcs: ssrcs.to_vec(),
-                },
-                Weak::new(),
-            )
+    /// A real socket (from a pool of its own), whose address is a key.
+    fn socket() -> Arc<MediaSocket> {
+        use crate::relay::learning::{Endpoint, EndpointLearning, Policy};
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let base = 47000 + (std::process::id() % 40) as u16 * 50;
+        let port = base + 2 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool = crate::interfaces::PortPool::new([127, 0, 0, 1].into(), port, port + 1, &[]);
+        let pair = pool.allocate(true).expect("a free port");
+        let policy = Policy {
+            mode: EndpointLearning::Heuristic,
+            strict: false,
+            handover: false,
+            asymmetric: false,
+            nat_wait: false,
         };
-        Routes {
+        let state = super::super::SocketState::new(
+            Endpoint::new(None, std::time::Instant::now()),
+            policy,
+            None,
+        );
+        MediaSocket::new(pair.rtp, false, Arc::new(pair.lease), state, None).expect("socket")
+    }
+
+    /// Two sections with real sockets (kept alive by the caller).
+    fn routes(mid_ext: Option<u8>) -> (Routes, [Arc<MediaSocket>; 2]) {
+        let section = |mid: &str, pts: &[u8], ssrcs: &[u32]| Section {
+            mid: Some(mid.to_owned()),
+            payload_types: pts.to_vec(),
+            ssrcs: ssrcs.to_vec(),
+        };
+        let socks = [socket(), socket()];
+        let r = Routes {
             mid_ext,
             members: vec![
-                section("0", &[111, 0, 101], &[]),
-                section("1", &[96, 97, 101], &[0x2222]),
+                (section("0", &[111, 0, 101], &[]), Arc::downgrade(&socks[0])),
+                (
+                    section("1", &[96, 97, 101], &[0x2222]),
+                    Arc::downgrade(&socks[1]),
+                ),
             ],
-        }
+        };
+        (r, socks)
+    }
+
+    fn key(s: &Arc<MediaSocket>) -> usize {
+        key_of(&Arc::downgrade(s))
     }
 
     fn rtp(pt: u8, ssrc: u32, ext: Option<(u8, &[u8])>) -> Vec<u8> {
@@ -181,59 +246,93 @@ mod tests {
         p
     }
 
+    fn member(d: Option<Demux>) -> Option<usize> {
+        d.map(|d| d.member)
+    }
+
     #[test]
-    fn mid_extension_wins_and_teaches_the_ssrc() {
-        let r = routes(Some(3));
-        let mut l = Learned::default();
-        // PT 111 is audio's, but the MID says video: the MID decides.
+    fn mid_extension_wins_and_teaches_the_ssrc_once_accepted() {
+        let (r, _socks) = routes(Some(3));
+        let l = Learned::default();
+        // PT 111 is audio's, but the MID says video: the MID decides and
+        // the SSRC is to be learned.
+        let d = r.member_of(&l, &rtp(111, 0x77, Some((3, b"1"))));
         assert_eq!(
-            r.member_of(&mut l, &rtp(111, 0x77, Some((3, b"1")))),
-            Some(1)
+            d,
+            Some(Demux {
+                member: 1,
+                learn: Some(0x77)
+            })
         );
-        // Later packets of that SSRC need no MID.
-        assert_eq!(r.member_of(&mut l, &rtp(111, 0x77, None)), Some(1));
-        // An unknown MID teaches nothing.
-        assert_eq!(r.member_of(&mut l, &rtp(0, 0x88, Some((3, b"9")))), Some(0));
+        // An unknown MID falls back to the payload type.
+        assert_eq!(
+            member(r.member_of(&l, &rtp(0, 0x88, Some((3, b"9"))))),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn learning_is_keyed_by_socket() {
+        let (r, socks) = routes(None);
+        let mut l = Learned::default();
+        l.received(0x77, key(&socks[1]));
+        assert_eq!(member(r.member_of(&l, &rtp(0, 0x77, None))), Some(1));
+        l.received(0x77, key(&socks[0]));
+        assert_eq!(member(r.member_of(&l, &rtp(96, 0x77, None))), Some(0));
+        // A section whose socket is gone from the routes: no route by what
+        // was learned for it (a payload type may still tell).
+        let (other, _keep) = routes(None);
+        assert_eq!(other.by_ssrc(&l.from_party, 0x77), None);
     }
 
     #[test]
     fn announced_ssrcs_then_unique_payload_types() {
-        let r = routes(None);
-        let mut l = Learned::default();
-        assert_eq!(r.member_of(&mut l, &rtp(101, 0x2222, None)), Some(1));
-        assert_eq!(r.member_of(&mut l, &rtp(96, 0x1, None)), Some(1));
-        assert_eq!(r.member_of(&mut l, &rtp(0, 0x3, None)), Some(0));
+        let (r, _socks) = routes(None);
+        let l = Learned::default();
+        let d = r.member_of(&l, &rtp(101, 0x2222, None));
+        assert_eq!(
+            d,
+            Some(Demux {
+                member: 1,
+                learn: None
+            })
+        );
+        assert_eq!(member(r.member_of(&l, &rtp(96, 0x1, None))), Some(1));
+        assert_eq!(member(r.member_of(&l, &rtp(0, 0x3, None))), Some(0));
         // PT 101 is listed by both: cannot tell.
-        assert_eq!(r.member_of(&mut l, &rtp(101, 0x4, None)), None);
+        assert_eq!(r.member_of(&l, &rtp(101, 0x4, None)), None);
         // A short packet neither.
-        assert_eq!(r.member_of(&mut l, &[0x80, 96, 0, 1]), None);
+        assert_eq!(r.member_of(&l, &[0x80, 96, 0, 1]), None);
     }
 
     #[test]
     fn rtcp_by_sender_then_by_reported_source() {
-        let r = routes(None);
+        let (r, socks) = routes(None);
         let mut l = Learned::default();
-        l.sent(0x5555, 1);
-        // RR from an unknown sender reporting on an SSRC sent via video.
+        l.sent(0x5555, key(&socks[1]));
+        // RR from an unknown sender reporting on an SSRC sent via video:
+        // not by its sender, by what it reports on.
         let mut rr = vec![0x81, 201, 0, 7];
         rr.extend_from_slice(&0x9999u32.to_be_bytes());
         rr.extend_from_slice(&0x5555u32.to_be_bytes());
         rr.extend_from_slice(&[0; 20]);
-        assert_eq!(r.member_of(&mut l, &rr), Some(1));
+        assert_eq!(r.member_of(&l, &rr), None);
+        assert_eq!(r.rtcp_by_reportee(&l, &rr), Some(1));
         // PLI (PSFB) about it.
         let mut pli = vec![0x81, 206, 0, 2];
         pli.extend_from_slice(&0x9999u32.to_be_bytes());
         pli.extend_from_slice(&0x5555u32.to_be_bytes());
-        assert_eq!(r.member_of(&mut l, &pli), Some(1));
+        assert_eq!(r.rtcp_by_reportee(&l, &pli), Some(1));
         // SR from an announced sender.
         let mut sr = vec![0x80, 200, 0, 6];
         sr.extend_from_slice(&0x2222u32.to_be_bytes());
         sr.extend_from_slice(&[0; 20]);
-        assert_eq!(r.member_of(&mut l, &sr), Some(1));
-        // Nothing known: stays with the head.
+        assert_eq!(member(r.member_of(&l, &sr)), Some(1));
+        // Nothing known: no section.
         let mut bye = vec![0x81, 203, 0, 1];
         bye.extend_from_slice(&0x1234u32.to_be_bytes());
-        assert_eq!(r.member_of(&mut l, &bye), None);
+        assert_eq!(r.member_of(&l, &bye), None);
+        assert_eq!(r.rtcp_by_reportee(&l, &bye), None);
     }
 
     #[test]

@@ -63,8 +63,8 @@ pub struct SocketState {
     /// What the head learned about the bundle's SSRCs.
     bundle_learned: bundle::Learned,
     /// BUNDLE member: the head's socket its media to the party leaves
-    /// through, and this section's index among the head's routes.
-    via: Option<(Weak<MediaSocket>, usize)>,
+    /// through.
+    via: Option<Weak<MediaSocket>>,
     /// A bundled section: the MID extension (ID, the section's mid) put on
     /// the RTP sent to the party through it, so the party can tell the
     /// sections apart (as upstream).
@@ -300,22 +300,70 @@ impl MediaSocket {
             return;
         }
         if self.bundle_role.load(Relaxed) == HEAD {
-            if let Some(member) = self.bundle_member(pkt) {
-                return member.relay(pkt, src, now, now_ms);
-            }
+            return self.forward_bundled(pkt, src, now, now_ms);
         }
-        self.relay(pkt, src, now, now_ms);
+        self.relay(pkt, src, now, now_ms, None);
     }
 
-    /// The socket of the bundled section a packet arriving on this head
-    /// belongs to, where that is another section's.
-    fn bundle_member(&self, pkt: &[u8]) -> Option<Arc<MediaSocket>> {
+    /// A packet on a bundle's head: relayed by the section it belongs to
+    /// (this one when it cannot be told). What it teaches (an SSRC's
+    /// section; the party's address, where all sections' media to it go)
+    /// is kept only once that section accepted it: a forged packet
+    /// teaches nothing.
+    fn forward_bundled(&self, pkt: &[u8], src: SocketAddr, now: Instant, now_ms: u64) {
+        let Some(routes) = self.state().bundle.clone() else {
+            self.relay(pkt, src, now, now_ms, None);
+            return;
+        };
+        let (demux, plain) = {
+            let st = self.state();
+            let mut demux = routes.member_of(&st.bundle_learned, pkt);
+            let mut plain = None;
+            // RTCP of an unknown sender: by the SSRC it reports on, which
+            // SRTCP encrypts: unprotected here under the head's keys (the
+            // sections share them; its section then takes it as it is).
+            if demux.is_none() && is_rtcp(pkt) {
+                let ctx = st.transform.decrypt_for(self.is_rtcp);
+                let unprotected = ctx.and_then(|ctx| srtp::unprotect(ctx, pkt, true).ok());
+                if ctx.is_none() || unprotected.is_some() {
+                    let clear = unprotected.as_deref().unwrap_or(pkt);
+                    demux = routes
+                        .rtcp_by_reportee(&st.bundle_learned, clear)
+                        .map(|member| bundle::Demux {
+                            member,
+                            learn: None,
+                        });
+                    plain = unprotected;
+                }
+            }
+            (demux, plain)
+        };
+        let member = demux.and_then(|d| Some((d, routes.members.get(d.member)?.1.upgrade()?)));
+        let Some((d, sock)) = member.filter(|(d, _)| d.member != 0) else {
+            // The head's own section (first in the routes), or unknown.
+            let learn = demux.and_then(|d| d.learn);
+            let head = routes.members.first().map(|(_, w)| bundle::key_of(w));
+            if self.relay(pkt, src, now, now_ms, plain) {
+                if let (Some(ssrc), Some(key)) = (learn, head) {
+                    self.state().bundle_learned.received(ssrc, key);
+                }
+            }
+            return;
+        };
+        if !sock.relay(pkt, src, now, now_ms, plain) {
+            return;
+        }
         let mut st = self.state();
         let st = &mut *st;
-        let routes = st.bundle.as_ref()?;
-        let m = routes.member_of(&mut st.bundle_learned, pkt)?;
-        let sock = routes.members.get(m)?.1.upgrade()?;
-        (!std::ptr::eq(Arc::as_ptr(&sock), self)).then_some(sock)
+        if let Some(ssrc) = d.learn {
+            // The section is known by its socket.
+            let key = bundle::key_of(&Arc::downgrade(&sock));
+            st.bundle_learned.received(ssrc, key);
+        }
+        // Where the party is: what all the bundle's media to it uses.
+        if st.endpoint.check(src, &st.policy, now) != Verdict::Reject {
+            st.endpoint.heard = true;
+        }
     }
 
     /// Makes this socket the head of a bundle (`Some`) or not (`None`).
@@ -329,6 +377,8 @@ impl MediaSocket {
         if routes.is_some() != st.bundle.is_some() {
             self.unoffload_locked(&mut st, "bundle changed");
         }
+        // What it learned stays across a re-linking: it names sections by
+        // their sockets, so it cannot point at another section.
         if routes.is_none() {
             st.bundle_learned = bundle::Learned::default();
         }
@@ -339,7 +389,7 @@ impl MediaSocket {
 
     /// Makes this socket a bundle member whose media to the party leaves
     /// through `head` (`Some`), or not (`None`).
-    pub fn set_via(&self, via: Option<(Weak<MediaSocket>, usize)>) {
+    pub fn set_via(&self, via: Option<Weak<MediaSocket>>) {
         let mut st = self.state();
         if via.is_some() {
             self.unoffload_locked(&mut st, "bundled");
@@ -351,6 +401,8 @@ impl MediaSocket {
             (None, None) => 0,
         };
         st.via = via;
+        // A new head learns the SSRCs sent through this section anew.
+        self.bundle_sent.store(0, Relaxed);
         self.bundle_role.store(role, Relaxed);
     }
 
@@ -360,29 +412,41 @@ impl MediaSocket {
         self.state().mid_out = mid;
     }
 
-    /// The head a bundle member sends through, and its index there.
-    fn via(&self) -> Option<(Arc<MediaSocket>, usize)> {
+    /// Whether this socket is part of a bundle (head or member): media to
+    /// its party is relayed here, never in the kernel (it carries the
+    /// section's MID, and leaves through the head).
+    fn bundled(&self) -> bool {
+        self.bundle_role.load(Relaxed) != 0
+    }
+
+    /// The head a bundle member sends through.
+    fn via(&self) -> Option<Arc<MediaSocket>> {
         self.bundle_out().0
     }
 
     /// What sending to the party through this bundled section takes: the
     /// head to send through (a member's) and the MID extension to put on.
     #[allow(clippy::type_complexity, reason = "read together under one lock")]
-    fn bundle_out(&self) -> (Option<(Arc<MediaSocket>, usize)>, Option<(u8, Arc<[u8]>)>) {
-        if self.bundle_role.load(Relaxed) == 0 {
+    fn bundle_out(&self) -> (Option<Arc<MediaSocket>>, Option<(u8, Arc<[u8]>)>) {
+        if !self.bundled() {
             return (None, None);
         }
         let st = self.state();
-        let via = st
-            .via
-            .as_ref()
-            .and_then(|(head, idx)| Some((head.upgrade()?, *idx)));
-        (via, st.mid_out.clone())
+        (st.via.as_ref().and_then(Weak::upgrade), st.mid_out.clone())
     }
 
     /// Relays one packet of the party's that belongs to this socket's
-    /// section (arrived here, or handed over by its bundle's head).
-    fn relay(&self, pkt: &[u8], src: SocketAddr, now: Instant, now_ms: u64) {
+    /// section (arrived here, or handed over by its bundle's head, which
+    /// may have unprotected it already: `plain`). Returns whether the
+    /// packet was accepted (authenticated, from a source the section takes).
+    fn relay(
+        &self,
+        pkt: &[u8],
+        src: SocketAddr,
+        now: Instant,
+        now_ms: u64,
+        plain: Option<Vec<u8>>,
+    ) -> bool {
         // RTCP by its port, or by its packet type where it arrives on an
         // RTP port (muxed, or unannounced); the header is clear in SRTCP too.
         let rtcp = self.is_rtcp || is_rtcp(pkt);
@@ -392,7 +456,7 @@ impl MediaSocket {
             if st.transform.drop {
                 // An SRTP leg without a key in force.
                 self.stats_in.error();
-                return;
+                return false;
             }
             // SRTP is authenticated before anything learns from the packet
             // (a forged one must not move the stream) and then handled as
@@ -401,13 +465,15 @@ impl MediaSocket {
             // port's association's on that port, the RTP port's for
             // anything on it (stray RTCP of a party that does not mux).
             let decrypted = match st.transform.decrypt_for(self.is_rtcp) {
+                // Unprotected by the bundle's head (under the same keys).
+                Some(_) if plain.is_some() => plain,
                 None => None,
                 Some(ctx) => match srtp::unprotect(ctx, pkt, rtcp) {
                     Ok(plain) => Some(plain),
                     Err(e) => {
                         tracing::trace!(local = %self.local, %src, error = %e, "SRTP packet dropped");
                         self.stats_in.error();
-                        return;
+                        return false;
                     }
                 },
             };
@@ -423,12 +489,12 @@ impl MediaSocket {
             };
             if verdict == Verdict::Reject {
                 self.stats_in.error();
-                return;
+                return false;
             }
             if st.filter.loop_check && st.loops.get_or_insert_default().looping(pkt, now_ms) {
                 tracing::warn!(local = %self.local, %src, "More than 30 duplicate packets: dropped to avoid a media loop");
                 self.stats_in.error();
-                return;
+                return false;
             }
             st.endpoint.heard = true;
             // The sockets sending to this party care when where it receives
@@ -481,7 +547,7 @@ impl MediaSocket {
         }
         if pkt.len() >= MAX_PACKET {
             self.stats_in.error();
-            return;
+            return false;
         }
         self.stats_in.count(pkt.len(), now_ms);
         self.user_last_ms.store(now_ms, Relaxed);
@@ -491,15 +557,15 @@ impl MediaSocket {
         if let Some(Action::Reflect(ssrc_at)) = filter {
             let echo = transform.as_ref().and_then(|t| t.echo_for(self.is_rtcp));
             self.reflect(buf.as_deref().unwrap_or(pkt), ssrc_at, echo, rtcp, now_ms);
-            return;
+            return true;
         }
-        let Some(target) = target else { return };
+        let Some(target) = target else { return true };
         // A bundled section's media leaves through its bundle's head, with
         // the section's MID on.
         let (via, mid_out) = target.bundle_out();
         match filter {
             None | Some(Action::Forward) => {}
-            Some(Action::Drop) | Some(Action::Reflect(_)) => return,
+            Some(Action::Drop) | Some(Action::Reflect(_)) => return true,
             Some(Action::Silence(start, end, byte)) => {
                 let mut out = buf.take().unwrap_or_else(|| pkt.to_vec());
                 out[start..end].fill(byte);
@@ -512,7 +578,7 @@ impl MediaSocket {
             }
             Some(Action::StripFeedback) => match strip_feedback(buf.as_deref().unwrap_or(pkt)) {
                 Some(out) => buf = Some(out),
-                None => return,
+                None => return true,
             },
         }
         if let (Some((id, mid)), false) = (&mid_out, rtcp) {
@@ -525,41 +591,44 @@ impl MediaSocket {
             if let Err(e) = srtp::protect(ctx, &mut out, rtcp) {
                 tracing::debug!(local = %target.local, error = %e, "SRTP protect failed, packet dropped");
                 target.stats_out.error();
-                return;
+                return true;
             }
             buf = Some(out);
         }
         let pkt = buf.as_deref().unwrap_or(pkt);
-        let out = via.as_ref().map_or(&target, |(head, _)| head);
+        let out = via.as_ref().unwrap_or(&target);
         let (dst, tos) = out.destination();
-        let Some(dst) = dst else { return };
+        let Some(dst) = dst else { return true };
         // Install the kernel rule before sending: once the peer has this
         // packet it may answer at once, and its reply should already find
         // the rule in place. As upstream, a stream goes to the kernel once
         // its source is confirmed and its sink's address is known (from SDP
         // or learned, not necessarily confirmed): one-way media too; a sink
         // learned later updates the rule (see `dest_changed`).
-        if self.offload.is_some() && via.is_none() {
+        if self.offload.is_some() && !target.bundled() {
             self.offload_to(target.local, dst, tos);
         }
         match crate::net::send_to(out.sock.as_raw_fd(), pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
         }
-        if let (Some((head, idx)), false) = (&via, rtcp) {
-            target.note_sent(head, *idx, pkt);
+        if let (Some(head), false) = (&via, rtcp) {
+            target.note_sent(head, pkt);
         }
+        true
     }
 
-    /// Tells a bundle's head which section an SSRC sent to the party
-    /// belongs to (its RTCP about it is routed there), once per SSRC.
-    fn note_sent(&self, head: &MediaSocket, idx: usize, pkt: &[u8]) {
+    /// Tells a bundle's head which section (this member's socket) an SSRC
+    /// sent to the party belongs to (its RTCP about it is routed there),
+    /// once per SSRC.
+    fn note_sent(self: &Arc<Self>, head: &MediaSocket, pkt: &[u8]) {
         let Some(ssrc) = pkt.get(8..12).and_then(|b| b.try_into().ok()) else {
             return;
         };
         let ssrc = u32::from_be_bytes(ssrc);
         if self.bundle_sent.swap(ssrc, Relaxed) != ssrc {
-            head.state().bundle_learned.sent(ssrc, idx);
+            let key = bundle::key_of(&Arc::downgrade(self));
+            head.state().bundle_learned.sent(ssrc, key);
         }
     }
 
@@ -680,7 +749,7 @@ impl MediaSocket {
         now_ms: u64,
     ) {
         let via = self.via();
-        let sender = via.as_ref().map_or(self, |(head, _)| &**head);
+        let sender = via.as_deref().unwrap_or(self);
         let (dst, _) = sender.destination();
         let Some(dst) = dst else { return };
         let mut out = srtp::with_room(pkt);
@@ -722,8 +791,9 @@ impl MediaSocket {
             t.upgrade()
         };
         let Some(target) = target else { return };
-        if target.via().is_some() {
-            // Sent through a bundle's head: relayed here.
+        if target.bundled() {
+            // To a bundled party: relayed here (the section's MID goes on,
+            // a member's media leaves through the head).
             return;
         }
         if let (Some(dst), tos) = target.destination() {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use super::webrtc::IceMode;
 use super::{OfferAnswer, Side};
 use crate::call::Call;
-use crate::relay::bundle::{Routes, Section};
+use crate::relay::bundle::{Routes, Section, MAX_SSRCS};
 use crate::relay::MediaSocket;
 use crate::sdp::{Attribute, Media, Session};
 
@@ -101,14 +101,24 @@ fn mid_ext(m: &Media, sdp: &Session) -> Option<u8> {
 fn section(m: &Media) -> Section {
     Section {
         mid: mid(m).map(str::to_owned),
-        payload_types: m.formats.iter().filter_map(|f| f.parse().ok()).collect(),
+        payload_types: m
+            .formats
+            .iter()
+            .filter_map(|f| f.parse::<u8>().ok())
+            .filter(|&pt| pt < 128)
+            .fold(Vec::new(), |mut v, pt| {
+                if !v.contains(&pt) {
+                    v.push(pt);
+                }
+                v
+            }),
         ssrcs: m
             .attributes
             .iter()
             .filter(|a| a.name == "ssrc")
             .filter_map(|a| a.value.as_deref()?.split_whitespace().next()?.parse().ok())
             .fold(Vec::new(), |mut v, s| {
-                if !v.contains(&s) {
+                if !v.contains(&s) && v.len() < MAX_SSRCS {
                     v.push(s);
                 }
                 v
@@ -199,12 +209,14 @@ impl OfferAnswer {
             let (rtp, mux) = (medias[head].rtp_endpoint, medias[head].mux_offered);
             for &i in &members {
                 let pm = &mut medias[i];
+                // Remembered as `bundle-only` for our later offers to it,
+                // as upstream.
                 pm.bundle = Some(Bundled {
                     head,
                     section: section(&sdp.media[i]),
                     mid_ext: ext,
                     shared: true,
-                    only: false,
+                    only: true,
                 });
                 if i != head {
                     // Its packets come from, and go to, the head's
@@ -223,6 +235,11 @@ impl OfferAnswer {
     /// unbundle); a bundled receiver gets its groups back, each section
     /// under its own mid, with the MID extension where it offered one.
     pub(super) fn bundle_out(&self, call: &mut Call, snd: usize, rcv: usize, out: &mut Session) {
+        // We are only a candidate there, not the transport: the sender's
+        // bundle passes as it is (upstream).
+        if self.webrtc.ice == IceMode::ForceRelay {
+            return;
+        }
         out.attributes.retain(|a| !is_bundle_group(a));
         for (i, m) in out.media.iter_mut().enumerate() {
             m.attributes.retain(|a| a.name != "bundle-only");
@@ -243,30 +260,44 @@ impl OfferAnswer {
             .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == i))
             .collect();
         for h in heads {
-            let members: Vec<usize> = (0..medias.len())
+            // The head first (it names the transport), then in order.
+            let members: Vec<usize> = std::iter::once(h)
+                .chain((0..medias.len()).filter(|&i| i != h))
                 .filter(|&i| medias[i].bundle.as_ref().is_some_and(|b| b.head == h))
                 .collect();
-            if out.media.get(h).is_none_or(|m| m.port == 0) {
-                // The transport's own section is refused: no bundle left.
-                tracing::warn!(media = h, "BUNDLE head rejected: the bundle is broken up");
-                for &i in &members {
-                    medias[i].bundle = None;
-                }
-                continue;
+            let open = |i: usize| out.media.get(i).is_some_and(|m| m.port != 0);
+            // A section refused leaves the bundle; a refused head passes
+            // the transport to the first section left (RFC 8843 §7.3.1:
+            // the answerer may tag another).
+            for &i in members.iter().filter(|&&i| !open(i)) {
+                medias[i].bundle = None;
             }
+            let Some(&head) = members.iter().find(|&&i| open(i)) else {
+                continue;
+            };
+            if head != h {
+                tracing::warn!(
+                    media = h,
+                    new = head,
+                    "BUNDLE head rejected: the next section carries the bundle"
+                );
+                for &i in &members {
+                    if let Some(b) = medias[i].bundle.as_mut() {
+                        b.head = head;
+                    }
+                }
+            }
+            let kept: Vec<usize> = members.iter().copied().filter(|&i| open(i)).collect();
             let mut mids = Vec::new();
-            for &i in &members {
+            for &i in &kept {
                 let (Some(b), Some(m)) = (&medias[i].bundle, out.media.get_mut(i)) else {
                     continue;
                 };
-                if m.port == 0 {
-                    continue;
-                }
                 if let Some(mid) = &b.section.mid {
                     m.set_attr("mid", Some(mid.clone()));
                     mids.push(mid.clone());
                 }
-                if self.side == Side::Offer && i != h && (b.only || self.bundle.strict) {
+                if self.side == Side::Offer && i != head && (b.only || self.bundle.strict) {
                     m.attributes.push(Attribute {
                         name: "bundle-only".to_owned(),
                         value: None,
@@ -304,28 +335,44 @@ impl OfferAnswer {
     /// bundle (as upstream).
     fn offer_bundle(&self, call: &mut Call, rcv: usize, out: &Session) {
         let medias = &mut call.parties[rcv].medias;
-        if medias.iter().any(|m| m.bundle.is_some()) {
-            return;
-        }
-        let members: Vec<usize> = (0..out.media.len().min(medias.len()))
+        let eligible: Vec<usize> = (0..out.media.len().min(medias.len()))
             .filter(|&i| {
                 let m = &out.media[i];
                 m.is_rtp() && m.port != 0 && mid(m).is_some_and(|v| !v.is_empty())
             })
             .collect();
-        let Some(&head) = members.first() else {
-            return;
-        };
-        let used: HashSet<u8> = members
+        // An existing bundle takes the sections not in one yet.
+        let existing = medias.iter().enumerate().find_map(|(i, m)| {
+            m.bundle
+                .as_ref()
+                .filter(|b| b.head == i)
+                .map(|b| (i, b.mid_ext))
+        });
+        let members: Vec<usize> = eligible
             .iter()
-            .flat_map(|&i| &out.media[i].attributes)
-            .filter(|a| a.name == "extmap")
-            .filter_map(|a| a.value.as_deref()?.split(['/', ' ']).next()?.parse().ok())
+            .copied()
+            .filter(|&i| medias[i].bundle.is_none())
             .collect();
-        let ext = members
-            .iter()
-            .find_map(|&i| mid_ext(&out.media[i], out))
-            .or_else(|| (1..=14).find(|id| !used.contains(id)));
+        let (head, ext) = match existing {
+            Some(e) => e,
+            None => {
+                let Some(&head) = members.first() else {
+                    return;
+                };
+                let used: HashSet<u8> = eligible
+                    .iter()
+                    .flat_map(|&i| &out.media[i].attributes)
+                    .chain(&out.attributes)
+                    .filter(|a| a.name == "extmap")
+                    .filter_map(|a| a.value.as_deref()?.split(['/', ' ']).next()?.parse().ok())
+                    .collect();
+                let ext = eligible
+                    .iter()
+                    .find_map(|&i| mid_ext(&out.media[i], out))
+                    .or_else(|| (1..=14).find(|id| !used.contains(id)));
+                (head, ext)
+            }
+        };
         for &i in &members {
             medias[i].bundle = Some(Bundled {
                 head,
@@ -365,8 +412,10 @@ pub(crate) fn link(call: &Call, p: usize) {
                     .is_some()
         })
     };
+    // The head first: its packets stay where they arrive.
     let members_of = |h: usize| -> Vec<usize> {
-        (0..medias.len())
+        std::iter::once(h)
+            .chain((0..medias.len()).filter(|&i| i != h))
             .filter(|&i| in_use(i).is_some_and(|b| b.head == h))
             .collect()
     };
@@ -407,15 +456,10 @@ pub(crate) fn link(call: &Call, p: usize) {
                 }
             }
             (Some((h, hs)), Some(_)) => {
-                // Its index among the head's routes (those with sockets).
-                let idx = members_of(h)
-                    .into_iter()
-                    .filter(|&j| medias[j].sockets.is_some())
-                    .position(|j| j == i);
                 let out: Weak<MediaSocket> = Arc::downgrade(hs.targets(medias[h].mux).0);
                 for sock in s.all() {
                     sock.set_bundle(None);
-                    sock.set_via(idx.map(|idx| (out.clone(), idx)));
+                    sock.set_via(Some(out.clone()));
                     sock.set_mid_out(mid_out.clone());
                 }
             }

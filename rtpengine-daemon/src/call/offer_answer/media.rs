@@ -96,7 +96,7 @@ impl OfferAnswer {
                     webrtc: None,
                     bundle: None,
                 });
-            } else if self.side == Side::Offer && m.port != 0 {
+            } else if self.side == Side::Offer && (m.port != 0 || m.has_attr("bundle-only")) {
                 // A section the receiver rejected earlier is offered again:
                 // it answers anew, so it gets ports (upstream re-opens it).
                 rmedias[i].rejected = false;

@@ -306,16 +306,10 @@ impl OfferAnswer {
         self.answer_sdes(call, (snd, rcv, i), m, sender_srtp);
         self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, chose_dtls));
         let offerer = &call.parties[rcv].medias[i];
-        if let Some(mid) = offerer
-            .negotiated
-            .mid
-            .as_ref()
-            .filter(|_| !m.has_attr("mid"))
-        {
-            m.attributes.push(Attribute {
-                name: "mid".to_owned(),
-                value: Some(mid.clone()),
-            });
+        // The offerer hears its own mid back (the answerer's may be one a
+        // bundle of its own gave it, or none).
+        if let Some(mid) = &offerer.negotiated.mid {
+            m.set_attr("mid", Some(mid.clone()));
         }
         // Masked extensions stay accepted from the offerer: its answer
         // lists them again.

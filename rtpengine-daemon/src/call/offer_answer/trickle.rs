@@ -218,6 +218,8 @@ fn apply(
                 .position(|m| m.negotiated.mid.as_deref() == Some(mid.as_str())),
             None => Some(n),
         };
+        // A bundled section's candidates are its transport's: the head's.
+        let i = i.map(|i| medias.get(i).and_then(|m| m.bundle_head()).unwrap_or(i));
         let Some(m) = i.and_then(|i| medias.get_mut(i)) else {
             tracing::warn!(mid = ?s.mid, "No matching media for trickle ICE update found");
             continue;
