@@ -39,8 +39,12 @@ type HmacSha1 = Hmac<Sha1>;
 /// SSRCs whose index and replay state one context keeps; packets of
 /// further SSRCs are refused ([`SrtpError::Ssrcs`]). Unprotecting, only
 /// authenticated packets create state, so only the key's holders can fill
-/// it.
-pub const MAX_SSRCS: usize = 16;
+/// it. State is never evicted (a forgotten rollover counter would repeat
+/// keystream), so the bound is generous: a bundle's sections share one
+/// context (audio, video, RTX, simulcast layers), and a SIP side may take
+/// a new SSRC at every hold or transfer of a long call. At most about
+/// 7 KiB per context when full.
+pub const MAX_SSRCS: usize = 128;
 
 /// Packets behind the newest that are still accepted (once each).
 pub const REPLAY_WINDOW: u64 = 64;
