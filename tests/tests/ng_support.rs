@@ -56,7 +56,7 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
     ));
     assert_eq!(
         warning(&r),
-        Some("Unsupported, ignored: flag 'debug', ice 'ice2', osrtp 'offer-legacy'"),
+        Some("Unsupported, ignored: flag 'debug', osrtp 'offer-legacy'"),
         "{r:?}"
     );
     // Only implemented options: no warning.

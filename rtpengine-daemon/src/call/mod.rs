@@ -185,6 +185,8 @@ pub struct Negotiated {
     pub ice_lite: bool,
     /// We told it we take trickled candidates (`trickle ICE`).
     pub ice_trickle: bool,
+    /// Our ICE lines to it advertise `ice2` (`ICE=ice2` in an offer).
+    pub ice2: bool,
     /// The latest offer between us went from us to it: as full agents we
     /// control (RFC 8445 §6.1.1).
     pub ice_offerer: bool,

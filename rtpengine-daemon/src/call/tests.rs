@@ -1114,3 +1114,20 @@ m=video 6004 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n",
     assert_eq!(group_lines(&onward), ["BUNDLE a v w"]);
     assert!(onward.media[1].has_attr("bundle-only"));
 }
+
+#[test]
+fn ice2_is_advertised_from_an_offer_on() {
+    let calls = registry();
+    let mut o = offer("ice2-1");
+    o.webrtc.ice = offer_answer::IceMode::Force;
+    o.webrtc.ice2 = true;
+    o.webrtc.trickle = true;
+    let out = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    let options = |s: &sdp::Session| s.media[0].attr("ice-options").and_then(|a| a.value.clone());
+    assert_eq!(options(&out).as_deref(), Some("trickle ice2"));
+    // A later offer without it still says so (remembered, as upstream).
+    let mut again = offer("ice2-1");
+    again.webrtc.ice = offer_answer::IceMode::Force;
+    let out = run(&calls, &again, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(options(&out).as_deref(), Some("trickle ice2"));
+}

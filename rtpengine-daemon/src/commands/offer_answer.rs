@@ -339,6 +339,7 @@ fn webrtc_options(req: &Request, side: Side) -> WebrtcOptions {
             "force-relay" => o.ice = IceMode::ForceRelay,
             "lite" => o.lite = Some(Lite::Forward),
             "trickle" => o.trickle = true,
+            "ice2" => o.ice2 = true,
             "no-lite" => o.lite = Some(Lite::Off),
             other => match other.strip_prefix("lite-").and_then(Lite::parse) {
                 Some(l) => o.lite = Some(l),

@@ -220,6 +220,7 @@ const VALUES: &[(&str, &[&str])] = &[
             "lite-bk",
             "lite-both",
             "trickle",
+            "ice2",
         ],
     ),
     (

@@ -1,9 +1,10 @@
 //! A full ICE agent (RFC 8445) for one party's media section, as upstream
 //! runs by default: besides answering the peer's checks (as the lite agent
 //! does), it checks the peer's candidates itself, nominates as the
-//! controlling agent (aggressively: USE-CANDIDATE on every check), resolves
-//! role conflicts, and keeps consent to send (RFC 7675) on the selected
-//! pair.
+//! controlling agent (regular nomination, RFC 8445 §8.1.1, as upstream:
+//! the first pair whose check succeeds is checked again with
+//! USE-CANDIDATE at once, and selected when that succeeds), resolves role
+//! conflicts, and keeps consent to send (RFC 7675) on the selected pair.
 //!
 //! One agent per component: RTP (1) on our RTP ports and, for a party that
 //! does not multiplex RTCP, RTCP (2) on our RTCP ports. Its local
@@ -189,6 +190,16 @@ pub struct Answer {
     pub selected: bool,
 }
 
+/// What a response to one of our checks did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Responded {
+    /// The pair is the selected one (newly or still).
+    pub selected: bool,
+    /// Controlling, the pair just became valid: our nominating check of
+    /// it, to send at once from the same address to the same candidate.
+    pub nominate: Option<Vec<u8>>,
+}
+
 /// What a poll of the agent produced.
 #[derive(Debug, Default)]
 pub struct Poll {
@@ -214,6 +225,8 @@ pub struct Agent {
     pairs: Vec<Pair>,
     /// The selected pair: (ours, the peer's).
     selected: Option<(SocketAddr, SocketAddr)>,
+    /// The pair our nominating check is in flight for (controlling).
+    nominating: Option<(SocketAddr, SocketAddr)>,
     /// The last response on the selected pair.
     consent_ok: Option<Instant>,
     next_consent: Option<Instant>,
@@ -239,6 +252,7 @@ impl Agent {
             locals: Vec::new(),
             pairs: Vec::new(),
             selected: None,
+            nominating: None,
             consent_ok: None,
             next_consent: None,
             consent_tid: None,
@@ -312,6 +326,9 @@ impl Agent {
     pub fn keep_locals(&mut self, locals: &[SocketAddr]) {
         self.locals.retain(|l| locals.contains(l));
         self.pairs.retain(|p| locals.contains(&p.local));
+        if self.nominating.is_some_and(|(l, _)| !locals.contains(&l)) {
+            self.nominating = None;
+        }
         if self.selected.is_some_and(|(l, _)| !locals.contains(&l)) {
             self.selected = None;
             self.consent_ok = None;
@@ -333,6 +350,7 @@ impl Agent {
             return;
         }
         self.controlling = controlling;
+        self.nominating = None;
         for p in &mut self.pairs {
             if matches!(p.state, State::InProgress { .. }) {
                 p.state = State::Waiting;
@@ -378,7 +396,19 @@ impl Agent {
     /// (empty, and the pair failed, if no request could be made of our
     /// credentials).
     fn start(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
-        let nominate = self.controlling;
+        self.check(i, ours, false, now)
+    }
+
+    /// Starts our nominating check of the valid pair `i` (controlling).
+    fn nominate(&mut self, i: usize, ours: &Credentials, now: Instant) -> Vec<u8> {
+        let bytes = self.check(i, ours, true, now);
+        if !bytes.is_empty() {
+            self.nominating = Some((self.pairs[i].local, self.pairs[i].remote));
+        }
+        bytes
+    }
+
+    fn check(&mut self, i: usize, ours: &Credentials, nominate: bool, now: Instant) -> Vec<u8> {
         let tid = TransactionId::generate();
         let bytes = self.request(ours, nominate, tid);
         if bytes.is_empty() {
@@ -490,32 +520,37 @@ impl Agent {
     }
 
     /// A response to one of our checks, from `src` to our candidate
-    /// `local`. Returns whether that pair is the selected one (newly or
-    /// still); unknown transactions and responses that fail the peer's
-    /// integrity are ignored.
+    /// `local`: whether that pair is the selected one (newly or still),
+    /// and our nominating check where it just became valid; unknown
+    /// transactions and responses that fail the peer's integrity are
+    /// ignored.
     pub fn on_response(
         &mut self,
         pkt: &[u8],
         (local, src): (SocketAddr, SocketAddr),
+        ours: &Credentials,
         now: Instant,
-    ) -> bool {
+    ) -> Responded {
         let Ok(Response { tid, outcome }) = ice::response(pkt, &self.peer.pwd) else {
-            return false;
+            return Responded::default();
         };
         if self.consent_tid == Some(tid) && Some((local, src)) == self.selected {
             self.consent_tid = None;
             if outcome.is_ok() {
                 self.consent_ok = Some(now);
-                return true;
+                return Responded {
+                    selected: true,
+                    nominate: None,
+                };
             }
-            return false;
+            return Responded::default();
         }
         let Some(i) = self
             .pairs
             .iter()
             .position(|p| matches!(&p.state, State::InProgress { tid: t, .. } if *t == tid))
         else {
-            return false;
+            return Responded::default();
         };
         let State::InProgress {
             nominate,
@@ -523,35 +558,57 @@ impl Agent {
             ..
         } = self.pairs[i].state
         else {
-            return false;
+            return Responded::default();
         };
+        let pair = (self.pairs[i].local, self.pairs[i].remote);
+        if nominate && self.nominating == Some(pair) {
+            // Settled one way or another: another pair may be nominated.
+            self.nominating = None;
+        }
         // A response from elsewhere than the check went, or to another of
         // our addresses, fails it (RFC 8445 §7.2.5.2.1: non-symmetric
         // transport addresses).
-        if self.pairs[i].remote != src || self.pairs[i].local != local {
+        if pair != (local, src) {
             self.pairs[i].state = State::Failed;
-            return false;
+            return Responded::default();
         }
         match outcome {
             Ok(()) => {
                 self.pairs[i].state = State::Succeeded;
-                let nominated = match self.controlling {
-                    true => nominate,
-                    false => self.pairs[i].peer_nominated,
-                };
-                nominated && self.select((local, src), now)
+                if !self.controlling {
+                    let selected = self.pairs[i].peer_nominated && self.select(pair, now);
+                    return Responded {
+                        selected,
+                        nominate: None,
+                    };
+                }
+                if nominate {
+                    return Responded {
+                        selected: self.select(pair, now),
+                        nominate: None,
+                    };
+                }
+                // Valid: nominated at once unless a pair is selected or
+                // being nominated.
+                let nominate = (self.selected.is_none() && self.nominating.is_none())
+                    .then(|| self.nominate(i, ours, now))
+                    .filter(|b| !b.is_empty());
+                Responded {
+                    selected: false,
+                    nominate,
+                }
             }
             // The peer keeps the role we claimed: we take the other one
             // and check again at the next poll (RFC 8445 §7.2.5.1).
             Err(ErrorCode::ROLE_CONFLICT) => {
                 self.set_role(!claimed);
                 self.pairs[i].state = State::Waiting;
-                false
+                Responded::default()
             }
             Err(code) => {
                 tracing::debug!(%src, code, "ICE check failed");
                 self.pairs[i].state = State::Failed;
-                false
+                Responded::default()
             }
         }
     }
@@ -581,6 +638,9 @@ impl Agent {
                     sent, tries, bytes, ..
                 } if now.duration_since(*sent) >= Duration::from_millis(500) => {
                     if *tries >= MAX_TRIES {
+                        if self.nominating == Some((p.local, p.remote)) {
+                            self.nominating = None;
+                        }
                         p.state = State::Failed;
                     } else {
                         *tries += 1;
@@ -599,6 +659,22 @@ impl Agent {
                 _ => {}
             }
         }
+        // Controlling, nothing selected or being nominated (a role that
+        // changed, a nomination that failed): the best valid pair of this
+        // address is nominated.
+        if self.controlling && self.selected.is_none() && self.nominating.is_none() {
+            let valid = self
+                .pairs
+                .iter()
+                .position(|p| p.local == local && p.state == State::Succeeded);
+            if let Some(i) = valid {
+                let remote = self.pairs[i].remote;
+                let bytes = self.nominate(i, ours, now);
+                if !bytes.is_empty() {
+                    poll.out.push((remote, bytes));
+                }
+            }
+        }
         let Some((sel_local, sel)) = self.selected else {
             return poll;
         };
@@ -611,6 +687,7 @@ impl Agent {
         {
             tracing::info!(remote = %sel, "ICE consent expired: no more media to it");
             self.selected = None;
+            self.nominating = None;
             self.consent_ok = None;
             self.next_consent = None;
             // Checks start over: a pair is selected again once one
@@ -690,6 +767,27 @@ mod tests {
 
     const LOCAL: &str = "192.0.2.1:30000";
 
+    /// Answers our check `req` (sent from `local` to `to`) as the peer
+    /// would, and the nominating check that follows as controlling;
+    /// returns whether the pair ended selected.
+    fn answer_and_nominate(
+        a: &mut Agent,
+        req: &[u8],
+        (local, to): (SocketAddr, SocketAddr),
+        (ours, theirs): (&Credentials, &Credentials),
+        now: Instant,
+    ) -> bool {
+        let r = a.on_response(&respond(req, local, theirs, false), (local, to), ours, now);
+        match r.nominate {
+            Some(n) => {
+                assert!(verify(&n, theirs).unwrap().nominated, "USE-CANDIDATE");
+                a.on_response(&respond(&n, local, theirs, false), (local, to), ours, now)
+                    .selected
+            }
+            None => r.selected,
+        }
+    }
+
     fn local() -> SocketAddr {
         LOCAL.parse().unwrap()
     }
@@ -716,10 +814,18 @@ mod tests {
         // The first address's check answered as if to the second: it
         // fails (non-symmetric), nothing is selected.
         let r1 = respond(&first.out[0].1, local(), &theirs, false);
-        assert!(!a.on_response(&r1, (second, to), t0));
+        assert_eq!(
+            a.on_response(&r1, (second, to), &ours, t0),
+            Responded::default()
+        );
         assert_eq!(a.selected(), None);
-        let r2 = respond(&other.out[0].1, second, &theirs, false);
-        assert!(a.on_response(&r2, (second, to), t0));
+        assert!(answer_and_nominate(
+            &mut a,
+            &other.out[0].1,
+            (second, to),
+            (&ours, &theirs),
+            t0
+        ));
         assert_eq!((a.selected_local(), a.selected()), (Some(second), Some(to)));
         // Consent goes from the selected address only.
         let later = t0 + CONSENT_INTERVAL * 2;
@@ -745,7 +851,13 @@ mod tests {
         let second = a.poll(&ours, other, t0).out;
         assert_eq!(first.len() + second.len(), CHECKS_PER_TURN, "one budget");
         let (to, req) = &first[0];
-        assert!(a.on_response(&respond(req, local(), &theirs, false), (local(), *to), t0));
+        assert!(answer_and_nominate(
+            &mut a,
+            req,
+            (local(), *to),
+            (&ours, &theirs),
+            t0
+        ));
         assert_eq!(a.selected_local(), Some(local()));
         // local() is gone: only `other` is ours now.
         a.keep_locals(&[other]);
@@ -756,11 +868,13 @@ mod tests {
         assert!(a.pairs.iter().all(|p| p.local == other));
     }
 
-    /// We control: checks go to every candidate of the peer, a success is
-    /// selected (aggressive nomination) and the others stop; responses
-    /// from the wrong address or with the wrong integrity change nothing.
+    /// We control: checks go to every candidate of the peer without
+    /// USE-CANDIDATE; the first success is checked again with it at once
+    /// (regular nomination), whose success selects the pair, and the others
+    /// stop; responses from the wrong address or with the wrong integrity
+    /// change nothing.
     #[test]
-    fn controlling_checks_and_nominates() {
+    fn controlling_checks_then_nominates() {
         let (ours, theirs) = (Credentials::generate(), Credentials::generate());
         let peer = peer_with(
             &theirs,
@@ -773,23 +887,32 @@ mod tests {
         assert_eq!(poll.out.len(), 2);
         for (_, req) in &poll.out {
             let c = verify(req, &theirs).unwrap();
-            assert!(c.nominated, "aggressive nomination");
+            assert!(!c.nominated, "regular nomination: checks first");
             assert_eq!(c.role, Some((true, 7)));
             assert_eq!(c.priority, Some(ice::peer_reflexive(1)));
         }
         let (to0, req0) = &poll.out[0];
         let (to1, req1) = &poll.out[1];
+        let resp = |a: &mut Agent, req: &[u8], pwd: &Credentials, to: SocketAddr| {
+            a.on_response(&respond(req, local(), pwd, false), (local(), to), &ours, t0)
+        };
         // Signed with the wrong password (the check is still in progress):
         // ignored.
-        assert!(!a.on_response(&respond(req0, local(), &ours, false), (local(), *to0), t0));
-        assert_eq!(a.selected(), None);
+        assert_eq!(resp(&mut a, req0, &ours, *to0), Responded::default());
         // From the wrong address: that pair fails.
-        assert!(!a.on_response(&respond(req1, local(), &theirs, false), (local(), *to0), t0));
+        assert_eq!(resp(&mut a, req1, &theirs, *to0), Responded::default());
+        // Success: no selection yet, but our nominating check of the pair.
+        let r = resp(&mut a, req0, &theirs, *to0);
+        assert!(!r.selected);
+        let nom = r.nominate.expect("nominating check");
+        assert!(verify(&nom, &theirs).unwrap().nominated);
         assert_eq!(a.selected(), None);
-        assert!(a.on_response(&respond(req0, local(), &theirs, false), (local(), *to0), t0));
-        assert_eq!(a.selected(), Some(*to0));
         // The late right response of the failed pair: no such transaction.
-        assert!(!a.on_response(&respond(req1, local(), &theirs, false), (local(), *to1), t0));
+        assert_eq!(resp(&mut a, req1, &theirs, *to1), Responded::default());
+        // Our nominating check succeeds: selected.
+        let r = resp(&mut a, &nom, &theirs, *to0);
+        assert!(r.selected && r.nominate.is_none());
+        assert_eq!(a.selected(), Some(*to0));
         // No retransmissions once done; consent checks go to the selected
         // pair (one by 5 s ± 20 %).
         let mut sent = Vec::new();
@@ -799,6 +922,55 @@ mod tests {
         }
         assert!((1..=2).contains(&sent.len()), "{sent:?}");
         assert!(sent.iter().all(|(to, _)| to == to0));
+    }
+
+    /// A nominating check that gets no answer fails after its tries; the
+    /// next valid pair is nominated at the next turn.
+    #[test]
+    fn a_failed_nomination_moves_on() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let peer = peer_with(
+            &theirs,
+            &[("198.51.100.1:5000", 100), ("198.51.100.2:5000", 50)],
+            false,
+        );
+        let mut a = Agent::new(peer, 1, true, 7);
+        let t0 = Instant::now();
+        let poll = a.poll(&ours, local(), t0);
+        let (to0, req0) = poll.out[0].clone();
+        let (to1, req1) = poll.out[1].clone();
+        let r0 = a.on_response(
+            &respond(&req0, local(), &theirs, false),
+            (local(), to0),
+            &ours,
+            t0,
+        );
+        assert!(r0.nominate.is_some());
+        // The second pair becomes valid while the first is being
+        // nominated: no second nomination.
+        let r1 = a.on_response(
+            &respond(&req1, local(), &theirs, false),
+            (local(), to1),
+            &ours,
+            t0,
+        );
+        assert_eq!(r1, Responded::default());
+        // The nomination goes unanswered: retried, then failed; the next
+        // turn nominates the other valid pair.
+        let mut nominated_to = Vec::new();
+        for s in 1..=12 {
+            let poll = a.poll(&ours, local(), t0 + Duration::from_millis(600 * s));
+            for (to, req) in poll.out {
+                if verify(&req, &theirs).unwrap().nominated {
+                    nominated_to.push(to);
+                }
+            }
+        }
+        assert!(
+            nominated_to.contains(&to0) && nominated_to.contains(&to1),
+            "{nominated_to:?}"
+        );
+        assert_eq!(a.selected(), None);
     }
 
     /// The peer controls: its check is answered with a triggered check;
@@ -824,11 +996,13 @@ mod tests {
         assert_eq!(c.role, Some((false, 7)));
         assert!(!c.nominated, "the controlled agent does not nominate");
         // Our check succeeds: the nominated pair is selected.
-        assert!(a.on_response(
+        let r = a.on_response(
             &respond(&trig, local(), &theirs, false),
             (local(), src),
-            now
-        ));
+            &ours,
+            now,
+        );
+        assert!(r.selected && r.nominate.is_none());
         assert_eq!(a.selected(), Some(src));
         // Later nominations of it say so again (the relay re-adopts).
         assert!(a.on_check(&nominate, (local(), src), &ours, now).selected);
@@ -881,7 +1055,13 @@ mod tests {
         // Both checks claimed controlling; both get 487: controlled once,
         // not flipped back by the second.
         for (to, req) in &poll.out {
-            assert!(!c.on_response(&respond(req, *to, &theirs, true), (local(), *to), now));
+            let r = c.on_response(
+                &respond(req, *to, &theirs, true),
+                (local(), *to),
+                &ours,
+                now,
+            );
+            assert_eq!(r, Responded::default());
         }
         assert!(!c.controlling());
         let again = c.poll(&ours, local(), now);
@@ -909,7 +1089,7 @@ mod tests {
         );
         let answer_all = |a: &mut Agent, out: Vec<(SocketAddr, Vec<u8>)>, now| {
             for (to, req) in out {
-                a.on_response(&respond(&req, local(), &theirs, false), (local(), to), now);
+                answer_and_nominate(a, &req, (local(), to), (&ours, &theirs), now);
             }
         };
         let poll = a.poll(&ours, local(), t0);
@@ -942,10 +1122,10 @@ mod tests {
         }
         assert_eq!(lost, 1);
         assert_eq!(a.selected(), None);
-        // The next turn checks (and nominates) again; a success selects.
+        // The next turn checks again, then nominates; a success selects.
         let poll = a.poll(&ours, local(), t + Duration::from_secs(1));
         assert_eq!(poll.out.len(), 1);
-        assert!(verify(&poll.out[0].1, &theirs).unwrap().nominated);
+        assert!(!verify(&poll.out[0].1, &theirs).unwrap().nominated);
         answer_all(&mut a, poll.out, t);
         assert_eq!(a.selected(), Some(src));
     }
@@ -968,7 +1148,13 @@ mod tests {
             .on_check(&nominate, (local(), src), &ours, t0)
             .triggered
             .unwrap();
-        assert!(a.on_response(&respond(&trig, local(), &theirs, false), (local(), src), t0));
+        let r = a.on_response(
+            &respond(&trig, local(), &theirs, false),
+            (local(), src),
+            &ours,
+            t0,
+        );
+        assert!(r.selected);
         let lost = (1..=40)
             .map(|s| a.poll(&ours, local(), t0 + Duration::from_secs(s)))
             .position(|p| p.consent_lost)
@@ -976,11 +1162,13 @@ mod tests {
         let t = t0 + Duration::from_secs(lost as u64 + 2);
         let poll = a.poll(&ours, local(), t);
         assert_eq!(poll.out.len(), 1, "checked again");
-        assert!(a.on_response(
+        let r = a.on_response(
             &respond(&poll.out[0].1, local(), &theirs, false),
             (local(), src),
-            t
-        ));
+            &ours,
+            t,
+        );
+        assert!(r.selected);
         assert_eq!(a.selected(), Some(src));
     }
 }

@@ -340,13 +340,17 @@ impl Leg {
         let rtp = component == 1;
         let slot = usize::from(!rtp);
         if ice::is_response(pkt) {
-            let Some(agent) = st.agents[slot].as_mut() else {
+            let (Some(agent), Some(ours)) = (st.agents[slot].as_mut(), st.ice.as_ref()) else {
                 return Reply::refused();
             };
-            let selected = agent.on_response(pkt, (local, src), now);
+            let responded = agent.on_response(pkt, (local, src), ours, now);
             sync_roles(st, slot);
-            if !selected {
-                return Reply::default();
+            if !responded.selected {
+                // Our nominating check of a pair that just became valid.
+                return Reply {
+                    out: responded.nominate.into_iter().collect(),
+                    ..Reply::default()
+                };
             }
             st.assoc[slot].peer = Some(src);
             st.assoc[slot].peer_local = Some(local);

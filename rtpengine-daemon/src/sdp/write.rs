@@ -72,6 +72,8 @@ pub struct IceOut {
     pub lite: bool,
     /// We take trickled candidates (`a=ice-options:trickle`).
     pub trickle: bool,
+    /// We do RFC 8445 ICE (`a=ice-options:ice2`).
+    pub ice2: bool,
 }
 
 /// Whose ICE a section written with ICE carries.
@@ -161,8 +163,11 @@ fn write_ice(out: &mut String, ice: &IceOut, m: &Media, session: &[Attribute]) {
     let (type_pref, local_pref) = match &ice.lines {
         IceLines::Ours { ufrag, pwd } => {
             let _ = write!(out, "a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
-            if ice.trickle {
-                out.push_str("a=ice-options:trickle\r\n");
+            match (ice.trickle, ice.ice2) {
+                (true, true) => out.push_str("a=ice-options:trickle ice2\r\n"),
+                (true, false) => out.push_str("a=ice-options:trickle\r\n"),
+                (false, true) => out.push_str("a=ice-options:ice2\r\n"),
+                (false, false) => {}
             }
             (if ice.relay { RELAY_PREF } else { HOST_PREF }, 65535)
         }
@@ -604,6 +609,7 @@ mod tests {
                 relay,
                 lite: false,
                 trickle: false,
+                ice2: false,
             }),
         };
         let out = String::from_utf8(write(s, &so, &[mo])).unwrap();

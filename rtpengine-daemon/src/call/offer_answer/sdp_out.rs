@@ -124,6 +124,7 @@ impl OfferAnswer {
                     .collect(),
                 relay: n.ice_relay,
                 trickle: n.ice_trickle,
+                ice2: n.ice2,
             });
             // `ICE=force-relay`: we are only a candidate; `c=`, `m=` and
             // the RTCP port stay the sender's (as upstream).

@@ -106,6 +106,9 @@ pub struct WebrtcOptions {
     /// `trickle ICE` (or `trickle` in the `ICE` list): we take trickled
     /// candidates (`fragment`) and say so with `a=ice-options:trickle`.
     pub trickle: bool,
+    /// `ice2` in the `ICE` list: our ICE lines to the receiver advertise
+    /// RFC 8445 (`a=ice-options:ice2`; our agent nominates as it asks).
+    pub ice2: bool,
     /// `DTLS=off`: neither offer nor accept DTLS-SRTP.
     pub dtls_off: bool,
     /// `DTLS=passive` (or `--dtls-passive` without `DTLS=active`): take the
@@ -451,10 +454,13 @@ impl OfferAnswer {
                 let theirs_before = neg.ice_peer.clone();
                 ice_for(neg, theirs_before);
                 neg.ice_trickle |= o.trickle;
+                // Advertised from an offer on, as upstream.
+                neg.ice2 |= o.ice2 && self.side == Side::Offer;
             }
             false => {
                 clear_ice(neg);
                 neg.ice_trickle = false;
+                neg.ice2 = false;
             }
         }
         // What the latest offer to it carried (its answer may come after
