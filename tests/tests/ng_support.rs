@@ -51,12 +51,12 @@ fn unsupported_keys_and_flags_are_named_in_the_reply() {
         &crlf(OFFER),
         vec![(
             "rtpp-flags",
-            Value::str("replace-origin ICE=ice2 OSRTP-offer-legacy debug"),
+            Value::str("replace-origin ICE=ice2 OSRTP-offer-legacy T.38-decode debug"),
         )],
     ));
     assert_eq!(
         warning(&r),
-        Some("Unsupported, ignored: flag 'debug', osrtp 'offer-legacy'"),
+        Some("Unsupported, ignored: flag 'debug', flag 't.38-decode'"),
         "{r:?}"
     );
     // Only implemented options: no warning.

@@ -187,6 +187,12 @@ pub struct Negotiated {
     pub ice_trickle: bool,
     /// Our ICE lines to it advertise `ice2` (`ICE=ice2` in an offer).
     pub ice2: bool,
+    /// The legacy OSRTP twin of this section the party sent, which the
+    /// call model dropped (written back to it rejected).
+    pub twin: Option<offer_answer::Twin>,
+    /// We offered it this section with a legacy OSRTP twin: its answer is
+    /// collapsed.
+    pub legacy_offered: bool,
     /// The latest offer between us went from us to it: as full agents we
     /// control (RFC 8445 §6.1.1).
     pub ice_offerer: bool,

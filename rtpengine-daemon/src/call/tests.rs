@@ -1131,3 +1131,64 @@ fn ice2_is_advertised_from_an_offer_on() {
     let out = run(&calls, &again, &sdp_from("192.0.2.10", 5000, &[]));
     assert_eq!(options(&out).as_deref(), Some("trickle ice2"));
 }
+
+fn sections(s: &sdp::Session) -> Vec<(String, bool, bool)> {
+    s.media
+        .iter()
+        .map(|m| (m.protocol.clone(), m.port != 0, m.has_attr("crypto")))
+        .collect()
+}
+
+#[test]
+fn legacy_osrtp_twins_are_accepted_and_answered_in_place() {
+    let calls = registry();
+    let twins = srtp_sdp("192.0.2.10", 5002, "RTP/SAVP", &[&format!("1 {KEY1}")]);
+    let mut offer_sdp = sdp_from("192.0.2.10", 5000, &[]);
+    offer_sdp.media.extend(twins.media);
+    let mut o = offer("leg-1");
+    o.osrtp.accept_legacy = true;
+    o.sdp.transport = Some("RTP/AVP");
+    let onward = run(&calls, &o, &offer_sdp);
+    // One section goes on (the SRTP twin, made plain for the callee).
+    assert_eq!(sections(&onward), [("RTP/AVP".into(), true, false)]);
+    let back = run(&calls, &answer("leg-1"), &sdp_from("192.0.2.20", 6000, &[]));
+    // The caller hears both again: its plain twin rejected in its place,
+    // then its SRTP section answered with a key of ours.
+    assert_eq!(
+        sections(&back),
+        [
+            ("RTP/AVP".into(), false, false),
+            ("RTP/SAVP".into(), true, true)
+        ]
+    );
+}
+
+#[test]
+fn legacy_osrtp_offer_twins_each_srtp_section_and_takes_the_answers_pick() {
+    let calls = registry();
+    let mut o = offer("leg-2");
+    o.osrtp.offer_legacy = true;
+    o.sdp.transport = Some("RTP/SAVP");
+    let onward = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    // A plain twin (same port, no keys) before the SRTP section.
+    assert_eq!(
+        sections(&onward),
+        [
+            ("RTP/AVP".into(), true, false),
+            ("RTP/SAVP".into(), true, true)
+        ]
+    );
+    assert_eq!(onward.media[0].port, onward.media[1].port);
+    // The callee takes the SRTP twin (the plain one rejected): collapsed
+    // without any option, and the caller gets its one section back.
+    let mut picked = sdp_from("192.0.2.20", 0, &[]);
+    let srtp = srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&format!("1 {KEY2}")]);
+    picked.media.extend(srtp.media);
+    let back = run(&calls, &answer("leg-2"), &picked);
+    assert_eq!(sections(&back), [("RTP/AVP".into(), true, false)]);
+    calls.with_call("leg-2", |c| {
+        let callee = &c.parties[1].medias[0].negotiated;
+        assert_eq!(callee.key_in.as_ref().map(|k| k.tag), Some(1));
+        assert!(callee.twin.as_ref().is_some_and(|t| t.before));
+    });
+}

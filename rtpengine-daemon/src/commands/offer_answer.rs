@@ -420,7 +420,10 @@ fn osrtp_options(req: &Request) -> Osrtp {
     for w in list_and_flags(req, "osrtp") {
         match w.to_ascii_lowercase().as_str() {
             "offer" | "offer-rfc" => o.offer = true,
-            "accept" | "accept-rfc" => o.accept = true,
+            "accept-rfc" => o.accept = true,
+            "offer-legacy" => o.offer_legacy = true,
+            "accept-legacy" => o.accept_legacy = true,
+            "accept" => (o.accept, o.accept_legacy) = (true, true),
             other => tracing::warn!("OSRTP '{other}' is not supported"),
         }
     }

@@ -299,9 +299,18 @@ const VALUES: &[(&str, &[&str])] = &[
         "dtls",
         &["off", "no", "disable", "disabled", "passive", "active"],
     ),
-    // RFC 8643 OSRTP; `accept` also names the legacy form, which only
-    // matters for the duplicated sections `offer-legacy` writes.
-    ("osrtp", &["offer", "offer-rfc", "accept-rfc", "accept"]),
+    // RFC 8643 OSRTP and the legacy twinned sections.
+    (
+        "osrtp",
+        &[
+            "offer",
+            "offer-rfc",
+            "accept-rfc",
+            "accept",
+            "offer-legacy",
+            "accept-legacy",
+        ],
+    ),
     // RFC 9143: bundled offers served bundled, bundles broken up.
     (
         "bundle",

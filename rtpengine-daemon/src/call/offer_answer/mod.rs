@@ -7,6 +7,7 @@
 //! [`media`], the SDP written for the receiver in [`sdp_out`].
 
 mod bundle;
+mod legacy;
 mod media;
 mod outgoing;
 mod sdes;
@@ -16,6 +17,7 @@ mod webrtc;
 
 pub(crate) use bundle::link as link_bundles;
 pub use bundle::{BundleOptions, Bundled};
+pub use legacy::Twin;
 pub use outgoing::{SdpOptions, SWITCHABLE};
 pub use webrtc::{is_dtls, IceMode, Lite, WebrtcOptions};
 
@@ -141,8 +143,8 @@ pub struct OfferAnswer {
     pub bundle: BundleOptions,
 }
 
-/// The `OSRTP` options (RFC 8643 only; the legacy duplicated sections are
-/// not done).
+/// The `OSRTP` options: RFC 8643's, and the legacy twinned sections
+/// (see `legacy`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Osrtp {
     /// `offer` (`offer-RFC`): a plain offer goes on as an OSRTP offer.
@@ -150,6 +152,10 @@ pub struct Osrtp {
     /// `accept-RFC` (`accept`): an OSRTP offer answered plain still gets
     /// SRTP.
     pub accept: bool,
+    /// `offer-legacy`: each SRTP section of our offer has a plain twin.
+    pub offer_legacy: bool,
+    /// `accept-legacy` (`accept`): twinned sections are taken as one.
+    pub accept_legacy: bool,
 }
 
 impl OfferAnswer {
@@ -406,8 +412,10 @@ impl OfferAnswer {
         // 1. The sender's media from its SDP (an answer to a narrowed offer
         // gets the left-out sections back first); 2. what goes on to the
         // receiver (codecs, protocol, ptime); 3. who multiplexes RTCP.
-        let sdp = self.with_removed(call, snd, sdp);
+        let (sdp, twins) = self.collapse_legacy(call, snd, sdp);
+        let sdp = self.with_removed(call, snd, &sdp);
         self.update_sender_media(call, snd, rcv, &sdp);
+        OfferAnswer::note_twins(call, snd, twins);
         self.update_bundle(call, snd, &sdp);
         // A party announcing our own address may loop media through us:
         // such streams get upstream's duplicate check.

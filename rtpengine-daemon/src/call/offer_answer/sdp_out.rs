@@ -198,6 +198,8 @@ impl OfferAnswer {
         } else {
             std::borrow::Cow::Borrowed(sdp)
         };
+        let mut sdp = sdp;
+        self.expand_legacy(call, rcv, &mut sdp, &mut media_out);
         let st = &mut call.parties[rcv].sdp_out;
         self.finish_sdp(&sdp, st, local, &media_out)
     }
