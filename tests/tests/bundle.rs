@@ -96,12 +96,14 @@ m=audio 2010 RTP/AVP 0\na=sendonly\nm=audio 2012 RTP/AVP 8\n"
     assert_eq!(&got[8..12], &0x6666u32.to_be_bytes());
 }
 
-/// A bundle keyed by SDES (`bundle=accept`): the caller's SRTCP whose
-/// sender is unknown (a receive-only report) is routed by the SSRC it
-/// reports on, which SRTCP encrypts: the head unprotects it once (its
-/// replay window is the section's too) and the section it reports on
-/// relays it in clear to its own RTCP port on the plain side; a forged one
-/// goes nowhere.
+/// A bundle keyed by SDES (`bundle=accept`): one SRTP session for the
+/// transport (every section under the head's keys, as upstream; the
+/// answer says so). The caller's SRTCP whose sender is unknown (a
+/// receive-only report) is routed by the SSRC it reports on, which SRTCP
+/// encrypts: the head unprotects it once and the section it reports on
+/// relays it in clear to its own RTCP port on the plain side. A replay
+/// goes nowhere, also once its sender is known and it would go straight to
+/// its section (one replay window), and so does a forgery.
 #[test]
 #[ignore = "privileged: run with cargo xtask test"]
 fn bundled_srtcp_follows_the_ssrc_it_reports_on() {
@@ -148,6 +150,11 @@ m=audio 2010 RTP/AVP 0\nm=audio 2012 RTP/AVP 8\n"
     );
     let a_ports = media_ports(&to_a);
     assert!(a_ports.len() == 2 && a_ports[0] == a_ports[1], "{to_a}");
+    let ours = crypto_lines(&to_a);
+    assert!(
+        ours.len() == 2 && ours[0] == ours[1],
+        "the head's key for both: {to_a}"
+    );
     // B's second section sends: the head learns its SSRC went to A
     // through that section.
     b_rtp[1]
@@ -170,7 +177,13 @@ m=audio 2010 RTP/AVP 0\nm=audio 2012 RTP/AVP 8\n"
         got, rr,
         "the report, in clear, on the second section's RTCP port"
     );
-    // A replay of it, and a forgery, go nowhere.
+    // Its sender becomes known in the second section (PCMA there only).
+    let media = peer.protect(false, &a_key, &rtp(8, 7, 1120, 0x9999, 0xd5));
+    a.send_to(&media, daemon(a_ports[0])).expect("send");
+    let (got, _) = recv(&b_rtp[1]);
+    assert_eq!(&got[8..12], &0x9999u32.to_be_bytes());
+    // A replay of the report (now routed by its sender), and a forgery, go
+    // nowhere.
     let mut forged = protected.clone();
     let last = forged.len() - 1;
     forged[last] ^= 1;

@@ -31,32 +31,50 @@ pub struct Section {
     pub ssrcs: Vec<u32>,
 }
 
+/// One section of a bundle and the socket standing for it on our side.
+#[derive(Debug)]
+pub struct Member {
+    /// What the party announced for it.
+    pub section: Section,
+    /// Its RTP socket.
+    pub socket: Weak<MediaSocket>,
+    /// That socket's [`MediaSocket::key`] (what learning remembers).
+    pub key: u64,
+}
+
+impl Member {
+    /// The section `section` of socket `socket`.
+    pub fn new(section: Section, socket: &std::sync::Arc<MediaSocket>) -> Member {
+        Member {
+            section,
+            socket: std::sync::Arc::downgrade(socket),
+            key: socket.key(),
+        }
+    }
+}
+
 /// The sections of one bundle and the sockets standing for them, the
 /// head's first, set on the head's sockets.
 #[derive(Debug, Default)]
 pub struct Routes {
     /// The ID the party's packets carry the MID extension under.
     pub mid_ext: Option<u8>,
-    /// The sections and each one's RTP socket on our side of the bundle;
-    /// the head's own section first (its packets stay where they arrive).
-    pub members: Vec<(Section, Weak<MediaSocket>)>,
+    /// The sections; the head's own first (its packets stay where they
+    /// arrive).
+    pub members: Vec<Member>,
 }
 
 /// What a bundle's head learned about SSRCs: which section (by its
-/// socket, so a change of the bundle's membership cannot shift them) each
-/// one the party sends, and each one sent to it, belongs to.
+/// socket's key, unique for the process's life, so neither a change of the
+/// bundle's membership nor a socket made anew can shift them) each one the
+/// party sends, and each one sent to it, belongs to.
 #[derive(Debug, Default)]
 pub struct Learned {
-    from_party: Vec<(u32, usize)>,
-    to_party: Vec<(u32, usize)>,
+    from_party: Vec<(u32, u64)>,
+    to_party: Vec<(u32, u64)>,
 }
 
-/// A section's key in [`Learned`]: its socket's address.
-pub fn key_of(sock: &Weak<MediaSocket>) -> usize {
-    sock.as_ptr() as usize
-}
-
-fn remember(list: &mut Vec<(u32, usize)>, ssrc: u32, key: usize) {
+fn remember(list: &mut Vec<(u32, u64)>, ssrc: u32, key: u64) {
     if let Some(e) = list.iter_mut().find(|(s, _)| *s == ssrc) {
         e.1 = key;
         return;
@@ -67,7 +85,7 @@ fn remember(list: &mut Vec<(u32, usize)>, ssrc: u32, key: usize) {
     list.push((ssrc, key));
 }
 
-fn lookup(list: &[(u32, usize)], ssrc: u32) -> Option<usize> {
+fn lookup(list: &[(u32, u64)], ssrc: u32) -> Option<u64> {
     list.iter().find(|(s, _)| *s == ssrc).map(|&(_, k)| k)
 }
 
@@ -78,13 +96,13 @@ fn be32(b: &[u8]) -> Option<u32> {
 impl Learned {
     /// Notes an SSRC of media sent to the party through the section of
     /// socket `key`.
-    pub fn sent(&mut self, ssrc: u32, key: usize) {
+    pub fn sent(&mut self, ssrc: u32, key: u64) {
         remember(&mut self.to_party, ssrc, key);
     }
 
     /// Notes an SSRC the party sends in the section of socket `key` (once
     /// that section accepted its packet).
-    pub fn received(&mut self, ssrc: u32, key: usize) {
+    pub fn received(&mut self, ssrc: u32, key: u64) {
         remember(&mut self.from_party, ssrc, key);
     }
 }
@@ -101,17 +119,17 @@ pub struct Demux {
 }
 
 impl Routes {
-    fn by_key(&self, key: usize) -> Option<usize> {
-        self.members.iter().position(|(_, w)| key_of(w) == key)
+    fn by_key(&self, key: u64) -> Option<usize> {
+        self.members.iter().position(|m| m.key == key)
     }
 
-    fn by_ssrc(&self, learned: &[(u32, usize)], ssrc: u32) -> Option<usize> {
+    fn by_ssrc(&self, learned: &[(u32, u64)], ssrc: u32) -> Option<usize> {
         lookup(learned, ssrc)
             .and_then(|k| self.by_key(k))
             .or_else(|| {
                 self.members
                     .iter()
-                    .position(|(s, _)| s.ssrcs.contains(&ssrc))
+                    .position(|m| m.section.ssrcs.contains(&ssrc))
             })
     }
 
@@ -141,7 +159,7 @@ impl Routes {
             .members
             .iter()
             .enumerate()
-            .filter(|(_, (s, _))| s.payload_types.contains(&pt))
+            .filter(|(_, m)| m.section.payload_types.contains(&pt))
             .map(|(i, _)| i);
         let member = listing.next().filter(|_| listing.next().is_none())?;
         Some(Demux { member, learn })
@@ -149,9 +167,12 @@ impl Routes {
 
     fn by_mid(&self, pkt: &[u8]) -> Option<usize> {
         let mid = extension(pkt, self.mid_ext?)?;
-        self.members
-            .iter()
-            .position(|(s, _)| s.mid.as_deref().is_some_and(|m| m.as_bytes() == mid))
+        self.members.iter().position(|m| {
+            m.section
+                .mid
+                .as_deref()
+                .is_some_and(|v| v.as_bytes() == mid)
+        })
     }
 
     /// A plain compound RTCP packet whose sender is unknown: by the first
@@ -214,18 +235,15 @@ mod tests {
         let r = Routes {
             mid_ext,
             members: vec![
-                (section("0", &[111, 0, 101], &[]), Arc::downgrade(&socks[0])),
-                (
-                    section("1", &[96, 97, 101], &[0x2222]),
-                    Arc::downgrade(&socks[1]),
-                ),
+                Member::new(section("0", &[111, 0, 101], &[]), &socks[0]),
+                Member::new(section("1", &[96, 97, 101], &[0x2222]), &socks[1]),
             ],
         };
         (r, socks)
     }
 
-    fn key(s: &Arc<MediaSocket>) -> usize {
-        key_of(&Arc::downgrade(s))
+    fn key(s: &Arc<MediaSocket>) -> u64 {
+        s.key()
     }
 
     fn rtp(pt: u8, ssrc: u32, ext: Option<(u8, &[u8])>) -> Vec<u8> {

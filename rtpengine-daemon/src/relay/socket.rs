@@ -125,6 +125,9 @@ impl RtpSeen {
     }
 }
 
+/// The next [`MediaSocket::key`].
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
 /// [`MediaSocket::bundle_role`]: the head of a bundle.
 const HEAD: u8 = 1;
 /// [`MediaSocket::bundle_role`]: a member sending through its head.
@@ -187,6 +190,9 @@ pub struct MediaSocket {
     /// Mirrors `SocketState::kernel.is_some()`, so statistics can count
     /// offloaded streams without taking the lock the relay takes per packet.
     offloaded: AtomicBool,
+    /// Unique for the process's life (a bundle's learning names sections
+    /// by it: an address could be reused by a socket made anew).
+    key: u64,
     /// Mirrors the BUNDLE role in the state (0 none, [`HEAD`], [`MEMBER`]),
     /// so unbundled packets pay no extra lock.
     bundle_role: AtomicU8,
@@ -228,6 +234,7 @@ impl MediaSocket {
             user_last_ms: AtomicU64::new(0),
             rtp_seen: AtomicU64::new(0),
             offloaded: AtomicBool::new(false),
+            key: NEXT_KEY.fetch_add(1, Relaxed),
             bundle_role: AtomicU8::new(0),
             bundle_sent: AtomicU32::new(0),
             offload,
@@ -321,33 +328,46 @@ impl MediaSocket {
             let mut plain = None;
             // RTCP of an unknown sender: by the SSRC it reports on, which
             // SRTCP encrypts: unprotected here under the head's keys (the
-            // sections share them; its section then takes it as it is).
+            // sections share the head's contexts; its section then takes
+            // the plain packet as it is). One that does not authenticate
+            // is dropped here (not checked a second time).
             if demux.is_none() && is_rtcp(pkt) {
                 let ctx = st.transform.decrypt_for(self.is_rtcp);
                 let unprotected = ctx.and_then(|ctx| srtp::unprotect(ctx, pkt, true).ok());
-                if ctx.is_none() || unprotected.is_some() {
-                    let clear = unprotected.as_deref().unwrap_or(pkt);
-                    demux = routes
-                        .rtcp_by_reportee(&st.bundle_learned, clear)
-                        .map(|member| bundle::Demux {
-                            member,
-                            learn: None,
-                        });
-                    plain = unprotected;
+                if ctx.is_some() && unprotected.is_none() {
+                    drop(st);
+                    self.stats_in.error();
+                    return;
                 }
+                let clear = unprotected.as_deref().unwrap_or(pkt);
+                demux = routes
+                    .rtcp_by_reportee(&st.bundle_learned, clear)
+                    .map(|member| bundle::Demux {
+                        member,
+                        learn: None,
+                    });
+                plain = unprotected;
             }
             (demux, plain)
         };
-        let member = demux.and_then(|d| Some((d, routes.members.get(d.member)?.1.upgrade()?)));
-        let Some((d, sock)) = member.filter(|(d, _)| d.member != 0) else {
+        let Some(d) = demux.filter(|d| d.member != 0) else {
             // The head's own section (first in the routes), or unknown.
             let learn = demux.and_then(|d| d.learn);
-            let head = routes.members.first().map(|(_, w)| bundle::key_of(w));
+            let head = routes.members.first().map(|m| m.key);
             if self.relay(pkt, src, now, now_ms, plain) {
                 if let (Some(ssrc), Some(key)) = (learn, head) {
                     self.state().bundle_learned.received(ssrc, key);
                 }
             }
+            return;
+        };
+        // A section whose socket is gone: its media has nowhere to go (not
+        // into the head's section).
+        let Some(member) = routes.members.get(d.member) else {
+            return;
+        };
+        let Some(sock) = member.socket.upgrade() else {
+            self.stats_in.error();
             return;
         };
         if !sock.relay(pkt, src, now, now_ms, plain) {
@@ -356,9 +376,7 @@ impl MediaSocket {
         let mut st = self.state();
         let st = &mut *st;
         if let Some(ssrc) = d.learn {
-            // The section is known by its socket.
-            let key = bundle::key_of(&Arc::downgrade(&sock));
-            st.bundle_learned.received(ssrc, key);
+            st.bundle_learned.received(ssrc, member.key);
         }
         // Where the party is: what all the bundle's media to it uses.
         if st.endpoint.check(src, &st.policy, now) != Verdict::Reject {
@@ -384,7 +402,23 @@ impl MediaSocket {
         }
         st.bundle = routes;
         st.via = st.via.take().filter(|_| role != HEAD);
-        self.bundle_role.store(role, Relaxed);
+        self.set_role(st, role);
+    }
+
+    /// Records a new BUNDLE role; where it changed, the kernel rules of
+    /// the sockets sending to this one's party go (media to a bundled party
+    /// is relayed here: it carries the section's MID, and a member's leaves
+    /// through the head).
+    fn set_role(&self, st: MutexGuard<'_, SocketState>, role: u8) {
+        let before = self.bundle_role.swap(role, Relaxed);
+        if before == role || self.offload.is_none() {
+            return;
+        }
+        let peers = [st.peer_rtp.clone(), st.peer_rtcp.clone()];
+        drop(st);
+        for p in peers.iter().filter_map(Weak::upgrade) {
+            p.unoffload("peer bundled");
+        }
     }
 
     /// Makes this socket a bundle member whose media to the party leaves
@@ -403,13 +437,18 @@ impl MediaSocket {
         st.via = via;
         // A new head learns the SSRCs sent through this section anew.
         self.bundle_sent.store(0, Relaxed);
-        self.bundle_role.store(role, Relaxed);
+        self.set_role(st, role);
     }
 
     /// Sets the MID extension put on RTP to the party (see
     /// [`SocketState`]'s `mid_out`).
     pub fn set_mid_out(&self, mid: Option<(u8, Arc<[u8]>)>) {
         self.state().mid_out = mid;
+    }
+
+    /// Unique for the process's life (see [`bundle::Learned`]).
+    pub fn key(&self) -> u64 {
+        self.key
     }
 
     /// Whether this socket is part of a bundle (head or member): media to
@@ -621,14 +660,13 @@ impl MediaSocket {
     /// Tells a bundle's head which section (this member's socket) an SSRC
     /// sent to the party belongs to (its RTCP about it is routed there),
     /// once per SSRC.
-    fn note_sent(self: &Arc<Self>, head: &MediaSocket, pkt: &[u8]) {
+    fn note_sent(&self, head: &MediaSocket, pkt: &[u8]) {
         let Some(ssrc) = pkt.get(8..12).and_then(|b| b.try_into().ok()) else {
             return;
         };
         let ssrc = u32::from_be_bytes(ssrc);
         if self.bundle_sent.swap(ssrc, Relaxed) != ssrc {
-            let key = bundle::key_of(&Arc::downgrade(self));
-            head.state().bundle_learned.sent(ssrc, key);
+            head.state().bundle_learned.sent(ssrc, self.key);
         }
     }
 
@@ -962,8 +1000,11 @@ impl MediaSocket {
         } else {
             &st.peer_rtp
         };
-        let from_peer = peer.upgrade().is_some_and(|p| p.local == rule.src);
-        if !from_peer || st.filter.active() || st.transform.active() {
+        // (Atomic reads of the peer: no second lock.)
+        let from_peer = peer
+            .upgrade()
+            .is_some_and(|p| p.local == rule.src && !p.bundled());
+        if !from_peer || st.filter.active() || st.transform.active() || self.bundled() {
             return false;
         }
         st.endpoint.adopt(rule.expected_src);

@@ -124,6 +124,22 @@ impl MediaSrtp {
         self.srtp = true;
     }
 
+    /// The same contexts (shared, not copied): a bundled section's, which
+    /// are its head's (one SRTP session per transport: one rollover
+    /// counter and replay window per SSRC whichever section it is in).
+    pub fn shared(&self) -> MediaSrtp {
+        let share = |k: &Keyed| Keyed {
+            line: k.line.clone(),
+            ctx: k.ctx.clone(),
+        };
+        MediaSrtp {
+            rx: self.rx.as_ref().map(share),
+            tx: self.tx.as_ref().map(share),
+            rtcp: self.rtcp.as_ref().map(|(r, t)| (share(r), share(t))),
+            srtp: self.srtp,
+        }
+    }
+
     /// The suite the party's packets are unprotected with (else the one
     /// protecting what it is sent), for `query`.
     pub fn suite(&self) -> Option<Suite> {

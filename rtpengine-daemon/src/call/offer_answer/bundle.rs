@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use super::webrtc::IceMode;
 use super::{OfferAnswer, Side};
 use crate::call::Call;
-use crate::relay::bundle::{Routes, Section, MAX_SSRCS};
+use crate::relay::bundle::{Member, Routes, Section, MAX_SSRCS};
 use crate::relay::MediaSocket;
 use crate::sdp::{Attribute, Media, Session};
 
@@ -54,6 +54,9 @@ pub struct Bundled {
     pub shared: bool,
     /// Written `bundle-only` in our offers (`require`).
     pub only: bool,
+    /// The party was told the MID extension under `mid_ext` for this
+    /// section: our media to it carries it.
+    pub stamp: bool,
 }
 
 /// The `a=group:BUNDLE` lines of an SDP: the mids of each.
@@ -217,6 +220,7 @@ impl OfferAnswer {
                     mid_ext: ext,
                     shared: true,
                     only: true,
+                    stamp: false,
                 });
                 if i != head {
                     // Its packets come from, and go to, the head's
@@ -288,14 +292,26 @@ impl OfferAnswer {
                 }
             }
             let kept: Vec<usize> = members.iter().copied().filter(|&i| open(i)).collect();
+            // One SRTP session per transport: the head's SDES lines stand
+            // for every section the party sends on it.
+            let head_crypto: Vec<Attribute> = out.media[head]
+                .attributes
+                .iter()
+                .filter(|a| a.name == "crypto")
+                .cloned()
+                .collect();
             let mut mids = Vec::new();
             for &i in &kept {
-                let (Some(b), Some(m)) = (&medias[i].bundle, out.media.get_mut(i)) else {
+                let (Some(b), Some(m)) = (medias[i].bundle.as_mut(), out.media.get_mut(i)) else {
                     continue;
                 };
                 if let Some(mid) = &b.section.mid {
                     m.set_attr("mid", Some(mid.clone()));
                     mids.push(mid.clone());
+                }
+                if i != head && b.shared && !head_crypto.is_empty() {
+                    m.attributes.retain(|a| a.name != "crypto");
+                    m.attributes.extend(head_crypto.iter().cloned());
                 }
                 if self.side == Side::Offer && i != head && (b.only || self.bundle.strict) {
                     m.attributes.push(Attribute {
@@ -303,20 +319,31 @@ impl OfferAnswer {
                         value: None,
                     });
                 }
+                b.stamp = false;
                 if let Some(id) = b.mid_ext {
-                    let taken = m.attributes.iter().any(|a| {
-                        a.name == "extmap"
-                            && a.value.as_deref().is_some_and(|v| {
-                                v.contains(MID_EXT)
-                                    || v.split(['/', ' ']).next() == Some(&id.to_string())
-                            })
-                    });
-                    if !taken {
+                    // (ID, is the MID extension) of the section's lines.
+                    let lines: Vec<(Option<u8>, bool)> = m
+                        .attributes
+                        .iter()
+                        .filter(|a| a.name == "extmap")
+                        .filter_map(|a| a.value.as_deref())
+                        .map(|v| {
+                            let id = v.split(['/', ' ']).next().and_then(|i| i.parse().ok());
+                            (id, v.split_whitespace().nth(1) == Some(MID_EXT))
+                        })
+                        .collect();
+                    let ours = lines.contains(&(Some(id), true));
+                    // The ID taken by another extension, or the MID under
+                    // another ID: our packets would say something else to
+                    // the party, so they carry no MID.
+                    let clash = lines.iter().any(|&(i, mid)| (i == Some(id)) != mid);
+                    if !ours && !clash {
                         m.attributes.push(Attribute {
                             name: "extmap".to_owned(),
                             value: Some(format!("{id} {MID_EXT}")),
                         });
                     }
+                    b.stamp = ours || !clash;
                 }
             }
             out.attributes.push(Attribute {
@@ -380,6 +407,7 @@ impl OfferAnswer {
                 mid_ext: ext,
                 shared: self.bundle.require,
                 only: self.bundle.require,
+                stamp: false,
             });
         }
     }
@@ -426,7 +454,7 @@ pub(crate) fn link(call: &Call, p: usize) {
         let bundle = in_use(i);
         let head = bundle.map(|b| b.head);
         // What the party's packets of this section will be stamped with.
-        let mid_out: Option<(u8, Arc<[u8]>)> = bundle.and_then(|b| {
+        let mid_out: Option<(u8, Arc<[u8]>)> = bundle.filter(|b| b.stamp).and_then(|b| {
             let mid = b.section.mid.as_deref().filter(|m| !m.is_empty())?;
             Some((b.mid_ext?, Arc::from(mid.as_bytes())))
         });
@@ -437,8 +465,7 @@ pub(crate) fn link(call: &Call, p: usize) {
                     .into_iter()
                     .filter_map(|j| {
                         let section = medias[j].bundle.as_ref()?.section.clone();
-                        let rtp = Arc::downgrade(&medias[j].sockets.as_ref()?.rtp);
-                        Some((section, rtp))
+                        Some(Member::new(section, &medias[j].sockets.as_ref()?.rtp))
                     })
                     .collect();
                 let routes = Arc::new(Routes {

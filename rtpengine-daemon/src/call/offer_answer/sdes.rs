@@ -322,11 +322,19 @@ impl OfferAnswer {
                 }
                 dtls_legs.push(leg);
             }
-            // Its SRTP is keyed by its head's handshake.
-            for m in medias.iter_mut() {
-                if let Some(leg) = m.bundle_head().and_then(|h| dtls_legs.get(h)?.as_ref()) {
-                    m.srtp
+            // Its SRTP is its head's: keyed by the head's handshake, or the
+            // head's SDES contexts themselves (as upstream: one SRTP
+            // session per transport).
+            for i in 0..medias.len() {
+                let Some(h) = medias[i].bundle_head().filter(|&h| h != i) else {
+                    continue;
+                };
+                if let Some(leg) = dtls_legs.get(h).and_then(Option::as_ref) {
+                    medias[i]
+                        .srtp
                         .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx));
+                } else if let Some(head) = medias.get(h) {
+                    medias[i].srtp = head.srtp.shared();
                 }
             }
         }
