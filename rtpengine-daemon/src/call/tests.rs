@@ -1192,3 +1192,79 @@ fn legacy_osrtp_offer_twins_each_srtp_section_and_takes_the_answers_pick() {
         assert!(callee.twin.as_ref().is_some_and(|t| t.before));
     });
 }
+
+#[test]
+fn an_answerer_that_declares_the_mid_extension_gets_it_stamped() {
+    let calls = registry_with(settings(), 32);
+    let mut o = options(Side::Offer, "bo-4", "caller", None);
+    o.bundle.offer = true;
+    o.bundle.require = true;
+    o.sdp.generate_mid = true;
+    let mut plain = two_section_answer();
+    plain.media[0].port = 5000;
+    plain.media[1].port = 5002;
+    run(&calls, &o, &plain);
+    let answer_sdp = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+m=audio 7000 RTP/AVP 0\r\na=mid:0\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+m=video 7000 RTP/AVP 96\r\na=mid:1\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+    )
+    .expect("valid SDP");
+    run(&calls, &answer("bo-4"), &answer_sdp);
+    let map = calls.lock();
+    let callee = &map["bo-4"].parties[1];
+    assert!(callee
+        .medias
+        .iter()
+        .all(|m| m.bundle.as_ref().is_some_and(|b| b.stamp)));
+}
+
+#[test]
+fn legacy_twins_stay_on_their_sections_when_one_is_removed() {
+    let calls = registry();
+    // Audio and video, SRTP offered with legacy twins; audio removed.
+    let mut o = offer("leg-3");
+    o.osrtp.offer_legacy = true;
+    o.sdp.transport = Some("RTP/SAVP");
+    o.sdp.media_remove = vec!["audio".into()];
+    let mut two = sdp_from("192.0.2.10", 5000, &[]);
+    two.media
+        .extend(two_section_answer().media.into_iter().skip(1));
+    let onward = run(&calls, &o, &two);
+    // Only video goes on, twinned.
+    assert_eq!(
+        sections(&onward),
+        [
+            ("RTP/AVP".into(), true, false),
+            ("RTP/SAVP".into(), true, true)
+        ]
+    );
+    assert!(onward.media.iter().all(|m| m.kind == "video"));
+    let mut picked = sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\nm=video 0 RTP/SAVP 96\r\n",
+    )
+    .expect("valid SDP");
+    picked.media[1].formats = vec!["96".into()];
+    run(&calls, &answer("leg-3"), &picked);
+    calls.with_call("leg-3", |c| {
+        let callee = &c.parties[1].medias;
+        assert_eq!(callee[0].negotiated.twin, None, "audio: removed, no twin");
+        assert!(callee[1]
+            .negotiated
+            .twin
+            .as_ref()
+            .is_some_and(|t| !t.before));
+    });
+    // A re-offer with offer-legacy offers the twins anew: the plain one
+    // live before the SRTP one, whatever the callee picked before.
+    let again = run(&calls, &o, &two);
+    assert_eq!(
+        sections(&again),
+        [
+            ("RTP/AVP".into(), true, false),
+            ("RTP/SAVP".into(), true, true)
+        ]
+    );
+}

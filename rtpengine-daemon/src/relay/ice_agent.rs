@@ -2,9 +2,11 @@
 //! runs by default: besides answering the peer's checks (as the lite agent
 //! does), it checks the peer's candidates itself, nominates as the
 //! controlling agent (regular nomination, RFC 8445 §8.1.1, as upstream:
-//! the first pair whose check succeeds is checked again with
-//! USE-CANDIDATE at once, and selected when that succeeds), resolves role
-//! conflicts, and keeps consent to send (RFC 7675) on the selected pair.
+//! the best pair whose check succeeded is checked again with
+//! USE-CANDIDATE — at once when no better pair is still being checked,
+//! else at the timer's next turn — and selected when that succeeds),
+//! resolves role conflicts, and keeps consent to send (RFC 7675) on the
+//! selected pair.
 //!
 //! One agent per component: RTP (1) on our RTP ports and, for a party that
 //! does not multiplex RTCP, RTCP (2) on our RTCP ports. Its local
@@ -227,6 +229,9 @@ pub struct Agent {
     selected: Option<(SocketAddr, SocketAddr)>,
     /// The pair our nominating check is in flight for (controlling).
     nominating: Option<(SocketAddr, SocketAddr)>,
+    /// When the first pair became valid with nothing nominated yet: better
+    /// pairs still being checked are waited for until the next turn.
+    valid_since: Option<Instant>,
     /// The last response on the selected pair.
     consent_ok: Option<Instant>,
     next_consent: Option<Instant>,
@@ -253,6 +258,7 @@ impl Agent {
             pairs: Vec::new(),
             selected: None,
             nominating: None,
+            valid_since: None,
             consent_ok: None,
             next_consent: None,
             consent_tid: None,
@@ -514,6 +520,7 @@ impl Agent {
             return false;
         }
         self.selected = Some(pair);
+        self.valid_since = None;
         self.consent_ok = Some(now);
         self.next_consent = Some(now + CONSENT_INTERVAL);
         true
@@ -589,8 +596,13 @@ impl Agent {
                     };
                 }
                 // Valid: nominated at once unless a pair is selected or
-                // being nominated.
-                let nominate = (self.selected.is_none() && self.nominating.is_none())
+                // being nominated, or a better one is still being checked
+                // (then the best valid one, at the next turn).
+                let free = self.selected.is_none() && self.nominating.is_none();
+                if free {
+                    self.valid_since.get_or_insert(now);
+                }
+                let nominate = (free && !self.better_pending(i))
                     .then(|| self.nominate(i, ours, now))
                     .filter(|b| !b.is_empty());
                 Responded {
@@ -611,6 +623,14 @@ impl Agent {
                 Responded::default()
             }
         }
+    }
+
+    /// Whether a pair ranked before pair `i` (pairs are sorted best first)
+    /// is still waiting or being checked.
+    fn better_pending(&self, i: usize) -> bool {
+        self.pairs[..i]
+            .iter()
+            .any(|p| matches!(p.state, State::Waiting | State::InProgress { .. }))
     }
 
     /// The agent's turn for our candidate `local` (once a second each):
@@ -659,14 +679,19 @@ impl Agent {
                 _ => {}
             }
         }
-        // Controlling, nothing selected or being nominated (a role that
-        // changed, a nomination that failed): the best valid pair of this
-        // address is nominated.
+        // Controlling, nothing selected or being nominated (better pairs
+        // waited for, a role that changed, a nomination that failed): the
+        // best valid pair of this address is nominated, once no better one
+        // is pending or a turn has passed since a pair became valid.
         if self.controlling && self.selected.is_none() && self.nominating.is_none() {
+            let waited = self
+                .valid_since
+                .is_some_and(|t| now.duration_since(t) >= Duration::from_millis(500));
             let valid = self
                 .pairs
                 .iter()
-                .position(|p| p.local == local && p.state == State::Succeeded);
+                .position(|p| p.local == local && p.state == State::Succeeded)
+                .filter(|&i| waited || !self.better_pending(i));
             if let Some(i) = valid {
                 let remote = self.pairs[i].remote;
                 let bytes = self.nominate(i, ours, now);
@@ -688,6 +713,7 @@ impl Agent {
             tracing::info!(remote = %sel, "ICE consent expired: no more media to it");
             self.selected = None;
             self.nominating = None;
+            self.valid_since = None;
             self.consent_ok = None;
             self.next_consent = None;
             // Checks start over: a pair is selected again once one
@@ -922,6 +948,52 @@ mod tests {
         }
         assert!((1..=2).contains(&sent.len()), "{sent:?}");
         assert!(sent.iter().all(|(to, _)| to == to0));
+    }
+
+    /// A worse pair valid first waits for the better one still being
+    /// checked: the better one is nominated as soon as it is valid; had it
+    /// not answered, the worse one would be at the next turn.
+    #[test]
+    fn the_best_valid_pair_is_nominated() {
+        let (ours, theirs) = (Credentials::generate(), Credentials::generate());
+        let peer = peer_with(
+            &theirs,
+            &[("198.51.100.1:5000", 100), ("198.51.100.2:5000", 50)],
+            false,
+        );
+        let t0 = Instant::now();
+        for better_answers in [true, false] {
+            let mut a = Agent::new(peer.clone(), 1, true, 7);
+            let poll = a.poll(&ours, local(), t0);
+            let (best, worse) = (poll.out[0].clone(), poll.out[1].clone());
+            let answer = |a: &mut Agent, (to, req): &(SocketAddr, Vec<u8>)| {
+                a.on_response(
+                    &respond(req, local(), &theirs, false),
+                    (local(), *to),
+                    &ours,
+                    t0,
+                )
+            };
+            assert_eq!(answer(&mut a, &worse), Responded::default(), "waits");
+            let nominated = match better_answers {
+                true => {
+                    let r = answer(&mut a, &best);
+                    (best.0, r.nominate.expect("the better one at once"))
+                }
+                false => {
+                    let poll = a.poll(&ours, local(), t0 + Duration::from_millis(600));
+                    let n = poll
+                        .out
+                        .into_iter()
+                        .find(|(_, req)| verify(req, &theirs).unwrap().nominated)
+                        .expect("the worse one at the next turn");
+                    (n.0, n.1)
+                }
+            };
+            let want = if better_answers { best.0 } else { worse.0 };
+            assert_eq!(nominated.0, want);
+            assert!(verify(&nominated.1, &theirs).unwrap().nominated);
+        }
     }
 
     /// A nominating check that gets no answer fails after its tries; the

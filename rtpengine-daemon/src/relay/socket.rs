@@ -645,7 +645,7 @@ impl MediaSocket {
         // or learned, not necessarily confirmed): one-way media too; a sink
         // learned later updates the rule (see `dest_changed`).
         if self.offload.is_some() && !target.bundled() {
-            self.offload_to(target.local, dst, tos);
+            self.offload_to(&target, dst, tos);
         }
         match crate::net::send_to(out.sock.as_raw_fd(), pkt, dst) {
             Ok(_) => target.stats_out.count(pkt.len(), now_ms),
@@ -835,7 +835,7 @@ impl MediaSocket {
             return;
         }
         if let (Some(dst), tos) = target.destination() {
-            self.offload_to(target.local, dst, tos);
+            self.offload_to(&target, dst, tos);
             // The target may have moved (a new ICE pair, consent lost)
             // while the rule went in: a rule for the old address goes.
             if target.destination().0 != Some(dst) {
@@ -848,9 +848,15 @@ impl MediaSocket {
     /// out of `src` (the peer's socket) to the peer's final address `dst`.
     /// Only once this party's address is final too, and only for one plain
     /// path (IPv4 and IPv6 sides are translated by the dataplane).
-    fn offload_to(&self, src: SocketAddr, dst: SocketAddr, tos: Option<u8>) {
+    fn offload_to(&self, target: &MediaSocket, dst: SocketAddr, tos: Option<u8>) {
         let Some(offload) = &self.offload else { return };
+        let src = target.local;
         let mut st = self.state();
+        // Read under our lock: a party that becomes bundled swaps its role
+        // before it takes out our rule (which waits for this lock).
+        if target.bundled() {
+            return;
+        }
         // SRTP we unprotect or protect is relayed here: the kernel program
         // forwards packets unchanged.
         // Nor a bundle: the head hands packets to several sections.

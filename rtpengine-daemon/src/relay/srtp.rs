@@ -124,19 +124,26 @@ impl MediaSrtp {
         self.srtp = true;
     }
 
-    /// The same contexts (shared, not copied): a bundled section's, which
-    /// are its head's (one SRTP session per transport: one rollover
-    /// counter and replay window per SSRC whichever section it is in).
-    pub fn shared(&self) -> MediaSrtp {
-        let share = |k: &Keyed| Keyed {
-            line: k.line.clone(),
-            ctx: k.ctx.clone(),
-        };
-        MediaSrtp {
-            rx: self.rx.as_ref().map(share),
-            tx: self.tx.as_ref().map(share),
-            rtcp: self.rtcp.as_ref().map(|(r, t)| (share(r), share(t))),
-            srtp: self.srtp,
+    /// A bundled section keyed by SDES: each direction whose key is its
+    /// head's takes the head's context itself (one SRTP session per
+    /// transport: one rollover counter and replay window per SSRC,
+    /// whichever section it is in); a direction under a key of its own
+    /// keeps its own.
+    pub fn share_head(&mut self, head: &MediaSrtp) {
+        for (mine, theirs) in [(&mut self.rx, &head.rx), (&mut self.tx, &head.tx)] {
+            let same = match (mine.as_ref(), theirs.as_ref()) {
+                (Some(m), Some(h)) => match (&m.line, &h.line) {
+                    (Some(a), Some(b)) => same_key(a, b),
+                    _ => false,
+                },
+                _ => false,
+            };
+            if let (true, Some(h)) = (same, theirs) {
+                *mine = Some(Keyed {
+                    line: h.line.clone(),
+                    ctx: h.ctx.clone(),
+                });
+            }
         }
     }
 

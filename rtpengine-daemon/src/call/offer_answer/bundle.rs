@@ -220,7 +220,8 @@ impl OfferAnswer {
                     mid_ext: ext,
                     shared: true,
                     only: true,
-                    stamp: false,
+                    // It declared the extension under that ID itself.
+                    stamp: ext.is_some() && mid_ext(&sdp.media[i], sdp) == ext,
                 });
                 if i != head {
                     // Its packets come from, and go to, the head's
@@ -300,7 +301,12 @@ impl OfferAnswer {
                 .filter(|a| a.name == "crypto")
                 .cloned()
                 .collect();
+            let head_keys = (
+                medias[head].negotiated.crypto_out.clone(),
+                medias[head].negotiated.key_out.clone(),
+            );
             let mut mids = Vec::new();
+            let mut sharing = Vec::new();
             for &i in &kept {
                 let (Some(b), Some(m)) = (medias[i].bundle.as_mut(), out.media.get_mut(i)) else {
                     continue;
@@ -312,6 +318,7 @@ impl OfferAnswer {
                 if i != head && b.shared && !head_crypto.is_empty() {
                     m.attributes.retain(|a| a.name != "crypto");
                     m.attributes.extend(head_crypto.iter().cloned());
+                    sharing.push(i);
                 }
                 if self.side == Side::Offer && i != head && (b.only || self.bundle.strict) {
                     m.attributes.push(Attribute {
@@ -345,6 +352,11 @@ impl OfferAnswer {
                     }
                     b.stamp = ours || !clash;
                 }
+            }
+            // What it was told protects its media: the head's lines.
+            for i in sharing {
+                let n = &mut medias[i].negotiated;
+                (n.crypto_out, n.key_out) = head_keys.clone();
             }
             out.attributes.push(Attribute {
                 name: "group".to_owned(),

@@ -25,19 +25,18 @@ pub struct Twin {
     pub protocol: String,
 }
 
-/// The plain protocol of an SDES one, and the other way round.
-fn counterpart(protocol: &str) -> Option<&'static str> {
+/// The plain protocol of an SRTP one (SDES or DTLS, as upstream pairs
+/// them).
+fn plain_of(protocol: &str) -> Option<&'static str> {
     match protocol {
-        "RTP/SAVP" => Some("RTP/AVP"),
-        "RTP/SAVPF" => Some("RTP/AVPF"),
-        "RTP/AVP" => Some("RTP/SAVP"),
-        "RTP/AVPF" => Some("RTP/SAVPF"),
+        "RTP/SAVP" | "UDP/TLS/RTP/SAVP" => Some("RTP/AVP"),
+        "RTP/SAVPF" | "UDP/TLS/RTP/SAVPF" => Some("RTP/AVPF"),
         _ => None,
     }
 }
 
 fn is_srtp(m: &Media) -> bool {
-    matches!(m.protocol.as_str(), "RTP/SAVP" | "RTP/SAVPF")
+    plain_of(&m.protocol).is_some()
 }
 
 fn is_plain(m: &Media) -> bool {
@@ -118,12 +117,23 @@ impl OfferAnswer {
     }
 
     /// Remembers on the sender's sections (once they exist) the twins that
-    /// went: the SDP written to it restores them.
-    pub(super) fn note_twins(call: &mut Call, snd: usize, twins: Option<Vec<Option<Twin>>>) {
+    /// went: the SDP written to it restores them. An answer to an offer
+    /// `sdp-media-remove` narrowed lacks the removed sections: they have
+    /// no twin.
+    pub(super) fn note_twins(&self, call: &mut Call, snd: usize, twins: Option<Vec<Option<Twin>>>) {
         let Some(twins) = twins else {
             return;
         };
-        for (m, twin) in call.parties[snd].medias.iter_mut().zip(twins) {
+        let medias = &mut call.parties[snd].medias;
+        let removed = medias.iter().filter(|m| m.negotiated.removed).count();
+        let narrowed =
+            self.side == Side::Answer && removed > 0 && twins.len() + removed == medias.len();
+        let mut twins = twins.into_iter();
+        for m in medias.iter_mut() {
+            let twin = match narrowed && m.negotiated.removed {
+                true => None,
+                false => twins.next().flatten(),
+            };
             m.negotiated.twin = twin;
             m.negotiated.legacy_offered = false;
         }
@@ -131,11 +141,14 @@ impl OfferAnswer {
 
     /// The twins of the SDP written to `rcv`: the ones it sent back as
     /// rejected sections, and with `offer-legacy` in an offer a plain twin
-    /// (same port, no keys) before each SRTP section.
+    /// (same port, no keys) before each SRTP section. `index`: the call's
+    /// section of each one written (`sdp-media-remove` may have left some
+    /// out).
     pub(super) fn expand_legacy(
         &self,
         call: &mut Call,
         rcv: usize,
+        index: &[usize],
         sdp: &mut Cow<'_, Session>,
         media_out: &mut Vec<MediaOut>,
     ) {
@@ -147,7 +160,8 @@ impl OfferAnswer {
         }
         let mut out_media = Vec::with_capacity(2 * sdp.media.len());
         let mut out_mo = Vec::with_capacity(2 * media_out.len());
-        for (i, (m, mo)) in sdp.media.iter().zip(media_out.iter()).enumerate() {
+        for (pos, (m, mo)) in sdp.media.iter().zip(media_out.iter()).enumerate() {
+            let i = index.get(pos).copied().unwrap_or(pos);
             let twin = medias.get(i).and_then(|pm| pm.negotiated.twin.clone());
             let rejected = |protocol: &str| {
                 let mut t = Media {
@@ -163,11 +177,25 @@ impl OfferAnswer {
                 };
                 (t, tmo)
             };
-            let plain_twin = match (&twin, counterpart(&m.protocol)) {
-                (None, Some(plain)) if offer_legacy && is_srtp(m) && mo.port != 0 => {
+            // `offer-legacy`: a new best-effort offer (whatever the party
+            // picked before, as upstream).
+            let plain_twin = match plain_of(&m.protocol) {
+                Some(plain) if offer_legacy && mo.port != 0 => {
                     let mut t = m.clone();
                     t.protocol = plain.to_owned();
-                    t.attributes.retain(|a| a.name != "crypto");
+                    // Neither keys nor what names the section (its twin
+                    // is the one the mid, a bundle and DTLS speak of).
+                    t.attributes.retain(|a| {
+                        let names_the_section = matches!(
+                            a.name.as_str(),
+                            "crypto" | "mid" | "bundle-only" | "fingerprint" | "setup" | "tls-id"
+                        );
+                        let mid_ext = a.name == "extmap"
+                            && a.value
+                                .as_deref()
+                                .is_some_and(|v| v.contains(super::bundle::MID_EXT));
+                        !(names_the_section || mid_ext)
+                    });
                     if let Some(pm) = medias.get_mut(i) {
                         pm.negotiated.legacy_offered = true;
                     }
@@ -175,10 +203,11 @@ impl OfferAnswer {
                 }
                 _ => None,
             };
-            let (before, after) = match twin {
-                Some(t) if t.before => (Some(rejected(&t.protocol)), None),
-                Some(t) => (None, Some(rejected(&t.protocol))),
-                None => (plain_twin, None),
+            let (before, after) = match (plain_twin, twin) {
+                (Some(p), _) => (Some(p), None),
+                (None, Some(t)) if t.before => (Some(rejected(&t.protocol)), None),
+                (None, Some(t)) => (None, Some(rejected(&t.protocol))),
+                (None, None) => (None, None),
             };
             if let Some((tm, tmo)) = before {
                 out_media.push(tm);

@@ -415,7 +415,7 @@ impl OfferAnswer {
         let (sdp, twins) = self.collapse_legacy(call, snd, sdp);
         let sdp = self.with_removed(call, snd, &sdp);
         self.update_sender_media(call, snd, rcv, &sdp);
-        OfferAnswer::note_twins(call, snd, twins);
+        self.note_twins(call, snd, twins);
         self.update_bundle(call, snd, &sdp);
         // A party announcing our own address may loop media through us:
         // such streams get upstream's duplicate check.

@@ -323,8 +323,8 @@ impl OfferAnswer {
                 dtls_legs.push(leg);
             }
             // Its SRTP is its head's: keyed by the head's handshake, or the
-            // head's SDES contexts themselves (as upstream: one SRTP
-            // session per transport).
+            // head's SDES contexts themselves where its keys are the head's
+            // (as upstream: one SRTP session per transport).
             for i in 0..medias.len() {
                 let Some(h) = medias[i].bundle_head().filter(|&h| h != i) else {
                     continue;
@@ -333,8 +333,18 @@ impl OfferAnswer {
                     medias[i]
                         .srtp
                         .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx));
-                } else if let Some(head) = medias.get(h) {
-                    medias[i].srtp = head.srtp.shared();
+                } else if h < medias.len() {
+                    let (head, member) = match h < i {
+                        true => {
+                            let (a, b) = medias.split_at_mut(i);
+                            (&a[h], &mut b[0])
+                        }
+                        false => {
+                            let (a, b) = medias.split_at_mut(h);
+                            (&b[0], &mut a[i])
+                        }
+                    };
+                    member.srtp.share_head(&head.srtp);
                 }
             }
         }

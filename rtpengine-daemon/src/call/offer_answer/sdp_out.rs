@@ -179,6 +179,8 @@ impl OfferAnswer {
         // Sections `sdp-media-remove` left out of this party's SDP.
         let kept =
             |i: usize| self.side != Side::Offer || !call.parties[rcv].medias[i].negotiated.removed;
+        // The call's section of each one written.
+        let index: Vec<usize> = (0..sdp.media.len()).filter(|&i| kept(i)).collect();
         let sdp = if !(0..sdp.media.len()).all(kept) {
             let mut narrowed = sdp.clone();
             narrowed.media = sdp
@@ -199,7 +201,7 @@ impl OfferAnswer {
             std::borrow::Cow::Borrowed(sdp)
         };
         let mut sdp = sdp;
-        self.expand_legacy(call, rcv, &mut sdp, &mut media_out);
+        self.expand_legacy(call, rcv, &index, &mut sdp, &mut media_out);
         let st = &mut call.parties[rcv].sdp_out;
         self.finish_sdp(&sdp, st, local, &media_out)
     }
