@@ -13,6 +13,17 @@ pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, fill: u8) -> Vec<u8> {
     p
 }
 
+/// The payload of an RTP packet: after the header, its CSRCs and its
+/// header extension (a bundle's MID, say); `None` if it is cut short.
+pub fn payload_of(p: &[u8]) -> Option<&[u8]> {
+    let mut at = 12 + 4 * usize::from(p.first()? & 0x0f);
+    if p[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes([*p.get(at + 2)?, *p.get(at + 3)?]);
+        at += 4 + 4 * usize::from(words);
+    }
+    p.get(at..)
+}
+
 /// Receives one datagram and asserts its source and content.
 pub fn expect_packet(s: &UdpSocket, from: SocketAddr, payload: &[u8]) {
     let mut buf = [0u8; 2048];

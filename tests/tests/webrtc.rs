@@ -1140,14 +1140,7 @@ fn two_sections_both_ways(peer: &mut WebrtcPeer, phones: &[UdpSocket; 2], to: [S
         got[k]
             .iter()
             .filter(|p| p.len() > 12 && p[1] & 0x7f < 64)
-            .filter_map(|p| {
-                let mut at = 12 + 4 * usize::from(p[0] & 0x0f);
-                if p[0] & 0x10 != 0 {
-                    let words = u16::from_be_bytes([*p.get(at + 2)?, *p.get(at + 3)?]);
-                    at += 4 + 4 * usize::from(words);
-                }
-                Some((p[1] & 0x7f, p.get(at..)?))
-            })
+            .filter_map(|p| Some((p[1] & 0x7f, payload_of(p)?)))
             .filter(|(_, payload)| payload.len() == 160)
             .collect()
     };

@@ -238,14 +238,7 @@ fn check_tone(got: &[Vec<u8>]) {
     let pcmu: Vec<&[u8]> = got
         .iter()
         .filter(|p| p.len() > 12 && p[0] >> 6 == 2 && p[1] & 0x7f == 0)
-        .filter_map(|p| {
-            let mut at = 12 + 4 * usize::from(p[0] & 0x0f);
-            if p[0] & 0x10 != 0 {
-                let words = u16::from_be_bytes([*p.get(at + 2)?, *p.get(at + 3)?]);
-                at += 4 + 4 * usize::from(words);
-            }
-            p.get(at..).filter(|payload| payload.len() == 160)
-        })
+        .filter_map(|p| payload_of(p).filter(|payload| payload.len() == 160))
         .collect();
     assert!(
         pcmu.len() > 50,

@@ -877,6 +877,18 @@ m=audio 6000 RTP/AVP 0\r\nm=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
     .expect("valid SDP")
 }
 
+/// A callee's answer accepting our bundle offer: one port, its group,
+/// the MID extension under ID 1.
+fn bundled_answer() -> sdp::Session {
+    sdp::parse(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+m=audio 7000 RTP/AVP 0\r\na=mid:0\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+m=video 7000 RTP/AVP 96\r\na=mid:1\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+    )
+    .expect("valid SDP")
+}
+
 fn group_lines(s: &sdp::Session) -> Vec<String> {
     s.attributes
         .iter()
@@ -1003,13 +1015,7 @@ fn bundle_offer_require_and_strict_shape_our_offer() {
 
     // The callee answers `offer` bundled: it is bundled from then on, and
     // the caller hears nothing of it.
-    let answer_sdp = sdp::parse(
-        b"v=0\r\no=- 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
-a=group:BUNDLE 0 1\r\n\
-m=audio 7000 RTP/AVP 0\r\na=mid:0\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-m=video 7000 RTP/AVP 96\r\na=mid:1\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
-    )
-    .expect("valid SDP");
+    let answer_sdp = bundled_answer();
     let back = run(&calls, &answer("bo-1"), &answer_sdp);
     assert!(group_lines(&back).is_empty());
     assert_ne!(back.media[0].port, back.media[1].port);
@@ -1204,13 +1210,7 @@ fn an_answerer_that_declares_the_mid_extension_gets_it_stamped() {
     plain.media[0].port = 5000;
     plain.media[1].port = 5002;
     run(&calls, &o, &plain);
-    let answer_sdp = sdp::parse(
-        b"v=0\r\no=- 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
-a=group:BUNDLE 0 1\r\n\
-m=audio 7000 RTP/AVP 0\r\na=mid:0\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-m=video 7000 RTP/AVP 96\r\na=mid:1\r\na=rtcp-mux\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
-    )
-    .expect("valid SDP");
+    let answer_sdp = bundled_answer();
     run(&calls, &answer("bo-4"), &answer_sdp);
     let map = calls.lock();
     let callee = &map["bo-4"].parties[1];

@@ -318,37 +318,44 @@ impl MediaSocket {
     /// is kept only once that section accepted it: a forged packet
     /// teaches nothing.
     fn forward_bundled(&self, pkt: &[u8], src: SocketAddr, now: Instant, now_ms: u64) {
-        let Some(routes) = self.state().bundle.clone() else {
-            self.relay(pkt, src, now, now_ms, None);
-            return;
-        };
-        let (demux, plain) = {
+        // One lock for the routes and the decision.
+        let decided = {
             let st = self.state();
-            let mut demux = routes.member_of(&st.bundle_learned, pkt);
-            let mut plain = None;
-            // RTCP of an unknown sender: by the SSRC it reports on, which
-            // SRTCP encrypts: unprotected here under the head's keys (the
-            // sections share the head's contexts; its section then takes
-            // the plain packet as it is). One that does not authenticate
-            // is dropped here (not checked a second time).
-            if demux.is_none() && is_rtcp(pkt) {
-                let ctx = st.transform.decrypt_for(self.is_rtcp);
-                let unprotected = ctx.and_then(|ctx| srtp::unprotect(ctx, pkt, true).ok());
-                if ctx.is_some() && unprotected.is_none() {
-                    drop(st);
-                    self.stats_in.error();
-                    return;
+            st.bundle.clone().map(|routes| {
+                let mut demux = routes.member_of(&st.bundle_learned, pkt);
+                let mut plain = None;
+                // RTCP of an unknown sender: by the SSRC it reports on,
+                // which SRTCP encrypts: unprotected here under the head's
+                // keys (the sections share the head's contexts; its
+                // section then takes the plain packet as it is). One that
+                // does not authenticate is dropped here (not checked a
+                // second time): `None`.
+                if demux.is_none() && is_rtcp(pkt) {
+                    let ctx = st.transform.decrypt_for(self.is_rtcp);
+                    let unprotected = ctx.and_then(|ctx| srtp::unprotect(ctx, pkt, true).ok());
+                    if ctx.is_some() && unprotected.is_none() {
+                        return None;
+                    }
+                    let clear = unprotected.as_deref().unwrap_or(pkt);
+                    demux = routes
+                        .rtcp_by_reportee(&st.bundle_learned, clear)
+                        .map(|member| bundle::Demux {
+                            member,
+                            learn: None,
+                        });
+                    plain = unprotected;
                 }
-                let clear = unprotected.as_deref().unwrap_or(pkt);
-                demux = routes
-                    .rtcp_by_reportee(&st.bundle_learned, clear)
-                    .map(|member| bundle::Demux {
-                        member,
-                        learn: None,
-                    });
-                plain = unprotected;
+                Some((routes, demux, plain))
+            })
+        };
+        let (routes, demux, plain) = match decided {
+            // Not a head any more (a race with signalling).
+            None => {
+                self.relay(pkt, src, now, now_ms, None);
+                return;
             }
-            (demux, plain)
+            Some(None) => return self.stats_in.error(),
+            Some(Some(d)) => d,
         };
         let Some(d) = demux.filter(|d| d.member != 0) else {
             // The head's own section (first in the routes), or unknown.

@@ -63,20 +63,33 @@ pub struct Bundled {
 fn groups(sdp: &Session) -> Vec<Vec<&str>> {
     sdp.attributes
         .iter()
-        .filter(|a| a.name == "group")
-        .filter_map(|a| a.value.as_deref())
-        .filter_map(|v| v.strip_prefix("BUNDLE"))
-        .filter(|v| v.is_empty() || v.starts_with(' '))
+        .filter_map(bundle_mids)
         .map(|v| v.split_whitespace().collect())
         .collect()
 }
 
+/// The mids of an `a=group:BUNDLE` line (`None`: another attribute).
+fn bundle_mids(a: &Attribute) -> Option<&str> {
+    let v = a.value.as_deref()?.strip_prefix("BUNDLE")?;
+    (a.name == "group" && (v.is_empty() || v.starts_with(' '))).then_some(v)
+}
+
 fn is_bundle_group(a: &Attribute) -> bool {
-    a.name == "group"
-        && a.value
-            .as_deref()
-            .and_then(|v| v.strip_prefix("BUNDLE"))
-            .is_some_and(|v| v.is_empty() || v.starts_with(' '))
+    bundle_mids(a).is_some()
+}
+
+/// The `a=extmap` lines among `attrs`: (ID, whether it is the MID
+/// extension); an ID that is no number is `None`.
+fn extmaps<'a>(
+    attrs: impl Iterator<Item = &'a Attribute> + 'a,
+) -> impl Iterator<Item = (Option<u8>, bool)> + 'a {
+    attrs
+        .filter(|a| a.name == "extmap")
+        .filter_map(|a| a.value.as_deref())
+        .map(|v| {
+            let id = v.split(['/', ' ']).next().and_then(|i| i.parse().ok());
+            (id, v.split_whitespace().nth(1) == Some(MID_EXT))
+        })
 }
 
 fn mid(m: &Media) -> Option<&str> {
@@ -86,18 +99,7 @@ fn mid(m: &Media) -> Option<&str> {
 /// The ID of the MID extension in a section's (or the session's)
 /// `a=extmap` lines.
 fn mid_ext(m: &Media, sdp: &Session) -> Option<u8> {
-    m.attributes
-        .iter()
-        .chain(&sdp.attributes)
-        .filter(|a| a.name == "extmap")
-        .filter_map(|a| a.value.as_deref())
-        .find_map(|v| {
-            let (id, uri) = v.split_once(' ')?;
-            let id = id.split('/').next()?;
-            (uri.split_whitespace().next() == Some(MID_EXT))
-                .then(|| id.parse().ok())
-                .flatten()
-        })
+    extmaps(m.attributes.iter().chain(&sdp.attributes)).find_map(|(id, mid)| id.filter(|_| mid))
 }
 
 /// A section as the party announced it: mid, payload types, SSRCs.
@@ -329,16 +331,7 @@ impl OfferAnswer {
                 b.stamp = false;
                 if let Some(id) = b.mid_ext {
                     // (ID, is the MID extension) of the section's lines.
-                    let lines: Vec<(Option<u8>, bool)> = m
-                        .attributes
-                        .iter()
-                        .filter(|a| a.name == "extmap")
-                        .filter_map(|a| a.value.as_deref())
-                        .map(|v| {
-                            let id = v.split(['/', ' ']).next().and_then(|i| i.parse().ok());
-                            (id, v.split_whitespace().nth(1) == Some(MID_EXT))
-                        })
-                        .collect();
+                    let lines: Vec<(Option<u8>, bool)> = extmaps(m.attributes.iter()).collect();
                     let ours = lines.contains(&(Some(id), true));
                     // The ID taken by another extension, or the MID under
                     // another ID: our packets would say something else to
@@ -398,13 +391,11 @@ impl OfferAnswer {
                 let Some(&head) = members.first() else {
                     return;
                 };
-                let used: HashSet<u8> = eligible
+                let attrs = eligible
                     .iter()
                     .flat_map(|&i| &out.media[i].attributes)
-                    .chain(&out.attributes)
-                    .filter(|a| a.name == "extmap")
-                    .filter_map(|a| a.value.as_deref()?.split(['/', ' ']).next()?.parse().ok())
-                    .collect();
+                    .chain(&out.attributes);
+                let used: HashSet<u8> = extmaps(attrs).filter_map(|(id, _)| id).collect();
                 let ext = eligible
                     .iter()
                     .find_map(|&i| mid_ext(&out.media[i], out))

@@ -334,17 +334,10 @@ impl OfferAnswer {
                         .srtp
                         .use_dtls((&leg.rx, &leg.tx), (&leg.rtcp_rx, &leg.rtcp_tx));
                 } else if h < medias.len() {
-                    let (head, member) = match h < i {
-                        true => {
-                            let (a, b) = medias.split_at_mut(i);
-                            (&a[h], &mut b[0])
-                        }
-                        false => {
-                            let (a, b) = medias.split_at_mut(h);
-                            (&b[0], &mut a[i])
-                        }
-                    };
-                    member.srtp.share_head(&head.srtp);
+                    // Out of the list while the member takes from it.
+                    let head = std::mem::take(&mut medias[h].srtp);
+                    medias[i].srtp.share_head(&head);
+                    medias[h].srtp = head;
                 }
             }
         }
