@@ -248,7 +248,7 @@ impl Opts {
         } else if c.ng.is_some() {
             vec![Kind::External]
         } else if c.srtp {
-            vec![Kind::Ours, Kind::Upstream]
+            vec![Kind::Ours, Kind::Upstream, Kind::SocketFloor, Kind::XskFloor]
         } else {
             vec![
                 Kind::Ours,
@@ -356,11 +356,21 @@ impl Opts {
         }
         if o.srtp
             && (o.soak > 0
-                || o.daemons
-                    .iter()
-                    .any(|d| !matches!(d, Kind::Ours | Kind::Upstream | Kind::External)))
+                || o.daemons.iter().any(|d| {
+                    !matches!(
+                        d,
+                        Kind::Ours
+                            | Kind::Upstream
+                            | Kind::External
+                            | Kind::SocketFloor
+                            | Kind::XskFloor
+                    )
+                }))
         {
-            return Err("--srtp measures ours, upstream or an external daemon (no soak)".into());
+            return Err(
+                "--srtp measures ours, upstream, an external daemon, socket-floor or xsk-floor (no soak)"
+                    .into(),
+            );
         }
         Ok(o)
     }

@@ -13,6 +13,7 @@
 mod cli;
 mod cpu;
 mod daemon;
+mod floorsrtp;
 mod media;
 mod ng;
 mod report;

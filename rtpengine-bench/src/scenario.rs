@@ -19,9 +19,8 @@ use super::ng::{self, encode, get_int, media_addr, phone_sdp, Ng, PipeStats, B};
 use super::report;
 use super::topo::{self, caller_port, in_ns, Topology};
 use super::xdp;
-use super::{sockfloor, uringfloor, xskfloor};
+use super::{floorsrtp, sockfloor, uringfloor, xskfloor};
 use rtpengine::crypto::sdes::Crypto;
-use rtpengine::crypto::srtp::Context as SrtpContext;
 
 const FLOOR_PORT_BASE: u16 = 20000;
 
@@ -170,9 +169,6 @@ struct Sides {
     srtp: Vec<Option<(Crypto, Crypto)>>,
 }
 
-/// The suite `--srtp` answers with (every daemon offers it).
-const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
-
 /// The daemon's AES_CM_128_HMAC_SHA1_80 line in the SDP it offers the
 /// callee, and a key of the callee's for call `c` under the same tag.
 fn srtp_keys(sdp: &str, c: usize) -> anyhow::Result<(Crypto, Crypto)> {
@@ -180,36 +176,12 @@ fn srtp_keys(sdp: &str, c: usize) -> anyhow::Result<(Crypto, Crypto)> {
         .lines()
         .filter_map(|l| l.trim_end().strip_prefix("a=crypto:"))
         .filter_map(|v| Crypto::parse(v).ok())
-        .find(|k| k.suite.name() == SRTP_SUITE)
+        .find(|k| k.suite.name() == floorsrtp::SUITE)
         .context("the daemon offered no AES_CM_128_HMAC_SHA1_80 line")?;
-    // Distinct per call and from the daemon's (secrecy is not the point).
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64 + 1);
-    let key_salt = (0..ours.key_salt.len())
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let callee = Crypto {
-        tag: ours.tag,
-        suite: ours.suite,
-        key_salt,
-        lifetime: None,
-        mki: None,
-        unencrypted_srtp: false,
-        unencrypted_srtcp: false,
-        unauthenticated_srtp: false,
-    };
+    // Distinct per call and from the daemon's.
+    let key_salt = floorsrtp::key_bytes(c as u64 + 1, ours.key_salt.len());
+    let callee = floorsrtp::line(ours.suite, ours.tag, key_salt);
     Ok((ours, callee))
-}
-
-/// An SRTP context for `line` (the generator's side of `--srtp`).
-fn srtp_context(line: &Crypto) -> anyhow::Result<Box<SrtpContext>> {
-    let ctx = SrtpContext::new(line.suite, &line.key_salt, Default::default(), line.mki)
-        .map_err(|e| anyhow::anyhow!("SRTP key: {e}"))?;
-    Ok(Box::new(ctx))
 }
 
 fn call_id(round: usize, n: usize, c: usize) -> String {
@@ -417,7 +389,13 @@ fn scenario(
     }
     let k = o.sockets.min(n).min(2000);
     let floor_proc = match kind {
-        Kind::SocketFloor => Some(sockfloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
+        Kind::SocketFloor => Some(sockfloor::start(
+            &topo.proxy,
+            n,
+            FLOOR_PORT_BASE,
+            k,
+            o.srtp,
+        )?),
         Kind::UringFloor => Some(uringfloor::start(&topo.proxy, n, FLOOR_PORT_BASE, k)?),
         Kind::XskFloor => Some(xskfloor::start(
             &topo.proxy,
@@ -426,6 +404,7 @@ fn scenario(
             k,
             Topology::mac(&topo.caller, "c0")?,
             Topology::mac(&topo.callee, "e0")?,
+            o.srtp,
         )?),
         _ => None,
     };
@@ -462,6 +441,9 @@ fn scenario(
             let p = FLOOR_PORT_BASE + 2 * c as u16;
             sides.caller_dst[c] = Some(SocketAddr::new(topo::PROXY_CALLER_IP.into(), p));
             sides.callee_dst[c] = Some(SocketAddr::new(topo::PROXY_CALLEE_IP.into(), p));
+            if o.srtp {
+                sides.srtp[c] = Some(floorsrtp::keys(c)?);
+            }
         }
         if *kind == Kind::Floor {
             _floor = Some(install_floor(topo, n, k)?);
@@ -531,10 +513,10 @@ fn scenario(
                 // own (and arrives so on the direct path).
                 if let Some((ours, callee)) = &sides.srtp[c] {
                     if side == 0 {
-                        s.srtp_rx = Some(srtp_context(ours)?);
+                        s.srtp_rx = Some(floorsrtp::context(ours)?);
                     } else {
-                        s.srtp_tx = Some(srtp_context(callee)?);
-                        s.srtp_rx = Some(srtp_context(callee)?);
+                        s.srtp_tx = Some(floorsrtp::context(callee)?);
+                        s.srtp_rx = Some(floorsrtp::context(callee)?);
                     }
                 }
                 streams.push(s);

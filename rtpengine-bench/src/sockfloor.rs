@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use rtpengine::net::{send_to, Epoll, RecvBatch};
 
+use super::floorsrtp::FloorSrtp;
 use super::topo::caller_port;
 use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 
@@ -77,9 +78,32 @@ impl Drop for FloorProc {
 /// Starts the socket floor in namespace `ns` for `calls` calls on ports
 /// `port_base + 2c` of both proxy addresses, relaying to the ports the
 /// generator uses with `k` sockets per side; returns once it is bound.
-pub fn start(ns: &str, calls: usize, port_base: u16, k: usize) -> anyhow::Result<FloorProc> {
-    let args = [calls.to_string(), port_base.to_string(), k.to_string()];
+/// With `srtp` it also protects and unprotects every packet
+/// ([`FloorSrtp`]).
+pub fn start(
+    ns: &str,
+    calls: usize,
+    port_base: u16,
+    k: usize,
+    srtp: bool,
+) -> anyhow::Result<FloorProc> {
+    let mut args = vec![calls.to_string(), port_base.to_string(), k.to_string()];
+    if srtp {
+        args.push(SRTP_ARG.into());
+    }
     FloorProc::start(ns, "--serve-socket-floor", &args)
+}
+
+/// The argument that turns on a floor's SRTP (`--srtp`).
+pub const SRTP_ARG: &str = "srtp";
+
+/// Splits a trailing [`SRTP_ARG`] off a floor's arguments; true if it
+/// was there.
+pub fn srtp_arg(args: &[String]) -> (&[String], bool) {
+    match args.split_last() {
+        Some((last, rest)) if last == SRTP_ARG => (rest, true),
+        _ => (args, false),
+    }
 }
 
 /// Parses `CALLS PORT_BASE K`, binds both proxy-side sockets of every call
@@ -122,20 +146,26 @@ pub fn bind_legs(args: &[String]) -> anyhow::Result<(Vec<UdpSocket>, Vec<Leg>)> 
 
 /// The floor process: binds, says "ready", relays until killed.
 pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let (args, srtp) = srtp_arg(args);
     let (_socks, legs) = bind_legs(args)?;
+    let mut srtp = match srtp {
+        true => Some(FloorSrtp::new(legs.len() / 2)?),
+        false => None,
+    };
     let ep = Epoll::new()?;
     for (i, leg) in legs.iter().enumerate() {
         ep.add(leg.rx, i as u64)?;
     }
     println!("ready");
     std::io::stdout().flush()?;
-    relay(&ep, &legs);
+    relay(&ep, &legs, srtp.as_mut());
     Ok(())
 }
 
-fn relay(ep: &Epoll, legs: &[Leg]) {
+fn relay(ep: &Epoll, legs: &[Leg], mut srtp: Option<&mut FloorSrtp>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut batch = RecvBatch::new(BATCH, 2048);
+    let mut pkt = Vec::with_capacity(2048);
     let (mut again, mut ready): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
     loop {
         let timeout = if again.is_empty() { -1 } else { 0 };
@@ -152,7 +182,16 @@ fn relay(ep: &Epoll, legs: &[Leg]) {
             };
             let got = batch.recv(leg.rx).unwrap_or(0);
             for i in 0..got {
-                let _ = send_to(leg.tx, batch.get(i).0, SocketAddr::V4(leg.dst));
+                let mut out = batch.get(i).0;
+                if let Some(srtp) = srtp.as_deref_mut() {
+                    pkt.clear();
+                    pkt.extend_from_slice(out);
+                    if !srtp.transform(token as usize, &mut pkt) {
+                        continue;
+                    }
+                    out = &pkt;
+                }
+                let _ = send_to(leg.tx, out, SocketAddr::V4(leg.dst));
             }
             if got == BATCH {
                 again.push(token);

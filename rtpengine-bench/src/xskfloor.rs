@@ -21,10 +21,11 @@ use rtpengine::net::Epoll;
 use rtpengine_bench_ebpf::{FloorTarget, XSK_BASE_MAP, XSK_FLOOR_PROGRAM, XSK_MAP};
 use rtpengine_common::csum;
 
-use super::sockfloor::FloorProc;
+use super::floorsrtp::FloorSrtp;
+use super::sockfloor::{srtp_arg, FloorProc, SRTP_ARG};
 use super::topo::{fmt_mac, parse_mac, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 use super::xdp;
-use super::xsk::{rx_queues, Xsk};
+use super::xsk::{rx_queues, Xsk, FRAME};
 
 const BATCH: u32 = 64;
 const COALESCE: Duration = Duration::from_millis(1);
@@ -38,14 +39,18 @@ pub fn start(
     k: usize,
     c0: [u8; 6],
     e0: [u8; 6],
+    srtp: bool,
 ) -> anyhow::Result<FloorProc> {
-    let args = [
+    let mut args = vec![
         calls.to_string(),
         port_base.to_string(),
         k.to_string(),
         fmt_mac(c0),
         fmt_mac(e0),
     ];
+    if srtp {
+        args.push(SRTP_ARG.into());
+    }
     FloorProc::start(ns, "--serve-xsk-floor", &args)
 }
 
@@ -62,8 +67,9 @@ struct Rules {
 }
 
 impl Rules {
-    /// Rewrites an Ethernet/IPv4/UDP frame in place; `Some(side)` is the side
-    /// it arrived on (0 caller, 1 callee) and leaves on the other.
+    /// Rewrites an Ethernet/IPv4/UDP frame in place; `Some(leg)` is the
+    /// rule it matched: `2c` from call `c`'s caller, `2c + 1` from its
+    /// callee (it leaves on the other side).
     fn rewrite(&self, f: &mut [u8]) -> Option<usize> {
         if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] != 0x45 || f[23] != 17 {
             return None;
@@ -95,14 +101,53 @@ impl Rules {
         f[30..34].copy_from_slice(&dst);
         f[34..38].copy_from_slice(&new_ports);
         f[40..42].copy_from_slice(&udp_check);
-        Some(side)
+        Some(usize::from(off) + side)
     }
+}
+
+/// `--srtp`: puts rewritten frame `f` of `leg` into `frame` with its RTP
+/// payload protected or unprotected (lengths and checksums recomputed:
+/// the payload changed); false if SRTP refused it.
+fn srtp_frame(
+    srtp: &mut FloorSrtp,
+    leg: usize,
+    f: &[u8],
+    pkt: &mut Vec<u8>,
+    frame: &mut Vec<u8>,
+) -> bool {
+    let udp_len = usize::from(u16::from_be_bytes([f[38], f[39]]));
+    let Some(payload) = f.get(42..34 + udp_len.max(8)) else {
+        return false;
+    };
+    pkt.clear();
+    pkt.extend_from_slice(payload);
+    if !srtp.transform(leg, pkt) {
+        return false;
+    }
+    frame.clear();
+    frame.extend_from_slice(&f[..42]);
+    frame.extend_from_slice(pkt);
+    let (ip_len, udp_len) = (28 + pkt.len() as u16, 8 + pkt.len() as u16);
+    frame[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let ip = csum::ipv4_header_checksum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&ip);
+    frame[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    frame[40..42].copy_from_slice(&[0, 0]);
+    let (src, dst) = (
+        [frame[26], frame[27], frame[28], frame[29]],
+        [frame[30], frame[31], frame[32], frame[33]],
+    );
+    let udp = csum::udp4_checksum(src, dst, &frame[34..]);
+    frame[40..42].copy_from_slice(&udp);
+    true
 }
 
 /// The floor process: attaches, binds, says "ready", relays until killed.
 pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let (args, srtp) = srtp_arg(args);
     let [calls, port_base, k, c0, e0] = args else {
-        bail!("usage: --serve-xsk-floor CALLS PORT_BASE K C0_MAC E0_MAC");
+        bail!("usage: --serve-xsk-floor CALLS PORT_BASE K C0_MAC E0_MAC [srtp]");
     };
     let calls: usize = calls.parse().context("CALLS")?;
     let port_base: u16 = port_base.parse().context("PORT_BASE")?;
@@ -151,13 +196,28 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
     }
     println!("ready");
     std::io::stdout().flush()?;
+    let mut srtp = match srtp {
+        true => Some(Srtp {
+            state: FloorSrtp::new(calls)?,
+            pkt: Vec::with_capacity(FRAME),
+            frame: Vec::with_capacity(FRAME),
+        }),
+        false => None,
+    };
     let [a, b] = &mut socks;
-    relay(&ep, &rules, a, b);
+    relay(&ep, &rules, a, b, srtp.as_mut());
     drop(ebpf);
     Ok(())
 }
 
-fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk]) {
+/// `--srtp`: the floor's SRTP state and its scratch buffers.
+struct Srtp {
+    state: FloorSrtp,
+    pkt: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk], mut srtp: Option<&mut Srtp>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 16];
     let mut again = false;
     loop {
@@ -166,7 +226,7 @@ fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk]) {
             return;
         }
         let start = Instant::now();
-        again = pass(rules, p0, p1) | pass(rules, p1, p0);
+        again = pass(rules, p0, p1, srtp.as_deref_mut()) | pass(rules, p1, p0, srtp.as_deref_mut());
         for x in p0.iter_mut().chain(p1.iter_mut()) {
             x.flush();
         }
@@ -180,15 +240,25 @@ fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk]) {
 
 /// Relays what the sockets of one device received out of the other's first
 /// socket; true if a socket had a full batch (more may be waiting).
-fn pass(rules: &Rules, from: &mut [Xsk], to: &mut [Xsk]) -> bool {
+fn pass(rules: &Rules, from: &mut [Xsk], to: &mut [Xsk], mut srtp: Option<&mut Srtp>) -> bool {
     let Some(out) = to.first_mut() else {
         return false;
     };
     let mut full = false;
     for x in from.iter_mut() {
         let n = x.receive(BATCH, |f| {
-            if rules.rewrite(f).is_some() {
-                out.queue(f);
+            let Some(leg) = rules.rewrite(f) else {
+                return;
+            };
+            match srtp.as_deref_mut() {
+                None => {
+                    out.queue(f);
+                }
+                Some(s) => {
+                    if srtp_frame(&mut s.state, leg, f, &mut s.pkt, &mut s.frame) {
+                        out.queue(&s.frame);
+                    }
+                }
             }
         });
         full |= n == BATCH;
@@ -261,6 +331,40 @@ mod tests {
             &udp,
         );
         assert_eq!(want, [f[40], f[41]]);
+        // --srtp: the payload grows by the tag, lengths and checksums
+        // follow, and the callee's key opens it.
+        let mut srtp = FloorSrtp::new(1).unwrap();
+        let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0x50, 0, 0, 1];
+        rtp.extend_from_slice(&[9; 160]);
+        let mut f = frame(PROXY_CALLER_IP, 40000);
+        f.truncate(42);
+        f.extend_from_slice(&rtp);
+        f[16..18].copy_from_slice(&(28 + rtp.len() as u16).to_be_bytes());
+        f[38..40].copy_from_slice(&(8 + rtp.len() as u16).to_be_bytes());
+        assert_eq!(rules.rewrite(&mut f), Some(0));
+        let (mut pkt, mut out) = (Vec::new(), Vec::new());
+        assert!(srtp_frame(&mut srtp, 0, &f, &mut pkt, &mut out));
+        assert_eq!(out.len(), f.len() + 10);
+        assert_eq!(out[16..18], (28 + rtp.len() as u16 + 10).to_be_bytes());
+        assert_eq!(out[38..40], (8 + rtp.len() as u16 + 10).to_be_bytes());
+        let ip = csum::ipv4_header_checksum(&[&out[14..24], &[0, 0], &out[26..34]].concat());
+        assert_eq!(ip, [out[24], out[25]]);
+        let udp = [&out[34..40], &[0, 0], &out[42..]].concat();
+        let want = csum::udp4_checksum(
+            out[26..30].try_into().unwrap(),
+            out[30..34].try_into().unwrap(),
+            &udp,
+        );
+        assert_eq!(want, [out[40], out[41]]);
+        let mut back = out[42..].to_vec();
+        let ours = crate::floorsrtp::keys(0).unwrap().0;
+        crate::floorsrtp::context(&ours)
+            .unwrap()
+            .unprotect_rtp(&mut back)
+            .unwrap();
+        assert_eq!(back, rtp);
+        // A packet the callee's key did not protect is dropped.
+        assert!(!srtp_frame(&mut srtp, 1, &f, &mut pkt, &mut out));
         // Odd port, port past the last call, other address, short frame.
         for mut f in [
             frame(PROXY_CALLER_IP, 40001),
