@@ -1138,6 +1138,49 @@ fn ice2_is_advertised_from_an_offer_on() {
     assert_eq!(options(&out).as_deref(), Some("trickle ice2"));
 }
 
+#[test]
+fn a_partys_own_ice_options_come_back_to_it() {
+    let calls = registry();
+    let options = |s: &sdp::Session| s.media[0].attr("ice-options").and_then(|a| a.value.clone());
+    let ice = ["ice-ufrag:abcd", "ice-pwd:0123456789abcdefghijkl"];
+    let with = |opts: &str| {
+        let mut lines = ice.to_vec();
+        lines.push(opts);
+        sdp_from("192.0.2.10", 5000, &lines)
+    };
+    // Its offer says `trickle ice2`: our answer to it says so too, while
+    // the offer onwards (no ICE flags) says nothing.
+    let mut o = offer("iceopt-1");
+    o.webrtc.ice = offer_answer::IceMode::Force;
+    let onward = run(&calls, &o, &with("ice-options:trickle ice2"));
+    assert_eq!(options(&onward), None);
+    let back = run(
+        &calls,
+        &answer("iceopt-1"),
+        &sdp_from("192.0.2.20", 6000, &[]),
+    );
+    assert_eq!(options(&back).as_deref(), Some("trickle ice2"));
+    // A re-offer without them: they are gone from what it gets back.
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &ice));
+    let back = run(
+        &calls,
+        &answer("iceopt-1"),
+        &sdp_from("192.0.2.20", 6000, &[]),
+    );
+    assert_eq!(options(&back), None);
+    // The answerer's own `ice2` comes back to it in the next offer.
+    let mut o = offer("iceopt-2");
+    o.webrtc.ice = offer_answer::IceMode::Force;
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    let mut lines = ice.to_vec();
+    lines.push("ice-options:ice2");
+    let mut a = answer("iceopt-2");
+    a.webrtc.ice = offer_answer::IceMode::Force;
+    run(&calls, &a, &sdp_from("192.0.2.20", 6000, &lines));
+    let again = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(options(&again).as_deref(), Some("ice2"));
+}
+
 fn sections(s: &sdp::Session) -> Vec<(String, bool, bool)> {
     s.media
         .iter()

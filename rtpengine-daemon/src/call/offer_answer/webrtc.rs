@@ -144,6 +144,9 @@ struct Announced {
     setup: Option<String>,
     tls_id: Option<String>,
     ice: Option<Peer>,
+    /// Its `a=ice-options`: `trickle`, `ice2`.
+    trickle: bool,
+    ice2: bool,
 }
 
 fn announced(m: &Media, session: &[Attribute]) -> Announced {
@@ -159,7 +162,12 @@ fn announced(m: &Media, session: &[Attribute]) -> Announced {
         .iter()
         .filter(|a| a.name == "candidate")
         .filter_map(|a| a.value.as_deref());
+    let option = |o: &str| {
+        attr(m, session, "ice-options").is_some_and(|v| v.split_whitespace().any(|x| x == o))
+    };
     Announced {
+        trickle: option("trickle"),
+        ice2: option("ice2"),
         fingerprint,
         setup: attr(m, session, "setup").map(|s| s.trim().to_ascii_lowercase()),
         tls_id: attr(m, session, "tls-id").map(|s| s.trim().to_owned()),
@@ -379,6 +387,12 @@ impl OfferAnswer {
                 neg.ice_peer = Some(p);
             }
             _ => clear_ice(neg),
+        }
+        // Its own ICE options come back to it in what we answer or offer
+        // it next (upstream copies them from each SDP a party sends).
+        if neg.ice.is_some() {
+            neg.ice_trickle = theirs.trickle;
+            neg.ice2 = theirs.ice2;
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
         // An `RTP/SAVP(F)` receiver offered our SDES lines gets our DTLS
