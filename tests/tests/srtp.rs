@@ -698,3 +698,112 @@ fn osrtp_offer_and_accept() {
     expect_packet(&b, pa, &srtp);
     rig.delete_now("osrtp-3");
 }
+
+/// `first` followed by the media sections of `second` (legacy OSRTP twins).
+fn twinned(first: &str, second: &str) -> String {
+    let at = second.find("m=").expect("a media section");
+    format!("{first}{}", &second[at..])
+}
+
+/// OSRTP's legacy form (RFC 8643 §3.2: a plain section and its SRTP twin
+/// on one port), with media checked by libsrtp: `offer-legacy` towards a
+/// callee that takes the SRTP twin, and `accept-legacy` from a caller that
+/// twins its offer.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn osrtp_legacy_twins_carry_media() {
+    require_root();
+    let rig = Rig::new("srtp-osrtp-legacy", &["--endpoint-learning=immediate"]);
+    let mut peer = SrtpPeer::start();
+    let a = rig.socket(&format!("{A}:2010"));
+    let b = rig.socket(&format!("{B}:2012"));
+
+    // offer-legacy: a plain twin and the SRTP section, on one port.
+    let offer = rig.offer(
+        "legacy-1",
+        "ft",
+        &sdp(A, 2010, "RTP/AVP", &[]),
+        vec![
+            ("transport-protocol", Value::str("RTP/SAVP")),
+            ("OSRTP", Value::str("offer-legacy")),
+        ],
+    );
+    let ports = media_ports(&offer);
+    assert_eq!(ports.len(), 2, "{offer}");
+    assert_eq!(ports[0], ports[1], "{offer}");
+    let plain_at = offer.find(" RTP/AVP 0").expect("the plain twin");
+    let srtp_at = offer.find(" RTP/SAVP 0").expect("the SRTP twin");
+    assert!(plain_at < srtp_at, "{offer}");
+    assert!(!offer[..srtp_at].contains("a=crypto:"), "{offer}");
+    let to_b = crypto_lines(&offer)
+        .into_iter()
+        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")
+        .expect("offered");
+    let b_key = line(to_b.tag, &to_b.suite, KEY_B);
+    // The callee takes the SRTP twin and rejects the plain one.
+    let answer = rig.answer(
+        "legacy-1",
+        "ft",
+        "tt",
+        &twinned(
+            &sdp(B, 0, "RTP/AVP", &[]),
+            &sdp(B, 2012, "RTP/SAVP", std::slice::from_ref(&b_key)),
+        ),
+        Vec::new(),
+    );
+    assert_eq!(media_ports(&answer).len(), 1, "{answer}");
+    assert!(answer.contains(" RTP/AVP 0"), "{answer}");
+    assert!(crypto_lines(&answer).is_empty(), "{answer}");
+    let (pa, pb) = (daemon(ports[0]), daemon(port_of(&answer)));
+    for seq in 0..3u16 {
+        both_ways(&mut peer, (&a, &b), (&to_b, &b_key), (pa, pb), seq);
+    }
+    rig.delete_now("legacy-1");
+
+    // accept-legacy: the caller twins its offer; the callee gets one plain
+    // section, the caller both back (its plain twin rejected in place).
+    let a_key = line(1, "AES_CM_128_HMAC_SHA1_80", KEY_A);
+    let offer = rig.offer(
+        "legacy-2",
+        "ft",
+        &twinned(
+            &sdp(A, 2010, "RTP/AVP", &[]),
+            &sdp(A, 2010, "RTP/SAVP", std::slice::from_ref(&a_key)),
+        ),
+        vec![
+            ("transport-protocol", Value::str("RTP/AVP")),
+            ("OSRTP", Value::str("accept-legacy")),
+        ],
+    );
+    assert_eq!(media_ports(&offer).len(), 1, "{offer}");
+    assert!(crypto_lines(&offer).is_empty(), "{offer}");
+    let answer = rig.answer(
+        "legacy-2",
+        "ft",
+        "tt",
+        &sdp(B, 2012, "RTP/AVP", &[]),
+        Vec::new(),
+    );
+    let ports = media_ports(&answer);
+    assert_eq!(ports.len(), 2, "{answer}");
+    assert_eq!(ports[0], 0, "{answer}");
+    let to_a = crypto_lines(&answer);
+    assert_eq!(to_a.len(), 1, "{answer}");
+    assert_eq!(to_a[0].tag, 1);
+    assert_ne!(to_a[0].key, a_key.key, "our key towards the caller");
+    let (pa, pb) = (daemon(port_of(&offer)), daemon(ports[1]));
+    for seq in 0..3u16 {
+        let plain = rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
+        a.send_to(&peer.protect(false, &a_key, &plain), pb).unwrap();
+        expect_packet(&b, pa, &plain);
+        let plain = rtp(0, 700 + seq, 160 * u32::from(seq), 0xbbbb, seq as u8);
+        b.send_to(&plain, pa).unwrap();
+        let (srtp, from) = recv(&a);
+        assert_eq!(from, pb);
+        assert_eq!(
+            peer.unprotect(false, &to_a[0], &srtp).as_deref(),
+            Ok(&plain[..])
+        );
+    }
+    rig.delete_now("legacy-2");
+}
