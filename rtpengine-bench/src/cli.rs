@@ -248,7 +248,12 @@ impl Opts {
         } else if c.ng.is_some() {
             vec![Kind::External]
         } else if c.srtp {
-            vec![Kind::Ours, Kind::Upstream, Kind::SocketFloor, Kind::XskFloor]
+            vec![
+                Kind::Ours,
+                Kind::Upstream,
+                Kind::SocketFloor,
+                Kind::XskFloor,
+            ]
         } else {
             vec![
                 Kind::Ours,
