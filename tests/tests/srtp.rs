@@ -807,3 +807,40 @@ fn osrtp_legacy_twins_carry_media() {
     }
     rig.delete_now("legacy-2");
 }
+
+/// A plain caller that starts its RTP sequence over under the same SSRC (a
+/// re-INVITE, a B2BUA switching sources) keeps reaching its SRTP callee:
+/// libsrtp refuses indexes behind its window, so the daemon renumbers
+/// what it protects (one packet is lost). Upstream sends the old indexes
+/// again, which libsrtp drops.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_plain_caller_starting_its_sequence_over_keeps_reaching_an_srtp_callee() {
+    require_root();
+    let rig = Rig::new("srtp-restart", &["--endpoint-learning=immediate"]);
+    let mut peer = SrtpPeer::start();
+    let a = rig.socket(&format!("{A}:2020"));
+    let b = rig.socket(&format!("{B}:2022"));
+    let (to_b, _, pa, pb) = plain_to_srtp(&rig, "restart-1", 2020, 2022);
+    let plain = |seq: u16| rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
+    let through = |peer: &mut SrtpPeer, seq: u16| {
+        a.send_to(&plain(seq), pb).unwrap();
+        let (srtp, from) = recv(&b);
+        assert_eq!(from, pa);
+        peer.unprotect(false, &to_b, &srtp)
+            .unwrap_or_else(|e| panic!("libsrtp refused seq {seq}: {e}"))
+    };
+    for seq in 20_000..20_010u16 {
+        assert_eq!(through(&mut peer, seq), plain(seq));
+    }
+    // Started over at 100: the first packet is not sent, the rest follow
+    // 20 009 and libsrtp takes each.
+    a.send_to(&plain(100), pb).unwrap();
+    expect_silence(&b);
+    for (n, seq) in (101..110u16).enumerate() {
+        let got = through(&mut peer, seq);
+        assert_eq!(got[2..4], (20_010 + n as u16).to_be_bytes(), "renumbered");
+        assert_eq!(got[4..], plain(seq)[4..]);
+    }
+    rig.delete_now("restart-1");
+}

@@ -359,6 +359,11 @@ impl Window {
         behind < REPLAY_WINDOW && self.bits & (1 << behind) == 0
     }
 
+    /// Whether `index` is behind the window (no receiver takes it).
+    fn too_old(&self, index: u64) -> bool {
+        self.seen && index <= self.max && self.max - index >= REPLAY_WINDOW
+    }
+
     /// Records `index`.
     fn record(&mut self, index: u64) {
         if !self.seen {
@@ -387,6 +392,13 @@ struct SsrcState {
     rtcp: Window,
     /// SRTCP sent: the next index.
     rtcp_next: u32,
+    /// Sending: added to the sequence numbers of the plain packets we
+    /// protect, once their sender started its sequence over (see
+    /// [`Context::protect_rtp`]).
+    seq_delta: u16,
+    /// Sending: the sequence number (as received) of the last packet that
+    /// came too old, while no packet in between was in order.
+    too_old: Option<u16>,
 }
 
 impl SsrcState {
@@ -545,17 +557,43 @@ impl Context {
     }
 
     /// Encrypts and authenticates the RTP packet in `pkt`.
+    ///
+    /// A plain sender may start its sequence over under the same SSRC (a
+    /// re-INVITE, a B2BUA switching sources); behind the replay window,
+    /// its packets would be refused here and by every receiver until it
+    /// passed its old position, minutes of silence. Two such packets in a
+    /// row are taken for a restart: from the second on, the sequence
+    /// numbers we send continue after the newest sent (one packet is
+    /// lost). A single late packet is still refused. Upstream sends the
+    /// old indexes again, which receivers drop as replays.
     pub fn protect_rtp(&mut self, pkt: &mut Vec<u8>) -> Result<(), SrtpError> {
         let hdr = rtp_header_len(pkt).ok_or(SrtpError::Short)?;
-        let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+        let received = u16::from_be_bytes([pkt[2], pkt[3]]);
         let ssrc = be32(&pkt[8..12]);
         let st = self.entry(ssrc)?;
-        let index = st.estimate(seq);
-        // An index sent before, or too old to tell, is not sent again:
-        // another packet under the same IV would reveal both (with AES-GCM
-        // even the authentication key). libsrtp refuses them too.
+        let mut seq = received.wrapping_add(st.seq_delta);
+        let mut index = st.estimate(seq);
+        if st.rtp.too_old(index) {
+            let run = st.too_old == Some(received.wrapping_sub(1));
+            st.too_old = Some(received);
+            if !run {
+                return Err(SrtpError::Replay);
+            }
+            seq = (st.rtp.max as u16).wrapping_add(1);
+            st.seq_delta = seq.wrapping_sub(received);
+            st.too_old = None;
+            index = st.estimate(seq);
+        } else {
+            st.too_old = None;
+        }
+        // An index sent before is not sent again: another packet under the
+        // same IV would reveal both (with AES-GCM even the authentication
+        // key). libsrtp refuses them too.
         if !st.rtp.fresh(index) {
             return Err(SrtpError::Replay);
+        }
+        if seq != received {
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
         }
         st.rtp.record(index);
         let roc = (index >> 16) as u32;
@@ -959,6 +997,47 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_sender_starting_its_sequence_over_is_renumbered() {
+        for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+            let (mut tx, mut rx) = pair(suite, Params::default(), None);
+            let send = |tx: &mut Context, seq: u16| {
+                let mut p = rtp(seq, 7, 20);
+                tx.protect_rtp(&mut p).map(|()| p)
+            };
+            for seq in 30_000..30_100u16 {
+                rx.unprotect_rtp(&mut send(&mut tx, seq).unwrap()).unwrap();
+            }
+            // An isolated late packet, then in order again: refused, and
+            // nothing renumbered.
+            assert_eq!(send(&mut tx, 29_000), Err(SrtpError::Replay));
+            let mut p = send(&mut tx, 30_100).unwrap();
+            rx.unprotect_rtp(&mut p).unwrap();
+            assert_eq!(p, rtp(30_100, 7, 20));
+            // Started over at 5: the first is refused, the rest continue
+            // after 30 100 and every receiver takes them.
+            assert_eq!(send(&mut tx, 5), Err(SrtpError::Replay));
+            let check = |rx: &mut Context, mut p: Vec<u8>, seq: u16, want: u16| {
+                rx.unprotect_rtp(&mut p).unwrap();
+                assert_eq!(p[2..4], want.to_be_bytes(), "renumbered");
+                assert_eq!(p[4..], rtp(seq, 7, 20)[4..]);
+            };
+            for seq in (6..200u16).filter(|&s| s != 180) {
+                check(&mut rx, send(&mut tx, seq).unwrap(), seq, 30_095 + seq);
+            }
+            // Reordering within the window goes out once, renumbered
+            // alike; a duplicate stays refused.
+            check(&mut rx, send(&mut tx, 180).unwrap(), 180, 30_275);
+            assert_eq!(send(&mut tx, 180), Err(SrtpError::Replay));
+            assert_eq!(send(&mut tx, 199), Err(SrtpError::Replay));
+            // Started over again, ahead by more than half the space (so
+            // behind, to every receiver): renumbered once more.
+            assert_eq!(send(&mut tx, 60_000), Err(SrtpError::Replay));
+            check(&mut rx, send(&mut tx, 60_001).unwrap(), 60_001, 30_295);
+            check(&mut rx, send(&mut tx, 60_002).unwrap(), 60_002, 30_296);
+        }
+    }
+
+    #[test]
     fn rollover_counter_follows_wraps_and_a_receiver_joining_late() {
         let suite = Suite::AesCm128HmacSha1_80;
         let (mut tx, mut rx) = pair(suite, Params::default(), None);
@@ -986,9 +1065,10 @@ mod tests {
             tx.protect_rtp(&mut p).unwrap();
             rx.unprotect_rtp(&mut p).unwrap();
         }
-        // Sending an index again, or one too old for the window, is
-        // refused (no second packet under one IV), and panics nowhere.
-        for seq in [40_001u16, 39_000] {
+        // Sending an index again, or one too old for the window (once,
+        // not a run), is refused (no second packet under one IV), and
+        // panics nowhere.
+        for seq in [40_001u16, 39_000, 40_001] {
             let mut p = rtp(seq, 1, 20);
             assert_eq!(tx.protect_rtp(&mut p), Err(SrtpError::Replay));
             assert_eq!(p, rtp(seq, 1, 20));
