@@ -127,6 +127,11 @@ pub struct Negotiated {
     pub ext_masked: Vec<crate::sdp::Attribute>,
     /// The transport protocol of this party's own latest SDP.
     pub protocol_own: Option<String>,
+    /// The protocol upstream remembers for this party: its own latest
+    /// SDP's or the latest we wrote it, whichever came last. While a
+    /// sender keeps its own, an offer keeps the receiver's (a re-INVITE
+    /// from the SRTP side of a bridge stays plain towards the plain side).
+    pub protocol_last: Option<offer_answer::LastProtocol>,
     /// This party's own SDP announced `a=rtcp-fb` (it takes RTCP feedback
     /// whatever its protocol says).
     pub rtcp_fb: bool,

@@ -564,6 +564,37 @@ const KEY1: &str = "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7f
 const KEY2: &str = "AES_CM_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
 
 #[test]
+fn re_offers_keep_each_sides_protocol_as_upstream() {
+    let calls = registry();
+    let mut o = offer("keep-1");
+    o.sdp.transport = Some("RTP/SAVP");
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    let b = srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&format!("1 {KEY2}")]);
+    run(&calls, &answer("keep-1"), &b);
+    // A re-INVITE from the SRTP side, no options: the plain side stays
+    // plain, and its answer goes back as SRTP.
+    let from_b = options(Side::Offer, "keep-1", "callee", Some("caller"));
+    let to_a = run(&calls, &from_b, &b);
+    assert_eq!(to_a.media[0].protocol, "RTP/AVP");
+    assert!(crypto_values(&to_a).is_empty());
+    let a_back = options(Side::Answer, "keep-1", "callee", Some("caller"));
+    let to_b = run(&calls, &a_back, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(to_b.media[0].protocol, "RTP/SAVP");
+    assert_eq!(crypto_values(&to_b).len(), 1);
+    // A re-INVITE from the plain side, no options: still SRTP towards B,
+    // our key in force first.
+    let to_b = run(&calls, &offer("keep-1"), &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(to_b.media[0].protocol, "RTP/SAVP");
+    assert_eq!(crypto_values(&to_b).len(), 12);
+    // A sender that changes its own protocol: the receiver follows it.
+    let savp_a = srtp_sdp("192.0.2.10", 5000, "RTP/SAVP", &[&format!("1 {KEY1}")]);
+    let to_b = run(&calls, &offer("keep-1"), &savp_a);
+    assert_eq!(to_b.media[0].protocol, "RTP/SAVP");
+    let to_b = run(&calls, &offer("keep-1"), &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(to_b.media[0].protocol, "RTP/AVP");
+}
+
+#[test]
 fn sdes_between_plain_and_srtp() {
     let calls = registry();
     let mut o = offer("sd1");

@@ -18,7 +18,7 @@ mod webrtc;
 pub(crate) use bundle::link as link_bundles;
 pub use bundle::{BundleOptions, Bundled};
 pub use legacy::Twin;
-pub use outgoing::{SdpOptions, SWITCHABLE};
+pub use outgoing::{LastProtocol, SdpOptions, SWITCHABLE};
 pub use webrtc::{is_dtls, IceMode, Lite, WebrtcOptions};
 
 use std::net::IpAddr;

@@ -26,6 +26,27 @@ pub const SWITCHABLE: &[&str] = &[
     "UDP/TLS/RTP/SAVPF",
 ];
 
+/// A party's protocol as upstream remembers it (see
+/// [`Negotiated::protocol_last`](crate::call::Negotiated::protocol_last)):
+/// the profile, and whether it is OSRTP (a plain profile with keys, RFC
+/// 8643), which upstream treats as a protocol of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastProtocol {
+    pub name: String,
+    pub osrtp: bool,
+}
+
+impl LastProtocol {
+    /// The protocol of section `m` (`session`: its session's attributes).
+    fn of(m: &Media, session: &[Attribute]) -> LastProtocol {
+        LastProtocol {
+            name: m.protocol.clone(),
+            osrtp: super::sdes::is_plain(&m.protocol)
+                && (m.has_attr("crypto") || super::webrtc::has_fingerprint(m, session)),
+        }
+    }
+}
+
 /// The options that shape the SDP written onwards, beyond addresses and ports.
 #[derive(Debug, Clone, Default)]
 pub struct SdpOptions {
@@ -129,6 +150,11 @@ impl OfferAnswer {
             neg.codecs_own = codecs::codecs(m);
             neg.rtcp_fb = m.has_attr("rtcp-fb");
             neg.protocol_own = Some(m.protocol.clone());
+            // Upstream's rule: a sender that keeps its protocol leaves the
+            // receiver the one it last had with us.
+            let own = LastProtocol::of(m, &session_attrs);
+            let kept = neg.protocol_last.as_ref() == Some(&own);
+            neg.protocol_last = Some(own);
             neg.mid = m.attr("mid").and_then(|a| a.value.clone());
             match self.side {
                 Side::Offer => {
@@ -144,7 +170,11 @@ impl OfferAnswer {
                         m.port = 0;
                         continue;
                     }
-                    self.offer_media(call, (snd, rcv, i), m, (&session_attrs, id));
+                    let keep = match kept {
+                        true => call.parties[rcv].medias[i].negotiated.protocol_last.clone(),
+                        false => None,
+                    };
+                    self.offer_media(call, (snd, rcv, i), m, (&session_attrs, id), keep);
                 }
                 Side::Answer => {
                     if call.parties[snd].medias[i].negotiated.removed {
@@ -167,7 +197,9 @@ impl OfferAnswer {
             }
             strip_extmap(m, &o.extmap_strip);
             strip_extmap(m, &o.extmap_mask);
-            call.parties[rcv].medias[i].negotiated.protocol_sent = Some(m.protocol.clone());
+            let neg = &mut call.parties[rcv].medias[i].negotiated;
+            neg.protocol_sent = Some(m.protocol.clone());
+            neg.protocol_last = Some(LastProtocol::of(m, &session_attrs));
         }
         // Session-level DTLS attributes of a sender whose DTLS stops here.
         let terminated = |p: usize| {
@@ -203,12 +235,21 @@ impl OfferAnswer {
         (snd, rcv, i): (usize, usize, usize),
         m: &mut Media,
         dtls: (&[Attribute], &Identity),
+        keep: Option<LastProtocol>,
     ) {
         let o = &self.sdp;
         if !m.is_rtp() {
             return;
         }
         let sender_protocol = m.protocol.clone();
+        // The receiver keeps the protocol it last had with us (the sender
+        // kept its own), as upstream: without `transport-protocol`, a
+        // re-INVITE of either side keeps a bridge's two protocols.
+        if let Some(k) = keep.filter(|k| {
+            SWITCHABLE.contains(&k.name.as_str()) && SWITCHABLE.contains(&m.protocol.as_str())
+        }) {
+            m.protocol = k.name;
+        }
         if let Some(t) = o
             .transport
             .filter(|_| SWITCHABLE.contains(&m.protocol.as_str()))
