@@ -164,6 +164,9 @@ pub struct Negotiated {
     /// We offered it OSRTP (`OSRTP=offer`): an answer with `a=crypto`
     /// makes its leg SRTP.
     pub osrtp_out: bool,
+    /// Its latest offer was OSRTP while its leg was SRTP with us through
+    /// OSRTP: the answer keeps it SRTP, as `OSRTP=accept` would.
+    pub osrtp_accept: bool,
     /// `SDES-offerer_pref` of this party's offer: the suites the answer to
     /// it picks from its lines.
     pub offerer_pref: Vec<crate::crypto::Suite>,

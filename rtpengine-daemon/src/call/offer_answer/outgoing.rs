@@ -154,6 +154,9 @@ impl OfferAnswer {
             // receiver the one it last had with us.
             let own = LastProtocol::of(m, &session_attrs);
             let kept = neg.protocol_last.as_ref() == Some(&own);
+            // A sender whose leg is SRTP with us through OSRTP, and stays
+            // OSRTP: its lines are its keys, and the answer keeps it SRTP.
+            let osrtp_from_sender = kept && own.osrtp && neg.srtp;
             neg.protocol_last = Some(own);
             neg.mid = m.attr("mid").and_then(|a| a.value.clone());
             match self.side {
@@ -174,7 +177,13 @@ impl OfferAnswer {
                         true => call.parties[rcv].medias[i].negotiated.protocol_last.clone(),
                         false => None,
                     };
-                    self.offer_media(call, (snd, rcv, i), m, (&session_attrs, id), keep);
+                    self.offer_media(
+                        call,
+                        (snd, rcv, i),
+                        m,
+                        (&session_attrs, id),
+                        (keep, osrtp_from_sender),
+                    );
                 }
                 Side::Answer => {
                     if call.parties[snd].medias[i].negotiated.removed {
@@ -235,7 +244,7 @@ impl OfferAnswer {
         (snd, rcv, i): (usize, usize, usize),
         m: &mut Media,
         dtls: (&[Attribute], &Identity),
-        keep: Option<LastProtocol>,
+        (keep, osrtp_from_sender): (Option<LastProtocol>, bool),
     ) {
         let o = &self.sdp;
         if !m.is_rtp() {
@@ -244,10 +253,14 @@ impl OfferAnswer {
         let sender_protocol = m.protocol.clone();
         // The receiver keeps the protocol it last had with us (the sender
         // kept its own), as upstream: without `transport-protocol`, a
-        // re-INVITE of either side keeps a bridge's two protocols.
+        // re-INVITE of either side keeps a bridge's two protocols. A
+        // receiver whose leg is SRTP with us through OSRTP is offered
+        // OSRTP again (upstream remembers OSRTP as a protocol).
+        let mut osrtp_to_receiver = false;
         if let Some(k) = keep.filter(|k| {
             SWITCHABLE.contains(&k.name.as_str()) && SWITCHABLE.contains(&m.protocol.as_str())
         }) {
+            osrtp_to_receiver = k.osrtp && call.parties[rcv].medias[i].negotiated.srtp;
             m.protocol = k.name;
         }
         if let Some(t) = o
@@ -255,6 +268,7 @@ impl OfferAnswer {
             .filter(|_| SWITCHABLE.contains(&m.protocol.as_str()))
         {
             m.protocol = t.to_owned();
+            osrtp_to_receiver = false;
         }
         // An `RTP/SAVP(F)` offerer that offers DTLS (`a=fingerprint`) is
         // keyed by DTLS here, also when it offers `a=crypto` too (unless
@@ -273,7 +287,13 @@ impl OfferAnswer {
             m.attributes.retain(|a| a.name != "crypto");
         }
         let sender_srtp = super::sdes::is_sdes(&sender_protocol) && !savp_dtls;
-        self.offer_sdes(call, (snd, rcv, i), m, sender_srtp);
+        self.offer_sdes(
+            call,
+            (snd, rcv, i),
+            m,
+            sender_srtp,
+            (osrtp_from_sender, osrtp_to_receiver),
+        );
         self.webrtc_media(call, (snd, rcv, i), m, dtls, (&sender_protocol, savp_dtls));
         let sent = &call.parties[rcv].medias[i].negotiated.codecs_sent;
         if o.static_codecs && !sent.is_empty() {

@@ -118,6 +118,7 @@ fn clear(neg: &mut Negotiated) {
     neg.ours.clear();
     neg.osrtp_in = false;
     neg.osrtp_out = false;
+    neg.osrtp_accept = false;
 }
 
 impl OfferAnswer {
@@ -133,13 +134,17 @@ impl OfferAnswer {
 
     /// An offer: the offerer's keys, and the lines offered to the receiver
     /// (`sender_sdes`: the offerer's own protocol is SDES; `m` already has
-    /// the protocol the receiver is offered).
+    /// the protocol the receiver is offered). `osrtp`: the offerer's, and
+    /// the receiver's, leg is SRTP with us through OSRTP and stays so (as
+    /// if `OSRTP=accept` and `OSRTP=offer` were given: upstream remembers
+    /// OSRTP as a protocol across re-INVITEs).
     pub(super) fn offer_sdes(
         &self,
         call: &mut Call,
         (snd, rcv, i): (usize, usize, usize),
         m: &mut Media,
         sender_sdes: bool,
+        (osrtp_from_sender, osrtp_to_receiver): (bool, bool),
     ) {
         let Some(offered) = sender_lines(call, (snd, rcv, i), m, sender_sdes) else {
             return;
@@ -154,6 +159,7 @@ impl OfferAnswer {
         {
             let a = &mut call.parties[snd].medias[i].negotiated;
             a.osrtp_in = !osrtp_in.is_empty();
+            a.osrtp_accept = a.osrtp_in && osrtp_from_sender;
             a.crypto_in = match a.osrtp_in {
                 true => osrtp_in,
                 false => offered.clone(),
@@ -178,9 +184,9 @@ impl OfferAnswer {
                 r.srtp = true;
             }
             prune_ours(r);
-        } else if self.osrtp.offer
+        } else if (self.osrtp.offer || osrtp_to_receiver)
             && is_plain(&m.protocol)
-            && (sender_sdes || !m.has_attr("crypto"))
+            && (sender_sdes || osrtp_from_sender || !m.has_attr("crypto"))
             && !m.has_attr("fingerprint")
         {
             // `OSRTP=offer`: a plain offer becomes an OSRTP offer (our
@@ -195,9 +201,10 @@ impl OfferAnswer {
             r.osrtp_out = true;
             prune_ours(r);
         } else {
-            // Towards a plain receiver: SRTP lines removed; plain to plain,
-            // any a=crypto (OSRTP) passes on untouched.
-            if sender_sdes {
+            // Towards a plain receiver: SRTP lines removed (and an OSRTP
+            // sender's whose leg is SRTP with us); plain to plain, any
+            // a=crypto (OSRTP) passes on untouched.
+            if sender_sdes || osrtp_from_sender {
                 m.attributes.retain(|a| a.name != "crypto");
             }
             r.crypto_out.clear();
@@ -248,7 +255,7 @@ impl OfferAnswer {
         // gives it SRTP though the answer is plain (as upstream).
         let osrtp_keep = !offerer_sdes
             && a.osrtp_in
-            && (sender_sdes || (self.osrtp.accept && !m.has_attr("crypto")));
+            && (sender_sdes || ((self.osrtp.accept || a.osrtp_accept) && !m.has_attr("crypto")));
         let answered = match osrtp_keep {
             true => Vec::new(),
             false => answered,
