@@ -743,6 +743,49 @@ fn plain_to_plain_passes_osrtp_lines_untouched() {
     assert_eq!(transform(&calls, "sd4", 0), (false, false));
 }
 
+#[test]
+fn osrtp_carries_over_re_invites_of_either_side() {
+    let calls = registry();
+    let caller = srtp_sdp("192.0.2.10", 5000, "RTP/AVP", &[&format!("1 {KEY1}")]);
+    let callee = sdp_from("192.0.2.20", 6000, &[]);
+    run(&calls, &offer("os-1"), &caller);
+    let mut a = answer("os-1");
+    a.osrtp.accept = true;
+    let to_a = run(&calls, &a, &callee);
+    let ours = crypto_values(&to_a);
+    assert_eq!(ours.len(), 1);
+    // The callee re-offers, no options: the caller is offered OSRTP
+    // again, the key in force first; the callee's answer-back is plain.
+    let from_b = options(Side::Offer, "os-1", "callee", Some("caller"));
+    let to_a = run(&calls, &from_b, &callee);
+    assert_eq!(to_a.media[0].protocol, "RTP/AVP");
+    let lines = crypto_values(&to_a);
+    assert_eq!(lines.len(), 12);
+    assert_eq!(lines[0], ours[0]);
+    let a_back = options(Side::Answer, "os-1", "callee", Some("caller"));
+    let caller_takes = srtp_sdp("192.0.2.10", 5000, "RTP/AVP", &[&ours[0]]);
+    let to_b = run(&calls, &a_back, &caller_takes);
+    assert!(crypto_values(&to_b).is_empty());
+    // The caller's packets are unprotected, the callee's protected.
+    assert_eq!(transform(&calls, "os-1", 0), (true, false));
+    assert_eq!(transform(&calls, "os-1", 1), (false, true));
+    // The caller re-offers OSRTP, no options: its lines stop here, and
+    // the plain answer keeps it SRTP under our key.
+    let to_b = run(&calls, &offer("os-1"), &caller);
+    assert!(crypto_values(&to_b).is_empty());
+    let to_a = run(&calls, &answer("os-1"), &callee);
+    assert_eq!(crypto_values(&to_a), ours);
+    // The caller's packets are unprotected, the callee's protected.
+    assert_eq!(transform(&calls, "os-1", 0), (true, false));
+    assert_eq!(transform(&calls, "os-1", 1), (false, true));
+    // A plain re-offer of the caller: plain from then on.
+    run(&calls, &offer("os-1"), &sdp_from("192.0.2.10", 5000, &[]));
+    let to_a = run(&calls, &answer("os-1"), &callee);
+    assert!(crypto_values(&to_a).is_empty());
+    assert_eq!(transform(&calls, "os-1", 0), (false, false));
+    assert_eq!(transform(&calls, "os-1", 1), (false, false));
+}
+
 /// An SDP from `addr`:`port` with `protocol` and extra media attributes.
 fn proto_sdp(addr: &str, port: u16, protocol: &str, attrs: &[String]) -> sdp::Session {
     let mut s = format!(
