@@ -54,7 +54,9 @@ struct Cli {
     /// `transport-protocol: RTP/SAVP`): the daemon encrypts what callers
     /// send and decrypts what callees send; the generator protects and
     /// checks the callee side with the daemon's own SRTP code [default
-    /// daemons: ours, upstream; no floors, no kernel: SRTP stays in userspace].
+    /// daemons: ours, upstream, socket-floor, xsk-floor (the floors do the
+    /// same SRTP work; not with --callee-ipv6); no kernel: SRTP stays in
+    /// userspace].
     #[arg(long)]
     srtp: bool,
     /// Skip the flat-out intervals.
@@ -247,6 +249,9 @@ impl Opts {
             vec![Kind::OursKernel]
         } else if c.ng.is_some() {
             vec![Kind::External]
+        } else if c.srtp && c.callee_ipv6 {
+            // The floors forward IPv4 only.
+            vec![Kind::Ours, Kind::Upstream]
         } else if c.srtp {
             vec![
                 Kind::Ours,
@@ -417,6 +422,12 @@ mod tests {
         assert!(full.max_rate && full.flat_out && full.peer_xdp);
         assert_eq!(full.daemons.len(), 7);
         assert!(!opts(&["--no-max-rate"]).unwrap().max_rate);
+        // --srtp runs the two userspace floors too, except over IPv6.
+        let srtp = opts(&["--srtp"]).unwrap();
+        assert_eq!(srtp.daemons.len(), 4);
+        let v6 = opts(&["--srtp", "--callee-ipv6"]).unwrap();
+        assert_eq!(v6.daemons, vec![Kind::Ours, Kind::Upstream]);
+        assert!(opts(&["--srtp", "--daemons", "floor"]).is_err());
     }
 
     #[test]

@@ -194,8 +194,6 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
     for (i, x) in socks.iter().flatten().enumerate() {
         ep.add(x.fd(), i as u64)?;
     }
-    println!("ready");
-    std::io::stdout().flush()?;
     let mut srtp = match srtp {
         true => Some(Srtp {
             state: FloorSrtp::new(calls)?,
@@ -204,6 +202,8 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         }),
         false => None,
     };
+    println!("ready");
+    std::io::stdout().flush()?;
     let [a, b] = &mut socks;
     relay(&ep, &rules, a, b, srtp.as_mut());
     drop(ebpf);
@@ -332,7 +332,9 @@ mod tests {
         );
         assert_eq!(want, [f[40], f[41]]);
         // --srtp: the payload grows by the tag, lengths and checksums
-        // follow, and the callee's key opens it.
+        // follow (a valid header or datagram sums to all ones, checksum
+        // included), and the key the floor protects towards the callee
+        // with opens it.
         let mut srtp = FloorSrtp::new(1).unwrap();
         let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0x50, 0, 0, 1];
         rtp.extend_from_slice(&[9; 160]);
@@ -347,15 +349,11 @@ mod tests {
         assert_eq!(out.len(), f.len() + 10);
         assert_eq!(out[16..18], (28 + rtp.len() as u16 + 10).to_be_bytes());
         assert_eq!(out[38..40], (8 + rtp.len() as u16 + 10).to_be_bytes());
-        let ip = csum::ipv4_header_checksum(&[&out[14..24], &[0, 0], &out[26..34]].concat());
-        assert_eq!(ip, [out[24], out[25]]);
-        let udp = [&out[34..40], &[0, 0], &out[42..]].concat();
-        let want = csum::udp4_checksum(
-            out[26..30].try_into().unwrap(),
-            out[30..34].try_into().unwrap(),
-            &udp,
-        );
-        assert_eq!(want, [out[40], out[41]]);
+        assert_eq!(csum::fold(csum::add_slice(0, &out[14..34])), 0xffff);
+        let udp_len = (out.len() - 34) as u16;
+        let pseudo = [&out[26..34], &[0, 17], &udp_len.to_be_bytes()[..]].concat();
+        let sum = csum::add_slice(csum::add_slice(0, &pseudo), &out[34..]);
+        assert_eq!(csum::fold(sum), 0xffff);
         let mut back = out[42..].to_vec();
         let ours = crate::floorsrtp::keys(0).unwrap().0;
         crate::floorsrtp::context(&ours)

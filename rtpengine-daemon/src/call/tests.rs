@@ -1253,6 +1253,24 @@ fn a_partys_own_ice_options_come_back_to_it() {
     run(&calls, &a, &sdp_from("192.0.2.20", 6000, &lines));
     let again = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
     assert_eq!(options(&again).as_deref(), Some("ice2"));
+    // Options go with the party's next SDP even when it has no ICE: the
+    // callee answers without, and the next offer to it (ICE forced) says
+    // nothing.
+    let mut a = answer("iceopt-2");
+    a.webrtc.ice = offer_answer::IceMode::Force;
+    run(&calls, &a, &sdp_from("192.0.2.20", 6000, &[]));
+    let again = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert_eq!(options(&again), None);
+    // The trickle placeholder (port 9, no address) means trickle.
+    let mut o = offer("iceopt-3");
+    o.webrtc.ice = offer_answer::IceMode::Force;
+    run(&calls, &o, &sdp_from("0.0.0.0", 9, &ice));
+    let back = run(
+        &calls,
+        &answer("iceopt-3"),
+        &sdp_from("192.0.2.20", 6000, &[]),
+    );
+    assert_eq!(options(&back).as_deref(), Some("trickle"));
 }
 
 fn sections(s: &sdp::Session) -> Vec<(String, bool, bool)> {

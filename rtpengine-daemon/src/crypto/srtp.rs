@@ -43,7 +43,7 @@ type HmacSha1 = Hmac<Sha1>;
 /// keystream), so the bound is generous: a bundle's sections share one
 /// context (audio, video, RTX, simulcast layers), and a SIP side may take
 /// a new SSRC at every hold or transfer of a long call. At most about
-/// 7 KiB per context when full.
+/// 8 KiB per context when full.
 pub const MAX_SSRCS: usize = 128;
 
 /// Packets behind the newest that are still accepted (once each).

@@ -162,12 +162,19 @@ fn announced(m: &Media, session: &[Attribute]) -> Announced {
         .iter()
         .filter(|a| a.name == "candidate")
         .filter_map(|a| a.value.as_deref());
-    let option = |o: &str| {
-        attr(m, session, "ice-options").is_some_and(|v| v.split_whitespace().any(|x| x == o))
-    };
+    // Upstream's reading: the options only with ICE credentials, and
+    // without `a=ice-options` the trickle placeholder address (port 9,
+    // no address) means trickle.
+    let options = attr(m, session, "ice-options");
+    let option = |o: &str| options.is_some_and(|v| v.split_whitespace().any(|x| x == o));
+    let placeholder = m.port == 9
+        && m.connection
+            .as_ref()
+            .is_none_or(|c| c.address.is_unspecified());
+    let credentials = attr(m, session, "ice-ufrag").is_some();
     Announced {
-        trickle: option("trickle"),
-        ice2: option("ice2"),
+        trickle: credentials && (option("trickle") || (options.is_none() && placeholder)),
+        ice2: credentials && option("ice2"),
         fingerprint,
         setup: attr(m, session, "setup").map(|s| s.trim().to_ascii_lowercase()),
         tls_id: attr(m, session, "tls-id").map(|s| s.trim().to_owned()),
@@ -389,8 +396,9 @@ impl OfferAnswer {
             _ => clear_ice(neg),
         }
         // Its own ICE options come back to it in what we answer or offer
-        // it next (upstream copies them from each SDP a party sends).
-        if neg.ice.is_some() {
+        // it next (upstream copies them from each SDP a party sends, also
+        // clearing them).
+        if m.port != 0 {
             neg.ice_trickle = theirs.trickle;
             neg.ice2 = theirs.ice2;
         }
@@ -467,7 +475,8 @@ impl OfferAnswer {
             true => {
                 let theirs_before = neg.ice_peer.clone();
                 ice_for(neg, theirs_before);
-                neg.ice_trickle |= o.trickle;
+                // `trickle ICE` counts in offers only, as upstream.
+                neg.ice_trickle |= o.trickle && self.side == Side::Offer;
                 // Advertised from an offer on, as upstream.
                 neg.ice2 |= o.ice2 && self.side == Side::Offer;
             }
