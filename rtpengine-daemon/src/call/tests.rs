@@ -229,6 +229,29 @@ fn rtcp_mux_declined_by_the_answerer() {
 }
 
 #[test]
+fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
+    let calls = registry();
+    let mut o = offer("mx");
+    o.rtcp_mux.offer = true;
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    run(
+        &calls,
+        &answer("mx"),
+        &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
+    );
+    // The caller re-offers without mux and without options: the callee
+    // keeps muxing, its RTCP on the RTP port (as upstream).
+    let to_callee = run(&calls, &offer("mx"), &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(has(&to_callee, "rtcp-mux"));
+    let port = to_callee.media[0].port;
+    assert_eq!(to_callee.media[0].rtcp_attr(), Some((port, None)));
+    // Its plain answer without mux then ends it.
+    let to_caller = run(&calls, &answer("mx"), &sdp_from("192.0.2.20", 6000, &[]));
+    assert!(!has(&to_caller, "rtcp-mux"));
+    calls.with_call("mx", |call| assert!(!call.parties[1].medias[0].mux));
+}
+
+#[test]
 fn rtcp_mux_require_demux_and_reject() {
     let calls = registry();
     // require: the callee is told to mux and gets a single port.

@@ -72,7 +72,12 @@ impl OfferAnswer {
             // What the receiver is told about RTCP multiplexing.
             let (mux_attr, rtcp_on_rtp) = match self.side {
                 Side::Offer => {
-                    let require = self.rtcp_mux.require;
+                    // A receiver already multiplexing keeps it, offered
+                    // without a fallback port (upstream: the fallback may
+                    // be closed already), whatever the sender offers: a
+                    // re-INVITE from the SIP side must not offer a browser
+                    // a demuxed stream.
+                    let require = self.rtcp_mux.require || rmedia.mux;
                     let offer = !self.rtcp_mux.reject
                         && !self.rtcp_mux.demux
                         && (smedia.mux_offered || self.rtcp_mux.offer);
