@@ -106,11 +106,13 @@ pub struct Negotiated {
     /// The codecs last written to this party (its answer may only pick
     /// from these; `static codecs` writes them again).
     pub codecs_sent: Vec<crate::sdp::codecs::Codec>,
-    /// The `a=ptime` value this party announced, if any.
-    pub ptime: Option<String>,
-    /// `ptime-reverse` of this party's offer: the ptime written into the
-    /// answer to it.
-    pub ptime_reverse: Option<u32>,
+    /// The `a=ptime` written to this party (upstream's per-media ptime):
+    /// set by every SDP of either party that has one, and by `ptime`
+    /// (towards the answerer) or `ptime-reverse` (towards the offerer).
+    pub ptime: Option<u32>,
+    /// `ptime`/`ptime-reverse` fixed [`Negotiated::ptime`]: the parties'
+    /// own ptimes no longer change it.
+    pub ptime_override: bool,
     /// The codecs of this party's own latest SDP (the payload types it
     /// sends with).
     pub codecs_own: Vec<crate::sdp::codecs::Codec>,

@@ -229,6 +229,40 @@ fn rtcp_mux_declined_by_the_answerer() {
 }
 
 #[test]
+fn ptime_is_one_per_party_and_sticks_as_upstream() {
+    let calls = registry();
+    let ptime = |s: &sdp::Session| s.media[0].attr("ptime").and_then(|a| a.value.clone());
+    let (a, b) = (
+        sdp_from("192.0.2.10", 5000, &[]),
+        sdp_from("192.0.2.20", 6000, &[]),
+    );
+    let b30 = sdp_from("192.0.2.20", 6000, &["ptime:30"]);
+    let from_b = options(Side::Offer, "pt", "callee", Some("caller"));
+    let a_back = options(Side::Answer, "pt", "callee", Some("caller"));
+    assert_eq!(ptime(&run(&calls, &offer("pt"), &a)), None);
+    assert_eq!(
+        ptime(&run(&calls, &answer("pt"), &b30)).as_deref(),
+        Some("30")
+    );
+    // Neither side says it again: both keep hearing it.
+    assert_eq!(ptime(&run(&calls, &from_b, &b)).as_deref(), Some("30"));
+    assert_eq!(ptime(&run(&calls, &a_back, &a)).as_deref(), Some("30"));
+    // `ptime` fixes it towards the answerer; the offerer keeps its own.
+    let mut o = offer("pt");
+    o.sdp.ptime = Some(20);
+    let a10 = sdp_from("192.0.2.10", 5000, &["ptime:10"]);
+    assert_eq!(ptime(&run(&calls, &o, &a10)).as_deref(), Some("20"));
+    assert_eq!(
+        ptime(&run(&calls, &answer("pt"), &b30)).as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        ptime(&run(&calls, &offer("pt"), &a10)).as_deref(),
+        Some("20")
+    );
+}
+
+#[test]
 fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
     let calls = registry();
     let mut o = offer("mx");

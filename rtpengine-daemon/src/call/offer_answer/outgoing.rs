@@ -144,9 +144,31 @@ impl OfferAnswer {
         }
         for (i, m) in out.media.iter_mut().enumerate() {
             let kind = m.kind.to_ascii_lowercase();
-            let own_ptime = m.attr("ptime").and_then(|a| a.value.clone());
+            // Upstream's ptime: one per party, set by either party's SDP
+            // (unless overridden) and written in everything sent to it.
+            let own_ptime = m
+                .attr("ptime")
+                .and_then(|a| a.value.as_deref())
+                .and_then(leading_int)
+                .filter(|&p| p > 0);
+            let (fwd, rev) = match self.side {
+                Side::Offer if kind == "audio" => (o.ptime, o.ptime_reverse),
+                Side::Offer => (None, o.ptime_reverse),
+                Side::Answer => (None, None),
+            };
+            set_ptime(
+                &mut call.parties[snd].medias[i].negotiated,
+                own_ptime,
+                rev,
+                fwd,
+            );
+            set_ptime(
+                &mut call.parties[rcv].medias[i].negotiated,
+                own_ptime,
+                fwd,
+                rev,
+            );
             let neg = &mut call.parties[snd].medias[i].negotiated;
-            neg.ptime = own_ptime;
             neg.codecs_own = codecs::codecs(m);
             neg.rtcp_fb = m.has_attr("rtcp-fb");
             neg.protocol_own = Some(m.protocol.clone());
@@ -207,6 +229,10 @@ impl OfferAnswer {
             strip_extmap(m, &o.extmap_strip);
             strip_extmap(m, &o.extmap_mask);
             let neg = &mut call.parties[rcv].medias[i].negotiated;
+            match neg.ptime {
+                Some(p) => m.set_attr("ptime", Some(p.to_string())),
+                None => m.attributes.retain(|a| a.name != "ptime"),
+            }
             neg.protocol_sent = Some(m.protocol.clone());
             neg.protocol_last = Some(LastProtocol::of(m, &session_attrs));
         }
@@ -318,11 +344,7 @@ impl OfferAnswer {
                 codecs::prefer(m, p);
             }
         }
-        if let Some(p) = o.ptime.filter(|_| m.kind.eq_ignore_ascii_case("audio")) {
-            m.set_attr("ptime", Some(p.to_string()));
-        }
         call.parties[rcv].medias[i].negotiated.codecs_sent = codecs::codecs(m);
-        call.parties[snd].medias[i].negotiated.ptime_reverse = o.ptime_reverse;
     }
 
     fn answer_media(
@@ -379,12 +401,35 @@ impl OfferAnswer {
                 m.attributes.push(a.clone());
             }
         }
-        match (offerer.negotiated.ptime_reverse, &offerer.negotiated.ptime) {
-            (Some(p), _) => m.set_attr("ptime", Some(p.to_string())),
-            // An answer without a ptime gets the offerer's own back (upstream).
-            (None, Some(p)) if !m.has_attr("ptime") => m.set_attr("ptime", Some(p.clone())),
-            _ => {}
-        }
+    }
+}
+
+/// The number an attribute value starts with (`20`, `20.0`, `30 `), as
+/// upstream reads `a=ptime`.
+fn leading_int(v: &str) -> Option<u32> {
+    let v = v.trim_start();
+    let end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    v[..end].parse().ok()
+}
+
+/// Upstream's `media_set_ptime` for one party: the SDP's own ptime unless
+/// overridden; `set` fixes it; `fixes` (the other direction's option)
+/// only freezes it.
+fn set_ptime(
+    neg: &mut crate::call::Negotiated,
+    own: Option<u32>,
+    set: Option<u32>,
+    fixes: Option<u32>,
+) {
+    if let Some(p) = own.filter(|_| !neg.ptime_override) {
+        neg.ptime = Some(p);
+    }
+    if let Some(p) = set {
+        neg.ptime = Some(p);
+        neg.ptime_override = true;
+    }
+    if fixes.is_some() {
+        neg.ptime_override = true;
     }
 }
 
