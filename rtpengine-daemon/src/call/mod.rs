@@ -193,6 +193,9 @@ pub struct Negotiated {
     pub ice_peer: Option<crate::relay::ice_agent::Peer>,
     /// We are an ICE-lite agent towards it (`ICE-lite`); else a full one.
     pub ice_lite: bool,
+    /// Whether its own latest SDP had ICE credentials (`None` before it
+    /// sent any): with `ICE=default` an offer to it has ICE as this says.
+    pub ice_own: Option<bool>,
     /// We told it we take trickled candidates (`trickle ICE`).
     pub ice_trickle: bool,
     /// Our ICE lines to it advertise `ice2` (`ICE=ice2` in an offer).

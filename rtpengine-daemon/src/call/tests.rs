@@ -1270,6 +1270,29 @@ fn ice2_is_advertised_from_an_offer_on() {
 }
 
 #[test]
+fn ice_default_follows_each_partys_own_sdp_once_it_sent_one() {
+    let calls = registry();
+    let has_ice = |s: &sdp::Session| s.media[0].has_attr("ice-ufrag");
+    let ice = [
+        "ice-ufrag:abcd",
+        "ice-pwd:0123456789abcdefghijkl",
+        "candidate:1 1 UDP 2130706431 192.0.2.10 5000 typ host",
+    ];
+    let a = sdp_from("192.0.2.10", 5000, &ice);
+    let b = sdp_from("192.0.2.20", 6000, &[]);
+    // The callee has sent nothing yet: it gets ICE as the offer had it.
+    assert!(has_ice(&run(&calls, &offer("icd"), &a)));
+    assert!(has_ice(&run(&calls, &answer("icd"), &b)));
+    // Its answer had no ICE: a re-offer with ICE gives it none.
+    assert!(!has_ice(&run(&calls, &offer("icd"), &a)));
+    run(&calls, &answer("icd"), &b);
+    // The callee re-offers without ICE: the caller, whose SDP had ICE,
+    // still gets it.
+    let from_b = options(Side::Offer, "icd", "callee", Some("caller"));
+    assert!(has_ice(&run(&calls, &from_b, &b)));
+}
+
+#[test]
 fn a_partys_own_ice_options_come_back_to_it() {
     let calls = registry();
     let options = |s: &sdp::Session| s.media[0].attr("ice-options").and_then(|a| a.value.clone());

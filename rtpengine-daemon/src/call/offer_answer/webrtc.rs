@@ -401,6 +401,7 @@ impl OfferAnswer {
         if m.port != 0 {
             neg.ice_trickle = theirs.trickle;
             neg.ice2 = theirs.ice2;
+            neg.ice_own = Some(sender_ice);
         }
         // The receiver's leg: our DTLS attributes and ICE in what it gets.
         // An `RTP/SAVP(F)` receiver offered our SDES lines gets our DTLS
@@ -462,13 +463,16 @@ impl OfferAnswer {
             neg.dtls = None;
         }
         // ICE towards the receiver: a DTLS party always gets it, another
-        // one if the offer had it (upstream's `default`); an answer keeps
-        // what its offer decided (the receiver offered ICE, or we did).
+        // one as its own latest SDP had it, or, before it sent any, as the
+        // offer had it (upstream's `default`); an answer keeps what its
+        // offer decided (the receiver offered ICE, or we did).
         let wants_ice = match (mode, self.side) {
             _ if passthrough => false,
             (IceMode::Force | IceMode::Optional | IceMode::ForceRelay, _) => true,
             (IceMode::Remove, _) => false,
-            (IceMode::Default, Side::Offer) => receiver_terminated || sender_ice,
+            (IceMode::Default, Side::Offer) => {
+                receiver_terminated || neg.ice_own.unwrap_or(sender_ice)
+            }
             (IceMode::Default, Side::Answer) => neg.ice.is_some(),
         };
         match wants_ice {
