@@ -652,6 +652,23 @@ fn re_offers_keep_each_sides_protocol_as_upstream() {
 }
 
 #[test]
+fn a_receiver_keyed_by_sdes_is_re_offered_sdes_alone() {
+    let calls = registry();
+    let mut o = offer("sdo");
+    o.sdp.transport = Some("RTP/SAVP");
+    let a = sdp_from("192.0.2.10", 5000, &[]);
+    // Neither chosen yet: our DTLS beside our SDES lines.
+    assert!(run(&calls, &o, &a).media[0].has_attr("fingerprint"));
+    let b = srtp_sdp("192.0.2.20", 6000, "RTP/SAVP", &[&format!("7 {KEY2}")]);
+    run(&calls, &answer("sdo"), &b);
+    // It answered with SDES: a re-offer carries SDES only (upstream).
+    let again = run(&calls, &offer("sdo"), &a);
+    assert!(!again.media[0].has_attr("fingerprint"));
+    assert!(!again.media[0].has_attr("setup"));
+    assert_eq!(crypto_values(&again).len(), 12);
+}
+
+#[test]
 fn sdes_between_plain_and_srtp() {
     let calls = registry();
     let mut o = offer("sd1");

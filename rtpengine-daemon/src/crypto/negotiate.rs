@@ -192,8 +192,14 @@ pub fn offer(
         out.push(line);
     }
     for c in previous.iter().filter(|_| !opts.nonew) {
-        if opts.allows(c.suite) && !out.iter().any(|o| o.suite == c.suite || o.tag == c.tag) {
+        if opts.allows(c.suite) && !out.iter().any(|o| o.suite == c.suite) {
             let mut c = c.clone();
+            // After the offerer's lines, as upstream numbers it: its tag
+            // unless one of theirs has it or a later one.
+            let max = out.iter().map(|o| o.tag).max().unwrap_or(0);
+            if c.tag <= max {
+                c.tag = max + 1;
+            }
             opts.apply(&mut c, true);
             out.push(c);
         }
@@ -411,6 +417,26 @@ mod tests {
         assert_eq!(tags(&again)[1], (8, "AEAD_AES_256_GCM"));
         assert_eq!(again.len(), 12);
         assert_eq!(again.last().map(|c| c.tag), Some(18));
+    }
+
+    #[test]
+    fn a_kept_line_follows_the_offerers_lines_in_tag_order() {
+        // The SRTP party re-offers its line under tag 2; our kept line
+        // (tag 1) is numbered after it, as upstream does.
+        let kept = line(1, Suite::AesCm128HmacSha1_80, 9);
+        let theirs = line(2, Suite::AeadAes256Gcm, 3);
+        let out = offer(
+            std::slice::from_ref(&theirs),
+            std::slice::from_ref(&kept),
+            &SdesOptions::default(),
+            &mut fresh_key,
+        );
+        assert_eq!(
+            tags(&out)[..2],
+            [(2, "AEAD_AES_256_GCM"), (3, "AES_CM_128_HMAC_SHA1_80")]
+        );
+        assert_eq!(out[1].key_salt, kept.key_salt);
+        assert_eq!(out.last().map(|c| c.tag), Some(13));
     }
 
     #[test]

@@ -413,8 +413,12 @@ impl OfferAnswer {
         // Unless the sender's own DTLS passes through to it (its
         // attributes are still there), or `DTLS=off`; with `SDES=off` our
         // DTLS alone. A party keyed by DTLS stays so until it answers
-        // (kept through answers too: a 183 and its 200, another fork).
-        let beside_sdes = savp_receiver && !o.dtls_off && !m.has_attr("fingerprint");
+        // (kept through answers too: a 183 and its 200, another fork);
+        // one keyed by SDES is offered SDES alone, as upstream offers both
+        // only while neither is chosen.
+        let settled_sdes = neg.key_in.is_some() && neg.dtls.is_none();
+        let beside_sdes =
+            savp_receiver && !o.dtls_off && !m.has_attr("fingerprint") && !settled_sdes;
         let keep = savp_receiver && neg.dtls.is_some();
         if self.side == Side::Offer {
             neg.dtls_offered = beside_sdes;
