@@ -65,7 +65,7 @@ pub fn context(line: &Crypto) -> anyhow::Result<Box<Context>> {
 /// from call `c`'s caller (protected on the way out), `2c + 1` what arrives
 /// from its callee (unprotected).
 pub struct FloorSrtp {
-    ctxs: Vec<Box<Context>>,
+    ctxs: Vec<Context>,
 }
 
 impl FloorSrtp {
@@ -74,8 +74,8 @@ impl FloorSrtp {
         let mut ctxs = Vec::with_capacity(2 * calls);
         for c in 0..calls {
             let (ours, callee) = keys(c)?;
-            ctxs.push(context(&ours)?);
-            ctxs.push(context(&callee)?);
+            ctxs.push(*context(&ours)?);
+            ctxs.push(*context(&callee)?);
         }
         Ok(FloorSrtp { ctxs })
     }
@@ -118,7 +118,7 @@ mod tests {
         assert!(floor.transform(3, &mut p));
         assert_eq!(p, rtp);
         // Call 0's key does not open call 1's packets.
-        let mut p = rtp.clone();
+        let mut p = rtp;
         context(&callee).unwrap().protect_rtp(&mut p).unwrap();
         assert!(!floor.transform(1, &mut p));
         assert!(!floor.transform(99, &mut p));
