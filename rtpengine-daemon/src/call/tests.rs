@@ -263,6 +263,27 @@ fn ptime_is_one_per_party_and_sticks_as_upstream() {
 }
 
 #[test]
+fn a_party_is_re_offered_its_own_mid() {
+    let calls = registry();
+    let mid = |s: &sdp::Session| s.media[0].attr("mid").and_then(|a| a.value.clone());
+    // The caller's mid goes on to a callee without one.
+    let to_b = run(
+        &calls,
+        &offer("mid"),
+        &sdp_from("192.0.2.10", 5000, &["mid:a0"]),
+    );
+    assert_eq!(mid(&to_b).as_deref(), Some("a0"));
+    run(&calls, &answer("mid"), &sdp_from("192.0.2.20", 6000, &[]));
+    // The callee re-offers without a mid: the caller gets its own back.
+    let from_b = options(Side::Offer, "mid", "callee", Some("caller"));
+    let to_a = run(&calls, &from_b, &sdp_from("192.0.2.20", 6000, &[]));
+    assert_eq!(mid(&to_a).as_deref(), Some("a0"));
+    // With a mid of the callee's own, the caller still gets its own.
+    let to_a = run(&calls, &from_b, &sdp_from("192.0.2.20", 6000, &["mid:b9"]));
+    assert_eq!(mid(&to_a).as_deref(), Some("a0"));
+}
+
+#[test]
 fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
     let calls = registry();
     let mut o = offer("mx");

@@ -206,6 +206,12 @@ impl OfferAnswer {
                         (&session_attrs, id),
                         (keep, osrtp_from_sender),
                     );
+                    // The receiver hears its own mid back once it has one
+                    // (upstream's media_id): a browser re-offered by the
+                    // SIP side finds its sections by it.
+                    if let Some(mid) = &call.parties[rcv].medias[i].negotiated.mid {
+                        m.set_attr("mid", Some(mid.clone()));
+                    }
                 }
                 Side::Answer => {
                     if call.parties[snd].medias[i].negotiated.removed {
