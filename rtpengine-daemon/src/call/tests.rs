@@ -301,9 +301,23 @@ fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
     let port = to_callee.media[0].port;
     assert_eq!(to_callee.media[0].rtcp_attr(), Some((port, None)));
     // Its plain answer without mux then ends it.
-    let to_caller = run(&calls, &answer("mx"), &sdp_from("192.0.2.20", 6000, &[]));
-    assert!(!has(&to_caller, "rtcp-mux"));
+    run(&calls, &answer("mx"), &sdp_from("192.0.2.20", 6000, &[]));
     calls.with_call("mx", |call| assert!(!call.parties[1].medias[0].mux));
+    // `demux` takes a muxing callee off it: two ports, no a=rtcp-mux.
+    let mut o = offer("mx");
+    o.rtcp_mux.offer = true;
+    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    run(
+        &calls,
+        &answer("mx"),
+        &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
+    );
+    let mut o = offer("mx");
+    o.rtcp_mux.demux = true;
+    let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+    assert!(!has(&to_callee, "rtcp-mux"));
+    let port = to_callee.media[0].port;
+    assert_eq!(to_callee.media[0].rtcp_attr(), Some((port + 1, None)));
 }
 
 #[test]
@@ -664,7 +678,8 @@ fn re_offers_keep_each_sides_protocol_as_upstream() {
     let to_b = run(&calls, &offer("keep-1"), &sdp_from("192.0.2.10", 5000, &[]));
     assert_eq!(to_b.media[0].protocol, "RTP/SAVP");
     assert_eq!(crypto_values(&to_b).len(), 12);
-    // A sender that changes its own protocol: the receiver follows it.
+    // A sender that changes its own protocol: the receiver follows it
+    // (guards against keeping the receiver's protocol for good).
     let savp_a = srtp_sdp("192.0.2.10", 5000, "RTP/SAVP", &[&format!("1 {KEY1}")]);
     let to_b = run(&calls, &offer("keep-1"), &savp_a);
     assert_eq!(to_b.media[0].protocol, "RTP/SAVP");
@@ -687,6 +702,48 @@ fn a_receiver_keyed_by_sdes_is_re_offered_sdes_alone() {
     assert!(!again.media[0].has_attr("fingerprint"));
     assert!(!again.media[0].has_attr("setup"));
     assert_eq!(crypto_values(&again).len(), 12);
+}
+
+#[test]
+fn a_session_level_fingerprint_is_not_remembered_for_a_plain_receiver() {
+    let calls = registry();
+    // A plain phone offers to a browser (WebRTC), which answers with its
+    // fingerprint at session level.
+    let mut o = offer("slfp");
+    o.sdp.transport = Some("UDP/TLS/RTP/SAVPF");
+    o.webrtc.ice = offer_answer::IceMode::Force;
+    let a = sdp_from("192.0.2.10", 5000, &[]);
+    run(&calls, &o, &a);
+    let fp = dtls_lines("active");
+    let browser = format!(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nt=0 0\r\na={}\r\n\
+m=audio 6000 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 192.0.2.20\r\na={}\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n",
+        fp[1], fp[0]
+    );
+    let mut answer_o = answer("slfp");
+    answer_o.sdp.transport = Some("RTP/AVP");
+    run(&calls, &answer_o, &sdp::parse(browser.as_bytes()).unwrap());
+    // The phone re-offers, no options: the browser keeps UDP/TLS.
+    let to_b = run(&calls, &offer("slfp"), &a);
+    assert_eq!(to_b.media[0].protocol, "UDP/TLS/RTP/SAVPF");
+}
+
+#[test]
+fn osrtp_kept_ignores_an_answer_with_lines_never_offered() {
+    let calls = registry();
+    let caller = srtp_sdp("192.0.2.10", 5000, "RTP/AVP", &[&format!("1 {KEY1}")]);
+    run(&calls, &offer("osx"), &caller);
+    let mut a = answer("osx");
+    a.osrtp.accept = true;
+    let ours = crypto_values(&run(&calls, &a, &sdp_from("192.0.2.20", 6000, &[])));
+    // The caller re-offers OSRTP: the callee gets no lines, and answers
+    // with one of its own anyway: ignored, the caller keeps our key.
+    run(&calls, &offer("osx"), &caller);
+    let odd = srtp_sdp("192.0.2.20", 6000, "RTP/AVP", &[&format!("1 {KEY2}")]);
+    let to_a = run(&calls, &answer("osx"), &odd);
+    assert_eq!(crypto_values(&to_a), ours);
+    assert_eq!(transform(&calls, "osx", 0), (true, false));
 }
 
 #[test]
@@ -1328,6 +1385,12 @@ fn ice_default_follows_each_partys_own_sdp_once_it_sent_one() {
     // still gets it.
     let from_b = options(Side::Offer, "icd", "callee", Some("caller"));
     assert!(has_ice(&run(&calls, &from_b, &b)));
+    let a_back = options(Side::Answer, "icd", "callee", Some("caller"));
+    run(&calls, &a_back, &a);
+    // `reset`: the callee follows the offer again.
+    let mut o = offer("icd");
+    o.reset = true;
+    assert!(has_ice(&run(&calls, &o, &a)));
 }
 
 #[test]

@@ -235,6 +235,7 @@ fn options(
         block_dtmf: req.flag("block-dtmf"),
         sdes: sdes_options(req, side),
         recrypt: req.flag("recrypt"),
+        reset: side == Side::Offer && req.flag("reset"),
         webrtc: webrtc_options(req, side),
         osrtp: osrtp_options(req),
         bundle: BundleOptions::default(),

@@ -121,7 +121,9 @@ impl OfferAnswer {
                     m.mux_override = demux || self.rtcp_mux.accept || m.bundle.is_some();
                     m.mux = announced && (m.mux_override || m.mux);
                     let r = &mut call.parties[rcv].medias[i];
-                    r.mux = r.mux || self.rtcp_mux.require;
+                    // `demux` takes a muxing receiver off it (upstream's
+                    // __rtcp_mux_set).
+                    r.mux = (r.mux && !demux) || self.rtcp_mux.require;
                 }
                 Side::Answer => {
                     call.parties[snd].medias[i].mux = announced;

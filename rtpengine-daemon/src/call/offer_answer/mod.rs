@@ -135,6 +135,9 @@ pub struct OfferAnswer {
     pub sdes: crate::crypto::negotiate::SdesOptions,
     /// Flag `recrypt`: no SRTP passthrough for this call.
     pub recrypt: bool,
+    /// Flag `reset` (offer): both parties' ICE follows the offer again,
+    /// as before either sent an SDP (upstream clears INITIALIZED).
+    pub reset: bool,
     /// `ICE`, `DTLS`, `DTLS-fingerprint`.
     pub webrtc: WebrtcOptions,
     /// `OSRTP`.
@@ -205,6 +208,7 @@ impl OfferAnswer {
             block_dtmf: false,
             sdes: Default::default(),
             recrypt: false,
+            reset: false,
             webrtc: WebrtcOptions::default(),
             osrtp: Osrtp::default(),
             bundle: BundleOptions::default(),

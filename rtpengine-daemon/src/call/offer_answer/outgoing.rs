@@ -152,8 +152,7 @@ impl OfferAnswer {
                 .and_then(leading_int)
                 .filter(|&p| p > 0);
             let (fwd, rev) = match self.side {
-                Side::Offer if kind == "audio" => (o.ptime, o.ptime_reverse),
-                Side::Offer => (None, o.ptime_reverse),
+                Side::Offer => (o.ptime, o.ptime_reverse),
                 Side::Answer => (None, None),
             };
             set_ptime(
@@ -235,12 +234,16 @@ impl OfferAnswer {
             strip_extmap(m, &o.extmap_strip);
             strip_extmap(m, &o.extmap_mask);
             let neg = &mut call.parties[rcv].medias[i].negotiated;
-            match neg.ptime {
+            // RTP sections only, as upstream writes it.
+            match neg.ptime.filter(|_| m.is_rtp()) {
                 Some(p) => m.set_attr("ptime", Some(p.to_string())),
-                None => m.attributes.retain(|a| a.name != "ptime"),
+                None if m.is_rtp() => m.attributes.retain(|a| a.name != "ptime"),
+                None => {}
             }
             neg.protocol_sent = Some(m.protocol.clone());
-            neg.protocol_last = Some(LastProtocol::of(m, &session_attrs));
+            // Media-level only: the sender's session-level DTLS lines are
+            // not what the receiver gets (they are stripped below).
+            neg.protocol_last = Some(LastProtocol::of(m, &[]));
         }
         // Session-level DTLS attributes of a sender whose DTLS stops here.
         let terminated = |p: usize| {

@@ -253,9 +253,12 @@ impl OfferAnswer {
         // An OSRTP offerer keeps SRTP when the answerer is SRTP with us
         // (its line is ours, not the offerer's to take); `OSRTP=accept`
         // gives it SRTP though the answer is plain (as upstream).
+        // One whose leg was SRTP with us through OSRTP stays so whatever
+        // the answer says (an answer with lines we never offered is
+        // ignored, as upstream).
         let osrtp_keep = !offerer_sdes
             && a.osrtp_in
-            && (sender_sdes || ((self.osrtp.accept || a.osrtp_accept) && !m.has_attr("crypto")));
+            && (sender_sdes || a.osrtp_accept || (self.osrtp.accept && !m.has_attr("crypto")));
         let answered = match osrtp_keep {
             true => Vec::new(),
             false => answered,

@@ -77,7 +77,7 @@ impl OfferAnswer {
                     // be closed already), whatever the sender offers: a
                     // re-INVITE from the SIP side must not offer a browser
                     // a demuxed stream.
-                    let require = self.rtcp_mux.require || rmedia.mux;
+                    let require = self.rtcp_mux.require || (rmedia.mux && !self.rtcp_mux.demux);
                     let offer = !self.rtcp_mux.reject
                         && !self.rtcp_mux.demux
                         && (smedia.mux_offered || self.rtcp_mux.offer);

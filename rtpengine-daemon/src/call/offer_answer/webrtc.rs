@@ -260,6 +260,11 @@ impl OfferAnswer {
         (sender_protocol, savp_dtls): (&str, bool),
     ) {
         let o = &self.webrtc;
+        if self.reset && self.side == Side::Offer {
+            for p in [snd, rcv] {
+                call.parties[p].medias[i].negotiated.ice_own = None;
+            }
+        }
         let sender_dtls = (is_dtls(sender_protocol) || savp_dtls) && !o.dtls_off;
         let receiver_dtls = (is_dtls(&m.protocol)
             || self.savp_offerer_dtls(call, rcv, i, &m.protocol))
