@@ -17,8 +17,20 @@ use rtpengine::crypto::Suite;
 /// The suite of the `--srtp` scenario (every daemon offers it).
 pub const SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
 
+/// The argument that turns on a floor's SRTP (`--serve-…-floor … srtp`).
+pub const SRTP_ARG: &str = "srtp";
+
+/// Splits a trailing [`SRTP_ARG`] off a floor's arguments; true if it
+/// was there.
+pub fn srtp_arg(args: &[String]) -> (&[String], bool) {
+    match args.split_last() {
+        Some((last, rest)) if last == SRTP_ARG => (rest, true),
+        _ => (args, false),
+    }
+}
+
 /// `len` reproducible bytes from `seed` (xorshift; secrecy is not the point).
-pub fn key_bytes(seed: u64, len: usize) -> Vec<u8> {
+fn key_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
     (0..len)
         .map(|_| {
@@ -30,8 +42,8 @@ pub fn key_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// An `a=crypto` line of [`SUITE`] with `key_salt`.
-pub fn line(suite: Suite, tag: u32, key_salt: Vec<u8>) -> Crypto {
+/// An `a=crypto` line of `suite` with `key_salt`.
+fn line(suite: Suite, tag: u32, key_salt: Vec<u8>) -> Crypto {
     Crypto {
         tag,
         suite,
@@ -44,14 +56,22 @@ pub fn line(suite: Suite, tag: u32, key_salt: Vec<u8>) -> Crypto {
     }
 }
 
+/// The key call `c`'s callee sends with (the generator's, for floors and
+/// daemons alike), under `tag`.
+pub fn callee_line(c: usize, suite: Suite, tag: u32) -> Crypto {
+    line(suite, tag, key_bytes(c as u64 + 1, suite.key_salt_len()))
+}
+
 /// Call `c`'s keys on a floor: the floor's towards the callee, and the
 /// callee's own (the pair a daemon's answer would give).
 pub fn keys(c: usize) -> anyhow::Result<(Crypto, Crypto)> {
     let suite = Suite::from_name(SUITE).context("SRTP suite")?;
-    let len = suite.key_salt_len();
-    let ours = line(suite, 1, key_bytes(0x5eed_0000_0000 + c as u64, len));
-    let callee = line(suite, 1, key_bytes(c as u64 + 1, len));
-    Ok((ours, callee))
+    let ours = line(
+        suite,
+        1,
+        key_bytes(0x5eed_0000_0000 + c as u64, suite.key_salt_len()),
+    );
+    Ok((ours, callee_line(c, suite, 1)))
 }
 
 /// An SRTP context for `line`.

@@ -178,9 +178,7 @@ fn srtp_keys(sdp: &str, c: usize) -> anyhow::Result<(Crypto, Crypto)> {
         .filter_map(|v| Crypto::parse(v).ok())
         .find(|k| k.suite.name() == floorsrtp::SUITE)
         .context("the daemon offered no AES_CM_128_HMAC_SHA1_80 line")?;
-    // Distinct per call and from the daemon's.
-    let key_salt = floorsrtp::key_bytes(c as u64 + 1, ours.key_salt.len());
-    let callee = floorsrtp::line(ours.suite, ours.tag, key_salt);
+    let callee = floorsrtp::callee_line(c, ours.suite, ours.tag);
     Ok((ours, callee))
 }
 

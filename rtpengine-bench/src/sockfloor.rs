@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use rtpengine::net::{send_to, Epoll, RecvBatch};
 
-use super::floorsrtp::FloorSrtp;
+use super::floorsrtp::{srtp_arg, FloorSrtp, SRTP_ARG};
 use super::topo::caller_port;
 use super::topo::{CALLEE_IP, CALLER_IP, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 
@@ -92,18 +92,6 @@ pub fn start(
         args.push(SRTP_ARG.into());
     }
     FloorProc::start(ns, "--serve-socket-floor", &args)
-}
-
-/// The argument that turns on a floor's SRTP (`--srtp`).
-pub const SRTP_ARG: &str = "srtp";
-
-/// Splits a trailing [`SRTP_ARG`] off a floor's arguments; true if it
-/// was there.
-pub fn srtp_arg(args: &[String]) -> (&[String], bool) {
-    match args.split_last() {
-        Some((last, rest)) if last == SRTP_ARG => (rest, true),
-        _ => (args, false),
-    }
 }
 
 /// Parses `CALLS PORT_BASE K`, binds both proxy-side sockets of every call

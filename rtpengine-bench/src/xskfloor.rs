@@ -22,7 +22,8 @@ use rtpengine_bench_ebpf::{FloorTarget, XSK_BASE_MAP, XSK_FLOOR_PROGRAM, XSK_MAP
 use rtpengine_common::csum;
 
 use super::floorsrtp::FloorSrtp;
-use super::sockfloor::{srtp_arg, FloorProc, SRTP_ARG};
+use super::floorsrtp::{srtp_arg, SRTP_ARG};
+use super::sockfloor::FloorProc;
 use super::topo::{fmt_mac, parse_mac, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 use super::xdp;
 use super::xsk::{rx_queues, Xsk, FRAME};
@@ -105,44 +106,6 @@ impl Rules {
     }
 }
 
-/// `--srtp`: puts rewritten frame `f` of `leg` into `frame` with its RTP
-/// payload protected or unprotected (lengths and checksums recomputed:
-/// the payload changed); false if SRTP refused it.
-fn srtp_frame(
-    srtp: &mut FloorSrtp,
-    leg: usize,
-    f: &[u8],
-    pkt: &mut Vec<u8>,
-    frame: &mut Vec<u8>,
-) -> bool {
-    let udp_len = usize::from(u16::from_be_bytes([f[38], f[39]]));
-    let Some(payload) = f.get(42..34 + udp_len.max(8)) else {
-        return false;
-    };
-    pkt.clear();
-    pkt.extend_from_slice(payload);
-    if !srtp.transform(leg, pkt) {
-        return false;
-    }
-    frame.clear();
-    frame.extend_from_slice(&f[..42]);
-    frame.extend_from_slice(pkt);
-    let (ip_len, udp_len) = (28 + pkt.len() as u16, 8 + pkt.len() as u16);
-    frame[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    frame[24..26].copy_from_slice(&[0, 0]);
-    let ip = csum::ipv4_header_checksum(&frame[14..34]);
-    frame[24..26].copy_from_slice(&ip);
-    frame[38..40].copy_from_slice(&udp_len.to_be_bytes());
-    frame[40..42].copy_from_slice(&[0, 0]);
-    let (src, dst) = (
-        [frame[26], frame[27], frame[28], frame[29]],
-        [frame[30], frame[31], frame[32], frame[33]],
-    );
-    let udp = csum::udp4_checksum(src, dst, &frame[34..]);
-    frame[40..42].copy_from_slice(&udp);
-    true
-}
-
 /// The floor process: attaches, binds, says "ready", relays until killed.
 pub fn serve(args: &[String]) -> anyhow::Result<()> {
     let (args, srtp) = srtp_arg(args);
@@ -195,11 +158,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         ep.add(x.fd(), i as u64)?;
     }
     let mut srtp = match srtp {
-        true => Some(Srtp {
-            state: FloorSrtp::new(calls)?,
-            pkt: Vec::with_capacity(FRAME),
-            frame: Vec::with_capacity(FRAME),
-        }),
+        true => Some(Srtp::new(calls)?),
         false => None,
     };
     println!("ready");
@@ -215,6 +174,47 @@ struct Srtp {
     state: FloorSrtp,
     pkt: Vec<u8>,
     frame: Vec<u8>,
+}
+
+impl Srtp {
+    fn new(calls: usize) -> anyhow::Result<Srtp> {
+        Ok(Srtp {
+            state: FloorSrtp::new(calls)?,
+            pkt: Vec::with_capacity(FRAME),
+            frame: Vec::with_capacity(FRAME),
+        })
+    }
+
+    /// Rewritten frame `f` of `leg` with its RTP payload protected or
+    /// unprotected (lengths and checksums recomputed: the payload
+    /// changed); `None` if SRTP refused it.
+    fn reframe(&mut self, leg: usize, f: &[u8]) -> Option<&[u8]> {
+        let udp_len = usize::from(u16::from_be_bytes([f[38], f[39]]));
+        let payload = f.get(42..34 + udp_len.max(8))?;
+        let (pkt, frame) = (&mut self.pkt, &mut self.frame);
+        pkt.clear();
+        pkt.extend_from_slice(payload);
+        if !self.state.transform(leg, pkt) {
+            return None;
+        }
+        frame.clear();
+        frame.extend_from_slice(&f[..42]);
+        frame.extend_from_slice(pkt);
+        let (ip_len, udp_len) = (28 + pkt.len() as u16, 8 + pkt.len() as u16);
+        frame[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        frame[24..26].copy_from_slice(&[0, 0]);
+        let ip = csum::ipv4_header_checksum(&frame[14..34]);
+        frame[24..26].copy_from_slice(&ip);
+        frame[38..40].copy_from_slice(&udp_len.to_be_bytes());
+        frame[40..42].copy_from_slice(&[0, 0]);
+        let (src, dst) = (
+            [frame[26], frame[27], frame[28], frame[29]],
+            [frame[30], frame[31], frame[32], frame[33]],
+        );
+        let udp = csum::udp4_checksum(src, dst, &frame[34..]);
+        frame[40..42].copy_from_slice(&udp);
+        Some(frame)
+    }
 }
 
 fn relay(ep: &Epoll, rules: &Rules, p0: &mut [Xsk], p1: &mut [Xsk], mut srtp: Option<&mut Srtp>) {
@@ -255,8 +255,8 @@ fn pass(rules: &Rules, from: &mut [Xsk], to: &mut [Xsk], mut srtp: Option<&mut S
                     out.queue(f);
                 }
                 Some(s) => {
-                    if srtp_frame(&mut s.state, leg, f, &mut s.pkt, &mut s.frame) {
-                        out.queue(&s.frame);
+                    if let Some(frame) = s.reframe(leg, f) {
+                        out.queue(frame);
                     }
                 }
             }
@@ -335,7 +335,7 @@ mod tests {
         // follow (a valid header or datagram sums to all ones, checksum
         // included), and the key the floor protects towards the callee
         // with opens it.
-        let mut srtp = FloorSrtp::new(1).unwrap();
+        let mut srtp = Srtp::new(1).unwrap();
         let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0x50, 0, 0, 1];
         rtp.extend_from_slice(&[9; 160]);
         let mut f = frame(PROXY_CALLER_IP, 40000);
@@ -344,8 +344,7 @@ mod tests {
         f[16..18].copy_from_slice(&(28 + rtp.len() as u16).to_be_bytes());
         f[38..40].copy_from_slice(&(8 + rtp.len() as u16).to_be_bytes());
         assert_eq!(rules.rewrite(&mut f), Some(0));
-        let (mut pkt, mut out) = (Vec::new(), Vec::new());
-        assert!(srtp_frame(&mut srtp, 0, &f, &mut pkt, &mut out));
+        let out = srtp.reframe(0, &f).unwrap().to_vec();
         assert_eq!(out.len(), f.len() + 10);
         assert_eq!(out[16..18], (28 + rtp.len() as u16 + 10).to_be_bytes());
         assert_eq!(out[38..40], (8 + rtp.len() as u16 + 10).to_be_bytes());
@@ -362,7 +361,7 @@ mod tests {
             .unwrap();
         assert_eq!(back, rtp);
         // A packet the callee's key did not protect is dropped.
-        assert!(!srtp_frame(&mut srtp, 1, &f, &mut pkt, &mut out));
+        assert!(srtp.reframe(1, &f).is_none());
         // Odd port, port past the last call, other address, short frame.
         for mut f in [
             frame(PROXY_CALLER_IP, 40001),

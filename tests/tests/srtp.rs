@@ -157,6 +157,29 @@ fn both_ways(
     expect_packet(a, pb, &plain);
 }
 
+/// One packet each way between SRTP A (sending under `a_key`, hearing
+/// `to_a`) and plain B: A's unprotected on the way, B's protected with
+/// our key, checked with libsrtp.
+fn srtp_caller_both_ways(
+    peer: &mut SrtpPeer,
+    (a, b): (&UdpSocket, &UdpSocket),
+    (a_key, to_a): (&CryptoLine, &CryptoLine),
+    (pa, pb): (SocketAddr, SocketAddr),
+    seq: u16,
+) {
+    let plain = rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
+    a.send_to(&peer.protect(false, a_key, &plain), pb).unwrap();
+    expect_packet(b, pa, &plain);
+    let plain = rtp(0, 500 + seq, 160 * u32::from(seq), 0xbbbb, seq as u8);
+    b.send_to(&plain, pa).unwrap();
+    let (srtp, from) = recv(a);
+    assert_eq!(from, pb);
+    assert_eq!(
+        peer.unprotect(false, to_a, &srtp).as_deref(),
+        Ok(&plain[..])
+    );
+}
+
 /// A plain RTP caller and an SDES callee: the daemon offers every suite
 /// with its own keys, the callee picks one; media both ways, RTP and RTCP,
 /// decrypted and encrypted by libsrtp on the callee's side; a forged packet
@@ -622,19 +645,7 @@ fn osrtp_offer_and_accept() {
     assert_ne!(to_a[0].key, a_key.key, "our key towards the caller");
     let (pa, pb) = (daemon(port_of(&offer)), daemon(port_of(&answer)));
     for seq in 0..3u16 {
-        // Caller → callee: SRTP under the caller's key in, plain out.
-        let plain = rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
-        a.send_to(&peer.protect(false, &a_key, &plain), pb).unwrap();
-        expect_packet(&b, pa, &plain);
-        // Callee → caller: plain in, SRTP under our key out.
-        let plain = rtp(0, 500 + seq, 160 * u32::from(seq), 0xbbbb, seq as u8);
-        b.send_to(&plain, pa).unwrap();
-        let (srtp, from) = recv(&a);
-        assert_eq!(from, pb);
-        assert_eq!(
-            peer.unprotect(false, &to_a[0], &srtp).as_deref(),
-            Ok(&plain[..])
-        );
+        srtp_caller_both_ways(&mut peer, (&a, &b), (&a_key, &to_a[0]), (pa, pb), seq);
     }
     rig.delete_now("osrtp-2");
 
@@ -793,17 +804,7 @@ fn osrtp_legacy_twins_carry_media() {
     assert_ne!(to_a[0].key, a_key.key, "our key towards the caller");
     let (pa, pb) = (daemon(port_of(&offer)), daemon(ports[1]));
     for seq in 0..3u16 {
-        let plain = rtp(0, seq, 160 * u32::from(seq), 0xaaaa, seq as u8);
-        a.send_to(&peer.protect(false, &a_key, &plain), pb).unwrap();
-        expect_packet(&b, pa, &plain);
-        let plain = rtp(0, 700 + seq, 160 * u32::from(seq), 0xbbbb, seq as u8);
-        b.send_to(&plain, pa).unwrap();
-        let (srtp, from) = recv(&a);
-        assert_eq!(from, pb);
-        assert_eq!(
-            peer.unprotect(false, &to_a[0], &srtp).as_deref(),
-            Ok(&plain[..])
-        );
+        srtp_caller_both_ways(&mut peer, (&a, &b), (&a_key, &to_a[0]), (pa, pb), seq);
     }
     rig.delete_now("legacy-2");
 }

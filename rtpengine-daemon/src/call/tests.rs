@@ -286,14 +286,18 @@ fn a_party_is_re_offered_its_own_mid() {
 #[test]
 fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
     let calls = registry();
-    let mut o = offer("mx");
-    o.rtcp_mux.offer = true;
-    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
-    run(
-        &calls,
-        &answer("mx"),
-        &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
-    );
+    // We offer the callee mux, and it takes it.
+    let callee_muxes = || {
+        let mut o = offer("mx");
+        o.rtcp_mux.offer = true;
+        run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
+        run(
+            &calls,
+            &answer("mx"),
+            &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
+        );
+    };
+    callee_muxes();
     // The caller re-offers without mux and without options: the callee
     // keeps muxing, its RTCP on the RTP port (as upstream).
     let to_callee = run(&calls, &offer("mx"), &sdp_from("192.0.2.10", 5000, &[]));
@@ -304,14 +308,7 @@ fn a_muxing_receiver_is_re_offered_mux_without_a_fallback() {
     run(&calls, &answer("mx"), &sdp_from("192.0.2.20", 6000, &[]));
     calls.with_call("mx", |call| assert!(!call.parties[1].medias[0].mux));
     // `demux` takes a muxing callee off it: two ports, no a=rtcp-mux.
-    let mut o = offer("mx");
-    o.rtcp_mux.offer = true;
-    run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
-    run(
-        &calls,
-        &answer("mx"),
-        &sdp_from("192.0.2.20", 6000, &["rtcp-mux"]),
-    );
+    callee_muxes();
     let mut o = offer("mx");
     o.rtcp_mux.demux = true;
     let to_callee = run(&calls, &o, &sdp_from("192.0.2.10", 5000, &[]));
