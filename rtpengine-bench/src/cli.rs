@@ -54,9 +54,9 @@ struct Cli {
     /// `transport-protocol: RTP/SAVP`): the daemon encrypts what callers
     /// send and decrypts what callees send; the generator protects and
     /// checks the callee side with the daemon's own SRTP code [default
-    /// daemons: ours, upstream, socket-floor, xsk-floor (the floors do the
-    /// same SRTP work; not with --callee-ipv6); no kernel: SRTP stays in
-    /// userspace].
+    /// daemons: ours, ours-kernel (SRTP relayed over AF_XDP), upstream,
+    /// socket-floor, xsk-floor (the floors do the same SRTP work; not with
+    /// --callee-ipv6)].
     #[arg(long)]
     srtp: bool,
     /// Skip the flat-out intervals.
@@ -255,6 +255,7 @@ impl Opts {
         } else if c.srtp {
             vec![
                 Kind::Ours,
+                Kind::OursKernel,
                 Kind::Upstream,
                 Kind::SocketFloor,
                 Kind::XskFloor,
@@ -370,6 +371,7 @@ impl Opts {
                     !matches!(
                         d,
                         Kind::Ours
+                            | Kind::OursKernel
                             | Kind::Upstream
                             | Kind::External
                             | Kind::SocketFloor
@@ -378,7 +380,7 @@ impl Opts {
                 }))
         {
             return Err(
-                "--srtp measures ours, upstream, an external daemon, socket-floor or xsk-floor (no soak)"
+                "--srtp measures ours (with a kernel table: over AF_XDP), upstream, an external daemon, socket-floor or xsk-floor (no soak)"
                     .into(),
             );
         }
@@ -422,9 +424,10 @@ mod tests {
         assert!(full.max_rate && full.flat_out && full.peer_xdp);
         assert_eq!(full.daemons.len(), 7);
         assert!(!opts(&["--no-max-rate"]).unwrap().max_rate);
-        // --srtp runs the two userspace floors too, except over IPv6.
+        // --srtp runs ours over AF_XDP (a kernel table) and the two
+        // userspace floors too, except over IPv6.
         let srtp = opts(&["--srtp"]).unwrap();
-        assert_eq!(srtp.daemons.len(), 4);
+        assert_eq!(srtp.daemons.len(), 5);
         let v6 = opts(&["--srtp", "--callee-ipv6"]).unwrap();
         assert_eq!(v6.daemons, vec![Kind::Ours, Kind::Upstream]);
         assert!(opts(&["--srtp", "--daemons", "floor"]).is_err());

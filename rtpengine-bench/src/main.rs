@@ -24,7 +24,6 @@ mod stop;
 mod topo;
 mod uringfloor;
 mod xdp;
-mod xsk;
 mod xskfloor;
 
 /// The XDP floor programs built by `build.rs` from `rtpengine-bench-ebpf`.

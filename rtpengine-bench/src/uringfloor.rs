@@ -22,7 +22,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use rtpengine::net::to_sockaddr;
 
 use super::sockfloor::{bind_legs, FloorProc};
-use super::xsk::Mmap;
+use rtpengine::net::xsk::Mmap;
 
 const COALESCE: Duration = Duration::from_millis(1);
 /// Provided buffers (power of two) and their size.

@@ -26,9 +26,11 @@ use super::floorsrtp::{srtp_arg, SRTP_ARG};
 use super::sockfloor::FloorProc;
 use super::topo::{fmt_mac, parse_mac, PROXY_CALLEE_IP, PROXY_CALLER_IP};
 use super::xdp;
-use super::xsk::{rx_queues, Xsk, FRAME};
+use rtpengine::net::xsk::{rx_queues, Xsk, FRAME};
 
 const BATCH: u32 = 64;
+/// UMEM frames per socket: 2 048-entry rings, deep enough for a flood.
+const UMEM_FRAMES: u32 = 4096;
 const COALESCE: Duration = Duration::from_millis(1);
 
 /// Starts the XSK floor in namespace `ns` (see `sockfloor::start`); `c0`,
@@ -146,7 +148,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         base.insert(ifindex, slot, 0)?;
         let mut xsks = XskMap::try_from(ebpf.map_mut(XSK_MAP).context(XSK_MAP)?)?;
         for q in 0..rx_queues(name)? {
-            let x = Xsk::bind(ifindex, q)?;
+            let x = Xsk::bind(ifindex, q, UMEM_FRAMES)?;
             xsks.set(slot, x.fd(), 0)
                 .with_context(|| format!("XSK_FLOOR[{slot}]"))?;
             socks[i].push(x);

@@ -43,7 +43,7 @@ pub const MAX_TABLES: u32 = 64;
 
 /// Version of the pinned map layout. Bump it whenever a shared type changes, so a
 /// daemon never reuses maps pinned by an incompatible build (aya does not check).
-pub const MAP_LAYOUT_VERSION: u32 = 2;
+pub const MAP_LAYOUT_VERSION: u32 = 3;
 
 /// Capacity of [`FLOWS_MAP`] and [`FLOW_STATS_MAP`], shared by all tables
 /// (a call usually needs four entries: RTP and RTCP in each direction).
@@ -57,6 +57,18 @@ pub const FLOW_STATS_MAP: &str = "FLOW_STATS";
 pub const TABLE_STATS_MAP: &str = "TABLE_STATS";
 /// Name of the per-table lease map (`Array<TableLease>`, [`MAX_TABLES`] entries).
 pub const TABLE_LEASE_MAP: &str = "TABLE_LEASE";
+/// Name of the AF_XDP socket map (`XskMap`, [`MAX_TABLES`] × [`XSK_SLOTS_PER_TABLE`]
+/// entries): table `t` owns slots `t * XSK_SLOTS_PER_TABLE ..`.
+pub const XSKS_MAP: &str = "XSKS";
+/// Name of the map telling the dataplane which [`XSKS_MAP`] slots serve a
+/// table's packets arriving on a device (`HashMap<XskSlotKey, XskSlots>`).
+pub const XSK_SLOTS_MAP: &str = "XSK_SLOTS";
+/// AF_XDP socket slots each table owns in [`XSKS_MAP`] (one per receive
+/// queue of each of its devices; queues beyond stay with the stack).
+pub const XSK_SLOTS_PER_TABLE: u32 = 64;
+/// Capacity of [`XSK_SLOTS_MAP`] (devices × tables).
+pub const MAX_XSK_DEVICES: u32 = 1024;
+
 /// Name of the XDP program in the object file.
 pub const XDP_PROGRAM: &str = "rtpengine_xdp";
 
@@ -219,11 +231,41 @@ impl FlowTarget {
     /// asks the FIB.
     pub const NEXT_HOP: u32 = 1 << 4;
     /// All defined flag bits.
+    /// Hand the packet to the table's AF_XDP socket of the receiving
+    /// device queue (see [`XSK_SLOTS_MAP`]) instead of forwarding it: a
+    /// stream the daemon must see (SRTP it encrypts or decrypts, a
+    /// bundle), relayed in userspace without the socket layer. STUN, DTLS
+    /// and unusable packets still go to the stack; nothing but
+    /// [`table`](Self::table) matters with this flag.
+    pub const TO_XSK: u32 = 1 << 5;
+    /// All defined flag bits.
     pub const ALL_FLAGS: u32 = Self::STRICT_SOURCE
         | Self::PASS_ON_MISMATCH
         | Self::SET_TOS
         | Self::PUNT_RTCP
-        | Self::NEXT_HOP;
+        | Self::NEXT_HOP
+        | Self::TO_XSK;
+}
+
+/// Key of [`XSK_SLOTS_MAP`]: a table and the device packets arrive on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct XskSlotKey {
+    /// Table id.
+    pub table: u32,
+    /// Ingress device.
+    pub ifindex: u32,
+}
+
+/// Value of [`XSK_SLOTS_MAP`]: the [`XSKS_MAP`] slots of a table's sockets
+/// on a device, one per receive queue: queue `q` uses slot `base + q`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct XskSlots {
+    /// Slot of queue 0.
+    pub base: u32,
+    /// Queues with a socket (0..queues).
+    pub queues: u32,
 }
 
 /// Value of [`FLOW_STATS_MAP`]: counters of one flow, updated atomically by the
@@ -286,6 +328,10 @@ mod pod {
     unsafe impl aya::Pod for super::TableStats {}
     // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::TableLease {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
+    unsafe impl aya::Pod for super::XskSlotKey {}
+    // SAFETY: #[repr(C)] and bytemuck::Pod (derive-checked: no padding, any bit pattern valid).
+    unsafe impl aya::Pod for super::XskSlots {}
 }
 
 #[cfg(test)]
@@ -301,6 +347,8 @@ mod tests {
         assert_eq!(size_of::<FlowStats>(), 32);
         assert_eq!(size_of::<TableStats>(), 40);
         assert_eq!(size_of::<TableLease>(), 8);
+        assert_eq!(size_of::<XskSlotKey>(), 8);
+        assert_eq!(size_of::<XskSlots>(), 8);
     }
 
     #[test]

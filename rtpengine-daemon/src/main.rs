@@ -17,6 +17,7 @@ use rtpengine::net::ifaddrs;
 use rtpengine::ng::templates::Templates;
 use rtpengine::relay::offload::Offload;
 use rtpengine::relay::poller::Poller;
+use rtpengine::relay::xsk::XskRelay;
 use rtpengine::rtpproxy::Rtpproxy;
 use rtpengine::server::{cli, http, tcp, udp, Control};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -146,7 +147,24 @@ async fn serve(
             rtpengine::kernel::keep_renewing(Arc::clone(&k))
         });
     }
-    let offload = kernel.clone().map(|k| k as Arc<dyn Offload>);
+    let af_xdp = match &kernel {
+        Some(k) if !cfg.no_af_xdp => {
+            let coalesce = std::time::Duration::from_micros(u64::from(cfg.media_coalesce));
+            match XskRelay::start(Arc::clone(k) as _, Arc::clone(k) as _, coalesce) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    warn!("AF_XDP relay unavailable ({e:#}): SRTP and bundled streams are relayed through their sockets");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let steering = af_xdp.as_ref().map(XskRelay::steering);
+    let offload = match &steering {
+        Some(s) => Some(Arc::clone(s) as Arc<dyn Offload>),
+        None => kernel.clone().map(|k| k as Arc<dyn Offload>),
+    };
     let dtls =
         rtpengine::crypto::dtls::Identity::new(cfg.dtls_key(), cfg.dtls_mtu, &cfg.dtls_ciphers)
             .context("generating the DTLS certificate (--dtls-cert-cipher, --dtls-ciphers)")?;
@@ -186,6 +204,7 @@ async fn serve(
         control: control.stats(),
         kernel: kernel.clone(),
         media,
+        af_xdp: steering,
     });
     let mut servers = tokio::task::JoinSet::new();
     for a in cfg.ng_addrs()? {

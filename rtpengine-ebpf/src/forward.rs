@@ -4,6 +4,8 @@
 //! 1. sanity (no IP options, no fragments, lengths consistent) else `XDP_PASS`;
 //! 2. the owning table's lease has expired (its daemon is gone) → `XDP_PASS`;
 //!    STUN / DTLS payload → `XDP_PASS` (userspace handles ICE and handshakes);
+//!    a stream userspace relays over AF_XDP ([`FlowTarget::TO_XSK`]) → its
+//!    table's socket of the receiving queue (`to_xsk`);
 //! 3. source check per the target's flags (drop + error, or pass);
 //! 4. the next hop: the one the daemon resolved over rtnetlink (`NEXT_HOP`:
 //!    device, MACs, MTU; no forwarding sysctl needed), else `bpf_fib_lookup`
@@ -28,11 +30,13 @@ use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
     udp::UdpHdr,
 };
-use rtpengine_common::{classify, csum, FlowKey, FlowStats, FlowTarget, FAMILY_V4, FAMILY_V6};
+use rtpengine_common::{
+    classify, csum, FlowKey, FlowStats, FlowTarget, XskSlotKey, FAMILY_V4, FAMILY_V6,
+};
 
 use rtpengine_ebpf::ptr_at;
 
-use crate::{xlate, FLOWS, FLOW_STATS, TABLE_LEASE, TABLE_STATS};
+use crate::{xlate, FLOWS, FLOW_STATS, TABLE_LEASE, TABLE_STATS, XSKS, XSK_SLOTS};
 
 pub(crate) const ETH_LEN: usize = EthHdr::LEN;
 const AF_INET: u8 = 2;
@@ -94,6 +98,10 @@ pub fn ipv4(ctx: &XdpContext) -> u32 {
     let payload_len = udp_len - UdpHdr::LEN;
     if userspace_payload(ctx, PAYLOAD_OFF, payload_len, t.flags) {
         return PASS;
+    }
+    // Userspace checks the source of what it relays itself.
+    if t.flags & FlowTarget::TO_XSK != 0 {
+        return to_xsk(ctx, t.table);
     }
     let src_ok = ip_r.src_addr == first4(&t.expected_src.addr) && udp_r.src == t.expected_src.port;
     if let Some(verdict) = source_verdict(src_ok, t, &key) {
@@ -377,6 +385,31 @@ fn userspace_payload(ctx: &XdpContext, off: usize, len: usize, flags: u32) -> bo
         }
     }
     false
+}
+
+/// Redirects the packet to `table`'s AF_XDP socket of the queue it arrived
+/// on; the stack takes it where the table has none there (the daemon's
+/// UDP socket relays it then), counted as a fallback.
+#[inline(always)]
+fn to_xsk(ctx: &XdpContext, table: u32) -> u32 {
+    let key = XskSlotKey {
+        table,
+        ifindex: ctx.ingress_ifindex() as u32,
+    };
+    let Some(slots) = XSK_SLOTS.get_ptr(key) else {
+        return fallback(table);
+    };
+    // SAFETY: a map value, valid during the run.
+    let (base, queues) = unsafe { ((*slots).base, (*slots).queues) };
+    let queue = ctx.rx_queue_index();
+    if queue >= queues {
+        return fallback(table);
+    }
+    // An empty slot (the daemon's socket closed) → XDP_PASS (the low bits
+    // of the flags).
+    match XSKS.redirect(base + queue, u64::from(PASS)) {
+        Ok(action) | Err(action) => action,
+    }
 }
 
 /// What to do on a source mismatch; `None` = forward.

@@ -35,13 +35,14 @@ mod xlate;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{Array, HashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, PerCpuArray, XskMap},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use network_types::eth::{EthHdr, EtherType};
 use rtpengine_common::{
-    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, MAX_FLOWS, MAX_TABLES,
+    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, XskSlotKey, XskSlots, MAX_FLOWS,
+    MAX_TABLES, MAX_XSK_DEVICES, XSK_SLOTS_PER_TABLE,
 };
 use rtpengine_ebpf::ptr_at;
 
@@ -61,6 +62,15 @@ static TABLE_STATS: PerCpuArray<TableStats, { MAX_TABLES as usize }> = PerCpuArr
 /// stops renewing them.
 #[btf_map]
 static TABLE_LEASE: Array<TableLease, { MAX_TABLES as usize }> = Array::new();
+
+/// AF_XDP sockets of every table ([`FlowTarget::TO_XSK`] flows), indexed as
+/// `XSK_SLOTS` says.
+#[btf_map]
+static XSKS: XskMap<{ (MAX_TABLES * XSK_SLOTS_PER_TABLE) as usize }> = XskMap::new();
+
+/// Which `XSKS` slots serve a table on an ingress device.
+#[btf_map]
+static XSK_SLOTS: HashMap<XskSlotKey, XskSlots, { MAX_XSK_DEVICES as usize }> = HashMap::new();
 
 /// Entry point attached to the interfaces that carry media addresses.
 #[xdp]

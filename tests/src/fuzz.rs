@@ -328,6 +328,7 @@ pub fn transports_output(data: &[u8]) -> Vec<u8> {
                 control: control.stats(),
                 kernel: None,
                 media: Arc::clone(&runtime().media),
+                af_xdp: None,
             });
             let router = http::router(Arc::clone(&control), cli, metrics, Arc::from(Vec::new()))
                 .layer(axum::Extension(ConnectInfo(LOCAL)));

@@ -67,6 +67,11 @@ pub struct Config {
     /// forwarding enabled on the media devices).
     #[arg(long, value_name = "resolve|fib", default_value = "resolve")]
     pub xdp_next_hop: crate::kernel::NextHopMode,
+    /// Relay the streams the kernel cannot forward (SRTP to encrypt or
+    /// decrypt, bundles) through their UDP sockets even where the XDP
+    /// dataplane could hand them over AF_XDP (which needs CAP_NET_RAW).
+    #[arg(long)]
+    pub no_af_xdp: bool,
     /// bpffs directory of the shared forwarding maps.
     #[arg(long, value_name = "DIR", default_value_os_t = crate::kernel::default_pin_dir())]
     pub bpf_pin_dir: PathBuf,

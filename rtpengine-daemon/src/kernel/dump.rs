@@ -67,6 +67,10 @@ pub fn format_entries(
     let mut out = String::new();
     let _ = writeln!(out, "kernel table {table}: {} flow(s)", entries.len());
     for (k, t, s) in entries {
+        if t.flags & FlowTarget::TO_XSK != 0 {
+            let _ = writeln!(out, "local {} -> AF_XDP (relayed in userspace)", fmt_key(k));
+            continue;
+        }
         let ep = |e: &rtpengine_common::Endpoint| {
             e.socket_addr(t.family)
                 .map(|a| a.to_string())

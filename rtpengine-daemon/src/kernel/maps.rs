@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
-use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues, XskMap};
 use aya::Ebpf;
 use rtpengine_common::{
-    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, FAMILY_V4, FAMILY_V6,
+    FlowKey, FlowStats, FlowTarget, TableLease, TableStats, XskSlotKey, XskSlots, FAMILY_V4,
+    FAMILY_V6,
 };
 
 use super::{format_entries, now_ns, Kernel};
@@ -16,6 +17,10 @@ pub(super) struct Maps {
     pub(super) stats: HashMap<MapData, FlowKey, FlowStats>,
     pub(super) table_stats: PerCpuArray<MapData, TableStats>,
     pub(super) lease: Array<MapData, TableLease>,
+    pub(super) xsks: XskMap<MapData>,
+    pub(super) xsk_slots: HashMap<MapData, XskSlotKey, XskSlots>,
+    /// `XSKS` slots this table gave out so far (from its first one).
+    pub(super) xsk_used: u32,
 }
 
 /// The shared flow table has no room for another entry (`E2BIG` from the
@@ -28,7 +33,7 @@ pub(super) struct Maps {
 )]
 pub struct TableFull;
 
-const BPF_ANY: u64 = 0;
+pub(super) const BPF_ANY: u64 = 0;
 const BPF_NOEXIST: u64 = 1;
 
 impl Kernel {
@@ -63,7 +68,7 @@ impl Kernel {
         written
     }
 
-    fn write(&self, key: FlowKey, target: FlowTarget) -> anyhow::Result<()> {
+    pub(super) fn write(&self, key: FlowKey, target: FlowTarget) -> anyhow::Result<()> {
         let mut target = target;
         target.table = self.table.get();
         target._pad = 0;
@@ -284,7 +289,7 @@ fn sum_table_stats<'s, I: Iterator<Item = &'s TableStats>>(it: I) -> TableStats 
     })
 }
 
-fn normalize_key(mut key: FlowKey) -> anyhow::Result<FlowKey> {
+pub(super) fn normalize_key(mut key: FlowKey) -> anyhow::Result<FlowKey> {
     key._pad = 0;
     match key.family {
         FAMILY_V4 => key.addr[4..].fill(0),
@@ -294,7 +299,7 @@ fn normalize_key(mut key: FlowKey) -> anyhow::Result<FlowKey> {
     Ok(key)
 }
 
-fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
+pub(super) fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
     match r {
         Err(MapError::KeyNotFound) => Ok(()),
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),

@@ -100,10 +100,11 @@ mod target;
 #[cfg(feature = "testing")]
 mod testing;
 mod xdp_link;
+mod xsk;
 
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,7 +116,10 @@ pub use rtpengine_common::{
     Endpoint, FlowKey, FlowStats, FlowTarget, TableStats, FAMILY_V4, FAMILY_V6, MAP_LAYOUT_VERSION,
     MAX_FLOWS, MAX_TABLES,
 };
-use rtpengine_common::{FLOWS_MAP, FLOW_STATS_MAP, TABLE_LEASE_MAP, TABLE_STATS_MAP, XDP_PROGRAM};
+use rtpengine_common::{
+    FLOWS_MAP, FLOW_STATS_MAP, TABLE_LEASE_MAP, TABLE_STATS_MAP, XDP_PROGRAM, XSKS_MAP,
+    XSK_SLOTS_MAP,
+};
 
 pub use attach::Attachment;
 use attach::Prog;
@@ -273,6 +277,10 @@ pub struct Kernel {
     pin_dir: PathBuf,
     maps: Arc<Mutex<Maps>>,
     nexthops: Arc<Mutex<nexthop::NextHops>>,
+    /// Bumped by the rtnetlink monitor on every neighbour, route or link
+    /// change: next hops cached outside `nexthops` (the AF_XDP relay's) are
+    /// stale once it moved.
+    hop_generation: Arc<AtomicU64>,
     monitor_stop: Arc<AtomicBool>,
     prog: Mutex<Prog>,
     lease: Option<Duration>,
@@ -302,11 +310,15 @@ impl Kernel {
         let stats_pin = cfg.pin_dir.join(FLOW_STATS_MAP);
         let table_pin = cfg.pin_dir.join(TABLE_STATS_MAP);
         let lease_pin = cfg.pin_dir.join(TABLE_LEASE_MAP);
+        let xsks_pin = cfg.pin_dir.join(XSKS_MAP);
+        let xsk_slots_pin = cfg.pin_dir.join(XSK_SLOTS_MAP);
         let mut ebpf = EbpfLoader::new()
             .map_pin_path(FLOWS_MAP, flows_pin.as_path())
             .map_pin_path(FLOW_STATS_MAP, stats_pin.as_path())
             .map_pin_path(TABLE_STATS_MAP, table_pin.as_path())
             .map_pin_path(TABLE_LEASE_MAP, lease_pin.as_path())
+            .map_pin_path(XSKS_MAP, xsks_pin.as_path())
+            .map_pin_path(XSK_SLOTS_MAP, xsk_slots_pin.as_path())
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 anyhow!(
@@ -323,6 +335,9 @@ impl Kernel {
             stats: take_map(&mut ebpf, FLOW_STATS_MAP, &cfg.pin_dir)?,
             table_stats: take_map(&mut ebpf, TABLE_STATS_MAP, &cfg.pin_dir)?,
             lease: take_map(&mut ebpf, TABLE_LEASE_MAP, &cfg.pin_dir)?,
+            xsks: take_map(&mut ebpf, XSKS_MAP, &cfg.pin_dir)?,
+            xsk_slots: take_map(&mut ebpf, XSK_SLOTS_MAP, &cfg.pin_dir)?,
+            xsk_used: 0,
         };
 
         let prog: &mut Xdp = ebpf
@@ -341,6 +356,7 @@ impl Kernel {
             nexthops: Arc::new(Mutex::new(nexthop::NextHops::new(
                 cfg.next_hop == NextHopMode::Resolve,
             ))),
+            hop_generation: Arc::new(AtomicU64::new(0)),
             monitor_stop: Arc::new(AtomicBool::new(false)),
             prog: Mutex::new(Prog {
                 ebpf,
@@ -364,6 +380,7 @@ impl Kernel {
                 Arc::downgrade(&kernel.nexthops),
                 Arc::downgrade(&kernel.maps),
                 cfg.table.get(),
+                Arc::clone(&kernel.hop_generation),
                 Arc::clone(&kernel.monitor_stop),
             ) {
                 tracing::warn!(error = %e, "Cannot follow neighbour and route changes: next hops come from the FIB lookup (which needs IP forwarding)");
@@ -371,6 +388,8 @@ impl Kernel {
             }
         }
         let flushed = if keep { 0 } else { kernel.flush()? };
+        // Sockets of a previous instance are gone with it.
+        kernel.clear_xsk_slots();
         if flushed > 0 {
             tracing::warn!(
                 table = %cfg.table,
@@ -431,6 +450,7 @@ impl Kernel {
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
         self.monitor_stop.store(true, Relaxed);
+        self.clear_xsk_slots();
         let mut result = Ok(());
         if self.keep_flows.load(Relaxed) {
             tracing::info!(table = %self.table, "kernel forwarding table closed, its flows kept for the restart (the lease ends them otherwise)");
@@ -518,7 +538,14 @@ mod tests {
     #[test]
     fn the_embedded_object_holds_only_the_dataplane() {
         assert!(contains(EBPF_OBJECT, XDP_PROGRAM));
-        for map in [FLOWS_MAP, FLOW_STATS_MAP, TABLE_STATS_MAP, TABLE_LEASE_MAP] {
+        for map in [
+            FLOWS_MAP,
+            FLOW_STATS_MAP,
+            TABLE_STATS_MAP,
+            TABLE_LEASE_MAP,
+            XSKS_MAP,
+            XSK_SLOTS_MAP,
+        ] {
             assert!(contains(EBPF_OBJECT, map), "{map}");
         }
         for floor in [

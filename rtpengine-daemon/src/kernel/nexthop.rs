@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -198,6 +198,34 @@ fn resolve(rtnl: &mut Rtnl, (src, dst): Pair, egress: Option<&HashSet<u32>>) -> 
     })
 }
 
+/// A resolved next hop: egress device, its MAC and MTU, the neighbour's MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hop {
+    pub(super) ifindex: u32,
+    pub(super) smac: [u8; 6],
+    pub(super) dmac: [u8; 6],
+    pub(super) mtu: u16,
+}
+
+impl NextHops {
+    /// The next hop of a packet from `src` to `dst`, resolved now (not
+    /// cached here: the caller caches it until the monitor's generation
+    /// moves); `None` without one (unresolved neighbour, local or
+    /// non-Ethernet route, a device without the program, no rtnetlink).
+    pub(super) fn lookup(&mut self, src: IpAddr, dst: IpAddr) -> Option<Hop> {
+        let rtnl = self.rtnl.as_mut()?;
+        let e = resolve(rtnl, (src, dst), self.egress.as_ref());
+        let mut t = FlowTarget::default();
+        e.apply(&mut t);
+        (t.flags & FlowTarget::NEXT_HOP != 0).then_some(Hop {
+            ifindex: t.oif,
+            smac: t.smac,
+            dmac: t.dmac,
+            mtu: t.mtu,
+        })
+    }
+}
+
 /// The (local source, peer) pair of a target.
 fn pair_of(t: &FlowTarget) -> Option<Pair> {
     let src = t.src.socket_addr(t.family)?.ip();
@@ -235,6 +263,7 @@ pub(super) fn spawn_monitor(
     hops: Weak<Mutex<NextHops>>,
     maps: Weak<Mutex<Maps>>,
     table: u32,
+    generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     let mut monitor = Monitor::new(TICK)?;
@@ -261,6 +290,7 @@ pub(super) fn spawn_monitor(
                 if events.is_empty() {
                     continue;
                 }
+                generation.fetch_add(1, Relaxed);
                 let (Some(hops), Some(maps)) = (hops.upgrade(), maps.upgrade()) else {
                     return;
                 };

@@ -39,6 +39,9 @@ pub(super) struct Route {
 pub(super) struct Link {
     pub mac: [u8; 6],
     pub mtu: u16,
+    /// Receive queues the device has (`IFLA_NUM_RX_QUEUES`: allocated, some
+    /// may not be in use).
+    pub rx_queues: u32,
 }
 
 /// A query socket.
@@ -123,14 +126,20 @@ impl Rtnl {
         }
         let mut mac = None;
         let mut mtu = None;
+        let mut rx_queues = 1;
         for a in &l.attributes {
             match a {
                 LinkAttribute::Address(a) => mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
                 LinkAttribute::Mtu(m) => mtu = Some(u16::try_from(*m).unwrap_or(u16::MAX)),
+                LinkAttribute::NumRxQueues(n) => rx_queues = *n,
                 _ => {}
             }
         }
-        Ok(mac.zip(mtu).map(|(mac, mtu)| Link { mac, mtu }))
+        Ok(mac.zip(mtu).map(|(mac, mtu)| Link {
+            mac,
+            mtu,
+            rx_queues,
+        }))
     }
 
     /// The MAC of neighbour `ip` on device `oif`, if the kernel has a usable

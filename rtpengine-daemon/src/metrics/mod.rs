@@ -8,8 +8,9 @@
 //! `# HELP` (upstream interleaves families, which the text format forbids).
 //! Upstream metrics whose data this daemon does not have (MOS, jitter,
 //! transcoding, media/player caches) are left out rather than reported as
-//! zeros. Ours: `rtpengine_kernel_*{table=…}` for the eBPF table and
-//! `rtpengine_poller_*{index=…}` for the relay threads.
+//! zeros. Ours: `rtpengine_kernel_*{table=…}` for the eBPF table,
+//! `rtpengine_poller_*{index=…}` for the relay threads and
+//! `rtpengine_af_xdp_packets_total{type=…}` for the AF_XDP relay.
 //!
 //! The per-proxy request counters are kept by the dispatcher ([`control`]).
 
@@ -27,6 +28,7 @@ use crate::call::Calls;
 use crate::kernel::Kernel;
 use crate::ng::request::COMMAND_NAMES;
 use crate::relay::poller::Poller;
+use crate::relay::xsk::Steering;
 
 /// Everything `/metrics` reads.
 pub struct Metrics {
@@ -38,6 +40,8 @@ pub struct Metrics {
     pub kernel: Option<Arc<Kernel>>,
     /// The relay threads.
     pub media: Arc<Poller>,
+    /// The AF_XDP relay, when running.
+    pub af_xdp: Option<Arc<Steering>>,
 }
 
 /// Metric name prefix, as upstream.
@@ -111,6 +115,7 @@ impl Metrics {
             tracing::warn!(error = %e, "Kernel table metrics unavailable");
         }
         self.relay_threads(&b)?;
+        self.af_xdp(&b)?;
         self.listeners(&b)?;
         self.memory(&b)?;
         let mut out = Vec::new();
@@ -383,6 +388,29 @@ impl Metrics {
             "Freed heap memory the allocator keeps for reuse, resident or not",
             bytes(u.free),
         )
+    }
+
+    /// The AF_XDP relay: packets received, sent as frames, sent through
+    /// sockets instead, dropped.
+    fn af_xdp(&self, b: &Builder) -> prometheus::Result<()> {
+        let Some(x) = &self.af_xdp else {
+            return Ok(());
+        };
+        let c = b.counters(
+            "af_xdp_packets",
+            "Packets of the AF_XDP relay: received, sent as frames, sent through the stream's socket instead (fallback), dropped",
+            &["type"],
+        )?;
+        for (t, v) in [
+            ("received", &x.stats.received),
+            ("sent", &x.stats.sent),
+            ("fallback", &x.stats.fallback),
+            ("dropped", &x.stats.dropped),
+        ] {
+            c.with_label_values(&[t])
+                .inc_by(v.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        Ok(())
     }
 
     /// The relay threads: wake-ups and sockets drained per thread.

@@ -2,8 +2,8 @@
 //! datagram together with the local address it was sent to, sending from a
 //! chosen local address (`IP_PKTINFO` / `IPV6_PKTINFO`), receiving a batch of
 //! datagrams with one call ([`batch`]), an edge-triggered `epoll` set
-//! ([`epoll`]) for the relay, and the host's interface addresses
-//! ([`ifaddrs`]).
+//! ([`epoll`]) for the relay, the host's interface addresses
+//! ([`ifaddrs`]) and AF_XDP sockets ([`xsk`]).
 //!
 //! Control replies must leave from the exact address a request hit: Kamailio,
 //! OpenSIPS and the Perl client use connected sockets and drop anything else.
@@ -11,6 +11,7 @@
 mod batch;
 mod epoll;
 pub mod ifaddrs;
+pub mod xsk;
 
 use std::io;
 use std::mem::{size_of, zeroed};

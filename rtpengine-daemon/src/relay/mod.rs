@@ -7,6 +7,9 @@
 //! Sockets know their peer only weakly, so dropping a call's streams closes
 //! everything.
 //!
+//! Streams the kernel cannot forward skip the socket layer where the XDP
+//! dataplane runs: [`xsk`] relays them over AF_XDP.
+//!
 //! Sockets are served by the [`poller`]'s threads, which coalesce wake-ups
 //! (the dominant cost at RTP packet rates) and drain each ready socket with
 //! one `recvmmsg` into a per-thread buffer: no per-socket buffer
@@ -24,6 +27,7 @@ mod socket;
 pub mod srtp;
 pub mod ssrc;
 pub mod webrtc;
+pub mod xsk;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

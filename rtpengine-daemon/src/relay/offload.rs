@@ -5,8 +5,17 @@
 //! must do with it ([`Rule`]); an [`Offload`] implementation (the eBPF
 //! dataplane in [`crate::kernel`]) does it. Offloaded packets never reach the
 //! relay, so the kernel's counters are merged back once a second.
+//!
+//! Streams the kernel cannot forward (SRTP the daemon encrypts or decrypts,
+//! bundles) can still skip the socket layer: an [`XskBackend`] steers their
+//! packets to AF_XDP sockets and resolves next hops for the frames the
+//! relay sends back out (`relay/xsk.rs`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+use std::sync::Weak;
+
+use super::MediaSocket;
 
 /// What the kernel does with packets arriving at one local socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +59,9 @@ pub enum OffloadError {
     /// Anything else (the map or the program refused the entry).
     #[error(transparent)]
     Rejected(#[from] anyhow::Error),
+    /// The backend cannot do this (steering without AF_XDP, IPv6).
+    #[error("not supported by this dataplane")]
+    Unsupported,
 }
 
 /// Streams the kernel refused since start (they stayed in userspace).
@@ -79,4 +91,55 @@ pub trait Offload: Send + Sync {
     fn counters(&self, local: SocketAddr) -> Option<KernelCounters>;
     /// Streams refused since start.
     fn refusals(&self) -> Refusals;
+    /// Relays what arrives for `local` (the socket `sock`) over AF_XDP
+    /// from now on (see `relay/xsk.rs`); removed with
+    /// [`remove`](Self::remove) or replaced by [`install`](Self::install).
+    fn steer(&self, local: SocketAddr, sock: Weak<MediaSocket>) -> Result<(), OffloadError> {
+        let _ = (local, sock);
+        Err(OffloadError::Unsupported)
+    }
+}
+
+/// Where a frame the relay builds itself leaves: the egress device, its MAC
+/// and MTU, and the neighbour's MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Egress device.
+    pub ifindex: u32,
+    /// The device's MAC.
+    pub smac: [u8; 6],
+    /// The neighbour's MAC.
+    pub dmac: [u8; 6],
+    /// The largest IP packet the path takes.
+    pub mtu: u16,
+}
+
+/// A device the dataplane is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XskDevice {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Receive queues it has (some may not be in use).
+    pub rx_queues: u32,
+}
+
+/// What the relay's AF_XDP path needs from the kernel dataplane.
+pub trait XskBackend: Send + Sync {
+    /// The Ethernet devices the dataplane is attached to.
+    fn xsk_devices(&self) -> anyhow::Result<Vec<XskDevice>>;
+    /// Makes `fds` (one AF_XDP socket per receive queue of `ifindex`, in
+    /// queue order) the ones this table's steered packets arriving there
+    /// go to.
+    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<()>;
+    /// Steers what arrives for `local` to the AF_XDP sockets (replacing any
+    /// rule for it); removed with [`Offload::remove`].
+    fn steer_flow(&self, local: SocketAddr) -> Result<(), OffloadError>;
+    /// The next hop from local address `src` to `dst`, if one is resolved
+    /// through a device of the dataplane.
+    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> Option<NextHop>;
+    /// Changes whenever next hops may have changed (routes, links,
+    /// neighbours): cached ones are stale.
+    fn hop_generation(&self) -> u64;
 }

@@ -23,6 +23,35 @@ use crate::clock;
 use crate::interfaces::PortLease;
 use crate::net::RecvBatch;
 
+/// Where the relay's packets leave: out of the sending socket, or as
+/// AF_XDP frames (`relay/xsk.rs`).
+pub(crate) trait Egress {
+    /// Sends `pkt` from `from`'s local address to `dst` (`tos`: the
+    /// socket's TOS, for frames built without it).
+    fn send(
+        &mut self,
+        from: &MediaSocket,
+        pkt: &[u8],
+        dst: SocketAddr,
+        tos: Option<u8>,
+    ) -> io::Result<()>;
+}
+
+/// [`Egress`] through the sockets.
+pub(crate) struct SocketEgress;
+
+impl Egress for SocketEgress {
+    fn send(
+        &mut self,
+        from: &MediaSocket,
+        pkt: &[u8],
+        dst: SocketAddr,
+        _tos: Option<u8>,
+    ) -> io::Result<()> {
+        crate::net::send_to(from.sock.as_raw_fd(), pkt, dst).map(drop)
+    }
+}
+
 /// Mutable per-socket state, changed by signalling and by learning.
 #[derive(Debug)]
 pub struct SocketState {
@@ -44,6 +73,11 @@ pub struct SocketState {
     kernel_seen: KernelCounters,
     /// Offloading failed once for this socket; do not retry every packet.
     kernel_failed: bool,
+    /// What the party sends here is relayed over AF_XDP (`relay/xsk.rs`).
+    steered: bool,
+    /// Steering failed (or is unavailable); retried once signalling changes
+    /// the stream.
+    steer_failed: bool,
     /// `block media` / `block DTMF` / `silence media` on what the party sends.
     filter: Filter,
     /// Per-SSRC counters of the RTP received.
@@ -84,6 +118,8 @@ impl SocketState {
             kernel: None,
             kernel_seen: KernelCounters::default(),
             kernel_failed: false,
+            steered: false,
+            steer_failed: false,
             filter: Filter::default(),
             ssrcs: SsrcTable::default(),
             loops: None,
@@ -200,6 +236,8 @@ pub struct MediaSocket {
     /// head learns each one once.
     bundle_sent: AtomicU32,
     offload: Option<Arc<dyn Offload>>,
+    /// This socket, for the AF_XDP relay's lookup of steered sockets.
+    me: Weak<MediaSocket>,
     // Declared after `sock` so the port returns to the pool after closing.
     _lease: Arc<PortLease>,
 }
@@ -223,7 +261,7 @@ impl MediaSocket {
     ) -> io::Result<Arc<MediaSocket>> {
         let local = sock.local_addr()?;
         sock.set_nonblocking(true)?;
-        Ok(Arc::new(MediaSocket {
+        Ok(Arc::new_cyclic(|me| MediaSocket {
             local,
             is_rtcp,
             sock,
@@ -238,6 +276,7 @@ impl MediaSocket {
             bundle_role: AtomicU8::new(0),
             bundle_sent: AtomicU32::new(0),
             offload,
+            me: me.clone(),
             _lease: lease,
         }))
     }
@@ -288,18 +327,19 @@ impl MediaSocket {
         let now = Instant::now();
         for i in 0..n {
             match batch.get(i) {
-                (pkt, Some(src)) => self.forward(pkt, src, now),
+                (pkt, Some(src)) => self.forward(pkt, src, now, &mut SocketEgress),
                 _ => self.stats_in.error(),
             }
         }
         n
     }
 
-    /// Handles one packet from `src`, received at `now`.
+    /// Handles one packet from `src`, received at `now` (on this socket,
+    /// or steered here over AF_XDP), sending what it relays through `tx`.
     ///
     /// Lock discipline: at most one [`SocketState`] lock is held at a time
     /// (two sockets forwarding to each other would otherwise deadlock).
-    fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant) {
+    pub(super) fn forward(&self, pkt: &[u8], src: SocketAddr, now: Instant, tx: &mut dyn Egress) {
         let now_ms = clock::ms_of(now);
         // RTP and RTCP start with version 2 (first byte 128–191): one
         // comparison keeps the media path as it was.
@@ -307,9 +347,9 @@ impl MediaSocket {
             return;
         }
         if self.bundle_role.load(Relaxed) == HEAD {
-            return self.forward_bundled(pkt, src, now, now_ms);
+            return self.forward_bundled(pkt, src, now, now_ms, tx);
         }
-        self.relay(pkt, src, now, now_ms, None);
+        self.relay(pkt, src, now, now_ms, None, tx);
     }
 
     /// A packet on a bundle's head: relayed by the section it belongs to
@@ -317,7 +357,14 @@ impl MediaSocket {
     /// section; the party's address, where all sections' media to it go)
     /// is kept only once that section accepted it: a forged packet
     /// teaches nothing.
-    fn forward_bundled(&self, pkt: &[u8], src: SocketAddr, now: Instant, now_ms: u64) {
+    fn forward_bundled(
+        &self,
+        pkt: &[u8],
+        src: SocketAddr,
+        now: Instant,
+        now_ms: u64,
+        tx: &mut dyn Egress,
+    ) {
         // One lock for the routes and the decision.
         let decided = {
             let st = self.state();
@@ -351,7 +398,7 @@ impl MediaSocket {
         let (routes, demux, plain) = match decided {
             // Not a head any more (a race with signalling).
             None => {
-                self.relay(pkt, src, now, now_ms, None);
+                self.relay(pkt, src, now, now_ms, None, tx);
                 return;
             }
             Some(None) => return self.stats_in.error(),
@@ -361,7 +408,7 @@ impl MediaSocket {
             // The head's own section (first in the routes), or unknown.
             let learn = demux.and_then(|d| d.learn);
             let head = routes.members.first().map(|m| m.key);
-            if self.relay(pkt, src, now, now_ms, plain) {
+            if self.relay(pkt, src, now, now_ms, plain, tx) {
                 if let (Some(ssrc), Some(key)) = (learn, head) {
                     self.state().bundle_learned.received(ssrc, key);
                 }
@@ -377,7 +424,7 @@ impl MediaSocket {
             self.stats_in.error();
             return;
         };
-        if !sock.relay(pkt, src, now, now_ms, plain) {
+        if !sock.relay(pkt, src, now, now_ms, plain, tx) {
             return;
         }
         let mut st = self.state();
@@ -492,6 +539,7 @@ impl MediaSocket {
         now: Instant,
         now_ms: u64,
         plain: Option<Vec<u8>>,
+        tx: &mut dyn Egress,
     ) -> bool {
         // RTCP by its port, or by its packet type where it arrives on an
         // RTP port (muxed, or unannounced); the header is clear in SRTCP too.
@@ -555,6 +603,8 @@ impl MediaSocket {
             if !rtcp {
                 st.ssrcs.record(pkt, now_ms);
             }
+            // Accepted: later packets may skip the socket layer.
+            self.steer_locked(st);
             // RTCP arriving on the RTP port of a party that does not mux
             // (unannounced) goes to the peer's RTCP port all the same, as
             // upstream demultiplexes it.
@@ -654,8 +704,8 @@ impl MediaSocket {
         if self.offload.is_some() && !target.bundled() {
             self.offload_to(&target, dst, tos);
         }
-        match crate::net::send_to(out.sock.as_raw_fd(), pkt, dst) {
-            Ok(_) => target.stats_out.count(pkt.len(), now_ms),
+        match tx.send(out, pkt, dst, tos) {
+            Ok(()) => target.stats_out.count(pkt.len(), now_ms),
             Err(_) => target.stats_out.error(),
         }
         if let (Some(head), false) = (&via, rtcp) {
@@ -821,6 +871,31 @@ impl MediaSocket {
         (st.endpoint.destination(&st.policy), st.tos)
     }
 
+    /// Steers what the party sends here to the AF_XDP relay, once, if the
+    /// kernel cannot forward it (SRTP to encrypt or decrypt, a bundle's
+    /// head, filtered media) and the backend can steer.
+    fn steer_locked(&self, st: &mut SocketState) {
+        let Some(offload) = &self.offload else { return };
+        if st.steered || st.steer_failed || st.kernel.is_some() {
+            return;
+        }
+        if !(st.transform.active() || st.bundle.is_some() || st.filter.active()) {
+            return;
+        }
+        match offload.steer(self.local, self.me.clone()) {
+            Ok(()) => {
+                tracing::debug!(local = %self.local, "Media stream relayed over AF_XDP");
+                st.steered = true;
+            }
+            Err(e) => {
+                if !matches!(e, super::offload::OffloadError::Unsupported) {
+                    tracing::debug!(local = %self.local, error = %format!("{e:#}"), "Steering to AF_XDP refused");
+                }
+                st.steer_failed = true;
+            }
+        }
+    }
+
     /// Offloads this socket if its path is ready (called when where the
     /// party it sends to receives changed or became final, so the rule
     /// follows and the first reply need not wait for another packet
@@ -914,6 +989,8 @@ impl MediaSocket {
                     st.kernel_seen = KernelCounters::default();
                 }
                 st.kernel = Some(rule);
+                // The rule replaced the steering flow of this address.
+                st.steered = false;
                 self.offloaded.store(true, Relaxed);
             }
             Err(e) => {
@@ -938,6 +1015,7 @@ impl MediaSocket {
     /// re-install a rule for the old path in between).
     pub fn unoffload_locked(&self, st: &mut SocketState, reason: &str) {
         st.kernel_failed = false;
+        st.steer_failed = false;
         let Some(offload) = &self.offload else { return };
         if st.kernel.is_none() {
             return;

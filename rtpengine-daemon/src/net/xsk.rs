@@ -1,8 +1,10 @@
-//! A minimal AF_XDP socket for the bench's kernel-bypass floor
-//! (`xskfloor.rs`): copy mode (veth has no zero-copy), one UMEM per socket,
-//! the four rings mapped straight from the kernel, no libbpf.
+//! A minimal AF_XDP socket: copy mode (works on every driver, veth has no
+//! zero-copy), one UMEM per socket, the four rings mapped straight from the
+//! kernel, no libbpf. Used by the relay's AF_XDP path
+//! (`relay/xsk.rs`) and the benchmark's kernel-bypass floor.
 //!
-//! A quarter of the UMEM's frames feed the fill ring (the kernel writes
+//! Half the UMEM's frames (the ring size) exist per direction. Half of
+//! those feed the fill ring (the kernel writes
 //! received frames into them): half the ring's size, because the kernel
 //! publishes received frames before it releases their fill-ring slots, so a
 //! full ring could refuse a frame handed straight back. The rest is a free
@@ -14,36 +16,36 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use anyhow::{bail, Context as _};
+use std::io;
 
 /// Size of a UMEM frame (one packet).
 pub const FRAME: usize = 2048;
-/// Frames per socket.
-const FRAMES: u32 = 4096;
-/// Entries per ring.
-const RING: u32 = 2048;
-/// Frames for reception: half the fill ring.
-const RX_FRAMES: u32 = RING / 2;
+
+/// `err` (the last OS error) with what was being done.
+fn os_err(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
 
 /// An anonymous or ring mapping, unmapped on drop.
-pub(super) struct Mmap {
+pub struct Mmap {
     ptr: *mut u8,
     len: usize,
 }
 
 impl Mmap {
     /// `len` bytes of page-aligned anonymous memory.
-    pub(super) fn anonymous(len: usize) -> anyhow::Result<Mmap> {
+    pub fn anonymous(len: usize) -> io::Result<Mmap> {
         Mmap::new(len, -1, 0)
     }
 
     /// The start of the mapping.
-    pub(super) fn ptr(&self) -> *mut u8 {
+    pub fn ptr(&self) -> *mut u8 {
         self.ptr
     }
 
     /// `len` bytes mapped from `fd` at `offset`, or anonymous if `fd < 0`.
-    fn new(len: usize, fd: RawFd, offset: libc::off_t) -> anyhow::Result<Mmap> {
+    fn new(len: usize, fd: RawFd, offset: libc::off_t) -> io::Result<Mmap> {
         let (flags, fd) = if fd < 0 {
             (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
         } else {
@@ -61,7 +63,7 @@ impl Mmap {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap");
+            return Err(os_err("mmap"));
         }
         Ok(Mmap {
             ptr: ptr.cast(),
@@ -77,9 +79,10 @@ impl Drop for Mmap {
     }
 }
 
-/// One mapped ring of `T` entries.
+/// One mapped ring of `T` entries (`size`, a power of two).
 struct Ring<T> {
     _map: Mmap,
+    size: u32,
     producer: *const AtomicU32,
     consumer: *const AtomicU32,
     desc: *mut T,
@@ -88,8 +91,8 @@ struct Ring<T> {
 }
 
 impl<T: Copy> Ring<T> {
-    fn map(fd: RawFd, off: &libc::xdp_ring_offset, pgoff: u64) -> anyhow::Result<Ring<T>> {
-        let len = off.desc as usize + RING as usize * std::mem::size_of::<T>();
+    fn map(fd: RawFd, off: &libc::xdp_ring_offset, pgoff: u64, size: u32) -> io::Result<Ring<T>> {
+        let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
         let map = Mmap::new(len, fd, pgoff as libc::off_t)?;
         // SAFETY: the kernel placed these fields at these offsets in the mapping.
         let (producer, consumer, desc) = unsafe {
@@ -101,6 +104,7 @@ impl<T: Copy> Ring<T> {
         };
         Ok(Ring {
             _map: map,
+            size,
             producer,
             consumer,
             desc,
@@ -110,14 +114,14 @@ impl<T: Copy> Ring<T> {
 
     fn slot(&self, i: u32) -> *mut T {
         // SAFETY: the index is masked into the ring.
-        unsafe { self.desc.add((i & (RING - 1)) as usize) }
+        unsafe { self.desc.add((i & (self.size - 1)) as usize) }
     }
 
     /// Producer side: pushes `v` if there is room (publish with `submit`).
     fn push(&mut self, v: T) -> bool {
         // SAFETY: the consumer index is the kernel's, in the mapping.
         let cons = unsafe { (*self.consumer).load(Ordering::Acquire) };
-        if self.local.wrapping_sub(cons) >= RING {
+        if self.local.wrapping_sub(cons) >= self.size {
             return false;
         }
         // SAFETY: the slot is ours until the producer index passes it.
@@ -174,7 +178,7 @@ pub struct Xsk {
 // SAFETY: the mappings are owned by this value and only touched through &mut.
 unsafe impl Send for Xsk {}
 
-fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T, what: &str) -> anyhow::Result<()> {
+fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T, what: &str) -> io::Result<()> {
     // SAFETY: v is a valid T of the size passed.
     let r = unsafe {
         libc::setsockopt(
@@ -186,22 +190,32 @@ fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T, what: &str) -> anyhow::Result<(
         )
     };
     if r < 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("setsockopt {what}"));
+        return Err(os_err(&format!("setsockopt {what}")));
     }
     Ok(())
 }
 
 impl Xsk {
-    /// Binds a copy-mode socket to queue `queue` of `ifindex`.
-    pub fn bind(ifindex: u32, queue: u32) -> anyhow::Result<Xsk> {
+    /// Binds a copy-mode socket to queue `queue` of `ifindex`, with a UMEM
+    /// of `frames` frames (a power of two, at least 8): `frames / 2`-entry
+    /// rings, a quarter of the frames for reception.
+    pub fn bind(ifindex: u32, queue: u32, frames: u32) -> io::Result<Xsk> {
+        if frames < 8 || !frames.is_power_of_two() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("AF_XDP UMEM of {frames} frames: not a power of two of at least 8"),
+            ));
+        }
+        let ring = frames / 2;
+        let rx_frames = ring / 2;
         // SAFETY: plain socket(2).
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
-            return Err(std::io::Error::last_os_error()).context("socket(AF_XDP)");
+            return Err(os_err("socket(AF_XDP)"));
         }
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let umem = Mmap::anonymous(FRAMES as usize * FRAME)?;
+        let umem = Mmap::anonymous(frames as usize * FRAME)?;
         let reg = libc::xdp_umem_reg {
             addr: umem.ptr as u64,
             len: umem.len as u64,
@@ -217,7 +231,7 @@ impl Xsk {
             (libc::XDP_RX_RING, "rx ring"),
             (libc::XDP_TX_RING, "tx ring"),
         ] {
-            setopt(raw, opt, &RING, what)?;
+            setopt(raw, opt, &ring, what)?;
         }
         // SAFETY: all-zero is a valid xdp_mmap_offsets.
         let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
@@ -233,23 +247,23 @@ impl Xsk {
             )
         };
         if r < 0 {
-            return Err(std::io::Error::last_os_error()).context("XDP_MMAP_OFFSETS");
+            return Err(os_err("XDP_MMAP_OFFSETS"));
         }
         let mut xsk = Xsk {
-            fill: Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)?,
-            comp: Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?,
-            rx: Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64)?,
-            tx: Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64)?,
+            fill: Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING, ring)?,
+            comp: Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING, ring)?,
+            rx: Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64, ring)?,
+            tx: Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64, ring)?,
             fd,
             umem,
             free: Vec::new(),
             queued: false,
         };
-        for f in 0..RX_FRAMES {
+        for f in 0..rx_frames {
             xsk.fill.push(u64::from(f) * FRAME as u64);
         }
         xsk.fill.submit();
-        xsk.free = (RX_FRAMES..FRAMES)
+        xsk.free = (rx_frames..frames)
             .map(|f| u64::from(f) * FRAME as u64)
             .collect();
         let sa = libc::sockaddr_xdp {
@@ -268,8 +282,9 @@ impl Xsk {
             )
         };
         if r < 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("binding AF_XDP to ifindex {ifindex} queue {queue}"));
+            return Err(os_err(&format!(
+                "binding AF_XDP to ifindex {ifindex} queue {queue}"
+            )));
         }
         Ok(xsk)
     }
@@ -286,7 +301,8 @@ impl Xsk {
                 // back in the fill ring.
                 f(unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr), len) });
             }
-            // Cannot fail: at most RX_FRAMES (half the ring) are ever in it.
+            // Cannot fail: at most a quarter of the frames (half the
+            // ring) are ever in it.
             self.fill.push(d.addr & !(FRAME as u64 - 1));
         }
         if n > 0 {
@@ -302,16 +318,30 @@ impl Xsk {
         if pkt.len() > FRAME {
             return false;
         }
+        self.queue_with(|frame| {
+            frame[..pkt.len()].copy_from_slice(pkt);
+            pkt.len()
+        })
+    }
+
+    /// Queues a frame `write` builds in place (it gets the whole [`FRAME`]
+    /// and returns the length written; 0 abandons it); false if nothing
+    /// was queued (no free frame or ring slot, or abandoned).
+    pub fn queue_with(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
         let Some(addr) = self.free.pop() else {
             return false;
         };
-        // SAFETY: addr is a whole free frame of the UMEM, pkt fits in it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(pkt.as_ptr(), self.umem.ptr.add(addr as usize), pkt.len())
-        };
+        // SAFETY: addr is a whole free frame of the UMEM, ours until queued.
+        let frame =
+            unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr as usize), FRAME) };
+        let len = write(frame).min(FRAME);
+        if len == 0 {
+            self.free.push(addr);
+            return false;
+        }
         let d = libc::xdp_desc {
             addr,
-            len: pkt.len() as u32,
+            len: len as u32,
             options: 0,
         };
         if !self.tx.push(d) {
@@ -368,14 +398,17 @@ impl Xsk {
 }
 
 /// The real receive queues of `dev` (from sysfs).
-pub fn rx_queues(dev: &str) -> anyhow::Result<u32> {
+pub fn rx_queues(dev: &str) -> io::Result<u32> {
     let n = std::fs::read_dir(format!("/sys/class/net/{dev}/queues"))
-        .with_context(|| format!("reading {dev}'s queues"))?
+        .map_err(|e| io::Error::new(e.kind(), format!("reading {dev}'s queues: {e}")))?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
         .count();
     if n == 0 {
-        bail!("{dev} has no receive queues");
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{dev} has no receive queues"),
+        ));
     }
     Ok(n as u32)
 }

@@ -1,0 +1,119 @@
+//! The dataplane's side of the relay's AF_XDP path ([`XskBackend`]): which
+//! AF_XDP sockets serve this table on each device (`XSKS`, `XSK_SLOTS`),
+//! steering a stream's packets to them (a [`FlowTarget::TO_XSK`] flow), and
+//! the next hops of the frames the relay sends.
+//!
+//! Table `t` owns `XSKS` slots `t * XSK_SLOTS_PER_TABLE ..`: daemons sharing
+//! the maps never hand out each other's slots. A socket leaves `XSKS` when
+//! it closes (the kernel removes it), so a daemon gone leaves empty slots,
+//! which the program treats as "to the stack"; the `XSK_SLOTS` entries are
+//! removed at close and at the next open of the table.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+
+use anyhow::{anyhow, bail, Context as _};
+use rtpengine_common::{FlowTarget, XskSlotKey, XskSlots, XSK_SLOTS_PER_TABLE};
+
+use super::maps::{ignore_missing, BPF_ANY};
+use super::rtnl::Rtnl;
+use super::{flow_key, xdp_link, Kernel};
+use crate::relay::offload::{NextHop, OffloadError, XskBackend, XskDevice};
+
+impl Kernel {
+    /// Removes this table's `XSK_SLOTS` entries (their sockets are gone or
+    /// about to be).
+    pub(super) fn clear_xsk_slots(&self) {
+        let Ok(mut maps) = self.maps() else { return };
+        let mine: Vec<XskSlotKey> = maps
+            .xsk_slots
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.table == self.table.get())
+            .collect();
+        for k in mine {
+            let _ = ignore_missing(maps.xsk_slots.remove(&k));
+        }
+        maps.xsk_used = 0;
+    }
+}
+
+impl XskBackend for Kernel {
+    fn xsk_devices(&self) -> anyhow::Result<Vec<XskDevice>> {
+        // Over rtnetlink: sysfs shows the devices of the namespace it was
+        // mounted in, which need not be ours.
+        let mut rtnl = Rtnl::new().context("rtnetlink socket")?;
+        let mut out = Vec::new();
+        for a in self.attachments() {
+            let ifindex = xdp_link::ifindex(&a.device)
+                .with_context(|| format!("no network device {}", a.device))?;
+            let Some(link) = rtnl
+                .link(ifindex)
+                .with_context(|| format!("reading {}", a.device))?
+            else {
+                tracing::info!(device = %a.device, "No AF_XDP relay on a device that is not Ethernet");
+                continue;
+            };
+            out.push(XskDevice {
+                name: a.device,
+                ifindex,
+                rx_queues: link.rx_queues,
+            });
+        }
+        Ok(out)
+    }
+
+    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<()> {
+        let mut maps = self.maps()?;
+        let n = u32::try_from(fds.len()).unwrap_or(u32::MAX);
+        if maps.xsk_used.saturating_add(n) > XSK_SLOTS_PER_TABLE {
+            bail!(
+                "{} AF_XDP sockets on ifindex {ifindex}: more than the {XSK_SLOTS_PER_TABLE} a table has ({} in use)",
+                fds.len(),
+                maps.xsk_used
+            );
+        }
+        let base = self.table.get() * XSK_SLOTS_PER_TABLE + maps.xsk_used;
+        for (i, fd) in (0u32..).zip(fds) {
+            maps.xsks
+                .set(base + i, *fd, 0)
+                .with_context(|| format!("putting an AF_XDP socket into XSKS[{}]", base + i))?;
+        }
+        let key = XskSlotKey {
+            table: self.table.get(),
+            ifindex,
+        };
+        maps.xsk_slots
+            .insert(key, XskSlots { base, queues: n }, BPF_ANY)
+            .map_err(|e| anyhow!("XSK_SLOTS for ifindex {ifindex}: {e}"))?;
+        maps.xsk_used += n;
+        Ok(())
+    }
+
+    fn steer_flow(&self, local: SocketAddr) -> Result<(), OffloadError> {
+        let key = flow_key(local);
+        let target = FlowTarget {
+            flags: FlowTarget::TO_XSK,
+            family: key.family,
+            ..FlowTarget::default()
+        };
+        // No next hop to track: the relay resolves its own.
+        self.nexthops().forget(&key);
+        self.write(key, target).map_err(OffloadError::Rejected)
+    }
+
+    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> Option<NextHop> {
+        let hop = self.nexthops().lookup(src, dst)?;
+        Some(NextHop {
+            ifindex: hop.ifindex,
+            smac: hop.smac,
+            dmac: hop.dmac,
+            mtu: hop.mtu,
+        })
+    }
+
+    fn hop_generation(&self) -> u64 {
+        self.hop_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
