@@ -29,8 +29,9 @@ use super::xdp;
 use rtpengine::net::xsk::{rx_queues, Xsk, FRAME};
 
 const BATCH: u32 = 64;
-/// UMEM frames per socket: 2 048-entry rings, deep enough for a flood.
-const UMEM_FRAMES: u32 = 4096;
+/// UMEM frames per socket for reception and transmission: 2 048-entry
+/// rings, deep enough for a flood.
+const UMEM_FRAMES: (u32, u32) = (1024, 3072);
 const COALESCE: Duration = Duration::from_millis(1);
 
 /// Starts the XSK floor in namespace `ns` (see `sockfloor::start`); `c0`,
@@ -148,7 +149,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         base.insert(ifindex, slot, 0)?;
         let mut xsks = XskMap::try_from(ebpf.map_mut(XSK_MAP).context(XSK_MAP)?)?;
         for q in 0..rx_queues(name)? {
-            let x = Xsk::bind(ifindex, q, UMEM_FRAMES)?;
+            let x = Xsk::bind(ifindex, q, UMEM_FRAMES.0, UMEM_FRAMES.1)?;
             xsks.set(slot, x.fd(), 0)
                 .with_context(|| format!("XSK_FLOOR[{slot}]"))?;
             socks[i].push(x);

@@ -68,6 +68,13 @@ pub const XSK_SLOTS_MAP: &str = "XSK_SLOTS";
 pub const XSK_SLOTS_PER_TABLE: u32 = 64;
 /// Capacity of [`XSK_SLOTS_MAP`] (devices × tables).
 pub const MAX_XSK_DEVICES: u32 = 1024;
+/// Size of an AF_XDP UMEM frame of the daemon's sockets.
+pub const XSK_FRAME_SIZE: u32 = 2048;
+/// The longest packet an AF_XDP socket in copy mode takes into an
+/// [`XSK_FRAME_SIZE`] frame (the kernel keeps `XDP_PACKET_HEADROOM`, 256
+/// bytes, in front of it); longer ones would be dropped, so the program
+/// hands them to the stack.
+pub const XSK_MAX_PACKET: u32 = XSK_FRAME_SIZE - 256;
 
 /// Name of the XDP program in the object file.
 pub const XDP_PROGRAM: &str = "rtpengine_xdp";

@@ -32,6 +32,7 @@ use network_types::{
 };
 use rtpengine_common::{
     classify, csum, FlowKey, FlowStats, FlowTarget, XskSlotKey, FAMILY_V4, FAMILY_V6,
+    XSK_MAX_PACKET,
 };
 
 use rtpengine_ebpf::ptr_at;
@@ -388,10 +389,14 @@ fn userspace_payload(ctx: &XdpContext, off: usize, len: usize, flags: u32) -> bo
 }
 
 /// Redirects the packet to `table`'s AF_XDP socket of the queue it arrived
-/// on; the stack takes it where the table has none there (the daemon's
-/// UDP socket relays it then), counted as a fallback.
+/// on; the stack takes it where the table has none there, or where it
+/// does not fit a frame (the daemon's UDP socket relays it then), counted
+/// as a fallback.
 #[inline(always)]
 fn to_xsk(ctx: &XdpContext, table: u32) -> u32 {
+    if ctx.data_end() - ctx.data() > XSK_MAX_PACKET as usize {
+        return fallback(table);
+    }
     let key = XskSlotKey {
         table,
         ifindex: ctx.ingress_ifindex() as u32,

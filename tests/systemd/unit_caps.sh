@@ -92,7 +92,12 @@ chown "$TUID" "$WORK"
 # Positive case, with the NOFILE limits systemd would set (here soft 1024 and
 # the container's hard 20000; under systemd both are LimitNOFILE=).
 echo "## positive: caps = $CAPS"
-WRAP="prlimit --nofile=1024:20000 --"; start pos "$CAPS" unit; WRAP=""
+# Locked memory (the AF_XDP relay's UMEM): the unit's LimitMEMLOCK=, or the
+# hard limit here if lower (a container cannot raise it).
+MEMLOCK=$(numfmt --from=iec "$(sed -n 's/^LimitMEMLOCK=//p' "$UNIT")")
+HARD=$(ulimit -Hl)
+[ "$HARD" = unlimited ] || [ "$MEMLOCK" -le $((HARD * 1024)) ] || MEMLOCK=$((HARD * 1024))
+WRAP="prlimit --nofile=1024:20000 --memlock=$MEMLOCK --"; start pos "$CAPS" unit; WRAP=""
 P=$(cat "$WORK/pos.pid" 2>/dev/null)
 check "table opens"               'log pos | grep -q "kernel forwarding table open table=0"'
 check "no fallback line"          '! log pos | grep -q "KERNEL FORWARDING DISABLED"'

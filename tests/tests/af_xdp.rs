@@ -288,10 +288,12 @@ fn webrtc_media_is_relayed_over_af_xdp() {
     );
     assert!(report.frames > 50, "{report:?}");
     assert_eq!(report.samples, [DECODED_CE], "{report:?}");
-    // All but the first packets each way took AF_XDP, in and out.
+    // The media took AF_XDP, in and out (over 50 packets each way were
+    // checked above; only the first each way went through the sockets).
     let (received, sent) = (af_xdp(&t, "received"), af_xdp(&t, "sent"));
-    assert!(received > 200.0, "received {received}");
-    assert!(sent > 200.0, "sent {sent}");
+    assert!(received > 100.0, "received {received}");
+    assert!(sent > 100.0, "sent {sent}");
     assert_eq!(af_xdp(&t, "fallback"), 0.0);
+    assert_eq!(af_xdp(&t, "overflow"), 0.0);
     drop(p.daemon);
 }

@@ -388,8 +388,10 @@ impl Kernel {
             }
         }
         let flushed = if keep { 0 } else { kernel.flush()? };
-        // Sockets of a previous instance are gone with it.
+        // Sockets of a previous instance are gone with it, and so is the
+        // use of its steering flows.
         kernel.clear_xsk_slots();
+        kernel.remove_steering_flows();
         if flushed > 0 {
             tracing::warn!(
                 table = %cfg.table,

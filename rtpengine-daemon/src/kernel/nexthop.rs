@@ -37,12 +37,19 @@ const TICK: Duration = Duration::from_millis(200);
 /// A pair: local source address, peer address.
 type Pair = (IpAddr, IpAddr);
 
+/// Pairs the AF_XDP relay asked for that no flow uses, kept (and followed
+/// by the monitor) so its lookups stay in the cache; past this many they
+/// are forgotten together and resolved again on use.
+const MAX_RELAY_PAIRS: usize = 65_536;
+
 /// What is known about one pair.
 #[derive(Debug, Default)]
 struct Entry {
     route: Option<(Route, Link)>,
     dmac: Option<[u8; 6]>,
     flows: HashSet<FlowKey>,
+    /// The AF_XDP relay sends frames along it (see [`NextHops::lookup`]).
+    relay: bool,
 }
 
 impl Entry {
@@ -142,7 +149,7 @@ impl NextHops {
         };
         if let Some(e) = self.pairs.get_mut(&pair) {
             e.flows.remove(key);
-            if e.flows.is_empty() {
+            if e.flows.is_empty() && !e.relay {
                 self.pairs.remove(&pair);
             }
         }
@@ -190,6 +197,7 @@ fn resolve(rtnl: &mut Rtnl, (src, dst): Pair, egress: Option<&HashSet<u32>>) -> 
             route: Some((route, link)),
             dmac,
             flows: HashSet::new(),
+            relay: false,
         })
     })();
     looked_up.unwrap_or_else(|e| {
@@ -208,13 +216,24 @@ pub(super) struct Hop {
 }
 
 impl NextHops {
-    /// The next hop of a packet from `src` to `dst`, resolved now (not
-    /// cached here: the caller caches it until the monitor's generation
-    /// moves); `None` without one (unresolved neighbour, local or
-    /// non-Ethernet route, a device without the program, no rtnetlink).
+    /// The next hop of a packet from `src` to `dst`; `None` without one
+    /// (unresolved neighbour, local or non-Ethernet route, a device without
+    /// the program, no rtnetlink). The pair stays cached and followed by
+    /// the monitor, which moves the generation when it changes: the AF_XDP
+    /// relay caches answers until then.
     pub(super) fn lookup(&mut self, src: IpAddr, dst: IpAddr) -> Option<Hop> {
-        let rtnl = self.rtnl.as_mut()?;
-        let e = resolve(rtnl, (src, dst), self.egress.as_ref());
+        let pair = (src, dst);
+        if !self.pairs.contains_key(&pair) {
+            let rtnl = self.rtnl.as_mut()?;
+            let entry = resolve(rtnl, pair, self.egress.as_ref());
+            let relay_only = self.pairs.values().filter(|e| e.flows.is_empty()).count();
+            if relay_only >= MAX_RELAY_PAIRS {
+                self.pairs.retain(|_, e| !e.flows.is_empty());
+            }
+            self.pairs.insert(pair, entry);
+        }
+        let e = self.pairs.get_mut(&pair)?;
+        e.relay = true;
         let mut t = FlowTarget::default();
         e.apply(&mut t);
         (t.flags & FlowTarget::NEXT_HOP != 0).then_some(Hop {
@@ -266,6 +285,8 @@ pub(super) fn spawn_monitor(
     generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    // Moved only when a cached pair's next hop changed: a neighbour merely
+    // going stale must not make the AF_XDP relay resolve everything again.
     let mut monitor = Monitor::new(TICK)?;
     let mut rtnl = Rtnl::new()?;
     std::thread::Builder::new()
@@ -290,7 +311,6 @@ pub(super) fn spawn_monitor(
                 if events.is_empty() {
                     continue;
                 }
-                generation.fetch_add(1, Relaxed);
                 let (Some(hops), Some(maps)) = (hops.upgrade(), maps.upgrade()) else {
                     return;
                 };
@@ -303,13 +323,14 @@ pub(super) fn spawn_monitor(
                             if !changed.is_empty() {
                                 tracing::debug!(%ip, ifindex, ?mac, pairs = changed.len(), "Neighbour changed: updating kernel flows");
                                 rewrite(&h, &maps, table, &changed);
+                                generation.fetch_add(1, Relaxed);
                             }
                         }
                         Event::Topology => topology = true,
                     }
                 }
-                if topology {
-                    resync(&hops, &maps, table, &mut rtnl);
+                if topology && resync(&hops, &maps, table, &mut rtnl) {
+                    generation.fetch_add(1, Relaxed);
                 }
             }
         })?;
@@ -317,8 +338,9 @@ pub(super) fn spawn_monitor(
 }
 
 /// Resolves every cached pair again (routes or links changed) and rewrites
-/// the flows of those that changed. Queries run without the cache locked.
-fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) {
+/// the flows of those that changed; true if any did. Queries run without
+/// the cache locked.
+fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) -> bool {
     // The snapshot releases the lock before the queries.
     let (pairs, egress) = {
         let h = hops.lock().unwrap_or_else(PoisonError::into_inner);
@@ -340,11 +362,13 @@ fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtn
             changed.push(pair);
         }
     }
-    if !changed.is_empty() {
-        tracing::debug!(
-            pairs = changed.len(),
-            "Routes changed: updating kernel flows"
-        );
-        rewrite(&h, maps, table, &changed);
+    if changed.is_empty() {
+        return false;
     }
+    tracing::debug!(
+        pairs = changed.len(),
+        "Routes changed: updating kernel flows"
+    );
+    rewrite(&h, maps, table, &changed);
+    true
 }

@@ -146,6 +146,11 @@ impl Kernel {
     ) -> (usize, usize) {
         let (mut adopted, mut removed) = (0, 0);
         for (key, t, s) in self.entries() {
+            // Steering flows are this process's own (the previous one's
+            // went at open): sockets restored so far steered again.
+            if t.flags & FlowTarget::TO_XSK != 0 {
+                continue;
+            }
             // Written again first: a socket only takes over a flow that is
             // there, with its next hop tracked by this process.
             let taken = match (key.socket_addr(), rule_of(&key, &t)) {

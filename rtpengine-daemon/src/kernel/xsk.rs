@@ -12,7 +12,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, Context as _};
 use rtpengine_common::{FlowTarget, XskSlotKey, XskSlots, XSK_SLOTS_PER_TABLE};
 
 use super::maps::{ignore_missing, BPF_ANY};
@@ -35,6 +35,25 @@ impl Kernel {
             let _ = ignore_missing(maps.xsk_slots.remove(&k));
         }
         maps.xsk_used = 0;
+    }
+
+    /// Removes this table's steering flows (left by a previous instance
+    /// that kept its flows for a restart: their sockets are gone, and the
+    /// restored ones steer again with their first packet).
+    pub(super) fn remove_steering_flows(&self) -> usize {
+        let Ok(mut maps) = self.maps() else { return 0 };
+        let keys: Vec<_> = maps
+            .flows
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, t)| t.table == self.table.get() && t.flags & FlowTarget::TO_XSK != 0)
+            .map(|(k, _)| k)
+            .collect();
+        for k in &keys {
+            let _ = ignore_missing(maps.flows.remove(k));
+            let _ = ignore_missing(maps.stats.remove(k));
+        }
+        keys.len()
     }
 }
 
@@ -63,15 +82,14 @@ impl XskBackend for Kernel {
         Ok(out)
     }
 
-    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<()> {
+    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<usize> {
         let mut maps = self.maps()?;
-        let n = u32::try_from(fds.len()).unwrap_or(u32::MAX);
-        if maps.xsk_used.saturating_add(n) > XSK_SLOTS_PER_TABLE {
-            bail!(
-                "{} AF_XDP sockets on ifindex {ifindex}: more than the {XSK_SLOTS_PER_TABLE} a table has ({} in use)",
-                fds.len(),
-                maps.xsk_used
-            );
+        let free = XSK_SLOTS_PER_TABLE - maps.xsk_used;
+        // Queues past the table's slots stay with the stack.
+        let fds = &fds[..fds.len().min(free as usize)];
+        let n = fds.len() as u32;
+        if n == 0 {
+            return Ok(0);
         }
         let base = self.table.get() * XSK_SLOTS_PER_TABLE + maps.xsk_used;
         for (i, fd) in (0u32..).zip(fds) {
@@ -87,7 +105,7 @@ impl XskBackend for Kernel {
             .insert(key, XskSlots { base, queues: n }, BPF_ANY)
             .map_err(|e| anyhow!("XSK_SLOTS for ifindex {ifindex}: {e}"))?;
         maps.xsk_used += n;
-        Ok(())
+        Ok(fds.len())
     }
 
     fn steer_flow(&self, local: SocketAddr) -> Result<(), OffloadError> {

@@ -398,7 +398,7 @@ impl Metrics {
         };
         let c = b.counters(
             "af_xdp_packets",
-            "Packets of the AF_XDP relay: received, sent as frames, sent through the stream's socket instead (fallback), dropped",
+            "Packets of the AF_XDP relay: received, sent as frames, sent through the stream's socket instead (fallback), dropped, dropped by the kernel before the relay saw them (overflow)",
             &["type"],
         )?;
         for (t, v) in [
@@ -406,6 +406,7 @@ impl Metrics {
             ("sent", &x.stats.sent),
             ("fallback", &x.stats.fallback),
             ("dropped", &x.stats.dropped),
+            ("overflow", &x.stats.overflow),
         ] {
             c.with_label_values(&[t])
                 .inc_by(v.load(std::sync::atomic::Ordering::Relaxed));

@@ -3,8 +3,9 @@
 //! kernel, no libbpf. Used by the relay's AF_XDP path
 //! (`relay/xsk.rs`) and the benchmark's kernel-bypass floor.
 //!
-//! Half the UMEM's frames (the ring size) exist per direction. Half of
-//! those feed the fill ring (the kernel writes
+//! The UMEM holds `rx_frames` frames for reception and `tx_frames` for
+//! transmission; every ring has `2 * rx_frames` entries. The reception
+//! frames feed the fill ring (the kernel writes
 //! received frames into them): half the ring's size, because the kernel
 //! publishes received frames before it releases their fill-ring slots, so a
 //! full ring could refuse a frame handed straight back. The rest is a free
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::io;
 
 /// Size of a UMEM frame (one packet).
-pub const FRAME: usize = 2048;
+pub const FRAME: usize = rtpengine_common::XSK_FRAME_SIZE as usize;
 
 /// `err` (the last OS error) with what was being done.
 fn os_err(what: &str) -> io::Error {
@@ -196,18 +197,19 @@ fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T, what: &str) -> io::Result<()> {
 }
 
 impl Xsk {
-    /// Binds a copy-mode socket to queue `queue` of `ifindex`, with a UMEM
-    /// of `frames` frames (a power of two, at least 8): `frames / 2`-entry
-    /// rings, a quarter of the frames for reception.
-    pub fn bind(ifindex: u32, queue: u32, frames: u32) -> io::Result<Xsk> {
-        if frames < 8 || !frames.is_power_of_two() {
+    /// Binds a copy-mode socket to queue `queue` of `ifindex`, with
+    /// `rx_frames` frames (a power of two, at least 4) that packets can
+    /// wait in until `receive` takes them, and `tx_frames` (at least 1) for
+    /// packets queued to send.
+    pub fn bind(ifindex: u32, queue: u32, rx_frames: u32, tx_frames: u32) -> io::Result<Xsk> {
+        if rx_frames < 4 || !rx_frames.is_power_of_two() || tx_frames == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("AF_XDP UMEM of {frames} frames: not a power of two of at least 8"),
+                format!("AF_XDP UMEM of {rx_frames} + {tx_frames} frames: the first must be a power of two of at least 4, the second positive"),
             ));
         }
-        let ring = frames / 2;
-        let rx_frames = ring / 2;
+        let ring = rx_frames * 2;
+        let frames = rx_frames + tx_frames;
         // SAFETY: plain socket(2).
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -301,8 +303,8 @@ impl Xsk {
                 // back in the fill ring.
                 f(unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr), len) });
             }
-            // Cannot fail: at most a quarter of the frames (half the
-            // ring) are ever in it.
+            // Cannot fail: at most the reception frames (half the ring)
+            // are ever in it.
             self.fill.push(d.addr & !(FRAME as u64 - 1));
         }
         if n > 0 {
@@ -389,6 +391,27 @@ impl Xsk {
         if n > 0 {
             self.comp.release(n);
         }
+    }
+
+    /// The kernel's counters of this socket (`XDP_STATISTICS`).
+    pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+        // SAFETY: all-zero is a valid xdp_statistics.
+        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: st/len describe a writable buffer.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut st as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(os_err("XDP_STATISTICS"));
+        }
+        Ok(st)
     }
 
     /// The socket (for epoll and the XSKMAP).

@@ -131,8 +131,9 @@ pub trait XskBackend: Send + Sync {
     fn xsk_devices(&self) -> anyhow::Result<Vec<XskDevice>>;
     /// Makes `fds` (one AF_XDP socket per receive queue of `ifindex`, in
     /// queue order) the ones this table's steered packets arriving there
-    /// go to.
-    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<()>;
+    /// go to, as many as the table has slots left for; returns how many
+    /// (the queues of the others stay with the stack).
+    fn bind_xsk(&self, ifindex: u32, fds: &[RawFd]) -> anyhow::Result<usize>;
     /// Steers what arrives for `local` to the AF_XDP sockets (replacing any
     /// rule for it); removed with [`Offload::remove`].
     fn steer_flow(&self, local: SocketAddr) -> Result<(), OffloadError>;

@@ -429,6 +429,7 @@ impl MediaSocket {
         }
         let mut st = self.state();
         let st = &mut *st;
+        self.steer_locked(st);
         if let Some(ssrc) = d.learn {
             st.bundle_learned.received(ssrc, member.key);
         }
@@ -873,10 +874,12 @@ impl MediaSocket {
 
     /// Steers what the party sends here to the AF_XDP relay, once, if the
     /// kernel cannot forward it (SRTP to encrypt or decrypt, a bundle's
-    /// head, filtered media) and the backend can steer.
+    /// head, filtered media) and the backend can steer. Not a bundle
+    /// member: its party sends to the head (steered for the section it
+    /// hands a packet to, in `forward_bundled`).
     fn steer_locked(&self, st: &mut SocketState) {
         let Some(offload) = &self.offload else { return };
-        if st.steered || st.steer_failed || st.kernel.is_some() {
+        if st.steered || st.steer_failed || st.kernel.is_some() || st.via.is_some() {
             return;
         }
         if !(st.transform.active() || st.bundle.is_some() || st.filter.active()) {

@@ -1,10 +1,10 @@
 //! The userspace relay over AF_XDP, for the streams the kernel cannot
 //! forward (SRTP the daemon encrypts or decrypts, bundles, filtered media).
 //!
-//! Measured with the benchmark (BENCHMARKS.md, "SRTP over the floors"),
-//! receiving and sending through AF_XDP instead of UDP sockets takes about
-//! 5 µs off each SRTP packet: the socket layer, not the crypto, is most of
-//! a userspace relay's cost.
+//! Measured with the benchmark (BENCHMARKS.md, "SRTP through the daemon
+//! over AF_XDP"), receiving and sending through AF_XDP instead of UDP
+//! sockets takes microseconds off each SRTP packet: the socket layer, not
+//! the crypto, is most of a userspace relay's cost.
 //!
 //! - **In.** Once such a stream's socket has relayed a packet, it is
 //!   *steered*: a [`FlowTarget::TO_XSK`](rtpengine_common::FlowTarget::TO_XSK)
@@ -53,10 +53,17 @@ use crate::net::Epoll;
 /// Frames taken from one socket per pass.
 const BATCH: u32 = 64;
 
-/// UMEM frames per socket: 512-entry rings, 128 frames in the fill ring
-/// (half a second of 250 streams at 50 packets/s per coalescing pass of
-/// 1 ms is 13 frames: deep enough, and 2 MiB of locked memory per queue).
-const UMEM_FRAMES: u32 = 1024;
+/// UMEM frames per socket for reception: 1 024 packets can wait for the
+/// relay, 10 ms of 100 000 packets/s on one queue (a 1 ms pass needs 100;
+/// the rest rides out the thread being scheduled late, as a socket's
+/// receive buffer does; the benchmark lost packets with 256).
+const RX_FRAMES: u32 = 1024;
+
+/// UMEM frames per socket for transmission: frames leave within the pass
+/// that queued them (copy mode sends them in `flush`), and a pass that
+/// queues more sends the rest out of the sockets. With `RX_FRAMES`, 3 MiB
+/// of locked memory per queue.
+const TX_FRAMES: u32 = 512;
 
 /// The epoll token of the stop eventfd.
 const STOP: u64 = u64::MAX;
@@ -76,7 +83,14 @@ pub struct XskStats {
     /// Received packets no steered socket took (closed meanwhile) or that
     /// could not be parsed.
     pub dropped: AtomicU64,
+    /// Packets the kernel dropped before the relay saw them (a full ring or
+    /// no free frame: the relay fell behind), read from the sockets'
+    /// `XDP_STATISTICS` once a second.
+    pub overflow: AtomicU64,
 }
+
+/// How often the kernel's drop counters are read.
+const STATISTICS_EVERY: Duration = Duration::from_secs(1);
 
 /// The relay's view of the kernel with steering: what [`Offload`] does,
 /// plus the steered sockets by local address (the AF_XDP thread's lookup).
@@ -180,25 +194,35 @@ impl XskRelay {
             rx_queues,
         } in devices
         {
-            let mut fds = Vec::new();
+            let mut socks = Vec::new();
             for q in 0..rx_queues.max(1) {
-                let xsk = match Xsk::bind(ifindex, q, UMEM_FRAMES) {
-                    Ok(x) => x,
+                match Xsk::bind(ifindex, q, RX_FRAMES, TX_FRAMES) {
+                    Ok(x) => socks.push(x),
                     // Queues allocated but not in use refuse a bind.
                     Err(e) if q > 0 && e.kind() == io::ErrorKind::InvalidInput => break,
+                    // EBUSY: another process (a daemon of another table)
+                    // has AF_XDP sockets on this queue; one UMEM per queue.
                     Err(e) => {
                         return Err(e).with_context(|| format!("AF_XDP socket on {dev} queue {q}"))
                     }
-                };
-                fds.push(xsk.fd());
+                }
+            }
+            let fds: Vec<_> = socks.iter().map(Xsk::fd).collect();
+            let bound = backend
+                .bind_xsk(ifindex, &fds)
+                .with_context(|| format!("registering the AF_XDP sockets of {dev}"))?;
+            if bound < socks.len() {
+                tracing::warn!(device = %dev, queues = socks.len(), bound, "More receive queues than AF_XDP slots: the others' packets go to the sockets");
+            }
+            socks.truncate(bound);
+            for xsk in socks {
                 epoll.add(xsk.fd(), ports.len() as u64)?;
                 ports.push(Port { ifindex, xsk });
             }
-            let queues = fds.len();
-            backend
-                .bind_xsk(ifindex, &fds)
-                .with_context(|| format!("registering the AF_XDP sockets of {dev}"))?;
-            tracing::info!(device = %dev, queues, "AF_XDP relay sockets bound");
+            tracing::info!(device = %dev, queues = bound, "AF_XDP relay sockets bound");
+        }
+        if ports.is_empty() {
+            anyhow::bail!("no AF_XDP slot left for this table");
         }
         // SAFETY: plain syscall.
         let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -381,6 +405,7 @@ fn run(
     let mut hops = HashMap::new();
     let mut generation = backend.hop_generation();
     let mut again = false;
+    let mut statistics_at = Instant::now();
     loop {
         let n = match epoll.wait(&mut events, if again { 0 } else { -1 }) {
             Ok(n) => n,
@@ -445,6 +470,15 @@ fn run(
         }
         for p in &mut ports {
             p.xsk.flush();
+        }
+        if statistics_at.elapsed() >= STATISTICS_EVERY {
+            statistics_at = Instant::now();
+            let overflow: u64 = ports
+                .iter()
+                .filter_map(|p| p.xsk.statistics().ok())
+                .map(|s| s.rx_dropped + s.rx_ring_full)
+                .sum();
+            steering.stats.overflow.store(overflow, Relaxed);
         }
         if !again {
             if let Some(rest) = coalesce.checked_sub(start.elapsed()) {
