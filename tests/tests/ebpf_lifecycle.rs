@@ -12,6 +12,7 @@ use std::time::Duration;
 use rtpengine::kernel::{
     flow_key, Kernel, KernelConfig, SourcePolicy, TableId, XdpAttachMode, EBPF_OBJECT,
 };
+use rtpengine::relay::offload::XskBackend;
 use rtpengine_tests::*;
 
 #[test]
@@ -55,6 +56,41 @@ fn tables_are_isolated_and_flushed() {
         .unwrap()
         .starts_with("kernel table 2: 0 flow(s)"));
     assert!(TableId::new(64).is_err());
+}
+
+/// A daemon keeping its flows for a restart (`--redis`) keeps its rules,
+/// but not its AF_XDP steering: its sockets are gone, and the restored
+/// ones steer again (to the new process's sockets) with their first packet.
+#[test]
+#[ignore = "privileged: run with cargo xtask test"]
+fn a_restart_keeping_flows_drops_the_old_steering() {
+    require_root();
+    let pins = PinDir::new();
+    let cfg = KernelConfig {
+        table: table(3),
+        devices: vec![],
+        mode: XdpAttachMode::Auto,
+        pin_dir: pins.0.clone(),
+        lease: None,
+        next_hop: Default::default(),
+        keep_flows: true,
+    };
+    let k = Kernel::open_with(&cfg).unwrap();
+    let rule = flow_key("192.0.2.1:30000".parse().unwrap());
+    k.install(rule, target("192.0.2.1:30002", "192.0.2.9:6000").build())
+        .unwrap();
+    k.steer_flow("192.0.2.1:30004".parse().unwrap()).unwrap();
+    let d = k.dump();
+    assert!(d.contains("local 192.0.2.1:30004 -> AF_XDP"), "{d}");
+    assert_eq!(k.entries().len(), 2);
+    drop(k);
+    let kept = rtpengine::kernel::dump_from(&pins.0, Some(table(3))).unwrap();
+    assert!(kept.starts_with("kernel table 3: 2 flow(s)"), "{kept}");
+    let k = Kernel::open_with(&cfg).unwrap();
+    let d = k.dump();
+    assert!(d.starts_with("kernel table 3: 1 flow(s)"), "{d}");
+    assert!(d.contains("local 192.0.2.1:30000 -> 192.0.2.9:6000"), "{d}");
+    k.close().unwrap();
 }
 
 // ---------------------------------------------------------------------------
