@@ -277,9 +277,8 @@ pub struct Kernel {
     pin_dir: PathBuf,
     maps: Arc<Mutex<Maps>>,
     nexthops: Arc<Mutex<nexthop::NextHops>>,
-    /// Bumped by the rtnetlink monitor on every neighbour, route or link
-    /// change: next hops cached outside `nexthops` (the AF_XDP relay's) are
-    /// stale once it moved.
+    /// `nexthops`' generation: next hops cached outside it (the AF_XDP
+    /// relay's) are stale once it moved.
     hop_generation: Arc<AtomicU64>,
     monitor_stop: Arc<AtomicBool>,
     prog: Mutex<Prog>,
@@ -349,14 +348,16 @@ impl Kernel {
         prog.load()
             .map_err(|e| anyhow!("loading XDP program {XDP_PROGRAM} failed: {e}"))?;
 
+        let hop_generation = Arc::new(AtomicU64::new(0));
         let mut kernel = Kernel {
             table: cfg.table,
             pin_dir: cfg.pin_dir.clone(),
             maps: Arc::new(Mutex::new(maps)),
             nexthops: Arc::new(Mutex::new(nexthop::NextHops::new(
                 cfg.next_hop == NextHopMode::Resolve,
+                Arc::clone(&hop_generation),
             ))),
-            hop_generation: Arc::new(AtomicU64::new(0)),
+            hop_generation,
             monitor_stop: Arc::new(AtomicBool::new(false)),
             prog: Mutex::new(Prog {
                 ebpf,
@@ -380,7 +381,6 @@ impl Kernel {
                 Arc::downgrade(&kernel.nexthops),
                 Arc::downgrade(&kernel.maps),
                 cfg.table.get(),
-                Arc::clone(&kernel.hop_generation),
                 Arc::clone(&kernel.monitor_stop),
             ) {
                 tracing::warn!(error = %e, "Cannot follow neighbour and route changes: next hops come from the FIB lookup (which needs IP forwarding)");

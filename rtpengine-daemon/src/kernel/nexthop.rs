@@ -38,9 +38,10 @@ const TICK: Duration = Duration::from_millis(200);
 type Pair = (IpAddr, IpAddr);
 
 /// Pairs the AF_XDP relay asked for that no flow uses, kept (and followed
-/// by the monitor) so its lookups stay in the cache; past this many they
-/// are forgotten together and resolved again on use.
-const MAX_RELAY_PAIRS: usize = 65_536;
+/// by the monitor) so its answers stay current; past this many they are
+/// forgotten together (the generation moves, so the relay asks again) and
+/// resolved again on use. Bounds the monitor's scan per neighbour event.
+const MAX_RELAY_PAIRS: usize = 16_384;
 
 /// What is known about one pair.
 #[derive(Debug, Default)]
@@ -83,12 +84,17 @@ pub(super) struct NextHops {
     egress: Option<HashSet<u32>>,
     pairs: HashMap<Pair, Entry>,
     by_flow: HashMap<FlowKey, Pair>,
+    /// Moves whenever an answer [`NextHops::lookup`] gave may be stale (a
+    /// pair's next hop changed, pairs were forgotten): the AF_XDP relay
+    /// caches answers until it moves.
+    generation: Arc<AtomicU64>,
 }
 
 impl NextHops {
     /// A cache with its query socket (`resolve` false, or no socket, e.g.
-    /// no permission: every flow uses the FIB lookup; logged once).
-    pub(super) fn new(resolve: bool) -> NextHops {
+    /// no permission: every flow uses the FIB lookup; logged once), moving
+    /// `generation` (see the field).
+    pub(super) fn new(resolve: bool, generation: Arc<AtomicU64>) -> NextHops {
         let rtnl = if resolve {
             Rtnl::new()
                 .inspect_err(|e| {
@@ -103,7 +109,13 @@ impl NextHops {
             egress: None,
             pairs: HashMap::new(),
             by_flow: HashMap::new(),
+            generation,
         }
+    }
+
+    /// Cached answers may be stale.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Relaxed);
     }
 
     /// Only next hops through these devices are used; the others are left
@@ -118,6 +130,7 @@ impl NextHops {
         self.rtnl = None;
         self.pairs.clear();
         self.by_flow.clear();
+        self.changed();
     }
 
     /// Fills `t`'s next hop for flow `key`, resolving its pair on a miss,
@@ -130,7 +143,9 @@ impl NextHops {
         self.forget(&key);
         if !self.pairs.contains_key(&pair) {
             let entry = match &mut self.rtnl {
-                Some(rtnl) => resolve(rtnl, pair, self.egress.as_ref()),
+                // A failed query leaves the flow to the FIB lookup until
+                // the pair is resolved again (a route or link change).
+                Some(rtnl) => resolve(rtnl, pair, self.egress.as_ref()).unwrap_or_default(),
                 None => Entry::default(),
             };
             self.pairs.insert(pair, entry);
@@ -163,6 +178,7 @@ impl NextHops {
     pub(super) fn clear(&mut self) {
         self.pairs.clear();
         self.by_flow.clear();
+        self.changed();
     }
 
     /// Applies a neighbour change; returns the pairs whose next hop changed.
@@ -180,8 +196,12 @@ impl NextHops {
 }
 
 /// The route, link and neighbour of `pair`, as far as known (nothing for
-/// a route through a device not in `egress`).
-fn resolve(rtnl: &mut Rtnl, (src, dst): Pair, egress: Option<&HashSet<u32>>) -> Entry {
+/// a route through a device not in `egress`); an error if a query failed.
+fn resolve(
+    rtnl: &mut Rtnl,
+    (src, dst): Pair,
+    egress: Option<&HashSet<u32>>,
+) -> std::io::Result<Entry> {
     let looked_up = (|| -> std::io::Result<Entry> {
         let Some(route) = rtnl.route(src, dst)? else {
             return Ok(Entry::default());
@@ -200,9 +220,8 @@ fn resolve(rtnl: &mut Rtnl, (src, dst): Pair, egress: Option<&HashSet<u32>>) -> 
             relay: false,
         })
     })();
-    looked_up.unwrap_or_else(|e| {
+    looked_up.inspect_err(|e| {
         tracing::debug!(%src, %dst, error = %e, "Resolving the next hop failed; the dataplane uses the FIB lookup");
-        Entry::default()
     })
 }
 
@@ -216,32 +235,38 @@ pub(super) struct Hop {
 }
 
 impl NextHops {
-    /// The next hop of a packet from `src` to `dst`; `None` without one
-    /// (unresolved neighbour, local or non-Ethernet route, a device without
-    /// the program, no rtnetlink). The pair stays cached and followed by
-    /// the monitor, which moves the generation when it changes: the AF_XDP
+    /// The next hop of a packet from `src` to `dst`: `Ok(None)` without
+    /// one (unresolved neighbour, local or non-Ethernet route, a device
+    /// without the program, no rtnetlink), an error if a query failed (not
+    /// cached: ask again). The pair stays cached and followed by the
+    /// monitor, which moves the generation when it changes: the AF_XDP
     /// relay caches answers until then.
-    pub(super) fn lookup(&mut self, src: IpAddr, dst: IpAddr) -> Option<Hop> {
+    pub(super) fn lookup(&mut self, src: IpAddr, dst: IpAddr) -> std::io::Result<Option<Hop>> {
+        let Some(rtnl) = self.rtnl.as_mut() else {
+            return Ok(None);
+        };
         let pair = (src, dst);
         if !self.pairs.contains_key(&pair) {
-            let rtnl = self.rtnl.as_mut()?;
-            let entry = resolve(rtnl, pair, self.egress.as_ref());
+            let entry = resolve(rtnl, pair, self.egress.as_ref())?;
             let relay_only = self.pairs.values().filter(|e| e.flows.is_empty()).count();
             if relay_only >= MAX_RELAY_PAIRS {
                 self.pairs.retain(|_, e| !e.flows.is_empty());
+                self.changed();
             }
             self.pairs.insert(pair, entry);
         }
-        let e = self.pairs.get_mut(&pair)?;
+        let Some(e) = self.pairs.get_mut(&pair) else {
+            return Ok(None);
+        };
         e.relay = true;
         let mut t = FlowTarget::default();
         e.apply(&mut t);
-        (t.flags & FlowTarget::NEXT_HOP != 0).then_some(Hop {
+        Ok((t.flags & FlowTarget::NEXT_HOP != 0).then_some(Hop {
             ifindex: t.oif,
             smac: t.smac,
             dmac: t.dmac,
             mtu: t.mtu,
-        })
+        }))
     }
 }
 
@@ -282,11 +307,11 @@ pub(super) fn spawn_monitor(
     hops: Weak<Mutex<NextHops>>,
     maps: Weak<Mutex<Maps>>,
     table: u32,
-    generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    // Moved only when a cached pair's next hop changed: a neighbour merely
-    // going stale must not make the AF_XDP relay resolve everything again.
+    // The generation moves only when a cached pair's next hop changed: a
+    // neighbour merely going stale must not make the AF_XDP relay resolve
+    // everything again.
     let mut monitor = Monitor::new(TICK)?;
     let mut rtnl = Rtnl::new()?;
     std::thread::Builder::new()
@@ -323,14 +348,14 @@ pub(super) fn spawn_monitor(
                             if !changed.is_empty() {
                                 tracing::debug!(%ip, ifindex, ?mac, pairs = changed.len(), "Neighbour changed: updating kernel flows");
                                 rewrite(&h, &maps, table, &changed);
-                                generation.fetch_add(1, Relaxed);
+                                h.changed();
                             }
                         }
                         Event::Topology => topology = true,
                     }
                 }
-                if topology && resync(&hops, &maps, table, &mut rtnl) {
-                    generation.fetch_add(1, Relaxed);
+                if topology {
+                    resync(&hops, &maps, table, &mut rtnl);
                 }
             }
         })?;
@@ -338,9 +363,9 @@ pub(super) fn spawn_monitor(
 }
 
 /// Resolves every cached pair again (routes or links changed) and rewrites
-/// the flows of those that changed; true if any did. Queries run without
-/// the cache locked.
-fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) -> bool {
+/// the flows of those that changed (a pair whose queries failed keeps what
+/// it had). Queries run without the cache locked.
+fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtnl) {
     // The snapshot releases the lock before the queries.
     let (pairs, egress) = {
         let h = hops.lock().unwrap_or_else(PoisonError::into_inner);
@@ -348,7 +373,7 @@ fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtn
     };
     let resolved: Vec<(Pair, Entry)> = pairs
         .into_iter()
-        .map(|p| (p, resolve(rtnl, p, egress.as_ref())))
+        .filter_map(|p| Some((p, resolve(rtnl, p, egress.as_ref()).ok()?)))
         .collect();
     let mut h = hops.lock().unwrap_or_else(PoisonError::into_inner);
     let mut changed = Vec::new();
@@ -363,12 +388,12 @@ fn resync(hops: &Mutex<NextHops>, maps: &Mutex<Maps>, table: u32, rtnl: &mut Rtn
         }
     }
     if changed.is_empty() {
-        return false;
+        return;
     }
     tracing::debug!(
         pairs = changed.len(),
         "Routes changed: updating kernel flows"
     );
     rewrite(&h, maps, table, &changed);
-    true
+    h.changed();
 }

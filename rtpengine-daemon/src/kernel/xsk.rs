@@ -120,14 +120,19 @@ impl XskBackend for Kernel {
         self.write(key, target).map_err(OffloadError::Rejected)
     }
 
-    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> Option<NextHop> {
+    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> std::io::Result<Option<NextHop>> {
         let hop = self.nexthops().lookup(src, dst)?;
-        Some(NextHop {
+        Ok(hop.map(|hop| NextHop {
             ifindex: hop.ifindex,
             smac: hop.smac,
             dmac: hop.dmac,
             mtu: hop.mtu,
-        })
+        }))
+    }
+
+    fn xsk_slots_free(&self) -> u32 {
+        self.maps()
+            .map_or(0, |m| XSK_SLOTS_PER_TABLE.saturating_sub(m.xsk_used))
     }
 
     fn hop_generation(&self) -> u64 {

@@ -202,10 +202,15 @@ impl Xsk {
     /// wait in until `receive` takes them, and `tx_frames` (at least 1) for
     /// packets queued to send.
     pub fn bind(ifindex: u32, queue: u32, rx_frames: u32, tx_frames: u32) -> io::Result<Xsk> {
-        if rx_frames < 4 || !rx_frames.is_power_of_two() || tx_frames == 0 {
+        // The UMEM must be whole pages (two frames each).
+        if rx_frames < 4
+            || !rx_frames.is_power_of_two()
+            || tx_frames == 0
+            || !tx_frames.is_multiple_of(2)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("AF_XDP UMEM of {rx_frames} + {tx_frames} frames: the first must be a power of two of at least 4, the second positive"),
+                format!("AF_XDP UMEM of {rx_frames} + {tx_frames} frames: the first must be a power of two of at least 4, the second even and positive"),
             ));
         }
         let ring = rx_frames * 2;

@@ -138,8 +138,11 @@ pub trait XskBackend: Send + Sync {
     /// rule for it); removed with [`Offload::remove`].
     fn steer_flow(&self, local: SocketAddr) -> Result<(), OffloadError>;
     /// The next hop from local address `src` to `dst`, if one is resolved
-    /// through a device of the dataplane.
-    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> Option<NextHop>;
+    /// through a device of the dataplane (an error: the answer is not
+    /// known now, ask again).
+    fn next_hop(&self, src: IpAddr, dst: IpAddr) -> std::io::Result<Option<NextHop>>;
+    /// AF_XDP sockets this table can still register ([`bind_xsk`](Self::bind_xsk)).
+    fn xsk_slots_free(&self) -> u32;
     /// Changes whenever next hops may have changed (routes, links,
     /// neighbours): cached ones are stale.
     fn hop_generation(&self) -> u64;

@@ -65,6 +65,9 @@ const RX_FRAMES: u32 = 1024;
 /// of locked memory per queue.
 const TX_FRAMES: u32 = 512;
 
+/// Next hops the thread keeps between generations, at most.
+const MAX_CACHED_HOPS: usize = 65_536;
+
 /// The epoll token of the stop eventfd.
 const STOP: u64 = u64::MAX;
 
@@ -195,7 +198,13 @@ impl XskRelay {
         } in devices
         {
             let mut socks = Vec::new();
-            for q in 0..rx_queues.max(1) {
+            // Queues past the table's free slots stay with the sockets:
+            // not even opened (each costs locked memory).
+            let queues = rx_queues.max(1).min(backend.xsk_slots_free());
+            if queues < rx_queues {
+                tracing::warn!(device = %dev, rx_queues, queues, "More receive queues than AF_XDP slots: the others' packets go to the sockets");
+            }
+            for q in 0..queues {
                 match Xsk::bind(ifindex, q, RX_FRAMES, TX_FRAMES) {
                     Ok(x) => socks.push(x),
                     // Queues allocated but not in use refuse a bind.
@@ -211,9 +220,6 @@ impl XskRelay {
             let bound = backend
                 .bind_xsk(ifindex, &fds)
                 .with_context(|| format!("registering the AF_XDP sockets of {dev}"))?;
-            if bound < socks.len() {
-                tracing::warn!(device = %dev, queues = socks.len(), bound, "More receive queues than AF_XDP slots: the others' packets go to the sockets");
-            }
             socks.truncate(bound);
             for xsk in socks {
                 epoll.add(xsk.fd(), ports.len() as u64)?;
@@ -345,10 +351,21 @@ struct XskEgress<'a> {
 
 impl XskEgress<'_> {
     fn hop(&mut self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<NextHop> {
-        *self
-            .hops
-            .entry((src, dst))
-            .or_insert_with(|| self.backend.next_hop(IpAddr::V4(src), IpAddr::V4(dst)))
+        if let Some(hop) = self.hops.get(&(src, dst)) {
+            return *hop;
+        }
+        // Not cached when the query failed: the next packet asks again.
+        let hop = self
+            .backend
+            .next_hop(IpAddr::V4(src), IpAddr::V4(dst))
+            .ok()?;
+        // Bounded: the backend forgets its pairs (and moves the generation)
+        // long before, unless it resolves none (no rtnetlink).
+        if self.hops.len() >= MAX_CACHED_HOPS {
+            self.hops.clear();
+        }
+        self.hops.insert((src, dst), hop);
+        hop
     }
 
     /// Queues the frame; false if it must go out of the socket.
