@@ -100,21 +100,7 @@ pub fn setup_call_sdps(
     offer_extra: Vec<(&str, Value)>,
     answer_extra: Vec<(&str, Value)>,
 ) -> (String, String) {
-    let mut offer = sdp_cmd(
-        "offer",
-        id,
-        "ft",
-        None,
-        &phone_sdp(caller.0, caller.1),
-        offer_extra,
-    );
-    offer.insert(
-        b"direction".to_vec(),
-        Value::List(vec!["int".into(), "ext".into()]),
-    );
-    let r = p.ng.call(&offer).unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let to_callee = get_str(&r, "sdp").to_owned();
+    let to_callee = offer_int_to_ext(p, id, "ft", &phone_sdp(caller.0, caller.1), offer_extra);
     let r =
         p.ng.call(&sdp_cmd(
             "answer",
@@ -127,6 +113,25 @@ pub fn setup_call_sdps(
         .unwrap();
     assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
     (to_callee, get_str(&r, "sdp").to_owned())
+}
+
+/// Offers `sdp` from tag `from` on interface `int` to `ext` (the caller's
+/// side to the callee's); returns the SDP that goes on to the callee.
+pub fn offer_int_to_ext(
+    p: &Proxy,
+    id: &str,
+    from: &str,
+    sdp: &str,
+    extra: Vec<(&str, Value)>,
+) -> String {
+    let mut offer = sdp_cmd("offer", id, from, None, sdp, extra);
+    offer.insert(
+        b"direction".to_vec(),
+        Value::List(vec!["int".into(), "ext".into()]),
+    );
+    let r = p.ng.call(&offer).unwrap();
+    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
+    get_str(&r, "sdp").to_owned()
 }
 
 /// `statistics` → `totalstatistics` → `key`.

@@ -40,6 +40,19 @@ pub fn crypto_lines(sdp: &str) -> Vec<CryptoLine> {
         .collect()
 }
 
+/// A one-section IPv4 audio SDP (PCMU) from `addr`:`port` with `protocol`
+/// and these `a=crypto` lines.
+pub fn sdes_sdp(addr: &str, port: u16, protocol: &str, crypto: &[CryptoLine]) -> String {
+    let mut s = format!(
+        "v=0\no=- 1 1 IN IP4 {addr}\ns=-\nt=0 0\nm=audio {port} {protocol} 0\nc=IN IP4 {addr}\na=sendrecv\n"
+    );
+    for c in crypto {
+        s.push_str(&c.attr());
+        s.push('\n');
+    }
+    s
+}
+
 /// A libsrtp endpoint: sessions per key and direction persist across calls.
 pub struct SrtpPeer(PyPeer);
 

@@ -11,6 +11,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use rtpengine_tests::sdes_sdp as sdp;
 use rtpengine_tests::*;
 
 const CALLER: &str = Topology::CALLER_V4;
@@ -19,36 +20,17 @@ const METRICS: &str = "127.0.0.1:2280";
 /// The callee's key (30 bytes, AES-128 counter mode).
 const KEY_B: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
 
-fn sdp(addr: &str, port: u16, protocol: &str, crypto: &[CryptoLine]) -> String {
-    let mut s = format!(
-        "v=0\no=- 1 1 IN IP4 {addr}\ns=-\nt=0 0\nm=audio {port} {protocol} 0\nc=IN IP4 {addr}\na=sendrecv\n"
-    );
-    for c in crypto {
-        s.push_str(&c.attr());
-        s.push('\n');
-    }
-    s
-}
-
 /// A plain caller (port 5000) calls an SDES callee (port 6000) through
 /// the proxy's `int` and `ext` interfaces. Returns our key towards the
 /// callee, the callee's key, and where the callee and the caller send.
 fn plain_to_srtp(p: &Proxy, id: &str) -> (CryptoLine, CryptoLine, SocketAddr, SocketAddr) {
-    let mut offer = sdp_cmd(
-        "offer",
+    let offered = offer_int_to_ext(
+        p,
         id,
         "ft",
-        None,
         &sdp(CALLER, 5000, "RTP/AVP", &[]),
         vec![("transport-protocol", Value::str("RTP/SAVP"))],
     );
-    offer.insert(
-        b"direction".to_vec(),
-        Value::List(vec!["int".into(), "ext".into()]),
-    );
-    let r = p.ng.call(&offer).unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let offered = get_str(&r, "sdp").to_owned();
     let to_b = crypto_lines(&offered)
         .into_iter()
         .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")
@@ -240,11 +222,10 @@ fn webrtc_media_is_relayed_over_af_xdp() {
     let p = start_proxy(&t, &[&format!("--listen-http={METRICS}")]).unwrap();
     let mut browser = WebrtcPeer::start(&t.caller, CALLER);
     let phone = t.callee.bind_udp(&format!("{CALLEE}:6000"));
-    let mut offer = sdp_cmd(
-        "offer",
+    let to_phone = offer_int_to_ext(
+        &p,
         "xw1",
         "browser",
-        None,
         &browser.offer(),
         vec![
             ("transport-protocol", Value::str("RTP/AVP")),
@@ -252,13 +233,6 @@ fn webrtc_media_is_relayed_over_af_xdp() {
             ("rtcp-mux", Value::List(vec![Value::str("demux")])),
         ],
     );
-    offer.insert(
-        b"direction".to_vec(),
-        Value::List(vec!["int".into(), "ext".into()]),
-    );
-    let r = p.ng.call(&offer).unwrap();
-    assert_eq!(get_str(&r, "result"), "ok", "{r:?}");
-    let to_phone = get_str(&r, "sdp").to_owned();
     let r =
         p.ng.call(&sdp_cmd(
             "answer",

@@ -6,21 +6,11 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
+use rtpengine_tests::sdes_sdp as sdp;
 use rtpengine_tests::*;
 
 const A: &str = "198.51.100.1";
 const B: &str = "198.51.100.3";
-
-fn sdp(addr: &str, port: u16, protocol: &str, crypto: &[CryptoLine]) -> String {
-    let mut s = format!(
-        "v=0\no=- 1 1 IN IP4 {addr}\ns=-\nt=0 0\nm=audio {port} {protocol} 0\nc=IN IP4 {addr}\na=sendrecv\n"
-    );
-    for c in crypto {
-        s.push_str(&c.attr());
-        s.push('\n');
-    }
-    s
-}
 
 fn line(tag: u32, suite: &str, key: &str) -> CryptoLine {
     CryptoLine {

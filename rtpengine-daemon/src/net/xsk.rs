@@ -196,6 +196,22 @@ fn setopt<T>(fd: RawFd, opt: libc::c_int, v: &T, what: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads `SOL_XDP` option `opt`: a plain C struct of integers (the
+/// kernel's `xdp_mmap_offsets`, `xdp_statistics`), so all-zero is a valid
+/// start and any bytes the kernel writes are a valid value.
+fn getopt<T: Copy>(fd: RawFd, opt: libc::c_int, what: &str) -> io::Result<T> {
+    // SAFETY: T is one of the kernel's integer-only structs (see above).
+    let mut v: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: v/len describe a writable buffer of T's size.
+    let r =
+        unsafe { libc::getsockopt(fd, libc::SOL_XDP, opt, (&mut v as *mut T).cast(), &mut len) };
+    if r < 0 {
+        return Err(os_err(what));
+    }
+    Ok(v)
+}
+
 impl Xsk {
     /// Binds a copy-mode socket to queue `queue` of `ifindex`, with
     /// `rx_frames` frames (a power of two, at least 4) that packets can
@@ -240,22 +256,7 @@ impl Xsk {
         ] {
             setopt(raw, opt, &ring, what)?;
         }
-        // SAFETY: all-zero is a valid xdp_mmap_offsets.
-        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-        // SAFETY: off/len describe a writable buffer.
-        let r = unsafe {
-            libc::getsockopt(
-                raw,
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(os_err("XDP_MMAP_OFFSETS"));
-        }
+        let off: libc::xdp_mmap_offsets = getopt(raw, libc::XDP_MMAP_OFFSETS, "XDP_MMAP_OFFSETS")?;
         let mut xsk = Xsk {
             fill: Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING, ring)?,
             comp: Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING, ring)?,
@@ -400,23 +401,7 @@ impl Xsk {
 
     /// The kernel's counters of this socket (`XDP_STATISTICS`).
     pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
-        // SAFETY: all-zero is a valid xdp_statistics.
-        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: st/len describe a writable buffer.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&mut st as *mut libc::xdp_statistics).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(os_err("XDP_STATISTICS"));
-        }
-        Ok(st)
+        getopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS, "XDP_STATISTICS")
     }
 
     /// The socket (for epoll and the XSKMAP).

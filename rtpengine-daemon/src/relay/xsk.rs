@@ -45,7 +45,7 @@ use rtpengine_common::csum;
 use super::offload::{
     KernelCounters, NextHop, Offload, OffloadError, Refusals, Rule, XskBackend, XskDevice,
 };
-use super::socket::Egress;
+use super::socket::{Egress, SocketEgress};
 use super::MediaSocket;
 use crate::net::xsk::{Xsk, FRAME};
 use crate::net::Epoll;
@@ -403,7 +403,7 @@ impl Egress for XskEgress<'_> {
             return Ok(());
         }
         self.stats.fallback.fetch_add(1, Relaxed);
-        crate::net::send_to(from.sock.as_raw_fd(), pkt, dst).map(drop)
+        SocketEgress.send(from, pkt, dst, tos)
     }
 }
 
